@@ -1,0 +1,166 @@
+//! The run's own authoritative DNS server (hickory), for `foobar.com`.
+//!
+//! It listens on the gateway address of the design's first network (where
+//! both the harness's client and the containers reach it), on one port for
+//! UDP and TCP. The zone comes from a zone file in `fixtures/dns/` with
+//! `{{ }}` placeholders for the run's addresses; records can be replaced
+//! while the run goes on (DNS-based failover needs that).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, rdata::A};
+use hickory_proto::serialize::txt::Parser;
+use hickory_server::Server;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// How long a TCP client may stay idle before the server closes it.
+const TCP_IDLE: Duration = Duration::from_secs(5);
+
+/// A running DNS server. Dropping it stops it.
+pub struct DnsServer {
+    /// Where it answers, UDP and TCP.
+    pub addr: SocketAddr,
+    /// The zone's origin, e.g. `foobar.com.`.
+    pub origin: Name,
+    zone: Arc<InMemoryZoneHandler>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("addr", &self.addr)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl DnsServer {
+    /// Parses `zone_text` (already rendered) and serves it on `ip`, on a free port.
+    pub async fn start(
+        ip: Ipv4Addr,
+        origin: &str,
+        zone_text: &str,
+        zone_file: &Path,
+    ) -> Result<Self> {
+        let invalid = |detail: String| Error::InvalidFixture {
+            path: zone_file.to_path_buf(),
+            detail,
+        };
+        let origin_name =
+            Name::from_ascii(origin).map_err(|e| invalid(format!("bad origin `{origin}`: {e}")))?;
+        let (origin_name, records) =
+            Parser::new(zone_text, Some(zone_file.to_path_buf()), Some(origin_name))
+                .parse()
+                .map_err(|e| invalid(format!("not a valid zone file: {e}")))?;
+        let zone = InMemoryZoneHandler::new(
+            origin_name.clone(),
+            records,
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        )
+        .map_err(|e| invalid(e))?;
+        let zone = Arc::new(zone);
+        let mut catalog = Catalog::new();
+        catalog.upsert(
+            LowerName::new(&origin_name),
+            vec![zone.clone() as Arc<dyn ZoneHandler>],
+        );
+
+        let dns_err = |addr: String| {
+            move |e: std::io::Error| Error::Dns {
+                addr,
+                source: Box::new(e),
+            }
+        };
+        let tcp = TcpListener::bind((ip, 0))
+            .await
+            .map_err(dns_err(format!("{ip}:0/tcp")))?;
+        let addr = tcp.local_addr().map_err(dns_err(format!("{ip}:0/tcp")))?;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(dns_err(format!("{addr}/udp")))?;
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE, 64 * 1024);
+        let shutdown = server.shutdown_token().clone();
+        tokio::spawn(async move {
+            if let Err(e) = server.block_until_done().await {
+                tracing::warn!("the run's DNS server stopped: {e}");
+            }
+        });
+        Ok(DnsServer {
+            addr,
+            origin: origin_name,
+            zone,
+            shutdown,
+        })
+    }
+
+    /// Replaces every A record of `name` (relative to the origin, or absolute
+    /// with a trailing dot) with `addrs`; an empty list removes the name's A records.
+    pub async fn set_a(&self, name: &str, addrs: &[Ipv4Addr], ttl: u32) -> Result<()> {
+        let fqdn = self.fqdn(name)?;
+        let key = RrKey::new(LowerName::new(&fqdn), RecordType::A);
+        let mut records = self.zone.records_mut().await;
+        if addrs.is_empty() {
+            records.remove(&key);
+            return Ok(());
+        }
+        let serial = 1;
+        let mut set = RecordSet::new(fqdn.clone(), RecordType::A, serial);
+        for a in addrs {
+            set.insert(
+                Record::from_rdata(fqdn.clone(), ttl, RData::A(A(*a))),
+                serial,
+            );
+        }
+        records.insert(key, Arc::new(set));
+        Ok(())
+    }
+
+    /// The A records of `name` as the zone holds them now.
+    pub async fn a_records(&self, name: &str) -> Result<Vec<IpAddr>> {
+        let fqdn = self.fqdn(name)?;
+        let key = RrKey::new(LowerName::new(&fqdn), RecordType::A);
+        let records = self.zone.records().await;
+        Ok(records
+            .get(&key)
+            .map(|set| {
+                set.records_without_rrsigs()
+                    .filter_map(|r| match &r.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn fqdn(&self, name: &str) -> Result<Name> {
+        let parsed = Name::from_ascii(name).map_err(|e| Error::Unknown {
+            kind: "DNS name",
+            name: format!("{name} ({e})"),
+            known: format!("names under {}", self.origin),
+        })?;
+        Ok(if name.ends_with('.') {
+            parsed
+        } else {
+            parsed.append_domain(&self.origin).expect("short name")
+        })
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,352 @@
+//! The Docker engine: connecting, labelling what a run creates, and removing it.
+//!
+//! Why bollard and not testcontainers' runner: testcontainers 0.28 speaks
+//! Docker API 1.53 with no version negotiation, and the engine Debian 12
+//! ships (20.10) answers only up to 1.41, refusing every call. So we use
+//! bollard through testcontainers' re-export and negotiate the version. The
+//! guard pattern testcontainers uses (remove on `Drop`) is kept: see [`RunGuard`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+
+use crate::error::{Error, Result};
+
+/// Label carried by every container and network a run creates: its run id.
+pub const LABEL_RUN: &str = "stackproof.run";
+/// Label naming the process that owns the run, so a sweep never touches a live run.
+pub const LABEL_PID: &str = "stackproof.pid";
+/// Label with the owner's start time (clock ticks since boot), so a reused pid
+/// is not mistaken for the owner.
+pub const LABEL_STARTED: &str = "stackproof.started";
+
+/// Connects to the engine (DOCKER_HOST or the local socket) and agrees on an API version.
+pub async fn connect() -> Result<Docker> {
+    let endpoint =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let no_engine = |source| Error::NoEngine {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    let docker = Docker::connect_with_defaults().map_err(no_engine)?;
+    let docker = docker.negotiate_version().await.map_err(no_engine)?;
+    docker.ping().await.map_err(no_engine)?;
+    Ok(docker)
+}
+
+/// The identity of one run: unique per process and per topology, so parallel
+/// runs (two suites, or two tests in one suite) never collide.
+#[derive(Debug, Clone)]
+pub struct RunId {
+    /// e.g. `4242-3-k9x2`: pid, counter, and a random tail against pid reuse.
+    pub id: String,
+}
+
+impl RunId {
+    /// A fresh run id for this process.
+    pub fn new() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tail: String = (0..4)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
+            .collect();
+        RunId {
+            id: format!("{}-{n}-{tail}", std::process::id()),
+        }
+    }
+
+    /// The labels every resource of this run carries.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_RUN.to_string(), self.id.clone()),
+            (LABEL_PID.to_string(), std::process::id().to_string()),
+            (
+                LABEL_STARTED.to_string(),
+                process_start_ticks(std::process::id()).unwrap_or_default(),
+            ),
+        ])
+    }
+
+    /// A docker-safe name for a resource of this run: `sp-<run>-<name>`.
+    pub fn name(&self, what: &str) -> String {
+        format!("sp-{}-{what}", self.id)
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The start time of a process (field 22 of /proc/PID/stat), if it is alive.
+fn process_start_ticks(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it start past ')'.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Whether the process that labelled a resource still runs.
+fn owner_alive(labels: &HashMap<String, String>) -> bool {
+    let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    match (process_start_ticks(pid), labels.get(LABEL_STARTED)) {
+        (Some(now), Some(then)) => &now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// Removes every container and network of one run.
+pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
+    let filter = HashMap::from([("label", vec![format!("{LABEL_RUN}={run}")])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker(format!("list containers of run `{run}`")))?;
+    let mut removed = 0;
+    for c in containers {
+        let Some(id) = c.id else { continue };
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match docker.remove_container(&id, Some(opts)).await {
+            Ok(()) => removed += 1,
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::docker(format!("remove container `{id}`"))(e)),
+        }
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(Error::docker(format!("list networks of run `{run}`")))?;
+    for n in networks {
+        let Some(id) = n.id else { continue };
+        match docker.remove_network(&id).await {
+            Ok(()) => removed += 1,
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::docker(format!("remove network `{id}`"))(e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes what earlier runs left behind, but only runs whose owning process
+/// is gone (killed test binaries, a CLI that lost its terminal): never a run
+/// that is still going, here or in a parallel process.
+pub async fn sweep_dead_runs(docker: &Docker) -> Result<Vec<String>> {
+    let filter = HashMap::from([("label", vec![LABEL_RUN.to_string()])]);
+    let mut dead = BTreeSet::new();
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof containers"))?;
+    for c in containers {
+        let labels = c.labels.unwrap_or_default();
+        if !owner_alive(&labels) {
+            dead.extend(labels.get(LABEL_RUN).cloned());
+        }
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof networks"))?;
+    for n in networks {
+        let labels = n.labels.unwrap_or_default();
+        if !owner_alive(&labels) {
+            dead.extend(labels.get(LABEL_RUN).cloned());
+        }
+    }
+    for run in &dead {
+        tracing::info!(run, "removing what a dead run left behind");
+        remove_run(docker, run).await?;
+    }
+    Ok(dead.into_iter().collect())
+}
+
+/// Whether the engine answered 404 (already gone: fine when removing).
+pub fn is_not_found(e: &testcontainers::bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Removes everything a run created when dropped: on success, on failure and
+/// on panic (unwinding drops it). Removal needs async calls, and `Drop` may
+/// run inside or outside a runtime of either flavour, so it runs on a
+/// dedicated thread with its own small runtime and is joined.
+#[derive(Debug)]
+pub struct RunGuard {
+    run: String,
+    disarmed: bool,
+}
+
+impl RunGuard {
+    /// Guards the resources labelled with `run`.
+    pub fn new(run: &RunId) -> Self {
+        RunGuard {
+            run: run.id.clone(),
+            disarmed: false,
+        }
+    }
+
+    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run).
+    pub fn disarm(&mut self) {
+        self.disarmed = true;
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if self.disarmed {
+            eprintln!(
+                "stackproof: keeping run `{}` (STACKPROOF_KEEP); remove it with `stackproof sweep --all`",
+                self.run
+            );
+            return;
+        }
+        let run = self.run.clone();
+        let joined = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let Ok(rt) = rt else { return };
+            rt.block_on(async {
+                match connect().await {
+                    Ok(docker) => {
+                        if let Err(e) = remove_run(&docker, &run).await {
+                            eprintln!("stackproof: clean-up of run `{run}` failed: {}", e.chain());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("stackproof: clean-up of run `{run}` failed: {}", e.chain())
+                    }
+                }
+            });
+        })
+        .join();
+        if joined.is_err() {
+            eprintln!("stackproof: clean-up thread of run `{}` panicked", self.run);
+        }
+    }
+}
+
+/// Removes every stackproof resource, whoever owns it (`stackproof sweep --all`).
+pub async fn remove_all(docker: &Docker) -> Result<usize> {
+    let filter = HashMap::from([("label", vec![LABEL_RUN.to_string()])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof containers"))?;
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof networks"))?;
+    let runs: BTreeSet<String> = containers
+        .into_iter()
+        .filter_map(|c| c.labels.and_then(|l| l.get(LABEL_RUN).cloned()))
+        .chain(
+            networks
+                .into_iter()
+                .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_RUN).cloned())),
+        )
+        .collect();
+    let mut n = 0;
+    for run in runs {
+        n += remove_run(docker, &run).await?;
+    }
+    Ok(n)
+}
+
+/// Removes every run this process owns. For Ctrl-C: the guards' `Drop`
+/// does not run when the process is interrupted, so the handler calls this.
+pub async fn remove_own_runs(docker: &Docker) -> Result<usize> {
+    let filter = HashMap::from([("label", vec![format!("{LABEL_PID}={}", std::process::id())])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker("list this process's containers"))?;
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(Error::docker("list this process's networks"))?;
+    let runs: BTreeSet<String> = containers
+        .into_iter()
+        .filter_map(|c| c.labels.and_then(|l| l.get(LABEL_RUN).cloned()))
+        .chain(
+            networks
+                .into_iter()
+                .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_RUN).cloned())),
+        )
+        .collect();
+    let mut n = 0;
+    for run in runs {
+        n += remove_run(docker, &run).await?;
+    }
+    Ok(n)
+}
+
+/// On Ctrl-C (or SIGTERM), removes this process's runs and exits 130.
+/// Call once, inside the runtime.
+pub fn clean_up_on_interrupt() {
+    tokio::spawn(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        eprintln!("\nstackproof: interrupted; removing this run's containers and networks");
+        if let Ok(docker) = connect().await {
+            let _ = remove_own_runs(&docker).await;
+        }
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,209 @@
+//! Errors, one variant per operation, each naming the thing it was about.
+//!
+//! Messages are lowercase and verb-first ("failed to start `apache` on host
+//! `server-1`"); the underlying cause is attached with `#[source]` rather than
+//! pasted into the text, so a reporter can print the chain.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use testcontainers::bollard::errors::Error as DockerError;
+
+/// Everything that can go wrong while building, starting or checking a design.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Docker engine did not answer.
+    #[error(
+        "no Docker engine answers at `{endpoint}`: start one (`sudo systemctl start docker`, \
+         or `sudo dockerd &` where there is no systemd) or point DOCKER_HOST at it"
+    )]
+    NoEngine {
+        /// Where we looked.
+        endpoint: String,
+        /// What the client saw.
+        #[source]
+        source: DockerError,
+    },
+
+    /// A Docker API call failed.
+    #[error("failed to {action}")]
+    Docker {
+        /// What we were doing, e.g. "create network `public`".
+        action: String,
+        /// The engine's answer.
+        #[source]
+        source: DockerError,
+    },
+
+    /// An image could not be built.
+    #[error("failed to build image `{image}`: {detail}")]
+    ImageBuild {
+        /// The image tag.
+        image: String,
+        /// The builder's own last lines.
+        detail: String,
+    },
+
+    /// The base image had to be bootstrapped but mmdebstrap is not installed.
+    #[error(
+        "the engine has no `debian:bookworm-slim` and cannot pull it, and `mmdebstrap` is not \
+         installed to bootstrap it: install it with `sudo apt-get install mmdebstrap`, or set \
+         STACKPROOF_BASE_IMAGE to a Debian 12 image the engine has"
+    )]
+    NoBootstrapTool,
+
+    /// A fixture file is missing or unreadable.
+    #[error("failed to read fixture `{path}`")]
+    Fixture {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A fixture file is readable but not valid.
+    #[error("invalid fixture `{path}`: {detail}")]
+    InvalidFixture {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and how to fix it.
+        detail: String,
+    },
+
+    /// A server rejected its configuration.
+    #[error(
+        "`{service}` on host `{host}` rejects its configuration (from `{file}`):\n$ {command}\n{output}"
+    )]
+    ConfigRejected {
+        /// The service.
+        service: String,
+        /// The host.
+        host: String,
+        /// The fixture file(s) the configuration came from.
+        file: String,
+        /// The server's own check command.
+        command: String,
+        /// What the check printed.
+        output: String,
+    },
+
+    /// A command inside a container failed.
+    #[error("failed to run `{command}` on host `{host}` (exit {code}):\n{output}")]
+    Exec {
+        /// The host.
+        host: String,
+        /// The command.
+        command: String,
+        /// Its exit code.
+        code: i64,
+        /// Its combined output.
+        output: String,
+    },
+
+    /// A wait ran out of time.
+    #[error(
+        "timed out after {waited:?} waiting for `{service}` on host `{host}` to {what}; \
+         its last log lines:\n{logs}"
+    )]
+    Timeout {
+        /// The host.
+        host: String,
+        /// The service (or `host` for the container itself).
+        service: String,
+        /// What we waited for.
+        what: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The service's last log lines.
+        logs: String,
+    },
+
+    /// A name that is not known.
+    #[error("unknown {kind} `{name}`: known ones are {known}")]
+    Unknown {
+        /// "design", "claim", "host", "service", "mutant"...
+        kind: &'static str,
+        /// What was asked for.
+        name: String,
+        /// What exists.
+        known: String,
+    },
+
+    /// A design of the catalogue whose claims are not written yet.
+    #[error(
+        "design `{design}` is in CLAIMS.md but its claims are not implemented yet; implemented: {known}"
+    )]
+    NotImplemented {
+        /// The design asked for.
+        design: String,
+        /// The designs that can be checked.
+        known: String,
+    },
+
+    /// Certificates could not be generated or written.
+    #[error("failed to {action}")]
+    Pki {
+        /// What we were doing.
+        action: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The run's DNS server could not start.
+    #[error("failed to start the run's DNS server on `{addr}`")]
+    Dns {
+        /// The address it tried.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The client could not be built.
+    #[error("failed to build the HTTP client")]
+    Client {
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// Local I/O failed (temporary files, reports).
+    #[error("failed to {action}")]
+    Io {
+        /// What we were doing.
+        action: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a Docker error with what we were doing.
+    pub fn docker(action: impl Into<String>) -> impl FnOnce(DockerError) -> Error {
+        let action = action.into();
+        move |source| Error::Docker { action, source }
+    }
+
+    /// Wraps an I/O error with what we were doing.
+    pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Io { action, source }
+    }
+
+    /// The whole chain of causes, one per line, for printing.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(&format!("\n  caused by: {c}"));
+            cause = c.source();
+        }
+        out
+    }
+}

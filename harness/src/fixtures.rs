@@ -1,0 +1,212 @@
+//! Fixtures: the plain configuration files a design is built from, in layers.
+//!
+//! The built-in layer is the repository's `fixtures/`. On top of it a user's
+//! own folder (`--fixtures DIR` or STACKPROOF_FIXTURES) and, for a mutant run,
+//! the mutant's folder replace files of the same relative path. The top-most
+//! layer that has a file wins; nothing is merged within a file.
+//!
+//! Files may hold `{{ name }}` placeholders, filled at run time from the
+//! running topology: `{{ server-1.public }}` is server-1's address on the
+//! `public` network, `{{ self.name }}` the host being configured, and design
+//! variables (`[vars]` in the design file) by their name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The layered fixture folders of a run, bottom first.
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    layers: Vec<PathBuf>,
+}
+
+impl Fixtures {
+    /// The repository's built-in fixtures.
+    pub fn builtin_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    }
+
+    /// The built-in fixtures, plus STACKPROOF_FIXTURES on top when it is set.
+    pub fn from_env() -> Result<Self> {
+        let mut f = Fixtures {
+            layers: vec![Self::builtin_dir()],
+        };
+        if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
+            f = f.with_overlay(PathBuf::from(dir))?;
+        }
+        Ok(f)
+    }
+
+    /// Adds a folder on top: its files replace those of the layers below.
+    pub fn with_overlay(mut self, dir: PathBuf) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::InvalidFixture {
+                path: dir,
+                detail:
+                    "not a folder: --fixtures and STACKPROOF_FIXTURES take a folder laid out like \
+                         the repository's fixtures/ (only the files you replace)"
+                        .into(),
+            });
+        }
+        self.layers.push(dir);
+        Ok(self)
+    }
+
+    /// The layers, bottom first.
+    pub fn layers(&self) -> &[PathBuf] {
+        &self.layers
+    }
+
+    /// The file that wins for `rel`, searching from the top layer down.
+    pub fn path(&self, rel: &str) -> Result<PathBuf> {
+        self.layers
+            .iter()
+            .rev()
+            .map(|l| l.join(rel))
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::Fixture {
+                path: self.layers[0].join(rel),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "in no fixture layer"),
+            })
+    }
+
+    /// Reads `rel` as text, returning where it came from too.
+    pub fn read(&self, rel: &str) -> Result<(PathBuf, String)> {
+        let path = self.path(rel)?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Fixture {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((path, text))
+    }
+
+    /// Every file under the folder `rel` (merged over all layers), as
+    /// (relative path inside `rel`, winning file).
+    pub fn walk(&self, rel: &str) -> Result<BTreeMap<PathBuf, PathBuf>> {
+        let mut out = BTreeMap::new();
+        for layer in &self.layers {
+            let root = layer.join(rel);
+            if root.is_dir() {
+                collect(&root, &root, &mut out)?;
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Fixture {
+                path: self.layers[0].join(rel),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no files in any fixture layer",
+                ),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Fixture {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Fixture {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .expect("walked below root")
+                .to_path_buf();
+            out.insert(rel, path);
+        }
+    }
+    Ok(())
+}
+
+/// Fills `{{ name }}` placeholders from `vars`. An unknown name is an error
+/// naming the file and the names that exist, never an empty string.
+pub fn render(text: &str, vars: &BTreeMap<String, String>, file: &Path) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| Error::InvalidFixture {
+            path: file.to_path_buf(),
+            detail: "a `{{` is never closed with `}}`".into(),
+        })?;
+        let name = after[..end].trim();
+        let value = vars.get(name).ok_or_else(|| Error::InvalidFixture {
+            path: file.to_path_buf(),
+            detail: format!(
+                "unknown placeholder `{{{{ {name} }}}}`; known: {}",
+                vars.keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_fills_placeholders_and_names_unknown_ones() {
+        let vars = BTreeMap::from([("server-1.public".to_string(), "10.0.0.10".to_string())]);
+        let f = Path::new("x.conf");
+        assert_eq!(
+            render("a {{ server-1.public }} b {{server-1.public}}", &vars, f).unwrap(),
+            "a 10.0.0.10 b 10.0.0.10"
+        );
+        let err = render("{{ nope }}", &vars, f).unwrap_err().to_string();
+        assert!(
+            err.contains("nope") && err.contains("server-1.public") && err.contains("x.conf"),
+            "{err}"
+        );
+        assert!(render("{{ open", &vars, f).is_err());
+    }
+
+    #[test]
+    fn top_layer_wins_and_walk_merges() {
+        let base = std::env::temp_dir().join(format!(
+            "sp-fx-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let (a, b) = (base.join("a"), base.join("b"));
+        std::fs::create_dir_all(a.join("app")).unwrap();
+        std::fs::create_dir_all(b.join("app")).unwrap();
+        std::fs::write(a.join("app/one"), "a1").unwrap();
+        std::fs::write(a.join("app/two"), "a2").unwrap();
+        std::fs::write(b.join("app/two"), "b2").unwrap();
+        let f = Fixtures {
+            layers: vec![a.clone()],
+        }
+        .with_overlay(b.clone())
+        .unwrap();
+        assert_eq!(f.read("app/two").unwrap().1, "b2");
+        assert_eq!(f.read("app/one").unwrap().1, "a1");
+        let walked = f.walk("app").unwrap();
+        assert_eq!(walked.len(), 2);
+        assert_eq!(walked[Path::new("two")], b.join("app/two"));
+        assert!(f.read("app/three").is_err());
+        assert!(
+            Fixtures { layers: vec![a] }
+                .with_overlay(base.join("missing"))
+                .is_err()
+        );
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}

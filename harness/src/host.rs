@@ -1,0 +1,332 @@
+//! A host: one container standing for one server, with its own addresses.
+//!
+//! Hosts idle under `tini` (PID 1 reaps what services leave) and their
+//! services are started by exec, so stopping one service, or the whole host,
+//! is a real operation on a real process tree. Every exec has a deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::body_full;
+use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
+use testcontainers::bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest,
+    NetworkingConfig,
+};
+use testcontainers::bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+
+use crate::docker::RunId;
+use crate::error::{Error, Result};
+use crate::network::Network;
+
+/// How long one exec may run unless the caller says otherwise.
+pub const EXEC_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// Exit code.
+    pub code: i64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// Standard output then standard error.
+    pub fn combined(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A running host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The design's name (`server-1`).
+    pub name: String,
+    /// The engine's container name (`sp-<run>-server-1`).
+    pub container: String,
+    /// Its address on each network it is on.
+    pub addrs: BTreeMap<String, Ipv4Addr>,
+    /// The network it was created on (its main address).
+    pub main_network: String,
+    docker: Docker,
+}
+
+impl Host {
+    /// Creates and starts a host on `networks` (first = main), with the
+    /// given address on each. It idles until services are started on it.
+    pub async fn create(
+        docker: &Docker,
+        run: &RunId,
+        image: &str,
+        name: &str,
+        networks: &[(&Network, Ipv4Addr)],
+        memory_mib: Option<u64>,
+    ) -> Result<Host> {
+        let container = run.name(name);
+        let (main, main_addr) = networks.first().expect("a host is on at least one network");
+        let endpoint = |addr: Ipv4Addr| EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(addr.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            hostname: Some(name.to_string()),
+            cmd: Some(vec![
+                "tini".into(),
+                "-s".into(),
+                "--".into(),
+                "sleep".into(),
+                "infinity".into(),
+            ]),
+            labels: Some(run.labels()),
+            host_config: Some(HostConfig {
+                network_mode: Some(main.docker_name.clone()),
+                // iptables, tcpdump and keepalived's VIPs need these; nothing more.
+                cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+                memory: memory_mib.map(|m| (m * 1024 * 1024) as i64),
+                memory_swap: memory_mib.map(|m| (m * 1024 * 1024) as i64),
+                // The run's DNS lives on the gateway; a container never gets the machine's resolvers.
+                dns: Some(vec![main.gateway().to_string()]),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    main.docker_name.clone(),
+                    endpoint(*main_addr),
+                )])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&container)
+            .build();
+        docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(Error::docker(format!("create host `{name}`")))?;
+        for (net, addr) in &networks[1..] {
+            let request = NetworkConnectRequest {
+                container: container.clone(),
+                endpoint_config: Some(endpoint(*addr)),
+            };
+            docker
+                .connect_network(&net.docker_name, request)
+                .await
+                .map_err(Error::docker(format!(
+                    "connect host `{name}` to network `{}`",
+                    net.name
+                )))?;
+        }
+        docker
+            .start_container(&container, None::<StartContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("start host `{name}`")))?;
+        Ok(Host {
+            name: name.to_string(),
+            container,
+            addrs: networks.iter().map(|(n, a)| (n.name.clone(), *a)).collect(),
+            main_network: main.name.clone(),
+            docker: docker.clone(),
+        })
+    }
+
+    /// Its address on `network`.
+    pub fn addr(&self, network: &str) -> Option<Ipv4Addr> {
+        self.addrs.get(network).copied()
+    }
+
+    /// Its main address (on the first network it was put on).
+    pub fn main_addr(&self) -> Ipv4Addr {
+        self.addrs[&self.main_network]
+    }
+
+    /// Runs `sh -c cmd` and returns how it ended, within [`EXEC_DEADLINE`].
+    pub async fn exec(&self, cmd: &str) -> Result<ExecOutput> {
+        self.exec_within(cmd, EXEC_DEADLINE).await
+    }
+
+    /// Runs `sh -c cmd` within `deadline`.
+    pub async fn exec_within(&self, cmd: &str, deadline: Duration) -> Result<ExecOutput> {
+        let run = async {
+            let opts = CreateExecOptions {
+                cmd: Some(vec!["sh", "-c", cmd]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let exec = self
+                .docker
+                .create_exec(&self.container, opts)
+                .await
+                .map_err(Error::docker(format!(
+                    "run `{cmd}` on host `{}`",
+                    self.name
+                )))?;
+            let started = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(Error::docker(format!(
+                    "run `{cmd}` on host `{}`",
+                    self.name
+                )))?;
+            let (mut stdout, mut stderr) = (String::new(), String::new());
+            if let StartExecResults::Attached { mut output, .. } = started {
+                while let Some(chunk) = output.next().await {
+                    use testcontainers::bollard::container::LogOutput;
+                    match chunk.map_err(Error::docker(format!(
+                        "read output of `{cmd}` on host `{}`",
+                        self.name
+                    )))? {
+                        LogOutput::StdErr { message } => {
+                            stderr.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        other => stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    }
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(Error::docker(format!(
+                    "inspect `{cmd}` on host `{}`",
+                    self.name
+                )))?;
+            Ok(ExecOutput {
+                code: inspect.exit_code.unwrap_or(-1),
+                stdout,
+                stderr,
+            })
+        };
+        match tokio::time::timeout(deadline, run).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                host: self.name.clone(),
+                service: "exec".into(),
+                what: format!("finish `{cmd}`"),
+                waited: deadline,
+                logs: String::new(),
+            }),
+        }
+    }
+
+    /// Runs `sh -c cmd` and returns its standard output; a non-zero exit is an error.
+    pub async fn run(&self, cmd: &str) -> Result<String> {
+        let out = self.exec(cmd).await?;
+        if out.code != 0 {
+            return Err(Error::Exec {
+                host: self.name.clone(),
+                command: cmd.into(),
+                code: out.code,
+                output: out.combined(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Writes files into the container (path → (bytes, mode)), making folders as needed.
+    pub async fn put_files(&self, files: &[(String, Vec<u8>, u32)]) -> Result<()> {
+        let mut archive = tar::Builder::new(Vec::new());
+        for (path, bytes, mode) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(*mode);
+            header.set_mtime(0);
+            header.set_cksum();
+            archive
+                .append_data(&mut header, path.trim_start_matches('/'), bytes.as_slice())
+                .map_err(Error::io(format!("pack files for host `{}`", self.name)))?;
+        }
+        let archive = archive
+            .into_inner()
+            .map_err(Error::io(format!("pack files for host `{}`", self.name)))?;
+        let opts = UploadToContainerOptionsBuilder::new().path("/").build();
+        self.docker
+            .upload_to_container(&self.container, Some(opts), body_full(archive.into()))
+            .await
+            .map_err(Error::docker(format!("copy files to host `{}`", self.name)))
+    }
+
+    /// The last `n` lines of each file, headed by its name; missing files say so.
+    pub async fn tail(&self, files: &[String], n: usize) -> String {
+        let mut out = String::new();
+        for f in files {
+            let cmd = format!("tail -n {n} {f} 2>&1");
+            match self.exec_within(&cmd, Duration::from_secs(10)).await {
+                Ok(o) => out.push_str(&format!("--- {}:{f}\n{}", self.name, o.combined())),
+                Err(e) => out.push_str(&format!("--- {}:{f}: {e}\n", self.name)),
+            }
+        }
+        out
+    }
+
+    /// Stops the whole host (SIGTERM, then SIGKILL after 2 s): the server is off.
+    pub async fn stop(&self) -> Result<()> {
+        let opts = StopContainerOptionsBuilder::new().t(2).build();
+        self.docker
+            .stop_container(&self.container, Some(opts))
+            .await
+            .map_err(Error::docker(format!("stop host `{}`", self.name)))
+    }
+
+    /// Kills the whole host at once (power cut).
+    pub async fn kill(&self) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
+        self.docker
+            .kill_container(&self.container, Some(opts))
+            .await
+            .map_err(Error::docker(format!("kill host `{}`", self.name)))
+    }
+
+    /// Starts a stopped host again (its services are the caller's to start).
+    pub async fn start(&self) -> Result<()> {
+        self.docker
+            .start_container(&self.container, None::<StartContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("start host `{}`", self.name)))
+    }
+
+    /// Whether the container is running.
+    pub async fn is_running(&self) -> Result<bool> {
+        let info = self
+            .docker
+            .inspect_container(&self.container, None)
+            .await
+            .map_err(Error::docker(format!("inspect host `{}`", self.name)))?;
+        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
+    /// Resident memory of the host as the engine counts it, in bytes.
+    pub async fn memory_bytes(&self) -> Result<u64> {
+        use testcontainers::bollard::query_parameters::StatsOptionsBuilder;
+        let opts = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stats = self.docker.stats(&self.container, Some(opts));
+        let s = stats
+            .next()
+            .await
+            .transpose()
+            .map_err(Error::docker(format!(
+                "read memory of host `{}`",
+                self.name
+            )))?;
+        Ok(s.and_then(|s| s.memory_stats)
+            .and_then(|m| m.usage)
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,293 @@
+//! Images, built here from Debian 12 packages: no registry is needed.
+//!
+//! Two layers. The base is `debian:bookworm-slim` when the engine has it or
+//! can pull it; otherwise we bootstrap `stackproof/base:bookworm` ourselves
+//! with `mmdebstrap --variant=minbase bookworm` and import it. On top, the
+//! server image is built from the recipe in `fixtures/images/server/`
+//! (a Dockerfile that installs every service's package), tagged with a hash
+//! of the recipe and the base, and reused whenever that tag exists: a warm run
+//! builds nothing.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::body_full;
+use testcontainers::bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder,
+};
+
+use crate::error::{Error, Result};
+use crate::fixtures::Fixtures;
+
+/// The Debian image we prefer as a base.
+pub const DEBIAN_SLIM: &str = "debian:bookworm-slim";
+/// The base we bootstrap when the engine has no Debian image and cannot pull one.
+pub const BOOTSTRAPPED_BASE: &str = "stackproof/base:bookworm";
+/// The fixture folder holding the server image's recipe.
+pub const SERVER_RECIPE: &str = "images/server";
+/// How long a pull may try before we conclude no registry is reachable.
+/// A reachable registry answers within seconds; an unreachable one fails
+/// at DNS or connect, so this only bounds a hanging proxy.
+const PULL_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Where build progress goes: a spinner on a terminal, plain lines otherwise (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(what: &str) -> Self {
+        let started = Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed}] {prefix}: {wide_msg}",
+                )
+                .expect("static template"),
+            );
+            bar.set_prefix(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Progress {
+                bar: Some(bar),
+                started,
+            }
+        } else {
+            eprintln!("stackproof: {what}");
+            Progress { bar: None, started }
+        }
+    }
+
+    fn step(&self, line: &str) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(line.to_string()),
+            // On CI, only the builder's step lines: enough to see where it is.
+            None if line.starts_with("Step ") => {
+                eprintln!(
+                    "stackproof:   [{:>3}s] {line}",
+                    self.started.elapsed().as_secs()
+                )
+            }
+            None => {}
+        }
+    }
+
+    fn done(self, what: &str) {
+        let secs = self.started.elapsed().as_secs_f64();
+        match self.bar {
+            Some(bar) => bar.finish_with_message(format!("{what} in {secs:.1} s")),
+            None => eprintln!("stackproof: {what} in {secs:.1} s"),
+        }
+    }
+}
+
+/// What [`ensure_server_image`] did, for the benchmark and the checklist.
+#[derive(Debug, Clone)]
+pub struct ImageReport {
+    /// The server image tag.
+    pub tag: String,
+    /// The base it was built on.
+    pub base: String,
+    /// Whether anything was built (false on a warm run).
+    pub built: bool,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+/// Makes sure the server image for the current recipe exists, building it
+/// (and the base, if needed) when it does not.
+pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result<ImageReport> {
+    let started = Instant::now();
+    let recipe = fixtures.walk(SERVER_RECIPE)?;
+    let base = ensure_base(docker).await?;
+    let base_id = docker
+        .inspect_image(&base)
+        .await
+        .map_err(Error::docker(format!("inspect base image `{base}`")))?
+        .id
+        .unwrap_or_default();
+
+    let mut hasher = Sha256::new();
+    hasher.update(base_id.as_bytes());
+    let mut context = tar::Builder::new(Vec::new());
+    for (rel, path) in &recipe {
+        let bytes = std::fs::read(path).map_err(|source| Error::Fixture {
+            path: path.clone(),
+            source,
+        })?;
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update(&bytes);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        context
+            .append_data(&mut header, rel, bytes.as_slice())
+            .map_err(Error::io("pack the image recipe"))?;
+    }
+    let digest = hasher.finalize();
+    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let tag = format!("stackproof/server:{hash}");
+
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(ImageReport {
+            tag,
+            base,
+            built: false,
+            elapsed: started.elapsed(),
+        });
+    }
+    let context = context
+        .into_inner()
+        .map_err(Error::io("pack the image recipe"))?;
+    let progress = Progress::new(&format!(
+        "building `{tag}` on `{base}` (about a minute, once)"
+    ));
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(&tag)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&HashMap::from([("BASE", base.as_str())]))
+        .labels(&HashMap::from([("stackproof.recipe", hash.as_str())]))
+        .build();
+    let mut stream = docker.build_image(opts, None, Some(body_full(context.into())));
+    let mut tail: Vec<String> = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| Error::ImageBuild {
+            image: tag.clone(),
+            detail: format!("{e}\n{}", tail.join("")),
+        })?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            return Err(Error::ImageBuild {
+                image: tag,
+                detail: format!("{err}\nlast lines:\n{}", tail.join("")),
+            });
+        }
+        if let Some(line) = info.stream {
+            progress.step(&line);
+            tail.push(line);
+            if tail.len() > 30 {
+                tail.remove(0);
+            }
+        }
+    }
+    if docker.inspect_image(&tag).await.is_err() {
+        return Err(Error::ImageBuild {
+            image: tag,
+            detail: format!("the builder ended without an image:\n{}", tail.join("")),
+        });
+    }
+    progress.done(&format!("built `{tag}`"));
+    Ok(ImageReport {
+        tag,
+        base,
+        built: true,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Picks or makes the base image: STACKPROOF_BASE_IMAGE, then
+/// `debian:bookworm-slim` (present or pullable), then our bootstrapped one.
+pub async fn ensure_base(docker: &Docker) -> Result<String> {
+    if let Ok(base) = std::env::var("STACKPROOF_BASE_IMAGE") {
+        docker
+            .inspect_image(&base)
+            .await
+            .map_err(Error::docker(format!(
+                "find STACKPROOF_BASE_IMAGE `{base}` in the engine (load or build it first)"
+            )))?;
+        return Ok(base);
+    }
+    for image in [DEBIAN_SLIM, BOOTSTRAPPED_BASE] {
+        if docker.inspect_image(image).await.is_ok() {
+            return Ok(image.to_string());
+        }
+    }
+    if try_pull(docker, DEBIAN_SLIM).await {
+        return Ok(DEBIAN_SLIM.to_string());
+    }
+    bootstrap_base(docker).await?;
+    Ok(BOOTSTRAPPED_BASE.to_string())
+}
+
+async fn try_pull(docker: &Docker, image: &str) -> bool {
+    let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+    let pull = async {
+        let mut stream = docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            if item.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let pulled = tokio::time::timeout(PULL_DEADLINE, pull)
+        .await
+        .unwrap_or(false);
+    pulled && docker.inspect_image(image).await.is_ok()
+}
+
+/// `mmdebstrap --variant=minbase bookworm` into a tarball, imported as the base.
+async fn bootstrap_base(docker: &Docker) -> Result<()> {
+    let found = std::process::Command::new("mmdebstrap")
+        .arg("--version")
+        .output();
+    if !matches!(found, Ok(ref o) if o.status.success()) {
+        return Err(Error::NoBootstrapTool);
+    }
+    let progress = Progress::new(
+        "no registry: bootstrapping a Debian 12 base with mmdebstrap (about 20 s, once)",
+    );
+    let tarball = std::env::temp_dir().join(format!("stackproof-base-{}.tar", std::process::id()));
+    let out = tokio::process::Command::new("mmdebstrap")
+        .args(["--variant=minbase", "--quiet", "bookworm"])
+        .arg(&tarball)
+        .output()
+        .await
+        .map_err(Error::io("run mmdebstrap"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tarball);
+        return Err(Error::ImageBuild {
+            image: BOOTSTRAPPED_BASE.into(),
+            detail: format!(
+                "mmdebstrap failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    progress.step("importing the root file system");
+    let bytes = std::fs::read(&tarball).map_err(Error::io(format!("read `{}`", tarball.display())));
+    let _ = std::fs::remove_file(&tarball);
+    let bytes = bytes?;
+    let (repo, tag) = BOOTSTRAPPED_BASE.split_once(':').expect("repo:tag");
+    let opts = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .build();
+    let mut stream = docker.create_image(Some(opts), Some(body_full(bytes.into())), None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| Error::ImageBuild {
+            image: BOOTSTRAPPED_BASE.into(),
+            detail: e.to_string(),
+        })?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            return Err(Error::ImageBuild {
+                image: BOOTSTRAPPED_BASE.into(),
+                detail: err,
+            });
+        }
+    }
+    progress.done(&format!("bootstrapped `{BOOTSTRAPPED_BASE}`"));
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `stackproof`: the checklist and CI gate, a thin layer over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stackproof::claim;
+use stackproof::designs;
+use stackproof::docker;
+use stackproof::error::Error;
+use stackproof::fixtures::Fixtures;
+use stackproof::images;
+use stackproof::report::{self, RunReport};
+use stackproof::stack::Stack;
+
+#[derive(Parser)]
+#[command(
+    name = "stackproof",
+    version,
+    about = "Proves a web infrastructure design against real containers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a design and check every claim: one line per claim with what was measured.
+    Check {
+        /// The design: simple_web (distributed, secured_monitored, scale_up: coming).
+        design: String,
+        /// Your own fixtures folder, laid over the built-in one (only the files you replace).
+        #[arg(long, env = "STACKPROOF_FIXTURES")]
+        fixtures: Option<PathBuf>,
+        /// Check only these claims (repeatable); default: all.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report here (for CI systems).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
+        #[arg(long, env = "STACKPROOF_KEEP")]
+        keep: bool,
+    },
+    /// List the designs, or one design's claims and mutants.
+    List {
+        /// A design to list the claims of.
+        design: Option<String>,
+    },
+    /// Build the images now (a check builds them when missing).
+    Images,
+    /// Remove what killed runs left behind (`--all`: every stackproof container and network).
+    Sweep {
+        /// Also remove runs whose process still lives.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        docker::clean_up_on_interrupt();
+        match run(cli.command).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("stackproof: {}", e.chain());
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+async fn run(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Check {
+            design,
+            fixtures,
+            claims,
+            json,
+            junit,
+            keep,
+        } => check(&design, fixtures, &claims, json, junit, keep).await,
+        Command::List { design: None } => {
+            for (d, built) in designs::CATALOGUE {
+                println!(
+                    "{d}{}",
+                    if *built {
+                        ""
+                    } else {
+                        "  (not implemented yet)"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { design: Some(d) } => {
+            for c in designs::claims(&d)? {
+                println!("{:<44} {}", c.id, c.says);
+            }
+            for m in claim::mutants(&d)? {
+                println!("mutant {:<37} fails {} ({})", m.name, m.fails, m.why);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Images => {
+            let docker = docker::connect().await?;
+            let r = images::ensure_server_image(&docker, &Fixtures::from_env()?).await?;
+            println!(
+                "{} on {}: {} in {:.1} s",
+                r.tag,
+                r.base,
+                if r.built { "built" } else { "present" },
+                r.elapsed.as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep { all } => {
+            let docker = docker::connect().await?;
+            if all {
+                println!(
+                    "removed {} containers and networks",
+                    docker::remove_all(&docker).await?
+                );
+            } else {
+                let runs = docker::sweep_dead_runs(&docker).await?;
+                println!(
+                    "removed {} dead run(s){}",
+                    runs.len(),
+                    if runs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", runs.join(", "))
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn check(
+    design: &str,
+    fixtures: Option<PathBuf>,
+    only: &[String],
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    keep: bool,
+) -> Result<ExitCode, Error> {
+    let mut claims = designs::claims(design)?;
+    if !only.is_empty() {
+        for id in only {
+            if !claims.iter().any(|c| &c.id == id) {
+                return Err(Error::Unknown {
+                    kind: "claim",
+                    name: id.clone(),
+                    known: claims.iter().map(|c| c.id).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        claims.retain(|c| only.iter().any(|id| id == c.id));
+    }
+    // The built-in fixtures, then the user's folder (flag, else STACKPROOF_FIXTURES via clap's env).
+    let mut layers = Fixtures::from_env()?;
+    if let Some(dir) = fixtures {
+        if std::env::var_os("STACKPROOF_FIXTURES")
+            .map(PathBuf::from)
+            .as_ref()
+            != Some(&dir)
+        {
+            layers = layers.with_overlay(dir)?;
+        }
+    }
+    println!("stackproof check {design}: starting the design");
+    let mut stack = Stack::start(design, layers).await?;
+    if keep {
+        stack.keep();
+    }
+    println!(
+        "  up in {} ms (run {}, image {}{})",
+        stack.up_time.as_millis(),
+        stack.run.id,
+        stack.image.tag,
+        if stack.image.built {
+            format!(", built in {:.1} s", stack.image.elapsed.as_secs_f64())
+        } else {
+            String::new()
+        }
+    );
+    let mut outcomes = Vec::new();
+    for c in &claims {
+        let o = claim::run(&stack, c).await;
+        println!("{}", report::checklist_line(&o));
+        outcomes.push(o);
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    let r = RunReport {
+        design,
+        run: &stack.run.id,
+        up_ms: stack.up_time.as_millis(),
+        image_built: stack.image.built,
+        image: &stack.image.tag,
+        claims: &outcomes,
+    };
+    if let Some(p) = json {
+        report::write_json(&p, &r)?;
+    }
+    if let Some(p) = junit {
+        report::write_junit(&p, &r)?;
+    }
+    drop(stack);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

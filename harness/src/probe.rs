@@ -1,0 +1,149 @@
+//! Traffic the claims send: single requests, bursts, and probe loops that
+//! run at a fixed interval through a fault and measure the outage.
+//! Every loop is bounded in count and time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One request's result as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When it was sent, from the loop's start.
+    pub at: Duration,
+    /// The HTTP status, or the error if there was no response.
+    pub result: Result<u16, String>,
+}
+
+/// Sends `n` requests at once, each on a fresh connection; returns
+/// (successes, the first error seen).
+pub async fn burst(client: &reqwest::Client, url: &str, n: usize) -> (usize, Option<String>) {
+    let sends = (0..n).map(|_| async {
+        client
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+    });
+    let results = futures::future::join_all(sends).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let first_err = results
+        .into_iter()
+        .find_map(|r| r.err())
+        .map(|e| error_chain(&e));
+    (ok, first_err)
+}
+
+/// What a probe loop saw.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    /// Every request, in order.
+    pub samples: Vec<Sample>,
+    /// The interval it aimed for.
+    pub interval: Duration,
+}
+
+impl ProbeReport {
+    /// Requests sent.
+    pub fn sent(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Requests without a 2xx answer.
+    pub fn failed(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| !matches!(s.result, Ok(200..=299)))
+            .count()
+    }
+
+    /// From the first failed request to the first success after the last
+    /// failure: the outage a user saw, in ms (0 when nothing failed).
+    pub fn outage_ms(&self) -> u128 {
+        let bad = |s: &Sample| !matches!(s.result, Ok(200..=299));
+        let (Some(first), Some(last)) = (
+            self.samples.iter().position(bad),
+            self.samples.iter().rposition(bad),
+        ) else {
+            return 0;
+        };
+        let end = self
+            .samples
+            .get(last + 1)
+            .map(|s| s.at)
+            .unwrap_or(self.samples[last].at);
+        (end - self.samples[first].at).as_millis()
+    }
+
+    /// The first failure's message.
+    pub fn first_error(&self) -> Option<String> {
+        self.samples.iter().find_map(|s| match &s.result {
+            Ok(200..=299) => None,
+            Ok(code) => Some(format!("HTTP {code}")),
+            Err(e) => Some(e.clone()),
+        })
+    }
+
+    /// "3 of 120 failed, outage 41 ms".
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} requests failed, outage {} ms",
+            self.failed(),
+            self.sent(),
+            self.outage_ms()
+        )
+    }
+}
+
+/// Requests `url` every `interval` while `during` runs, and for `settle`
+/// after it ends; at most `max` requests. Returns the samples and `during`'s output.
+pub async fn probe_through<F: Future>(
+    client: &reqwest::Client,
+    url: &str,
+    interval: Duration,
+    settle: Duration,
+    max: usize,
+    during: F,
+) -> (ProbeReport, F::Output) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let prober = {
+        let (client, url, stop) = (client.clone(), url.to_string(), stop.clone());
+        async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !stop.load(Ordering::Relaxed) && samples.len() < max {
+                tick.tick().await;
+                let at = started.elapsed();
+                let result = match client.get(&url).send().await {
+                    Ok(r) => Ok(r.status().as_u16()),
+                    Err(e) => Err(error_chain(&e)),
+                };
+                samples.push(Sample { at, result });
+            }
+            samples
+        }
+    };
+    let handle = tokio::spawn(prober);
+    // Let the loop show the service healthy before the fault.
+    tokio::time::sleep(interval * 5).await;
+    let output = during.await;
+    tokio::time::sleep(settle).await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = handle.await.unwrap_or_default();
+    (ProbeReport { samples, interval }, output)
+}
+
+/// An error with its causes, on one line ("error sending request: connect: refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}

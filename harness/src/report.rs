@@ -1,0 +1,206 @@
+//! Reports: the checklist a person reads, and JSON and JUnit XML for CI.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::claim::Outcome;
+use crate::error::{Error, Result};
+
+/// One checklist line: `PASS  id  (ms)  evidence`, then on failure the why,
+/// the diff and the services' last log lines, indented.
+pub fn checklist_line(o: &Outcome) -> String {
+    let mut s = format!(
+        "{}  {:<44} {:>6} ms  {}",
+        if o.passed { "PASS" } else { "FAIL" },
+        o.id,
+        o.millis,
+        if o.evidence.is_empty() {
+            "-"
+        } else {
+            &o.evidence
+        }
+    );
+    if let Some(f) = &o.failure {
+        let _ = write!(
+            s,
+            "\n      why: {}",
+            f.summary.replace('\n', "\n           ")
+        );
+        if let Some(diff) = f.diff() {
+            let _ = write!(
+                s,
+                "\n      expected (left) vs measured (right):\n{}",
+                indent(&diff, 8)
+            );
+        }
+        if !f.logs.is_empty() {
+            let _ = write!(s, "\n      last log lines:\n{}", indent(&f.logs, 8));
+        }
+    }
+    s
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The machine-readable report of one design's run.
+#[derive(Debug, Serialize)]
+pub struct RunReport<'a> {
+    /// The design.
+    pub design: &'a str,
+    /// The run id (labels of its containers).
+    pub run: &'a str,
+    /// ms from nothing to all services ready.
+    pub up_ms: u128,
+    /// Whether an image was built.
+    pub image_built: bool,
+    /// The image used.
+    pub image: &'a str,
+    /// Every claim's outcome.
+    pub claims: &'a [Outcome],
+}
+
+/// Writes the report as JSON.
+pub fn write_json(path: &Path, report: &RunReport<'_>) -> Result<()> {
+    let text = serde_json::to_string_pretty(report).expect("plain data serialises");
+    std::fs::write(path, text).map_err(Error::io(format!("write `{}`", path.display())))
+}
+
+/// Writes the report as JUnit XML (one testcase per claim), which CI systems display.
+pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
+    let failures = report.claims.iter().filter(|o| !o.passed).count();
+    let total_s: f64 = report.claims.iter().map(|o| o.millis as f64 / 1000.0).sum();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuite name=\"stackproof.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{total_s:.3}\">",
+        xml(report.design),
+        report.claims.len()
+    );
+    for o in report.claims {
+        let _ = write!(
+            x,
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+            xml(report.design),
+            xml(&o.id),
+            o.millis as f64 / 1000.0
+        );
+        let _ = write!(x, "<system-out>{}</system-out>", xml(&o.evidence));
+        if let Some(f) = &o.failure {
+            let body = format!(
+                "{}\n{}\n{}",
+                f.summary,
+                f.diff().unwrap_or_default(),
+                f.logs
+            );
+            let _ = write!(
+                x,
+                "<failure message=\"{}\">{}</failure>",
+                xml(&f.summary),
+                xml(&strip_ansi(&body))
+            );
+        }
+        x.push_str("</testcase>\n");
+    }
+    x.push_str("</testsuite>\n");
+    std::fs::write(path, x).map_err(Error::io(format!("write `{}`", path.display())))
+}
+
+fn xml(s: &str) -> String {
+    strip_ansi(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Removes terminal colour codes (the diff has them) for files.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::Failure;
+
+    #[test]
+    fn junit_escapes_and_counts_failures() {
+        let claims = vec![
+            Outcome {
+                id: "a.b".into(),
+                says: "".into(),
+                passed: true,
+                evidence: "1 < 2".into(),
+                failure: None,
+                millis: 5,
+            },
+            Outcome {
+                id: "a.c".into(),
+                says: "".into(),
+                passed: false,
+                evidence: "".into(),
+                failure: Some(Failure::new("saw \"x\" & y", "")),
+                millis: 7,
+            },
+        ];
+        let path = std::env::temp_dir().join(format!("sp-junit-{}.xml", std::process::id()));
+        let report = RunReport {
+            design: "d",
+            run: "r",
+            up_ms: 1,
+            image_built: false,
+            image: "i",
+            claims: &claims,
+        };
+        write_junit(&path, &report).unwrap();
+        let x = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(
+            x.contains("1 &lt; 2") && x.contains("saw &quot;x&quot; &amp; y"),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn checklist_shows_the_diff_of_a_failure() {
+        let mut f = Failure::new("count", "");
+        f.expected = Some("1".into());
+        f.actual = Some("2".into());
+        let o = Outcome {
+            id: "x.y".into(),
+            says: "".into(),
+            passed: false,
+            evidence: "e".into(),
+            failure: Some(f),
+            millis: 3,
+        };
+        let line = strip_ansi(&checklist_line(&o));
+        assert!(line.starts_with("FAIL  x.y"), "{line}");
+        assert!(
+            line.contains("why: count") && line.contains('1') && line.contains('2'),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! What a design is made of, as read from `fixtures/`: the design file
+//! (`designs/<name>.toml`: networks, hosts and the services on each) and
+//! one service file per service (`services/<name>/service.toml`: its files,
+//! how to check, start, stop, reload and kill it, and when it is ready).
+//!
+//! The same service file serves a host alone or beside others: "all on one
+//! server" and "split tiers" differ only in the design file.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::fixtures::Fixtures;
+
+/// A design: its networks, hosts and DNS zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesignSpec {
+    /// One line saying what the design is.
+    pub summary: String,
+    /// The networks, in order; the first is where the client and DNS live.
+    pub networks: Vec<NetworkSpec>,
+    /// The hosts (one container each).
+    pub hosts: Vec<HostSpec>,
+    /// The zone file served by the run's DNS server (a fixture path).
+    pub zone: String,
+    /// Design variables, usable as `{{ name }}` in any fixture; values may
+    /// themselves hold placeholders such as `{{ db-1.public }}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A network of the design.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// `public` or `private`.
+    pub name: String,
+}
+
+/// A host: one container standing for one server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// e.g. `server-1`.
+    pub name: String,
+    /// The networks it is on; the first is its main address.
+    pub networks: Vec<String>,
+    /// Services, started in this order (a database before the app that needs it).
+    pub services: Vec<String>,
+    /// A memory limit in MiB, if the design sets one.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+}
+
+/// How to run one service, read from `services/<name>/service.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// e.g. `apache`.
+    pub name: String,
+    /// Process names (as `pgrep -x` sees them) that show it runs.
+    pub processes: Vec<String>,
+    /// Files to install, rendered as templates.
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    /// The server's own configuration check (`apachectl -t`); run before start.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// Starts it; must return once it is launched (daemonise or detach).
+    pub start: String,
+    /// Stops it cleanly.
+    pub stop: String,
+    /// Reloads its configuration without dropping requests.
+    pub reload: String,
+    /// Kills its processes outright (a crash).
+    pub kill: String,
+    /// Run once after the first start, when ready (e.g. loading a schema).
+    #[serde(default)]
+    pub init: Option<String>,
+    /// When it counts as ready.
+    pub ready: Ready,
+    /// How long readiness may take, in ms.
+    #[serde(default = "default_ready_ms")]
+    pub ready_timeout_ms: u64,
+    /// Its log files, whose last lines go into every failure about it.
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
+
+fn default_ready_ms() -> u64 {
+    15_000
+}
+
+/// A file to install on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Fixture path (file, or folder copied whole).
+    pub source: String,
+    /// Where it goes in the container.
+    pub target: String,
+    /// Octal mode, e.g. "0644".
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Whether to fill `{{ }}` placeholders (off for binary or PHP-heavy files).
+    #[serde(default = "yes")]
+    pub template: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Readiness: a TCP port accepting from the harness, or a command exiting 0 on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Ready {
+    /// A port on the host's main address accepts a TCP connection.
+    Tcp(u16),
+    /// A shell command on the host exits 0.
+    Exec(String),
+}
+
+impl DesignSpec {
+    /// Reads `designs/<name>.toml` and checks that it hangs together.
+    pub fn load(fixtures: &Fixtures, name: &str) -> Result<Self> {
+        let rel = format!("designs/{name}.toml");
+        let (path, text) = fixtures.read(&rel)?;
+        let spec: DesignSpec = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let invalid = |detail: String| Error::InvalidFixture {
+            path: path.clone(),
+            detail,
+        };
+        if spec.networks.is_empty() {
+            return Err(invalid("a design needs at least one network".into()));
+        }
+        for host in &spec.hosts {
+            if host.networks.is_empty() {
+                return Err(invalid(format!("host `{}` is on no network", host.name)));
+            }
+            for n in &host.networks {
+                if !spec.networks.iter().any(|x| &x.name == n) {
+                    return Err(invalid(format!(
+                        "host `{}` is on network `{n}`, which the design does not declare",
+                        host.name
+                    )));
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+impl ServiceSpec {
+    /// Reads `services/<name>/service.toml`.
+    pub fn load(fixtures: &Fixtures, name: &str) -> Result<Self> {
+        let rel = format!("services/{name}/service.toml");
+        let (path, text) = fixtures.read(&rel)?;
+        toml::from_str(&text).map_err(|e| Error::InvalidFixture {
+            path,
+            detail: e.to_string(),
+        })
+    }
+}

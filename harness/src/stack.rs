@@ -1,0 +1,507 @@
+//! A running design: its networks, hosts, services, DNS, PKI and client.
+//!
+//! [`Stack::start`] builds everything a design file names, waits until every
+//! service is ready (each wait has a deadline), and returns the running
+//! stack. Faults (stop a host, stop/kill/reload one service) are methods
+//! here, so every design's claims use the same operations. Dropping the
+//! stack removes every container and network of the run, also on panic.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use testcontainers::bollard::Docker;
+
+use crate::client::Client;
+use crate::dns::DnsServer;
+use crate::docker::{self, RunGuard, RunId};
+use crate::error::{Error, Result};
+use crate::fixtures::{Fixtures, render};
+use crate::host::Host;
+use crate::images::{self, ImageReport};
+use crate::network::{FIRST_HOST, Network};
+use crate::pki::{Leaf, Pki};
+use crate::spec::{DesignSpec, Ready, ServiceSpec};
+
+/// The DNS zone every design serves.
+pub const ZONE: &str = "foobar.com";
+/// The site's name.
+pub const WWW: &str = "www.foobar.com";
+
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// A running design. Dropping it removes the run's containers and networks.
+pub struct Stack {
+    /// The design's name (`simple_web`).
+    pub design: String,
+    /// The design file as read.
+    pub spec: DesignSpec,
+    /// The run's identity.
+    pub run: RunId,
+    /// The engine.
+    pub docker: Docker,
+    /// Networks by design name.
+    pub networks: BTreeMap<String, Network>,
+    /// Hosts by design name.
+    pub hosts: BTreeMap<String, Host>,
+    /// Service definitions by name.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// The run's DNS server.
+    pub dns: DnsServer,
+    /// The run's PKI.
+    pub pki: Pki,
+    /// The certificate for www.foobar.com, signed by the run's CA.
+    pub www_cert: Leaf,
+    /// The run's client.
+    pub client: Client,
+    /// The fixture layers this run was built from.
+    pub fixtures: Fixtures,
+    /// Every `{{ }}` value (addresses and design variables).
+    pub vars: BTreeMap<String, String>,
+    /// What the image step did.
+    pub image: ImageReport,
+    /// From nothing to every service ready (image step excluded).
+    pub up_time: Duration,
+    // Last, so the containers go after everything that uses them.
+    guard: RunGuard,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("design", &self.design)
+            .field("run", &self.run.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Starts design `design` from `fixtures` and waits until it is ready.
+    pub async fn start(design: &str, fixtures: Fixtures) -> Result<Stack> {
+        let docker = docker::connect().await?;
+        docker::sweep_dead_runs(&docker).await?;
+        let spec = DesignSpec::load(&fixtures, design)?;
+        let mut services = BTreeMap::new();
+        for host in &spec.hosts {
+            for name in &host.services {
+                if !services.contains_key(name) {
+                    services.insert(name.clone(), load_service(&fixtures, name)?);
+                }
+            }
+        }
+        let image = images::ensure_server_image(&docker, &fixtures).await?;
+        let started = Instant::now();
+
+        let run = RunId::new();
+        let mut guard = RunGuard::new(&run);
+        if std::env::var_os("STACKPROOF_KEEP").is_some() {
+            guard.disarm();
+        }
+
+        let mut networks = BTreeMap::new();
+        for n in &spec.networks {
+            networks.insert(
+                n.name.clone(),
+                Network::create(&docker, &run, &n.name).await?,
+            );
+        }
+        let vars = addresses_and_vars(&spec, &networks)?;
+
+        let pki = Pki::new(&crate::pki::default_base(), &run.id)?;
+        let www_cert = pki.issue(&[WWW, ZONE])?;
+
+        let (zone_file, zone_text) = fixtures.read(&spec.zone)?;
+        let zone_text = render(&zone_text, &vars, &zone_file)?;
+        let public = &networks[&spec.networks[0].name];
+        let dns = DnsServer::start(public.gateway(), ZONE, &zone_text, &zone_file).await?;
+
+        let creating = spec.hosts.iter().map(|h| {
+            let nets: Vec<(&Network, Ipv4Addr)> = h
+                .networks
+                .iter()
+                .map(|n| {
+                    (
+                        &networks[n],
+                        vars[&format!("{}.{n}", h.name)]
+                            .parse()
+                            .expect("we wrote it"),
+                    )
+                })
+                .collect();
+            let (docker, run, tag) = (&docker, &run, &image.tag);
+            async move { Host::create(docker, run, tag, &h.name, &nets, h.memory_mib).await }
+        });
+        let hosts: BTreeMap<String, Host> = futures::future::try_join_all(creating)
+            .await?
+            .into_iter()
+            .map(|h| (h.name.clone(), h))
+            .collect();
+
+        let client = Client::new(dns.addr, &pki.ca_pem)?;
+        let stack = Stack {
+            design: design.to_string(),
+            spec,
+            run,
+            docker,
+            networks,
+            hosts,
+            services,
+            dns,
+            pki,
+            www_cert,
+            client,
+            fixtures,
+            vars,
+            image,
+            up_time: Duration::ZERO,
+            guard,
+        };
+        let bringing_up = stack
+            .spec
+            .hosts
+            .iter()
+            .map(|h| stack.start_services(&h.name, true));
+        futures::future::try_join_all(bringing_up).await?;
+        Ok(Stack {
+            up_time: started.elapsed(),
+            ..stack
+        })
+    }
+
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts.get(name).ok_or_else(|| Error::Unknown {
+            kind: "host",
+            name: name.into(),
+            known: self.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The service definition called `name`.
+    pub fn service(&self, name: &str) -> Result<&ServiceSpec> {
+        self.services.get(name).ok_or_else(|| Error::Unknown {
+            kind: "service",
+            name: name.into(),
+            known: self.services.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The hosts that run `service`, in design order.
+    pub fn hosts_running(&self, service: &str) -> Vec<&Host> {
+        self.spec
+            .hosts
+            .iter()
+            .filter(|h| h.services.iter().any(|s| s == service))
+            .map(|h| &self.hosts[&h.name])
+            .collect()
+    }
+
+    /// Installs, checks, starts and waits for each service of `host`, in order.
+    /// `first` also runs each service's one-time `init`.
+    async fn start_services(&self, host: &str, first: bool) -> Result<()> {
+        let names = self
+            .spec
+            .host(host)
+            .map(|h| h.services.clone())
+            .unwrap_or_default();
+        for name in names {
+            if first {
+                self.install(host, &name).await?;
+            }
+            self.start_service(host, &name).await?;
+            if first {
+                if let Some(init) = &self.service(&name)?.init {
+                    self.host(host)?.run(init).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders and copies a service's files onto `host`, then runs its config check.
+    async fn install(&self, host_name: &str, service: &str) -> Result<()> {
+        let host = self.host(host_name)?;
+        let spec = self.service(service)?;
+        let mut vars = self.vars.clone();
+        vars.insert("self.name".into(), host.name.clone());
+        for (net, addr) in &host.addrs {
+            vars.insert(format!("self.{net}"), addr.to_string());
+        }
+        let mut files = Vec::new();
+        for f in &spec.files {
+            let mode = match &f.mode {
+                Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8).map_err(|_| {
+                    Error::InvalidFixture {
+                        path: self
+                            .fixtures
+                            .path(&format!("services/{service}/service.toml"))
+                            .unwrap_or_default(),
+                        detail: format!(
+                            "mode `{m}` of `{}` is not octal (write \"0644\")",
+                            f.target
+                        ),
+                    }
+                })?,
+                None => 0o644,
+            };
+            let source = self.fixtures.path(&f.source)?;
+            let entries: Vec<(String, std::path::PathBuf)> = if source.is_dir() {
+                self.fixtures
+                    .walk(&f.source)?
+                    .into_iter()
+                    .map(|(rel, path)| {
+                        (
+                            format!("{}/{}", f.target.trim_end_matches('/'), rel.display()),
+                            path,
+                        )
+                    })
+                    .collect()
+            } else {
+                vec![(f.target.clone(), source)]
+            };
+            for (target, path) in entries {
+                let bytes = std::fs::read(&path).map_err(|source| Error::Fixture {
+                    path: path.clone(),
+                    source,
+                })?;
+                let bytes = if f.template {
+                    let text = String::from_utf8(bytes).map_err(|_| Error::InvalidFixture {
+                        path: path.clone(),
+                        detail:
+                            "not UTF-8 text: set `template = false` for this file in service.toml"
+                                .into(),
+                    })?;
+                    render(&text, &vars, &path)?.into_bytes()
+                } else {
+                    bytes
+                };
+                files.push((target, bytes, mode));
+            }
+        }
+        host.put_files(&files).await?;
+        if let Some(check) = &spec.check {
+            let out = host.exec(check).await?;
+            if out.code != 0 {
+                return Err(Error::ConfigRejected {
+                    service: service.into(),
+                    host: host_name.into(),
+                    file: spec
+                        .files
+                        .iter()
+                        .filter_map(|f| self.fixtures.path(&f.source).ok())
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    command: check.clone(),
+                    output: out.combined(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one service on `host` and waits until it is ready.
+    pub async fn start_service(&self, host: &str, service: &str) -> Result<()> {
+        let h = self.host(host)?;
+        let spec = self.service(service)?;
+        h.run(&spec.start).await?;
+        self.wait_ready(host, service).await
+    }
+
+    /// Stops one service cleanly (its own stop command) and waits until its
+    /// processes are gone, so a start that follows does not race the old one.
+    pub async fn stop_service(&self, host: &str, service: &str) -> Result<()> {
+        let h = self.host(host)?;
+        let spec = self.service(service)?;
+        h.run(&spec.stop).await?;
+        self.wait_gone(host, service).await
+    }
+
+    /// Waits until none of `service`'s processes runs on `host` (10 s deadline).
+    pub async fn wait_gone(&self, host: &str, service: &str) -> Result<()> {
+        let h = self.host(host)?;
+        let spec = self.service(service)?;
+        let deadline = Duration::from_secs(10);
+        let started = Instant::now();
+        let names = spec.processes.join("|");
+        loop {
+            let out = h.exec(&format!("pgrep -x '{names}'")).await?;
+            if out.code != 0 {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                return Err(Error::Timeout {
+                    host: host.into(),
+                    service: service.into(),
+                    what: format!(
+                        "stop (processes still running: {})",
+                        out.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
+                    waited: deadline,
+                    logs: h.tail(&spec.logs, 15).await,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// The process ids of `service` running on `host` (empty when it is down).
+    pub async fn pids(&self, host: &str, service: &str) -> Result<Vec<u32>> {
+        let names = self.service(service)?.processes.join("|");
+        let out = self
+            .host(host)?
+            .exec(&format!("pgrep -x '{names}'"))
+            .await?;
+        Ok(out
+            .stdout
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect())
+    }
+
+    /// Reloads one service's configuration (its own graceful reload).
+    pub async fn reload_service(&self, host: &str, service: &str) -> Result<()> {
+        self.host(host)?
+            .run(&self.service(service)?.reload)
+            .await
+            .map(drop)
+    }
+
+    /// Kills one service's processes outright, as a crash would.
+    pub async fn kill_service(&self, host: &str, service: &str) -> Result<()> {
+        self.host(host)?
+            .run(&self.service(service)?.kill)
+            .await
+            .map(drop)
+    }
+
+    /// Waits until `service` on `host` is ready, within its deadline; on
+    /// timeout the error carries the service's last log lines.
+    pub async fn wait_ready(&self, host: &str, service: &str) -> Result<()> {
+        let h = self.host(host)?;
+        let spec = self.service(service)?;
+        let deadline = Duration::from_millis(spec.ready_timeout_ms);
+        let started = Instant::now();
+        loop {
+            let ready = match &spec.ready {
+                Ready::Tcp(port) => {
+                    let addr = (h.main_addr(), *port);
+                    matches!(
+                        tokio::time::timeout(
+                            Duration::from_millis(300),
+                            tokio::net::TcpStream::connect(addr)
+                        )
+                        .await,
+                        Ok(Ok(_))
+                    )
+                }
+                Ready::Exec(cmd) => {
+                    matches!(h.exec_within(cmd, Duration::from_secs(5)).await, Ok(o) if o.code == 0)
+                }
+            };
+            if ready {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                let what = match &spec.ready {
+                    Ready::Tcp(port) => format!("accept TCP on {}:{port}", h.main_addr()),
+                    Ready::Exec(cmd) => format!("pass `{cmd}`"),
+                };
+                return Err(Error::Timeout {
+                    host: host.into(),
+                    service: service.into(),
+                    what,
+                    waited: deadline,
+                    logs: h.tail(&spec.logs, 15).await,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Stops the whole host: the server is off.
+    pub async fn stop_host(&self, host: &str) -> Result<()> {
+        self.host(host)?.stop().await
+    }
+
+    /// Starts a stopped host and its services again, and waits until they are ready.
+    pub async fn start_host(&self, host: &str) -> Result<()> {
+        self.host(host)?.start().await?;
+        self.start_services(host, false).await
+    }
+
+    /// The last lines of every log of `service` on `host`.
+    pub async fn logs(&self, host: &str, service: &str) -> String {
+        match (self.host(host), self.service(service)) {
+            (Ok(h), Ok(s)) => h.tail(&s.logs, 15).await,
+            (Err(e), _) | (_, Err(e)) => e.to_string(),
+        }
+    }
+
+    /// Memory used by all hosts, as the engine counts it.
+    pub async fn memory_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for h in self.hosts.values() {
+            total += h.memory_bytes().await?;
+        }
+        Ok(total)
+    }
+
+    /// Disarms clean-up (STACKPROOF_KEEP): the run stays for inspection.
+    pub fn keep(&mut self) {
+        self.guard.disarm();
+    }
+}
+
+fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
+    ServiceSpec::load(fixtures, name).map_err(|e| match e {
+        Error::Fixture { .. } => {
+            let known: Vec<String> = fixtures
+                .layers()
+                .iter()
+                .flat_map(|l| {
+                    std::fs::read_dir(l.join("services"))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            Error::Unknown {
+                kind: "service",
+                name: name.into(),
+                known: known.join(", "),
+            }
+        }
+        other => other,
+    })
+}
+
+/// Every host's address on each of its networks (`server-1.public`), each
+/// network's gateway (`public.gateway`), then the design's own variables,
+/// rendered against those.
+fn addresses_and_vars(
+    spec: &DesignSpec,
+    networks: &BTreeMap<String, Network>,
+) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    for (i, h) in spec.hosts.iter().enumerate() {
+        let n = FIRST_HOST + u8::try_from(i).expect("fewer than 190 hosts");
+        for net in &h.networks {
+            vars.insert(
+                format!("{}.{net}", h.name),
+                networks[net].address(n).to_string(),
+            );
+        }
+    }
+    for (name, net) in networks {
+        vars.insert(format!("{name}.gateway"), net.gateway().to_string());
+    }
+    let design_file = std::path::PathBuf::from(format!("designs/<{}>.toml [vars]", spec.summary));
+    for (k, v) in &spec.vars {
+        let value = render(v, &vars, &design_file)?;
+        vars.insert(k.clone(), value);
+    }
+    Ok(vars)
+}

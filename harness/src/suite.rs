@@ -1,0 +1,164 @@
+//! The test driver behind `cargo test --test <design>`: one test per claim,
+//! named by its ID, plus one test per mutant proving its claim can fail.
+//!
+//! Claims share one running stack (started on first use, removed at the end)
+//! and run one at a time, because some stop hosts and services. Each mutant
+//! starts its own stack from the mutant's fixtures. Output is libtest's, so
+//! `cargo test --test simple_web -- dns` filters and CI parsers read it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use tokio::sync::Mutex;
+
+use crate::claim::{self, Claim, Mutant};
+use crate::fixtures::Fixtures;
+use crate::report::checklist_line;
+use crate::stack::Stack;
+
+/// The shared stack: `None` until the first claim needs it; an error is kept
+/// so every later claim reports it instead of trying again.
+type Shared = Arc<Mutex<Option<Result<Stack, String>>>>;
+
+/// Runs `design`'s suite; call it from the suite's `main`.
+pub fn main(design: &'static str) -> ExitCode {
+    let mut args = Arguments::from_args();
+    // Claims fault the shared stack (stop hosts, restart services): one at a time.
+    args.test_threads = Some(1);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    );
+    runtime.spawn(async { crate::docker::clean_up_on_interrupt() });
+
+    let claims = match crate::designs::claims(design) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stackproof: {}", e.chain());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mutants = match claim::mutants(design) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("stackproof: {}", e.chain());
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared: Shared = Arc::new(Mutex::new(None));
+    let mut trials: Vec<Trial> = claims
+        .iter()
+        .map(|c| claim_trial(*c, design, runtime.clone(), shared.clone()))
+        .collect();
+    trials.extend(
+        mutants
+            .into_iter()
+            .map(|m| mutant_trial(m, design, &claims, runtime.clone())),
+    );
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Remove the shared stack inside the runtime, before it shuts down.
+    runtime.block_on(async { shared.lock().await.take() });
+    conclusion.exit_code()
+}
+
+fn claim_trial(
+    claim: Claim,
+    design: &'static str,
+    rt: Arc<tokio::runtime::Runtime>,
+    shared: Shared,
+) -> Trial {
+    Trial::test(claim.id, move || {
+        rt.block_on(async {
+            let mut slot = shared.lock().await;
+            if slot.is_none() {
+                *slot = Some(start(design, None).await);
+            }
+            let stack = match slot.as_ref().expect("just set") {
+                Ok(s) => s,
+                Err(e) => {
+                    return Err(Failed::from(format!(
+                        "the {design} stack did not start:\n{e}"
+                    )));
+                }
+            };
+            let outcome = claim::run(stack, &claim).await;
+            println!("{}", checklist_line(&outcome));
+            if outcome.passed {
+                Ok(())
+            } else {
+                Err(Failed::from(checklist_line(&outcome)))
+            }
+        })
+    })
+}
+
+fn mutant_trial(
+    mutant: Mutant,
+    design: &'static str,
+    claims: &[Claim],
+    rt: Arc<tokio::runtime::Runtime>,
+) -> Trial {
+    let name = format!("mutant::{}::fails::{}", mutant.name, mutant.fails);
+    let claim = claims.iter().find(|c| c.id == mutant.fails).copied();
+    Trial::test(name, move || {
+        let Some(claim) = claim else {
+            return Err(Failed::from(format!(
+                "mutant `{}` names claim `{}`, which {design} does not have (fix fails= in {})",
+                mutant.name,
+                mutant.fails,
+                mutant.dir.join("mutant.toml").display()
+            )));
+        };
+        rt.block_on(async {
+            let stack = start(design, Some(&mutant)).await.map_err(|e| {
+                Failed::from(format!("mutant `{}` ({}) did not start, so it proves nothing:\n{e}", mutant.name, mutant.why))
+            })?;
+            let outcome = claim::run(&stack, &claim).await;
+            drop(stack);
+            println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line(&outcome));
+            match outcome.failure {
+                Some(f) if !f.harness_error => Ok(()),
+                Some(f) => Err(Failed::from(format!(
+                    "with mutant `{}` the claim `{}` could not be measured (a harness error, not a claim failure):\n{}",
+                    mutant.name, claim.id, f.summary
+                ))),
+                None => Err(Failed::from(format!(
+                    "mutant `{}` ({}) should make `{}` fail, but it passed: {}",
+                    mutant.name, mutant.why, claim.id, outcome.evidence
+                ))),
+            }
+        })
+    })
+}
+
+async fn start(design: &str, mutant: Option<&Mutant>) -> Result<Stack, String> {
+    let fixtures = Fixtures::from_env().map_err(|e| e.chain())?;
+    let fixtures = match mutant {
+        Some(m) => fixtures
+            .with_overlay(m.dir.clone())
+            .map_err(|e| e.chain())?,
+        None => fixtures,
+    };
+    let stack = Stack::start(design, fixtures)
+        .await
+        .map_err(|e| e.chain())?;
+    eprintln!(
+        "stackproof: {design}{} up in {} ms (run {})",
+        mutant
+            .map(|m| format!(" [mutant {}]", m.name))
+            .unwrap_or_default(),
+        stack.up_time.as_millis(),
+        stack.run.id
+    );
+    Ok(stack)
+}
