@@ -67,7 +67,7 @@ impl DnsServer {
             ZoneType::Primary,
             AxfrPolicy::Deny,
         )
-        .map_err(|e| invalid(e))?;
+        .map_err(invalid)?;
         let zone = Arc::new(zone);
         let mut catalog = Catalog::new();
         catalog.upsert(

@@ -325,6 +325,14 @@ pub async fn remove_own_runs(docker: &Docker) -> Result<usize> {
     Ok(n)
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether Ctrl-C was pressed: errors that follow are the clean-up's doing,
+/// and the handler will exit with 130 once it is done.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// On Ctrl-C (or SIGTERM), removes this process's runs and exits 130.
 /// Call once, inside the runtime.
 pub fn clean_up_on_interrupt() {
@@ -343,9 +351,17 @@ pub fn clean_up_on_interrupt() {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminated => {}
         }
+        INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\nstackproof: interrupted; removing this run's containers and networks");
         if let Ok(docker) = connect().await {
-            let _ = remove_own_runs(&docker).await;
+            // The main flow may still be creating a container as we list: sweep
+            // until a pass finds nothing (bounded).
+            for _ in 0..10 {
+                match remove_own_runs(&docker).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
         }
         std::process::exit(130);
     });

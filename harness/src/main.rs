@@ -76,6 +76,10 @@ fn main() -> ExitCode {
         docker::clean_up_on_interrupt();
         match run(cli.command).await {
             Ok(code) => code,
+            Err(_) if docker::interrupted() => {
+                // The interrupt handler is removing the run and will exit(130).
+                std::future::pending().await
+            }
             Err(e) => {
                 eprintln!("stackproof: {}", e.chain());
                 ExitCode::from(2)
@@ -163,7 +167,7 @@ async fn check(
     let mut claims = designs::claims(design)?;
     if !only.is_empty() {
         for id in only {
-            if !claims.iter().any(|c| &c.id == id) {
+            if !claims.iter().any(|c| c.id == id) {
                 return Err(Error::Unknown {
                     kind: "claim",
                     name: id.clone(),
@@ -175,14 +179,11 @@ async fn check(
     }
     // The built-in fixtures, then the user's folder (flag, else STACKPROOF_FIXTURES via clap's env).
     let mut layers = Fixtures::from_env()?;
-    if let Some(dir) = fixtures {
-        if std::env::var_os("STACKPROOF_FIXTURES")
-            .map(PathBuf::from)
-            .as_ref()
-            != Some(&dir)
-        {
-            layers = layers.with_overlay(dir)?;
-        }
+    let from_env = std::env::var_os("STACKPROOF_FIXTURES").map(PathBuf::from);
+    if let Some(dir) = fixtures
+        && from_env.as_ref() != Some(&dir)
+    {
+        layers = layers.with_overlay(dir)?;
     }
     println!("stackproof check {design}: starting the design");
     let mut stack = Stack::start(design, layers).await?;

@@ -1,6 +1,7 @@
 //! Reports: the checklist a person reads, and JSON and JUnit XML for CI.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
 
 use serde::Serialize;
@@ -39,7 +40,22 @@ pub fn checklist_line(o: &Outcome) -> String {
             let _ = write!(s, "\n      last log lines:\n{}", indent(&f.logs, 8));
         }
     }
-    s
+    // Colours (the diff's) only for a person at a terminal, never in CI logs.
+    if std::io::stdout().is_terminal() {
+        s
+    } else {
+        strip_ansi(&s)
+    }
+}
+
+/// The checklist line without the services' logs: for an expected failure
+/// (a mutant doing its job), where the logs are noise.
+pub fn checklist_line_short(o: &Outcome) -> String {
+    let mut o = o.clone();
+    if let Some(f) = o.failure.as_mut() {
+        f.logs.clear();
+    }
+    checklist_line(&o)
 }
 
 fn indent(text: &str, n: usize) -> String {

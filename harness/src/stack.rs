@@ -210,10 +210,8 @@ impl Stack {
                 self.install(host, &name).await?;
             }
             self.start_service(host, &name).await?;
-            if first {
-                if let Some(init) = &self.service(&name)?.init {
-                    self.host(host)?.run(init).await?;
-                }
+            if first && let Some(init) = &self.service(&name)?.init {
+                self.host(host)?.run(init).await?;
             }
         }
         Ok(())

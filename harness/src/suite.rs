@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::claim::{self, Claim, Mutant};
 use crate::fixtures::Fixtures;
-use crate::report::checklist_line;
+use crate::report::{checklist_line, checklist_line_short};
 use crate::stack::Stack;
 
 /// The shared stack: `None` until the first claim needs it; an error is kept
@@ -125,7 +125,7 @@ fn mutant_trial(
             })?;
             let outcome = claim::run(&stack, &claim).await;
             drop(stack);
-            println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line(&outcome));
+            println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line_short(&outcome));
             match outcome.failure {
                 Some(f) if !f.harness_error => Ok(()),
                 Some(f) => Err(Failed::from(format!(

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Prepares a machine for stackproof and runs the test suites.
+# Used by .ci/run; usable on any Debian-like machine with Docker installed.
+set -euo pipefail
+
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+
+log() { printf 'ci: %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. A Docker engine that answers. Start it if it is installed but stopped.
+if ! timeout 10 docker info >/dev/null 2>&1; then
+  log "the Docker engine does not answer; starting it"
+  if command -v systemctl >/dev/null 2>&1 && as_root systemctl start docker 2>/dev/null; then
+    :
+  elif command -v service >/dev/null 2>&1 && as_root service docker start 2>/dev/null; then
+    :
+  elif command -v dockerd >/dev/null 2>&1; then
+    as_root sh -c 'nohup dockerd >/var/log/dockerd-ci.log 2>&1 &'
+  else
+    log "no Docker engine is installed: install docker.io (apt-get install docker.io) and run again"
+    exit 1
+  fi
+  for _ in $(seq 1 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
+  timeout 10 docker info >/dev/null 2>&1 || { log "the Docker engine did not come up within 60 s"; exit 1; }
+fi
+log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) answers"
+
+# 2. No registry is reachable, so the base image is bootstrapped from
+#    Debian's packages with mmdebstrap (only needed when no Debian image is present).
+if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 \
+   && ! docker image inspect stackproof/base:bookworm >/dev/null 2>&1 \
+   && ! command -v mmdebstrap >/dev/null 2>&1; then
+  log "installing mmdebstrap to bootstrap the Debian 12 base image"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+fi
+
+# 3. Leftovers of earlier killed runs would only cost memory: remove them.
+cargo run -q --bin stackproof -- sweep
+
+# 4. Build the images once, with progress, so the suites' timings are warm.
+cargo run -q --bin stackproof -- images
+
+# 5. README.md's test command.
+log "running: cargo test"
+cargo test
+
+# 6. Nothing may be left behind.
+left=$(docker ps -aq --filter label=stackproof.run | wc -l)
+nets=$(docker network ls -q --filter label=stackproof.run | wc -l)
+if [ "$left" -ne 0 ] || [ "$nets" -ne 0 ]; then
+  log "the tests left $left container(s) and $nets network(s) behind"
+  docker ps -a --filter label=stackproof.run
+  exit 1
+fi
+log "nothing left behind"

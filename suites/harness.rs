@@ -1,0 +1,263 @@
+//! The harness's own promises, against the real engine: nothing leaks (on
+//! panic, on Ctrl-C, after a killed run), parallel runs do not collide, and
+//! bad input gets one clear message naming the thing and the fix.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
+use stackproof::error::Error;
+use stackproof::fixtures::Fixtures;
+use stackproof::stack::Stack;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::NetworkCreateRequest;
+use testcontainers::bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+};
+
+/// Containers and networks carrying `label=value`.
+async fn resources_with(docker: &Docker, label: &str, value: &str) -> (usize, usize) {
+    let filter = HashMap::from([("label", vec![format!("{label}={value}")])]);
+    let c = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .len();
+    let n = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .unwrap()
+        .len();
+    (c, n)
+}
+
+#[test]
+fn a_panicking_test_leaves_nothing_behind() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let panicked = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let stack = Stack::start("simple_web", Fixtures::from_env().unwrap())
+                .await
+                .unwrap();
+            tx.send(stack.run.id.clone()).unwrap();
+            panic!("a claim blew up mid-run");
+        })
+    })
+    .join();
+    assert!(panicked.is_err(), "the thread should have panicked");
+    let run = rx.recv().expect("the stack started before the panic");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = docker::connect().await.unwrap();
+        assert_eq!(
+            resources_with(&docker, LABEL_RUN, &run).await,
+            (0, 0),
+            "run {run} left resources after a panic"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_runs_leftovers_are_swept_and_a_live_run_is_not() {
+    let docker = docker::connect().await.unwrap();
+    // A pid that surely is gone: a child we started and reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let make = |run: &str, pid: u32| NetworkCreateRequest {
+        name: format!("sp-test-{run}"),
+        internal: Some(true),
+        labels: Some(HashMap::from([
+            (LABEL_RUN.to_string(), run.to_string()),
+            (LABEL_PID.to_string(), pid.to_string()),
+            (LABEL_STARTED.to_string(), "0".to_string()),
+        ])),
+        ..Default::default()
+    };
+    let dead_run = format!("dead-{}", rand::random::<u32>());
+    let live_run = stackproof::docker::RunId::new();
+    docker
+        .create_network(make(&dead_run, dead_pid))
+        .await
+        .unwrap();
+    let mut live = NetworkCreateRequest {
+        name: format!("sp-test-{}", live_run.id),
+        internal: Some(true),
+        ..Default::default()
+    };
+    live.labels = Some(live_run.labels());
+    docker.create_network(live).await.unwrap();
+
+    let swept = docker::sweep_dead_runs(&docker).await.unwrap();
+    assert!(
+        swept.contains(&dead_run),
+        "the dead run was not swept: {swept:?}"
+    );
+    assert_eq!(resources_with(&docker, LABEL_RUN, &dead_run).await, (0, 0));
+    assert_eq!(
+        resources_with(&docker, LABEL_RUN, &live_run.id).await,
+        (0, 1),
+        "a live run was swept"
+    );
+    docker::remove_run(&docker, &live_run.id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_at_once_do_not_collide() {
+    let (a, b) = tokio::try_join!(
+        Stack::start("simple_web", Fixtures::from_env().unwrap()),
+        Stack::start("simple_web", Fixtures::from_env().unwrap())
+    )
+    .unwrap();
+    assert_ne!(a.run.id, b.run.id);
+    assert_ne!(
+        a.networks["public"].prefix, b.networks["public"].prefix,
+        "two runs share a subnet"
+    );
+    for s in [&a, &b] {
+        let body = s
+            .client
+            .fresh
+            .get("http://www.foobar.com/static/hello.txt")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.starts_with("Hello from a static file"), "{body}");
+        // Each run's client reaches its own server.
+        let peer = s
+            .client
+            .fresh
+            .get("http://www.foobar.com/")
+            .send()
+            .await
+            .unwrap()
+            .remote_addr()
+            .unwrap();
+        assert_eq!(
+            peer.ip(),
+            std::net::IpAddr::V4(s.host("server-1").unwrap().main_addr())
+        );
+    }
+    let runs = [a.run.id.clone(), b.run.id.clone()];
+    drop((a, b));
+    let docker = docker::connect().await.unwrap();
+    for run in runs {
+        assert_eq!(resources_with(&docker, LABEL_RUN, &run).await, (0, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() {
+    let dir = std::env::temp_dir().join(format!("sp-bad-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(dir.join("services/apache")).unwrap();
+    std::fs::write(
+        dir.join("services/apache/site.conf"),
+        "<VirtualHost *:80>\n    NoSuchDirective on\n</VirtualHost>\n",
+    )
+    .unwrap();
+    let fixtures = Fixtures::from_env()
+        .unwrap()
+        .with_overlay(dir.clone())
+        .unwrap();
+    let err = Stack::start("simple_web", fixtures).await.unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, Error::ConfigRejected { .. }), "{text}");
+    assert!(
+        text.contains("apache2ctl -t"),
+        "the server's own check is not quoted: {text}"
+    );
+    assert!(
+        text.contains("NoSuchDirective"),
+        "the server's complaint is not quoted: {text}"
+    );
+    assert!(
+        text.contains(&dir.join("services/apache/site.conf").display().to_string()),
+        "the file is not named: {text}"
+    );
+}
+
+#[test]
+fn unknown_names_say_what_exists() {
+    let e = stackproof::designs::claims("lamp").unwrap_err().to_string();
+    assert!(
+        e.contains("unknown design `lamp`") && e.contains("simple_web"),
+        "{e}"
+    );
+    let e = stackproof::designs::claims("scale_up")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not implemented yet"), "{e}");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web", "--claim", "simple_web.nope"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("unknown claim `simple_web.nope`") && err.contains("simple_web.issue.spof"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_engine_gets_one_line_saying_how_to_start_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no Docker engine answers at `unix:///nonexistent/docker.sock`"),
+        "{err}"
+    );
+    assert!(err.contains("systemctl start docker"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn ctrl_c_of_the_cli_removes_its_run() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = docker::connect().await.unwrap();
+        let started = Instant::now();
+        while resources_with(&docker, LABEL_PID, &pid).await.0 == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the CLI never started a container"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "exit after Ctrl-C: {stderr}");
+        assert_eq!(
+            resources_with(&docker, LABEL_PID, &pid).await,
+            (0, 0),
+            "Ctrl-C left resources behind"
+        );
+    });
+}
