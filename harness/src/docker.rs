@@ -145,12 +145,9 @@ pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
     Ok(removed)
 }
 
-/// Removes what earlier runs left behind, but only runs whose owning process
-/// is gone (killed test binaries, a CLI that lost its terminal): never a run
-/// that is still going, here or in a parallel process.
-pub async fn sweep_dead_runs(docker: &Docker) -> Result<Vec<String>> {
-    let filter = HashMap::from([("label", vec![LABEL_RUN.to_string()])]);
-    let mut dead = BTreeSet::new();
+/// The labels of every container and network that carries `label` (`key` or `key=value`).
+async fn labels_of(docker: &Docker, label: String) -> Result<Vec<HashMap<String, String>>> {
+    let filter = HashMap::from([("label", vec![label])]);
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -160,29 +157,43 @@ pub async fn sweep_dead_runs(docker: &Docker) -> Result<Vec<String>> {
         ))
         .await
         .map_err(Error::docker("list stackproof containers"))?;
-    for c in containers {
-        let labels = c.labels.unwrap_or_default();
-        if !owner_alive(&labels) {
-            dead.extend(labels.get(LABEL_RUN).cloned());
-        }
-    }
     let networks = docker
         .list_networks(Some(
             ListNetworksOptionsBuilder::new().filters(&filter).build(),
         ))
         .await
         .map_err(Error::docker("list stackproof networks"))?;
-    for n in networks {
-        let labels = n.labels.unwrap_or_default();
-        if !owner_alive(&labels) {
-            dead.extend(labels.get(LABEL_RUN).cloned());
-        }
-    }
-    for run in &dead {
-        tracing::info!(run, "removing what a dead run left behind");
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| c.labels)
+        .chain(networks.into_iter().filter_map(|n| n.labels))
+        .collect())
+}
+
+/// Removes each run whose resources' labels pass `pick`; returns the runs removed.
+async fn remove_runs_where(
+    docker: &Docker,
+    label: String,
+    pick: impl Fn(&HashMap<String, String>) -> bool,
+) -> Result<Vec<String>> {
+    let runs: BTreeSet<String> = labels_of(docker, label)
+        .await?
+        .iter()
+        .filter(|l| pick(l))
+        .filter_map(|l| l.get(LABEL_RUN).cloned())
+        .collect();
+    for run in &runs {
+        tracing::info!(run, "removing run");
         remove_run(docker, run).await?;
     }
-    Ok(dead.into_iter().collect())
+    Ok(runs.into_iter().collect())
+}
+
+/// Removes what earlier runs left behind, but only runs whose owning process
+/// is gone (killed test binaries, a CLI that lost its terminal): never a run
+/// that is still going, here or in a parallel process.
+pub async fn sweep_dead_runs(docker: &Docker) -> Result<Vec<String>> {
+    remove_runs_where(docker, LABEL_RUN.to_string(), |l| !owner_alive(l)).await
 }
 
 /// Whether the engine answered 404 (already gone: fine when removing).
@@ -256,73 +267,20 @@ impl Drop for RunGuard {
     }
 }
 
-/// Removes every stackproof resource, whoever owns it (`stackproof sweep --all`).
-pub async fn remove_all(docker: &Docker) -> Result<usize> {
-    let filter = HashMap::from([("label", vec![LABEL_RUN.to_string()])]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .map_err(Error::docker("list stackproof containers"))?;
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .map_err(Error::docker("list stackproof networks"))?;
-    let runs: BTreeSet<String> = containers
-        .into_iter()
-        .filter_map(|c| c.labels.and_then(|l| l.get(LABEL_RUN).cloned()))
-        .chain(
-            networks
-                .into_iter()
-                .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_RUN).cloned())),
-        )
-        .collect();
-    let mut n = 0;
-    for run in runs {
-        n += remove_run(docker, &run).await?;
-    }
-    Ok(n)
+/// Removes every stackproof run, whoever owns it (`stackproof sweep --all`).
+pub async fn remove_all(docker: &Docker) -> Result<Vec<String>> {
+    remove_runs_where(docker, LABEL_RUN.to_string(), |_| true).await
 }
 
 /// Removes every run this process owns. For Ctrl-C: the guards' `Drop`
 /// does not run when the process is interrupted, so the handler calls this.
-pub async fn remove_own_runs(docker: &Docker) -> Result<usize> {
-    let filter = HashMap::from([("label", vec![format!("{LABEL_PID}={}", std::process::id())])]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .map_err(Error::docker("list this process's containers"))?;
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .map_err(Error::docker("list this process's networks"))?;
-    let runs: BTreeSet<String> = containers
-        .into_iter()
-        .filter_map(|c| c.labels.and_then(|l| l.get(LABEL_RUN).cloned()))
-        .chain(
-            networks
-                .into_iter()
-                .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_RUN).cloned())),
-        )
-        .collect();
-    let mut n = 0;
-    for run in runs {
-        n += remove_run(docker, &run).await?;
-    }
-    Ok(n)
+pub async fn remove_own_runs(docker: &Docker) -> Result<Vec<String>> {
+    remove_runs_where(
+        docker,
+        format!("{LABEL_PID}={}", std::process::id()),
+        |_| true,
+    )
+    .await
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -358,7 +316,8 @@ pub fn clean_up_on_interrupt() {
             // until a pass finds nothing (bounded).
             for _ in 0..10 {
                 match remove_own_runs(&docker).await {
-                    Ok(0) | Err(_) => break,
+                    Ok(runs) if runs.is_empty() => break,
+                    Err(_) => break,
                     Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
                 }
             }

@@ -53,6 +53,14 @@ enum Command {
     },
     /// Build the images now (a check builds them when missing).
     Images,
+    /// Measure a design: image step, time to ready, each claim, memory, teardown (min/median/max).
+    Bench {
+        /// The design to measure.
+        design: String,
+        /// How many times to start the design and run its claims.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Remove what killed runs left behind (`--all`: every stackproof container and network).
     Sweep {
         /// Also remove runs whose process still lives.
@@ -132,25 +140,20 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { design, runs } => bench(&design, runs.max(1)).await,
         Command::Sweep { all } => {
             let docker = docker::connect().await?;
-            if all {
-                println!(
-                    "removed {} containers and networks",
-                    docker::remove_all(&docker).await?
-                );
+            let (what, runs) = if all {
+                ("", docker::remove_all(&docker).await?)
             } else {
-                let runs = docker::sweep_dead_runs(&docker).await?;
-                println!(
-                    "removed {} dead run(s){}",
-                    runs.len(),
-                    if runs.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", runs.join(", "))
-                    }
-                );
-            }
+                ("dead ", docker::sweep_dead_runs(&docker).await?)
+            };
+            let names = if runs.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", runs.join(", "))
+            };
+            println!("removed {} {what}run(s){names}", runs.len());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -225,6 +228,73 @@ async fn check(
     }
     drop(stack);
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints min/median/max of each figure over `runs` runs. Figures, not
+/// verdicts: the budgets in DESIGN.md are compared by a person, because
+/// timings on a shared machine are not fit to fail a build.
+async fn bench(design: &str, runs: usize) -> Result<ExitCode, Error> {
+    let claims = designs::claims(design)?;
+    let docker = docker::connect().await?;
+    let fixtures = Fixtures::from_env()?;
+    let image = images::ensure_server_image(&docker, &fixtures).await?;
+    println!(
+        "image {}: {} in {:.1} s",
+        image.tag,
+        if image.built {
+            "built (cold)"
+        } else {
+            "present (warm)"
+        },
+        image.elapsed.as_secs_f64()
+    );
+    let mut figures: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut record = |name: &str, value: f64| match figures.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => v.push(value),
+        None => figures.push((name.to_string(), vec![value])),
+    };
+    let mut failures = 0;
+    for i in 0..runs {
+        let stack = Stack::start(design, fixtures.clone()).await?;
+        record(
+            "topology up, all services ready (ms)",
+            stack.up_time.as_millis() as f64,
+        );
+        for c in &claims {
+            let o = claim::run(&stack, c).await;
+            if !o.passed {
+                failures += 1;
+                println!("run {}: {}", i + 1, report::checklist_line(&o));
+            }
+            record(&format!("{} (ms)", c.id), o.millis as f64);
+        }
+        record(
+            "memory of the running topology (MiB)",
+            stack.memory_bytes().await? as f64 / 1048576.0,
+        );
+        let t = std::time::Instant::now();
+        drop(stack);
+        record("teardown (ms)", t.elapsed().as_millis() as f64);
+    }
+    println!("{design}, {runs} run(s):");
+    println!(
+        "  {:<52} {:>9} {:>9} {:>9}",
+        "figure", "min", "median", "max"
+    );
+    for (name, mut v) in figures {
+        v.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "  {name:<52} {:>9.1} {:>9.1} {:>9.1}",
+            v[0],
+            v[v.len() / 2],
+            v[v.len() - 1]
+        );
+    }
+    Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
