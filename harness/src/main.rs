@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Start a design and check every claim: one line per claim with what was measured.
     Check {
-        /// The design: simple_web (distributed, secured_monitored, scale_up: coming).
+        /// The design: simple_web or distributed (secured_monitored, scale_up: coming).
         design: String,
         /// Your own fixtures folder, laid over the built-in one (only the files you replace).
         #[arg(long, env = "STACKPROOF_FIXTURES")]
@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
         /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
-        #[arg(long, env = "STACKPROOF_KEEP")]
+        #[arg(long)]
         keep: bool,
     },
     /// List the designs, or one design's claims and mutants.

@@ -6,6 +6,8 @@ use crate::host::Host;
 
 /// Where PHP-FPM writes one line per request it served (see the pool fixture).
 pub const FPM_ACCESS_LOG: &str = "/var/log/php-fpm/access.log";
+/// Where Nginx writes one line per request (see the nginx fixture).
+pub const NGINX_ACCESS_LOG: &str = "/var/log/nginx/access.log";
 /// Where Apache writes one line per request.
 pub const APACHE_ACCESS_LOG: &str = "/var/log/apache2/access.log";
 

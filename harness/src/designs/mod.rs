@@ -5,6 +5,7 @@
 use crate::claim::Claim;
 use crate::error::{Error, Result};
 
+pub mod distributed;
 pub mod simple_web;
 
 /// Every design in the catalogue, in CLAIMS.md order, and whether it is built yet.
@@ -19,6 +20,7 @@ pub const CATALOGUE: &[(&str, bool)] = &[
 pub fn claims(design: &str) -> Result<Vec<Claim>> {
     match design {
         "simple_web" => Ok(simple_web::claims()),
+        "distributed" => Ok(distributed::claims()),
         other => {
             let known = CATALOGUE
                 .iter()
