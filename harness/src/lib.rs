@@ -24,6 +24,7 @@
 //! creates is labelled with its run id and removed when the stack is
 //! dropped, on panic, and on Ctrl-C; a start sweeps what killed runs left.
 
+pub mod capture;
 pub mod claim;
 pub mod client;
 pub mod designs;

@@ -48,3 +48,33 @@ fn parse_u64(host: &Host, what: &str, text: &str) -> Result<u64> {
 pub fn http(path: &str) -> String {
     format!("http://{}{path}", crate::stack::WWW)
 }
+
+/// One column of MariaDB's USER_STATISTICS for `user` on `host` (0 before
+/// the user's first statement). These tell the app's own reads and writes
+/// apart from replication's, which run as a system thread.
+pub async fn user_stat(host: &Host, user: &str, column: &str) -> Result<u64> {
+    let sql =
+        format!("SELECT {column} FROM information_schema.USER_STATISTICS WHERE USER = '{user}'");
+    let out = mariadb_sql(host, &sql).await?;
+    if out.trim().is_empty() {
+        return Ok(0);
+    }
+    parse_u64(host, column, &out)
+}
+
+/// HAProxy's view of each server (`show stat`): (backend, server) → status
+/// such as `UP`, `DOWN`, `DOWN 1/2`.
+pub async fn haproxy_status(host: &Host) -> Result<Vec<(String, String, String)>> {
+    let out = host
+        .run("echo 'show stat' | nc -U -N /run/haproxy/admin.sock")
+        .await?;
+    Ok(out
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() > 17 && f[1] != "FRONTEND" && f[1] != "BACKEND")
+                .then(|| (f[0].into(), f[1].into(), f[17].into()))
+        })
+        .collect())
+}

@@ -243,6 +243,11 @@ impl Stack {
                 })?,
                 None => 0o644,
             };
+            // `run:` sources are made by the run itself, never read from disk.
+            if let Some(what) = f.source.strip_prefix("run:") {
+                files.push((f.target.clone(), self.run_file(what)?, mode));
+                continue;
+            }
             let source = self.fixtures.path(&f.source)?;
             let entries: Vec<(String, std::path::PathBuf)> = if source.is_dir() {
                 self.fixtures
@@ -297,6 +302,26 @@ impl Stack {
             }
         }
         Ok(())
+    }
+
+    /// Files a service can install from the run itself (`source = "run:<name>"`):
+    /// `www.pem` (certificate then key, as HAProxy wants it), `www.crt`,
+    /// `www.key`, `ca.pem`.
+    fn run_file(&self, what: &str) -> Result<Vec<u8>> {
+        Ok(match what {
+            "www.pem" => self.www_cert.bundle_pem(),
+            "www.crt" => self.www_cert.cert_pem.clone(),
+            "www.key" => self.www_cert.key_pem.clone(),
+            "ca.pem" => self.pki.ca_pem.clone(),
+            other => {
+                return Err(Error::Unknown {
+                    kind: "run file",
+                    name: format!("run:{other}"),
+                    known: "run:www.pem, run:www.crt, run:www.key, run:ca.pem".into(),
+                });
+            }
+        }
+        .into_bytes())
     }
 
     /// Starts one service on `host` and waits until it is ready.

@@ -1,9 +1,6 @@
 //! distributed: lb-1 (HAProxy, round-robin) over server-1 and server-2, each
 //! Nginx + the PHP app + MariaDB (primary on server-1, replica on server-2).
 //! Design file: `fixtures/designs/distributed.toml`.
-//!
-//! Not all of CLAIMS.md's distributed claims are implemented yet: see
-//! [`NOT_YET`]. The suite and checklist run the ones below.
 
 use std::time::{Duration, Instant};
 
@@ -16,21 +13,20 @@ use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
 use crate::stack::{Stack, WWW};
 
-/// Claims of CLAIMS.md's distributed section that have no check yet.
-pub const NOT_YET: &[&str] = &[
-    "distributed.lb.health_check",
-    "distributed.db.writes_to_primary",
-    "distributed.db.reads_from_replica",
-    "distributed.issue.spof_primary",
-    "distributed.issue.no_https",
-];
-
 const LB: &str = "lb-1";
 const SERVERS: [&str; 2] = ["server-1", "server-2"];
 const PRIMARY: &str = "server-1";
 const REPLICA: &str = "server-2";
 /// Requests for the round-robin count: even, so a fair split is exact.
 const RR_REQUESTS: usize = 10;
+/// Requests for the read/write routing counts.
+const ROUTING_REQUESTS: u64 = 6;
+/// The app's database user, whose statements USER_STATISTICS counts.
+const APP_USER: &str = "app";
+/// Slack on top of HAProxy's configured detection times: checks are
+/// `inter` apart, so a change can wait up to one extra interval to be seen,
+/// plus our own polling.
+const HEALTH_SLACK: Duration = Duration::from_millis(700);
 /// How long a write may take to reach the replica (CLAIMS.md: 1 s).
 const REPLICATION_BUDGET: Duration = Duration::from_secs(1);
 
@@ -43,7 +39,7 @@ macro_rules! check {
     }};
 }
 
-/// The implemented claims of distributed, in CLAIMS.md order.
+/// The claims of distributed, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
     vec![
         Claim {
@@ -60,6 +56,11 @@ pub fn claims() -> Vec<Claim> {
             id: "distributed.lb.active_active",
             says: "avoid that a single server is overloaded",
             check: check!(active_active),
+        },
+        Claim {
+            id: "distributed.lb.health_check",
+            says: "traffic goes to servers that can take it",
+            check: check!(health_check),
         },
         Claim {
             id: "distributed.web.static_by_nginx",
@@ -82,9 +83,29 @@ pub fn claims() -> Vec<Claim> {
             check: check!(replica_read_only),
         },
         Claim {
+            id: "distributed.db.writes_to_primary",
+            says: "a main database to write data",
+            check: check!(writes_to_primary),
+        },
+        Claim {
+            id: "distributed.db.reads_from_replica",
+            says: "responses (replicas) to read",
+            check: check!(reads_from_replica),
+        },
+        Claim {
             id: "distributed.issue.spof_lb",
             says: "the load balancer is a SPOF",
             check: check!(spof_lb),
+        },
+        Claim {
+            id: "distributed.issue.spof_primary",
+            says: "a single writable database",
+            check: check!(spof_primary),
+        },
+        Claim {
+            id: "distributed.issue.no_https",
+            says: "no HTTPS",
+            check: check!(no_https),
         },
         Claim {
             id: "distributed.issue.no_firewall",
@@ -475,6 +496,266 @@ async fn no_firewall(stack: &Stack) -> CheckResult {
         "3306 reachable from the client",
         vec![("server-1".into(), true), ("server-2".into(), true)],
         open,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// HAProxy's check timing for `server` from its running configuration:
+/// (inter, fall, rise), with HAProxy's defaults (2 s, 3, 2) where unset.
+async fn check_timing(stack: &Stack, server: &str) -> Result<(Duration, u32, u32), Failure> {
+    let cfg = stack.host(LB)?.run("cat /etc/haproxy/haproxy.cfg").await?;
+    let (mut inter, mut fall, mut rise) = (Duration::from_secs(2), 3, 2);
+    for line in cfg.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let applies = words.first() == Some(&"default-server")
+            || (words.first() == Some(&"server") && words.get(1) == Some(&server));
+        if !applies {
+            continue;
+        }
+        for pair in words.windows(2) {
+            match pair[0] {
+                "inter" => inter = parse_haproxy_time(pair[1]).unwrap_or(inter),
+                "fall" => fall = pair[1].parse().unwrap_or(fall),
+                "rise" => rise = pair[1].parse().unwrap_or(rise),
+                _ => {}
+            }
+        }
+    }
+    Ok((inter, fall, rise))
+}
+
+/// "500ms", "2s", "2000" (ms) → Duration.
+fn parse_haproxy_time(t: &str) -> Option<Duration> {
+    if let Some(ms) = t.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    if let Some(s) = t.strip_suffix('s') {
+        return s.parse().ok().map(Duration::from_secs);
+    }
+    t.parse().ok().map(Duration::from_millis)
+}
+
+/// Polls HAProxy until `server` is in a state starting with `want`, within `deadline`.
+async fn wait_status(
+    stack: &Stack,
+    server: &str,
+    want: &str,
+    deadline: Duration,
+) -> Result<Option<Duration>, Failure> {
+    let lb = stack.host(LB)?;
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        let states = measure::haproxy_status(lb).await?;
+        if states
+            .iter()
+            .any(|(_, s, st)| s == server && st.starts_with(want) && !st.contains('/'))
+        {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(None)
+}
+
+/// Nginx stopped on server-1: HAProxy takes it out within inter × fall and
+/// every request then succeeds via server-2; started again, it rejoins within rise × inter.
+async fn health_check(stack: &Stack) -> CheckResult {
+    let (inter, fall, rise) = check_timing(stack, "server-1").await?;
+    let eject_budget = inter * fall + HEALTH_SLACK;
+    let rejoin_budget = inter * rise + HEALTH_SLACK;
+    stack.stop_service("server-1", "nginx").await?;
+    let result = async {
+        let ejected = wait_status(stack, "server-1", "DOWN", eject_budget * 3).await?;
+        let marker = format!("hc{:08x}", rand::random::<u32>());
+        let mut ok = 0;
+        for i in 0..RR_REQUESTS {
+            let url = http(&format!("/static/hello.txt?{marker}-{i}"));
+            if stack
+                .client
+                .fresh
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ok += 1;
+            }
+        }
+        let order = served_by(stack, &marker, RR_REQUESTS).await?;
+        Ok::<_, Failure>((ejected, ok, order))
+    }
+    .await;
+    let restarted = stack.start_service("server-1", "nginx").await;
+    let (ejected, ok, order) = result?;
+    restarted?;
+    let rejoined = wait_status(stack, "server-1", "UP", rejoin_budget * 3).await?;
+    let ms = |d: Option<Duration>| {
+        d.map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "never".into())
+    };
+    let via2 = order.iter().filter(|s| *s == "server-2").count();
+    let evidence = format!(
+        "inter {} ms, fall {fall}, rise {rise}; Nginx stopped on server-1: marked DOWN after {} (budget inter×fall+slack {} ms); \
+         then {ok} of {RR_REQUESTS} requests succeeded, {via2} via server-2; Nginx started: UP after {} (budget rise×inter+slack {} ms)",
+        inter.as_millis(),
+        ms(ejected),
+        eject_budget.as_millis(),
+        ms(rejoined),
+        rejoin_budget.as_millis()
+    );
+    ensure(
+        ejected.is_some_and(|d| d <= eject_budget),
+        "HAProxy did not take the stopped server out in time",
+        &evidence,
+    )?;
+    ensure_eq(
+        "requests that succeeded after the ejection",
+        RR_REQUESTS,
+        ok,
+        &evidence,
+    )?;
+    ensure_eq("requests served by server-2", RR_REQUESTS, via2, &evidence)?;
+    ensure(
+        rejoined.is_some_and(|d| d <= rejoin_budget),
+        "the server did not rejoin in time",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The app user's counters on primary and replica, around `n` requests to `path`.
+async fn app_counts(stack: &Stack, path: &str, column: &str) -> Result<(u64, u64, usize), Failure> {
+    let (primary, replica) = (stack.host(PRIMARY)?, stack.host(REPLICA)?);
+    let before = (
+        measure::user_stat(primary, APP_USER, column).await?,
+        measure::user_stat(replica, APP_USER, column).await?,
+    );
+    let mut ok = 0;
+    for _ in 0..ROUTING_REQUESTS {
+        if stack
+            .client
+            .fresh
+            .get(http(path))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ok += 1;
+        }
+    }
+    let after = (
+        measure::user_stat(primary, APP_USER, column).await?,
+        measure::user_stat(replica, APP_USER, column).await?,
+    );
+    Ok((after.0 - before.0, after.1 - before.1, ok))
+}
+
+/// The app's writes land on the primary only, by each server's USER_STATISTICS.
+async fn writes_to_primary(stack: &Stack) -> CheckResult {
+    let (primary, replica, ok) = app_counts(stack, "/write.php", "ROWS_INSERTED").await?;
+    let evidence = format!(
+        "{ROUTING_REQUESTS} requests to /write.php, {ok} answered 200; rows the `{APP_USER}` user inserted: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
+    );
+    ensure_eq(
+        "app rows inserted on (primary, replica)",
+        (ROUTING_REQUESTS, 0),
+        (primary, replica),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The app's reads go to the replica, not the primary, counted the same way.
+async fn reads_from_replica(stack: &Stack) -> CheckResult {
+    let (primary, replica, ok) = app_counts(stack, "/index.php", "SELECT_COMMANDS").await?;
+    let evidence = format!(
+        "{ROUTING_REQUESTS} requests to /index.php, {ok} answered 200; SELECTs by the `{APP_USER}` user: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
+    );
+    ensure_eq(
+        "app SELECTs on (primary, replica)",
+        (0, ROUTING_REQUESTS),
+        (primary, replica),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Primary stopped: writes fail, reads keep working.
+async fn spof_primary(stack: &Stack) -> CheckResult {
+    let primary_service = "mariadb-primary";
+    stack.stop_service(PRIMARY, primary_service).await?;
+    let result = async {
+        let (writes, _) = probe::burst(
+            &stack.client.fresh,
+            &http("/write.php"),
+            ROUTING_REQUESTS as usize,
+        )
+        .await;
+        let (reads, read_err) = probe::burst(
+            &stack.client.fresh,
+            &http("/index.php"),
+            ROUTING_REQUESTS as usize,
+        )
+        .await;
+        (writes, reads, read_err)
+    }
+    .await;
+    let restarted = stack.start_service(PRIMARY, primary_service).await;
+    let (writes, reads, read_err) = result;
+    restarted?;
+    let evidence = format!(
+        "MariaDB stopped on the primary ({PRIMARY}): {writes} of {ROUTING_REQUESTS} writes succeeded, {reads} of {ROUTING_REQUESTS} reads succeeded{}",
+        read_err
+            .map(|e| format!(" (first read error: {e})"))
+            .unwrap_or_default()
+    );
+    ensure_eq(
+        "(writes, reads) that succeeded",
+        (0, ROUTING_REQUESTS as usize),
+        (writes, reads),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Nothing answers TLS on 443, and a request crosses the wire in clear text.
+async fn no_https(stack: &Stack) -> CheckResult {
+    let lb = stack.host(LB)?;
+    let tls = stack
+        .client
+        .fresh
+        .get(format!("https://{WWW}/static/hello.txt"))
+        .send()
+        .await;
+    let tls_text = match &tls {
+        Ok(r) => format!("HTTPS answered {}", r.status()),
+        Err(e) => format!("HTTPS failed ({})", probe::error_chain(e)),
+    };
+    let secret = format!("secret-{:016x}", rand::random::<u64>());
+    let capture = crate::capture::Capture::start(lb, "tcp port 80").await?;
+    let sent = stack
+        .client
+        .fresh
+        .get(http("/static/hello.txt"))
+        .header("X-Stackproof-Secret", &secret)
+        .send()
+        .await;
+    let seen = capture.finish().await?;
+    let evidence = format!(
+        "{tls_text}; plain-HTTP request {}; capture on {LB} (tcp port 80, {} bytes): secret header {}",
+        if sent.is_ok() { "answered" } else { "failed" },
+        seen.len(),
+        if seen.contains(&secret) {
+            "seen in clear text"
+        } else {
+            "NOT seen"
+        }
+    );
+    ensure(tls.is_err(), "something answers HTTPS on 443", &evidence)?;
+    ensure(
+        seen.contains(&secret),
+        "the secret header was not seen in clear text on the wire",
         &evidence,
     )?;
     Ok(evidence)
