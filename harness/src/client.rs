@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 /// How long a TCP connect may take: containers answer in well under a
 /// millisecond, so a second only elapses when the host is really gone.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A probe's connect timeout: far above a healthy connect here (under 1 ms).
+pub const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -101,6 +103,10 @@ pub struct Client {
     pub fresh: reqwest::Client,
     /// Keeps connections alive between requests, like a browser.
     pub pooled: reqwest::Client,
+    /// For probe loops through a failover: fresh connections, and a connect
+    /// that gives up after [`PROBE_CONNECT_TIMEOUT`] so one lost SYN does not
+    /// hide the moment service comes back.
+    pub probe: reqwest::Client,
     /// The resolver both use (UDP, falling back to nothing).
     pub dns: TokioResolver,
 }
@@ -111,14 +117,14 @@ impl Client {
         let dns = resolver(dns_server, DnsTransport::Udp)?;
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
             .map_err(|source| Error::Client { source })?;
-        let build = |fresh: bool| {
+        let build = |fresh: bool, connect: Duration, total: Duration| {
             let mut b = reqwest::Client::builder()
                 .dns_resolver(Arc::new(RunResolver(dns.clone())))
                 .tls_certs_only([ca.clone()])
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(connect)
+                .timeout(total)
                 .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
             if fresh {
                 b = b.pool_max_idle_per_host(0);
@@ -126,8 +132,9 @@ impl Client {
             b.build().map_err(|source| Error::Client { source })
         };
         Ok(Client {
-            fresh: build(true)?,
-            pooled: build(false)?,
+            fresh: build(true, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?,
+            pooled: build(false, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?,
+            probe: build(true, PROBE_CONNECT_TIMEOUT, Duration::from_secs(1))?,
             dns,
         })
     }

@@ -52,6 +52,11 @@ pub struct HostSpec {
     /// A memory limit in MiB, if the design sets one.
     #[serde(default)]
     pub memory_mib: Option<u64>,
+    /// Variables of this host only, usable as `{{ self.<name> }}` in the
+    /// files of its services (e.g. a keepalived priority); values may hold
+    /// placeholders such as `{{ lb-2.public }}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// How to run one service, read from `services/<name>/service.toml`.

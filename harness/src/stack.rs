@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::fixtures::{Fixtures, render};
 use crate::host::Host;
 use crate::images::{self, ImageReport};
-use crate::network::{FIRST_HOST, Network};
+use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
 use crate::spec::{DesignSpec, Ready, ServiceSpec};
 
@@ -225,6 +225,31 @@ impl Stack {
         vars.insert("self.name".into(), host.name.clone());
         for (net, addr) in &host.addrs {
             vars.insert(format!("self.{net}"), addr.to_string());
+        }
+        // The interface on each network (`{{ self.public.iface }}`): the engine
+        // names interfaces in its own order, not the design's.
+        let ifaces = host.run("ip -o -4 addr show").await?;
+        for line in ifaces.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(dev), Some(cidr)) = (words.get(1), words.get(3)) {
+                let ip = cidr.split('/').next().unwrap_or("");
+                if let Some((net, _)) = host.addrs.iter().find(|(_, a)| a.to_string() == ip) {
+                    vars.insert(format!("self.{net}.iface"), dev.to_string());
+                }
+            }
+        }
+        let design_file = self
+            .fixtures
+            .path(&format!("designs/{}.toml", self.design))
+            .unwrap_or_default();
+        for (k, v) in self
+            .spec
+            .host(host_name)
+            .map(|h| h.vars.clone())
+            .unwrap_or_default()
+        {
+            let value = render(&v, &vars, &design_file)?;
+            vars.insert(format!("self.{k}"), value);
         }
         let mut files = Vec::new();
         for f in &spec.files {
@@ -450,7 +475,11 @@ impl Stack {
 
     /// Starts a stopped host and its services again, and waits until they are ready.
     pub async fn start_host(&self, host: &str) -> Result<()> {
-        self.host(host)?.start().await?;
+        let h = self.host(host)?;
+        h.start().await?;
+        // A real server's /run is a tmpfs, emptied by a reboot; a container's
+        // is not, and a stale pid file makes some daemons refuse to start.
+        h.run("find /run -name '*.pid' -type f -delete").await?;
         self.start_services(host, false).await
     }
 
@@ -520,6 +549,8 @@ fn addresses_and_vars(
     }
     for (name, net) in networks {
         vars.insert(format!("{name}.gateway"), net.gateway().to_string());
+        // The network's virtual address, for a VRRP pair to hold.
+        vars.insert(format!("{name}.vip"), net.address(FIRST_VIP).to_string());
     }
     let design_file = std::path::PathBuf::from(format!("designs/<{}>.toml [vars]", spec.summary));
     for (k, v) in &spec.vars {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use hickory_proto::rr::RecordType;
 
+use super::{header, req_failed};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
@@ -29,15 +30,6 @@ const APP_USER: &str = "app";
 const HEALTH_SLACK: Duration = Duration::from_millis(700);
 /// How long a write may take to reach the replica (CLAIMS.md: 1 s).
 const REPLICATION_BUDGET: Duration = Duration::from_secs(1);
-
-macro_rules! check {
-    ($f:ident) => {{
-        fn boxed(stack: &Stack) -> futures::future::BoxFuture<'_, CheckResult> {
-            $f(stack).boxed()
-        }
-        boxed as Check
-    }};
-}
 
 /// The claims of distributed, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
@@ -759,16 +751,4 @@ async fn no_https(stack: &Stack) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
-}
-
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
-    Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use hickory_proto::rr::{RData, RecordType};
 
+use super::{header, req_failed};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::measure::{self, FPM_ACCESS_LOG, http};
@@ -25,15 +26,6 @@ const SPOF_REQUESTS: usize = 10;
 const RESTART_PROBE: Duration = Duration::from_millis(10);
 /// How long the probe keeps going after the fault, to see the service back.
 const RESTART_SETTLE: Duration = Duration::from_millis(300);
-
-macro_rules! check {
-    ($f:ident) => {{
-        fn boxed(stack: &Stack) -> futures::future::BoxFuture<'_, CheckResult> {
-            $f(stack).boxed()
-        }
-        boxed as Check
-    }};
-}
 
 /// The claims of simple_web, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
@@ -410,16 +402,4 @@ async fn restart_downtime(stack: &Stack) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
-}
-
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
-    Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
 }
