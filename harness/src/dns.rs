@@ -16,7 +16,7 @@ use hickory_proto::serialize::txt::Parser;
 use hickory_server::Server;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
@@ -108,23 +108,51 @@ impl DnsServer {
     /// Replaces every A record of `name` (relative to the origin, or absolute
     /// with a trailing dot) with `addrs`; an empty list removes the name's A records.
     pub async fn set_a(&self, name: &str, addrs: &[Ipv4Addr], ttl: u32) -> Result<()> {
-        let fqdn = self.fqdn(name)?;
-        let key = RrKey::new(LowerName::new(&fqdn), RecordType::A);
-        let mut records = self.zone.records_mut().await;
-        if addrs.is_empty() {
-            records.remove(&key);
-            return Ok(());
-        }
-        let serial = 1;
-        let mut set = RecordSet::new(fqdn.clone(), RecordType::A, serial);
-        for a in addrs {
-            set.insert(
-                Record::from_rdata(fqdn.clone(), ttl, RData::A(A(*a))),
-                serial,
-            );
-        }
-        records.insert(key, Arc::new(set));
+        replace_a(&self.zone, self.fqdn(name)?, addrs, ttl).await;
         Ok(())
+    }
+
+    /// Serves `check.name` health-checked: every `interval`, each address
+    /// whose `port` accepts a TCP connection within `timeout` is returned,
+    /// the others are not (all are, when none answers). Stops when the
+    /// returned guard is dropped; the records stay as last set.
+    pub fn health_check(&self, check: HealthCheck) -> Result<HealthGuard> {
+        let fqdn = self.fqdn(&check.name)?;
+        let zone = self.zone.clone();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(check.interval_ms));
+            loop {
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let probes = check.addresses.iter().map(|a| async move {
+                    let connect = TcpStream::connect((*a, check.port));
+                    matches!(
+                        tokio::time::timeout(Duration::from_millis(check.timeout_ms), connect)
+                            .await,
+                        Ok(Ok(_))
+                    )
+                });
+                let up = futures::future::join_all(probes).await;
+                let healthy: Vec<Ipv4Addr> = check
+                    .addresses
+                    .iter()
+                    .zip(&up)
+                    .filter(|(_, up)| **up)
+                    .map(|(a, _)| *a)
+                    .collect();
+                let serve = if healthy.is_empty() {
+                    check.addresses.clone()
+                } else {
+                    healthy
+                };
+                replace_a(&zone, fqdn.clone(), &serve, check.ttl).await;
+            }
+        });
+        Ok(HealthGuard { stop })
     }
 
     /// The A records of `name` as the zone holds them now.
@@ -156,6 +184,54 @@ impl DnsServer {
         } else {
             parsed.append_domain(&self.origin).expect("short name")
         })
+    }
+}
+
+async fn replace_a(zone: &InMemoryZoneHandler, fqdn: Name, addrs: &[Ipv4Addr], ttl: u32) {
+    let key = RrKey::new(LowerName::new(&fqdn), RecordType::A);
+    let mut records = zone.records_mut().await;
+    if addrs.is_empty() {
+        records.remove(&key);
+        return;
+    }
+    let serial = 1;
+    let mut set = RecordSet::new(fqdn.clone(), RecordType::A, serial);
+    for a in addrs {
+        set.insert(
+            Record::from_rdata(fqdn.clone(), ttl, RData::A(A(*a))),
+            serial,
+        );
+    }
+    records.insert(key, Arc::new(set));
+}
+
+/// A health-checked name, as `fixtures/dns/health.toml` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The name, relative to the zone (`www`).
+    pub name: String,
+    /// The candidate addresses.
+    pub addresses: Vec<Ipv4Addr>,
+    /// The TCP port that must answer.
+    pub port: u16,
+    /// How often every address is checked, in ms.
+    pub interval_ms: u64,
+    /// How long a check may take, in ms.
+    pub timeout_ms: u64,
+    /// The TTL of the records served.
+    pub ttl: u32,
+}
+
+/// Stops a health check when dropped.
+#[derive(Debug)]
+pub struct HealthGuard {
+    stop: CancellationToken,
+}
+
+impl Drop for HealthGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -299,6 +299,19 @@ impl Host {
             .map_err(Error::docker(format!("start host `{}`", self.name)))
     }
 
+    /// Removes the host (a host added at run time, when its claim is done).
+    pub async fn remove(&self) -> Result<()> {
+        use testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder;
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        self.docker
+            .remove_container(&self.container, Some(opts))
+            .await
+            .map_err(Error::docker(format!("remove host `{}`", self.name)))
+    }
+
     /// Whether the container is running.
     pub async fn is_running(&self) -> Result<bool> {
         let info = self

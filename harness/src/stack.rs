@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::atomic::AtomicU8;
 use std::time::{Duration, Instant};
 
 use testcontainers::bollard::Docker;
@@ -21,7 +23,7 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
-use crate::spec::{DesignSpec, Ready, ServiceSpec};
+use crate::spec::{DesignSpec, HostSpec, Ready, ServiceSpec};
 
 /// The DNS zone every design serves.
 pub const ZONE: &str = "foobar.com";
@@ -63,6 +65,8 @@ pub struct Stack {
     pub image: ImageReport,
     /// From nothing to every service ready (image step excluded).
     pub up_time: Duration,
+    /// Hosts added at run time so far (for their addresses).
+    extra_hosts: AtomicU8,
     // Last, so the containers go after everything that uses them.
     guard: RunGuard,
 }
@@ -82,12 +86,19 @@ impl Stack {
         let docker = docker::connect().await?;
         docker::sweep_dead_runs(&docker).await?;
         let spec = DesignSpec::load(&fixtures, design)?;
+        // The design's services (an unknown one is an error naming the known
+        // ones), then every other service of the fixtures, for hosts added at run time.
         let mut services = BTreeMap::new();
         for host in &spec.hosts {
             for name in &host.services {
                 if !services.contains_key(name) {
                     services.insert(name.clone(), load_service(&fixtures, name)?);
                 }
+            }
+        }
+        for name in service_names(&fixtures) {
+            if !services.contains_key(&name) {
+                services.insert(name.clone(), load_service(&fixtures, &name)?);
             }
         }
         let image = images::ensure_server_image(&docker, &fixtures).await?;
@@ -155,6 +166,7 @@ impl Stack {
             vars,
             image,
             up_time: Duration::ZERO,
+            extra_hosts: AtomicU8::new(0),
             guard,
         };
         let bringing_up = stack
@@ -205,23 +217,104 @@ impl Stack {
             .host(host)
             .map(|h| h.services.clone())
             .unwrap_or_default();
+        let h = self.host(host)?;
         for name in names {
             if first {
-                self.install(host, &name).await?;
+                self.install_on(h, self.spec.host(host), &name, &BTreeMap::new())
+                    .await?;
             }
-            self.start_service(host, &name).await?;
+            self.start_service_on(h, &name).await?;
             if first && let Some(init) = &self.service(&name)?.init {
-                self.host(host)?.run(init).await?;
+                h.run(init).await?;
             }
         }
         Ok(())
     }
 
+    /// Adds a host the design file does not have, at run time (app-2, db-2),
+    /// on the next free addresses, and brings its services up. It belongs to
+    /// the run (removed with it) but the caller should [`Stack::remove_host`]
+    /// it when done. `overrides` replace design variables for its files.
+    pub async fn add_host(
+        &self,
+        spec: &HostSpec,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Host> {
+        let n = FIRST_HOST
+            + u8::try_from(self.spec.hosts.len()).expect("fewer than 190 hosts")
+            + self
+                .extra_hosts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nets = Vec::new();
+        for net in &spec.networks {
+            let network = self.networks.get(net).ok_or_else(|| Error::Unknown {
+                kind: "network",
+                name: net.clone(),
+                known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+            nets.push((network, network.address(n)));
+        }
+        let host = Host::create(
+            &self.docker,
+            &self.run,
+            &self.image.tag,
+            &spec.name,
+            &nets,
+            spec.memory_mib,
+        )
+        .await?;
+        for name in &spec.services {
+            if !self.services.contains_key(name) {
+                return Err(Error::Unknown {
+                    kind: "service",
+                    name: name.clone(),
+                    known: self.services.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+            self.install_on(&host, Some(spec), name, overrides).await?;
+            self.start_service_on(&host, name).await?;
+            if let Some(init) = &self.service(name)?.init {
+                host.run(init).await?;
+            }
+        }
+        Ok(host)
+    }
+
+    /// Removes a host added with [`Stack::add_host`].
+    pub async fn remove_host(&self, host: Host) -> Result<()> {
+        host.remove().await
+    }
+
+    /// Re-renders a running service's files with `overrides` on top of the
+    /// design's variables, checks them, and reloads the service (its own
+    /// graceful reload). An empty `overrides` puts the design's files back.
+    pub async fn reconfigure(
+        &self,
+        host: &str,
+        service: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let h = self.host(host)?;
+        self.install_on(h, self.spec.host(host), service, overrides)
+            .await?;
+        self.reload_service(host, service).await
+    }
+
     /// Renders and copies a service's files onto `host`, then runs its config check.
-    async fn install(&self, host_name: &str, service: &str) -> Result<()> {
-        let host = self.host(host_name)?;
+    async fn install_on(
+        &self,
+        host: &Host,
+        host_spec: Option<&HostSpec>,
+        service: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let host_name = host.name.as_str();
         let spec = self.service(service)?;
         let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            let value = render(v, &self.vars, Path::new("<overrides>"))?;
+            vars.insert(k.clone(), value);
+        }
         vars.insert("self.name".into(), host.name.clone());
         for (net, addr) in &host.addrs {
             vars.insert(format!("self.{net}"), addr.to_string());
@@ -242,12 +335,7 @@ impl Stack {
             .fixtures
             .path(&format!("designs/{}.toml", self.design))
             .unwrap_or_default();
-        for (k, v) in self
-            .spec
-            .host(host_name)
-            .map(|h| h.vars.clone())
-            .unwrap_or_default()
-        {
+        for (k, v) in host_spec.map(|h| h.vars.clone()).unwrap_or_default() {
             let value = render(&v, &vars, &design_file)?;
             vars.insert(format!("self.{k}"), value);
         }
@@ -351,10 +439,13 @@ impl Stack {
 
     /// Starts one service on `host` and waits until it is ready.
     pub async fn start_service(&self, host: &str, service: &str) -> Result<()> {
-        let h = self.host(host)?;
-        let spec = self.service(service)?;
-        h.run(&spec.start).await?;
-        self.wait_ready(host, service).await
+        self.start_service_on(self.host(host)?, service).await
+    }
+
+    /// Starts one service on a host (also one added at run time) and waits until it is ready.
+    pub async fn start_service_on(&self, host: &Host, service: &str) -> Result<()> {
+        host.run(&self.service(service)?.start).await?;
+        self.wait_ready_on(host, service).await
     }
 
     /// Stops one service cleanly (its own stop command) and waits until its
@@ -427,7 +518,12 @@ impl Stack {
     /// Waits until `service` on `host` is ready, within its deadline; on
     /// timeout the error carries the service's last log lines.
     pub async fn wait_ready(&self, host: &str, service: &str) -> Result<()> {
-        let h = self.host(host)?;
+        self.wait_ready_on(self.host(host)?, service).await
+    }
+
+    /// Waits until `service` on `h` is ready (see [`Stack::wait_ready`]).
+    pub async fn wait_ready_on(&self, h: &Host, service: &str) -> Result<()> {
+        let host = h.name.as_str();
         let spec = self.service(service)?;
         let deadline = Duration::from_millis(spec.ready_timeout_ms);
         let started = Instant::now();
@@ -506,26 +602,32 @@ impl Stack {
     }
 }
 
+/// The services the fixture layers define (folders holding a service.toml).
+fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> {
+    fixtures
+        .layers()
+        .iter()
+        .flat_map(|l| {
+            std::fs::read_dir(l.join("services"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| e.path().join("service.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
     ServiceSpec::load(fixtures, name).map_err(|e| match e {
-        Error::Fixture { .. } => {
-            let known: Vec<String> = fixtures
-                .layers()
-                .iter()
-                .flat_map(|l| {
-                    std::fs::read_dir(l.join("services"))
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                })
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            Error::Unknown {
-                kind: "service",
-                name: name.into(),
-                known: known.join(", "),
-            }
-        }
+        Error::Fixture { .. } => Error::Unknown {
+            kind: "service",
+            name: name.into(),
+            known: service_names(fixtures)
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
         other => other,
     })
 }

@@ -2,6 +2,8 @@
 //! VRRP) over split tiers: web-1 (Nginx) → app-1 (PHP-FPM) → db-1 (MariaDB).
 //! Design file: `fixtures/designs/scale_up.toml`.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -10,8 +12,11 @@ use hickory_proto::rr::RecordType;
 use super::req_failed;
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
-use crate::measure::{self, NGINX_ACCESS_LOG, http};
+use crate::dns::HealthCheck;
+use crate::fixtures::render;
+use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
+use crate::spec::HostSpec;
 use crate::stack::{Stack, WWW};
 
 const LBS: [&str; 2] = ["lb-1", "lb-2"];
@@ -42,6 +47,14 @@ const QPS_REQUESTS: usize = 40;
 const QPS_INTERVAL: Duration = Duration::from_millis(50);
 /// Reads and writes for the database claims.
 const DB_REQUESTS: u64 = 6;
+/// The monitoring server's host.
+const MONITOR: &str = "mon-1";
+/// The memory hog's appetite: well over app-1's 256 MiB limit.
+const HOG_MIB: u64 = 600;
+/// TTL (1 s) + check interval (0.5 s) of health-checked DNS, plus slack for our polling.
+const DNS_FAILOVER_BUDGET: Duration = Duration::from_millis(2000);
+/// The HostDown rule's window: scrape every 1 s, `for: 2s`, evaluation every 1 s, plus slack.
+const ALERT_WINDOW: Duration = Duration::from_millis(6000);
 
 /// The claims of scale_up, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
@@ -77,9 +90,19 @@ pub fn claims() -> Vec<Claim> {
             check: check!(web_to_app),
         },
         Claim {
+            id: "scale_up.tiers.scale_independently",
+            says: "each layer can be scaled independently",
+            check: check!(scale_independently),
+        },
+        Claim {
             id: "scale_up.issue.both_lbs_down",
             says: "if both LBs fail the system is down",
             check: check!(both_lbs_down),
+        },
+        Claim {
+            id: "scale_up.remedy.dns_failover",
+            says: "use DNS-based failover",
+            check: check!(dns_failover),
         },
         Claim {
             id: "scale_up.issue.db_bottleneck",
@@ -87,9 +110,29 @@ pub fn claims() -> Vec<Claim> {
             check: check!(db_bottleneck),
         },
         Claim {
+            id: "scale_up.remedy.replication",
+            says: "introduce replication",
+            check: check!(replication),
+        },
+        Claim {
+            id: "scale_up.remedy.resource_isolation",
+            says: "use containers to enforce boundaries",
+            check: check!(resource_isolation),
+        },
+        Claim {
             id: "scale_up.monitoring.qps_from_access_logs",
             says: "parse access logs for QPS",
             check: check!(qps_from_access_logs),
+        },
+        Claim {
+            id: "scale_up.monitoring.resources",
+            says: "track CPU, memory, disk I/O",
+            check: check!(resources),
+        },
+        Claim {
+            id: "scale_up.monitoring.alert_on_down",
+            says: "alert administrators for downtime",
+            check: check!(alert_on_down),
         },
     ]
 }
@@ -484,6 +527,435 @@ async fn qps_from_access_logs(stack: &Stack) -> CheckResult {
     ensure(
         error <= 10.0,
         "the access-log QPS is off by more than 10 %",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The process ids of the services that must not restart while another tier changes.
+async fn tier_pids(stack: &Stack) -> Result<Vec<(String, Vec<u32>)>, Failure> {
+    let mut out = Vec::new();
+    for (host, service) in [
+        ("lb-1", "haproxy"),
+        ("lb-2", "haproxy"),
+        (WEB, "nginx"),
+        (APP, "php-fpm"),
+        (DB, "mariadb-primary"),
+    ] {
+        // Nginx's workers are replaced by a graceful reload; its master is not.
+        let cmd = match service {
+            "nginx" => "cat /run/nginx.pid".to_string(),
+            _ => format!(
+                "pgrep -o -x '{}'",
+                stack.service(service)?.processes.join("|")
+            ),
+        };
+        let pids = stack
+            .host(host)?
+            .run(&cmd)
+            .await?
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        out.push((format!("{host}/{service}"), pids));
+    }
+    Ok(out)
+}
+
+/// app-2 added at run time: both app servers serve, no other tier restarted.
+async fn scale_independently(stack: &Stack) -> CheckResult {
+    let before = tier_pids(stack).await?;
+    let app2 = HostSpec {
+        name: "app-2".into(),
+        networks: vec!["private".into()],
+        services: vec!["php-fpm".into()],
+        memory_mib: None,
+        vars: Default::default(),
+    };
+    let started = Instant::now();
+    let host = stack.add_host(&app2, &Default::default()).await?;
+    let app2_addr = host.main_addr();
+    let upstream = BTreeMap::from([(
+        "php_upstream".to_string(),
+        format!("server {{{{ app-1.private }}}}:9000; server {app2_addr}:9000;"),
+    )]);
+    let result = async {
+        stack.reconfigure(WEB, "nginx", &upstream).await?;
+        let added_in = started.elapsed();
+        let fpm1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await?;
+        let fpm2 = measure::log_lines(&host, FPM_ACCESS_LOG).await?;
+        let mut ok = 0;
+        for _ in 0..DOWN_REQUESTS {
+            if stack
+                .client
+                .fresh
+                .get(http("/index.php"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ok += 1;
+            }
+        }
+        let grew1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await? - fpm1;
+        let grew2 = measure::log_lines(&host, FPM_ACCESS_LOG).await? - fpm2;
+        let after = tier_pids(stack).await?;
+        Ok::<_, Failure>((added_in, ok, grew1, grew2, after))
+    }
+    .await;
+    let restored = stack.reconfigure(WEB, "nginx", &BTreeMap::new()).await;
+    let removed = stack.remove_host(host).await;
+    let (added_in, ok, grew1, grew2, after) = result?;
+    restored?;
+    removed?;
+    let restarted: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.1 != a.1)
+        .map(|(b, _)| b.0.as_str())
+        .collect();
+    let evidence = format!(
+        "app-2 ({app2_addr}) added and Nginx reloaded in {} ms; {ok} of {DOWN_REQUESTS} dynamic pages answered; PHP-FPM served app-1 +{grew1}, app-2 +{grew2}; restarted elsewhere: {}",
+        added_in.as_millis(),
+        if restarted.is_empty() {
+            "none".to_string()
+        } else {
+            restarted.join(", ")
+        }
+    );
+    ensure_eq("dynamic pages answered", DOWN_REQUESTS, ok, &evidence)?;
+    ensure(
+        grew1 > 0 && grew2 > 0,
+        "not both app servers served",
+        &evidence,
+    )?;
+    ensure(
+        restarted.is_empty(),
+        "another tier restarted while the app tier grew",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Health-checked DNS over the two LB addresses: a dead LB's address stops
+/// being returned within TTL + check interval.
+async fn dns_failover(stack: &Stack) -> CheckResult {
+    let (file, text) = stack.fixtures.read("dns/health.toml")?;
+    let text = render(&text, &stack.vars, &file)?;
+    let check: HealthCheck =
+        toml::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", file.display()), ""))?;
+    let summary = format!(
+        "TTL {} s, checks every {} ms on port {}",
+        check.ttl, check.interval_ms, check.port
+    );
+    let lb1 = stack.host(MASTER)?.addr("public").expect("lb-1 is public");
+    let lb2 = stack.host(BACKUP)?.addr("public").expect("lb-2 is public");
+    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
+    let answer = || async {
+        let records = client::query(&resolver, WWW, RecordType::A)
+            .await
+            .unwrap_or_default();
+        records
+            .iter()
+            .filter_map(|r| r.data.ip_addr())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+    };
+    let guard = stack.dns.health_check(check)?;
+    let both = wait_for(Duration::from_secs(5), || async {
+        let a = answer().await;
+        a.contains(&lb1.to_string()) && a.contains(&lb2.to_string())
+    })
+    .await;
+    let before = answer().await;
+    stack.stop_host(MASTER).await?;
+    let gone = wait_for(DNS_FAILOVER_BUDGET * 4, || async {
+        !answer().await.contains(&lb1.to_string())
+    })
+    .await;
+    let after = answer().await;
+    drop(guard);
+    let vip: Ipv4Addr = stack.vars["public.vip"].parse().expect("an address");
+    stack.dns.set_a("www", &[vip], 60).await?;
+    restore_lb_pair(stack, &[MASTER]).await?;
+    let evidence = format!(
+        "{summary}; www → [{}] with both up{}; lb-1 stopped: its address {} ; then www → [{}]; budget TTL + interval + slack = {} ms",
+        before.join(", "),
+        if both.is_some() { "" } else { " (never both)" },
+        match gone {
+            Some(d) => format!("stopped being returned after {} ms", d.as_millis()),
+            None => "was STILL returned".into(),
+        },
+        after.join(", "),
+        DNS_FAILOVER_BUDGET.as_millis()
+    );
+    ensure(
+        both.is_some(),
+        "health-checked DNS never returned both load balancers",
+        &evidence,
+    )?;
+    ensure(
+        gone.is_some_and(|d| d <= DNS_FAILOVER_BUDGET),
+        "a dead load balancer kept being returned",
+        &evidence,
+    )?;
+    ensure_eq(
+        "www with lb-1 down",
+        vec![lb2.to_string()],
+        after,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Polls `cond` every 50 ms until it holds; returns how long that took.
+async fn wait_for<F, Fut>(deadline: Duration, cond: F) -> Option<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if cond().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// db-2 added as a replica: reads move to it, writes stay on db-1.
+async fn replication(stack: &Stack) -> CheckResult {
+    let db2 = HostSpec {
+        name: "db-2".into(),
+        networks: vec!["private".into()],
+        services: vec!["mariadb-replica".into()],
+        memory_mib: None,
+        vars: Default::default(),
+    };
+    let host = stack.add_host(&db2, &Default::default()).await?;
+    let db2_addr = host.main_addr();
+    let result = async {
+        // Caught up: the app's table exists and holds the primary's rows.
+        let caught_up = wait_for(Duration::from_secs(10), || async {
+            host.exec("mariadb -N -e 'SELECT COUNT(*) FROM foobar.greetings'")
+                .await
+                .is_ok_and(|o| o.code == 0)
+        })
+        .await;
+        let reads = BTreeMap::from([("db_read_host".to_string(), db2_addr.to_string())]);
+        stack.reconfigure(APP, "php-fpm", &reads).await?;
+        let db1 = stack.host(DB)?;
+        let count = |h| async move {
+            Ok::<_, Failure>((
+                measure::user_stat(h, APP_USER, "SELECT_COMMANDS").await?,
+                measure::user_stat(h, APP_USER, "ROWS_INSERTED").await?,
+            ))
+        };
+        let (b1, b2) = (count(db1).await?, count(&host).await?);
+        let mut ok = 0;
+        for path in ["/index.php", "/write.php"] {
+            for _ in 0..DB_REQUESTS {
+                if stack
+                    .client
+                    .fresh
+                    .get(http(path))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    ok += 1;
+                }
+            }
+        }
+        let (a1, a2) = (count(db1).await?, count(&host).await?);
+        Ok::<_, Failure>((
+            caught_up,
+            ok,
+            (a1.0 - b1.0, a1.1 - b1.1),
+            (a2.0 - b2.0, a2.1 - b2.1),
+        ))
+    }
+    .await;
+    let restored = stack.reconfigure(APP, "php-fpm", &BTreeMap::new()).await;
+    let removed = stack.remove_host(host).await;
+    let (caught_up, ok, on1, on2) = result?;
+    restored?;
+    removed?;
+    let evidence = format!(
+        "db-2 ({db2_addr}) added, replicating from db-1 ({}); app reads pointed at it; {DB_REQUESTS} reads + {DB_REQUESTS} writes, {ok} answered 200; the `{APP_USER}` user's (SELECTs, rows inserted): db-1 +{on1:?}, db-2 +{on2:?}",
+        caught_up
+            .map(|d| format!("caught up in {} ms", d.as_millis()))
+            .unwrap_or_else(|| "never caught up".into())
+    );
+    ensure_eq(
+        "(SELECTs, inserts) on db-1",
+        (0, DB_REQUESTS),
+        on1,
+        &evidence,
+    )?;
+    ensure_eq(
+        "(SELECTs, inserts) on db-2",
+        (DB_REQUESTS, 0),
+        on2,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// A memory hog on app-1 is stopped inside app-1's limit, and web-1 keeps serving.
+async fn resource_isolation(stack: &Stack) -> CheckResult {
+    let app = stack.host(APP)?;
+    // cgroup v1 or v2, whichever the engine gives the container.
+    let limit = app
+        .run("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+        .await?
+        .trim()
+        .to_string();
+    let ooms = "grep -h '^oom_kill ' /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | awk '{print $2}' | head -1";
+    let oom_before: u64 = app.run(ooms).await?.trim().parse().unwrap_or(0);
+    let hog = format!("head -c {HOG_MIB}M /dev/zero | tail > /dev/null; echo $?");
+    let (report, hog_out) = probe::probe_through(
+        &stack.client.fresh,
+        &http(STATIC),
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+        2000,
+        app.exec_within(&hog, Duration::from_secs(60)),
+    )
+    .await;
+    let hog_out = hog_out?;
+    let oom_after: u64 = app.run(ooms).await?.trim().parse().unwrap_or(0);
+    let fpm_alive = !stack.pids(APP, "php-fpm").await?.is_empty();
+    let limit_mib = limit
+        .parse::<u64>()
+        .map(|b| format!("{} MiB", b / 1048576))
+        .unwrap_or(limit.clone());
+    let evidence = format!(
+        "app-1's memory limit {limit_mib}; a {HOG_MIB} MiB hog there ended with status {}, kernel OOM kills {oom_before} → {oom_after}; PHP-FPM {}; web-1 meanwhile: {}",
+        hog_out.stdout.trim(),
+        if fpm_alive { "still running" } else { "GONE" },
+        report.summary()
+    );
+    ensure(
+        hog_out.stdout.trim() == "137" && oom_after > oom_before,
+        "the hog was not stopped by app-1's memory limit",
+        &evidence,
+    )?;
+    ensure_eq(
+        "web-1's failed requests during the hog",
+        0,
+        report.failed(),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Queries the monitoring server and returns the result vector.
+async fn prometheus(stack: &Stack, query: &str) -> Result<Vec<serde_json::Value>, Failure> {
+    let url = format!(
+        "http://{}:9090/api/v1/query",
+        stack.host(MONITOR)?.main_addr()
+    );
+    let body: serde_json::Value = stack
+        .client
+        .fresh
+        .get(&url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .map_err(|e| req_failed(&url, &e))?
+        .json()
+        .await
+        .map_err(|e| req_failed(&url, &e))?;
+    Ok(body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The `host` labels present in a query's result.
+async fn hosts_with(stack: &Stack, query: &str) -> Result<Vec<String>, Failure> {
+    let mut hosts: Vec<String> = prometheus(stack, query)
+        .await?
+        .iter()
+        .filter_map(|r| r["metric"]["host"].as_str().map(str::to_string))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
+}
+
+/// The monitoring server holds CPU, memory and disk series for every host.
+async fn resources(stack: &Stack) -> CheckResult {
+    let mut all: Vec<String> = stack.hosts.keys().cloned().collect();
+    all.sort();
+    let series = [
+        ("CPU", "count by (host) (node_cpu_seconds_total)"),
+        ("memory", "node_memory_MemAvailable_bytes"),
+        (
+            "disk I/O",
+            "count by (host) (node_disk_io_time_seconds_total)",
+        ),
+    ];
+    // A fresh server needs a scrape or two.
+    let _ = wait_for(Duration::from_secs(10), || async {
+        hosts_with(stack, series[0].1)
+            .await
+            .map(|h| h.len() == all.len())
+            .unwrap_or(false)
+    })
+    .await;
+    let mut seen = Vec::new();
+    for (what, query) in series {
+        seen.push((what, hosts_with(stack, query).await?));
+    }
+    let evidence = seen
+        .iter()
+        .map(|(w, h)| format!("{w}: {} hosts [{}]", h.len(), h.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for (what, hosts) in &seen {
+        ensure_eq(&format!("hosts with {what} series"), &all, hosts, &evidence)?;
+    }
+    Ok(evidence)
+}
+
+/// Stopping a host fires the HostDown alert within the rule's window.
+async fn alert_on_down(stack: &Stack) -> CheckResult {
+    let firing = |host: &'static str| async move {
+        prometheus(
+            stack,
+            &format!("ALERTS{{alertname=\"HostDown\",alertstate=\"firing\",host=\"{host}\"}}"),
+        )
+        .await
+        .map(|r| !r.is_empty())
+        .unwrap_or(false)
+    };
+    let quiet_before = !firing(WEB).await;
+    stack.stop_host(WEB).await?;
+    let fired = wait_for(ALERT_WINDOW * 3, || firing(WEB)).await;
+    stack.start_host(WEB).await?;
+    let evidence = format!(
+        "HostDown for web-1 {} before; web-1 stopped: alert {} (window: scrape 1 s + for 2 s + evaluation 1 s + slack = {} ms)",
+        if quiet_before {
+            "not firing"
+        } else {
+            "ALREADY firing"
+        },
+        fired
+            .map(|d| format!("firing after {} ms", d.as_millis()))
+            .unwrap_or_else(|| "never fired".into()),
+        ALERT_WINDOW.as_millis()
+    );
+    ensure(
+        quiet_before,
+        "the alert fired before anything was down",
+        &evidence,
+    )?;
+    ensure(
+        fired.is_some_and(|d| d <= ALERT_WINDOW),
+        "the alert did not fire within the rule's window",
         &evidence,
     )?;
     Ok(evidence)
