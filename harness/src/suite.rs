@@ -3,7 +3,7 @@
 //!
 //! Claims share one running stack (started on first use, removed at the end)
 //! and run one at a time, because some stop hosts and services. Each mutant
-//! starts its own stack from the mutant's fixtures. Output is libtest's, so
+//! starts its own stack from the mutant's fixtures, beside the claims. Output is libtest's, so
 //! `cargo test --test simple_web -- dns` filters and CI parsers read it.
 
 use std::process::ExitCode;
@@ -24,8 +24,11 @@ type Shared = Arc<Mutex<Option<Result<Stack, String>>>>;
 /// Runs `design`'s suite; call it from the suite's `main`.
 pub fn main(design: &'static str) -> ExitCode {
     let mut args = Arguments::from_args();
-    // Claims fault the shared stack (stop hosts, restart services): one at a time.
-    args.test_threads = Some(1);
+    // Claims take the shared stack's lock for their whole run (they stop
+    // hosts and restart services), so they go one at a time; mutants have
+    // stacks of their own and run beside them. Two threads: the machines
+    // this runs on have two cores. `--test-threads` overrides.
+    args.test_threads = args.test_threads.or(Some(2));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
