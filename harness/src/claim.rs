@@ -140,11 +140,15 @@ pub struct Outcome {
     pub failure: Option<Failure>,
     /// How long the check took, in ms.
     pub millis: u128,
+    /// Figures it measured (name, value), e.g. `failover outage (ms)`.
+    #[serde(default)]
+    pub figures: Vec<(String, f64)>,
 }
 
 /// Runs one claim with a deadline; on failure, gathers the services' last log lines.
 pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let started = Instant::now();
+    stack.take_figures();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, (claim.check)(stack)).await {
         Ok(r) => r,
         Err(_) => Err(Failure::new(
@@ -153,6 +157,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         )),
     };
     let millis = started.elapsed().as_millis();
+    let figures = stack.take_figures();
     match result {
         Ok(evidence) => Outcome {
             id: claim.id.into(),
@@ -161,6 +166,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
             evidence,
             failure: None,
             millis,
+            figures,
         },
         Err(mut failure) => {
             failure.logs = all_logs(stack).await;
@@ -171,6 +177,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
                 evidence: failure.evidence.clone(),
                 failure: Some(failure),
                 millis,
+                figures,
             }
         }
     }

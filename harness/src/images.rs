@@ -291,3 +291,25 @@ async fn bootstrap_base(docker: &Docker) -> Result<()> {
     progress.done(&format!("bootstrapped `{BOOTSTRAPPED_BASE}`"));
     Ok(())
 }
+
+/// Removes the server images and the bootstrapped base (`stackproof bench --cold`).
+pub async fn remove_images(docker: &Docker) -> Result<()> {
+    use testcontainers::bollard::query_parameters::{
+        ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+    };
+    let filter = HashMap::from([("reference", vec!["stackproof/*"])]);
+    let images = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof images"))?;
+    for image in images {
+        let opts = RemoveImageOptionsBuilder::new().force(true).build();
+        docker
+            .remove_image(&image.id, Some(opts), None)
+            .await
+            .map_err(Error::docker(format!("remove image `{}`", image.id)))?;
+    }
+    Ok(())
+}

@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Start a design and check every claim: one line per claim with what was measured.
     Check {
-        /// The design: simple_web or distributed (secured_monitored, scale_up: coming).
+        /// The design: simple_web, distributed or scale_up (secured_monitored: coming).
         design: String,
         /// Your own fixtures folder, laid over the built-in one (only the files you replace).
         #[arg(long, env = "STACKPROOF_FIXTURES")]
@@ -60,6 +60,9 @@ enum Command {
         /// How many times to start the design and run its claims.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Remove the images first, to measure a cold build (takes about a minute more).
+        #[arg(long)]
+        cold: bool,
     },
     /// Remove what killed runs left behind (`--all`: every stackproof container and network).
     Sweep {
@@ -140,7 +143,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { design, runs } => bench(&design, runs.max(1)).await,
+        Command::Bench { design, runs, cold } => bench(&design, runs.max(1), cold).await,
         Command::Sweep { all } => {
             let docker = docker::connect().await?;
             let (what, runs) = if all {
@@ -237,10 +240,13 @@ async fn check(
 /// Prints min/median/max of each figure over `runs` runs. Figures, not
 /// verdicts: the budgets in DESIGN.md are compared by a person, because
 /// timings on a shared machine are not fit to fail a build.
-async fn bench(design: &str, runs: usize) -> Result<ExitCode, Error> {
+async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error> {
     let claims = designs::claims(design)?;
     let docker = docker::connect().await?;
     let fixtures = Fixtures::from_env()?;
+    if cold {
+        images::remove_images(&docker).await?;
+    }
     let image = images::ensure_server_image(&docker, &fixtures).await?;
     println!(
         "image {}: {} in {:.1} s",
@@ -271,6 +277,9 @@ async fn bench(design: &str, runs: usize) -> Result<ExitCode, Error> {
                 println!("run {}: {}", i + 1, report::checklist_line(&o));
             }
             record(&format!("{} (ms)", c.id), o.millis as f64);
+            for (name, value) in &o.figures {
+                record(&format!("  {name}"), *value);
+            }
         }
         record(
             "memory of the running topology (MiB)",

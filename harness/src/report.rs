@@ -170,6 +170,7 @@ mod tests {
                 evidence: "1 < 2".into(),
                 failure: None,
                 millis: 5,
+                figures: vec![],
             },
             Outcome {
                 id: "a.c".into(),
@@ -178,6 +179,7 @@ mod tests {
                 evidence: "".into(),
                 failure: Some(Failure::new("saw \"x\" & y", "")),
                 millis: 7,
+                figures: vec![],
             },
         ];
         let path = std::env::temp_dir().join(format!("sp-junit-{}.xml", std::process::id()));
@@ -211,6 +213,7 @@ mod tests {
             evidence: "e".into(),
             failure: Some(f),
             millis: 3,
+            figures: vec![],
         };
         let line = strip_ansi(&checklist_line(&o));
         assert!(line.starts_with("FAIL  x.y"), "{line}");

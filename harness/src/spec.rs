@@ -118,11 +118,11 @@ fn yes() -> bool {
     true
 }
 
-/// Readiness: a TCP port accepting from the harness, or a command exiting 0 on the host.
+/// Readiness: a TCP port accepting on the host, or a command exiting 0 on the host.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Ready {
-    /// A port on the host's main address accepts a TCP connection.
+    /// A port accepts a TCP connection on the host itself.
     Tcp(u16),
     /// A shell command on the host exits 0.
     Exec(String),

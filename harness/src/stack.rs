@@ -67,6 +67,8 @@ pub struct Stack {
     pub up_time: Duration,
     /// Hosts added at run time so far (for their addresses).
     extra_hosts: AtomicU8,
+    /// Figures the running claim measured (outage ms...), for reports and the benchmark.
+    figures: std::sync::Mutex<Vec<(String, f64)>>,
     // Last, so the containers go after everything that uses them.
     guard: RunGuard,
 }
@@ -167,6 +169,7 @@ impl Stack {
             image,
             up_time: Duration::ZERO,
             extra_hosts: AtomicU8::new(0),
+            figures: Default::default(),
             guard,
         };
         let bringing_up = stack
@@ -529,17 +532,11 @@ impl Stack {
         let started = Instant::now();
         loop {
             let ready = match &spec.ready {
-                Ready::Tcp(port) => {
-                    let addr = (h.main_addr(), *port);
-                    matches!(
-                        tokio::time::timeout(
-                            Duration::from_millis(300),
-                            tokio::net::TcpStream::connect(addr)
-                        )
-                        .await,
-                        Ok(Ok(_))
-                    )
-                }
+                // Checked on the host itself: a firewall may rightly hide the port from us.
+                Ready::Tcp(port) => matches!(
+                    h.exec_within(&format!("nc -z -w 1 127.0.0.1 {port}"), Duration::from_secs(5)).await,
+                    Ok(o) if o.code == 0
+                ),
                 Ready::Exec(cmd) => {
                     matches!(h.exec_within(cmd, Duration::from_secs(5)).await, Ok(o) if o.code == 0)
                 }
@@ -549,7 +546,7 @@ impl Stack {
             }
             if started.elapsed() > deadline {
                 let what = match &spec.ready {
-                    Ready::Tcp(port) => format!("accept TCP on {}:{port}", h.main_addr()),
+                    Ready::Tcp(port) => format!("accept TCP on 127.0.0.1:{port}"),
                     Ready::Exec(cmd) => format!("pass `{cmd}`"),
                 };
                 return Err(Error::Timeout {
@@ -594,6 +591,20 @@ impl Stack {
             total += h.memory_bytes().await?;
         }
         Ok(total)
+    }
+
+    /// Records a figure the current claim measured (e.g. `failover outage (ms)`);
+    /// the claim's outcome carries it, and `stackproof bench` aggregates it.
+    pub fn record(&self, name: &str, value: f64) {
+        self.figures
+            .lock()
+            .expect("figures lock")
+            .push((name.to_string(), value));
+    }
+
+    /// Takes the figures recorded since the last call.
+    pub fn take_figures(&self) -> Vec<(String, f64)> {
+        std::mem::take(&mut *self.figures.lock().expect("figures lock"))
     }
 
     /// Disarms clean-up (STACKPROOF_KEEP): the run stays for inspection.

@@ -360,6 +360,9 @@ async fn replication(stack: &Stack) -> CheckResult {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delay = started.elapsed();
+    if seen {
+        stack.record("replication delay (ms)", delay.as_millis() as f64);
+    }
     let status = replica.run("mariadb -e 'SHOW SLAVE STATUS\\G'").await?;
     let field = |name: &str| {
         status
@@ -582,6 +585,12 @@ async fn health_check(stack: &Stack) -> CheckResult {
     let (ejected, ok, order) = result?;
     restarted?;
     let rejoined = wait_status(stack, "server-1", "UP", rejoin_budget * 3).await?;
+    if let Some(e) = ejected {
+        stack.record("health check: eject (ms)", e.as_millis() as f64);
+    }
+    if let Some(r) = rejoined {
+        stack.record("health check: rejoin (ms)", r.as_millis() as f64);
+    }
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into())

@@ -255,6 +255,11 @@ async fn failover(stack: &Stack) -> CheckResult {
         .samples
         .iter()
         .rposition(|s| !matches!(s.result, Ok(200..=299)));
+    stack.record("failover outage (ms)", report.outage_ms() as f64);
+    stack.record("failover failed requests", report.failed() as f64);
+    if let Some(d) = moved {
+        stack.record("failover VIP moved (ms)", d.as_millis() as f64);
+    }
     let after_outage_ok = match last_fail {
         Some(i) => {
             report.samples[i + 1..]
@@ -314,6 +319,9 @@ async fn haproxy_crash_failover(stack: &Stack) -> CheckResult {
     let back = wait_holder(stack, MASTER, Duration::from_secs(10)).await;
     let moved = moved?;
     restarted?;
+    if let Some(d) = moved {
+        stack.record("HAProxy crash: VIP moved (ms)", d.as_millis() as f64);
+    }
     let evidence = format!(
         "VIP on [{}]; HAProxy killed on {MASTER} (keepalived left running): VIP on {BACKUP} after {} (budget {} ms); then {ok} of {DOWN_REQUESTS} requests succeeded{}; HAProxy restarted: VIP back on {MASTER} {}",
         before.join(", "),
@@ -514,6 +522,7 @@ async fn qps_from_access_logs(stack: &Stack) -> CheckResult {
     } else {
         100.0
     };
+    stack.record("access-log QPS error (%)", error);
     let evidence = format!(
         "sent {QPS_REQUESTS} requests every {} ms: {sent_qps:.1} qps; web-1's access log has {count} of them: {log_qps:.1} qps; error {error:.1} % (allowed 10 %)",
         QPS_INTERVAL.as_millis()
@@ -677,6 +686,12 @@ async fn dns_failover(stack: &Stack) -> CheckResult {
     drop(guard);
     let vip: Ipv4Addr = stack.vars["public.vip"].parse().expect("an address");
     stack.dns.set_a("www", &[vip], 60).await?;
+    if let Some(d) = gone {
+        stack.record(
+            "DNS failover: dead address dropped (ms)",
+            d.as_millis() as f64,
+        );
+    }
     restore_lb_pair(stack, &[MASTER]).await?;
     let evidence = format!(
         "{summary}; www → [{}] with both up{}; lb-1 stopped: its address {} ; then www → [{}]; budget TTL + interval + slack = {} ms",
@@ -935,6 +950,9 @@ async fn alert_on_down(stack: &Stack) -> CheckResult {
     let quiet_before = !firing(WEB).await;
     stack.stop_host(WEB).await?;
     let fired = wait_for(ALERT_WINDOW * 3, || firing(WEB)).await;
+    if let Some(d) = fired {
+        stack.record("HostDown alert fired (ms)", d.as_millis() as f64);
+    }
     stack.start_host(WEB).await?;
     let evidence = format!(
         "HostDown for web-1 {} before; web-1 stopped: alert {} (window: scrape 1 s + for 2 s + evaluation 1 s + slack = {} ms)",

@@ -381,6 +381,8 @@ async fn restart_downtime(stack: &Stack) -> CheckResult {
     )
     .await;
     reloaded?;
+    stack.record("stop+start outage (ms)", restart.outage_ms() as f64);
+    stack.record("graceful reload failed requests", reload.failed() as f64);
     let evidence = format!(
         "probe every {} ms: stop+start of apache: {}; graceful reload: {}",
         RESTART_PROBE.as_millis(),
