@@ -132,7 +132,11 @@ async fn www_to_lb(stack: &Stack) -> CheckResult {
 }
 
 /// Which server's Nginx logged each marked request, in the order sent.
-async fn served_by(stack: &Stack, marker: &str, n: usize) -> Result<Vec<String>, Failure> {
+pub(super) async fn served_by(
+    stack: &Stack,
+    marker: &str,
+    n: usize,
+) -> Result<Vec<String>, Failure> {
     let mut by_index = vec![String::new(); n];
     for s in SERVERS {
         let lines = stack
@@ -161,13 +165,18 @@ async fn served_by(stack: &Stack, marker: &str, n: usize) -> Result<Vec<String>,
 
 /// N requests on fresh connections: each backend gets N/2 ± 1, in turn, by the backends' own logs.
 async fn round_robin(stack: &Stack) -> CheckResult {
+    round_robin_over(stack, "http").await
+}
+
+/// The round-robin check over `scheme` (secured_monitored runs it over HTTPS).
+pub(super) async fn round_robin_over(stack: &Stack, scheme: &str) -> CheckResult {
     let marker = format!("rr{:08x}", rand::random::<u32>());
     for i in 0..RR_REQUESTS {
         let path = format!("/static/hello.txt?{marker}-{i}");
         stack
             .client
             .fresh
-            .get(http(&path))
+            .get(format!("{scheme}://{WWW}{path}"))
             .send()
             .await
             .and_then(|r| r.error_for_status())
@@ -180,7 +189,7 @@ async fn round_robin(stack: &Stack) -> CheckResult {
         .collect();
     let alternating = order.windows(2).all(|w| w[0] != w[1]);
     let evidence = format!(
-        "{RR_REQUESTS} requests on fresh connections; Nginx logs: server-1 {}, server-2 {}; order {}",
+        "{RR_REQUESTS} {scheme} requests on fresh connections; Nginx logs: server-1 {}, server-2 {}; order {}",
         counts[0],
         counts[1],
         order
@@ -684,18 +693,24 @@ async fn reads_from_replica(stack: &Stack) -> CheckResult {
 
 /// Primary stopped: writes fail, reads keep working.
 async fn spof_primary(stack: &Stack) -> CheckResult {
+    spof_primary_over(stack, "http").await
+}
+
+/// The primary-SPOF check over `scheme` (secured_monitored runs it over HTTPS).
+pub(super) async fn spof_primary_over(stack: &Stack, scheme: &str) -> CheckResult {
     let primary_service = "mariadb-primary";
+    let url = |path: &str| format!("{scheme}://{WWW}{path}");
     stack.stop_service(PRIMARY, primary_service).await?;
     let result = async {
         let (writes, _) = probe::burst(
             &stack.client.fresh,
-            &http("/write.php"),
+            &url("/write.php"),
             ROUTING_REQUESTS as usize,
         )
         .await;
         let (reads, read_err) = probe::burst(
             &stack.client.fresh,
-            &http("/index.php"),
+            &url("/index.php"),
             ROUTING_REQUESTS as usize,
         )
         .await;
