@@ -53,6 +53,28 @@ impl Fixtures {
         Ok(self)
     }
 
+    /// Lays variant `name` on top: each layer's `variants/<name>/` folder,
+    /// in layer order, so a user's or a mutant's copy of a variant file wins.
+    pub fn with_variant(mut self, name: &str) -> Result<Self> {
+        let found: Vec<PathBuf> = self
+            .layers
+            .iter()
+            .map(|l| l.join("variants").join(name))
+            .filter(|d| d.is_dir())
+            .collect();
+        if found.is_empty() {
+            return Err(Error::Fixture {
+                path: self.layers[0].join("variants").join(name),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such variant in any fixture layer",
+                ),
+            });
+        }
+        self.layers.extend(found);
+        Ok(self)
+    }
+
     /// The layers, bottom first.
     pub fn layers(&self) -> &[PathBuf] {
         &self.layers

@@ -11,12 +11,28 @@ use futures::FutureExt;
 use super::distributed::{round_robin_over, spof_primary_over};
 use super::req_failed;
 use crate::capture::Capture;
+use crate::claim;
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::probe;
 use crate::stack::{Stack, WWW};
 
 /// Claims of the section with no check yet.
-pub const NOT_YET: &[&str] = &["secured_monitored.remedy.reencrypt"];
+pub const NOT_YET: &[&str] = &[];
+
+/// The claims that must still hold with re-encryption: all but the
+/// weaknesses (one of which the remedy removes) and the remedy itself.
+const STILL_HOLD: &[&str] = &[
+    "secured_monitored.https.valid_cert",
+    "secured_monitored.https.redirect",
+    "secured_monitored.lb.round_robin",
+    "secured_monitored.firewall.lb_exposes_only_web",
+    "secured_monitored.firewall.web_only_from_lb",
+    "secured_monitored.firewall.db_only_from_app",
+    "secured_monitored.firewall.default_deny",
+    "secured_monitored.monitoring.clients_up",
+    "secured_monitored.monitoring.qps",
+    "secured_monitored.monitoring.detects_down",
+];
 
 const LB: &str = "lb-1";
 const SERVERS: [&str; 2] = ["server-1", "server-2"];
@@ -94,6 +110,11 @@ pub fn claims() -> Vec<Claim> {
             id: "secured_monitored.issue.ssl_termination_plaintext",
             says: "SSL terminated at the LB leaves LB→server traffic unencrypted",
             check: check!(ssl_termination_plaintext),
+        },
+        Claim {
+            id: "secured_monitored.remedy.reencrypt",
+            says: "(the fix) TLS re-encryption to the backends",
+            check: check!(reencrypt),
         },
         Claim {
             id: "secured_monitored.issue.single_writer",
@@ -647,6 +668,82 @@ async fn same_components(stack: &Stack) -> CheckResult {
         "(reads, writes) that succeeded",
         (REQUESTS, 0),
         (reads, writes),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The design with re-encryption to the backends (`fixtures/variants/reencrypt/`):
+/// the same capture finds no clear text, and every claim above still holds.
+async fn reencrypt(stack: &Stack) -> CheckResult {
+    let fixtures = stack.fixtures.clone().with_variant("reencrypt")?;
+    let variant = Stack::start(&stack.design, fixtures).await?;
+    let secret = format!("secret-{:016x}", rand::random::<u64>());
+    let captures = futures::future::try_join_all(SERVERS.map(|s| {
+        let v = &variant;
+        async move { Capture::start(v.host(s)?, "tcp port 80 or tcp port 443").await }
+    }))
+    .await?;
+    let mut sent = 0;
+    for _ in 0..2 {
+        if variant
+            .client
+            .fresh
+            .get(https("/static/hello.txt"))
+            .header("X-Stackproof-Secret", &secret)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            sent += 1;
+        }
+    }
+    let mut seen = Vec::new();
+    for (s, c) in SERVERS.iter().zip(captures) {
+        let text = c.finish().await?;
+        seen.push((s.to_string(), text.len(), text.contains(&secret)));
+    }
+    let mut held = Vec::new();
+    for c in claims().into_iter().filter(|c| STILL_HOLD.contains(&c.id)) {
+        let o = claim::run(&variant, &c).await;
+        held.push((
+            c.id.trim_start_matches("secured_monitored.").to_string(),
+            o.passed,
+            o.failure.map(|f| f.summary),
+        ));
+    }
+    drop(variant);
+    let failing: Vec<String> = held
+        .iter()
+        .filter(|(_, ok, _)| !ok)
+        .map(|(id, _, why)| format!("{id} ({})", why.clone().unwrap_or_default()))
+        .collect();
+    let evidence = format!(
+        "re-encrypting variant: {sent} of 2 HTTPS requests with a secret header answered; captures on the servers (ports 80 and 443): {}; claims still holding: {} of {}{}",
+        seen.iter()
+            .map(|(s, n, c)| format!(
+                "{s} {n} bytes, secret {}",
+                if *c { "SEEN in clear text" } else { "not seen" }
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        held.len() - failing.len(),
+        held.len(),
+        if failing.is_empty() {
+            String::new()
+        } else {
+            format!("; failing: {}", failing.join("; "))
+        }
+    );
+    ensure_eq("requests answered", 2, sent, &evidence)?;
+    ensure(
+        seen.iter().all(|(_, n, c)| *n > 0 && !c),
+        "the secret still crossed the LB→server path in clear text",
+        &evidence,
+    )?;
+    ensure(
+        failing.is_empty(),
+        "claims that held without re-encryption fail with it",
         &evidence,
     )?;
     Ok(evidence)
