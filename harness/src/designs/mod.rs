@@ -73,12 +73,3 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
     Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
 }
-
-/// The claims of `design` in CLAIMS.md that have no check yet (printed by
-/// `stackproof list` and `check`, so a missing claim is never silent).
-pub fn not_yet(design: &str) -> &'static [&'static str] {
-    match design {
-        "secured_monitored" => secured_monitored::NOT_YET,
-        _ => &[],
-    }
-}

@@ -16,9 +16,6 @@ use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::probe;
 use crate::stack::{Stack, WWW};
 
-/// Claims of the section with no check yet.
-pub const NOT_YET: &[&str] = &[];
-
 /// The claims that must still hold with re-encryption: all but the
 /// weaknesses (one of which the remedy removes) and the remedy itself.
 const STILL_HOLD: &[&str] = &[
