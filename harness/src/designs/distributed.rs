@@ -5,11 +5,10 @@
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use hickory_proto::rr::RecordType;
 
+use super::www_addresses;
 use super::{header, req_failed};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
-use crate::client::{self, DnsTransport};
 use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
 use crate::stack::{Stack, WWW};
@@ -109,13 +108,7 @@ pub fn claims() -> Vec<Claim> {
 
 /// www's A record is lb-1's address, not a server's.
 async fn www_to_lb(stack: &Stack) -> CheckResult {
-    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
-    let seen: Vec<String> = client::query(&resolver, WWW, RecordType::A)
-        .await
-        .map_err(|e| Failure::new(format!("DNS: {e}"), ""))?
-        .iter()
-        .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
-        .collect();
+    let seen = www_addresses(stack).await?;
     let lb = stack.host(LB)?.main_addr().to_string();
     let servers: Vec<String> = SERVERS
         .iter()

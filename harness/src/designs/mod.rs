@@ -73,3 +73,60 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
     Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
 }
+
+/// Polls `cond` every 50 ms until it holds, at most `deadline`; returns how long that took.
+async fn wait_for<F, Fut>(deadline: std::time::Duration, cond: F) -> Option<std::time::Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < deadline {
+        if cond().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Asks the design's monitoring server (Prometheus on `mon-1`) an instant
+/// query; returns its result vector.
+async fn prometheus(
+    stack: &crate::stack::Stack,
+    query: &str,
+) -> std::result::Result<Vec<serde_json::Value>, Failure> {
+    let url = format!(
+        "http://{}:9090/api/v1/query",
+        stack.host("mon-1")?.main_addr()
+    );
+    let body: serde_json::Value = stack
+        .client
+        .fresh
+        .get(&url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .map_err(|e| req_failed(&url, &e))?
+        .json()
+        .await
+        .map_err(|e| req_failed(&url, &e))?;
+    Ok(body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The addresses www.foobar.com resolves to, asked of the run's DNS over UDP.
+async fn www_addresses(stack: &crate::stack::Stack) -> std::result::Result<Vec<String>, Failure> {
+    use hickory_proto::rr::RecordType;
+    let resolver = crate::client::resolver(stack.dns.addr, crate::client::DnsTransport::Udp)?;
+    Ok(
+        crate::client::query(&resolver, crate::stack::WWW, RecordType::A)
+            .await
+            .map_err(|e| Failure::new(format!("DNS: {e}"), ""))?
+            .iter()
+            .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
+            .collect(),
+    )
+}

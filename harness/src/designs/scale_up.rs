@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use hickory_proto::rr::RecordType;
 
-use super::req_failed;
+use super::www_addresses;
+use super::{prometheus, req_failed, wait_for};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::dns::HealthCheck;
@@ -47,8 +48,6 @@ const QPS_REQUESTS: usize = 40;
 const QPS_INTERVAL: Duration = Duration::from_millis(50);
 /// Reads and writes for the database claims.
 const DB_REQUESTS: u64 = 6;
-/// The monitoring server's host.
-const MONITOR: &str = "mon-1";
 /// The memory hog's appetite: well over app-1's 256 MiB limit.
 const HOG_MIB: u64 = 600;
 /// TTL (1 s) + check interval (0.5 s) of health-checked DNS, plus slack for our polling.
@@ -139,13 +138,7 @@ pub fn claims() -> Vec<Claim> {
 
 /// www's A record is the VIP.
 async fn www_to_vip(stack: &Stack) -> CheckResult {
-    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
-    let seen: Vec<String> = client::query(&resolver, WWW, RecordType::A)
-        .await
-        .map_err(|e| Failure::new(format!("DNS: {e}"), ""))?
-        .iter()
-        .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
-        .collect();
+    let seen = www_addresses(stack).await?;
     let vip = stack.vars["public.vip"].clone();
     let evidence = format!(
         "{WWW} → {}; the VIP is {vip}; held by {}",
@@ -723,22 +716,6 @@ async fn dns_failover(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Polls `cond` every 50 ms until it holds; returns how long that took.
-async fn wait_for<F, Fut>(deadline: Duration, cond: F) -> Option<Duration>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < deadline {
-        if cond().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
-
 /// db-2 added as a replica: reads move to it, writes stay on db-1.
 async fn replication(stack: &Stack) -> CheckResult {
     let db2 = HostSpec {
@@ -864,29 +841,6 @@ async fn resource_isolation(stack: &Stack) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
-}
-
-/// Queries the monitoring server and returns the result vector.
-async fn prometheus(stack: &Stack, query: &str) -> Result<Vec<serde_json::Value>, Failure> {
-    let url = format!(
-        "http://{}:9090/api/v1/query",
-        stack.host(MONITOR)?.main_addr()
-    );
-    let body: serde_json::Value = stack
-        .client
-        .fresh
-        .get(&url)
-        .query(&[("query", query)])
-        .send()
-        .await
-        .map_err(|e| req_failed(&url, &e))?
-        .json()
-        .await
-        .map_err(|e| req_failed(&url, &e))?;
-    Ok(body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
 }
 
 /// The `host` labels present in a query's result.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 
 use super::distributed::{round_robin_over, spof_primary_over};
-use super::req_failed;
+use super::{header, prometheus, req_failed, wait_for};
 use crate::capture::Capture;
 use crate::claim;
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
@@ -228,14 +228,6 @@ async fn redirect(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 /// As distributed.lb.round_robin, over HTTPS.
 async fn round_robin(stack: &Stack) -> CheckResult {
     round_robin_over(stack, "https").await
@@ -416,29 +408,6 @@ async fn default_deny(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Queries Prometheus on mon-1; returns the result vector.
-async fn prometheus(stack: &Stack, query: &str) -> Result<Vec<serde_json::Value>, Failure> {
-    let url = format!(
-        "http://{}:9090/api/v1/query",
-        stack.host(MONITOR)?.main_addr()
-    );
-    let body: serde_json::Value = stack
-        .client
-        .fresh
-        .get(&url)
-        .query(&[("query", query)])
-        .send()
-        .await
-        .map_err(|e| req_failed(&url, &e))?
-        .json()
-        .await
-        .map_err(|e| req_failed(&url, &e))?;
-    Ok(body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
 /// (host label, value) pairs of a query.
 async fn by_host(stack: &Stack, query: &str) -> Result<Vec<(String, f64)>, Failure> {
     let mut out: Vec<(String, f64)> = prometheus(stack, query)
@@ -452,21 +421,6 @@ async fn by_host(stack: &Stack, query: &str) -> Result<Vec<(String, f64)>, Failu
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-async fn wait_for<F, Fut>(deadline: Duration, cond: F) -> Option<Duration>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < deadline {
-        if cond().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
 }
 
 /// The monitoring server reports all three hosts' collectors up.
