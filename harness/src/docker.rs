@@ -314,12 +314,19 @@ pub fn clean_up_on_interrupt() {
         if let Ok(docker) = connect().await {
             // The main flow may still be creating a container as we list: sweep
             // until a pass finds nothing (bounded).
-            for _ in 0..10 {
+            // Creations check the flag and stop, but one may be in flight: sweep
+            // until two passes in a row, 300 ms apart, find nothing (bounded).
+            let mut quiet = 0;
+            for _ in 0..20 {
                 match remove_own_runs(&docker).await {
-                    Ok(runs) if runs.is_empty() => break,
+                    Ok(runs) if runs.is_empty() => quiet += 1,
+                    Ok(_) => quiet = 0,
                     Err(_) => break,
-                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
                 }
+                if quiet == 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             }
         }
         std::process::exit(130);

@@ -109,6 +109,13 @@ impl Host {
             }),
             ..Default::default()
         };
+        // After Ctrl-C the interrupt handler is sweeping: create nothing more.
+        if crate::docker::interrupted() {
+            return Err(Error::Io {
+                action: format!("create host `{name}`"),
+                source: std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
+            });
+        }
         let opts = CreateContainerOptionsBuilder::new()
             .name(&container)
             .build();

@@ -37,6 +37,12 @@ impl Network {
     /// Creates an internal network named `name` for the run.
     pub async fn create(docker: &Docker, run: &RunId, name: &str) -> Result<Network> {
         let docker_name = run.name(name);
+        if crate::docker::interrupted() {
+            return Err(Error::Io {
+                action: format!("create network `{docker_name}`"),
+                source: std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
+            });
+        }
         let mut last_err = None;
         for _ in 0..SUBNET_TRIES {
             let prefix = [172, rand::random_range(28..32), rand::random_range(0..=255)];
