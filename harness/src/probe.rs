@@ -147,3 +147,19 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Sends each URL in turn on a fresh connection; returns how many got a 2xx.
+pub async fn successes(client: &reqwest::Client, urls: impl IntoIterator<Item = String>) -> usize {
+    let mut ok = 0;
+    for url in urls {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ok += 1;
+        }
+    }
+    ok
+}

@@ -565,20 +565,8 @@ async fn health_check(stack: &Stack) -> CheckResult {
     let result = async {
         let ejected = wait_status(stack, "server-1", "DOWN", eject_budget * 3).await?;
         let marker = format!("hc{:08x}", rand::random::<u32>());
-        let mut ok = 0;
-        for i in 0..RR_REQUESTS {
-            let url = http(&format!("/static/hello.txt?{marker}-{i}"));
-            if stack
-                .client
-                .fresh
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                ok += 1;
-            }
-        }
+        let urls = (0..RR_REQUESTS).map(|i| http(&format!("/static/hello.txt?{marker}-{i}")));
+        let ok = probe::successes(&stack.client.fresh, urls).await;
         let order = served_by(stack, &marker, RR_REQUESTS).await?;
         Ok::<_, Failure>((ejected, ok, order))
     }
@@ -634,19 +622,11 @@ async fn app_counts(stack: &Stack, path: &str, column: &str) -> Result<(u64, u64
         measure::user_stat(primary, APP_USER, column).await?,
         measure::user_stat(replica, APP_USER, column).await?,
     );
-    let mut ok = 0;
-    for _ in 0..ROUTING_REQUESTS {
-        if stack
-            .client
-            .fresh
-            .get(http(path))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ok += 1;
-        }
-    }
+    let ok = probe::successes(
+        &stack.client.fresh,
+        vec![http(path); ROUTING_REQUESTS as usize],
+    )
+    .await;
     let after = (
         measure::user_stat(primary, APP_USER, column).await?,
         measure::user_stat(replica, APP_USER, column).await?,

@@ -447,21 +447,11 @@ async fn db_bottleneck(stack: &Stack) -> CheckResult {
     let db = stack.host(DB)?;
     let selects = measure::user_stat(db, APP_USER, "SELECT_COMMANDS").await?;
     let inserts = measure::user_stat(db, APP_USER, "ROWS_INSERTED").await?;
-    let mut ok = 0;
-    for path in ["/index.php", "/write.php"] {
-        for _ in 0..DB_REQUESTS {
-            if stack
-                .client
-                .fresh
-                .get(http(path))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                ok += 1;
-            }
-        }
-    }
+    let urls: Vec<String> = ["/index.php", "/write.php"]
+        .iter()
+        .flat_map(|p| vec![http(p); DB_REQUESTS as usize])
+        .collect();
+    let ok = probe::successes(&stack.client.fresh, urls).await;
     let selects = measure::user_stat(db, APP_USER, "SELECT_COMMANDS").await? - selects;
     let inserts = measure::user_stat(db, APP_USER, "ROWS_INSERTED").await? - inserts;
     let evidence = format!(
@@ -586,19 +576,8 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
         let added_in = started.elapsed();
         let fpm1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await?;
         let fpm2 = measure::log_lines(&host, FPM_ACCESS_LOG).await?;
-        let mut ok = 0;
-        for _ in 0..DOWN_REQUESTS {
-            if stack
-                .client
-                .fresh
-                .get(http("/index.php"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                ok += 1;
-            }
-        }
+        let urls = std::iter::repeat_n(http("/index.php"), DOWN_REQUESTS);
+        let ok = probe::successes(&stack.client.fresh, urls).await;
         let grew1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await? - fpm1;
         let grew2 = measure::log_lines(&host, FPM_ACCESS_LOG).await? - fpm2;
         let after = tier_pids(stack).await?;
@@ -745,21 +724,11 @@ async fn replication(stack: &Stack) -> CheckResult {
             ))
         };
         let (b1, b2) = (count(db1).await?, count(&host).await?);
-        let mut ok = 0;
-        for path in ["/index.php", "/write.php"] {
-            for _ in 0..DB_REQUESTS {
-                if stack
-                    .client
-                    .fresh
-                    .get(http(path))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    ok += 1;
-                }
-            }
-        }
+        let urls: Vec<String> = ["/index.php", "/write.php"]
+            .iter()
+            .flat_map(|p| vec![http(p); DB_REQUESTS as usize])
+            .collect();
+        let ok = probe::successes(&stack.client.fresh, urls).await;
         let (a1, a2) = (count(db1).await?, count(&host).await?);
         Ok::<_, Failure>((
             caught_up,

@@ -274,6 +274,23 @@ async fn matrix(
     Ok((table, results))
 }
 
+/// The probes whose result differs from `expect_open(from)`, printed.
+fn unexpected(
+    results: &[((String, String, u16), bool)],
+    expect_open: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    results
+        .iter()
+        .filter(|((from, _, _), open)| *open != expect_open(from))
+        .map(|((from, to, port), open)| {
+            format!(
+                "{from} → {to}:{port} {}",
+                if *open { "open" } else { "closed" }
+            )
+        })
+        .collect()
+}
+
 /// From `public`, lb-1 accepts 80 and 443 and nothing else.
 async fn lb_exposes_only_web(stack: &Stack) -> CheckResult {
     let ports = [80, 443, 22, 8405, 9100];
@@ -301,16 +318,7 @@ async fn web_only_from_lb(stack: &Stack) -> CheckResult {
         checks.push((CLIENT, s, "public", 80));
     }
     let (table, results) = matrix(stack, &checks).await?;
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|((from, _, _), open)| *open != (from == LB))
-        .map(|((from, to, port), open)| {
-            format!(
-                "{from} → {to}:{port} {}",
-                if *open { "open" } else { "closed" }
-            )
-        })
-        .collect();
+    let bad = unexpected(&results, |from| from == LB);
     ensure_eq(
         "web ports reachable other than from lb-1, or closed to it",
         Vec::<String>::new(),
@@ -332,16 +340,7 @@ async fn db_only_from_app(stack: &Stack) -> CheckResult {
         (CLIENT, "server-2", "public", 3306),
     ];
     let (table, results) = matrix(stack, &checks).await?;
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|((from, _, _), open)| *open != from.starts_with("server-"))
-        .map(|((from, to, port), open)| {
-            format!(
-                "{from} → {to}:{port} {}",
-                if *open { "open" } else { "closed" }
-            )
-        })
-        .collect();
+    let bad = unexpected(&results, |from| from.starts_with("server-"));
     ensure_eq(
         "MySQL reachable other than from the app hosts, or closed to them",
         Vec::<String>::new(),
@@ -394,11 +393,7 @@ async fn default_deny(stack: &Stack) -> CheckResult {
         "the test listener did not start",
         &evidence,
     )?;
-    let open: Vec<String> = results
-        .iter()
-        .filter(|(_, o)| *o)
-        .map(|((f, t, p), _)| format!("{f} → {t}:{p}"))
-        .collect();
+    let open = unexpected(&results, |_| false);
     ensure_eq(
         "unlisted ports reachable from allowed peers",
         Vec::<String>::new(),
@@ -530,33 +525,42 @@ async fn detects_down(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// A capture on the LB→server path shows a secret request header in clear text.
-async fn ssl_termination_plaintext(stack: &Stack) -> CheckResult {
+/// Captures `filter` on both servers while two HTTPS requests (one per
+/// server, by round-robin) carry a secret header; returns how many were
+/// answered 2xx and, per server, the bytes captured and whether the secret
+/// was among them in clear text.
+async fn secret_on_the_wire(
+    stack: &Stack,
+    filter: &str,
+) -> Result<(usize, Vec<(String, usize, bool)>), Failure> {
     let secret = format!("secret-{:016x}", rand::random::<u64>());
     let captures = futures::future::try_join_all(
-        SERVERS.map(|s| async move { Capture::start(stack.host(s)?, "tcp port 80").await }),
+        SERVERS.map(|s| async move { Capture::start(stack.host(s)?, filter).await }),
     )
     .await?;
     let mut sent = 0;
     for _ in 0..2 {
-        // Two requests: round-robin sends one to each server.
-        if stack
+        let request = stack
             .client
             .fresh
             .get(https("/static/hello.txt"))
-            .header("X-Stackproof-Secret", &secret)
-            .send()
-            .await
-            .is_ok()
-        {
+            .header("X-Stackproof-Secret", &secret);
+        if request.send().await.is_ok_and(|r| r.status().is_success()) {
             sent += 1;
         }
     }
     let mut seen = Vec::new();
     for (s, c) in SERVERS.iter().zip(captures) {
         let text = c.finish().await?;
-        seen.push((s.to_string(), text.contains(&secret)));
+        seen.push((s.to_string(), text.len(), text.contains(&secret)));
     }
+    Ok((sent, seen))
+}
+
+/// A capture on the LB→server path shows a secret request header in clear text.
+async fn ssl_termination_plaintext(stack: &Stack) -> CheckResult {
+    let (sent, captured) = secret_on_the_wire(stack, "tcp port 80").await?;
+    let seen: Vec<(String, bool)> = captured.into_iter().map(|(s, _, c)| (s, c)).collect();
     let evidence = format!(
         "{sent} HTTPS requests with a secret header; captures on the servers (tcp port 80, from lb-1): {}",
         seen.iter()
@@ -629,31 +633,7 @@ async fn same_components(stack: &Stack) -> CheckResult {
 async fn reencrypt(stack: &Stack) -> CheckResult {
     let fixtures = stack.fixtures.clone().with_variant("reencrypt")?;
     let variant = Stack::start(&stack.design, fixtures).await?;
-    let secret = format!("secret-{:016x}", rand::random::<u64>());
-    let captures = futures::future::try_join_all(SERVERS.map(|s| {
-        let v = &variant;
-        async move { Capture::start(v.host(s)?, "tcp port 80 or tcp port 443").await }
-    }))
-    .await?;
-    let mut sent = 0;
-    for _ in 0..2 {
-        if variant
-            .client
-            .fresh
-            .get(https("/static/hello.txt"))
-            .header("X-Stackproof-Secret", &secret)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            sent += 1;
-        }
-    }
-    let mut seen = Vec::new();
-    for (s, c) in SERVERS.iter().zip(captures) {
-        let text = c.finish().await?;
-        seen.push((s.to_string(), text.len(), text.contains(&secret)));
-    }
+    let (sent, seen) = secret_on_the_wire(&variant, "tcp port 80 or tcp port 443").await?;
     let mut held = Vec::new();
     for c in claims().into_iter().filter(|c| STILL_HOLD.contains(&c.id)) {
         let o = claim::run(&variant, &c).await;
