@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a machine for stackproof: an engine that answers, mmdebstrap when
-# the base image must be bootstrapped, the images built.
+# Prepares a machine for stackproof: an engine that answers, the images built
+# (stackproof installs mmdebstrap itself when it must bootstrap the base).
 # Used by .ci/run; usable on any Debian-like machine with Docker installed.
 set -euo pipefail
 
@@ -27,15 +27,9 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
 fi
 log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) answers"
 
-# 2. No registry is reachable, so the base image is bootstrapped from
-#    Debian's packages with mmdebstrap (only needed when no Debian image is present).
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 \
-   && ! docker image inspect stackproof/base:bookworm >/dev/null 2>&1 \
-   && ! command -v mmdebstrap >/dev/null 2>&1; then
-  log "installing mmdebstrap to bootstrap the Debian 12 base image"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
-fi
+# 2. No registry is reachable: when the engine has no Debian image, stackproof
+#    bootstraps one with mmdebstrap and installs mmdebstrap itself (as root),
+#    exactly as it does for a user running README's first command.
 
 # 3. Leftovers of earlier killed runs would only cost memory: remove them.
 cargo run -q --bin stackproof -- sweep

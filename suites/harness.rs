@@ -268,3 +268,93 @@ fn ctrl_c_of_the_cli_removes_its_run() {
         );
     });
 }
+
+/// A check that stops Apache and then errors out mid-fault, without undoing it.
+fn errors_mid_fault(
+    stack: &Stack,
+) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .await?;
+        Err(stackproof::claim::Failure::not_measured(
+            "gave up in the middle of a fault",
+            "",
+        ))
+    })
+}
+
+/// A check that stops the whole server and then panics mid-fault.
+fn panics_mid_fault(
+    stack: &Stack,
+) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopHost("server-1"))
+            .await?;
+        panic!("a claim blew up mid-fault");
+    })
+}
+
+/// A check whose fault cannot be undone: it stops Apache, then removes its binary.
+fn breaks_its_own_undo(
+    stack: &Stack,
+) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .await?;
+        stack
+            .host("server-1")?
+            .run("mv /usr/sbin/apache2 /usr/sbin/apache2.gone")
+            .await?;
+        Ok("stopped apache and hid its binary".into())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_is_undone_however_its_claim_ends() {
+    use stackproof::claim::{self, Claim, Verdict};
+    let stack = Stack::start("simple_web", Fixtures::from_env().unwrap())
+        .await
+        .unwrap();
+    let static_claim = stackproof::designs::claims("simple_web")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "simple_web.web.static_by_apache")
+        .unwrap();
+    for (id, check) in [
+        ("test.errors_mid_fault", errors_mid_fault as claim::Check),
+        ("test.panics_mid_fault", panics_mid_fault as claim::Check),
+    ] {
+        let broken = Claim {
+            id,
+            says: "a claim that ends in the middle of its fault",
+            check,
+        };
+        let o = claim::run(&stack, &broken).await;
+        assert!(
+            matches!(o.verdict, Verdict::NotMeasured(_)),
+            "{id} should be ERROR: {o:?}"
+        );
+        assert!(!stack.tainted(), "{id}: the fault was undone, so the stack is whole");
+        let next = claim::run(&stack, &static_claim).await;
+        assert!(
+            next.verdict.held(),
+            "after {id}, the next claim should find the design whole: {}",
+            stackproof::report::checklist_line(&next)
+        );
+    }
+    // A fault that cannot be undone taints the stack, and the claim is not a PASS.
+    let o = claim::run(
+        &stack,
+        &Claim {
+            id: "test.breaks_its_own_undo",
+            says: "a claim whose fault cannot be undone",
+            check: breaks_its_own_undo,
+        },
+    )
+    .await;
+    assert!(stack.tainted(), "a failed undo must taint the stack");
+    assert!(!o.verdict.held(), "{o:?}");
+}

@@ -10,17 +10,15 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::fixtures::Fixtures;
+use crate::error::Error;
 use crate::stack::Stack;
 
-/// How long one claim may take before it counts as failed (faults included).
+/// How long one claim may take before it counts as not measured (faults included).
 pub const CLAIM_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What a check returns: evidence on success.
@@ -46,7 +44,19 @@ impl std::fmt::Debug for Claim {
     }
 }
 
-/// Why a claim did not hold.
+/// Why a check ended without the claim holding: the design broke the
+/// sentence, or our own tooling could not measure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Cause {
+    /// The design's files make the sentence false: FAIL.
+    #[default]
+    Design,
+    /// We could not measure (a deadline, a query of ours, a fault we could
+    /// not apply, a probe that sent nothing): ERROR.
+    Tooling,
+}
+
+/// Why a claim did not hold, or could not be measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Failure {
     /// One line: what went wrong.
@@ -57,22 +67,31 @@ pub struct Failure {
     pub actual: Option<String>,
     /// What it had measured before it failed.
     pub evidence: String,
-    /// Whether the check could not measure at all (the harness failed, not the claim).
-    pub harness_error: bool,
     /// The last log lines of the services involved.
     pub logs: String,
+    /// Whose doing it is; the runner turns it into the [`Verdict`].
+    #[serde(skip)]
+    pub cause: Cause,
 }
 
 impl Failure {
-    /// A failure with a message and the evidence measured so far.
+    /// The design broke the claim: a FAIL, with the evidence measured so far.
     pub fn new(summary: impl Into<String>, evidence: impl Into<String>) -> Self {
         Failure {
             summary: summary.into(),
             expected: None,
             actual: None,
             evidence: evidence.into(),
-            harness_error: false,
             logs: String::new(),
+            cause: Cause::Design,
+        }
+    }
+
+    /// Our tooling could not measure: an ERROR, never a FAIL or a PASS.
+    pub fn not_measured(summary: impl Into<String>, evidence: impl Into<String>) -> Self {
+        Failure {
+            cause: Cause::Tooling,
+            ..Failure::new(summary, evidence)
         }
     }
 
@@ -84,11 +103,29 @@ impl Failure {
 }
 
 impl From<Error> for Failure {
+    /// A server rejecting the design's own configuration is the design's
+    /// doing (FAIL); every other harness error means we could not measure.
     fn from(e: Error) -> Self {
-        Failure {
-            harness_error: true,
-            ..Failure::new(e.chain(), "")
+        match e {
+            Error::ConfigRejected { .. } | Error::ServiceStart { .. } => {
+                Failure::new(e.chain(), "")
+            }
+            _ => Failure::not_measured(e.chain(), ""),
         }
+    }
+}
+
+/// Fails as not measured (ERROR) unless `cond`: for what our own probes must
+/// have done before a verdict means anything (e.g. sent at least one request).
+pub fn ensure_measured(
+    cond: bool,
+    summary: impl Into<String>,
+    evidence: &str,
+) -> std::result::Result<(), Failure> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Failure::not_measured(summary, evidence))
     }
 }
 
@@ -125,6 +162,64 @@ pub fn ensure(
     }
 }
 
+/// A claim's verdict: exactly one of held, broken or not measured, the
+/// last two with why. Reports print PASS, FAIL and ERROR.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "why")]
+pub enum Verdict {
+    /// The sentence held: PASS.
+    #[serde(rename = "PASS")]
+    Held,
+    /// The design does not do what the sentence says: FAIL.
+    #[serde(rename = "FAIL")]
+    Broken(Failure),
+    /// Our tooling could not measure: ERROR.
+    #[serde(rename = "ERROR")]
+    NotMeasured(Failure),
+}
+
+impl Verdict {
+    /// `PASS`, `FAIL` or `ERROR`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Held => "PASS",
+            Verdict::Broken(_) => "FAIL",
+            Verdict::NotMeasured(_) => "ERROR",
+        }
+    }
+
+    /// Why it did not hold, unless it held.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Verdict::Held => None,
+            Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f),
+        }
+    }
+
+    /// Whether the claim held.
+    pub fn held(&self) -> bool {
+        matches!(self, Verdict::Held)
+    }
+
+    /// Whether the design broke the claim.
+    pub fn broken(&self) -> bool {
+        matches!(self, Verdict::Broken(_))
+    }
+
+    fn from_check(result: CheckResult) -> (String, Verdict) {
+        match result {
+            Ok(evidence) => (evidence, Verdict::Held),
+            Err(f) => (
+                f.evidence.clone(),
+                match f.cause {
+                    Cause::Design => Verdict::Broken(f),
+                    Cause::Tooling => Verdict::NotMeasured(f),
+                },
+            ),
+        }
+    }
+}
+
 /// How a claim came out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
@@ -132,12 +227,11 @@ pub struct Outcome {
     pub id: String,
     /// The design's sentence.
     pub says: String,
-    /// Whether it held.
-    pub passed: bool,
+    /// PASS, FAIL or ERROR, with why.
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// What was measured.
     pub evidence: String,
-    /// Why not, when it did not hold.
-    pub failure: Option<Failure>,
     /// How long the check took, in ms.
     pub millis: u128,
     /// Figures it measured (name, value), e.g. `failover outage (ms)`.
@@ -145,42 +239,72 @@ pub struct Outcome {
     pub figures: Vec<(String, f64)>,
 }
 
-/// Runs one claim with a deadline; on failure, gathers the services' last log lines.
+/// The process exit code for a set of outcomes: 0 when every claim held,
+/// 1 when one broke, 2 when none broke but some could not be measured (or
+/// there was nothing to measure).
+pub fn exit_code(outcomes: &[Outcome]) -> u8 {
+    if outcomes.iter().any(|o| o.verdict.broken()) {
+        1
+    } else if !outcomes.is_empty() && outcomes.iter().all(|o| o.verdict.held()) {
+        0
+    } else {
+        2
+    }
+}
+
+/// Runs one claim with a deadline; on failure, gathers the services' last
+/// log lines. Whatever way the check ends (an error, its deadline, a
+/// panic), every fault it applied and did not undo is undone here; when
+/// that fails the stack is marked tainted (see [`Stack::tainted`]).
 pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
+    use futures::FutureExt as _;
     let started = Instant::now();
     stack.take_figures();
-    let result = match tokio::time::timeout(CLAIM_DEADLINE, (claim.check)(stack)).await {
-        Ok(r) => r,
-        Err(_) => Err(Failure::new(
+    let check = std::panic::AssertUnwindSafe((claim.check)(stack)).catch_unwind();
+    let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => Err(Failure::not_measured(
+            format!("the check panicked: {}", panic_message(&panic)),
+            "",
+        )),
+        Err(_) => Err(Failure::not_measured(
             format!("the check did not finish within {CLAIM_DEADLINE:?}"),
             "",
         )),
     };
+    let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
     let figures = stack.take_figures();
-    match result {
-        Ok(evidence) => Outcome {
-            id: claim.id.into(),
-            says: claim.says.into(),
-            passed: true,
-            evidence,
-            failure: None,
-            millis,
-            figures,
-        },
-        Err(mut failure) => {
-            failure.logs = all_logs(stack).await;
-            Outcome {
-                id: claim.id.into(),
-                says: claim.says.into(),
-                passed: false,
-                evidence: failure.evidence.clone(),
-                failure: Some(failure),
-                millis,
-                figures,
+    let (evidence, mut verdict) = Verdict::from_check(result);
+    if let Err(e) = restored {
+        // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
+        let note = format!("\nafter the claim, undoing its faults failed, so the stack is discarded: {}", e.chain());
+        match &mut verdict {
+            Verdict::Broken(f) | Verdict::NotMeasured(f) => f.summary.push_str(&note),
+            Verdict::Held => {
+                verdict = Verdict::NotMeasured(Failure::not_measured(note.trim().to_string(), evidence.clone()))
             }
         }
     }
+    if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut verdict {
+        f.logs = all_logs(stack).await;
+    }
+    Outcome {
+        id: claim.id.into(),
+        says: claim.says.into(),
+        verdict,
+        evidence,
+        millis,
+        figures,
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 async fn all_logs(stack: &Stack) -> String {
@@ -193,51 +317,4 @@ async fn all_logs(stack: &Stack) -> String {
     out
 }
 
-/// A broken variant of a design's fixtures, and the claim it must make fail.
-#[derive(Debug, Clone)]
-pub struct Mutant {
-    /// Its folder's name.
-    pub name: String,
-    /// The folder, laid out like `fixtures/` (only the files it replaces).
-    pub dir: PathBuf,
-    /// The claim it must fail.
-    pub fails: String,
-    /// What it breaks, in one line.
-    pub why: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MutantFile {
-    fails: String,
-    why: String,
-}
-
-/// The mutants of `design`: `fixtures/mutants/<design>/<name>/mutant.toml` and its files.
-pub fn mutants(design: &str) -> Result<Vec<Mutant>> {
-    let root = Fixtures::builtin_dir().join("mutants").join(design);
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(out);
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let file = dir.join("mutant.toml");
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Fixture {
-            path: file.clone(),
-            source,
-        })?;
-        let m: MutantFile = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
-            path: file.clone(),
-            detail: e.to_string(),
-        })?;
-        out.push(Mutant {
-            name: entry.file_name().to_string_lossy().into_owned(),
-            dir,
-            fails: m.fails,
-            why: m.why,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
+pub use crate::mutant::{Mutant, mutants};

@@ -38,6 +38,17 @@ pub enum DnsTransport {
 /// Builds a resolver that asks only `server`, over `transport`, caching nothing
 /// (so a changed record is seen at once) and never reading the hosts file.
 pub fn resolver(server: SocketAddr, transport: DnsTransport) -> Result<TokioResolver> {
+    build_resolver(server, transport, 0)
+}
+
+/// A resolver like [`resolver`] that caches answers for as long as their
+/// TTL says, as a client's stub resolver or an ISP's cache would: what a
+/// user behind a cache sees after a record changes.
+pub fn caching_resolver(server: SocketAddr) -> Result<TokioResolver> {
+    build_resolver(server, DnsTransport::Udp, 64)
+}
+
+fn build_resolver(server: SocketAddr, transport: DnsTransport, cache_size: u64) -> Result<TokioResolver> {
     let protocol = match transport {
         DnsTransport::Udp => ProtocolConfig::Udp,
         DnsTransport::Tcp => ProtocolConfig::Tcp,
@@ -48,7 +59,7 @@ pub fn resolver(server: SocketAddr, transport: DnsTransport) -> Result<TokioReso
     let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
     let mut opts = ResolverOpts::default();
     opts.use_hosts_file = ResolveHosts::Never;
-    opts.cache_size = 0;
+    opts.cache_size = cache_size;
     opts.timeout = Duration::from_millis(800);
     opts.attempts = 2;
     opts.ndots = 0;

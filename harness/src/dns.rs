@@ -173,6 +173,14 @@ impl DnsServer {
             .unwrap_or_default())
     }
 
+    /// The TTL of `name`'s A records as the zone holds them now (`None` when it has none).
+    pub async fn a_ttl(&self, name: &str) -> Result<Option<u32>> {
+        let fqdn = self.fqdn(name)?;
+        let key = RrKey::new(LowerName::new(&fqdn), RecordType::A);
+        let records = self.zone.records().await;
+        Ok(records.get(&key).map(|set| set.ttl()))
+    }
+
     fn fqdn(&self, name: &str) -> Result<Name> {
         let parsed = Name::from_ascii(name).map_err(|e| Error::Unknown {
             kind: "DNS name",

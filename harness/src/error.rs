@@ -47,7 +47,8 @@ pub enum Error {
     /// The base image had to be bootstrapped but mmdebstrap is not installed.
     #[error(
         "the engine has no `debian:bookworm-slim` and cannot pull it, and `mmdebstrap` is not \
-         installed to bootstrap it: install it with `sudo apt-get install mmdebstrap`, or set \
+         installed to bootstrap it (stackproof installs it itself only as root or with \
+         passwordless sudo): run `sudo apt-get install mmdebstrap` and try again, or set \
          STACKPROOF_BASE_IMAGE to a Debian 12 image the engine has"
     )]
     NoBootstrapTool,
@@ -86,6 +87,27 @@ pub enum Error {
         command: String,
         /// What the check printed.
         output: String,
+    },
+
+    /// A service did not start: its start command failed, or it did not
+    /// become ready (answer at all) within its deadline.
+    #[error(
+        "failed to start `{service}` on host `{host}`: it did not {what} within {waited:?}{says}; \
+         its last log lines:\n{logs}"
+    )]
+    ServiceStart {
+        /// The service.
+        service: String,
+        /// The host.
+        host: String,
+        /// What readiness means for it, in words.
+        what: String,
+        /// How long we waited.
+        waited: Duration,
+        /// What the server itself says (its status command), introduced, or empty.
+        says: String,
+        /// The service's last log lines.
+        logs: String,
     },
 
     /// A command inside a container failed.

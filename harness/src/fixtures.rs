@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Fixtures {
     layers: Vec<PathBuf>,
+    /// Temporary layers (a mutant's patched files), removed with the last clone.
+    owned: Vec<std::sync::Arc<crate::mutant::TempDir>>,
 }
 
 impl Fixtures {
@@ -31,6 +33,7 @@ impl Fixtures {
     pub fn from_env() -> Result<Self> {
         let mut f = Fixtures {
             layers: vec![Self::builtin_dir()],
+            owned: Vec::new(),
         };
         if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
             f = f.with_overlay(PathBuf::from(dir))?;
@@ -51,6 +54,16 @@ impl Fixtures {
         }
         self.layers.push(dir);
         Ok(self)
+    }
+
+    /// Adds a temporary folder on top that lives as long as these fixtures.
+    pub(crate) fn with_owned_overlay(
+        mut self,
+        dir: PathBuf,
+        guard: std::sync::Arc<crate::mutant::TempDir>,
+    ) -> Result<Self> {
+        self.owned.push(guard);
+        self.with_overlay(dir)
     }
 
     /// Lays variant `name` on top: each layer's `variants/<name>/` folder,
@@ -215,6 +228,7 @@ mod tests {
         std::fs::write(b.join("app/two"), "b2").unwrap();
         let f = Fixtures {
             layers: vec![a.clone()],
+            owned: Vec::new(),
         }
         .with_overlay(b.clone())
         .unwrap();
@@ -225,7 +239,10 @@ mod tests {
         assert_eq!(walked[Path::new("two")], b.join("app/two"));
         assert!(f.read("app/three").is_err());
         assert!(
-            Fixtures { layers: vec![a] }
+            Fixtures {
+                layers: vec![a],
+                owned: Vec::new()
+            }
                 .with_overlay(base.join("missing"))
                 .is_err()
         );

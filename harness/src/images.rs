@@ -239,11 +239,8 @@ async fn try_pull(docker: &Docker, image: &str) -> bool {
 
 /// `mmdebstrap --variant=minbase bookworm` into a tarball, imported as the base.
 async fn bootstrap_base(docker: &Docker) -> Result<()> {
-    let found = std::process::Command::new("mmdebstrap")
-        .arg("--version")
-        .output();
-    if !matches!(found, Ok(ref o) if o.status.success()) {
-        return Err(Error::NoBootstrapTool);
+    if !has_mmdebstrap() {
+        install_mmdebstrap().await?;
     }
     let progress = Progress::new(
         "no registry: bootstrapping a Debian 12 base with mmdebstrap (about 20 s, once)",
@@ -289,6 +286,77 @@ async fn bootstrap_base(docker: &Docker) -> Result<()> {
         }
     }
     progress.done(&format!("bootstrapped `{BOOTSTRAPPED_BASE}`"));
+    Ok(())
+}
+
+fn has_mmdebstrap() -> bool {
+    matches!(
+        std::process::Command::new("mmdebstrap").arg("--version").output(),
+        Ok(o) if o.status.success()
+    )
+}
+
+/// How packages can be installed here: as root directly, with passwordless
+/// sudo, or not at all (`None`).
+fn package_installer() -> Option<Vec<&'static str>> {
+    use std::os::unix::fs::MetadataExt;
+    let apt = std::process::Command::new("apt-get")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !apt {
+        return None;
+    }
+    // The owner of /proc/self is this process's effective user.
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        return Some(vec![]);
+    }
+    let sudo = std::process::Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    sudo.then(|| vec!["sudo", "-n"])
+}
+
+/// Installs mmdebstrap with apt-get when this process may (root or
+/// passwordless sudo), saying so in one line; otherwise the error gives the
+/// exact command. Needed once, on a machine whose engine has no Debian image.
+async fn install_mmdebstrap() -> Result<()> {
+    let Some(prefix) = package_installer() else {
+        return Err(Error::NoBootstrapTool);
+    };
+    let progress = Progress::new(&format!(
+        "no registry and no Debian image: installing `mmdebstrap` with apt-get{} to bootstrap \
+         the Debian 12 base (once)",
+        if prefix.is_empty() { "" } else { " (sudo)" }
+    ));
+    for args in [
+        &["apt-get", "update", "-qq"][..],
+        &["apt-get", "install", "-y", "-qq", "mmdebstrap"][..],
+    ] {
+        progress.step(&args.join(" "));
+        let mut cmd = tokio::process::Command::new(prefix.first().copied().unwrap_or(args[0]));
+        cmd.args(prefix.iter().skip(1))
+            .args(if prefix.is_empty() { &args[1..] } else { args })
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        let out = cmd.output().await.map_err(Error::io("run apt-get"))?;
+        if !out.status.success() {
+            return Err(Error::ImageBuild {
+                image: BOOTSTRAPPED_BASE.into(),
+                detail: format!(
+                    "`{}` failed (install mmdebstrap yourself, or set STACKPROOF_BASE_IMAGE):\n{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            });
+        }
+    }
+    if !has_mmdebstrap() {
+        return Err(Error::NoBootstrapTool);
+    }
+    progress.done("installed mmdebstrap");
     Ok(())
 }
 

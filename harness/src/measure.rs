@@ -1,6 +1,7 @@
 //! What the servers themselves count: log lines, status counters, processes.
 //! Claims read these rather than anything the app says about itself.
 
+use crate::claim::Failure;
 use crate::error::{Error, Result};
 use crate::host::Host;
 
@@ -11,14 +12,26 @@ pub const NGINX_ACCESS_LOG: &str = "/var/log/nginx/access.log";
 /// Where Apache writes one line per request.
 pub const APACHE_ACCESS_LOG: &str = "/var/log/apache2/access.log";
 
-/// Lines in a log file on `host` (0 when it does not exist yet).
-pub async fn log_lines(host: &Host, path: &str) -> Result<u64> {
+/// Lines in a log file on `host`. A log that does not exist is never read
+/// as 0: the design's configuration does not write it, so nothing it should
+/// count can be counted, and that is the design's failure.
+pub async fn log_lines(host: &Host, path: &str) -> std::result::Result<u64, Failure> {
     let out = host
         .run(&format!(
-            "if [ -f {path} ]; then wc -l < {path}; else echo 0; fi"
+            "if [ -f {path} ]; then wc -l < {path}; else echo missing; fi"
         ))
         .await?;
-    parse_u64(host, path, &out)
+    if out.trim() == "missing" {
+        return Err(Failure::new(
+            format!(
+                "`{path}` does not exist on host `{}`: the design's configuration does not write \
+                 this log, so the requests it should count cannot be counted",
+                host.name
+            ),
+            "",
+        ));
+    }
+    Ok(parse_u64(host, path, &out)?)
 }
 
 /// A global status counter of the MariaDB server on `host` (e.g. `Com_select`).

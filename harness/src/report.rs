@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::claim::Outcome;
+use crate::claim::{Outcome, Verdict};
 use crate::error::{Error, Result};
 
 /// One checklist line: `PASS  id  (ms)  evidence`, then on failure the why,
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 pub fn checklist_line(o: &Outcome) -> String {
     let mut s = format!(
         "{}  {:<44} {:>6} ms  {}",
-        if o.passed { "PASS" } else { "FAIL" },
+        o.verdict.label(),
         o.id,
         o.millis,
         if o.evidence.is_empty() {
@@ -23,7 +23,7 @@ pub fn checklist_line(o: &Outcome) -> String {
             &o.evidence
         }
     );
-    if let Some(f) = &o.failure {
+    if let Some(f) = o.verdict.failure() {
         let _ = write!(
             s,
             "\n      why: {}",
@@ -52,7 +52,7 @@ pub fn checklist_line(o: &Outcome) -> String {
 /// (a mutant doing its job), where the logs are noise.
 pub fn checklist_line_short(o: &Outcome) -> String {
     let mut o = o.clone();
-    if let Some(f) = o.failure.as_mut() {
+    if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut o.verdict {
         f.logs.clear();
     }
     checklist_line(&o)
@@ -91,12 +91,14 @@ pub fn write_json(path: &Path, report: &RunReport<'_>) -> Result<()> {
 
 /// Writes the report as JUnit XML (one testcase per claim), which CI systems display.
 pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
-    let failures = report.claims.iter().filter(|o| !o.passed).count();
+    let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
+    let failures = count(|v| matches!(v, Verdict::Broken(_)));
+    let errors = count(|v| matches!(v, Verdict::NotMeasured(_)));
     let total_s: f64 = report.claims.iter().map(|o| o.millis as f64 / 1000.0).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         x,
-        "<testsuite name=\"stackproof.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{total_s:.3}\">",
+        "<testsuite name=\"stackproof.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total_s:.3}\">",
         xml(report.design),
         report.claims.len()
     );
@@ -108,8 +110,13 @@ pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
             xml(&o.id),
             o.millis as f64 / 1000.0
         );
-        let _ = write!(x, "<system-out>{}</system-out>", xml(&o.evidence));
-        if let Some(f) = &o.failure {
+        // JUnit wants the failure or error before system-out.
+        let (tag, f) = match &o.verdict {
+            Verdict::Held => ("", None),
+            Verdict::Broken(f) => ("failure", Some(f)),
+            Verdict::NotMeasured(f) => ("error", Some(f)),
+        };
+        if let Some(f) = f {
             let body = format!(
                 "{}\n{}\n{}",
                 f.summary,
@@ -118,11 +125,16 @@ pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
             );
             let _ = write!(
                 x,
-                "<failure message=\"{}\">{}</failure>",
+                "<{tag} message=\"{}\">{}</{tag}>",
                 xml(&f.summary),
                 xml(&strip_ansi(&body))
             );
         }
+        let _ = write!(
+            x,
+            "<system-out>{}</system-out>",
+            xml(&format!("{}\n{}", o.says, o.evidence))
+        );
         x.push_str("</testcase>\n");
     }
     x.push_str("</testsuite>\n");
@@ -166,18 +178,24 @@ mod tests {
             Outcome {
                 id: "a.b".into(),
                 says: "".into(),
-                passed: true,
+                verdict: Verdict::Held,
                 evidence: "1 < 2".into(),
-                failure: None,
                 millis: 5,
                 figures: vec![],
             },
             Outcome {
                 id: "a.c".into(),
                 says: "".into(),
-                passed: false,
+                verdict: Verdict::Broken(Failure::new("saw \"x\" & y", "")),
                 evidence: "".into(),
-                failure: Some(Failure::new("saw \"x\" & y", "")),
+                millis: 7,
+                figures: vec![],
+            },
+            Outcome {
+                id: "a.d".into(),
+                says: "".into(),
+                verdict: Verdict::NotMeasured(Failure::not_measured("no samples", "")),
+                evidence: "".into(),
                 millis: 7,
                 figures: vec![],
             },
@@ -194,7 +212,17 @@ mod tests {
         write_junit(&path, &report).unwrap();
         let x = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{x}");
+        assert!(x.contains("<error message=\"no samples\">"), "{x}");
+        assert_eq!(crate::claim::exit_code(&claims), 1);
+        assert_eq!(crate::claim::exit_code(&claims[..1]), 0);
+        assert_eq!(crate::claim::exit_code(&[claims[0].clone(), claims[2].clone()]), 2);
+        assert_eq!(crate::claim::exit_code(&[]), 2);
+        // The JSON carries the verdict by its label, and reads back.
+        let json = serde_json::to_string(&claims[1]).unwrap();
+        assert!(json.contains("\"verdict\":\"FAIL\""), "{json}");
+        let back: Outcome = serde_json::from_str(&json).unwrap();
+        assert!(back.verdict.broken());
         assert!(
             x.contains("1 &lt; 2") && x.contains("saw &quot;x&quot; &amp; y"),
             "{x}"
@@ -209,9 +237,8 @@ mod tests {
         let o = Outcome {
             id: "x.y".into(),
             says: "".into(),
-            passed: false,
+            verdict: Verdict::Broken(f),
             evidence: "e".into(),
-            failure: Some(f),
             millis: 3,
             figures: vec![],
         };

@@ -89,6 +89,24 @@ pub struct ServiceSpec {
     /// How long readiness may take, in ms.
     #[serde(default = "default_ready_ms")]
     pub ready_timeout_ms: u64,
+    /// What readiness means, in words, for messages ("answer on its admin socket").
+    #[serde(default)]
+    pub ready_means: Option<String>,
+    /// A command exiting 0 once the server agrees with its peers (HAProxy
+    /// sees its backends UP, a VRRP pair elected a master). Readiness means
+    /// the server answers; settling is waited for after it, and a service
+    /// that does not settle is reported, not a failed start: the claims say
+    /// which sentence that breaks.
+    #[serde(default)]
+    pub settled: Option<String>,
+    /// How long settling may take, in ms.
+    #[serde(default = "default_settle_ms")]
+    pub settle_timeout_ms: u64,
+    /// A command printing the server's own view of itself (HAProxy's
+    /// `show stat` per server with its check result), quoted whenever the
+    /// service does not become ready or does not settle.
+    #[serde(default)]
+    pub status: Option<String>,
     /// Its log files, whose last lines go into every failure about it.
     #[serde(default)]
     pub logs: Vec<String>,
@@ -96,6 +114,10 @@ pub struct ServiceSpec {
 
 fn default_ready_ms() -> u64 {
     15_000
+}
+
+fn default_settle_ms() -> u64 {
+    10_000
 }
 
 /// A file to install on the host.

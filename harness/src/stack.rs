@@ -69,6 +69,15 @@ pub struct Stack {
     extra_hosts: AtomicU8,
     /// Figures the running claim measured (outage ms...), for reports and the benchmark.
     figures: std::sync::Mutex<Vec<(String, f64)>>,
+    /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
+    faults: std::sync::Mutex<Vec<(u64, Undo)>>,
+    /// Set when undoing a fault failed: the stack no longer is the design,
+    /// and a driver must start a fresh one before the next claim.
+    tainted: std::sync::atomic::AtomicBool,
+    /// What the servers said when they started but did not settle (e.g.
+    /// HAProxy marking every backend DOWN): shown before the claims, which
+    /// then say which sentence that breaks.
+    pub notes: Vec<String>,
     // Last, so the containers go after everything that uses them.
     guard: RunGuard,
 }
@@ -170,6 +179,9 @@ impl Stack {
             up_time: Duration::ZERO,
             extra_hosts: AtomicU8::new(0),
             figures: Default::default(),
+            faults: Default::default(),
+            tainted: Default::default(),
+            notes: Vec::new(),
             guard,
         };
         let bringing_up = stack
@@ -178,8 +190,12 @@ impl Stack {
             .iter()
             .map(|h| stack.start_services(&h.name, true));
         futures::future::try_join_all(bringing_up).await?;
+        let up_time = started.elapsed();
+        let all: Vec<String> = stack.spec.hosts.iter().map(|h| h.name.clone()).collect();
+        let notes = stack.settle(&all).await;
         Ok(Stack {
-            up_time: started.elapsed(),
+            up_time,
+            notes,
             ..stack
         })
     }
@@ -447,7 +463,18 @@ impl Stack {
 
     /// Starts one service on a host (also one added at run time) and waits until it is ready.
     pub async fn start_service_on(&self, host: &Host, service: &str) -> Result<()> {
-        host.run(&self.service(service)?.start).await?;
+        let spec = self.service(service)?;
+        let out = host.exec(&spec.start).await?;
+        if out.code != 0 {
+            return Err(Error::ServiceStart {
+                service: service.into(),
+                host: host.name.clone(),
+                what: format!("start (`{}` exited {})", spec.start, out.code),
+                waited: Duration::ZERO,
+                says: format!("; it says:\n{}\n", out.combined().trim_end()),
+                logs: host.tail(&spec.logs, 15).await,
+            });
+        }
         self.wait_ready_on(host, service).await
     }
 
@@ -551,15 +578,26 @@ impl Stack {
                 return Ok(());
             }
             if started.elapsed() > deadline {
-                let what = match &spec.ready {
-                    Ready::Tcp(port) => format!("accept TCP on 127.0.0.1:{port}"),
-                    Ready::Exec(cmd) => format!("pass `{cmd}`"),
+                let what = match (&spec.ready_means, &spec.ready) {
+                    (Some(means), _) => means.clone(),
+                    (None, Ready::Tcp(port)) => format!("accept TCP on 127.0.0.1:{port}"),
+                    (None, Ready::Exec(_)) => "pass its readiness check".into(),
                 };
-                return Err(Error::Timeout {
+                let says = match &spec.status {
+                    Some(cmd) => match h.exec_within(cmd, Duration::from_secs(5)).await {
+                        Ok(o) if !o.combined().trim().is_empty() => {
+                            format!("; it says:\n{}\n", o.combined().trim_end())
+                        }
+                        _ => String::new(),
+                    },
+                    None => String::new(),
+                };
+                return Err(Error::ServiceStart {
                     host: host.into(),
                     service: service.into(),
                     what,
                     waited: deadline,
+                    says,
                     logs: h.tail(&spec.logs, 15).await,
                 });
             }
@@ -597,6 +635,153 @@ impl Stack {
             total += h.memory_bytes().await?;
         }
         Ok(total)
+    }
+
+    /// Applies a fault and returns the guard that undoes it. Undo it with
+    /// [`FaultGuard::restore`] where the claim wants the design whole again;
+    /// whatever way a claim ends instead (an error, `?`, its deadline, a
+    /// panic), the claim runner undoes what is left ([`Stack::restore_faults`]).
+    pub async fn apply(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
+        let undo = match fault {
+            Fault::StopHost(h) => {
+                self.stop_host(h).await?;
+                Undo::StartHost(h.to_string())
+            }
+            Fault::StopService(h, s) => {
+                self.stop_service(h, s).await?;
+                Undo::StartService(h.to_string(), s.to_string())
+            }
+            Fault::KillService(h, s) => {
+                self.kill_service(h, s).await?;
+                Undo::StartService(h.to_string(), s.to_string())
+            }
+            Fault::Reconfigure(h, s, overrides) => {
+                // Registered first: a rejected file must be put back too.
+                let id = self.register(Undo::Reconfigure(h.to_string(), s.to_string()));
+                self.reconfigure(h, s, overrides).await?;
+                return Ok(FaultGuard { stack: self, id });
+            }
+            Fault::AddHost(spec, overrides) => {
+                let host = self.add_host(spec, overrides).await?;
+                Undo::RemoveHost(host)
+            }
+            Fault::DnsRecords(name, addrs, ttl) => {
+                let old: Vec<Ipv4Addr> = self
+                    .dns
+                    .a_records(name)
+                    .await?
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        std::net::IpAddr::V4(v4) => Some(v4),
+                        std::net::IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                let old_ttl = self.dns.a_ttl(name).await?.unwrap_or(ttl);
+                self.dns.set_a(name, addrs, ttl).await?;
+                Undo::DnsRecords(name.to_string(), old, old_ttl)
+            }
+        };
+        Ok(FaultGuard {
+            stack: self,
+            id: self.register(undo),
+        })
+    }
+
+    fn register(&self, undo: Undo) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.faults.lock().expect("faults lock").push((id, undo));
+        id
+    }
+
+    async fn undo(&self, undo: Undo) -> Result<()> {
+        match undo {
+            Undo::StartHost(h) => {
+                self.start_host(&h).await?;
+                let notes = self.settle(std::slice::from_ref(&h)).await;
+                tracing::debug!(?notes, "host {h} restored");
+                Ok(())
+            }
+            Undo::StartService(h, s) => {
+                // A killed service may have left processes or pid files.
+                if !self.pids(&h, &s).await?.is_empty() {
+                    return Ok(());
+                }
+                self.start_service(&h, &s).await?;
+                self.settle(std::slice::from_ref(&h)).await;
+                Ok(())
+            }
+            Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
+            Undo::RemoveHost(host) => self.remove_host(host).await,
+            Undo::DnsRecords(name, addrs, ttl) => self.dns.set_a(&name, &addrs, ttl).await,
+        }
+    }
+
+    /// Undoes every fault still applied, newest first. When one cannot be
+    /// undone the stack is marked tainted (see [`Stack::tainted`]).
+    pub async fn restore_faults(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.faults.lock().expect("faults lock"));
+        let mut first_error = None;
+        for (_, undo) in pending.into_iter().rev() {
+            let what = format!("{undo:?}");
+            if let Err(e) = self.undo(undo).await {
+                tracing::warn!("could not undo {what}: {}", e.chain());
+                self.tainted.store(true, std::sync::atomic::Ordering::SeqCst);
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether a fault could not be undone: the stack is no longer the
+    /// design, and the next claim needs a fresh one.
+    pub fn tainted(&self) -> bool {
+        self.tainted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits, within each service's settle deadline, until the services of
+    /// `hosts` that say what "settled" means agree (HAProxy sees its
+    /// backends UP, a VRRP pair has elected a master). Not settling is not
+    /// an error: the design may really be broken, and its claims will say
+    /// which sentence that breaks. Returns one note per service that did
+    /// not settle, quoting the server's own status.
+    pub async fn settle(&self, hosts: &[String]) -> Vec<String> {
+        let mut waits = Vec::new();
+        for host in hosts {
+            let Ok(h) = self.host(host) else { continue };
+            let names = self.spec.host(host).map(|s| s.services.clone()).unwrap_or_default();
+            for name in names {
+                let Ok(spec) = self.service(&name) else { continue };
+                if let Some(cmd) = spec.settled.clone() {
+                    let deadline = Duration::from_millis(spec.settle_timeout_ms);
+                    let status = spec.status.clone();
+                    waits.push(async move {
+                        let started = Instant::now();
+                        while started.elapsed() < deadline {
+                            if matches!(h.exec_within(&cmd, Duration::from_secs(5)).await, Ok(o) if o.code == 0) {
+                                return None;
+                            }
+                            tokio::time::sleep(READY_POLL).await;
+                        }
+                        let says = match status {
+                            Some(c) => h.exec(&c).await.map(|o| o.combined()).unwrap_or_default(),
+                            None => String::new(),
+                        };
+                        Some(format!(
+                            "`{name}` on host `{}` started but did not settle within {} ms{}",
+                            h.name,
+                            deadline.as_millis(),
+                            if says.trim().is_empty() {
+                                String::new()
+                            } else {
+                                format!("; it says:\n{}", says.trim_end())
+                            }
+                        ))
+                    });
+                }
+            }
+        }
+        futures::future::join_all(waits).await.into_iter().flatten().collect()
     }
 
     /// Records a figure the current claim measured (e.g. `failover outage (ms)`);
@@ -677,4 +862,68 @@ fn addresses_and_vars(
         vars.insert(k.clone(), value);
     }
     Ok(vars)
+}
+
+/// A fault a claim applies to the running stack (see [`Stack::apply`]).
+#[derive(Debug)]
+pub enum Fault<'a> {
+    /// Stop a whole host: the server is off.
+    StopHost(&'a str),
+    /// Stop one service on a host cleanly (its own stop command).
+    StopService(&'a str, &'a str),
+    /// Kill one service's processes outright, as a crash would.
+    KillService(&'a str, &'a str),
+    /// Re-render a service's files with these variables and reload it.
+    Reconfigure(&'a str, &'a str, &'a BTreeMap<String, String>),
+    /// Add a host the design file does not have (and remove it afterwards).
+    AddHost(&'a HostSpec, &'a BTreeMap<String, String>),
+    /// Replace a name's A records in the run's DNS (name, addresses, TTL).
+    DnsRecords(&'a str, &'a [Ipv4Addr], u32),
+}
+
+/// How to undo one applied fault.
+#[derive(Debug)]
+enum Undo {
+    StartHost(String),
+    StartService(String, String),
+    Reconfigure(String, String),
+    RemoveHost(Host),
+    DnsRecords(String, Vec<Ipv4Addr>, u32),
+}
+
+/// An applied fault. [`FaultGuard::restore`] undoes it now; dropping it
+/// leaves the undo to the claim runner, which does it when the claim ends.
+#[must_use = "restore the fault, or let the claim runner do it when the claim ends"]
+#[derive(Debug)]
+pub struct FaultGuard<'a> {
+    stack: &'a Stack,
+    id: u64,
+}
+
+impl FaultGuard<'_> {
+    /// Undoes the fault now. On failure the stack is marked tainted.
+    pub async fn restore(self) -> Result<()> {
+        let undo = {
+            let mut faults = self.stack.faults.lock().expect("faults lock");
+            let i = faults.iter().position(|(id, _)| *id == self.id);
+            i.map(|i| faults.remove(i).1)
+        };
+        let Some(undo) = undo else { return Ok(()) };
+        let r = self.stack.undo(undo).await;
+        if r.is_err() {
+            self.stack
+                .tainted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// A host this fault added (for [`Fault::AddHost`]).
+    pub fn added_host(&self) -> Option<Host> {
+        let faults = self.stack.faults.lock().expect("faults lock");
+        faults.iter().find(|(id, _)| *id == self.id).and_then(|(_, u)| match u {
+            Undo::RemoveHost(h) => Some(h.clone()),
+            _ => None,
+        })
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::sync::Mutex;
 
-use crate::claim::{self, Claim, Mutant};
+use crate::claim::{self, Claim, Mutant, Verdict};
 use crate::fixtures::Fixtures;
 use crate::report::{checklist_line, checklist_line_short};
 use crate::stack::Stack;
@@ -83,6 +83,11 @@ fn claim_trial(
     Trial::test(claim.id, move || {
         rt.block_on(async {
             let mut slot = shared.lock().await;
+            // A stack whose fault could not be undone is no longer the design.
+            if matches!(slot.as_ref(), Some(Ok(s)) if s.tainted()) {
+                eprintln!("stackproof: the {design} stack was left changed by a fault; starting a fresh one");
+                *slot = None;
+            }
             if slot.is_none() {
                 *slot = Some(start(design, None).await);
             }
@@ -96,7 +101,7 @@ fn claim_trial(
             };
             let outcome = claim::run(stack, &claim).await;
             println!("{}", checklist_line(&outcome));
-            if outcome.passed {
+            if outcome.verdict.held() {
                 Ok(())
             } else {
                 Err(Failed::from(checklist_line(&outcome)))
@@ -129,14 +134,14 @@ fn mutant_trial(
             let outcome = claim::run(&stack, &claim).await;
             drop(stack);
             println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line_short(&outcome));
-            match outcome.failure {
-                Some(f) if !f.harness_error => Ok(()),
-                Some(f) => Err(Failed::from(format!(
-                    "with mutant `{}` the claim `{}` could not be measured (a harness error, not a claim failure):\n{}",
+            match &outcome.verdict {
+                Verdict::Broken(_) => Ok(()),
+                Verdict::NotMeasured(f) => Err(Failed::from(format!(
+                    "with mutant `{}` the claim `{}` could not be measured (ERROR, not FAIL), so the mutant proves nothing:\n{}",
                     mutant.name, claim.id, f.summary
                 ))),
-                None => Err(Failed::from(format!(
-                    "mutant `{}` ({}) should make `{}` fail, but it passed: {}",
+                Verdict::Held => Err(Failed::from(format!(
+                    "mutant `{}` ({}) should make `{}` fail, but it held: {}",
                     mutant.name, mutant.why, claim.id, outcome.evidence
                 ))),
             }
@@ -147,9 +152,7 @@ fn mutant_trial(
 async fn start(design: &str, mutant: Option<&Mutant>) -> Result<Stack, String> {
     let fixtures = Fixtures::from_env().map_err(|e| e.chain())?;
     let fixtures = match mutant {
-        Some(m) => fixtures
-            .with_overlay(m.dir.clone())
-            .map_err(|e| e.chain())?,
+        Some(m) => m.apply(fixtures, design).map_err(|e| e.chain())?,
         None => fixtures,
     };
     let stack = Stack::start(design, fixtures)

@@ -11,7 +11,7 @@ use super::{header, req_failed};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
-use crate::stack::{Stack, WWW};
+use crate::stack::{Fault, Stack, WWW};
 
 const LB: &str = "lb-1";
 const SERVERS: [&str; 2] = ["server-1", "server-2"];
@@ -181,6 +181,9 @@ pub(super) async fn round_robin_over(stack: &Stack, scheme: &str) -> CheckResult
         .map(|s| order.iter().filter(|o| o == s).count())
         .collect();
     let alternating = order.windows(2).all(|w| w[0] != w[1]);
+    let uncounted: Vec<usize> = (0..RR_REQUESTS)
+        .filter(|i| !SERVERS.contains(&order[*i].as_str()))
+        .collect();
     let evidence = format!(
         "{RR_REQUESTS} {scheme} requests on fresh connections; Nginx logs: server-1 {}, server-2 {}; order {}",
         counts[0],
@@ -191,6 +194,14 @@ pub(super) async fn round_robin_over(stack: &Stack, scheme: &str) -> CheckResult
             .collect::<Vec<_>>()
             .join(",")
     );
+    // Every request must be in exactly one backend's log: the counts add up to what was sent.
+    ensure(
+        uncounted.is_empty(),
+        format!(
+            "requests {uncounted:?} of {RR_REQUESTS} are in no backend's log, or in more than one"
+        ),
+        &evidence,
+    )?;
     for (s, c) in SERVERS.iter().zip(&counts) {
         ensure(
             c.abs_diff(RR_REQUESTS / 2) <= 1,
@@ -229,6 +240,12 @@ async fn active_active(stack: &Stack) -> CheckResult {
     );
     ensure_eq("answered", 20, ok, &evidence)?;
     let marker_check = served_by_burst(stack).await?;
+    ensure_eq(
+        "marked burst requests found in the backends' logs",
+        20,
+        marker_check.iter().sum::<usize>(),
+        &format!("{evidence}; marked burst split {marker_check:?}"),
+    )?;
     ensure(
         marker_check.iter().all(|c| *c > 0),
         format!("not both servers served the burst: {marker_check:?}"),
@@ -260,19 +277,32 @@ async fn static_by_nginx(stack: &Stack) -> CheckResult {
     let fpm =
         |s: &'static str| async move { measure::log_lines(stack.host(s)?, FPM_ACCESS_LOG).await };
     let before = futures::future::try_join_all(SERVERS.map(fpm)).await?;
+    let marker = format!("st{:08x}", rand::random::<u32>());
     let mut servers = Vec::new();
-    for _ in 0..4 {
+    for i in 0..4 {
+        let path = format!("/static/hello.txt?{marker}-{i}");
         let r = stack
             .client
             .fresh
-            .get(http("/static/hello.txt"))
+            .get(http(&path))
             .send()
             .await
-            .map_err(|e| req_failed("/static/hello.txt", &e))?;
+            .map_err(|e| req_failed(&path, &e))?;
         servers.push(header(&r, "server"));
         ensure_eq("status", 200, r.status().as_u16(), "")?;
     }
     let after = futures::future::try_join_all(SERVERS.map(fpm)).await?;
+    let counted = served_by(stack, &marker, 4)
+        .await?
+        .iter()
+        .filter(|s| SERVERS.contains(&s.as_str()))
+        .count();
+    ensure_eq(
+        "static requests found in the backends' Nginx logs",
+        4,
+        counted,
+        &format!("Server: {}", servers.join(", ")),
+    )?;
     let evidence = format!(
         "4 static requests, Server: {}; PHP-FPM access logs server-1 {} → {}, server-2 {} → {}",
         servers.join(", "),
@@ -331,6 +361,12 @@ async fn dynamic_by_app(stack: &Stack) -> CheckResult {
         "4 dynamic pages; served by Nginx on server-1 {}, server-2 {}; PHP-FPM log grew server-1 +{}, server-2 +{}",
         nginx_counts[0], nginx_counts[1], fpm_growth[0], fpm_growth[1]
     );
+    ensure_eq(
+        "dynamic pages found in the backends' Nginx logs",
+        4,
+        nginx_counts.iter().sum::<u64>(),
+        &evidence,
+    )?;
     ensure_eq(
         "PHP-FPM requests per server (should match the Nginx that served)",
         nginx_counts,
@@ -429,7 +465,13 @@ async fn replica_read_only(stack: &Stack) -> CheckResult {
 
 /// With HAProxy killed, no request succeeds although both servers answer directly.
 async fn spof_lb(stack: &Stack) -> CheckResult {
-    stack.kill_service(LB, "haproxy").await?;
+    let (ok_before, _) = probe::burst(&stack.client.fresh, &http("/static/hello.txt"), 3).await;
+    ensure(
+        ok_before == 3,
+        format!("before the fault only {ok_before} of 3 requests through the LB succeeded"),
+        "",
+    )?;
+    let fault = stack.apply(Fault::KillService(LB, "haproxy")).await?;
     let result = async {
         let (ok, err) = probe::burst(&stack.client.fresh, &http("/static/hello.txt"), 10).await;
         let mut direct = Vec::new();
@@ -448,7 +490,7 @@ async fn spof_lb(stack: &Stack) -> CheckResult {
         Ok::<_, Failure>((ok, err, direct))
     }
     .await;
-    let restored = stack.start_service(LB, "haproxy").await;
+    let restored = fault.restore().await;
     let (ok, err, direct) = result?;
     restored?;
     let evidence = format!(
@@ -561,7 +603,13 @@ async fn health_check(stack: &Stack) -> CheckResult {
     let (inter, fall, rise) = check_timing(stack, "server-1").await?;
     let eject_budget = inter * fall + HEALTH_SLACK;
     let rejoin_budget = inter * rise + HEALTH_SLACK;
-    stack.stop_service("server-1", "nginx").await?;
+    let before = measure::haproxy_status(stack.host(LB)?).await?;
+    ensure(
+        before.iter().any(|(_, s, st)| s == "server-1" && st == "UP"),
+        "server-1 was not UP in HAProxy before the fault, so its ejection proves nothing",
+        &format!("HAProxy before: {before:?}"),
+    )?;
+    let fault = stack.apply(Fault::StopService("server-1", "nginx")).await?;
     let result = async {
         let ejected = wait_status(stack, "server-1", "DOWN", eject_budget * 3).await?;
         let marker = format!("hc{:08x}", rand::random::<u32>());
@@ -571,7 +619,7 @@ async fn health_check(stack: &Stack) -> CheckResult {
         Ok::<_, Failure>((ejected, ok, order))
     }
     .await;
-    let restarted = stack.start_service("server-1", "nginx").await;
+    let restarted = fault.restore().await;
     let (ejected, ok, order) = result?;
     restarted?;
     let rejoined = wait_status(stack, "server-1", "UP", rejoin_budget * 3).await?;
@@ -640,6 +688,7 @@ async fn writes_to_primary(stack: &Stack) -> CheckResult {
     let evidence = format!(
         "{ROUTING_REQUESTS} requests to /write.php, {ok} answered 200; rows the `{APP_USER}` user inserted: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
     );
+    ensure_eq("writes answered 200", ROUTING_REQUESTS as usize, ok, &evidence)?;
     ensure_eq(
         "app rows inserted on (primary, replica)",
         (ROUTING_REQUESTS, 0),
@@ -655,6 +704,7 @@ async fn reads_from_replica(stack: &Stack) -> CheckResult {
     let evidence = format!(
         "{ROUTING_REQUESTS} requests to /index.php, {ok} answered 200; SELECTs by the `{APP_USER}` user: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
     );
+    ensure_eq("reads answered 200", ROUTING_REQUESTS as usize, ok, &evidence)?;
     ensure_eq(
         "app SELECTs on (primary, replica)",
         (0, ROUTING_REQUESTS),
@@ -673,7 +723,13 @@ async fn spof_primary(stack: &Stack) -> CheckResult {
 pub(super) async fn spof_primary_over(stack: &Stack, scheme: &str) -> CheckResult {
     let primary_service = "mariadb-primary";
     let url = |path: &str| format!("{scheme}://{WWW}{path}");
-    stack.stop_service(PRIMARY, primary_service).await?;
+    let (writes_before, _) = probe::burst(&stack.client.fresh, &url("/write.php"), 2).await;
+    ensure(
+        writes_before == 2,
+        format!("before the fault only {writes_before} of 2 writes succeeded, so their failing later proves nothing"),
+        "",
+    )?;
+    let fault = stack.apply(Fault::StopService(PRIMARY, primary_service)).await?;
     let result = async {
         let (writes, _) = probe::burst(
             &stack.client.fresh,
@@ -690,7 +746,7 @@ pub(super) async fn spof_primary_over(stack: &Stack, scheme: &str) -> CheckResul
         (writes, reads, read_err)
     }
     .await;
-    let restarted = stack.start_service(PRIMARY, primary_service).await;
+    let restarted = fault.restore().await;
     let (writes, reads, read_err) = result;
     restarted?;
     let evidence = format!(
@@ -708,18 +764,44 @@ pub(super) async fn spof_primary_over(stack: &Stack, scheme: &str) -> CheckResul
     Ok(evidence)
 }
 
-/// Nothing answers TLS on 443, and a request crosses the wire in clear text.
+/// Nothing answers TLS on 443 (told apart: nothing listens, or something
+/// listens but completes no TLS handshake with any certificate), and a
+/// request crosses the wire in clear text.
 async fn no_https(stack: &Stack) -> CheckResult {
     let lb = stack.host(LB)?;
-    let tls = stack
-        .client
-        .fresh
-        .get(format!("https://{WWW}/static/hello.txt"))
-        .send()
-        .await;
-    let tls_text = match &tls {
-        Ok(r) => format!("HTTPS answered {}", r.status()),
-        Err(e) => format!("HTTPS failed ({})", probe::error_chain(e)),
+    let lb_addr = lb.main_addr();
+    let listens_443 = crate::reach::listeners(lb)
+        .await?
+        .into_iter()
+        .find(|l| l.port == 443);
+    // A real handshake from a server on the same network, trusting nothing:
+    // any certificate at all counts as HTTPS being served.
+    let from = stack.host(SERVERS[0])?;
+    let handshake = from
+        .exec(&format!(
+            "timeout 5 openssl s_client -connect {lb_addr}:443 -servername {WWW} -brief </dev/null 2>&1"
+        ))
+        .await?;
+    let tcp = from
+        .exec(&format!("nc -z -w 1 {lb_addr} 443"))
+        .await?
+        .code
+        == 0;
+    let tls_text = match (&listens_443, tcp, handshake.code) {
+        (None, false, _) => "nothing listens on lb-1:443 (connection refused)".to_string(),
+        (_, _, 0) => format!(
+            "lb-1:443 completed a TLS handshake: {}",
+            handshake
+                .stdout
+                .lines()
+                .filter(|l| l.starts_with("Protocol") || l.starts_with("Ciphersuite"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (l, _, _) => format!(
+            "lb-1:443 accepts TCP ({}) but completes no TLS handshake",
+            l.as_ref().map(|l| l.process.clone()).unwrap_or_else(|| "?".into())
+        ),
     };
     let secret = format!("secret-{:016x}", rand::random::<u64>());
     let capture = crate::capture::Capture::start(lb, "tcp port 80").await?;
@@ -741,7 +823,12 @@ async fn no_https(stack: &Stack) -> CheckResult {
             "NOT seen"
         }
     );
-    ensure(tls.is_err(), "something answers HTTPS on 443", &evidence)?;
+    ensure(
+        handshake.code != 0,
+        "lb-1 serves HTTPS on 443 (a TLS handshake completed)",
+        &evidence,
+    )?;
+    crate::claim::ensure_measured(sent.is_ok(), "the plain-HTTP request failed, so nothing crossed the wire", &evidence)?;
     ensure(
         seen.contains(&secret),
         "the secret header was not seen in clear text on the wire",

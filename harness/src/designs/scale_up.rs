@@ -3,7 +3,6 @@
 //! Design file: `fixtures/designs/scale_up.toml`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -18,7 +17,7 @@ use crate::fixtures::render;
 use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
 use crate::spec::HostSpec;
-use crate::stack::{Stack, WWW};
+use crate::stack::{Fault, FaultGuard, Stack, WWW};
 
 const LBS: [&str; 2] = ["lb-1", "lb-2"];
 const MASTER: &str = "lb-1";
@@ -50,8 +49,8 @@ const QPS_INTERVAL: Duration = Duration::from_millis(50);
 const DB_REQUESTS: u64 = 6;
 /// The memory hog's appetite: well over app-1's 256 MiB limit.
 const HOG_MIB: u64 = 600;
-/// TTL (1 s) + check interval (0.5 s) of health-checked DNS, plus slack for our polling.
-const DNS_FAILOVER_BUDGET: Duration = Duration::from_millis(2000);
+/// Our own polling's share of the DNS failover budget (we ask every 50 ms).
+const DNS_POLL_SLACK: Duration = Duration::from_millis(250);
 /// The HostDown rule's window: scrape every 1 s, `for: 2s`, evaluation every 1 s, plus slack.
 const ALERT_WINDOW: Duration = Duration::from_millis(6000);
 
@@ -208,10 +207,10 @@ async fn single_master(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Brings `lb`'s host back and waits until the master holds the VIP again.
-async fn restore_lb_pair(stack: &Stack, stopped: &[&str]) -> Result<(), Failure> {
-    for lb in stopped {
-        stack.start_host(lb).await?;
+/// Undoes the faults on the load balancers and waits until the master holds the VIP again.
+async fn restore_lb_pair(stack: &Stack, faults: Vec<FaultGuard<'_>>) -> Result<(), Failure> {
+    for fault in faults {
+        fault.restore().await?;
     }
     wait_holder(stack, MASTER, Duration::from_secs(10))
         .await?
@@ -228,21 +227,22 @@ async fn restore_lb_pair(stack: &Stack, stopped: &[&str]) -> Result<(), Failure>
 /// outage is measured, and every request after it succeeds.
 async fn failover(stack: &Stack) -> CheckResult {
     let before = holders(stack).await?;
-    let (report, moved) = probe::probe_through(
+    let (report, applied) = probe::probe_through(
         &stack.client.probe,
         &http(STATIC),
         FAILOVER_PROBE,
         FAILOVER_SETTLE,
         5000,
         async {
-            stack.stop_host(MASTER).await?;
-            wait_holder(stack, BACKUP, Duration::from_secs(10)).await
+            let fault = stack.apply(Fault::StopHost(MASTER)).await?;
+            let moved = wait_holder(stack, BACKUP, Duration::from_secs(10)).await?;
+            Ok::<_, Failure>((fault, moved))
         },
     )
     .await;
+    let (fault, moved) = applied?;
     let after = holders(stack).await;
-    restore_lb_pair(stack, &[MASTER]).await?;
-    let moved = moved?;
+    restore_lb_pair(stack, vec![fault]).await?;
     let after = after?;
     let last_fail = report
         .samples
@@ -305,10 +305,16 @@ async fn failover(stack: &Stack) -> CheckResult {
 /// Only HAProxy killed on the master: keepalived's health script moves the VIP.
 async fn haproxy_crash_failover(stack: &Stack) -> CheckResult {
     let before = holders(stack).await?;
-    stack.kill_service(MASTER, "haproxy").await?;
+    ensure_eq(
+        "VIP holder before HAProxy is killed",
+        vec![MASTER.to_string()],
+        before.clone(),
+        "",
+    )?;
+    let fault = stack.apply(Fault::KillService(MASTER, "haproxy")).await?;
     let moved = wait_holder(stack, BACKUP, CRASH_FAILOVER_BUDGET * 2).await;
     let (ok, err) = probe::burst(&stack.client.fresh, &http(STATIC), DOWN_REQUESTS).await;
-    let restarted = stack.start_service(MASTER, "haproxy").await;
+    let restarted = fault.restore().await;
     let back = wait_holder(stack, MASTER, Duration::from_secs(10)).await;
     let moved = moved?;
     restarted?;
@@ -380,10 +386,17 @@ async fn split(stack: &Stack) -> CheckResult {
 /// Nginx's 502 at once, where a vanished host is a timeout, 504, seconds later.)
 async fn web_to_app(stack: &Stack) -> CheckResult {
     let before = status(stack, "/index.php").await;
-    stack.stop_service(APP, "php-fpm").await?;
+    // A web tier that never served a dynamic page proves nothing by failing one now.
+    ensure_eq(
+        "dynamic page status with every tier up",
+        "200".to_string(),
+        before.clone(),
+        &format!("dynamic page {before} with {APP} up"),
+    )?;
+    let fault = stack.apply(Fault::StopService(APP, "php-fpm")).await?;
     let dynamic = status(stack, "/index.php").await;
     let static_ = status(stack, STATIC).await;
-    let restored = stack.start_service(APP, "php-fpm").await;
+    let restored = fault.restore().await;
     let after = status(stack, "/index.php").await;
     restored?;
     let evidence = format!(
@@ -407,8 +420,15 @@ async fn status(stack: &Stack, path: &str) -> String {
 
 /// Both LBs stopped: no request succeeds.
 async fn both_lbs_down(stack: &Stack) -> CheckResult {
+    let (ok_before, _) = probe::burst(&stack.client.fresh, &http(STATIC), 3).await;
+    ensure(
+        ok_before == 3,
+        format!("before the fault only {ok_before} of 3 requests succeeded"),
+        "",
+    )?;
+    let mut faults = Vec::new();
     for lb in LBS {
-        stack.stop_host(lb).await?;
+        faults.push(stack.apply(Fault::StopHost(lb)).await?);
     }
     let (ok, err) = probe::burst(&stack.client.probe, &http(STATIC), DOWN_REQUESTS).await;
     // The web tier itself was fine all along: reachable directly.
@@ -418,7 +438,7 @@ async fn both_lbs_down(stack: &Stack) -> CheckResult {
         .get(format!("http://{}{STATIC}", stack.host(WEB)?.main_addr()))
         .send()
         .await;
-    restore_lb_pair(stack, &LBS).await?;
+    restore_lb_pair(stack, faults).await?;
     let evidence = format!(
         "both load balancers stopped: {ok} of {DOWN_REQUESTS} requests to {WWW} succeeded{}; web-1 directly: {}",
         err.map(|e| format!(" (first error: {e})"))
@@ -452,6 +472,7 @@ async fn db_bottleneck(stack: &Stack) -> CheckResult {
         .flat_map(|p| vec![http(p); DB_REQUESTS as usize])
         .collect();
     let ok = probe::successes(&stack.client.fresh, urls).await;
+    ensure_eq("requests answered 200", 2 * DB_REQUESTS as usize, ok, "")?;
     let selects = measure::user_stat(db, APP_USER, "SELECT_COMMANDS").await? - selects;
     let inserts = measure::user_stat(db, APP_USER, "ROWS_INSERTED").await? - inserts;
     let evidence = format!(
@@ -565,14 +586,15 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
         vars: Default::default(),
     };
     let started = Instant::now();
-    let host = stack.add_host(&app2, &Default::default()).await?;
+    let added = stack.apply(Fault::AddHost(&app2, &Default::default())).await?;
+    let host = added.added_host().expect("an added host");
     let app2_addr = host.main_addr();
     let upstream = BTreeMap::from([(
         "php_upstream".to_string(),
         format!("server {{{{ app-1.private }}}}:9000; server {app2_addr}:9000;"),
     )]);
     let result = async {
-        stack.reconfigure(WEB, "nginx", &upstream).await?;
+        let reconfigured = stack.apply(Fault::Reconfigure(WEB, "nginx", &upstream)).await?;
         let added_in = started.elapsed();
         let fpm1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await?;
         let fpm2 = measure::log_lines(&host, FPM_ACCESS_LOG).await?;
@@ -581,13 +603,12 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
         let grew1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await? - fpm1;
         let grew2 = measure::log_lines(&host, FPM_ACCESS_LOG).await? - fpm2;
         let after = tier_pids(stack).await?;
+        reconfigured.restore().await?;
         Ok::<_, Failure>((added_in, ok, grew1, grew2, after))
     }
     .await;
-    let restored = stack.reconfigure(WEB, "nginx", &BTreeMap::new()).await;
-    let removed = stack.remove_host(host).await;
+    let removed = added.restore().await;
     let (added_in, ok, grew1, grew2, after) = result?;
-    restored?;
     removed?;
     let restarted: Vec<&str> = before
         .iter()
@@ -618,72 +639,93 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Health-checked DNS over the two LB addresses: a dead LB's address stops
-/// being returned within TTL + check interval.
+/// Health-checked DNS over the two LB addresses, seen through a caching
+/// resolver: the record carries the design's TTL, and a dead LB's address
+/// stops being returned within the design's own TTL + check interval +
+/// check timeout (the budget comes from `dns/health.toml`, not a constant).
 async fn dns_failover(stack: &Stack) -> CheckResult {
     let (file, text) = stack.fixtures.read("dns/health.toml")?;
     let text = render(&text, &stack.vars, &file)?;
     let check: HealthCheck =
         toml::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", file.display()), ""))?;
+    let budget = Duration::from_secs(u64::from(check.ttl))
+        + Duration::from_millis(check.interval_ms + check.timeout_ms)
+        + DNS_POLL_SLACK;
     let summary = format!(
-        "TTL {} s, checks every {} ms on port {}",
-        check.ttl, check.interval_ms, check.port
+        "design: TTL {} s, checks every {} ms (timeout {} ms) on port {}",
+        check.ttl, check.interval_ms, check.timeout_ms, check.port
     );
+    let ttl = check.ttl;
     let lb1 = stack.host(MASTER)?.addr("public").expect("lb-1 is public");
     let lb2 = stack.host(BACKUP)?.addr("public").expect("lb-2 is public");
-    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
-    let answer = || async {
-        let records = client::query(&resolver, WWW, RecordType::A)
-            .await
-            .unwrap_or_default();
-        records
-            .iter()
-            .filter_map(|r| r.data.ip_addr())
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
+    let direct = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
+    let cached = client::caching_resolver(stack.dns.addr)?;
+    let answer = |r: &'_ hickory_resolver::TokioResolver| {
+        let r = r.clone();
+        async move {
+            let records = client::query(&r, WWW, RecordType::A)
+                .await
+                .unwrap_or_default();
+            (
+                records
+                    .iter()
+                    .filter_map(|r| r.data.ip_addr())
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+                records.first().map(|r| r.ttl),
+            )
+        }
     };
+    // The zone's own records come back when the claim ends, whatever happens.
+    let records = stack
+        .apply(Fault::DnsRecords("www", &[lb1, lb2], check.ttl))
+        .await?;
     let guard = stack.dns.health_check(check)?;
     let both = wait_for(Duration::from_secs(5), || async {
-        let a = answer().await;
+        let (a, _) = answer(&direct).await;
         a.contains(&lb1.to_string()) && a.contains(&lb2.to_string())
     })
     .await;
-    let before = answer().await;
-    stack.stop_host(MASTER).await?;
-    let gone = wait_for(DNS_FAILOVER_BUDGET * 4, || async {
-        !answer().await.contains(&lb1.to_string())
+    let (before, served_ttl) = answer(&direct).await;
+    // Warm the cache: from now on the caching resolver answers from memory until the TTL runs out.
+    let _ = answer(&cached).await;
+    let stopped = stack.apply(Fault::StopHost(MASTER)).await?;
+    let gone = wait_for(budget * 2, || async {
+        !answer(&cached).await.0.contains(&lb1.to_string())
     })
     .await;
-    let after = answer().await;
+    let (after, _) = answer(&cached).await;
     drop(guard);
-    let vip: Ipv4Addr = stack.vars["public.vip"].parse().expect("an address");
-    stack.dns.set_a("www", &[vip], 60).await?;
+    records.restore().await?;
     if let Some(d) = gone {
         stack.record(
             "DNS failover: dead address dropped (ms)",
             d.as_millis() as f64,
         );
     }
-    restore_lb_pair(stack, &[MASTER]).await?;
+    restore_lb_pair(stack, vec![stopped]).await?;
     let evidence = format!(
-        "{summary}; www → [{}] with both up{}; lb-1 stopped: its address {} ; then www → [{}]; budget TTL + interval + slack = {} ms",
+        "{summary}; www → [{}] with both up{}, served with TTL {}; lb-1 stopped: through a caching resolver its address {}; then www → [{}]; budget TTL + interval + timeout + {} ms slack = {} ms",
         before.join(", "),
         if both.is_some() { "" } else { " (never both)" },
+        served_ttl.map(|t| format!("{t} s")).unwrap_or_else(|| "-".into()),
         match gone {
             Some(d) => format!("stopped being returned after {} ms", d.as_millis()),
             None => "was STILL returned".into(),
         },
         after.join(", "),
-        DNS_FAILOVER_BUDGET.as_millis()
+        DNS_POLL_SLACK.as_millis(),
+        budget.as_millis()
     );
     ensure(
         both.is_some(),
         "health-checked DNS never returned both load balancers",
         &evidence,
     )?;
+    ensure_eq("TTL of the served record", Some(ttl), served_ttl, &evidence)?;
     ensure(
-        gone.is_some_and(|d| d <= DNS_FAILOVER_BUDGET),
-        "a dead load balancer kept being returned",
+        gone.is_some_and(|d| d <= budget),
+        "a dead load balancer kept being returned past TTL + check interval",
         &evidence,
     )?;
     ensure_eq(
@@ -704,7 +746,8 @@ async fn replication(stack: &Stack) -> CheckResult {
         memory_mib: None,
         vars: Default::default(),
     };
-    let host = stack.add_host(&db2, &Default::default()).await?;
+    let added = stack.apply(Fault::AddHost(&db2, &Default::default())).await?;
+    let host = added.added_host().expect("an added host");
     let db2_addr = host.main_addr();
     let result = async {
         // Caught up: the app's table exists and holds the primary's rows.
@@ -715,7 +758,7 @@ async fn replication(stack: &Stack) -> CheckResult {
         })
         .await;
         let reads = BTreeMap::from([("db_read_host".to_string(), db2_addr.to_string())]);
-        stack.reconfigure(APP, "php-fpm", &reads).await?;
+        let reconfigured = stack.apply(Fault::Reconfigure(APP, "php-fpm", &reads)).await?;
         let db1 = stack.host(DB)?;
         let count = |h| async move {
             Ok::<_, Failure>((
@@ -730,6 +773,7 @@ async fn replication(stack: &Stack) -> CheckResult {
             .collect();
         let ok = probe::successes(&stack.client.fresh, urls).await;
         let (a1, a2) = (count(db1).await?, count(&host).await?);
+        reconfigured.restore().await?;
         Ok::<_, Failure>((
             caught_up,
             ok,
@@ -738,10 +782,8 @@ async fn replication(stack: &Stack) -> CheckResult {
         ))
     }
     .await;
-    let restored = stack.reconfigure(APP, "php-fpm", &BTreeMap::new()).await;
-    let removed = stack.remove_host(host).await;
+    let removed = added.restore().await;
     let (caught_up, ok, on1, on2) = result?;
-    restored?;
     removed?;
     let evidence = format!(
         "db-2 ({db2_addr}) added, replicating from db-1 ({}); app reads pointed at it; {DB_REQUESTS} reads + {DB_REQUESTS} writes, {ok} answered 200; the `{APP_USER}` user's (SELECTs, rows inserted): db-1 +{on1:?}, db-2 +{on2:?}",
@@ -871,12 +913,12 @@ async fn alert_on_down(stack: &Stack) -> CheckResult {
         .unwrap_or(false)
     };
     let quiet_before = !firing(WEB).await;
-    stack.stop_host(WEB).await?;
+    let fault = stack.apply(Fault::StopHost(WEB)).await?;
     let fired = wait_for(ALERT_WINDOW * 3, || firing(WEB)).await;
     if let Some(d) = fired {
         stack.record("HostDown alert fired (ms)", d.as_millis() as f64);
     }
-    stack.start_host(WEB).await?;
+    fault.restore().await?;
     let evidence = format!(
         "HostDown for web-1 {} before; web-1 stopped: alert {} (window: scrape 1 s + for 2 s + evaluation 1 s + slack = {} ms)",
         if quiet_before {

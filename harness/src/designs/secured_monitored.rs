@@ -14,7 +14,8 @@ use crate::capture::Capture;
 use crate::claim;
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::probe;
-use crate::stack::{Stack, WWW};
+use crate::reach::{self, Reach};
+use crate::stack::{Fault, Stack, WWW};
 
 /// The claims that must still hold with re-encryption: all but the
 /// weaknesses (one of which the remedy removes) and the remedy itself.
@@ -35,8 +36,6 @@ const LB: &str = "lb-1";
 const SERVERS: [&str; 2] = ["server-1", "server-2"];
 const MONITOR: &str = "mon-1";
 const CLIENT: &str = "client";
-/// How long a firewalled port may stay silent before we call it closed.
-const PORT_WAIT_S: u32 = 1;
 /// A port nothing is configured for, to prove default deny (we listen on it).
 const UNLISTED_PORT: u16 = 7777;
 /// The QPS claim: N requests at a fixed rate.
@@ -45,6 +44,10 @@ const QPS_INTERVAL: Duration = Duration::from_millis(50);
 /// Scrapes happen every second: two intervals, plus slack for the query.
 const DOWN_WINDOW: Duration = Duration::from_millis(2500);
 const REQUESTS: usize = 6;
+/// The static file every design serves.
+const STATIC: &str = "/static/hello.txt";
+/// HSTS must last at least six months (180 days) to protect returning users.
+const HSTS_MIN_AGE: u64 = 180 * 24 * 3600;
 
 fn https(path: &str) -> String {
     format!("https://{WWW}{path}")
@@ -190,42 +193,66 @@ async fn valid_cert(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// http:// answers 301 to https://, and HTTPS answers carry HSTS.
+/// http:// answers 301 with a Location that is the same URL over https://,
+/// for a static and a dynamic path, and every HTTPS answer carries HSTS
+/// with a max-age of at least six months.
 async fn redirect(stack: &Stack) -> CheckResult {
-    let plain = stack
-        .client
-        .fresh
-        .get(format!("http://{WWW}/index.php"))
-        .send()
-        .await
-        .map_err(|e| req_failed("/index.php", &e))?;
-    let location = header(&plain, "location");
-    let status = plain.status().as_u16();
-    let secure = stack
-        .client
-        .fresh
-        .get(https("/index.php"))
-        .send()
-        .await
-        .map_err(|e| req_failed("/index.php", &e))?;
-    let hsts = header(&secure, "strict-transport-security");
-    let evidence = format!(
-        "http:// → {status} Location: {location}; https:// → {} with Strict-Transport-Security: {}",
-        secure.status().as_u16(),
-        if hsts.is_empty() { "(none)" } else { &hsts }
-    );
-    ensure_eq("plain HTTP status", 301, status, &evidence)?;
-    ensure(
-        location.starts_with(&format!("https://{WWW}/")),
-        "the redirect does not go to https://",
-        &evidence,
-    )?;
-    ensure(
-        hsts.contains("max-age="),
-        "HTTPS answers carry no HSTS header",
-        &evidence,
-    )?;
+    let mut seen = Vec::new();
+    let mut wrong = Vec::new();
+    for path in ["/index.php?from=plain", STATIC] {
+        let plain = stack
+            .client
+            .fresh
+            .get(format!("http://{WWW}{path}"))
+            .send()
+            .await
+            .map_err(|e| req_failed(path, &e))?;
+        let location = header(&plain, "location");
+        let status = plain.status().as_u16();
+        let secure = stack
+            .client
+            .fresh
+            .get(https(path))
+            .send()
+            .await
+            .map_err(|e| req_failed(path, &e))?;
+        let hsts = header(&secure, "strict-transport-security");
+        let max_age = hsts_max_age(&hsts);
+        seen.push(format!(
+            "http://{WWW}{path} → {status} Location: {}; https:// → {} with Strict-Transport-Security: {}",
+            if location.is_empty() { "(none)" } else { &location },
+            secure.status().as_u16(),
+            if hsts.is_empty() { "(none)" } else { &hsts }
+        ));
+        if status != 301 {
+            wrong.push(format!("{path}: plain HTTP answered {status}, not 301 (a permanent redirect)"));
+        }
+        if location != https(path) {
+            wrong.push(format!(
+                "{path}: redirected to `{location}`, not the same URL over HTTPS `{}`",
+                https(path)
+            ));
+        }
+        if !max_age.is_some_and(|a| a >= HSTS_MIN_AGE) {
+            wrong.push(format!(
+                "{path}: HSTS max-age {} is not at least {HSTS_MIN_AGE} s (six months)",
+                max_age.map(|a| a.to_string()).unwrap_or_else(|| "missing".into())
+            ));
+        }
+    }
+    let evidence = seen.join("; ");
+    ensure_eq("redirect and HSTS problems", Vec::<String>::new(), wrong, &evidence)?;
     Ok(evidence)
+}
+
+/// The max-age of a Strict-Transport-Security header, in seconds.
+fn hsts_max_age(header: &str) -> Option<u64> {
+    header.split(';').find_map(|d| {
+        let (k, v) = d.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| v.trim().trim_matches('"').parse().ok())?
+    })
 }
 
 /// As distributed.lb.round_robin, over HTTPS.
@@ -233,124 +260,120 @@ async fn round_robin(stack: &Stack) -> CheckResult {
     round_robin_over(stack, "https").await
 }
 
-/// Whether `addr:port` accepts a TCP connection from host `from` (waiting at most PORT_WAIT_S).
-async fn open_from(
-    stack: &Stack,
-    from: &str,
-    to: std::net::Ipv4Addr,
-    port: u16,
-) -> Result<bool, Failure> {
-    let out = stack
-        .host(from)?
-        .exec(&format!("nc -z -w {PORT_WAIT_S} {to} {port}"))
-        .await?;
-    Ok(out.code == 0)
-}
-
-/// Checks every (from, to-host, network, port) at once; returns a printable matrix and the results.
-async fn matrix(
-    stack: &Stack,
-    checks: &[(&str, &str, &str, u16)],
-) -> Result<(String, Vec<((String, String, u16), bool)>), Failure> {
-    let probes = checks.iter().map(|(from, to, net, port)| async move {
-        let addr = stack
-            .host(to)?
-            .addr(net)
-            .ok_or_else(|| Failure::new(format!("{to} is not on {net}"), ""))?;
-        let open = open_from(stack, from, addr, *port).await?;
-        Ok::<_, Failure>(((from.to_string(), format!("{to}.{net}"), *port), open))
-    });
-    let results = futures::future::try_join_all(probes).await?;
-    let table = results
-        .iter()
-        .map(|((from, to, port), open)| {
-            format!(
-                "{from} → {to}:{port} {}",
-                if *open { "open" } else { "closed" }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    Ok((table, results))
-}
-
-/// The probes whose result differs from `expect_open(from)`, printed.
-fn unexpected(
-    results: &[((String, String, u16), bool)],
-    expect_open: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    results
-        .iter()
-        .filter(|((from, _, _), open)| *open != expect_open(from))
-        .map(|((from, to, port), open)| {
-            format!(
-                "{from} → {to}:{port} {}",
-                if *open { "open" } else { "closed" }
-            )
-        })
-        .collect()
-}
-
-/// From `public`, lb-1 accepts 80 and 443 and nothing else.
-async fn lb_exposes_only_web(stack: &Stack) -> CheckResult {
-    let ports = [80, 443, 22, 8405, 9100];
-    let checks: Vec<_> = ports.iter().map(|p| (CLIENT, LB, "public", *p)).collect();
-    let (table, results) = matrix(stack, &checks).await?;
-    let open: Vec<u16> = results
-        .iter()
-        .filter(|(_, o)| *o)
-        .map(|((_, _, p), _)| *p)
-        .collect();
-    ensure_eq(
-        "ports of lb-1 open to public (HAProxy stats on 8405 and the node exporter on 9100 listen)",
-        vec![80, 443],
-        open,
-        &table,
-    )?;
-    Ok(table)
-}
-
-/// The servers' port 80 answers lb-1 and nothing on `public`.
-async fn web_only_from_lb(stack: &Stack) -> CheckResult {
-    let mut checks = Vec::new();
-    for s in SERVERS {
-        checks.push((LB, s, "private", 80));
-        checks.push((CLIENT, s, "public", 80));
+/// The design's firewall policy: may `r.from` reach `r.to`'s port `r.port`?
+/// lb-1: the web from anywhere, its exporters (node 9100, HAProxy 8405)
+/// from mon-1. Servers: their web server from lb-1, MySQL from the app
+/// hosts (both run the app; server-2's database replicates from
+/// server-1's), exporters (node 9100, Nginx 9113) from mon-1. Anything
+/// else is dropped.
+fn policy(r: &Reach, web_ports: &[u16], db_ports: &[u16]) -> bool {
+    match r.to.as_str() {
+        LB => [80, 443].contains(&r.port) || (r.from == MONITOR && [9100, 8405].contains(&r.port)),
+        _ => {
+            (r.from == LB && web_ports.contains(&r.port))
+                || (SERVERS.contains(&r.from.as_str()) && db_ports.contains(&r.port))
+                || (r.from == MONITOR && [9100, 9113].contains(&r.port))
+        }
     }
-    let (table, results) = matrix(stack, &checks).await?;
-    let bad = unexpected(&results, |from| from == LB);
+}
+
+/// The ports `process` listens on beyond loopback on `host`, or `default` when it listens on none.
+async fn ports_of(stack: &Stack, host: &str, process: &str, default: u16) -> Result<Vec<u16>, Failure> {
+    let ports: Vec<u16> = reach::listeners(stack.host(host)?)
+        .await?
+        .into_iter()
+        .filter(|l| l.process == process)
+        .map(|l| l.port)
+        .collect();
+    Ok(if ports.is_empty() { vec![default] } else { ports })
+}
+
+/// Every port lb-1 listens on (plus 80 and 443), probed from every host on
+/// `public`: 80 and 443 are open, nothing else.
+async fn lb_exposes_only_web(stack: &Stack) -> CheckResult {
+    let listening = reach::listeners(stack.host(LB)?).await?;
+    let mut ports: Vec<u16> = listening.iter().map(|l| l.port).chain([80, 443]).collect();
+    ports.sort();
+    ports.dedup();
+    let on_public: Vec<String> = stack
+        .hosts
+        .values()
+        .filter(|h| h.name != LB && h.addr("public").is_some())
+        .map(|h| h.name.clone())
+        .collect();
+    let rows: Vec<Reach> = reach::matrix(stack, &[(LB, ports)])
+        .await?
+        .into_iter()
+        .filter(|r| on_public.contains(&r.from))
+        .collect();
+    let evidence = format!(
+        "lb-1 listens on [{}]; from public: {}",
+        listening
+            .iter()
+            .map(|l| format!("{} ({})", l.port, l.process))
+            .collect::<Vec<_>>()
+            .join(", "),
+        reach::table(&rows)
+    );
+    claim::ensure_measured(!rows.is_empty(), "no host on public to probe lb-1 from", &evidence)?;
+    ensure_eq(
+        "ports of lb-1 whose reachability from public is wrong (only 80 and 443 may be open)",
+        Vec::<String>::new(),
+        reach::unexpected(&rows, |r| [80, 443].contains(&r.port)),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Every port the servers' web server listens on is reachable from lb-1 and
+/// from no other host, on any network.
+async fn web_only_from_lb(stack: &Stack) -> CheckResult {
+    let mut targets = Vec::new();
+    for s in SERVERS {
+        targets.push((s, ports_of(stack, s, "nginx", 80).await?));
+    }
+    let listed = targets
+        .iter()
+        .map(|(s, p)| format!("{s} Nginx on {p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = reach::matrix(stack, &targets).await?;
+    let evidence = format!("{listed}; {}", reach::table(&rows));
     ensure_eq(
         "web ports reachable other than from lb-1, or closed to it",
         Vec::<String>::new(),
-        bad,
-        &table,
+        reach::unexpected(&rows, |r| r.from == LB),
+        &evidence,
     )?;
-    Ok(table)
+    Ok(evidence)
 }
 
-/// 3306 answers the app hosts and the replica only.
+/// Every port MariaDB listens on is reachable from the app hosts (and the
+/// replica) only.
 async fn db_only_from_app(stack: &Stack) -> CheckResult {
-    let checks = vec![
-        ("server-2", "server-1", "private", 3306),
-        ("server-1", "server-2", "private", 3306),
-        (LB, "server-1", "private", 3306),
-        (LB, "server-2", "private", 3306),
-        (MONITOR, "server-1", "private", 3306),
-        (CLIENT, "server-1", "public", 3306),
-        (CLIENT, "server-2", "public", 3306),
-    ];
-    let (table, results) = matrix(stack, &checks).await?;
-    let bad = unexpected(&results, |from| from.starts_with("server-"));
+    let mut targets = Vec::new();
+    for s in SERVERS {
+        targets.push((s, ports_of(stack, s, "mariadbd", 3306).await?));
+    }
+    let listed = targets
+        .iter()
+        .map(|(s, p)| format!("{s} MariaDB on {p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = reach::matrix(stack, &targets).await?;
+    let evidence = format!("{listed}; {}", reach::table(&rows));
     ensure_eq(
         "MySQL reachable other than from the app hosts, or closed to them",
         Vec::<String>::new(),
-        bad,
-        &table,
+        reach::unexpected(&rows, |r| SERVERS.contains(&r.from.as_str())),
+        &evidence,
     )?;
-    Ok(table)
+    Ok(evidence)
 }
 
-/// Each firewalled host drops an unlisted port even from a peer it otherwise accepts.
+/// On each firewalled host, every port that listens (and a test listener on
+/// an unlisted port) is probed from every other host: only what the policy
+/// allows is open, even from peers the host accepts something from.
 async fn default_deny(stack: &Stack) -> CheckResult {
     let listen = format!(
         "setsid -f sh -c 'exec timeout 30 nc -lk -p {UNLISTED_PORT} >/dev/null 2>&1' </dev/null"
@@ -361,6 +384,8 @@ async fn default_deny(stack: &Stack) -> CheckResult {
     }
     let result = async {
         let mut local = Vec::new();
+        let mut targets = Vec::new();
+        let (mut web, mut db) = (vec![80], vec![3306]);
         for h in hosts {
             local.push(
                 stack
@@ -370,34 +395,41 @@ async fn default_deny(stack: &Stack) -> CheckResult {
                     .code
                     == 0,
             );
+            let ports: Vec<u16> = reach::listeners(stack.host(h)?)
+                .await?
+                .into_iter()
+                .map(|l| {
+                    match l.process.as_str() {
+                        "nginx" if h != LB => web.push(l.port),
+                        "mariadbd" => db.push(l.port),
+                        _ => {}
+                    }
+                    l.port
+                })
+                .collect();
+            targets.push((h, ports));
         }
-        // Peers each host accepts something from: mon-1 (exporters) for lb-1, lb-1 (HTTP) for the servers.
-        let checks = vec![
-            (MONITOR, LB, "private", UNLISTED_PORT),
-            (LB, "server-1", "private", UNLISTED_PORT),
-            (LB, "server-2", "private", UNLISTED_PORT),
-        ];
-        let (table, results) = matrix(stack, &checks).await?;
-        Ok::<_, Failure>((local, table, results))
+        let rows = reach::matrix(stack, &targets).await?;
+        Ok::<_, Failure>((local, rows, web, db))
     }
     .await;
     for h in hosts {
         let _ = stack.host(h)?.exec("pkill -x nc").await;
     }
-    let (local, table, results) = result?;
+    let (local, rows, web, db) = result?;
     let evidence = format!(
-        "a listener on {UNLISTED_PORT} on lb-1, server-1, server-2 (answering locally: {local:?}); {table}"
+        "a listener on unlisted port {UNLISTED_PORT} on lb-1, server-1, server-2 (answering locally: {local:?}); every listening port probed: {}",
+        reach::table(&rows)
     );
-    ensure(
+    claim::ensure_measured(
         local.iter().all(|l| *l),
         "the test listener did not start",
         &evidence,
     )?;
-    let open = unexpected(&results, |_| false);
     ensure_eq(
-        "unlisted ports reachable from allowed peers",
+        "ports whose reachability differs from the firewall policy",
         Vec::<String>::new(),
-        open,
+        reach::unexpected(&rows, |r| policy(r, &web, &db)),
         &evidence,
     )?;
     Ok(evidence)
@@ -495,14 +527,14 @@ async fn qps(stack: &Stack) -> CheckResult {
 async fn detects_down(stack: &Stack) -> CheckResult {
     let query = "nginx_up{host=\"server-1\"}";
     let up_before = by_host(stack, query).await?;
-    stack.stop_service("server-1", "nginx").await?;
+    let fault = stack.apply(Fault::StopService("server-1", "nginx")).await?;
     let seen = wait_for(DOWN_WINDOW * 3, || async {
         by_host(stack, query)
             .await
             .is_ok_and(|v| v.iter().any(|(_, x)| *x == 0.0))
     })
     .await;
-    stack.start_service("server-1", "nginx").await?;
+    fault.restore().await?;
     if let Some(d) = seen {
         stack.record("down detected (ms)", d.as_millis() as f64);
     }
@@ -525,25 +557,29 @@ async fn detects_down(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Captures `filter` on both servers while two HTTPS requests (one per
-/// server, by round-robin) carry a secret header; returns how many were
-/// answered 2xx and, per server, the bytes captured and whether the secret
-/// was among them in clear text.
-async fn secret_on_the_wire(
-    stack: &Stack,
-    filter: &str,
-) -> Result<(usize, Vec<(String, usize, bool)>), Failure> {
-    let secret = format!("secret-{:016x}", rand::random::<u64>());
-    let captures = futures::future::try_join_all(
-        SERVERS.map(|s| async move { Capture::start(stack.host(s)?, filter).await }),
-    )
+/// Sends two HTTPS requests carrying a secret (in the URL, which no proxy
+/// can strip without breaking the request, and in a header) while every
+/// packet between lb-1 and each server is captured on the server, on any
+/// port. Returns (requests answered, per server: bytes captured, whether
+/// the secret was seen in clear text).
+async fn secret_on_the_wire(stack: &Stack) -> Result<(usize, Vec<(String, usize, bool)>), Failure> {
+    let secret = format!("secret{:016x}", rand::random::<u64>());
+    let lb = stack
+        .host(LB)?
+        .addr("private")
+        .ok_or_else(|| Failure::not_measured("lb-1 is not on `private`", ""))?;
+    let filter = format!("tcp and host {lb}");
+    let captures = futures::future::try_join_all(SERVERS.map(|s| {
+        let filter = filter.clone();
+        async move { Capture::start(stack.host(s)?, &filter).await }
+    }))
     .await?;
     let mut sent = 0;
     for _ in 0..2 {
         let request = stack
             .client
             .fresh
-            .get(https("/static/hello.txt"))
+            .get(https(&format!("{STATIC}?{secret}")))
             .header("X-Stackproof-Secret", &secret);
         if request.send().await.is_ok_and(|r| r.status().is_success()) {
             sent += 1;
@@ -557,26 +593,35 @@ async fn secret_on_the_wire(
     Ok((sent, seen))
 }
 
-/// A capture on the LB→server path shows a secret request header in clear text.
+/// The captures as text: `server-1 812 bytes, secret SEEN in clear text`.
+fn captured(seen: &[(String, usize, bool)]) -> String {
+    seen.iter()
+        .map(|(s, n, c)| {
+            format!(
+                "{s} {n} bytes, secret {}",
+                if *c { "SEEN in clear text" } else { "not seen" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A capture on the LB→server path (every port) shows the secret of an
+/// HTTPS request in clear text.
 async fn ssl_termination_plaintext(stack: &Stack) -> CheckResult {
-    let (sent, captured) = secret_on_the_wire(stack, "tcp port 80").await?;
-    let seen: Vec<(String, bool)> = captured.into_iter().map(|(s, _, c)| (s, c)).collect();
+    let (sent, seen) = secret_on_the_wire(stack).await?;
     let evidence = format!(
-        "{sent} HTTPS requests with a secret header; captures on the servers (tcp port 80, from lb-1): {}",
-        seen.iter()
-            .map(|(s, c)| format!(
-                "{s} {}",
-                if *c {
-                    "saw it in clear text"
-                } else {
-                    "did not see it"
-                }
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{sent} of 2 HTTPS requests with a secret answered; captures on the servers of all traffic with lb-1: {}",
+        captured(&seen)
     );
+    claim::ensure_measured(sent > 0, "no HTTPS request was answered, so nothing crossed the path", &evidence)?;
+    claim::ensure_measured(
+        seen.iter().any(|(_, n, _)| *n > 0),
+        "the captures caught no traffic from lb-1 at all",
+        &evidence,
+    )?;
     ensure(
-        seen.iter().any(|(_, c)| *c),
+        seen.iter().any(|(_, _, c)| *c),
         "the secret never crossed the LB→server path in clear text",
         &evidence,
     )?;
@@ -590,7 +635,7 @@ async fn single_writer(stack: &Stack) -> CheckResult {
 
 /// Stopping server-1 loses a web backend and the primary at once: reads succeed, writes fail.
 async fn same_components(stack: &Stack) -> CheckResult {
-    stack.stop_host("server-1").await?;
+    let fault = stack.apply(Fault::StopHost("server-1")).await?;
     let result = async {
         // Let HAProxy take server-1 out (inter 500 ms × fall 2) before judging reads.
         let lb = stack.host(LB)?;
@@ -607,7 +652,7 @@ async fn same_components(stack: &Stack) -> CheckResult {
         Ok::<_, Failure>((ejected, reads, writes, write_err))
     }
     .await;
-    let restored = stack.start_host("server-1").await;
+    let restored = fault.restore().await;
     let (ejected, reads, writes, write_err) = result?;
     restored?;
     let evidence = format!(
@@ -633,32 +678,31 @@ async fn same_components(stack: &Stack) -> CheckResult {
 async fn reencrypt(stack: &Stack) -> CheckResult {
     let fixtures = stack.fixtures.clone().with_variant("reencrypt")?;
     let variant = Stack::start(&stack.design, fixtures).await?;
-    let (sent, seen) = secret_on_the_wire(&variant, "tcp port 80 or tcp port 443").await?;
+    let (sent, seen) = secret_on_the_wire(&variant).await?;
     let mut held = Vec::new();
     for c in claims().into_iter().filter(|c| STILL_HOLD.contains(&c.id)) {
         let o = claim::run(&variant, &c).await;
         held.push((
             c.id.trim_start_matches("secured_monitored.").to_string(),
-            o.passed,
-            o.failure.map(|f| f.summary),
+            o.verdict.label(),
+            o.verdict.failure().map(|f| f.summary.clone()),
         ));
     }
     drop(variant);
+    let unmeasured: Vec<String> = held
+        .iter()
+        .filter(|(_, v, _)| *v == "ERROR")
+        .map(|(id, _, why)| format!("{id} ({})", why.clone().unwrap_or_default()))
+        .collect();
     let failing: Vec<String> = held
         .iter()
-        .filter(|(_, ok, _)| !ok)
+        .filter(|(_, v, _)| *v == "FAIL")
         .map(|(id, _, why)| format!("{id} ({})", why.clone().unwrap_or_default()))
         .collect();
     let evidence = format!(
-        "re-encrypting variant: {sent} of 2 HTTPS requests with a secret header answered; captures on the servers (ports 80 and 443): {}; claims still holding: {} of {}{}",
-        seen.iter()
-            .map(|(s, n, c)| format!(
-                "{s} {n} bytes, secret {}",
-                if *c { "SEEN in clear text" } else { "not seen" }
-            ))
-            .collect::<Vec<_>>()
-            .join(", "),
-        held.len() - failing.len(),
+        "re-encrypting variant: {sent} of 2 HTTPS requests with a secret answered; captures on the servers of all traffic with lb-1: {}; claims still holding: {} of {}{}",
+        captured(&seen),
+        held.iter().filter(|(_, v, _)| *v == "PASS").count(),
         held.len(),
         if failing.is_empty() {
             String::new()
@@ -666,6 +710,11 @@ async fn reencrypt(stack: &Stack) -> CheckResult {
             format!("; failing: {}", failing.join("; "))
         }
     );
+    claim::ensure_measured(
+        unmeasured.is_empty(),
+        format!("with the variant, claims could not be measured: {}", unmeasured.join("; ")),
+        &evidence,
+    )?;
     ensure_eq("requests answered", 2, sent, &evidence)?;
     ensure(
         seen.iter().all(|(_, n, c)| *n > 0 && !c),

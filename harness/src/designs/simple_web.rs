@@ -11,7 +11,7 @@ use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::measure::{self, FPM_ACCESS_LOG, http};
 use crate::probe;
-use crate::stack::{Stack, WWW};
+use crate::stack::{Fault, Stack, WWW};
 
 /// The server the design names.
 const SERVER: &str = "server-1";
@@ -310,7 +310,7 @@ async fn single_server(stack: &Stack) -> CheckResult {
 /// With server-1 stopped, DNS still answers and no request succeeds.
 async fn spof(stack: &Stack) -> CheckResult {
     let (ok_before, _) = probe::burst(&stack.client.fresh, &http(STATIC_PATH), 3).await;
-    stack.stop_host(SERVER).await?;
+    let fault = stack.apply(Fault::StopHost(SERVER)).await?;
     let result = async {
         let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
         let dns = client::query(&resolver, WWW, RecordType::A).await;
@@ -320,7 +320,7 @@ async fn spof(stack: &Stack) -> CheckResult {
     }
     .await;
     // Put the server back whatever happened, so later claims see the design whole.
-    let restored = stack.start_host(SERVER).await;
+    let restored = fault.restore().await;
     let (dns, ok, first_err) = result?;
     restored?;
     let dns_text = match &dns {
@@ -366,8 +366,11 @@ async fn restart_downtime(stack: &Stack) -> CheckResult {
     let url = http(STATIC_PATH);
     let (restart, restarted) =
         probe::probe_through(client, &url, RESTART_PROBE, RESTART_SETTLE, 3000, async {
-            stack.stop_service(SERVER, "apache").await?;
-            stack.start_service(SERVER, "apache").await
+            stack
+                .apply(Fault::StopService(SERVER, "apache"))
+                .await?
+                .restore()
+                .await
         })
         .await;
     restarted?;
