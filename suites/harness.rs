@@ -330,6 +330,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
         let broken = Claim {
             id,
             says: "a claim that ends in the middle of its fault",
+            proves: "nothing: it errors or panics mid-fault",
             check,
         };
         let o = claim::run(&stack, &broken).await;
@@ -351,6 +352,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
         &Claim {
             id: "test.breaks_its_own_undo",
             says: "a claim whose fault cannot be undone",
+            proves: "nothing: its fault cannot be undone",
             check: breaks_its_own_undo,
         },
     )

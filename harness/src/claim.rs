@@ -34,6 +34,8 @@ pub struct Claim {
     pub id: &'static str,
     /// What the design text says.
     pub says: &'static str,
+    /// The assertion, in one sentence: how the check proves it.
+    pub proves: &'static str,
     /// How we prove it.
     pub check: Check,
 }

@@ -152,17 +152,6 @@ pub enum Error {
         known: String,
     },
 
-    /// A design of the catalogue whose claims are not written yet.
-    #[error(
-        "design `{design}` is in CLAIMS.md but its claims are not implemented yet; implemented: {known}"
-    )]
-    NotImplemented {
-        /// The design asked for.
-        design: String,
-        /// The designs that can be checked.
-        known: String,
-    },
-
     /// Certificates could not be generated or written.
     #[error("failed to {action}")]
     Pki {

@@ -51,6 +51,12 @@ enum Command {
         /// A design to list the claims of.
         design: Option<String>,
     },
+    /// Run every mutant of a design against every claim: a matrix (mutant x
+    /// claim) and the mutation score. Takes a few minutes per design.
+    Mutants {
+        /// The design.
+        design: String,
+    },
     /// Build the images now (a check builds them when missing).
     Images,
     /// Measure a design: image step, time to ready, each claim, memory, teardown (min/median/max).
@@ -110,27 +116,25 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             keep,
         } => check(&design, fixtures, &claims, json, junit, keep).await,
         Command::List { design: None } => {
-            for (d, built) in designs::CATALOGUE {
+            for d in designs::CATALOGUE {
                 println!(
-                    "{d}{}",
-                    if *built {
-                        ""
-                    } else {
-                        "  (not implemented yet)"
-                    }
+                    "{d:<20} {} claims, {} mutants",
+                    designs::claims(d)?.len(),
+                    claim::mutants(d)?.len()
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::List { design: Some(d) } => {
             for c in designs::claims(&d)? {
-                println!("{:<44} {}", c.id, c.says);
+                println!("{:<48} {}\n{:<48} proves: {}", c.id, c.says, "", c.proves);
             }
             for m in claim::mutants(&d)? {
-                println!("mutant {:<37} fails {} ({})", m.name, m.fails, m.why);
+                println!("mutant {:<41} fails {} ({})", m.name, m.fails, m.why);
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mutants { design } => mutants_matrix(&design).await,
         Command::Images => {
             let docker = docker::connect().await?;
             let r = images::ensure_server_image(&docker, &Fixtures::from_env()?).await?;
@@ -245,6 +249,67 @@ async fn check(
     }
     drop(stack);
     Ok(ExitCode::from(claim::exit_code(&outcomes)))
+}
+
+/// Every mutant against every claim, the way mutation-testing tools report:
+/// which claims discriminate, which mutants break more than they should.
+async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
+    let claims = designs::claims(design)?;
+    let mutants = claim::mutants(design)?;
+    let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
+    println!("stackproof mutants {design}: {} mutants x {} claims", mutants.len(), claims.len());
+    for (i, c) in claims.iter().enumerate() {
+        println!("  {:>2}  {}", i + 1, short(c.id));
+    }
+    println!("F = FAIL, . = held, E = ERROR (not measured), S = the design did not start");
+    let header: String = (1..=claims.len()).map(|i| format!("{i:>3}")).collect();
+    println!("{:<32}{header}  own claim", "mutant");
+    let (mut killed, mut over) = (0, 0);
+    for m in &mutants {
+        let fixtures = m.apply(Fixtures::from_env()?, design)?;
+        let row: Vec<char> = match Stack::start(design, fixtures).await {
+            Ok(stack) => {
+                let mut row = Vec::new();
+                for c in &claims {
+                    let o = claim::run(&stack, c).await;
+                    row.push(match o.verdict {
+                        claim::Verdict::Held => '.',
+                        claim::Verdict::Broken(_) => 'F',
+                        claim::Verdict::NotMeasured(_) => 'E',
+                    });
+                }
+                row
+            }
+            Err(e) => {
+                eprintln!("  mutant {} did not start: {}", m.name, e.chain().lines().next().unwrap_or(""));
+                vec!['S'; claims.len()]
+            }
+        };
+        let own = claims.iter().position(|c| c.id == m.fails);
+        let caught = own.is_some_and(|i| row[i] == 'F');
+        killed += usize::from(caught);
+        let others = row
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| Some(*i) != own && **v == 'F')
+            .count();
+        over += usize::from(others > 0);
+        println!(
+            "{:<32}{}  {} {}{}",
+            m.name,
+            row.iter().map(|v| format!("{v:>3}")).collect::<String>(),
+            own.map(|i| (i + 1).to_string()).unwrap_or_else(|| "?".into()),
+            if caught { "killed" } else { "SURVIVED" },
+            if others > 0 { format!(", also breaks {others} other claim(s)") } else { String::new() }
+        );
+    }
+    let n = mutants.len().max(1);
+    println!(
+        "mutation score: {killed} of {} mutants killed by their own claim ({:.0} %); {over} break other claims too",
+        mutants.len(),
+        killed as f64 * 100.0 / n as f64
+    );
+    Ok(if killed == mutants.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Prints min/median/max of each figure over `runs` runs. Figures, not

@@ -22,13 +22,8 @@ pub mod scale_up;
 pub mod secured_monitored;
 pub mod simple_web;
 
-/// Every design in the catalogue, in CLAIMS.md order, and whether it is built yet.
-pub const CATALOGUE: &[(&str, bool)] = &[
-    ("simple_web", true),
-    ("distributed", false),
-    ("secured_monitored", true),
-    ("scale_up", true),
-];
+/// Every design in the catalogue, in order.
+pub const CATALOGUE: &[&str] = &["simple_web", "distributed", "secured_monitored", "scale_up"];
 
 /// The claims of `design`, in catalogue order.
 pub fn claims(design: &str) -> Result<Vec<Claim>> {
@@ -37,24 +32,91 @@ pub fn claims(design: &str) -> Result<Vec<Claim>> {
         "distributed" => Ok(distributed::claims()),
         "scale_up" => Ok(scale_up::claims()),
         "secured_monitored" => Ok(secured_monitored::claims()),
-        other => {
-            let known = CATALOGUE
+        other => Err(Error::Unknown {
+            kind: "design",
+            name: other.into(),
+            known: CATALOGUE.join(", "),
+        }),
+    }
+}
+
+/// The claim catalogue as Markdown (`docs/claims.md`): every design, every
+/// claim with the design's sentence, the assertion, and the mutants that
+/// must make it fail. A test keeps the file equal to this.
+pub fn catalogue_markdown() -> Result<String> {
+    use std::fmt::Write as _;
+    let mut md = String::from(
+        "# The claim catalogue\n\n\
+         Generated from the code (`cargo test --lib catalogue` checks it; \
+         `STACKPROOF_BLESS=1 cargo test --lib catalogue` rewrites it). Every claim is one \
+         assertion against real containers, with a stable ID that the checklist and the \
+         reports use. A claim ends PASS (held), FAIL (the design broke it) or ERROR (it \
+         could not be measured). Every claim has at least one mutant, a broken variant of \
+         the design under `fixtures/mutants/<design>/`, that must make it FAIL.\n",
+    );
+    for design in CATALOGUE {
+        let spec = crate::spec::DesignSpec::load(&crate::fixtures::Fixtures::from_env()?, design)?;
+        let mutants = crate::claim::mutants(design)?;
+        let _ = write!(
+            md,
+            "\n## {design}\n\n{}\n\n| ID | the design says | the assertion | mutants that break it |\n|---|---|---|---|\n",
+            spec.summary
+        );
+        for c in claims(design)? {
+            let killers: Vec<String> = mutants
                 .iter()
-                .filter(|(_, built)| *built)
-                .map(|(d, _)| *d)
-                .collect::<Vec<_>>()
-                .join(", ");
-            if CATALOGUE.iter().any(|(d, _)| *d == other) {
-                Err(Error::NotImplemented {
-                    design: other.into(),
-                    known,
-                })
-            } else {
-                Err(Error::Unknown {
-                    kind: "design",
-                    name: other.into(),
-                    known,
-                })
+                .filter(|m| m.fails == c.id)
+                .map(|m| format!("`{}`", m.name))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} |",
+                c.id,
+                c.says,
+                c.proves.replace('|', "\\|"),
+                killers.join(", ")
+            );
+        }
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn catalogue_in_docs_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/claims.md");
+        let now = super::catalogue_markdown().unwrap();
+        if std::env::var_os("STACKPROOF_BLESS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        pretty_assertions::assert_eq!(
+            written,
+            now,
+            "docs/claims.md is out of date: run `STACKPROOF_BLESS=1 cargo test --lib catalogue`"
+        );
+    }
+
+    #[test]
+    fn every_claim_has_a_mutant_and_every_mutant_a_claim() {
+        for design in super::CATALOGUE {
+            let claims = super::claims(design).unwrap();
+            let mutants = crate::claim::mutants(design).unwrap();
+            for c in &claims {
+                assert!(
+                    mutants.iter().any(|m| m.fails == c.id),
+                    "claim {} has no mutant that must make it fail",
+                    c.id
+                );
+            }
+            for m in &mutants {
+                assert!(
+                    claims.iter().any(|c| c.id == m.fails),
+                    "mutant {design}/{} names claim {}, which {design} does not have",
+                    m.name,
+                    m.fails
+                );
             }
         }
     }

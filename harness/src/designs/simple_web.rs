@@ -33,36 +33,43 @@ pub fn claims() -> Vec<Claim> {
         Claim {
             id: "simple_web.dns.www_a_record",
             says: "DNS resolves www.foobar.com to the server's IP",
+            proves: "over UDP and TCP, `www.foobar.com` has exactly one A record (no CNAME), equal to server-1's public address",
             check: check!(www_a_record),
         },
         Claim {
             id: "simple_web.web.static_by_apache",
             says: "Apache serves static files",
+            proves: "a static file comes back byte-identical, `Server: Apache`, and PHP-FPM's access log does not grow",
             check: check!(static_by_apache),
         },
         Claim {
             id: "simple_web.app.dynamic_by_php",
             says: "the web server forwards dynamic requests to PHP",
+            proves: "a PHP page comes back as generated HTML and PHP-FPM's access log grows by exactly one",
             check: check!(dynamic_by_php),
         },
         Claim {
             id: "simple_web.db.query_flow",
             says: "the application queries MySQL",
+            proves: "a row changed directly in the database changes the page, and the database's own Com_select grows",
             check: check!(query_flow),
         },
         Claim {
             id: "simple_web.host.single_server",
             says: "one server hosts all components",
+            proves: "Apache, PHP-FPM and mysqld run on the same host, whose address DNS returns and the client's TCP peer is",
             check: check!(single_server),
         },
         Claim {
             id: "simple_web.issue.spof",
             says: "single point of failure",
+            proves: "with server-1 stopped, DNS still answers and 0 of N requests succeed",
             check: check!(spof),
         },
         Claim {
             id: "simple_web.issue.restart_downtime",
             says: "maintenance means downtime",
+            proves: "stopping and starting the web server (what a deploy that restarts it does) during a 10 ms probe loop fails at least one request; a graceful reload fails none: report both",
             check: check!(restart_downtime),
         },
     ]
