@@ -197,7 +197,7 @@ fn unknown_names_say_what_exists() {
         "{e}"
     );
     // Every design of the catalogue has claims, each named under its design.
-    for (design, _) in stackproof::designs::CATALOGUE {
+    for design in stackproof::designs::CATALOGUE {
         let claims = stackproof::designs::claims(design).unwrap();
         assert!(!claims.is_empty(), "{design} has no claims");
         assert!(
@@ -217,6 +217,17 @@ fn unknown_names_say_what_exists() {
         err.contains("unknown claim `simple_web.nope`") && err.contains("simple_web.issue.spof"),
         "{err}"
     );
+    // `list` names every design with its claims and mutants, none "not implemented".
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .arg("list")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    for design in stackproof::designs::CATALOGUE {
+        assert!(listed.contains(design), "{listed}");
+    }
+    assert!(!listed.contains("not implemented"), "{listed}");
 }
 
 #[test]
