@@ -371,3 +371,36 @@ async fn a_fault_is_undone_however_its_claim_ends() {
     assert!(stack.tainted(), "a failed undo must taint the stack");
     assert!(!o.verdict.held(), "{o:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
+    use stackproof::claim::{self, Verdict};
+    // HAProxy checks a page the web servers do not have: every backend DOWN.
+    let dir = std::env::temp_dir().join(format!("sp-broken-{}", std::process::id()));
+    let cfg = dir.join("services/haproxy/haproxy.cfg");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let base = std::fs::read_to_string(Fixtures::builtin_dir().join("services/haproxy/haproxy.cfg"))
+        .unwrap()
+        .replace("option httpchk GET /static/hello.txt", "option httpchk GET /no-such-page");
+    std::fs::write(&cfg, base).unwrap();
+    let fixtures = Fixtures::from_env().unwrap().with_overlay(dir.clone()).unwrap();
+    let started = Stack::start("distributed", fixtures).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stack = started.expect("the servers start: a broken design is not a start failure");
+    let notes = stack.notes.join("\n");
+    assert!(
+        notes.contains("haproxy") && notes.contains("DOWN") && notes.contains("L7STS"),
+        "the note should quote HAProxy's own view of its servers:\n{notes}"
+    );
+    let rr = stackproof::designs::claims("distributed")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "distributed.lb.round_robin")
+        .unwrap();
+    let o = claim::run(&stack, &rr).await;
+    assert!(
+        matches!(o.verdict, Verdict::Broken(_)),
+        "round-robin over no live backend is a FAIL: {}",
+        stackproof::report::checklist_line(&o)
+    );
+}

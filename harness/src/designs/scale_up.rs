@@ -256,6 +256,16 @@ async fn failover(stack: &Stack) -> CheckResult {
     )
     .await;
     let (fault, moved) = applied?;
+    crate::claim::ensure_measured(
+        report.sent() > 0,
+        "the probe sent no request",
+        &report.summary(),
+    )?;
+    ensure(
+        matches!(report.samples[0].result, Ok(200..=299)),
+        "the site did not answer before the fault",
+        &report.summary(),
+    )?;
     let after = holders(stack).await;
     restore_lb_pair(stack, vec![fault]).await?;
     let after = after?;
@@ -366,10 +376,11 @@ async fn haproxy_crash_failover(stack: &Stack) -> CheckResult {
 
 /// web-1 runs no PHP or mysqld, app-1 no web server or mysqld, db-1 only mysqld.
 async fn split(stack: &Stack) -> CheckResult {
+    // Any web server, any PHP-FPM version, MariaDB or MySQL.
     let probes = [
-        ("web", &["nginx", "apache2"][..]),
-        ("php", &["php-fpm8.2"][..]),
-        ("db", &["mariadbd"][..]),
+        ("web", &["nginx", "apache2", "httpd"][..]),
+        ("php", &["php-fpm[0-9.]*"][..]),
+        ("db", &["mariadbd", "mysqld"][..]),
     ];
     let mut seen = Vec::new();
     for host in [WEB, APP, DB] {
@@ -843,6 +854,11 @@ async fn resource_isolation(stack: &Stack) -> CheckResult {
     )
     .await;
     let hog_out = hog_out?;
+    crate::claim::ensure_measured(
+        report.sent() > 0,
+        "the probe sent no request",
+        &report.summary(),
+    )?;
     let oom_after: u64 = app.run(ooms).await?.trim().parse().unwrap_or(0);
     let fpm_alive = !stack.pids(APP, "php-fpm").await?.is_empty();
     let limit_mib = limit

@@ -9,7 +9,7 @@ use hickory_proto::rr::{RData, RecordType};
 use super::{header, req_failed};
 use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
-use crate::measure::{self, FPM_ACCESS_LOG, http};
+use crate::measure::{self, APACHE_ACCESS_LOG, FPM_ACCESS_LOG, http};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};
 
@@ -123,10 +123,11 @@ async fn static_by_apache(stack: &Stack) -> CheckResult {
     let want = std::fs::read(&file)
         .map_err(|e| Failure::new(format!("read {}: {e}", file.display()), ""))?;
     let fpm_before = measure::log_lines(php, FPM_ACCESS_LOG).await?;
+    let marker = format!("st{:08x}", rand::random::<u32>());
     let resp = stack
         .client
         .fresh
-        .get(http(STATIC_PATH))
+        .get(http(&format!("{STATIC_PATH}?{marker}")))
         .send()
         .await
         .map_err(|e| req_failed(STATIC_PATH, &e))?;
@@ -137,8 +138,17 @@ async fn static_by_apache(stack: &Stack) -> CheckResult {
         .await
         .map_err(|e| req_failed(STATIC_PATH, &e))?;
     let fpm_after = measure::log_lines(php, FPM_ACCESS_LOG).await?;
+    // Apache itself must have counted the request: a "0 PHP requests" means
+    // nothing unless the web server's own log shows the request was served.
+    measure::log_lines(php, APACHE_ACCESS_LOG).await?;
+    let apache_counted = php
+        .run(&format!("grep -c '{marker}' {APACHE_ACCESS_LOG} || true"))
+        .await?
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(0);
     let evidence = format!(
-        "GET {STATIC_PATH} → {status}, {} bytes ({}), Server: {server}; PHP-FPM access log {fpm_before} → {fpm_after} lines",
+        "GET {STATIC_PATH} → {status}, {} bytes ({}), Server: {server}; Apache's access log has it {apache_counted} time(s); PHP-FPM access log {fpm_before} → {fpm_after} lines",
         body.len(),
         if body.as_ref() == want.as_slice() {
             "identical to the fixture"
@@ -156,6 +166,12 @@ async fn static_by_apache(stack: &Stack) -> CheckResult {
     ensure(
         server.starts_with("Apache"),
         format!("`Server: {server}` is not Apache"),
+        &evidence,
+    )?;
+    ensure_eq(
+        "the static request in Apache's own access log",
+        1,
+        apache_counted,
         &evidence,
     )?;
     ensure_eq(
@@ -381,6 +397,11 @@ async fn restart_downtime(stack: &Stack) -> CheckResult {
         })
         .await;
     restarted?;
+    crate::claim::ensure_measured(
+        restart.sent() > 5 && restart.samples[0].result.is_ok(),
+        "the probe did not see the site up before the restart",
+        &restart.summary(),
+    )?;
     let (reload, reloaded) = probe::probe_through(
         client,
         &url,
