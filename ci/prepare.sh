@@ -35,5 +35,5 @@ log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) 
 cargo run -q --bin stackproof -- sweep
 
 # 4. Build the images once, with progress, so the suites' timings are warm.
-cargo run -q --bin stackproof -- images
+cargo run -q --bin stackproof -- images --prune
 

@@ -381,3 +381,94 @@ pub async fn remove_images(docker: &Docker) -> Result<()> {
     }
     Ok(())
 }
+
+/// The file `stackproof images --save` writes for the current recipe.
+fn saved_file(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
+    dir.join(format!("{}.tar", tag.replace(['/', ':'], "-")))
+}
+
+/// Saves the current server image and its base into `dir` (one tar, as
+/// `docker save` writes it), for a CI cache; returns the file and its size.
+pub async fn save(docker: &Docker, fixtures: &Fixtures, dir: &std::path::Path) -> Result<(std::path::PathBuf, u64)> {
+    use tokio::io::AsyncWriteExt;
+    let image = ensure_server_image(docker, fixtures).await?;
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("create `{}`", dir.display())))?;
+    let path = saved_file(dir, &image.tag);
+    let partial = path.with_extension("tar.partial");
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(Error::io(format!("create `{}`", partial.display())))?;
+    let progress = Progress::new(&format!("saving `{}` and `{}` to `{}`", image.tag, image.base, path.display()));
+    let mut stream = docker.export_images(&[image.tag.as_str(), image.base.as_str()]);
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(Error::docker(format!("save image `{}`", image.tag)))?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk)
+            .await
+            .map_err(Error::io(format!("write `{}`", partial.display())))?;
+    }
+    file.flush().await.map_err(Error::io(format!("write `{}`", partial.display())))?;
+    std::fs::rename(&partial, &path).map_err(Error::io(format!("rename to `{}`", path.display())))?;
+    progress.done(&format!("saved {:.0} MiB", size as f64 / 1048576.0));
+    Ok((path, size))
+}
+
+/// Loads every `*.tar` that `save` wrote into `dir` (a CI cache), so the
+/// next check finds its image and builds nothing. Returns the files loaded.
+pub async fn load(docker: &Docker, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    use testcontainers::bollard::query_parameters::ImportImageOptionsBuilder;
+    let entries = std::fs::read_dir(dir).map_err(Error::io(format!("read `{}`", dir.display())))?;
+    let mut loaded = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "tar") {
+            continue;
+        }
+        let progress = Progress::new(&format!("loading `{}`", path.display()));
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(Error::io(format!("open `{}`", path.display())))?;
+        let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream =
+            docker.import_image_stream(opts, tokio_util::io::ReaderStream::new(file), None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(Error::docker(format!("load `{}`", path.display())))?;
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::ImageBuild {
+                    image: path.display().to_string(),
+                    detail: err,
+                });
+            }
+        }
+        progress.done(&format!("loaded `{}`", path.display()));
+        loaded.push(path);
+    }
+    Ok(loaded)
+}
+
+/// Removes server images of older recipes (each is about 1 GB); keeps the
+/// current one and any image a container still uses. Returns the tags removed.
+pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> {
+    use testcontainers::bollard::query_parameters::{
+        ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+    };
+    let current = ensure_server_image(docker, fixtures).await?.tag;
+    let filter = HashMap::from([("reference", vec!["stackproof/server"])]);
+    let images = docker
+        .list_images(Some(ListImagesOptionsBuilder::new().filters(&filter).build()))
+        .await
+        .map_err(Error::docker("list stackproof images"))?;
+    let mut removed = Vec::new();
+    for image in images {
+        if image.repo_tags.iter().any(|t| *t == current) {
+            continue;
+        }
+        let opts = RemoveImageOptionsBuilder::new().build();
+        // An image a container still uses stays: removing it is not ours to force.
+        if docker.remove_image(&image.id, Some(opts), None).await.is_ok() {
+            removed.extend(image.repo_tags.clone());
+        }
+    }
+    Ok(removed)
+}

@@ -57,8 +57,19 @@ enum Command {
         /// The design.
         design: String,
     },
-    /// Build the images now (a check builds them when missing).
-    Images,
+    /// Build the images now (a check builds them when missing); save or load
+    /// them for a CI cache; remove images of older recipes.
+    Images {
+        /// Load images saved with `--save` from this folder first.
+        #[arg(long)]
+        load: Option<PathBuf>,
+        /// Save the current image (and its base) into this folder, one tar.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Remove server images of older recipes (about 1 GB each).
+        #[arg(long)]
+        prune: bool,
+    },
     /// Measure a design: image step, time to ready, each claim, memory, teardown (min/median/max).
     Bench {
         /// The design to measure.
@@ -135,9 +146,14 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mutants { design } => mutants_matrix(&design).await,
-        Command::Images => {
+        Command::Images { load, save, prune } => {
             let docker = docker::connect().await?;
-            let r = images::ensure_server_image(&docker, &Fixtures::from_env()?).await?;
+            let fixtures = Fixtures::from_env()?;
+            if let Some(dir) = load {
+                let files = images::load(&docker, &dir).await?;
+                println!("loaded {} file(s) from {}", files.len(), dir.display());
+            }
+            let r = images::ensure_server_image(&docker, &fixtures).await?;
             println!(
                 "{} on {}: {} in {:.1} s",
                 r.tag,
@@ -145,6 +161,15 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 if r.built { "built" } else { "present" },
                 r.elapsed.as_secs_f64()
             );
+            if let Some(dir) = save {
+                let (path, size) = images::save(&docker, &fixtures, &dir).await?;
+                println!("saved {} ({:.0} MiB)", path.display(), size as f64 / 1048576.0);
+            }
+            if prune {
+                let removed = images::prune(&docker, &fixtures).await?;
+                println!("removed {} image(s) of older recipes{}", removed.len(),
+                    if removed.is_empty() { String::new() } else { format!(": {}", removed.join(", ")) });
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { design, runs, cold } => bench(&design, runs.max(1), cold).await,

@@ -2,7 +2,9 @@
 //! named by its ID, plus one test per mutant proving its claim can fail.
 //!
 //! Claims share one running stack (started on first use, removed at the end)
-//! and run one at a time, because some stop hosts and services. Each mutant
+//! and run one at a time, because some stop hosts and services. Under
+//! cargo-nextest, which gives every test a process of its own, the claims
+//! are one test (`<design>::claims`) so they still share one stack. Each mutant
 //! starts its own stack from the mutant's fixtures, beside the claims. Output is libtest's, so
 //! `cargo test --test simple_web -- dns` filters and CI parsers read it.
 
@@ -58,10 +60,17 @@ pub fn main(design: &'static str) -> ExitCode {
         }
     };
     let shared: Shared = Arc::new(Mutex::new(None));
-    let mut trials: Vec<Trial> = claims
-        .iter()
-        .map(|c| claim_trial(*c, design, runtime.clone(), shared.clone()))
-        .collect();
+    // nextest runs every test in a process of its own (and says so while
+    // listing too): one trial per claim would start a stack per claim, so
+    // there the claims are one trial on one stack, each reported in its output.
+    let mut trials: Vec<Trial> = if std::env::var_os("NEXTEST_RUN_ID").is_some() {
+        vec![all_claims_trial(claims.clone(), design, runtime.clone(), shared.clone())]
+    } else {
+        claims
+            .iter()
+            .map(|c| claim_trial(*c, design, runtime.clone(), shared.clone()))
+            .collect()
+    };
     trials.extend(
         mutants
             .into_iter()
@@ -105,6 +114,52 @@ fn claim_trial(
                 Ok(())
             } else {
                 Err(Failed::from(checklist_line(&outcome)))
+            }
+        })
+    })
+}
+
+/// Every claim of `design` as one test on one stack (for nextest): each
+/// claim's checklist line is printed; the test fails naming every claim that
+/// did not hold.
+fn all_claims_trial(
+    claims: Vec<Claim>,
+    design: &'static str,
+    rt: Arc<tokio::runtime::Runtime>,
+    shared: Shared,
+) -> Trial {
+    Trial::test(format!("{design}::claims"), move || {
+        rt.block_on(async {
+            let mut not_held = Vec::new();
+            for claim in &claims {
+                let mut slot = shared.lock().await;
+                if matches!(slot.as_ref(), Some(Ok(s)) if s.tainted()) {
+                    *slot = None;
+                }
+                if slot.is_none() {
+                    *slot = Some(start(design, None).await);
+                }
+                let stack = match slot.as_ref().expect("just set") {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return Err(Failed::from(format!("the {design} stack did not start:\n{e}")));
+                    }
+                };
+                let outcome = claim::run(stack, claim).await;
+                println!("{}", checklist_line(&outcome));
+                if !outcome.verdict.held() {
+                    not_held.push(format!("{} {}", outcome.verdict.label(), claim.id));
+                }
+            }
+            if not_held.is_empty() {
+                Ok(())
+            } else {
+                Err(Failed::from(format!(
+                    "{} of {} claims did not hold: {}",
+                    not_held.len(),
+                    claims.len(),
+                    not_held.join(", ")
+                )))
             }
         })
     })
@@ -166,5 +221,8 @@ async fn start(design: &str, mutant: Option<&Mutant>) -> Result<Stack, String> {
         stack.up_time.as_millis(),
         stack.run.id
     );
+    for note in &stack.notes {
+        eprintln!("stackproof: note: {note}");
+    }
     Ok(stack)
 }
