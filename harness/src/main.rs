@@ -240,12 +240,21 @@ async fn check(
     for note in &stack.notes {
         println!("  note: {}", note.replace('\n', "\n        "));
     }
+    // Grouped by the part of the design they speak for, in catalogue order within a part.
+    claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(c.id)));
     let mut outcomes = Vec::new();
+    let mut part = "";
     for c in &claims {
+        // Claims come grouped by the part of the design they speak for.
+        if report::part(c.id) != part {
+            part = report::part(c.id);
+            println!("\n{part}");
+        }
         let o = claim::run(&stack, c).await;
         println!("{}", report::checklist_line(&o));
         outcomes.push(o);
     }
+    println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
     let (held, broken, unmeasured) = (
         count(claim::Verdict::held),

@@ -9,14 +9,16 @@ use serde::Serialize;
 use crate::claim::{Outcome, Verdict};
 use crate::error::{Error, Result};
 
-/// One checklist line: `PASS  id  (ms)  evidence`, then on failure the why,
-/// the diff and the services' last log lines, indented.
+/// One checklist entry: `PASS  id  (ms)  the design's sentence`, the
+/// evidence measured on the next line, then on failure the why, the diff
+/// and the services' last log lines, indented.
 pub fn checklist_line(o: &Outcome) -> String {
     let mut s = format!(
-        "{}  {:<44} {:>6} ms  {}",
+        "{:<5} {:<48} {:>6} ms  {}\n      measured: {}",
         o.verdict.label(),
         o.id,
         o.millis,
+        o.says,
         if o.evidence.is_empty() {
             "-"
         } else {
@@ -56,6 +58,41 @@ pub fn checklist_line_short(o: &Outcome) -> String {
         f.logs.clear();
     }
     checklist_line(&o)
+}
+
+/// The design's parts, in the order a checklist shows them.
+pub const PARTS: &[&str] = &[
+    "DNS",
+    "load balancer",
+    "web server",
+    "application server",
+    "database",
+    "where components run",
+    "HTTPS",
+    "firewalls",
+    "monitoring",
+    "documented issues",
+    "remedies",
+    "other",
+];
+
+/// The part of the design a claim speaks for, from the middle of its ID
+/// (`scale_up.lb.failover` → "load balancer"), for the checklist's headings.
+pub fn part(id: &str) -> &'static str {
+    match id.split('.').nth(1).unwrap_or("") {
+        "dns" => "DNS",
+        "lb" => "load balancer",
+        "web" => "web server",
+        "app" => "application server",
+        "db" => "database",
+        "host" | "tiers" => "where components run",
+        "https" => "HTTPS",
+        "firewall" => "firewalls",
+        "monitoring" => "monitoring",
+        "issue" => "documented issues",
+        "remedy" => "remedies",
+        _ => "other",
+    }
 }
 
 fn indent(text: &str, n: usize) -> String {
@@ -244,6 +281,7 @@ mod tests {
         };
         let line = strip_ansi(&checklist_line(&o));
         assert!(line.starts_with("FAIL  x.y"), "{line}");
+        assert!(line.contains("measured: e"), "{line}");
         assert!(
             line.contains("why: count") && line.contains('1') && line.contains('2'),
             "{line}"

@@ -153,7 +153,8 @@ where
 }
 
 /// Asks the design's monitoring server (Prometheus on `mon-1`) an instant
-/// query; returns its result vector.
+/// query; returns its result vector. Prometheus not answering our query is
+/// a measurement we could not make (ERROR); what it answers is evidence.
 async fn prometheus(
     stack: &crate::stack::Stack,
     query: &str,
@@ -162,6 +163,12 @@ async fn prometheus(
         "http://{}:9090/api/v1/query",
         stack.host("mon-1")?.main_addr()
     );
+    let asked = |e: &reqwest::Error| {
+        Failure::not_measured(
+            format!("could not ask Prometheus `{query}`: {}", probe::error_chain(e)),
+            "",
+        )
+    };
     let body: serde_json::Value = stack
         .client
         .fresh
@@ -169,10 +176,11 @@ async fn prometheus(
         .query(&[("query", query)])
         .send()
         .await
-        .map_err(|e| req_failed(&url, &e))?
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| asked(&e))?
         .json()
         .await
-        .map_err(|e| req_failed(&url, &e))?;
+        .map_err(|e| asked(&e))?;
     Ok(body["data"]["result"]
         .as_array()
         .cloned()
@@ -186,9 +194,21 @@ async fn www_addresses(stack: &crate::stack::Stack) -> std::result::Result<Vec<S
     Ok(
         crate::client::query(&resolver, crate::stack::WWW, RecordType::A)
             .await
-            .map_err(|e| Failure::new(format!("DNS: {e}"), ""))?
+            .map_err(dns_failure)?
             .iter()
             .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
             .collect(),
     )
+}
+
+/// A failed DNS query as a claim failure: an answer with no such record is
+/// the design's zone (FAIL); no answer at all is our own DNS server or
+/// resolver failing (ERROR).
+fn dns_failure(e: String) -> Failure {
+    let lower = e.to_lowercase();
+    if lower.contains("no record") || lower.contains("nxdomain") || lower.contains("no records") {
+        Failure::new(format!("DNS: {e}"), "")
+    } else {
+        Failure::not_measured(format!("could not ask the run's DNS server: {e}"), "")
+    }
 }
