@@ -65,14 +65,30 @@ pub fn http(path: &str) -> String {
 /// One column of MariaDB's USER_STATISTICS for `user` on `host` (0 before
 /// the user's first statement). These tell the app's own reads and writes
 /// apart from replication's, which run as a system thread.
-pub async fn user_stat(host: &Host, user: &str, column: &str) -> Result<u64> {
+pub async fn user_stat(
+    host: &Host,
+    user: &str,
+    column: &str,
+) -> std::result::Result<u64, Failure> {
     let sql =
         format!("SELECT {column} FROM information_schema.USER_STATISTICS WHERE USER = '{user}'");
     let out = mariadb_sql(host, &sql).await?;
     if out.trim().is_empty() {
+        // No row: the user has run nothing yet, unless the server collects
+        // no per-user statistics at all, which is then never read as 0.
+        if mariadb_sql(host, "SELECT @@userstat").await?.trim() == "0" {
+            return Err(Failure::new(
+                format!(
+                    "MariaDB on host `{}` collects no per-user statistics (`userstat` is off in the \
+                     design's my.cnf), so the app's reads and writes cannot be counted",
+                    host.name
+                ),
+                "",
+            ));
+        }
         return Ok(0);
     }
-    parse_u64(host, column, &out)
+    Ok(parse_u64(host, column, &out)?)
 }
 
 /// HAProxy's view of each server (`show stat`): (backend, server) → status

@@ -536,6 +536,7 @@ async fn qps_from_access_logs(stack: &Stack) -> CheckResult {
     }
     let sent_span = (sent_at[QPS_REQUESTS - 1] - sent_at[0]).as_secs_f64();
     let sent_qps = (QPS_REQUESTS - 1) as f64 / sent_span;
+    measure::log_lines(stack.host(WEB)?, NGINX_ACCESS_LOG).await?;
     let log = stack
         .host(WEB)?
         .run(&format!("grep '{marker}-' {NGINX_ACCESS_LOG} || true"))
