@@ -404,3 +404,88 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
         stackproof::report::checklist_line(&o)
     );
 }
+
+/// Whether `from` gets an answer from `to`'s web server within a second.
+async fn answers(stack: &Stack, from: &str, to: &str) -> bool {
+    let addr = stack.host(to).unwrap().main_addr();
+    stack
+        .host(from)
+        .unwrap()
+        .exec(&format!("curl -sf -m 1 -o /dev/null http://{addr}/static/hello.txt"))
+        .await
+        .is_ok_and(|o| o.code == 0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fault_takes_effect_and_its_guard_undoes_it() {
+    use stackproof::stack::Fault;
+    let stack = Stack::start("distributed", Fixtures::from_env().unwrap())
+        .await
+        .unwrap();
+    assert!(answers(&stack, "lb-1", "server-1").await, "server-1 answers before any fault");
+    let cut: &[(&str, Fault<'_>, &str)] = &[
+        ("partition", Fault::Partition("lb-1", "server-1", None), "server-1"),
+        ("packet loss", Fault::LosePackets("server-1", 1.0), "server-1"),
+        ("paused host", Fault::PauseHost("server-2"), "server-2"),
+        ("paused service", Fault::PauseService("server-2", "nginx"), "server-2"),
+        ("disconnected", Fault::Disconnect("server-2", "public"), "server-2"),
+    ];
+    for (what, fault, target) in cut {
+        let guard = stack.apply(fault.clone()).await.unwrap();
+        assert!(!answers(&stack, "lb-1", target).await, "{what}: {target} still answers");
+        guard.restore().await.unwrap();
+        assert!(answers(&stack, "lb-1", target).await, "{what}: {target} does not answer after the undo");
+    }
+    // A partition of one protocol only leaves the web alone.
+    let vrrp_only = stack
+        .apply(Fault::Partition("lb-1", "server-1", Some("112")))
+        .await
+        .unwrap();
+    assert!(answers(&stack, "lb-1", "server-1").await, "dropping VRRP must not drop HTTP");
+    vrrp_only.restore().await.unwrap();
+
+    // A slow link: 64 kbit/s makes 64 KiB take seconds instead of milliseconds.
+    let server = stack.host("server-1").unwrap();
+    server
+        .run("head -c 65536 /dev/urandom > /var/www/html/static/big.bin")
+        .await
+        .unwrap();
+    let fetch = || async {
+        let addr = stack.host("server-1").unwrap().main_addr();
+        let started = Instant::now();
+        let out = stack
+            .host("lb-1")
+            .unwrap()
+            .exec(&format!("curl -sf -m 20 -o /dev/null http://{addr}/static/big.bin"))
+            .await
+            .unwrap();
+        assert_eq!(out.code, 0, "{}", out.combined());
+        started.elapsed()
+    };
+    let fast = fetch().await;
+    let slow_guard = stack.apply(Fault::SlowLink("server-1", 64)).await.unwrap();
+    let slow = fetch().await;
+    slow_guard.restore().await.unwrap();
+    let back = fetch().await;
+    println!("64 KiB from server-1: {fast:?} before, {slow:?} at 64 kbit/s, {back:?} after");
+    assert!(
+        slow > Duration::from_secs(3) && fast < Duration::from_secs(1) && back < Duration::from_secs(1),
+        "64 KiB took {fast:?} before, {slow:?} on a 64 kbit/s link, {back:?} after"
+    );
+
+    // A CPU quota shows in the host's own cgroup, and goes with its guard.
+    let quota = "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us";
+    let cpu_guard = stack.apply(Fault::CpuQuota("server-1", 0.2)).await.unwrap();
+    let limited = server.run(quota).await.unwrap();
+    cpu_guard.restore().await.unwrap();
+    let lifted = server.run(quota).await.unwrap();
+    assert!(limited.contains("20000"), "quota while limited: {limited}");
+    assert!(lifted.contains("-1") || lifted.contains("max"), "quota after: {lifted}");
+
+    // Faults left applied are undone by the runner's sweep, as after a claim.
+    let _left = stack.apply(Fault::PauseHost("server-2")).await.unwrap();
+    let _also = stack.apply(Fault::Partition("lb-1", "server-1", None)).await.unwrap();
+    stack.restore_faults().await.unwrap();
+    assert!(!stack.tainted());
+    assert!(answers(&stack, "lb-1", "server-1").await && answers(&stack, "lb-1", "server-2").await);
+}

@@ -680,11 +680,115 @@ impl Stack {
                 self.dns.set_a(name, addrs, ttl).await?;
                 Undo::DnsRecords(name.to_string(), old, old_ttl)
             }
+            Fault::PauseHost(h) => {
+                let host = self.host(h)?;
+                self.docker
+                    .pause_container(&host.container)
+                    .await
+                    .map_err(Error::docker(format!("pause host `{h}`")))?;
+                Undo::Unpause(h.to_string())
+            }
+            Fault::PauseService(h, s) => {
+                self.signal_service(h, s, "STOP").await?;
+                Undo::ContinueService(h.to_string(), s.to_string())
+            }
+            Fault::Partition(a, b, proto) => {
+                let tag = format!("stackproof-fault-{}", rand::random::<u32>());
+                let proto = proto.map(|p| format!("-p {p} ")).unwrap_or_default();
+                let mut undo = Vec::new();
+                for (me, peer) in [(a, b), (b, a)] {
+                    for addr in self.host(peer)?.addrs.values() {
+                        for rule in [
+                            format!("INPUT -s {addr} {proto}-m comment --comment {tag} -j DROP"),
+                            format!("OUTPUT -d {addr} {proto}-m comment --comment {tag} -j DROP"),
+                        ] {
+                            // What was added before a failure is undone too.
+                            if let Err(e) = self.host(me)?.run(&format!("iptables -w -I {rule}")).await {
+                                self.register(Undo::Commands(undo));
+                                return Err(e);
+                            }
+                            undo.push((me.to_string(), format!("iptables -w -D {rule}")));
+                        }
+                    }
+                }
+                Undo::Commands(undo)
+            }
+            Fault::Disconnect(h, net) => {
+                use testcontainers::bollard::models::NetworkDisconnectRequest;
+                let host = self.host(h)?;
+                let network = self.networks.get(net).ok_or_else(|| Error::Unknown {
+                    kind: "network",
+                    name: net.to_string(),
+                    known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
+                })?;
+                self.docker
+                    .disconnect_network(
+                        &network.docker_name,
+                        NetworkDisconnectRequest {
+                            container: host.container.clone(),
+                            force: Some(true),
+                        },
+                    )
+                    .await
+                    .map_err(Error::docker(format!("disconnect host `{h}` from `{net}`")))?;
+                Undo::Reconnect(h.to_string(), net.to_string())
+            }
+            Fault::SlowLink(h, kbit) => {
+                let host = self.host(h)?;
+                let mut undo = Vec::new();
+                for dev in interfaces(host).await? {
+                    undo.push((h.to_string(), format!("tc qdisc del dev {dev} root")));
+                    let add = format!(
+                        "tc qdisc add dev {dev} root tbf rate {kbit}kbit burst 16kbit latency 2s"
+                    );
+                    if let Err(e) = host.run(&add).await {
+                        undo.pop();
+                        self.register(Undo::Commands(undo));
+                        return Err(e);
+                    }
+                }
+                Undo::Commands(undo)
+            }
+            Fault::LosePackets(h, share) => {
+                let tag = format!("stackproof-fault-{}", rand::random::<u32>());
+                let rule = format!(
+                    "INPUT -m statistic --mode random --probability {:.4} -m comment --comment {tag} -j DROP",
+                    share.clamp(0.0, 1.0)
+                );
+                self.host(h)?.run(&format!("iptables -w -I {rule}")).await?;
+                Undo::Commands(vec![(h.to_string(), format!("iptables -w -D {rule}"))])
+            }
+            Fault::CpuQuota(h, cpus) => {
+                use testcontainers::bollard::models::ContainerUpdateBody;
+                let host = self.host(h)?;
+                let period = 100_000;
+                self.docker
+                    .update_container(
+                        &host.container,
+                        ContainerUpdateBody {
+                            cpu_period: Some(period),
+                            cpu_quota: Some(((cpus * period as f64) as i64).max(1000)),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(Error::docker(format!("limit the CPU of host `{h}`")))?;
+                Undo::CpuUnlimited(h.to_string())
+            }
         };
         Ok(FaultGuard {
             stack: self,
             id: self.register(undo),
         })
+    }
+
+    /// Sends `signal` (STOP, CONT...) to every process of `service` on `host`.
+    async fn signal_service(&self, host: &str, service: &str, signal: &str) -> Result<()> {
+        let names = self.service(service)?.processes.join("|");
+        self.host(host)?
+            .run(&format!("pkill -{signal} -x '{names}'"))
+            .await
+            .map(drop)
     }
 
     fn register(&self, undo: Undo) -> u64 {
@@ -714,6 +818,54 @@ impl Stack {
             Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
             Undo::RemoveHost(host) => self.remove_host(host).await,
             Undo::DnsRecords(name, addrs, ttl) => self.dns.set_a(&name, &addrs, ttl).await,
+            Undo::Unpause(h) => self
+                .docker
+                .unpause_container(&self.host(&h)?.container)
+                .await
+                .map_err(Error::docker(format!("unpause host `{h}`"))),
+            Undo::ContinueService(h, s) => self.signal_service(&h, &s, "CONT").await,
+            Undo::Commands(commands) => {
+                for (h, cmd) in commands {
+                    self.host(&h)?.run(&cmd).await?;
+                }
+                Ok(())
+            }
+            Undo::Reconnect(h, net) => {
+                use testcontainers::bollard::models::{
+                    EndpointIpamConfig, EndpointSettings, NetworkConnectRequest,
+                };
+                let host = self.host(&h)?;
+                let addr = host.addr(&net).expect("the host was on this network");
+                self.docker
+                    .connect_network(
+                        &self.networks[&net].docker_name,
+                        NetworkConnectRequest {
+                            container: host.container.clone(),
+                            endpoint_config: Some(EndpointSettings {
+                                ipam_config: Some(EndpointIpamConfig {
+                                    ipv4_address: Some(addr.to_string()),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }),
+                        },
+                    )
+                    .await
+                    .map_err(Error::docker(format!("reconnect host `{h}` to `{net}`")))
+            }
+            Undo::CpuUnlimited(h) => {
+                use testcontainers::bollard::models::ContainerUpdateBody;
+                self.docker
+                    .update_container(
+                        &self.host(&h)?.container,
+                        ContainerUpdateBody {
+                            cpu_quota: Some(-1),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(Error::docker(format!("lift the CPU limit of host `{h}`")))
+            }
         }
     }
 
@@ -865,7 +1017,7 @@ fn addresses_and_vars(
 }
 
 /// A fault a claim applies to the running stack (see [`Stack::apply`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Fault<'a> {
     /// Stop a whole host: the server is off.
     StopHost(&'a str),
@@ -879,6 +1031,26 @@ pub enum Fault<'a> {
     AddHost(&'a HostSpec, &'a BTreeMap<String, String>),
     /// Replace a name's A records in the run's DNS (name, addresses, TTL).
     DnsRecords(&'a str, &'a [Ipv4Addr], u32),
+    /// Freeze every process of a host (the engine's pause): it keeps its
+    /// addresses and sockets but answers nothing, like a hung server.
+    PauseHost(&'a str),
+    /// Freeze one service's processes (SIGSTOP) on a host.
+    PauseService(&'a str, &'a str),
+    /// Drop the traffic between two hosts, both ways, on every network they
+    /// share (iptables on both); `Some("112")` (a protocol number, or a
+    /// name the host's /etc/protocols knows) drops that protocol only, e.g.
+    /// VRRP, so a pair stops hearing itself while clients still reach both.
+    Partition(&'a str, &'a str, Option<&'a str>),
+    /// Take a host off one network (it keeps its address for the return).
+    Disconnect(&'a str, &'a str),
+    /// Limit every interface of a host to this rate, in kbit/s (tc TBF:
+    /// this kernel has no netem, so delay comes from queueing, not a knob).
+    SlowLink(&'a str, u32),
+    /// Drop this share (0.0 to 1.0) of the packets a host receives
+    /// (iptables `statistic`), as a lossy link would.
+    LosePackets(&'a str, f64),
+    /// Limit a host to this many CPUs (the engine's CPU quota): a slow server.
+    CpuQuota(&'a str, f64),
 }
 
 /// How to undo one applied fault.
@@ -889,6 +1061,12 @@ enum Undo {
     Reconfigure(String, String),
     RemoveHost(Host),
     DnsRecords(String, Vec<Ipv4Addr>, u32),
+    Unpause(String),
+    ContinueService(String, String),
+    /// Commands that undo it, per host (iptables -D ..., tc qdisc del ...).
+    Commands(Vec<(String, String)>),
+    Reconnect(String, String),
+    CpuUnlimited(String),
 }
 
 /// An applied fault. [`FaultGuard::restore`] undoes it now; dropping it
@@ -926,4 +1104,16 @@ impl FaultGuard<'_> {
             _ => None,
         })
     }
+}
+
+/// The network interfaces of a host, loopback left out.
+async fn interfaces(host: &Host) -> Result<Vec<String>> {
+    Ok(host
+        .run("ip -o link show")
+        .await?
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|d| d.trim().split('@').next().unwrap_or("").to_string())
+        .filter(|d| !d.is_empty() && d != "lo")
+        .collect())
 }
