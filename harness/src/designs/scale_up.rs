@@ -40,6 +40,13 @@ const VIP_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// interval (1 s) × fall (1), plus the backup's takeover (3 adverts of 0.1 s)
 /// and slack.
 const CRASH_FAILOVER_BUDGET: Duration = Duration::from_millis(3000);
+/// VRRP is IP protocol 112 (not UDP or TCP): the partition drops only it.
+const VRRP_PROTOCOL: &str = "112";
+/// How long the backup may take to claim the VIP once it hears no adverts:
+/// 3 adverts of 0.1 s plus skew, with ample slack.
+const SPLIT_WAIT: Duration = Duration::from_secs(5);
+/// How long the split is held, to see what clients get meanwhile.
+const SPLIT_HOLD: Duration = Duration::from_secs(1);
 /// Requests sent while something is down.
 const DOWN_REQUESTS: usize = 10;
 /// The QPS claim: N requests at a fixed rate.
@@ -137,6 +144,12 @@ pub fn claims() -> Vec<Claim> {
             says: "parse access logs for QPS",
             proves: "QPS from the web server's access log is N/T ± 10 %",
             check: check!(qps_from_access_logs),
+        },
+        Claim {
+            id: "scale_up.issue.split_brain",
+            says: "(not in the text: what a careful reader must know about an LB pair)",
+            proves: "with the VRRP adverts between lb-1 and lb-2 dropped (IP protocol 112) while clients reach both, both hold the VIP; reports how soon, for how long and how many client requests failed; one master again once the adverts flow",
+            check: check!(split_brain),
         },
         Claim {
             id: "scale_up.monitoring.resources",
@@ -895,6 +908,87 @@ async fn resource_isolation(stack: &Stack) -> CheckResult {
         "web-1's failed requests during the hog",
         0,
         report.failed(),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// Waits until both load balancers hold the VIP; returns how long that took.
+async fn wait_both(stack: &Stack, deadline: Duration) -> Result<Option<Duration>, Failure> {
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if holders(stack).await?.len() == LBS.len() {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(None)
+}
+
+/// VRRP adverts between the pair dropped while HTTP still flows: both take
+/// the VIP. Measured: how soon, whether it lasts, what clients see, and how
+/// soon one master remains once the adverts flow again.
+async fn split_brain(stack: &Stack) -> CheckResult {
+    let before = holders(stack).await?;
+    ensure_eq(
+        "VIP holder before the adverts are cut",
+        vec![MASTER.to_string()],
+        before,
+        "",
+    )?;
+    let (report, split) = probe::probe_through(
+        &stack.client.probe,
+        &http(STATIC),
+        FAILOVER_PROBE,
+        Duration::from_millis(300),
+        3000,
+        async {
+            let cut = stack
+                .apply(Fault::Partition(MASTER, BACKUP, Some(VRRP_PROTOCOL)))
+                .await?;
+            let both = wait_both(stack, SPLIT_WAIT).await?;
+            tokio::time::sleep(SPLIT_HOLD).await;
+            let still = holders(stack).await?;
+            cut.restore().await?;
+            let healed = wait_holder(stack, MASTER, Duration::from_secs(10)).await?;
+            Ok::<_, Failure>((both, still, healed))
+        },
+    )
+    .await;
+    let (both, still, healed) = split?;
+    crate::claim::ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
+    if let Some(d) = both {
+        stack.record("split brain: both hold the VIP after (ms)", d.as_millis() as f64);
+    }
+    if let Some(d) = healed {
+        stack.record("split brain: one master again after (ms)", d.as_millis() as f64);
+    }
+    stack.record("split brain: failed requests", report.failed() as f64);
+    let ms = |d: Option<Duration>| {
+        d.map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "never".into())
+    };
+    let evidence = format!(
+        "VRRP (IP protocol {VRRP_PROTOCOL}) dropped between {MASTER} and {BACKUP}, HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: {MASTER} alone again after {}",
+        ms(both),
+        SPLIT_HOLD.as_millis(),
+        still.join(", "),
+        FAILOVER_PROBE.as_millis(),
+        report.summary(),
+        report
+            .first_error()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default(),
+        ms(healed)
+    );
+    ensure(
+        both.is_some(),
+        "the load balancers never both held the VIP: no split brain (the pair has a guard against it)",
+        &evidence,
+    )?;
+    ensure(
+        healed.is_some(),
+        "the pair did not settle on one master once the adverts flowed again",
         &evidence,
     )?;
     Ok(evidence)
