@@ -46,6 +46,15 @@ const DOWN_WINDOW: Duration = Duration::from_millis(2500);
 const REQUESTS: usize = 6;
 /// The static file every design serves.
 const STATIC: &str = "/static/hello.txt";
+/// The slowed backend's link rate: a dynamic page (about 1 KiB) then takes
+/// hundreds of ms instead of one.
+const SLOW_KBIT: u32 = 32;
+/// Concurrent requests while one backend is slowed.
+const SLOW_REQUESTS: usize = 20;
+/// How much the slowed backend's average must rise: HAProxy averages over
+/// its last 1024 requests, and ten slow ones of about a second each raise
+/// it by at least this much even after a full window of fast ones.
+const RESPONSE_RISE_MS: f64 = 5.0;
 /// HSTS must last at least six months (180 days) to protect returning users.
 const HSTS_MIN_AGE: u64 = 180 * 24 * 3600;
 
@@ -115,6 +124,12 @@ pub fn claims() -> Vec<Claim> {
             says: "detect and resolve issues proactively",
             proves: "stopping Nginx on server-1 shows as down in monitoring within 2 scrape intervals",
             check: check!(detects_down),
+        },
+        Claim {
+            id: "secured_monitored.monitoring.response_times",
+            says: "collects data on response times",
+            proves: "the monitoring server holds a response-time series for every web server (HAProxy's per-server average total time, scraped by Prometheus), and the slowed backend's series rises when its link is cut to 32 kbit/s (tc TBF) while the other's does not",
+            check: check!(response_times),
         },
         Claim {
             id: "secured_monitored.issue.ssl_termination_plaintext",
@@ -618,6 +633,84 @@ fn captured(seen: &[(String, usize, bool)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The monitored response-time series of the web tier: per web server,
+/// HAProxy's average total time (ms) over its last 1024 requests, as
+/// Prometheus holds it.
+async fn response_series(stack: &Stack) -> Result<Vec<(String, f64)>, Failure> {
+    let rows = prometheus(
+        stack,
+        "haproxy_server_total_time_average_seconds{proxy=\"web\"}",
+    )
+    .await?;
+    let mut out: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let server = r["metric"]["server"].as_str()?.to_string();
+            let value: f64 = r["value"][1].as_str()?.parse().ok()?;
+            Some((server, value * 1000.0))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Every web server has a monitored response-time series, and slowing one
+/// backend's link makes its series rise while the other's stays put.
+async fn response_times(stack: &Stack) -> CheckResult {
+    let slowed = SERVERS[0];
+    // A fresh monitoring server needs a scrape or two.
+    let _ = wait_for(Duration::from_secs(5), || async {
+        response_series(stack).await.is_ok_and(|r| r.len() >= SERVERS.len())
+    })
+    .await;
+    let before = response_series(stack).await?;
+    let has = |rows: &[(String, f64)], s: &str| rows.iter().find(|(n, _)| n == s).map(|(_, v)| *v);
+    let shown = |rows: &[(String, f64)]| {
+        rows.iter()
+            .map(|(s, v)| format!("{s} {v:.0} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing: Vec<&str> = SERVERS.iter().copied().filter(|s| has(&before, s).is_none()).collect();
+    ensure(
+        missing.is_empty(),
+        format!("the monitoring server holds no response-time series for {missing:?}"),
+        &format!("series before: [{}]", shown(&before)),
+    )?;
+    let fault = stack.apply(Fault::SlowLink(slowed, SLOW_KBIT)).await?;
+    // Concurrent dynamic pages: half go to the slowed server and queue on its link.
+    let (answered, _) = probe::burst(&stack.client.fresh, &https("/index.php"), SLOW_REQUESTS).await;
+    fault.restore().await?;
+    let rose = |rows: &[(String, f64)]| {
+        matches!((has(rows, slowed), has(&before, slowed)), (Some(a), Some(b)) if a >= b + RESPONSE_RISE_MS)
+    };
+    let mut after = response_series(stack).await?;
+    let started = Instant::now();
+    // A scrape or two until Prometheus has HAProxy's new averages.
+    while !rose(&after) && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        after = response_series(stack).await?;
+    }
+    let evidence = format!(
+        "series before: [{}]; {slowed}'s link cut to {SLOW_KBIT} kbit/s, {SLOW_REQUESTS} concurrent dynamic pages ({answered} answered); series after: [{}]",
+        shown(&before),
+        shown(&after)
+    );
+    claim::ensure_measured(answered > 0, "no request was answered while the backend was slowed", &evidence)?;
+    ensure(
+        rose(&after),
+        format!("the monitored response time of {slowed} did not rise by {RESPONSE_RISE_MS} ms while its link was slowed"),
+        &evidence,
+    )?;
+    let other = SERVERS[1];
+    ensure(
+        has(&after, slowed) > has(&after, other),
+        format!("the slowed {slowed} does not look slower than {other} in the monitoring"),
+        &evidence,
+    )?;
+    Ok(evidence)
 }
 
 /// A capture on the LB→server path (every port) shows the secret of an
