@@ -802,8 +802,7 @@ impl Stack {
         match undo {
             Undo::StartHost(h) => {
                 self.start_host(&h).await?;
-                let notes = self.settle(std::slice::from_ref(&h)).await;
-                tracing::debug!(?notes, "host {h} restored");
+                self.settle_all().await;
                 Ok(())
             }
             Undo::StartService(h, s) => {
@@ -812,7 +811,7 @@ impl Stack {
                     return Ok(());
                 }
                 self.start_service(&h, &s).await?;
-                self.settle(std::slice::from_ref(&h)).await;
+                self.settle_all().await;
                 Ok(())
             }
             Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
@@ -889,6 +888,16 @@ impl Stack {
     /// design, and the next claim needs a fresh one.
     pub fn tainted(&self) -> bool {
         self.tainted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Settles every host after a fault is undone: a restarted server is
+    /// only back when its peers see it (HAProxy marks it UP again).
+    async fn settle_all(&self) {
+        let all: Vec<String> = self.spec.hosts.iter().map(|h| h.name.clone()).collect();
+        let notes = self.settle(&all).await;
+        if !notes.is_empty() {
+            tracing::debug!(?notes, "not settled after undoing a fault");
+        }
     }
 
     /// Waits, within each service's settle deadline, until the services of

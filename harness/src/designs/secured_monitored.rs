@@ -30,6 +30,8 @@ const STILL_HOLD: &[&str] = &[
     "secured_monitored.monitoring.clients_up",
     "secured_monitored.monitoring.qps",
     "secured_monitored.monitoring.detects_down",
+    "secured_monitored.monitoring.logs_centralised",
+    "secured_monitored.monitoring.response_times",
 ];
 
 const LB: &str = "lb-1";
@@ -46,6 +48,8 @@ const DOWN_WINDOW: Duration = Duration::from_millis(2500);
 const REQUESTS: usize = 6;
 /// The static file every design serves.
 const STATIC: &str = "/static/hello.txt";
+/// How soon a log line must reach the central log host.
+const LOG_BUDGET: Duration = Duration::from_secs(5);
 /// The slowed backend's link rate: a dynamic page (about 1 KiB) then takes
 /// hundreds of ms instead of one.
 const SLOW_KBIT: u32 = 32;
@@ -124,6 +128,12 @@ pub fn claims() -> Vec<Claim> {
             says: "detect and resolve issues proactively",
             proves: "stopping Nginx on server-1 shows as down in monitoring within 2 scrape intervals",
             check: check!(detects_down),
+        },
+        Claim {
+            id: "secured_monitored.monitoring.logs_centralised",
+            says: "monitoring clients send logs and metrics to a central monitoring service",
+            proves: "requests made now, a page and a missing page on each web server, are found in the central log host's files (rsyslog) within a few seconds: the access log line and the error log line, each from the server that wrote it",
+            check: check!(logs_centralised),
         },
         Claim {
             id: "secured_monitored.monitoring.response_times",
@@ -633,6 +643,92 @@ fn captured(seen: &[(String, usize, bool)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Marked requests (a page, and a page that does not exist, which Nginx
+/// writes to its error log) reach both web servers; each server's access
+/// and error log lines must show up on the central log host.
+async fn logs_centralised(stack: &Stack) -> CheckResult {
+    let marker = format!("central{:08x}", rand::random::<u32>());
+    // Two of each, so round-robin sends one of each to every server.
+    let mut answered = Vec::new();
+    for path in [
+        format!("{STATIC}?{marker}"),
+        format!("{STATIC}?{marker}"),
+        format!("/static/missing-{marker}.txt"),
+        format!("/static/missing-{marker}.txt"),
+    ] {
+        let status = stack
+            .client
+            .fresh
+            .get(https(&path))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| req_failed(&path, &e))?;
+        answered.push(status);
+    }
+    let central = stack.host(MONITOR)?;
+    // Which of (server, kind) the central host holds, and after how long.
+    let wanted: Vec<(&str, &str)> = SERVERS
+        .iter()
+        .flat_map(|s| [(*s, "nginx-access"), (*s, "nginx-error")])
+        .collect();
+    let started = Instant::now();
+    let mut found: Vec<Option<Duration>> = vec![None; wanted.len()];
+    while started.elapsed() < LOG_BUDGET && found.iter().any(Option::is_none) {
+        let lines = central
+            .run(&format!("grep -H '{marker}' /var/log/central/*.log 2>/dev/null || true"))
+            .await?;
+        for (i, (server, tag)) in wanted.iter().enumerate() {
+            let file = format!("/var/log/central/{server}.log:");
+            if found[i].is_none()
+                && lines
+                    .lines()
+                    .any(|l| l.starts_with(&file) && l.contains(&format!("{tag}:")))
+            {
+                found[i] = Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(slowest) = found.iter().flatten().max() {
+        stack.record("central log: last line arrived (ms)", slowest.as_millis() as f64);
+    }
+    let evidence = format!(
+        "requests answered {answered:?}; on {MONITOR}'s central log: {}",
+        wanted
+            .iter()
+            .zip(&found)
+            .map(|((s, t), f)| format!(
+                "{s} {t} {}",
+                f.map(|d| format!("after {} ms", d.as_millis()))
+                    .unwrap_or_else(|| "MISSING".into())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    claim::ensure_measured(
+        answered.iter().filter(|s| **s == 200).count() == 2,
+        "the marked pages were not served, so there was nothing to log",
+        &evidence,
+    )?;
+    let missing: Vec<String> = wanted
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|((s, t), _)| format!("{s} {t}"))
+        .collect();
+    ensure(
+        missing.is_empty(),
+        format!(
+            "log lines written now never reached the central log host within {} ms: {}",
+            LOG_BUDGET.as_millis(),
+            missing.join(", ")
+        ),
+        &evidence,
+    )?;
+    Ok(evidence)
 }
 
 /// The monitored response-time series of the web tier: per web server,
