@@ -146,6 +146,12 @@ pub fn claims() -> Vec<Claim> {
             check: check!(qps_from_access_logs),
         },
         Claim {
+            id: "scale_up.monitoring.access_logs_parsed",
+            says: "enable access logs and parse them using tools like Prometheus",
+            proves: "mtail turns web-1's access log into a request counter (by method and status) that Prometheus scrapes; N HEAD requests sent at a fixed rate raise it by N ± 10 %, so its rate equals the sent rate ± 10 %",
+            check: check!(access_logs_parsed),
+        },
+        Claim {
             id: "scale_up.issue.split_brain",
             says: "(not in the text: what a careful reader must know about an LB pair)",
             proves: "with the VRRP adverts between lb-1 and lb-2 dropped (IP protocol 112) while clients reach both, both hold the VIP; reports how soon, for how long and how many client requests failed; one master again once the adverts flow",
@@ -583,6 +589,88 @@ async fn qps_from_access_logs(stack: &Stack) -> CheckResult {
     ensure(
         error <= 10.0,
         "the access-log QPS is off by more than 10 %",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The parsed-log counter of HEAD requests as Prometheus holds it, or
+/// `None` when Prometheus has no healthy mtail target to hold it from.
+async fn parsed_heads(stack: &Stack) -> Result<Option<f64>, Failure> {
+    let up = prometheus(stack, "up{job=\"mtail\"}").await?;
+    if !up.iter().any(|r| r["value"][1].as_str() == Some("1")) {
+        return Ok(None);
+    }
+    let rows = prometheus(
+        stack,
+        "sum(nginx_http_requests_total{method=\"HEAD\"})",
+    )
+    .await?;
+    // Before the first HEAD request mtail has no such series: a true 0,
+    // since the target itself is up.
+    Ok(Some(
+        rows.first()
+            .and_then(|r| r["value"][1].as_str()?.parse().ok())
+            .unwrap_or(0.0),
+    ))
+}
+
+/// The access log parsed by mtail into a counter Prometheus scrapes: our
+/// HEAD requests (the load balancers' health checks are GETs, so HEAD is
+/// ours alone) raise it by what we sent, ± 10 %.
+async fn access_logs_parsed(stack: &Stack) -> CheckResult {
+    // A fresh monitoring server needs a scrape or two.
+    let _ = wait_for(Duration::from_secs(10), || async {
+        parsed_heads(stack).await.is_ok_and(|v| v.is_some())
+    })
+    .await;
+    let Some(before) = parsed_heads(stack).await? else {
+        return Err(Failure::new(
+            "Prometheus has no mtail target that is up: the parsed access log is not monitored",
+            format!("up{{job=\"mtail\"}}: {:?}", prometheus(stack, "up{job=\"mtail\"}").await?),
+        ));
+    };
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(QPS_INTERVAL);
+    let mut answered = 0;
+    for _ in 0..QPS_REQUESTS {
+        tick.tick().await;
+        if stack
+            .client
+            .pooled
+            .head(http(STATIC))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            answered += 1;
+        }
+    }
+    let span = started.elapsed().as_secs_f64();
+    // Until a scrape shows every request, or it stops growing.
+    let mut after = before;
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = parsed_heads(stack).await?.unwrap_or(after);
+        if now - before >= QPS_REQUESTS as f64 || (now == after && settle.elapsed() > Duration::from_secs(3)) {
+            after = now;
+            break;
+        }
+        after = now;
+    }
+    let counted = after - before;
+    let sent_qps = QPS_REQUESTS as f64 / span;
+    let parsed_qps = counted / span;
+    let error = (parsed_qps - sent_qps).abs() / sent_qps * 100.0;
+    stack.record("parsed access log QPS error (%)", error);
+    let evidence = format!(
+        "sent {QPS_REQUESTS} HEAD requests in {span:.2} s ({answered} answered): {sent_qps:.1} qps; mtail's counter in Prometheus {before} → {after}: {parsed_qps:.1} qps; error {error:.1} % (allowed 10 %)"
+    );
+    crate::claim::ensure_measured(answered > 0, "no request was answered", &evidence)?;
+    ensure(
+        error <= 10.0,
+        "the rate parsed from the access log is off by more than 10 %",
         &evidence,
     )?;
     Ok(evidence)
