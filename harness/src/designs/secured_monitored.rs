@@ -364,50 +364,59 @@ async fn lb_exposes_only_web(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Every port the servers' web server listens on is reachable from lb-1 and
-/// from no other host, on any network.
-async fn web_only_from_lb(stack: &Stack) -> CheckResult {
+/// Every port `process` listens on on the servers (`default` when none)
+/// probed from every other host: open exactly from the hosts `allowed` names.
+async fn servers_reachable_only_from(
+    stack: &Stack,
+    process: &str,
+    default: u16,
+    what: &str,
+    allowed: impl Fn(&str) -> bool,
+) -> CheckResult {
     let mut targets = Vec::new();
     for s in SERVERS {
-        targets.push((s, ports_of(stack, s, "nginx", 80).await?));
+        targets.push((s, ports_of(stack, s, process, default).await?));
     }
     let listed = targets
         .iter()
-        .map(|(s, p)| format!("{s} Nginx on {p:?}"))
+        .map(|(s, p)| format!("{s} {process} on {p:?}"))
         .collect::<Vec<_>>()
         .join(", ");
     let rows = reach::matrix(stack, &targets).await?;
     let evidence = format!("{listed}; {}", reach::table(&rows));
     ensure_eq(
-        "web ports reachable other than from lb-1, or closed to it",
+        what,
         Vec::<String>::new(),
-        reach::unexpected(&rows, |r| r.from == LB),
+        reach::unexpected(&rows, |r| allowed(&r.from)),
         &evidence,
     )?;
     Ok(evidence)
 }
 
+/// Every port the servers' web server listens on is reachable from lb-1 and
+/// from no other host, on any network.
+async fn web_only_from_lb(stack: &Stack) -> CheckResult {
+    servers_reachable_only_from(
+        stack,
+        "nginx",
+        80,
+        "web ports reachable other than from lb-1, or closed to it",
+        |from| from == LB,
+    )
+    .await
+}
+
 /// Every port MariaDB listens on is reachable from the app hosts (and the
 /// replica) only.
 async fn db_only_from_app(stack: &Stack) -> CheckResult {
-    let mut targets = Vec::new();
-    for s in SERVERS {
-        targets.push((s, ports_of(stack, s, "mariadbd", 3306).await?));
-    }
-    let listed = targets
-        .iter()
-        .map(|(s, p)| format!("{s} MariaDB on {p:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = reach::matrix(stack, &targets).await?;
-    let evidence = format!("{listed}; {}", reach::table(&rows));
-    ensure_eq(
+    servers_reachable_only_from(
+        stack,
+        "mariadbd",
+        3306,
         "MySQL reachable other than from the app hosts, or closed to them",
-        Vec::<String>::new(),
-        reach::unexpected(&rows, |r| SERVERS.contains(&r.from.as_str())),
-        &evidence,
-    )?;
-    Ok(evidence)
+        |from| SERVERS.contains(&from),
+    )
+    .await
 }
 
 /// On each firewalled host, every port that listens (and a test listener on
