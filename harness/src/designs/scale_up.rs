@@ -188,18 +188,23 @@ async fn www_to_vip(stack: &Stack) -> CheckResult {
 /// The load balancers that hold the VIP right now (by their own interfaces).
 async fn holders(stack: &Stack) -> Result<Vec<String>, Failure> {
     let vip = &stack.vars["public.vip"];
-    let mut out = Vec::new();
-    for lb in LBS {
+    // Both load balancers asked at once: a sample is one moment, not two.
+    let asks = LBS.map(|lb| async move {
         let h = stack.host(lb)?;
         // A stopped host holds nothing.
         let o = h
             .exec_within("ip -4 -o addr show", Duration::from_secs(5))
             .await;
-        if matches!(o, Ok(ref o) if o.stdout.contains(&format!("inet {vip}/"))) {
-            out.push(lb.to_string());
-        }
-    }
-    Ok(out)
+        Ok::<_, Failure>(
+            matches!(o, Ok(ref o) if o.stdout.contains(&format!("inet {vip}/")))
+                .then(|| lb.to_string()),
+        )
+    });
+    Ok(futures::future::try_join_all(asks)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Waits until exactly `lb` holds the VIP; returns how long that took.
