@@ -349,7 +349,10 @@ async fn a_fault_is_undone_however_its_claim_ends() {
             matches!(o.verdict, Verdict::NotMeasured(_)),
             "{id} should be ERROR: {o:?}"
         );
-        assert!(!stack.tainted(), "{id}: the fault was undone, so the stack is whole");
+        assert!(
+            !stack.tainted(),
+            "{id}: the fault was undone, so the stack is whole"
+        );
         let next = claim::run(&stack, &static_claim).await;
         assert!(
             next.verdict.held(),
@@ -379,11 +382,18 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
     let dir = std::env::temp_dir().join(format!("sp-broken-{}", std::process::id()));
     let cfg = dir.join("services/haproxy/haproxy.cfg");
     std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
-    let base = std::fs::read_to_string(Fixtures::builtin_dir().join("services/haproxy/haproxy.cfg"))
-        .unwrap()
-        .replace("option httpchk GET /static/hello.txt", "option httpchk GET /no-such-page");
+    let base =
+        std::fs::read_to_string(Fixtures::builtin_dir().join("services/haproxy/haproxy.cfg"))
+            .unwrap()
+            .replace(
+                "option httpchk GET /static/hello.txt",
+                "option httpchk GET /no-such-page",
+            );
     std::fs::write(&cfg, base).unwrap();
-    let fixtures = Fixtures::from_env().unwrap().with_overlay(dir.clone()).unwrap();
+    let fixtures = Fixtures::from_env()
+        .unwrap()
+        .with_overlay(dir.clone())
+        .unwrap();
     let started = Stack::start("distributed", fixtures).await;
     std::fs::remove_dir_all(&dir).unwrap();
     let stack = started.expect("the servers start: a broken design is not a start failure");
@@ -411,7 +421,9 @@ async fn answers(stack: &Stack, from: &str, to: &str) -> bool {
     stack
         .host(from)
         .unwrap()
-        .exec(&format!("curl -sf -m 1 -o /dev/null http://{addr}/static/hello.txt"))
+        .exec(&format!(
+            "curl -sf -m 1 -o /dev/null http://{addr}/static/hello.txt"
+        ))
         .await
         .is_ok_and(|o| o.code == 0)
 }
@@ -422,26 +434,54 @@ async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     let stack = Stack::start("distributed", Fixtures::from_env().unwrap())
         .await
         .unwrap();
-    assert!(answers(&stack, "lb-1", "server-1").await, "server-1 answers before any fault");
+    assert!(
+        answers(&stack, "lb-1", "server-1").await,
+        "server-1 answers before any fault"
+    );
     let cut: &[(&str, Fault<'_>, &str)] = &[
-        ("partition", Fault::Partition("lb-1", "server-1", None), "server-1"),
-        ("packet loss", Fault::LosePackets("server-1", 1.0), "server-1"),
+        (
+            "partition",
+            Fault::Partition("lb-1", "server-1", None),
+            "server-1",
+        ),
+        (
+            "packet loss",
+            Fault::LosePackets("server-1", 1.0),
+            "server-1",
+        ),
         ("paused host", Fault::PauseHost("server-2"), "server-2"),
-        ("paused service", Fault::PauseService("server-2", "nginx"), "server-2"),
-        ("disconnected", Fault::Disconnect("server-2", "public"), "server-2"),
+        (
+            "paused service",
+            Fault::PauseService("server-2", "nginx"),
+            "server-2",
+        ),
+        (
+            "disconnected",
+            Fault::Disconnect("server-2", "public"),
+            "server-2",
+        ),
     ];
     for (what, fault, target) in cut {
         let guard = stack.apply(fault.clone()).await.unwrap();
-        assert!(!answers(&stack, "lb-1", target).await, "{what}: {target} still answers");
+        assert!(
+            !answers(&stack, "lb-1", target).await,
+            "{what}: {target} still answers"
+        );
         guard.restore().await.unwrap();
-        assert!(answers(&stack, "lb-1", target).await, "{what}: {target} does not answer after the undo");
+        assert!(
+            answers(&stack, "lb-1", target).await,
+            "{what}: {target} does not answer after the undo"
+        );
     }
     // A partition of one protocol only leaves the web alone.
     let vrrp_only = stack
         .apply(Fault::Partition("lb-1", "server-1", Some("112")))
         .await
         .unwrap();
-    assert!(answers(&stack, "lb-1", "server-1").await, "dropping VRRP must not drop HTTP");
+    assert!(
+        answers(&stack, "lb-1", "server-1").await,
+        "dropping VRRP must not drop HTTP"
+    );
     vrrp_only.restore().await.unwrap();
 
     // A slow link: 64 kbit/s makes 64 KiB take seconds instead of milliseconds.
@@ -456,7 +496,9 @@ async fn every_fault_takes_effect_and_its_guard_undoes_it() {
         let out = stack
             .host("lb-1")
             .unwrap()
-            .exec(&format!("curl -sf -m 20 -o /dev/null http://{addr}/static/big.bin"))
+            .exec(&format!(
+                "curl -sf -m 20 -o /dev/null http://{addr}/static/big.bin"
+            ))
             .await
             .unwrap();
         assert_eq!(out.code, 0, "{}", out.combined());
@@ -469,7 +511,9 @@ async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     let back = fetch().await;
     println!("64 KiB from server-1: {fast:?} before, {slow:?} at 64 kbit/s, {back:?} after");
     assert!(
-        slow > Duration::from_secs(3) && fast < Duration::from_secs(1) && back < Duration::from_secs(1),
+        slow > Duration::from_secs(3)
+            && fast < Duration::from_secs(1)
+            && back < Duration::from_secs(1),
         "64 KiB took {fast:?} before, {slow:?} on a 64 kbit/s link, {back:?} after"
     );
 
@@ -480,11 +524,17 @@ async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     cpu_guard.restore().await.unwrap();
     let lifted = server.run(quota).await.unwrap();
     assert!(limited.contains("20000"), "quota while limited: {limited}");
-    assert!(lifted.contains("-1") || lifted.contains("max"), "quota after: {lifted}");
+    assert!(
+        lifted.contains("-1") || lifted.contains("max"),
+        "quota after: {lifted}"
+    );
 
     // Faults left applied are undone by the runner's sweep, as after a claim.
     let _left = stack.apply(Fault::PauseHost("server-2")).await.unwrap();
-    let _also = stack.apply(Fault::Partition("lb-1", "server-1", None)).await.unwrap();
+    let _also = stack
+        .apply(Fault::Partition("lb-1", "server-1", None))
+        .await
+        .unwrap();
     stack.restore_faults().await.unwrap();
     assert!(!stack.tainted());
     assert!(answers(&stack, "lb-1", "server-1").await && answers(&stack, "lb-1", "server-2").await);

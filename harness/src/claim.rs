@@ -280,11 +280,17 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let (evidence, mut verdict) = Verdict::from_check(result);
     if let Err(e) = restored {
         // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
-        let note = format!("\nafter the claim, undoing its faults failed, so the stack is discarded: {}", e.chain());
+        let note = format!(
+            "\nafter the claim, undoing its faults failed, so the stack is discarded: {}",
+            e.chain()
+        );
         match &mut verdict {
             Verdict::Broken(f) | Verdict::NotMeasured(f) => f.summary.push_str(&note),
             Verdict::Held => {
-                verdict = Verdict::NotMeasured(Failure::not_measured(note.trim().to_string(), evidence.clone()))
+                verdict = Verdict::NotMeasured(Failure::not_measured(
+                    note.trim().to_string(),
+                    evidence.clone(),
+                ))
             }
         }
     }

@@ -48,7 +48,11 @@ pub fn caching_resolver(server: SocketAddr) -> Result<TokioResolver> {
     build_resolver(server, DnsTransport::Udp, 64)
 }
 
-fn build_resolver(server: SocketAddr, transport: DnsTransport, cache_size: u64) -> Result<TokioResolver> {
+fn build_resolver(
+    server: SocketAddr,
+    transport: DnsTransport,
+    cache_size: u64,
+) -> Result<TokioResolver> {
     let protocol = match transport {
         DnsTransport::Udp => ProtocolConfig::Udp,
         DnsTransport::Tcp => ProtocolConfig::Tcp,

@@ -243,8 +243,8 @@ mod tests {
                 layers: vec![a],
                 owned: Vec::new()
             }
-                .with_overlay(base.join("missing"))
-                .is_err()
+            .with_overlay(base.join("missing"))
+            .is_err()
         );
         std::fs::remove_dir_all(base).unwrap();
     }

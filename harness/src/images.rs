@@ -389,7 +389,11 @@ fn saved_file(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
 
 /// Saves the current server image and its base into `dir` (one tar, as
 /// `docker save` writes it), for a CI cache; returns the file and its size.
-pub async fn save(docker: &Docker, fixtures: &Fixtures, dir: &std::path::Path) -> Result<(std::path::PathBuf, u64)> {
+pub async fn save(
+    docker: &Docker,
+    fixtures: &Fixtures,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, u64)> {
     use tokio::io::AsyncWriteExt;
     let image = ensure_server_image(docker, fixtures).await?;
     std::fs::create_dir_all(dir).map_err(Error::io(format!("create `{}`", dir.display())))?;
@@ -398,7 +402,12 @@ pub async fn save(docker: &Docker, fixtures: &Fixtures, dir: &std::path::Path) -
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(Error::io(format!("create `{}`", partial.display())))?;
-    let progress = Progress::new(&format!("saving `{}` and `{}` to `{}`", image.tag, image.base, path.display()));
+    let progress = Progress::new(&format!(
+        "saving `{}` and `{}` to `{}`",
+        image.tag,
+        image.base,
+        path.display()
+    ));
     let mut stream = docker.export_images(&[image.tag.as_str(), image.base.as_str()]);
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -408,8 +417,11 @@ pub async fn save(docker: &Docker, fixtures: &Fixtures, dir: &std::path::Path) -
             .await
             .map_err(Error::io(format!("write `{}`", partial.display())))?;
     }
-    file.flush().await.map_err(Error::io(format!("write `{}`", partial.display())))?;
-    std::fs::rename(&partial, &path).map_err(Error::io(format!("rename to `{}`", path.display())))?;
+    file.flush()
+        .await
+        .map_err(Error::io(format!("write `{}`", partial.display())))?;
+    std::fs::rename(&partial, &path)
+        .map_err(Error::io(format!("rename to `{}`", path.display())))?;
     progress.done(&format!("saved {:.0} MiB", size as f64 / 1048576.0));
     Ok((path, size))
 }
@@ -456,7 +468,9 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
     let current = ensure_server_image(docker, fixtures).await?.tag;
     let filter = HashMap::from([("reference", vec!["stackproof/server"])]);
     let images = docker
-        .list_images(Some(ListImagesOptionsBuilder::new().filters(&filter).build()))
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filter).build(),
+        ))
         .await
         .map_err(Error::docker("list stackproof images"))?;
     let mut removed = Vec::new();
@@ -466,7 +480,11 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
         }
         let opts = RemoveImageOptionsBuilder::new().build();
         // An image a container still uses stays: removing it is not ours to force.
-        if docker.remove_image(&image.id, Some(opts), None).await.is_ok() {
+        if docker
+            .remove_image(&image.id, Some(opts), None)
+            .await
+            .is_ok()
+        {
             removed.extend(image.repo_tags.clone());
         }
     }

@@ -163,12 +163,23 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             );
             if let Some(dir) = save {
                 let (path, size) = images::save(&docker, &fixtures, &dir).await?;
-                println!("saved {} ({:.0} MiB)", path.display(), size as f64 / 1048576.0);
+                println!(
+                    "saved {} ({:.0} MiB)",
+                    path.display(),
+                    size as f64 / 1048576.0
+                );
             }
             if prune {
                 let removed = images::prune(&docker, &fixtures).await?;
-                println!("removed {} image(s) of older recipes{}", removed.len(),
-                    if removed.is_empty() { String::new() } else { format!(": {}", removed.join(", ")) });
+                println!(
+                    "removed {} image(s) of older recipes{}",
+                    removed.len(),
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", removed.join(", "))
+                    }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -291,7 +302,11 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
     let claims = designs::claims(design)?;
     let mutants = claim::mutants(design)?;
     let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
-    println!("stackproof mutants {design}: {} mutants x {} claims", mutants.len(), claims.len());
+    println!(
+        "stackproof mutants {design}: {} mutants x {} claims",
+        mutants.len(),
+        claims.len()
+    );
     for (i, c) in claims.iter().enumerate() {
         println!("  {:>2}  {}", i + 1, short(c.id));
     }
@@ -315,7 +330,11 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
                 row
             }
             Err(e) => {
-                eprintln!("  mutant {} did not start: {}", m.name, e.chain().lines().next().unwrap_or(""));
+                eprintln!(
+                    "  mutant {} did not start: {}",
+                    m.name,
+                    e.chain().lines().next().unwrap_or("")
+                );
                 vec!['S'; claims.len()]
             }
         };
@@ -332,9 +351,14 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
             "{:<32}{}  {} {}{}",
             m.name,
             row.iter().map(|v| format!("{v:>3}")).collect::<String>(),
-            own.map(|i| (i + 1).to_string()).unwrap_or_else(|| "?".into()),
+            own.map(|i| (i + 1).to_string())
+                .unwrap_or_else(|| "?".into()),
             if caught { "killed" } else { "SURVIVED" },
-            if others > 0 { format!(", also breaks {others} other claim(s)") } else { String::new() }
+            if others > 0 {
+                format!(", also breaks {others} other claim(s)")
+            } else {
+                String::new()
+            }
         );
     }
     let n = mutants.len().max(1);
@@ -343,7 +367,11 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
         mutants.len(),
         killed as f64 * 100.0 / n as f64
     );
-    Ok(if killed == mutants.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if killed == mutants.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints min/median/max of each figure over `runs` runs. Figures, not

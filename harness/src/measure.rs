@@ -65,11 +65,7 @@ pub fn http(path: &str) -> String {
 /// One column of MariaDB's USER_STATISTICS for `user` on `host` (0 before
 /// the user's first statement). These tell the app's own reads and writes
 /// apart from replication's, which run as a system thread.
-pub async fn user_stat(
-    host: &Host,
-    user: &str,
-    column: &str,
-) -> std::result::Result<u64, Failure> {
+pub async fn user_stat(host: &Host, user: &str, column: &str) -> std::result::Result<u64, Failure> {
     let sql =
         format!("SELECT {column} FROM information_schema.USER_STATISTICS WHERE USER = '{user}'");
     let out = mariadb_sql(host, &sql).await?;

@@ -113,10 +113,11 @@ impl Mutant {
         if let Some(overrides) = &self.file.design {
             let rel = format!("designs/{design}.toml");
             let (path, text) = fixtures.read(&rel)?;
-            let mut base: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let mut base: toml::Table =
+                toml::from_str(&text).map_err(|e| Error::InvalidFixture {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
             merge(&mut base, overrides).map_err(|e| invalid(format!("[design]: {e}")))?;
             write(&rel, &toml::to_string(&base).expect("a table serialises"))?;
         }
@@ -159,7 +160,8 @@ fn merge(base: &mut toml::Table, over: &toml::Table) -> std::result::Result<(), 
     if let Some(unset) = over.get("unset") {
         for key in unset.as_array().into_iter().flatten() {
             let key = key.as_str().ok_or("`unset` lists key names")?;
-            base.remove(key).ok_or_else(|| format!("`unset`: the base sets no `{key}`"))?;
+            base.remove(key)
+                .ok_or_else(|| format!("`unset`: the base sets no `{key}`"))?;
         }
     }
     for (k, v) in over.iter().filter(|(k, _)| *k != "unset") {
@@ -176,9 +178,12 @@ fn merge(base: &mut toml::Table, over: &toml::Table) -> std::result::Result<(), 
                         (Some(i), true) => {
                             b.remove(i);
                         }
-                        (None, true) => return Err(format!("`{k}` has no entry named {name} to remove")),
+                        (None, true) => {
+                            return Err(format!("`{k}` has no entry named {name} to remove"));
+                        }
                         (Some(i), false) => {
-                            let (Some(bt), Some(ot)) = (b[i].as_table_mut(), entry.as_table()) else {
+                            let (Some(bt), Some(ot)) = (b[i].as_table_mut(), entry.as_table())
+                            else {
                                 return Err(format!("`{k}` entries must be tables"));
                             };
                             merge(bt, ot)?;

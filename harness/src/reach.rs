@@ -82,9 +82,11 @@ pub async fn matrix(stack: &Stack, targets: &[(&str, Vec<u16>)]) -> Result<Vec<R
                     continue;
                 }
                 for port in ports {
-                    plan.entry(from.name.clone())
-                        .or_default()
-                        .push((target.to_string(), *port, *addr));
+                    plan.entry(from.name.clone()).or_default().push((
+                        target.to_string(),
+                        *port,
+                        *addr,
+                    ));
                 }
             }
         }

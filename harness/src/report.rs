@@ -253,7 +253,10 @@ mod tests {
         assert!(x.contains("<error message=\"no samples\">"), "{x}");
         assert_eq!(crate::claim::exit_code(&claims), 1);
         assert_eq!(crate::claim::exit_code(&claims[..1]), 0);
-        assert_eq!(crate::claim::exit_code(&[claims[0].clone(), claims[2].clone()]), 2);
+        assert_eq!(
+            crate::claim::exit_code(&[claims[0].clone(), claims[2].clone()]),
+            2
+        );
         assert_eq!(crate::claim::exit_code(&[]), 2);
         // The JSON carries the verdict by its label, and reads back.
         let json = serde_json::to_string(&claims[1]).unwrap();

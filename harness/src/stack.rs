@@ -703,7 +703,9 @@ impl Stack {
                             format!("OUTPUT -d {addr} {proto}-m comment --comment {tag} -j DROP"),
                         ] {
                             // What was added before a failure is undone too.
-                            if let Err(e) = self.host(me)?.run(&format!("iptables -w -I {rule}")).await {
+                            if let Err(e) =
+                                self.host(me)?.run(&format!("iptables -w -I {rule}")).await
+                            {
                                 self.register(Undo::Commands(undo));
                                 return Err(e);
                             }
@@ -877,7 +879,8 @@ impl Stack {
             let what = format!("{undo:?}");
             if let Err(e) = self.undo(undo).await {
                 tracing::warn!("could not undo {what}: {}", e.chain());
-                self.tainted.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.tainted
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 first_error.get_or_insert(e);
             }
         }
@@ -910,9 +913,15 @@ impl Stack {
         let mut waits = Vec::new();
         for host in hosts {
             let Ok(h) = self.host(host) else { continue };
-            let names = self.spec.host(host).map(|s| s.services.clone()).unwrap_or_default();
+            let names = self
+                .spec
+                .host(host)
+                .map(|s| s.services.clone())
+                .unwrap_or_default();
             for name in names {
-                let Ok(spec) = self.service(&name) else { continue };
+                let Ok(spec) = self.service(&name) else {
+                    continue;
+                };
                 if let Some(cmd) = spec.settled.clone() {
                     let deadline = Duration::from_millis(spec.settle_timeout_ms);
                     let status = spec.status.clone();
@@ -942,7 +951,11 @@ impl Stack {
                 }
             }
         }
-        futures::future::join_all(waits).await.into_iter().flatten().collect()
+        futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Records a figure the current claim measured (e.g. `failover outage (ms)`);
@@ -1108,10 +1121,13 @@ impl FaultGuard<'_> {
     /// A host this fault added (for [`Fault::AddHost`]).
     pub fn added_host(&self) -> Option<Host> {
         let faults = self.stack.faults.lock().expect("faults lock");
-        faults.iter().find(|(id, _)| *id == self.id).and_then(|(_, u)| match u {
-            Undo::RemoveHost(h) => Some(h.clone()),
-            _ => None,
-        })
+        faults
+            .iter()
+            .find(|(id, _)| *id == self.id)
+            .and_then(|(_, u)| match u {
+                Undo::RemoveHost(h) => Some(h.clone()),
+                _ => None,
+            })
     }
 }
 

@@ -64,7 +64,12 @@ pub fn main(design: &'static str) -> ExitCode {
     // listing too): one trial per claim would start a stack per claim, so
     // there the claims are one trial on one stack, each reported in its output.
     let mut trials: Vec<Trial> = if std::env::var_os("NEXTEST_RUN_ID").is_some() {
-        vec![all_claims_trial(claims.clone(), design, runtime.clone(), shared.clone())]
+        vec![all_claims_trial(
+            claims.clone(),
+            design,
+            runtime.clone(),
+            shared.clone(),
+        )]
     } else {
         claims
             .iter()
@@ -142,7 +147,9 @@ fn all_claims_trial(
                 let stack = match slot.as_ref().expect("just set") {
                     Ok(s) => s,
                     Err(e) => {
-                        return Err(Failed::from(format!("the {design} stack did not start:\n{e}")));
+                        return Err(Failed::from(format!(
+                            "the {design} stack did not start:\n{e}"
+                        )));
                     }
                 };
                 let outcome = claim::run(stack, claim).await;

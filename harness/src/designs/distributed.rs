@@ -621,7 +621,9 @@ async fn health_check(stack: &Stack) -> CheckResult {
     let rejoin_budget = inter * rise + HEALTH_SLACK;
     let before = measure::haproxy_status(stack.host(LB)?).await?;
     ensure(
-        before.iter().any(|(_, s, st)| s == "server-1" && st == "UP"),
+        before
+            .iter()
+            .any(|(_, s, st)| s == "server-1" && st == "UP"),
         "server-1 was not UP in HAProxy before the fault, so its ejection proves nothing",
         &format!("HAProxy before: {before:?}"),
     )?;
@@ -704,7 +706,12 @@ async fn writes_to_primary(stack: &Stack) -> CheckResult {
     let evidence = format!(
         "{ROUTING_REQUESTS} requests to /write.php, {ok} answered 200; rows the `{APP_USER}` user inserted: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
     );
-    ensure_eq("writes answered 200", ROUTING_REQUESTS as usize, ok, &evidence)?;
+    ensure_eq(
+        "writes answered 200",
+        ROUTING_REQUESTS as usize,
+        ok,
+        &evidence,
+    )?;
     ensure_eq(
         "app rows inserted on (primary, replica)",
         (ROUTING_REQUESTS, 0),
@@ -720,7 +727,12 @@ async fn reads_from_replica(stack: &Stack) -> CheckResult {
     let evidence = format!(
         "{ROUTING_REQUESTS} requests to /index.php, {ok} answered 200; SELECTs by the `{APP_USER}` user: primary ({PRIMARY}) +{primary}, replica ({REPLICA}) +{replica}"
     );
-    ensure_eq("reads answered 200", ROUTING_REQUESTS as usize, ok, &evidence)?;
+    ensure_eq(
+        "reads answered 200",
+        ROUTING_REQUESTS as usize,
+        ok,
+        &evidence,
+    )?;
     ensure_eq(
         "app SELECTs on (primary, replica)",
         (0, ROUTING_REQUESTS),
@@ -742,10 +754,14 @@ pub(super) async fn spof_primary_over(stack: &Stack, scheme: &str) -> CheckResul
     let (writes_before, _) = probe::burst(&stack.client.fresh, &url("/write.php"), 2).await;
     ensure(
         writes_before == 2,
-        format!("before the fault only {writes_before} of 2 writes succeeded, so their failing later proves nothing"),
+        format!(
+            "before the fault only {writes_before} of 2 writes succeeded, so their failing later proves nothing"
+        ),
         "",
     )?;
-    let fault = stack.apply(Fault::StopService(PRIMARY, primary_service)).await?;
+    let fault = stack
+        .apply(Fault::StopService(PRIMARY, primary_service))
+        .await?;
     let result = async {
         let (writes, _) = probe::burst(
             &stack.client.fresh,
@@ -798,11 +814,7 @@ async fn no_https(stack: &Stack) -> CheckResult {
             "timeout 5 openssl s_client -connect {lb_addr}:443 -servername {WWW} -brief </dev/null 2>&1"
         ))
         .await?;
-    let tcp = from
-        .exec(&format!("nc -z -w 1 {lb_addr} 443"))
-        .await?
-        .code
-        == 0;
+    let tcp = from.exec(&format!("nc -z -w 1 {lb_addr} 443")).await?.code == 0;
     let tls_text = match (&listens_443, tcp, handshake.code) {
         (None, false, _) => "nothing listens on lb-1:443 (connection refused)".to_string(),
         (_, _, 0) => format!(
@@ -816,7 +828,9 @@ async fn no_https(stack: &Stack) -> CheckResult {
         ),
         (l, _, _) => format!(
             "lb-1:443 accepts TCP ({}) but completes no TLS handshake",
-            l.as_ref().map(|l| l.process.clone()).unwrap_or_else(|| "?".into())
+            l.as_ref()
+                .map(|l| l.process.clone())
+                .unwrap_or_else(|| "?".into())
         ),
     };
     let secret = format!("secret-{:016x}", rand::random::<u64>());
@@ -844,7 +858,11 @@ async fn no_https(stack: &Stack) -> CheckResult {
         "lb-1 serves HTTPS on 443 (a TLS handshake completed)",
         &evidence,
     )?;
-    crate::claim::ensure_measured(sent.is_ok(), "the plain-HTTP request failed, so nothing crossed the wire", &evidence)?;
+    crate::claim::ensure_measured(
+        sent.is_ok(),
+        "the plain-HTTP request failed, so nothing crossed the wire",
+        &evidence,
+    )?;
     ensure(
         seen.contains(&secret),
         "the secret header was not seen in clear text on the wire",

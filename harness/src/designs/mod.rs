@@ -165,7 +165,10 @@ async fn prometheus(
     );
     let asked = |e: &reqwest::Error| {
         Failure::not_measured(
-            format!("could not ask Prometheus `{query}`: {}", probe::error_chain(e)),
+            format!(
+                "could not ask Prometheus `{query}`: {}",
+                probe::error_chain(e)
+            ),
             "",
         )
     };

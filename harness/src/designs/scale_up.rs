@@ -606,11 +606,7 @@ async fn parsed_heads(stack: &Stack) -> Result<Option<f64>, Failure> {
     if !up.iter().any(|r| r["value"][1].as_str() == Some("1")) {
         return Ok(None);
     }
-    let rows = prometheus(
-        stack,
-        "sum(nginx_http_requests_total{method=\"HEAD\"})",
-    )
-    .await?;
+    let rows = prometheus(stack, "sum(nginx_http_requests_total{method=\"HEAD\"})").await?;
     // Before the first HEAD request mtail has no such series: a true 0,
     // since the target itself is up.
     Ok(Some(
@@ -632,7 +628,10 @@ async fn access_logs_parsed(stack: &Stack) -> CheckResult {
     let Some(before) = parsed_heads(stack).await? else {
         return Err(Failure::new(
             "Prometheus has no mtail target that is up: the parsed access log is not monitored",
-            format!("up{{job=\"mtail\"}}: {:?}", prometheus(stack, "up{job=\"mtail\"}").await?),
+            format!(
+                "up{{job=\"mtail\"}}: {:?}",
+                prometheus(stack, "up{job=\"mtail\"}").await?
+            ),
         ));
     };
     let started = Instant::now();
@@ -658,7 +657,9 @@ async fn access_logs_parsed(stack: &Stack) -> CheckResult {
     while settle.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = parsed_heads(stack).await?.unwrap_or(after);
-        if now - before >= QPS_REQUESTS as f64 || (now == after && settle.elapsed() > Duration::from_secs(3)) {
+        if now - before >= QPS_REQUESTS as f64
+            || (now == after && settle.elapsed() > Duration::from_secs(3))
+        {
             after = now;
             break;
         }
@@ -722,7 +723,9 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
         vars: Default::default(),
     };
     let started = Instant::now();
-    let added = stack.apply(Fault::AddHost(&app2, &Default::default())).await?;
+    let added = stack
+        .apply(Fault::AddHost(&app2, &Default::default()))
+        .await?;
     let host = added.added_host().expect("an added host");
     let app2_addr = host.main_addr();
     let upstream = BTreeMap::from([(
@@ -730,7 +733,9 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
         format!("server {{{{ app-1.private }}}}:9000; server {app2_addr}:9000;"),
     )]);
     let result = async {
-        let reconfigured = stack.apply(Fault::Reconfigure(WEB, "nginx", &upstream)).await?;
+        let reconfigured = stack
+            .apply(Fault::Reconfigure(WEB, "nginx", &upstream))
+            .await?;
         let added_in = started.elapsed();
         let fpm1 = measure::log_lines(stack.host(APP)?, FPM_ACCESS_LOG).await?;
         let fpm2 = measure::log_lines(&host, FPM_ACCESS_LOG).await?;
@@ -855,7 +860,9 @@ async fn dns_failover(stack: &Stack) -> CheckResult {
         "{summary}; www → [{}] with both up{}, served with TTL {}; lb-1 stopped: through a caching resolver its address {}; then www → [{}]; budget TTL + interval + timeout + {} ms slack = {} ms",
         before.join(", "),
         if both.is_some() { "" } else { " (never both)" },
-        served_ttl.map(|t| format!("{t} s")).unwrap_or_else(|| "-".into()),
+        served_ttl
+            .map(|t| format!("{t} s"))
+            .unwrap_or_else(|| "-".into()),
         match gone {
             Some(d) => format!("stopped being returned after {} ms", d.as_millis()),
             None => "was STILL returned".into(),
@@ -893,7 +900,9 @@ async fn replication(stack: &Stack) -> CheckResult {
         memory_mib: None,
         vars: Default::default(),
     };
-    let added = stack.apply(Fault::AddHost(&db2, &Default::default())).await?;
+    let added = stack
+        .apply(Fault::AddHost(&db2, &Default::default()))
+        .await?;
     let host = added.added_host().expect("an added host");
     let db2_addr = host.main_addr();
     let result = async {
@@ -905,7 +914,9 @@ async fn replication(stack: &Stack) -> CheckResult {
         })
         .await;
         let reads = BTreeMap::from([("db_read_host".to_string(), db2_addr.to_string())]);
-        let reconfigured = stack.apply(Fault::Reconfigure(APP, "php-fpm", &reads)).await?;
+        let reconfigured = stack
+            .apply(Fault::Reconfigure(APP, "php-fpm", &reads))
+            .await?;
         let db1 = stack.host(DB)?;
         let count = |h| async move {
             Ok::<_, Failure>((
@@ -1051,10 +1062,16 @@ async fn split_brain(stack: &Stack) -> CheckResult {
     let (both, still, healed) = split?;
     crate::claim::ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
     if let Some(d) = both {
-        stack.record("split brain: both hold the VIP after (ms)", d.as_millis() as f64);
+        stack.record(
+            "split brain: both hold the VIP after (ms)",
+            d.as_millis() as f64,
+        );
     }
     if let Some(d) = healed {
-        stack.record("split brain: one master again after (ms)", d.as_millis() as f64);
+        stack.record(
+            "split brain: one master again after (ms)",
+            d.as_millis() as f64,
+        );
     }
     stack.record("split brain: failed requests", report.failed() as f64);
     let ms = |d: Option<Duration>| {

@@ -264,7 +264,9 @@ async fn redirect(stack: &Stack) -> CheckResult {
             if hsts.is_empty() { "(none)" } else { &hsts }
         ));
         if status != 301 {
-            wrong.push(format!("{path}: plain HTTP answered {status}, not 301 (a permanent redirect)"));
+            wrong.push(format!(
+                "{path}: plain HTTP answered {status}, not 301 (a permanent redirect)"
+            ));
         }
         if location != https(path) {
             wrong.push(format!(
@@ -275,12 +277,19 @@ async fn redirect(stack: &Stack) -> CheckResult {
         if !max_age.is_some_and(|a| a >= HSTS_MIN_AGE) {
             wrong.push(format!(
                 "{path}: HSTS max-age {} is not at least {HSTS_MIN_AGE} s (six months)",
-                max_age.map(|a| a.to_string()).unwrap_or_else(|| "missing".into())
+                max_age
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "missing".into())
             ));
         }
     }
     let evidence = seen.join("; ");
-    ensure_eq("redirect and HSTS problems", Vec::<String>::new(), wrong, &evidence)?;
+    ensure_eq(
+        "redirect and HSTS problems",
+        Vec::<String>::new(),
+        wrong,
+        &evidence,
+    )?;
     Ok(evidence)
 }
 
@@ -317,14 +326,23 @@ fn policy(r: &Reach, web_ports: &[u16], db_ports: &[u16]) -> bool {
 }
 
 /// The ports `process` listens on beyond loopback on `host`, or `default` when it listens on none.
-async fn ports_of(stack: &Stack, host: &str, process: &str, default: u16) -> Result<Vec<u16>, Failure> {
+async fn ports_of(
+    stack: &Stack,
+    host: &str,
+    process: &str,
+    default: u16,
+) -> Result<Vec<u16>, Failure> {
     let ports: Vec<u16> = reach::listeners(stack.host(host)?)
         .await?
         .into_iter()
         .filter(|l| l.process == process)
         .map(|l| l.port)
         .collect();
-    Ok(if ports.is_empty() { vec![default] } else { ports })
+    Ok(if ports.is_empty() {
+        vec![default]
+    } else {
+        ports
+    })
 }
 
 /// Every port lb-1 listens on (plus 80 and 443), probed from every host on
@@ -354,7 +372,11 @@ async fn lb_exposes_only_web(stack: &Stack) -> CheckResult {
             .join(", "),
         reach::table(&rows)
     );
-    claim::ensure_measured(!rows.is_empty(), "no host on public to probe lb-1 from", &evidence)?;
+    claim::ensure_measured(
+        !rows.is_empty(),
+        "no host on public to probe lb-1 from",
+        &evidence,
+    )?;
     ensure_eq(
         "ports of lb-1 whose reachability from public is wrong (only 80 and 443 may be open)",
         Vec::<String>::new(),
@@ -687,7 +709,9 @@ async fn logs_centralised(stack: &Stack) -> CheckResult {
     let mut found: Vec<Option<Duration>> = vec![None; wanted.len()];
     while started.elapsed() < LOG_BUDGET && found.iter().any(Option::is_none) {
         let lines = central
-            .run(&format!("grep -H '{marker}' /var/log/central/*.log 2>/dev/null || true"))
+            .run(&format!(
+                "grep -H '{marker}' /var/log/central/*.log 2>/dev/null || true"
+            ))
             .await?;
         for (i, (server, tag)) in wanted.iter().enumerate() {
             let file = format!("/var/log/central/{server}.log:");
@@ -702,7 +726,10 @@ async fn logs_centralised(stack: &Stack) -> CheckResult {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if let Some(slowest) = found.iter().flatten().max() {
-        stack.record("central log: last line arrived (ms)", slowest.as_millis() as f64);
+        stack.record(
+            "central log: last line arrived (ms)",
+            slowest.as_millis() as f64,
+        );
     }
     let evidence = format!(
         "requests answered {answered:?}; on {MONITOR}'s central log: {}",
@@ -767,7 +794,9 @@ async fn response_times(stack: &Stack) -> CheckResult {
     let slowed = SERVERS[0];
     // A fresh monitoring server needs a scrape or two.
     let _ = wait_for(Duration::from_secs(5), || async {
-        response_series(stack).await.is_ok_and(|r| r.len() >= SERVERS.len())
+        response_series(stack)
+            .await
+            .is_ok_and(|r| r.len() >= SERVERS.len())
     })
     .await;
     let before = response_series(stack).await?;
@@ -778,7 +807,11 @@ async fn response_times(stack: &Stack) -> CheckResult {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let missing: Vec<&str> = SERVERS.iter().copied().filter(|s| has(&before, s).is_none()).collect();
+    let missing: Vec<&str> = SERVERS
+        .iter()
+        .copied()
+        .filter(|s| has(&before, s).is_none())
+        .collect();
     ensure(
         missing.is_empty(),
         format!("the monitoring server holds no response-time series for {missing:?}"),
@@ -786,11 +819,10 @@ async fn response_times(stack: &Stack) -> CheckResult {
     )?;
     let fault = stack.apply(Fault::SlowLink(slowed, SLOW_KBIT)).await?;
     // Concurrent dynamic pages: half go to the slowed server and queue on its link.
-    let (answered, _) = probe::burst(&stack.client.fresh, &https("/index.php"), SLOW_REQUESTS).await;
+    let (answered, _) =
+        probe::burst(&stack.client.fresh, &https("/index.php"), SLOW_REQUESTS).await;
     fault.restore().await?;
-    let rose = |rows: &[(String, f64)]| {
-        matches!((has(rows, slowed), has(&before, slowed)), (Some(a), Some(b)) if a >= b + RESPONSE_RISE_MS)
-    };
+    let rose = |rows: &[(String, f64)]| matches!((has(rows, slowed), has(&before, slowed)), (Some(a), Some(b)) if a >= b + RESPONSE_RISE_MS);
     let mut after = response_series(stack).await?;
     let started = Instant::now();
     // A scrape or two until Prometheus has HAProxy's new averages.
@@ -803,10 +835,16 @@ async fn response_times(stack: &Stack) -> CheckResult {
         shown(&before),
         shown(&after)
     );
-    claim::ensure_measured(answered > 0, "no request was answered while the backend was slowed", &evidence)?;
+    claim::ensure_measured(
+        answered > 0,
+        "no request was answered while the backend was slowed",
+        &evidence,
+    )?;
     ensure(
         rose(&after),
-        format!("the monitored response time of {slowed} did not rise by {RESPONSE_RISE_MS} ms while its link was slowed"),
+        format!(
+            "the monitored response time of {slowed} did not rise by {RESPONSE_RISE_MS} ms while its link was slowed"
+        ),
         &evidence,
     )?;
     let other = SERVERS[1];
@@ -826,7 +864,11 @@ async fn ssl_termination_plaintext(stack: &Stack) -> CheckResult {
         "{sent} of 2 HTTPS requests with a secret answered; captures on the servers of all traffic with lb-1: {}",
         captured(&seen)
     );
-    claim::ensure_measured(sent > 0, "no HTTPS request was answered, so nothing crossed the path", &evidence)?;
+    claim::ensure_measured(
+        sent > 0,
+        "no HTTPS request was answered, so nothing crossed the path",
+        &evidence,
+    )?;
     claim::ensure_measured(
         seen.iter().any(|(_, n, _)| *n > 0),
         "the captures caught no traffic from lb-1 at all",
@@ -924,7 +966,10 @@ async fn reencrypt(stack: &Stack) -> CheckResult {
     );
     claim::ensure_measured(
         unmeasured.is_empty(),
-        format!("with the variant, claims could not be measured: {}", unmeasured.join("; ")),
+        format!(
+            "with the variant, claims could not be measured: {}",
+            unmeasured.join("; ")
+        ),
         &evidence,
     )?;
     ensure_eq("requests answered", 2, sent, &evidence)?;
