@@ -213,9 +213,19 @@ async fn wait_holder(
     lb: &str,
     deadline: Duration,
 ) -> Result<Option<Duration>, Failure> {
+    wait_holders(stack, deadline, |h| h == [lb.to_string()]).await
+}
+
+/// Polls the VIP's holders every 20 ms until `want` accepts them, at most
+/// `deadline`; returns how long that took.
+async fn wait_holders(
+    stack: &Stack,
+    deadline: Duration,
+    want: impl Fn(&[String]) -> bool,
+) -> Result<Option<Duration>, Failure> {
     let started = Instant::now();
     while started.elapsed() < deadline {
-        if holders(stack).await? == vec![lb.to_string()] {
+        if want(&holders(stack).await?) {
             return Ok(Some(started.elapsed()));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1017,18 +1027,6 @@ async fn resource_isolation(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// Waits until both load balancers hold the VIP; returns how long that took.
-async fn wait_both(stack: &Stack, deadline: Duration) -> Result<Option<Duration>, Failure> {
-    let started = Instant::now();
-    while started.elapsed() < deadline {
-        if holders(stack).await?.len() == LBS.len() {
-            return Ok(Some(started.elapsed()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(None)
-}
-
 /// VRRP adverts between the pair dropped while HTTP still flows: both take
 /// the VIP. Measured: how soon, whether it lasts, what clients see, and how
 /// soon one master remains once the adverts flow again.
@@ -1050,7 +1048,7 @@ async fn split_brain(stack: &Stack) -> CheckResult {
             let cut = stack
                 .apply(Fault::Partition(MASTER, BACKUP, Some(VRRP_PROTOCOL)))
                 .await?;
-            let both = wait_both(stack, SPLIT_WAIT).await?;
+            let both = wait_holders(stack, SPLIT_WAIT, |h| h.len() == LBS.len()).await?;
             tokio::time::sleep(SPLIT_HOLD).await;
             let still = holders(stack).await?;
             cut.restore().await?;
