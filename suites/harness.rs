@@ -45,7 +45,7 @@ fn a_panicking_test_leaves_nothing_behind() {
     let panicked = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let stack = Stack::start("simple_web", Fixtures::from_env().unwrap())
+            let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
                 .await
                 .unwrap();
             tx.send(stack.run.id.clone()).unwrap();
@@ -114,8 +114,8 @@ async fn a_dead_runs_leftovers_are_swept_and_a_live_run_is_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_at_once_do_not_collide() {
     let (a, b) = tokio::try_join!(
-        Stack::start("simple_web", Fixtures::from_env().unwrap()),
-        Stack::start("simple_web", Fixtures::from_env().unwrap())
+        Stack::start("simple_web", Fixtures::design("simple_web").unwrap()),
+        Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
     )
     .unwrap();
     assert_ne!(a.run.id, b.run.id);
@@ -167,7 +167,7 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
         "<VirtualHost *:80>\n    NoSuchDirective on\n</VirtualHost>\n",
     )
     .unwrap();
-    let fixtures = Fixtures::from_env()
+    let fixtures = Fixtures::design("simple_web")
         .unwrap()
         .with_overlay(dir.clone())
         .unwrap();
@@ -281,9 +281,10 @@ fn ctrl_c_of_the_cli_removes_its_run() {
 }
 
 /// A check that stops Apache and then errors out mid-fault, without undoing it.
-fn errors_mid_fault(
-    stack: &Stack,
-) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+fn errors_mid_fault<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
             .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
@@ -296,9 +297,10 @@ fn errors_mid_fault(
 }
 
 /// A check that stops the whole server and then panics mid-fault.
-fn panics_mid_fault(
-    stack: &Stack,
-) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+fn panics_mid_fault<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
             .apply(stackproof::stack::Fault::StopHost("server-1"))
@@ -308,9 +310,10 @@ fn panics_mid_fault(
 }
 
 /// A check whose fault cannot be undone: it stops Apache, then removes its binary.
-fn breaks_its_own_undo(
-    stack: &Stack,
-) -> futures::future::BoxFuture<'_, stackproof::claim::CheckResult> {
+fn breaks_its_own_undo<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
             .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
@@ -326,7 +329,7 @@ fn breaks_its_own_undo(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_is_undone_however_its_claim_ends() {
     use stackproof::claim::{self, Claim, Verdict};
-    let stack = Stack::start("simple_web", Fixtures::from_env().unwrap())
+    let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
         .await
         .unwrap();
     let static_claim = stackproof::designs::claims("simple_web")
@@ -335,15 +338,18 @@ async fn a_fault_is_undone_however_its_claim_ends() {
         .find(|c| c.id == "simple_web.web.static_by_apache")
         .unwrap();
     for (id, check) in [
-        ("test.errors_mid_fault", errors_mid_fault as claim::Check),
-        ("test.panics_mid_fault", panics_mid_fault as claim::Check),
+        (
+            "test.errors_mid_fault",
+            errors_mid_fault as stackproof::kinds::KindCheck,
+        ),
+        ("test.panics_mid_fault", panics_mid_fault),
     ] {
-        let broken = Claim {
+        let broken = Claim::rust(
             id,
-            says: "a claim that ends in the middle of its fault",
-            proves: "nothing: it errors or panics mid-fault",
+            "a claim that ends in the middle of its fault",
+            "nothing: it errors or panics mid-fault",
             check,
-        };
+        );
         let o = claim::run(&stack, &broken).await;
         assert!(
             matches!(o.verdict, Verdict::NotMeasured(_)),
@@ -363,12 +369,12 @@ async fn a_fault_is_undone_however_its_claim_ends() {
     // A fault that cannot be undone taints the stack, and the claim is not a PASS.
     let o = claim::run(
         &stack,
-        &Claim {
-            id: "test.breaks_its_own_undo",
-            says: "a claim whose fault cannot be undone",
-            proves: "nothing: its fault cannot be undone",
-            check: breaks_its_own_undo,
-        },
+        &Claim::rust(
+            "test.breaks_its_own_undo",
+            "a claim whose fault cannot be undone",
+            "nothing: its fault cannot be undone",
+            breaks_its_own_undo,
+        ),
     )
     .await;
     assert!(stack.tainted(), "a failed undo must taint the stack");
@@ -390,7 +396,7 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
                 "option httpchk GET /no-such-page",
             );
     std::fs::write(&cfg, base).unwrap();
-    let fixtures = Fixtures::from_env()
+    let fixtures = Fixtures::design("distributed")
         .unwrap()
         .with_overlay(dir.clone())
         .unwrap();
@@ -431,7 +437,7 @@ async fn answers(stack: &Stack, from: &str, to: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     use stackproof::stack::Fault;
-    let stack = Stack::start("distributed", Fixtures::from_env().unwrap())
+    let stack = Stack::start("distributed", Fixtures::design("distributed").unwrap())
         .await
         .unwrap();
     assert!(

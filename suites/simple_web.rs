@@ -1,6 +1,6 @@
 //! simple_web: one LAMP server found through DNS. Every claim of CLAIMS.md's
 //! simple_web section against real containers, and every mutant of
-//! `fixtures/mutants/simple_web/` failing the claim it names.
+//! `fixtures/designs/simple_web/mutants/` failing the claim it names.
 
 fn main() -> std::process::ExitCode {
     stackproof::suite::main("simple_web")

@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -24,20 +23,44 @@ pub const CLAIM_DEADLINE: Duration = Duration::from_secs(120);
 /// What a check returns: evidence on success.
 pub type CheckResult = std::result::Result<String, Failure>;
 
-/// A check: measures one claim on a running stack.
-pub type Check = for<'a> fn(&'a Stack) -> BoxFuture<'a, CheckResult>;
-
-/// One claim of a design, as catalogued in CLAIMS.md.
-#[derive(Clone, Copy)]
+/// One claim of a design: an entry of its `claims.toml`, bound to its check kind.
+#[derive(Clone)]
 pub struct Claim {
     /// Its stable ID, e.g. `simple_web.dns.www_a_record`.
-    pub id: &'static str,
+    pub id: String,
     /// What the design text says.
-    pub says: &'static str,
+    pub says: String,
     /// The assertion, in one sentence: how the check proves it.
-    pub proves: &'static str,
-    /// How we prove it.
-    pub check: Check,
+    pub proves: String,
+    /// Its check kind's name (`dns.a_record`).
+    pub kind: &'static str,
+    /// Its parameters, checked against the kind and the design.
+    pub params: std::sync::Arc<crate::kinds::Params>,
+    /// The kind's check.
+    pub check: crate::kinds::KindCheck,
+    /// Why the design's owner skips it: reported as SKIP with this reason, never run.
+    pub skip: Option<String>,
+}
+
+impl Claim {
+    /// A claim checked by Rust code of your own, with no parameters: for a
+    /// suite's own checks on a running stack (`claim::run` runs it like any other).
+    pub fn rust(
+        id: impl Into<String>,
+        says: impl Into<String>,
+        proves: impl Into<String>,
+        check: crate::kinds::KindCheck,
+    ) -> Claim {
+        Claim {
+            id: id.into(),
+            says: says.into(),
+            proves: proves.into(),
+            kind: "rust",
+            params: Default::default(),
+            check,
+            skip: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Claim {
@@ -178,6 +201,9 @@ pub enum Verdict {
     /// Our tooling could not measure: ERROR.
     #[serde(rename = "ERROR")]
     NotMeasured(Failure),
+    /// The design's owner skips it, for the reason given: SKIP. Never run.
+    #[serde(rename = "SKIP")]
+    Skipped(String),
 }
 
 impl Verdict {
@@ -187,13 +213,14 @@ impl Verdict {
             Verdict::Held => "PASS",
             Verdict::Broken(_) => "FAIL",
             Verdict::NotMeasured(_) => "ERROR",
+            Verdict::Skipped(_) => "SKIP",
         }
     }
 
     /// Why it did not hold, unless it held.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Verdict::Held => None,
+            Verdict::Held | Verdict::Skipped(_) => None,
             Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f),
         }
     }
@@ -201,6 +228,11 @@ impl Verdict {
     /// Whether the claim held.
     pub fn held(&self) -> bool {
         matches!(self, Verdict::Held)
+    }
+
+    /// Whether the claim was skipped on purpose.
+    pub fn skipped(&self) -> bool {
+        matches!(self, Verdict::Skipped(_))
     }
 
     /// Whether the design broke the claim.
@@ -241,13 +273,14 @@ pub struct Outcome {
     pub figures: Vec<(String, f64)>,
 }
 
-/// The process exit code for a set of outcomes: 0 when every claim held,
-/// 1 when one broke, 2 when none broke but some could not be measured (or
-/// there was nothing to measure).
+/// The process exit code for a set of outcomes: 0 when every claim that
+/// ran held, 1 when one broke, 2 when none broke but some could not be
+/// measured (or nothing ran). Skipped claims count for nothing.
 pub fn exit_code(outcomes: &[Outcome]) -> u8 {
-    if outcomes.iter().any(|o| o.verdict.broken()) {
+    let ran: Vec<&Outcome> = outcomes.iter().filter(|o| !o.verdict.skipped()).collect();
+    if ran.iter().any(|o| o.verdict.broken()) {
         1
-    } else if !outcomes.is_empty() && outcomes.iter().all(|o| o.verdict.held()) {
+    } else if !ran.is_empty() && ran.iter().all(|o| o.verdict.held()) {
         0
     } else {
         2
@@ -260,9 +293,19 @@ pub fn exit_code(outcomes: &[Outcome]) -> u8 {
 /// that fails the stack is marked tainted (see [`Stack::tainted`]).
 pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     use futures::FutureExt as _;
+    if let Some(reason) = &claim.skip {
+        return Outcome {
+            id: claim.id.clone(),
+            says: claim.says.clone(),
+            verdict: Verdict::Skipped(reason.clone()),
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+        };
+    }
     let started = Instant::now();
     stack.take_figures();
-    let check = std::panic::AssertUnwindSafe((claim.check)(stack)).catch_unwind();
+    let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,
         Ok(Err(panic)) => Err(Failure::not_measured(
@@ -286,7 +329,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         );
         match &mut verdict {
             Verdict::Broken(f) | Verdict::NotMeasured(f) => f.summary.push_str(&note),
-            Verdict::Held => {
+            Verdict::Held | Verdict::Skipped(_) => {
                 verdict = Verdict::NotMeasured(Failure::not_measured(
                     note.trim().to_string(),
                     evidence.clone(),
@@ -298,8 +341,8 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         f.logs = all_logs(stack).await;
     }
     Outcome {
-        id: claim.id.into(),
-        says: claim.says.into(),
+        id: claim.id.clone(),
+        says: claim.says.clone(),
         verdict,
         evidence,
         millis,

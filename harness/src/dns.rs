@@ -2,7 +2,7 @@
 //!
 //! It listens on the gateway address of the design's first network (where
 //! both the harness's client and the containers reach it), on one port for
-//! UDP and TCP. The zone comes from a zone file in `fixtures/dns/` with
+//! UDP and TCP. The zone comes from the design folder's zone file with
 //! `{{ }}` placeholders for the run's addresses; records can be replaced
 //! while the run goes on (DNS-based failover needs that).
 
@@ -213,7 +213,7 @@ async fn replace_a(zone: &InMemoryZoneHandler, fqdn: Name, addrs: &[Ipv4Addr], t
     records.insert(key, Arc::new(set));
 }
 
-/// A health-checked name, as `fixtures/dns/health.toml` describes it.
+/// A health-checked name, as the design's `dns-health.toml` describes it.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {

@@ -41,6 +41,24 @@ impl Fixtures {
         Ok(f)
     }
 
+    /// The layers of a design: the built-in library, the design's folder
+    /// over it (its `services/`, zone, variants), then STACKPROOF_FIXTURES.
+    pub fn for_design(dir: PathBuf) -> Result<Self> {
+        let mut f = Fixtures {
+            layers: vec![Self::builtin_dir(), dir],
+            owned: Vec::new(),
+        };
+        if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
+            f = f.with_overlay(PathBuf::from(dir))?;
+        }
+        Ok(f)
+    }
+
+    /// The layers of design `name_or_path` (a built-in name or a folder).
+    pub fn design(name_or_path: &str) -> Result<Self> {
+        crate::design::DesignDir::locate(name_or_path)?.fixtures()
+    }
+
     /// Adds a folder on top: its files replace those of the layers below.
     pub fn with_overlay(mut self, dir: PathBuf) -> Result<Self> {
         if !dir.is_dir() {

@@ -1,7 +1,7 @@
 //! stackproof proves, with real servers, that a web infrastructure design
 //! does what its text says.
 //!
-//! A design (`fixtures/designs/<name>.toml`) names networks and hosts and the
+//! A design (`fixtures/designs/<name>/design.toml`) names networks and hosts and the
 //! services on each host; [`stack::Stack::start`] builds it as containers
 //! from an image made locally from Debian 12 packages, with the run's own
 //! DNS server, CA and client. Each sentence of the design is a
@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Every claim can fail: `fixtures/mutants/<design>/` holds broken variants,
+//! Every claim can fail: `fixtures/designs/<design>/mutants/` holds broken variants,
 //! and each suite proves its mutant makes its claim fail. Everything a run
 //! creates is labelled with its run id and removed when the stack is
 //! dropped, on panic, and on Ctrl-C; a start sweeps what killed runs left.
@@ -27,6 +27,7 @@
 pub mod capture;
 pub mod claim;
 pub mod client;
+pub mod design;
 pub mod designs;
 pub mod dns;
 pub mod docker;
@@ -34,6 +35,7 @@ pub mod error;
 pub mod fixtures;
 pub mod host;
 pub mod images;
+pub mod kinds;
 pub mod measure;
 pub mod mutant;
 pub mod network;

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stackproof::claim;
+use stackproof::design::Design;
 use stackproof::designs;
 use stackproof::docker;
 use stackproof::error::Error;
 use stackproof::fixtures::Fixtures;
 use stackproof::images;
 use stackproof::report::{self, RunReport};
-use stackproof::stack::Stack;
 
 #[derive(Parser)]
 #[command(
@@ -210,30 +210,35 @@ async fn check(
     junit: Option<PathBuf>,
     keep: bool,
 ) -> Result<ExitCode, Error> {
-    let mut claims = designs::claims(design)?;
-    if !only.is_empty() {
-        for id in only {
-            if !claims.iter().any(|c| c.id == id) {
-                return Err(Error::Unknown {
-                    kind: "claim",
-                    name: id.clone(),
-                    known: claims.iter().map(|c| c.id).collect::<Vec<_>>().join(", "),
-                });
-            }
-        }
-        claims.retain(|c| only.iter().any(|id| id == c.id));
-    }
-    // The built-in fixtures, then the user's folder (flag, else STACKPROOF_FIXTURES via clap's env).
-    let mut layers = Fixtures::from_env()?;
+    let mut loaded = Design::load(design)?;
+    // The user's folder over the design (the flag; STACKPROOF_FIXTURES is already a layer).
     let from_env = std::env::var_os("STACKPROOF_FIXTURES").map(PathBuf::from);
     if let Some(dir) = fixtures
         && from_env.as_ref() != Some(&dir)
     {
-        layers = layers.with_overlay(dir)?;
+        loaded = loaded.with_overlay(dir)?;
     }
+    let mut claims = loaded.claims.clone();
+    if !only.is_empty() {
+        for id in only {
+            if !claims.iter().any(|c| &c.id == id) {
+                return Err(Error::Unknown {
+                    kind: "claim",
+                    name: id.clone(),
+                    known: claims
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        claims.retain(|c| only.iter().any(|id| id == &c.id));
+    }
+    let design = loaded.name.as_str();
     println!("stackproof check {design}: starting the design");
     let started = std::time::Instant::now();
-    let mut stack = Stack::start(design, layers).await?;
+    let mut stack = loaded.start().await?;
     if keep {
         stack.keep();
     }
@@ -252,13 +257,13 @@ async fn check(
         println!("  note: {}", note.replace('\n', "\n        "));
     }
     // Grouped by the part of the design they speak for, in catalogue order within a part.
-    claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(c.id)));
+    claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(&c.id)));
     let mut outcomes = Vec::new();
     let mut part = "";
     for c in &claims {
         // Claims come grouped by the part of the design they speak for.
-        if report::part(c.id) != part {
-            part = report::part(c.id);
+        if report::part(&c.id) != part {
+            part = report::part(&c.id);
             println!("\n{part}");
         }
         let o = claim::run(&stack, c).await;
@@ -267,13 +272,19 @@ async fn check(
     }
     println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
-    let (held, broken, unmeasured) = (
+    let (held, broken, unmeasured, skipped) = (
         count(claim::Verdict::held),
         count(claim::Verdict::broken),
         count(|v| matches!(v, claim::Verdict::NotMeasured(_))),
+        count(claim::Verdict::skipped),
     );
     println!(
-        "{held} held, {broken} broken, {unmeasured} not measured, in {:.1} s",
+        "{held} held, {broken} broken, {unmeasured} not measured{}, in {:.1} s",
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
         started.elapsed().as_secs_f64()
     );
     // The plain closing line CI systems read.
@@ -299,8 +310,9 @@ async fn check(
 /// Every mutant against every claim, the way mutation-testing tools report:
 /// which claims discriminate, which mutants break more than they should.
 async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
-    let claims = designs::claims(design)?;
-    let mutants = claim::mutants(design)?;
+    let loaded = Design::load(design)?;
+    let (claims, mutants) = (&loaded.claims, &loaded.mutants);
+    let design = loaded.name.as_str();
     let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
     println!(
         "stackproof mutants {design}: {} mutants x {} claims",
@@ -308,21 +320,23 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
         claims.len()
     );
     for (i, c) in claims.iter().enumerate() {
-        println!("  {:>2}  {}", i + 1, short(c.id));
+        println!("  {:>2}  {}", i + 1, short(&c.id));
     }
-    println!("F = FAIL, . = held, E = ERROR (not measured), S = the design did not start");
+    println!(
+        "F = FAIL, . = held, E = ERROR (not measured), - = skipped, S = the design did not start"
+    );
     let header: String = (1..=claims.len()).map(|i| format!("{i:>3}")).collect();
     println!("{:<32}{header}  own claim", "mutant");
     let (mut killed, mut over) = (0, 0);
-    for m in &mutants {
-        let fixtures = m.apply(Fixtures::from_env()?, design)?;
-        let row: Vec<char> = match Stack::start(design, fixtures).await {
+    for m in mutants {
+        let row: Vec<char> = match loaded.start_mutant(m).await {
             Ok(stack) => {
                 let mut row = Vec::new();
-                for c in &claims {
+                for c in claims {
                     let o = claim::run(&stack, c).await;
                     row.push(match o.verdict {
                         claim::Verdict::Held => '.',
+                        claim::Verdict::Skipped(_) => '-',
                         claim::Verdict::Broken(_) => 'F',
                         claim::Verdict::NotMeasured(_) => 'E',
                     });
@@ -378,9 +392,11 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
 /// verdicts: the budgets in DESIGN.md are compared by a person, because
 /// timings on a shared machine are not fit to fail a build.
 async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error> {
-    let claims = designs::claims(design)?;
+    let loaded = Design::load(design)?;
+    let claims = &loaded.claims;
+    let design = loaded.name.as_str();
     let docker = docker::connect().await?;
-    let fixtures = Fixtures::from_env()?;
+    let fixtures = loaded.fixtures.clone();
     if cold {
         images::remove_images(&docker).await?;
     }
@@ -402,14 +418,14 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
     };
     let mut failures = 0;
     for i in 0..runs {
-        let stack = Stack::start(design, fixtures.clone()).await?;
+        let stack = loaded.start().await?;
         record(
             "topology up, all services ready (ms)",
             stack.up_time.as_millis() as f64,
         );
-        for c in &claims {
+        for c in claims {
             let o = claim::run(&stack, c).await;
-            if !o.verdict.held() {
+            if !o.verdict.held() && !o.verdict.skipped() {
                 failures += 1;
                 println!("run {}: {}", i + 1, report::checklist_line(&o));
             }

@@ -3,7 +3,7 @@
 //! what it changes, so a change to a design never leaves a stale copy:
 //!
 //! ```toml
-//! # fixtures/mutants/distributed/balance_source/mutant.toml
+//! # fixtures/designs/distributed/mutants/balance_source/mutant.toml
 //! fails = "distributed.lb.round_robin"
 //! why = "HAProxy balances by source address"
 //!
@@ -20,7 +20,7 @@
 //! db_read_host = "{{ server-1.public }}"
 //! ```
 //!
-//! `variant = "reencrypt"` lays a documented variant (`fixtures/variants/`)
+//! `variant = "reencrypt"` lays a documented variant (a design folder's `variants/`)
 //! on the base first; any other file in the mutant's folder replaces the
 //! file of the same path (for a file the base does not have).
 
@@ -83,10 +83,10 @@ impl Drop for TempDir {
 }
 
 impl Mutant {
-    /// `base` with this mutant laid on top, for `design`: its variant, its
+    /// `base` (a design's fixtures) with this mutant laid on top: its variant, its
     /// whole files, then its design overrides and patches, written to a
     /// temporary folder that lives as long as the returned fixtures.
-    pub fn apply(&self, base: Fixtures, design: &str) -> Result<Fixtures> {
+    pub fn apply(&self, base: Fixtures) -> Result<Fixtures> {
         let mut fixtures = base;
         if let Some(v) = &self.file.variant {
             fixtures = fixtures.with_variant(v)?;
@@ -111,15 +111,15 @@ impl Mutant {
                 .map_err(Error::io(format!("write `{}`", path.display())))
         };
         if let Some(overrides) = &self.file.design {
-            let rel = format!("designs/{design}.toml");
-            let (path, text) = fixtures.read(&rel)?;
+            let rel = crate::spec::DESIGN_FILE;
+            let (path, text) = fixtures.read(rel)?;
             let mut base: toml::Table =
                 toml::from_str(&text).map_err(|e| Error::InvalidFixture {
                     path: path.clone(),
                     detail: e.to_string(),
                 })?;
             merge(&mut base, overrides).map_err(|e| invalid(format!("[design]: {e}")))?;
-            write(&rel, &toml::to_string(&base).expect("a table serialises"))?;
+            write(rel, &toml::to_string(&base).expect("a table serialises"))?;
         }
         // Patches apply in order, each to the file as the layers below (and earlier patches) left it.
         let mut patched: std::collections::BTreeMap<String, String> = Default::default();
@@ -200,12 +200,13 @@ fn merge(base: &mut toml::Table, over: &toml::Table) -> std::result::Result<(), 
     Ok(())
 }
 
-/// The mutants of `design`: `fixtures/mutants/<design>/<name>/mutant.toml`.
+/// The mutants of `design` (a name or a folder): `<design>/mutants/<name>/mutant.toml`.
 pub fn mutants(design: &str) -> Result<Vec<Mutant>> {
-    mutants_in(&Fixtures::builtin_dir().join("mutants").join(design))
+    crate::design::DesignDir::locate(design)?.mutants()
 }
 
-fn mutants_in(root: &Path) -> Result<Vec<Mutant>> {
+/// The mutants in folder `root`, by name.
+pub(crate) fn mutants_in(root: &Path) -> Result<Vec<Mutant>> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(root) else {
         return Ok(out);
@@ -285,9 +286,9 @@ mod tests {
         for design in ["simple_web", "distributed", "secured_monitored", "scale_up"] {
             for m in mutants(design).unwrap() {
                 let f = m
-                    .apply(Fixtures::from_env().unwrap(), design)
+                    .apply(Fixtures::design(design).unwrap())
                     .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
-                crate::spec::DesignSpec::load(&f, design)
+                crate::spec::DesignSpec::load(&f)
                     .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
             }
         }

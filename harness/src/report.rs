@@ -150,6 +150,10 @@ pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
         // JUnit wants the failure or error before system-out.
         let (tag, f) = match &o.verdict {
             Verdict::Held => ("", None),
+            Verdict::Skipped(why) => {
+                let _ = write!(x, "<skipped message=\"{}\"/>", xml(why));
+                ("", None)
+            }
             Verdict::Broken(f) => ("failure", Some(f)),
             Verdict::NotMeasured(f) => ("error", Some(f)),
         };

@@ -1,5 +1,5 @@
 //! What a design is made of, as read from `fixtures/`: the design file
-//! (`designs/<name>.toml`: networks, hosts and the services on each) and
+//! (`design.toml` in a design folder: networks, hosts and the services on each) and
 //! one service file per service (`services/<name>/service.toml`: its files,
 //! how to check, start, stop, reload and kill it, and when it is ready).
 //!
@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::fixtures::Fixtures;
+
+/// The topology file of a design folder.
+pub const DESIGN_FILE: &str = "design.toml";
 
 /// A design: its networks, hosts and DNS zone.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,10 +154,9 @@ pub enum Ready {
 }
 
 impl DesignSpec {
-    /// Reads `designs/<name>.toml` and checks that it hangs together.
-    pub fn load(fixtures: &Fixtures, name: &str) -> Result<Self> {
-        let rel = format!("designs/{name}.toml");
-        let (path, text) = fixtures.read(&rel)?;
+    /// Reads the design's `design.toml` and checks that it hangs together.
+    pub fn load(fixtures: &Fixtures) -> Result<Self> {
+        let (path, text) = fixtures.read(DESIGN_FILE)?;
         let spec: DesignSpec = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
             path: path.clone(),
             detail: e.to_string(),

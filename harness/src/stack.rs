@@ -96,7 +96,7 @@ impl Stack {
     pub async fn start(design: &str, fixtures: Fixtures) -> Result<Stack> {
         let docker = docker::connect().await?;
         docker::sweep_dead_runs(&docker).await?;
-        let spec = DesignSpec::load(&fixtures, design)?;
+        let spec = DesignSpec::load(&fixtures)?;
         // The design's services (an unknown one is an error naming the known
         // ones), then every other service of the fixtures, for hosts added at run time.
         let mut services = BTreeMap::new();
@@ -352,7 +352,7 @@ impl Stack {
         }
         let design_file = self
             .fixtures
-            .path(&format!("designs/{}.toml", self.design))
+            .path(crate::spec::DESIGN_FILE)
             .unwrap_or_default();
         for (k, v) in host_spec.map(|h| h.vars.clone()).unwrap_or_default() {
             let value = render(&v, &vars, &design_file)?;
@@ -979,7 +979,8 @@ impl Stack {
 }
 
 /// The services the fixture layers define (folders holding a service.toml).
-fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> {
+/// The services every layer of `fixtures` defines, by name.
+pub fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> {
     fixtures
         .layers()
         .iter()
@@ -1030,7 +1031,11 @@ fn addresses_and_vars(
         // The network's virtual address, for a VRRP pair to hold.
         vars.insert(format!("{name}.vip"), net.address(FIRST_VIP).to_string());
     }
-    let design_file = std::path::PathBuf::from(format!("designs/<{}>.toml [vars]", spec.summary));
+    let design_file = std::path::PathBuf::from(format!(
+        "{} [vars] ({})",
+        crate::spec::DESIGN_FILE,
+        spec.summary
+    ));
     for (k, v) in &spec.vars {
         let value = render(v, &vars, &design_file)?;
         vars.insert(k.clone(), value);

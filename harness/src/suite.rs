@@ -73,7 +73,7 @@ pub fn main(design: &'static str) -> ExitCode {
     } else {
         claims
             .iter()
-            .map(|c| claim_trial(*c, design, runtime.clone(), shared.clone()))
+            .map(|c| claim_trial(c.clone(), design, runtime.clone(), shared.clone()))
             .collect()
     };
     trials.extend(
@@ -94,7 +94,8 @@ fn claim_trial(
     rt: Arc<tokio::runtime::Runtime>,
     shared: Shared,
 ) -> Trial {
-    Trial::test(claim.id, move || {
+    let skipped = claim.skip.is_some();
+    Trial::test(claim.id.clone(), move || {
         rt.block_on(async {
             let mut slot = shared.lock().await;
             // A stack whose fault could not be undone is no longer the design.
@@ -122,6 +123,8 @@ fn claim_trial(
             }
         })
     })
+    // A claim its design skips shows as ignored, with its reason in `stackproof check`.
+    .with_ignored_flag(skipped)
 }
 
 /// Every claim of `design` as one test on one stack (for nextest): each
@@ -154,7 +157,7 @@ fn all_claims_trial(
                 };
                 let outcome = claim::run(stack, claim).await;
                 println!("{}", checklist_line(&outcome));
-                if !outcome.verdict.held() {
+                if !outcome.verdict.held() && !outcome.verdict.skipped() {
                     not_held.push(format!("{} {}", outcome.verdict.label(), claim.id));
                 }
             }
@@ -179,7 +182,7 @@ fn mutant_trial(
     rt: Arc<tokio::runtime::Runtime>,
 ) -> Trial {
     let name = format!("mutant::{}::fails::{}", mutant.name, mutant.fails);
-    let claim = claims.iter().find(|c| c.id == mutant.fails).copied();
+    let claim = claims.iter().find(|c| c.id == mutant.fails).cloned();
     Trial::test(name, move || {
         let Some(claim) = claim else {
             return Err(Failed::from(format!(
@@ -206,15 +209,19 @@ fn mutant_trial(
                     "mutant `{}` ({}) should make `{}` fail, but it held: {}",
                     mutant.name, mutant.why, claim.id, outcome.evidence
                 ))),
+                Verdict::Skipped(why) => Err(Failed::from(format!(
+                    "mutant `{}` names claim `{}`, which the design skips ({why}), so the mutant proves nothing",
+                    mutant.name, claim.id
+                ))),
             }
         })
     })
 }
 
 async fn start(design: &str, mutant: Option<&Mutant>) -> Result<Stack, String> {
-    let fixtures = Fixtures::from_env().map_err(|e| e.chain())?;
+    let fixtures = Fixtures::design(design).map_err(|e| e.chain())?;
     let fixtures = match mutant {
-        Some(m) => m.apply(fixtures, design).map_err(|e| e.chain())?,
+        Some(m) => m.apply(fixtures).map_err(|e| e.chain())?,
         None => fixtures,
     };
     let stack = Stack::start(design, fixtures)

@@ -1,6 +1,6 @@
 //! distributed: lb-1 (HAProxy, round-robin) over server-1 and server-2, each
 //! Nginx + the PHP app + MariaDB (primary on server-1, replica on server-2).
-//! Design file: `fixtures/designs/distributed.toml`.
+//! Design file: `fixtures/designs/distributed/design.toml`.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use futures::FutureExt;
 
 use super::www_addresses;
 use super::{header, req_failed};
-use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
+use crate::claim::{CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::measure::{self, FPM_ACCESS_LOG, NGINX_ACCESS_LOG, http};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};
@@ -33,90 +33,90 @@ const REPLICATION_BUDGET: Duration = Duration::from_secs(1);
 /// The claims of distributed, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
     vec![
-        Claim {
-            id: "distributed.dns.www_to_lb",
-            says: "users reach the site through the load balancer",
-            proves: "www's A record is lb-1's address, not a server's",
-            check: check!(www_to_lb),
-        },
-        Claim {
-            id: "distributed.lb.round_robin",
-            says: "round-robin: requests sent in turn to each server",
-            proves: "N requests on fresh connections: every request is in exactly one backend's access log, each backend gets N/2 ± 1, alternating",
-            check: check!(round_robin),
-        },
-        Claim {
-            id: "distributed.lb.active_active",
-            says: "avoid that a single server is overloaded",
-            proves: "both backends serve at the same time",
-            check: check!(active_active),
-        },
-        Claim {
-            id: "distributed.lb.health_check",
-            says: "traffic goes to servers that can take it",
-            proves: "stop Nginx on server-1: within HAProxy's inter × fall every request succeeds via server-2; start it: it rejoins within rise × inter",
-            check: check!(health_check),
-        },
-        Claim {
-            id: "distributed.web.static_by_nginx",
-            says: "Nginx serves static content",
-            proves: "static files are served with no app log growth",
-            check: check!(static_by_nginx),
-        },
-        Claim {
-            id: "distributed.app.dynamic_by_app",
-            says: "complex requests are sent to the application server",
-            proves: "dynamic pages grow the app's log on the backend that served them",
-            check: check!(dynamic_by_app),
-        },
-        Claim {
-            id: "distributed.db.replication",
-            says: "replicas receive the primary's data",
-            proves: "a write on the primary is readable on the replica within 1 s; IO and SQL threads running",
-            check: check!(replication),
-        },
-        Claim {
-            id: "distributed.db.replica_read_only",
-            says: "the primary writes, replicas read",
-            proves: "a write on the replica is refused (error 1290)",
-            check: check!(replica_read_only),
-        },
-        Claim {
-            id: "distributed.db.writes_to_primary",
-            says: "a main database to write data",
-            proves: "the app's database user issues its writes on the primary only, counted by each server's own per-user statistics (e.g. MariaDB's USER_STATISTICS), which tell the app's writes apart from replication's",
-            check: check!(writes_to_primary),
-        },
-        Claim {
-            id: "distributed.db.reads_from_replica",
-            says: "responses (replicas) to read",
-            proves: "the app's database user issues its reads on the replica, not the primary, counted the same way",
-            check: check!(reads_from_replica),
-        },
-        Claim {
-            id: "distributed.issue.spof_lb",
-            says: "the load balancer is a SPOF",
-            proves: "with HAProxy killed, 0 of N requests succeed although both servers are up",
-            check: check!(spof_lb),
-        },
-        Claim {
-            id: "distributed.issue.spof_primary",
-            says: "a single writable database",
-            proves: "primary stopped: writes fail, reads keep working",
-            check: check!(spof_primary),
-        },
-        Claim {
-            id: "distributed.issue.no_https",
-            says: "no HTTPS",
-            proves: "no TLS handshake completes on lb-1:443 with any certificate (nothing listening is told apart from a non-TLS listener); the request crosses the wire in clear text",
-            check: check!(no_https),
-        },
-        Claim {
-            id: "distributed.issue.no_firewall",
-            says: "no firewall",
-            proves: "from the client, port 3306 of both servers accepts connections",
-            check: check!(no_firewall),
-        },
+        super::builtin(
+            "distributed.dns.www_to_lb",
+            "users reach the site through the load balancer",
+            "www's A record is lb-1's address, not a server's",
+            check!(www_to_lb),
+        ),
+        super::builtin(
+            "distributed.lb.round_robin",
+            "round-robin: requests sent in turn to each server",
+            "N requests on fresh connections: every request is in exactly one backend's access log, each backend gets N/2 ± 1, alternating",
+            check!(round_robin),
+        ),
+        super::builtin(
+            "distributed.lb.active_active",
+            "avoid that a single server is overloaded",
+            "both backends serve at the same time",
+            check!(active_active),
+        ),
+        super::builtin(
+            "distributed.lb.health_check",
+            "traffic goes to servers that can take it",
+            "stop Nginx on server-1: within HAProxy's inter × fall every request succeeds via server-2; start it: it rejoins within rise × inter",
+            check!(health_check),
+        ),
+        super::builtin(
+            "distributed.web.static_by_nginx",
+            "Nginx serves static content",
+            "static files are served with no app log growth",
+            check!(static_by_nginx),
+        ),
+        super::builtin(
+            "distributed.app.dynamic_by_app",
+            "complex requests are sent to the application server",
+            "dynamic pages grow the app's log on the backend that served them",
+            check!(dynamic_by_app),
+        ),
+        super::builtin(
+            "distributed.db.replication",
+            "replicas receive the primary's data",
+            "a write on the primary is readable on the replica within 1 s; IO and SQL threads running",
+            check!(replication),
+        ),
+        super::builtin(
+            "distributed.db.replica_read_only",
+            "the primary writes, replicas read",
+            "a write on the replica is refused (error 1290)",
+            check!(replica_read_only),
+        ),
+        super::builtin(
+            "distributed.db.writes_to_primary",
+            "a main database to write data",
+            "the app's database user issues its writes on the primary only, counted by each server's own per-user statistics (e.g. MariaDB's USER_STATISTICS), which tell the app's writes apart from replication's",
+            check!(writes_to_primary),
+        ),
+        super::builtin(
+            "distributed.db.reads_from_replica",
+            "responses (replicas) to read",
+            "the app's database user issues its reads on the replica, not the primary, counted the same way",
+            check!(reads_from_replica),
+        ),
+        super::builtin(
+            "distributed.issue.spof_lb",
+            "the load balancer is a SPOF",
+            "with HAProxy killed, 0 of N requests succeed although both servers are up",
+            check!(spof_lb),
+        ),
+        super::builtin(
+            "distributed.issue.spof_primary",
+            "a single writable database",
+            "primary stopped: writes fail, reads keep working",
+            check!(spof_primary),
+        ),
+        super::builtin(
+            "distributed.issue.no_https",
+            "no HTTPS",
+            "no TLS handshake completes on lb-1:443 with any certificate (nothing listening is told apart from a non-TLS listener); the request crosses the wire in clear text",
+            check!(no_https),
+        ),
+        super::builtin(
+            "distributed.issue.no_firewall",
+            "no firewall",
+            "from the client, port 3306 of both servers accepts connections",
+            check!(no_firewall),
+        ),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! scale_up: a load-balancer pair holding a VIP (HAProxy + keepalived,
 //! VRRP) over split tiers: web-1 (Nginx) → app-1 (PHP-FPM) → db-1 (MariaDB).
-//! Design file: `fixtures/designs/scale_up.toml`.
+//! Design file: `fixtures/designs/scale_up/design.toml`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use hickory_proto::rr::RecordType;
 
 use super::www_addresses;
 use super::{prometheus, req_failed, wait_for};
-use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
+use crate::claim::{CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::dns::HealthCheck;
 use crate::fixtures::render;
@@ -67,108 +67,108 @@ const ALERT_WINDOW: Duration = Duration::from_millis(6000);
 /// The claims of scale_up, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
     vec![
-        Claim {
-            id: "scale_up.dns.www_to_vip",
-            says: "users reach the cluster",
-            proves: "www's A record is the VIP",
-            check: check!(www_to_vip),
-        },
-        Claim {
-            id: "scale_up.lb.single_master",
-            says: "a primary LB with a backup",
-            proves: "exactly one LB holds the VIP at any sample",
-            check: check!(single_master),
-        },
-        Claim {
-            id: "scale_up.lb.failover",
-            says: "if the primary fails, the backup takes over seamlessly",
-            proves: "stop lb-1's host during a probe loop: the VIP moves to lb-2; report the measured outage (ms) and failed requests; it stays under the budget and every request after it succeeds",
-            check: check!(failover),
-        },
-        Claim {
-            id: "scale_up.lb.haproxy_crash_failover",
-            says: "fault tolerance",
-            proves: "kill only the HAProxy process on the master: keepalived's health script moves the VIP",
-            check: check!(haproxy_crash_failover),
-        },
-        Claim {
-            id: "scale_up.tiers.split",
-            says: "split components, each on its own server",
-            proves: "web-1 runs no PHP or mysqld, app-1 no web server or mysqld, db-1 only mysqld",
-            check: check!(split),
-        },
-        Claim {
-            id: "scale_up.tiers.web_to_app",
-            says: "the web server sends dynamic work to the app server",
-            proves: "with every tier up a dynamic page is 200; app-1's PHP-FPM stopped: dynamic pages 502, static pages still 200",
-            check: check!(web_to_app),
-        },
-        Claim {
-            id: "scale_up.tiers.scale_independently",
-            says: "each layer can be scaled independently",
-            proves: "add app-2 at run time: both app servers serve, no other tier restarted",
-            check: check!(scale_independently),
-        },
-        Claim {
-            id: "scale_up.issue.both_lbs_down",
-            says: "if both LBs fail the system is down",
-            proves: "both stopped: 0 of N requests succeed",
-            check: check!(both_lbs_down),
-        },
-        Claim {
-            id: "scale_up.remedy.dns_failover",
-            says: "use DNS-based failover",
-            proves: "two LB addresses behind health-checked DNS, seen through a caching resolver: the record carries the design's TTL, and a dead LB's address stops being returned within the design's TTL + check interval + check timeout",
-            check: check!(dns_failover),
-        },
-        Claim {
-            id: "scale_up.issue.db_bottleneck",
-            says: "a single database takes all writes and reads",
-            proves: "with db-1 alone, all reads and writes raise db-1's counters",
-            check: check!(db_bottleneck),
-        },
-        Claim {
-            id: "scale_up.remedy.replication",
-            says: "introduce replication",
-            proves: "with db-2 added, reads move to db-2 and writes stay on db-1",
-            check: check!(replication),
-        },
-        Claim {
-            id: "scale_up.remedy.resource_isolation",
-            says: "use containers to enforce boundaries",
-            proves: "a memory hog on app-1 is stopped inside app-1's limit; web-1 keeps serving",
-            check: check!(resource_isolation),
-        },
-        Claim {
-            id: "scale_up.monitoring.qps_from_access_logs",
-            says: "parse access logs for QPS",
-            proves: "QPS from the web server's access log is N/T ± 10 %",
-            check: check!(qps_from_access_logs),
-        },
-        Claim {
-            id: "scale_up.monitoring.access_logs_parsed",
-            says: "enable access logs and parse them using tools like Prometheus",
-            proves: "mtail turns web-1's access log into a request counter (by method and status) that Prometheus scrapes; N HEAD requests sent at a fixed rate raise it by N ± 10 %, so its rate equals the sent rate ± 10 %",
-            check: check!(access_logs_parsed),
-        },
-        Claim {
-            id: "scale_up.issue.split_brain",
-            says: "(not in the text: what a careful reader must know about an LB pair)",
-            proves: "with the VRRP adverts between lb-1 and lb-2 dropped (IP protocol 112) while clients reach both, both hold the VIP; reports how soon, for how long and how many client requests failed; one master again once the adverts flow",
-            check: check!(split_brain),
-        },
-        Claim {
-            id: "scale_up.monitoring.resources",
-            says: "track CPU, memory, disk I/O",
-            proves: "the monitoring server holds CPU, memory and disk series for every host",
-            check: check!(resources),
-        },
-        Claim {
-            id: "scale_up.monitoring.alert_on_down",
-            says: "alert administrators for downtime",
-            proves: "stopping a host fires an alert within the rule's window",
-            check: check!(alert_on_down),
-        },
+        super::builtin(
+            "scale_up.dns.www_to_vip",
+            "users reach the cluster",
+            "www's A record is the VIP",
+            check!(www_to_vip),
+        ),
+        super::builtin(
+            "scale_up.lb.single_master",
+            "a primary LB with a backup",
+            "exactly one LB holds the VIP at any sample",
+            check!(single_master),
+        ),
+        super::builtin(
+            "scale_up.lb.failover",
+            "if the primary fails, the backup takes over seamlessly",
+            "stop lb-1's host during a probe loop: the VIP moves to lb-2; report the measured outage (ms) and failed requests; it stays under the budget and every request after it succeeds",
+            check!(failover),
+        ),
+        super::builtin(
+            "scale_up.lb.haproxy_crash_failover",
+            "fault tolerance",
+            "kill only the HAProxy process on the master: keepalived's health script moves the VIP",
+            check!(haproxy_crash_failover),
+        ),
+        super::builtin(
+            "scale_up.tiers.split",
+            "split components, each on its own server",
+            "web-1 runs no PHP or mysqld, app-1 no web server or mysqld, db-1 only mysqld",
+            check!(split),
+        ),
+        super::builtin(
+            "scale_up.tiers.web_to_app",
+            "the web server sends dynamic work to the app server",
+            "with every tier up a dynamic page is 200; app-1's PHP-FPM stopped: dynamic pages 502, static pages still 200",
+            check!(web_to_app),
+        ),
+        super::builtin(
+            "scale_up.tiers.scale_independently",
+            "each layer can be scaled independently",
+            "add app-2 at run time: both app servers serve, no other tier restarted",
+            check!(scale_independently),
+        ),
+        super::builtin(
+            "scale_up.issue.both_lbs_down",
+            "if both LBs fail the system is down",
+            "both stopped: 0 of N requests succeed",
+            check!(both_lbs_down),
+        ),
+        super::builtin(
+            "scale_up.remedy.dns_failover",
+            "use DNS-based failover",
+            "two LB addresses behind health-checked DNS, seen through a caching resolver: the record carries the design's TTL, and a dead LB's address stops being returned within the design's TTL + check interval + check timeout",
+            check!(dns_failover),
+        ),
+        super::builtin(
+            "scale_up.issue.db_bottleneck",
+            "a single database takes all writes and reads",
+            "with db-1 alone, all reads and writes raise db-1's counters",
+            check!(db_bottleneck),
+        ),
+        super::builtin(
+            "scale_up.remedy.replication",
+            "introduce replication",
+            "with db-2 added, reads move to db-2 and writes stay on db-1",
+            check!(replication),
+        ),
+        super::builtin(
+            "scale_up.remedy.resource_isolation",
+            "use containers to enforce boundaries",
+            "a memory hog on app-1 is stopped inside app-1's limit; web-1 keeps serving",
+            check!(resource_isolation),
+        ),
+        super::builtin(
+            "scale_up.monitoring.qps_from_access_logs",
+            "parse access logs for QPS",
+            "QPS from the web server's access log is N/T ± 10 %",
+            check!(qps_from_access_logs),
+        ),
+        super::builtin(
+            "scale_up.monitoring.access_logs_parsed",
+            "enable access logs and parse them using tools like Prometheus",
+            "mtail turns web-1's access log into a request counter (by method and status) that Prometheus scrapes; N HEAD requests sent at a fixed rate raise it by N ± 10 %, so its rate equals the sent rate ± 10 %",
+            check!(access_logs_parsed),
+        ),
+        super::builtin(
+            "scale_up.issue.split_brain",
+            "(not in the text: what a careful reader must know about an LB pair)",
+            "with the VRRP adverts between lb-1 and lb-2 dropped (IP protocol 112) while clients reach both, both hold the VIP; reports how soon, for how long and how many client requests failed; one master again once the adverts flow",
+            check!(split_brain),
+        ),
+        super::builtin(
+            "scale_up.monitoring.resources",
+            "track CPU, memory, disk I/O",
+            "the monitoring server holds CPU, memory and disk series for every host",
+            check!(resources),
+        ),
+        super::builtin(
+            "scale_up.monitoring.alert_on_down",
+            "alert administrators for downtime",
+            "stopping a host fires an alert within the rule's window",
+            check!(alert_on_down),
+        ),
     ]
 }
 
@@ -793,9 +793,9 @@ async fn scale_independently(stack: &Stack) -> CheckResult {
 /// Health-checked DNS over the two LB addresses, seen through a caching
 /// resolver: the record carries the design's TTL, and a dead LB's address
 /// stops being returned within the design's own TTL + check interval +
-/// check timeout (the budget comes from `dns/health.toml`, not a constant).
+/// check timeout (the budget comes from `dns-health.toml`, not a constant).
 async fn dns_failover(stack: &Stack) -> CheckResult {
-    let (file, text) = stack.fixtures.read("dns/health.toml")?;
+    let (file, text) = stack.fixtures.read("dns-health.toml")?;
     let text = render(&text, &stack.vars, &file)?;
     let check: HealthCheck =
         toml::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", file.display()), ""))?;

@@ -2,7 +2,7 @@
 //! certificate), iptables firewalls on lb-1, server-1 and server-2, node
 //! exporters on the three and Prometheus on mon-1; `client` is a host on
 //! `public` for vantage points and openssl handshakes.
-//! Design file: `fixtures/designs/secured_monitored.toml`.
+//! Design file: `fixtures/designs/secured_monitored/design.toml`.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::distributed::{round_robin_over, spof_primary_over};
 use super::{header, prometheus, req_failed, wait_for};
 use crate::capture::Capture;
 use crate::claim;
-use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
+use crate::claim::{CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::probe;
 use crate::reach::{self, Reach};
 use crate::stack::{Fault, Stack, WWW};
@@ -69,102 +69,102 @@ fn https(path: &str) -> String {
 /// The claims of secured_monitored, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
     vec![
-        Claim {
-            id: "secured_monitored.https.valid_cert",
-            says: "the load balancer serves HTTPS",
-            proves: "the chain verifies against the run's CA for www.foobar.com; TLS 1.2 and 1.3 accepted, 1.0 and 1.1 refused, each tried by a real handshake (rustls speaks neither 1.0 nor 1.1: use a client that can, e.g. `openssl s_client` at security level 0 in a client container)",
-            check: check!(valid_cert),
-        },
-        Claim {
-            id: "secured_monitored.https.redirect",
-            says: "HTTPS protects user data",
-            proves: "http:// answers 301 with Location the same URL over https:// (a static and a dynamic path), and every HTTPS answer carries HSTS with max-age of at least six months",
-            check: check!(redirect),
-        },
-        Claim {
-            id: "secured_monitored.lb.round_robin",
-            says: "round-robin",
-            proves: "as distributed.lb.round_robin, over HTTPS",
-            check: check!(round_robin),
-        },
-        Claim {
-            id: "secured_monitored.firewall.lb_exposes_only_web",
-            says: "a firewall controls incoming requests",
-            proves: "every port lb-1 listens on (read with `ss` on lb-1, plus 80 and 443) is probed from every host on `public`: 80 and 443 open, nothing else",
-            check: check!(lb_exposes_only_web),
-        },
-        Claim {
-            id: "secured_monitored.firewall.web_only_from_lb",
-            says: "web servers have their own firewall",
-            proves: "every port the servers' web server listens on is reachable from lb-1 and from no other host, on any network",
-            check: check!(web_only_from_lb),
-        },
-        Claim {
-            id: "secured_monitored.firewall.db_only_from_app",
-            says: "firewall secures data between servers",
-            proves: "every port MariaDB listens on is reachable from the app hosts and the replica only, probed from every host",
-            check: check!(db_only_from_app),
-        },
-        Claim {
-            id: "secured_monitored.firewall.default_deny",
-            says: "filter incoming traffic",
-            proves: "on every firewalled host, every listening port and a test listener on an unlisted port, probed from every other host: only what the policy allows is open",
-            check: check!(default_deny),
-        },
-        Claim {
-            id: "secured_monitored.monitoring.clients_up",
-            says: "monitoring clients on all servers",
-            proves: "the monitoring server reports all three hosts' collectors up",
-            check: check!(clients_up),
-        },
-        Claim {
-            id: "secured_monitored.monitoring.qps",
-            says: "collects QPS",
-            proves: "N requests over T s: the monitored rate is N/T ± 10 %",
-            check: check!(qps),
-        },
-        Claim {
-            id: "secured_monitored.monitoring.detects_down",
-            says: "detect and resolve issues proactively",
-            proves: "stopping Nginx on server-1 shows as down in monitoring within 2 scrape intervals",
-            check: check!(detects_down),
-        },
-        Claim {
-            id: "secured_monitored.monitoring.logs_centralised",
-            says: "monitoring clients send logs and metrics to a central monitoring service",
-            proves: "requests made now, a page and a missing page on each web server, are found in the central log host's files (rsyslog) within a few seconds: the access log line and the error log line, each from the server that wrote it",
-            check: check!(logs_centralised),
-        },
-        Claim {
-            id: "secured_monitored.monitoring.response_times",
-            says: "collects data on response times",
-            proves: "the monitoring server holds a response-time series for every web server (HAProxy's per-server average total time, scraped by Prometheus), and the slowed backend's series rises when its link is cut to 32 kbit/s (tc TBF) while the other's does not",
-            check: check!(response_times),
-        },
-        Claim {
-            id: "secured_monitored.issue.ssl_termination_plaintext",
-            says: "SSL terminated at the LB leaves LB→server traffic unencrypted",
-            proves: "a capture of all traffic between lb-1 and the servers shows the secret of an HTTPS request (in its URL) in clear text",
-            check: check!(ssl_termination_plaintext),
-        },
-        Claim {
-            id: "secured_monitored.remedy.reencrypt",
-            says: "(the fix) TLS re-encryption to the backends",
-            proves: "with TLS re-encryption to the backends, the same capture shows no clear text and every claim above still holds",
-            check: check!(reencrypt),
-        },
-        Claim {
-            id: "secured_monitored.issue.single_writer",
-            says: "the primary is a write bottleneck / SPOF",
-            proves: "primary stopped: writes fail, reads continue",
-            check: check!(single_writer),
-        },
-        Claim {
-            id: "secured_monitored.issue.same_components",
-            says: "same components on all servers",
-            proves: "stopping server-1 loses a web backend and the primary at once: reads succeed, writes fail",
-            check: check!(same_components),
-        },
+        super::builtin(
+            "secured_monitored.https.valid_cert",
+            "the load balancer serves HTTPS",
+            "the chain verifies against the run's CA for www.foobar.com; TLS 1.2 and 1.3 accepted, 1.0 and 1.1 refused, each tried by a real handshake (rustls speaks neither 1.0 nor 1.1: use a client that can, e.g. `openssl s_client` at security level 0 in a client container)",
+            check!(valid_cert),
+        ),
+        super::builtin(
+            "secured_monitored.https.redirect",
+            "HTTPS protects user data",
+            "http:// answers 301 with Location the same URL over https:// (a static and a dynamic path), and every HTTPS answer carries HSTS with max-age of at least six months",
+            check!(redirect),
+        ),
+        super::builtin(
+            "secured_monitored.lb.round_robin",
+            "round-robin",
+            "as distributed.lb.round_robin, over HTTPS",
+            check!(round_robin),
+        ),
+        super::builtin(
+            "secured_monitored.firewall.lb_exposes_only_web",
+            "a firewall controls incoming requests",
+            "every port lb-1 listens on (read with `ss` on lb-1, plus 80 and 443) is probed from every host on `public`: 80 and 443 open, nothing else",
+            check!(lb_exposes_only_web),
+        ),
+        super::builtin(
+            "secured_monitored.firewall.web_only_from_lb",
+            "web servers have their own firewall",
+            "every port the servers' web server listens on is reachable from lb-1 and from no other host, on any network",
+            check!(web_only_from_lb),
+        ),
+        super::builtin(
+            "secured_monitored.firewall.db_only_from_app",
+            "firewall secures data between servers",
+            "every port MariaDB listens on is reachable from the app hosts and the replica only, probed from every host",
+            check!(db_only_from_app),
+        ),
+        super::builtin(
+            "secured_monitored.firewall.default_deny",
+            "filter incoming traffic",
+            "on every firewalled host, every listening port and a test listener on an unlisted port, probed from every other host: only what the policy allows is open",
+            check!(default_deny),
+        ),
+        super::builtin(
+            "secured_monitored.monitoring.clients_up",
+            "monitoring clients on all servers",
+            "the monitoring server reports all three hosts' collectors up",
+            check!(clients_up),
+        ),
+        super::builtin(
+            "secured_monitored.monitoring.qps",
+            "collects QPS",
+            "N requests over T s: the monitored rate is N/T ± 10 %",
+            check!(qps),
+        ),
+        super::builtin(
+            "secured_monitored.monitoring.detects_down",
+            "detect and resolve issues proactively",
+            "stopping Nginx on server-1 shows as down in monitoring within 2 scrape intervals",
+            check!(detects_down),
+        ),
+        super::builtin(
+            "secured_monitored.monitoring.logs_centralised",
+            "monitoring clients send logs and metrics to a central monitoring service",
+            "requests made now, a page and a missing page on each web server, are found in the central log host's files (rsyslog) within a few seconds: the access log line and the error log line, each from the server that wrote it",
+            check!(logs_centralised),
+        ),
+        super::builtin(
+            "secured_monitored.monitoring.response_times",
+            "collects data on response times",
+            "the monitoring server holds a response-time series for every web server (HAProxy's per-server average total time, scraped by Prometheus), and the slowed backend's series rises when its link is cut to 32 kbit/s (tc TBF) while the other's does not",
+            check!(response_times),
+        ),
+        super::builtin(
+            "secured_monitored.issue.ssl_termination_plaintext",
+            "SSL terminated at the LB leaves LB→server traffic unencrypted",
+            "a capture of all traffic between lb-1 and the servers shows the secret of an HTTPS request (in its URL) in clear text",
+            check!(ssl_termination_plaintext),
+        ),
+        super::builtin(
+            "secured_monitored.remedy.reencrypt",
+            "(the fix) TLS re-encryption to the backends",
+            "with TLS re-encryption to the backends, the same capture shows no clear text and every claim above still holds",
+            check!(reencrypt),
+        ),
+        super::builtin(
+            "secured_monitored.issue.single_writer",
+            "the primary is a write bottleneck / SPOF",
+            "primary stopped: writes fail, reads continue",
+            check!(single_writer),
+        ),
+        super::builtin(
+            "secured_monitored.issue.same_components",
+            "same components on all servers",
+            "stopping server-1 loses a web backend and the primary at once: reads succeed, writes fail",
+            check!(same_components),
+        ),
     ]
 }
 
@@ -927,14 +927,17 @@ async fn same_components(stack: &Stack) -> CheckResult {
     Ok(evidence)
 }
 
-/// The design with re-encryption to the backends (`fixtures/variants/reencrypt/`):
+/// The design with re-encryption to the backends (`fixtures/designs/secured_monitored/variants/reencrypt/`):
 /// the same capture finds no clear text, and every claim above still holds.
 async fn reencrypt(stack: &Stack) -> CheckResult {
     let fixtures = stack.fixtures.clone().with_variant("reencrypt")?;
     let variant = Stack::start(&stack.design, fixtures).await?;
     let (sent, seen) = secret_on_the_wire(&variant).await?;
     let mut held = Vec::new();
-    for c in claims().into_iter().filter(|c| STILL_HOLD.contains(&c.id)) {
+    for c in claims()
+        .into_iter()
+        .filter(|c| STILL_HOLD.contains(&c.id.as_str()))
+    {
         let o = claim::run(&variant, &c).await;
         held.push((
             c.id.trim_start_matches("secured_monitored.").to_string(),

@@ -1,5 +1,5 @@
 //! simple_web: one server, LAMP. Client → DNS → server-1 (Apache, PHP-FPM,
-//! MariaDB on one host). Design file: `fixtures/designs/simple_web.toml`.
+//! MariaDB on one host). Design file: `fixtures/designs/simple_web/design.toml`.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use futures::FutureExt;
 use hickory_proto::rr::{RData, RecordType};
 
 use super::{header, req_failed};
-use crate::claim::{Check, CheckResult, Claim, Failure, ensure, ensure_eq};
+use crate::claim::{CheckResult, Claim, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::measure::{self, APACHE_ACCESS_LOG, FPM_ACCESS_LOG, http};
 use crate::probe;
@@ -30,48 +30,48 @@ const RESTART_SETTLE: Duration = Duration::from_millis(300);
 /// The claims of simple_web, in CLAIMS.md order.
 pub fn claims() -> Vec<Claim> {
     vec![
-        Claim {
-            id: "simple_web.dns.www_a_record",
-            says: "DNS resolves www.foobar.com to the server's IP",
-            proves: "over UDP and TCP, `www.foobar.com` has exactly one A record (no CNAME), equal to server-1's public address",
-            check: check!(www_a_record),
-        },
-        Claim {
-            id: "simple_web.web.static_by_apache",
-            says: "Apache serves static files",
-            proves: "a static file comes back byte-identical, `Server: Apache`, and PHP-FPM's access log does not grow",
-            check: check!(static_by_apache),
-        },
-        Claim {
-            id: "simple_web.app.dynamic_by_php",
-            says: "the web server forwards dynamic requests to PHP",
-            proves: "a PHP page comes back as generated HTML and PHP-FPM's access log grows by exactly one",
-            check: check!(dynamic_by_php),
-        },
-        Claim {
-            id: "simple_web.db.query_flow",
-            says: "the application queries MySQL",
-            proves: "a row changed directly in the database changes the page, and the database's own Com_select grows",
-            check: check!(query_flow),
-        },
-        Claim {
-            id: "simple_web.host.single_server",
-            says: "one server hosts all components",
-            proves: "Apache, PHP-FPM and mysqld run on the same host, whose address DNS returns and the client's TCP peer is",
-            check: check!(single_server),
-        },
-        Claim {
-            id: "simple_web.issue.spof",
-            says: "single point of failure",
-            proves: "with server-1 stopped, DNS still answers and 0 of N requests succeed",
-            check: check!(spof),
-        },
-        Claim {
-            id: "simple_web.issue.restart_downtime",
-            says: "maintenance means downtime",
-            proves: "stopping and starting the web server (what a deploy that restarts it does) during a 10 ms probe loop fails at least one request; a graceful reload fails none: report both",
-            check: check!(restart_downtime),
-        },
+        super::builtin(
+            "simple_web.dns.www_a_record",
+            "DNS resolves www.foobar.com to the server's IP",
+            "over UDP and TCP, `www.foobar.com` has exactly one A record (no CNAME), equal to server-1's public address",
+            check!(www_a_record),
+        ),
+        super::builtin(
+            "simple_web.web.static_by_apache",
+            "Apache serves static files",
+            "a static file comes back byte-identical, `Server: Apache`, and PHP-FPM's access log does not grow",
+            check!(static_by_apache),
+        ),
+        super::builtin(
+            "simple_web.app.dynamic_by_php",
+            "the web server forwards dynamic requests to PHP",
+            "a PHP page comes back as generated HTML and PHP-FPM's access log grows by exactly one",
+            check!(dynamic_by_php),
+        ),
+        super::builtin(
+            "simple_web.db.query_flow",
+            "the application queries MySQL",
+            "a row changed directly in the database changes the page, and the database's own Com_select grows",
+            check!(query_flow),
+        ),
+        super::builtin(
+            "simple_web.host.single_server",
+            "one server hosts all components",
+            "Apache, PHP-FPM and mysqld run on the same host, whose address DNS returns and the client's TCP peer is",
+            check!(single_server),
+        ),
+        super::builtin(
+            "simple_web.issue.spof",
+            "single point of failure",
+            "with server-1 stopped, DNS still answers and 0 of N requests succeed",
+            check!(spof),
+        ),
+        super::builtin(
+            "simple_web.issue.restart_downtime",
+            "maintenance means downtime",
+            "stopping and starting the web server (what a deploy that restarts it does) during a 10 ms probe loop fails at least one request; a graceful reload fails none: report both",
+            check!(restart_downtime),
+        ),
     ]
 }
 

@@ -1,0 +1,313 @@
+//! A design is a folder:
+//!
+//! ```text
+//! my_design/
+//!   design.toml    networks, hosts, the services on each, variables, the zone file's name
+//!   dns.zone       the zone the run's DNS server serves
+//!   claims.toml    the design's sentences, each a check kind with its parameters
+//!   mutants/       broken variants, each naming the claim it must make FAIL
+//!   variants/      documented remedies laid over the design (optional)
+//!   services/      the design's own service definitions or config files (optional)
+//! ```
+//!
+//! The service library (`fixtures/services/`), the app and the image recipe
+//! are shared: a design uses services by name, and its own `services/`
+//! folder replaces any file of the library (a fixture layer above it). The
+//! built-in designs live in `fixtures/designs/`; `stackproof check
+//! ./path/to/folder` runs any other.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fixtures::Fixtures;
+
+/// Where a design's folder is: a built-in design by name, or any folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesignDir {
+    /// The folder's name (`scale_up`), used in labels and reports.
+    pub name: String,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl DesignDir {
+    /// `name_or_path` is a built-in design's name (`scale_up`) or a path to a
+    /// design folder (anything with a `/`, or an existing folder holding a
+    /// `design.toml`).
+    pub fn locate(name_or_path: &str) -> Result<DesignDir> {
+        let as_path = Path::new(name_or_path);
+        let looks_like_path = name_or_path.contains('/') || name_or_path.starts_with('.');
+        if looks_like_path || as_path.join("design.toml").is_file() {
+            if !as_path.join("design.toml").is_file() {
+                return Err(Error::InvalidFixture {
+                    path: as_path.to_path_buf(),
+                    detail: if as_path.is_dir() {
+                        "this folder has no design.toml: a design folder holds design.toml, its \
+                         zone and claims.toml (`stackproof new <name>` writes a starting one)"
+                            .into()
+                    } else {
+                        "no such folder: give a built-in design's name or a design folder's path"
+                            .into()
+                    },
+                });
+            }
+            let dir = as_path
+                .canonicalize()
+                .map_err(Error::io(format!("resolve `{name_or_path}`")))?;
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "design".into());
+            return Ok(DesignDir { name, dir });
+        }
+        let dir = builtin_root().join(name_or_path);
+        if dir.join("design.toml").is_file() {
+            return Ok(DesignDir {
+                name: name_or_path.to_string(),
+                dir,
+            });
+        }
+        Err(Error::Unknown {
+            kind: "design",
+            name: name_or_path.into(),
+            known: format!(
+                "{} (or a design folder's path, e.g. ./my_design)",
+                builtin_names().join(", ")
+            ),
+        })
+    }
+
+    /// The design's fixture layers: the shared library, the design's folder
+    /// over it, then `STACKPROOF_FIXTURES` when set.
+    pub fn fixtures(&self) -> Result<Fixtures> {
+        Fixtures::for_design(self.dir.clone())
+    }
+
+    /// The design's mutants (`mutants/<name>/mutant.toml`), by name.
+    pub fn mutants(&self) -> Result<Vec<crate::mutant::Mutant>> {
+        crate::mutant::mutants_in(&self.dir.join("mutants"))
+    }
+}
+
+/// The folder of the built-in designs.
+pub fn builtin_root() -> PathBuf {
+    Fixtures::builtin_dir().join("designs")
+}
+
+/// The built-in designs, in teaching order (the order of the design texts),
+/// then any other folder of `fixtures/designs/` by name.
+pub fn builtin_names() -> Vec<String> {
+    const ORDER: &[&str] = &["simple_web", "distributed", "secured_monitored", "scale_up"];
+    let mut names: Vec<String> = std::fs::read_dir(builtin_root())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("design.toml").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_by_key(|n| {
+        (
+            ORDER.iter().position(|o| o == n).unwrap_or(ORDER.len()),
+            n.clone(),
+        )
+    });
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_designs_are_found_by_name_and_by_path() {
+        let names = builtin_names();
+        assert_eq!(
+            &names[..4],
+            ["simple_web", "distributed", "secured_monitored", "scale_up"]
+        );
+        let by_name = DesignDir::locate("scale_up").unwrap();
+        let path = by_name.dir.to_string_lossy().into_owned();
+        assert_eq!(DesignDir::locate(&path).unwrap(), by_name);
+        let e = DesignDir::locate("lamp").unwrap_err().to_string();
+        assert!(e.contains("lamp") && e.contains("simple_web"), "{e}");
+        let e = DesignDir::locate("./no/such/design")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such folder"), "{e}");
+    }
+}
+
+/// A design read and checked: topology, claims (each bound to its kind),
+/// mutants. Reading is separate from running: [`Design::start`] runs it.
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// The folder's name (`scale_up`).
+    pub name: String,
+    /// The design's folder.
+    pub dir: PathBuf,
+    /// Its fixture layers (the shared library, the folder, any overlay).
+    pub fixtures: Fixtures,
+    /// Its topology.
+    pub spec: crate::spec::DesignSpec,
+    /// Its claims, in the claims file's order.
+    pub claims: Vec<crate::claim::Claim>,
+    /// Its mutants, by name.
+    pub mutants: Vec<crate::mutant::Mutant>,
+}
+
+/// The claims file of a design folder.
+pub const CLAIMS_FILE: &str = "claims.toml";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimsFile {
+    #[serde(default)]
+    claim: Vec<ClaimEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ClaimEntry {
+    id: String,
+    says: String,
+    kind: String,
+    #[serde(default)]
+    proves: Option<String>,
+    #[serde(default)]
+    skip: Option<String>,
+    #[serde(flatten)]
+    params: toml::Table,
+}
+
+impl Design {
+    /// Reads design `name_or_path` (a built-in name or a folder) with the
+    /// library's check kinds.
+    pub fn load(name_or_path: &str) -> Result<Design> {
+        Self::load_with(name_or_path, &crate::kinds::Kinds::builtin())
+    }
+
+    /// Reads a design with `kinds` (the library's plus a user crate's own).
+    pub fn load_with(name_or_path: &str, kinds: &crate::kinds::Kinds) -> Result<Design> {
+        let located = DesignDir::locate(name_or_path)?;
+        let fixtures = located.fixtures()?;
+        Self::from_parts(located, fixtures, kinds)
+    }
+
+    /// The same design with `dir` laid over its files (a user's `--fixtures`).
+    pub fn with_overlay(self, dir: PathBuf) -> Result<Design> {
+        let fixtures = self.fixtures.clone().with_overlay(dir)?;
+        Ok(Design { fixtures, ..self })
+    }
+
+    fn from_parts(
+        located: DesignDir,
+        fixtures: Fixtures,
+        kinds: &crate::kinds::Kinds,
+    ) -> Result<Design> {
+        let spec = crate::spec::DesignSpec::load(&fixtures)?;
+        let claims = read_claims(&located, &fixtures, &spec, kinds)?;
+        let mutants = located.mutants()?;
+        for m in &mutants {
+            if !claims.iter().any(|c| c.id == m.fails) {
+                return Err(Error::InvalidFixture {
+                    path: m.dir.join("mutant.toml"),
+                    detail: format!(
+                        "`fails = \"{}\"` names no claim of {}; its claims: {}",
+                        m.fails,
+                        located.name,
+                        claims
+                            .iter()
+                            .map(|c| c.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(Design {
+            name: located.name,
+            dir: located.dir,
+            fixtures,
+            spec,
+            claims,
+            mutants,
+        })
+    }
+
+    /// Starts the design's servers and waits until they are ready.
+    pub async fn start(&self) -> Result<crate::stack::Stack> {
+        crate::stack::Stack::start(&self.name, self.fixtures.clone()).await
+    }
+
+    /// Starts the design with mutant `m` laid over it.
+    pub async fn start_mutant(&self, m: &crate::mutant::Mutant) -> Result<crate::stack::Stack> {
+        crate::stack::Stack::start(&self.name, m.apply(self.fixtures.clone())?).await
+    }
+}
+
+/// Reads `claims.toml`: each claim's kind found, its parameters checked
+/// against the kind and the design (hosts, services, networks by name).
+fn read_claims(
+    located: &DesignDir,
+    fixtures: &Fixtures,
+    spec: &crate::spec::DesignSpec,
+    kinds: &crate::kinds::Kinds,
+) -> Result<Vec<crate::claim::Claim>> {
+    use crate::kinds::{Known, Params, at_line};
+    if !located.dir.join(CLAIMS_FILE).is_file()
+        && let Some(claims) = crate::designs::legacy(&located.name)
+    {
+        return Ok(claims);
+    }
+    let (path, text) = fixtures.read(CLAIMS_FILE)?;
+    let file: ClaimsFile = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let known = Known {
+        hosts: spec.hosts.iter().map(|h| h.name.as_str()).collect(),
+        services: crate::stack::service_names(fixtures).into_iter().collect(),
+        networks: spec.networks.iter().map(|n| n.name.as_str()).collect(),
+    };
+    let mut claims: Vec<crate::claim::Claim> = Vec::new();
+    for entry in file.claim {
+        let here = at_line(&path, &text, &format!("\"{}\"", entry.id));
+        if claims.iter().any(|c| c.id == entry.id) {
+            return Err(Error::InvalidFixture {
+                path: here,
+                detail: format!("claim `{}` is listed twice", entry.id),
+            });
+        }
+        let kind = kinds
+            .get(&entry.kind)
+            .ok_or_else(|| Error::InvalidFixture {
+                path: here.clone(),
+                detail: format!(
+                    "claim `{}`: no check kind `{}`; `stackproof kinds` lists them: {}",
+                    entry.id,
+                    entry.kind,
+                    kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+        let params = Params::check(kind, entry.params, &known, &here, &entry.id)?;
+        claims.push(crate::claim::Claim {
+            proves: entry.proves.unwrap_or_else(|| kind.doc.to_string()),
+            id: entry.id,
+            says: entry.says,
+            kind: kind.name,
+            params: std::sync::Arc::new(params),
+            check: kind.check,
+            skip: entry.skip,
+        });
+    }
+    if claims.is_empty() {
+        return Err(Error::InvalidFixture {
+            path,
+            detail: format!(
+                "{} has no claims: add `[[claim]]` entries (see `stackproof kinds`)",
+                located.name
+            ),
+        });
+    }
+    Ok(claims)
+}
