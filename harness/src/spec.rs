@@ -113,6 +113,10 @@ pub struct ServiceSpec {
     /// Its log files, whose last lines go into every failure about it.
     #[serde(default)]
     pub logs: Vec<String>,
+    /// The file it writes one line per request to, where check kinds count
+    /// the requests it served (its own count, not the app's).
+    #[serde(default)]
+    pub access_log: Option<String>,
 }
 
 fn default_ready_ms() -> u64 {

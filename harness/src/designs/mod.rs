@@ -2,9 +2,9 @@
 //! `fixtures/designs/`. The topology comes from the design file; the claims
 //! here say how each sentence of the design is proven.
 
-use crate::claim::{Claim, Failure};
+use crate::claim::Claim;
 use crate::error::Result;
-use crate::probe;
+pub(crate) use crate::kinds::common::{header, prometheus, req_failed, wait_for, www_addresses};
 
 /// Turns `async fn check(&Stack) -> CheckResult` into a [`crate::claim::Check`].
 /// Defined before the design modules so each can use it.
@@ -28,12 +28,6 @@ fn builtin(id: &str, says: &str, proves: &str, check: crate::kinds::KindCheck) -
 pub mod distributed;
 pub mod scale_up;
 pub mod secured_monitored;
-pub mod simple_web;
-
-/// The library's check kinds.
-pub fn kinds() -> Vec<crate::kinds::Kind> {
-    Vec::new()
-}
 
 /// Every design in the catalogue, in order.
 pub const CATALOGUE: &[&str] = &["simple_web", "distributed", "secured_monitored", "scale_up"];
@@ -46,7 +40,6 @@ pub fn claims(design: &str) -> Result<Vec<Claim>> {
 /// The claims of a built-in design still written in Rust (it has no claims file yet).
 pub(crate) fn legacy(design: &str) -> Option<Vec<Claim>> {
     match design {
-        "simple_web" => Some(simple_web::claims()),
         "distributed" => Some(distributed::claims()),
         "scale_up" => Some(scale_up::claims()),
         "secured_monitored" => Some(secured_monitored::claims()),
@@ -133,99 +126,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// A response header as text ("" when absent).
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// A failed request as a claim failure, with the whole error chain.
-fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
-    Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
-}
-
-/// Polls `cond` every 50 ms until it holds, at most `deadline`; returns how long that took.
-async fn wait_for<F, Fut>(deadline: std::time::Duration, cond: F) -> Option<std::time::Duration>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = std::time::Instant::now();
-    while started.elapsed() < deadline {
-        if cond().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    None
-}
-
-/// Asks the design's monitoring server (Prometheus on `mon-1`) an instant
-/// query; returns its result vector. Prometheus not answering our query is
-/// a measurement we could not make (ERROR); what it answers is evidence.
-async fn prometheus(
-    stack: &crate::stack::Stack,
-    query: &str,
-) -> std::result::Result<Vec<serde_json::Value>, Failure> {
-    let url = format!(
-        "http://{}:9090/api/v1/query",
-        stack.host("mon-1")?.main_addr()
-    );
-    let asked = |e: &reqwest::Error| {
-        Failure::not_measured(
-            format!(
-                "could not ask Prometheus `{query}`: {}",
-                probe::error_chain(e)
-            ),
-            "",
-        )
-    };
-    let body: serde_json::Value = stack
-        .client
-        .fresh
-        .get(&url)
-        .query(&[("query", query)])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| asked(&e))?
-        .json()
-        .await
-        .map_err(|e| asked(&e))?;
-    Ok(body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
-/// The addresses www.foobar.com resolves to, asked of the run's DNS over UDP.
-async fn www_addresses(stack: &crate::stack::Stack) -> std::result::Result<Vec<String>, Failure> {
-    use hickory_proto::rr::RecordType;
-    let resolver = crate::client::resolver(stack.dns.addr, crate::client::DnsTransport::Udp)?;
-    Ok(
-        crate::client::query(&resolver, crate::stack::WWW, RecordType::A)
-            .await
-            .map_err(dns_failure)?
-            .iter()
-            .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
-            .collect(),
-    )
-}
-
-/// A failed DNS query as a claim failure: an answer with no such record is
-/// the design's zone (FAIL); no answer at all is our own DNS server or
-/// resolver failing (ERROR).
-fn dns_failure(e: String) -> Failure {
-    let lower = e.to_lowercase();
-    if lower.contains("no record") || lower.contains("nxdomain") || lower.contains("no records") {
-        Failure::new(format!("DNS: {e}"), "")
-    } else {
-        Failure::not_measured(format!("could not ask the run's DNS server: {e}"), "")
     }
 }

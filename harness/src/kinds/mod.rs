@@ -27,6 +27,13 @@ use crate::claim::CheckResult;
 use crate::error::{Error, Result};
 use crate::stack::Stack;
 
+pub mod common;
+pub mod db;
+pub mod dns;
+pub mod outage;
+pub mod placement;
+pub mod web;
+
 /// A kind's check: measures one claim on a running stack, given its parameters.
 pub type KindCheck = for<'a> fn(&'a Stack, &'a Params) -> BoxFuture<'a, CheckResult>;
 
@@ -115,6 +122,10 @@ pub enum Ty {
     Hosts,
     /// A service of the library or the design's `services/` (`nginx`).
     Service,
+    /// Services, in order.
+    Services,
+    /// One of these words.
+    Choice(&'static [&'static str]),
     /// A network of the design (`public`).
     Network,
     /// Text (a path, a header value, a query).
@@ -138,6 +149,8 @@ impl Ty {
             Ty::Host => "host",
             Ty::Hosts => "list of hosts",
             Ty::Service => "service",
+            Ty::Services => "list of services",
+            Ty::Choice(_) => "one of the words below",
             Ty::Network => "network",
             Ty::Text => "text",
             Ty::Texts => "list of texts",
@@ -149,6 +162,17 @@ impl Ty {
     }
 }
 
+/// The library's kinds, by area.
+pub const LIBRARY: &[Kind] = &[
+    dns::A_RECORD,
+    web::STATIC_BY,
+    web::DYNAMIC_BY,
+    db::QUERY_FLOW,
+    placement::SINGLE_HOST,
+    outage::SPOF,
+    outage::RESTART_DOWNTIME,
+];
+
 /// The kinds a design's claims may use.
 #[derive(Debug, Clone)]
 pub struct Kinds(BTreeMap<&'static str, Kind>);
@@ -157,8 +181,8 @@ impl Kinds {
     /// The library's kinds.
     pub fn builtin() -> Kinds {
         let mut k = Kinds(BTreeMap::new());
-        for kind in crate::designs::kinds() {
-            k = k.with(kind);
+        for kind in LIBRARY {
+            k = k.with(*kind);
         }
         k
     }
@@ -191,11 +215,15 @@ impl Kinds {
             } else {
                 md.push_str("| parameter | type | default | meaning |\n|---|---|---|---|\n");
                 for p in k.params {
+                    let ty = match p.ty {
+                        Ty::Choice(words) => format!("one of {}", words.join(", ")),
+                        other => other.describe().to_string(),
+                    };
                     let _ = writeln!(
                         md,
                         "| `{}` | {} | {} | {} |",
                         p.name,
-                        p.ty.describe(),
+                        ty,
                         p.default
                             .map(|d| format!("`{d}`"))
                             .unwrap_or_else(|| "required".into()),
@@ -373,9 +401,24 @@ fn check_value(p: &Param, v: &toml::Value, known: &Known<'_>) -> std::result::Re
             .into_iter()
             .try_for_each(|h| one_of("host", h, &known.hosts)),
         Ty::Network => one_of("network", text()?, &known.networks),
-        Ty::Service => {
+        Ty::Service | Ty::Services => {
             let services: Vec<&str> = known.services.iter().map(String::as_str).collect();
-            one_of("service", text()?, &services)
+            let names = if p.ty == Ty::Service {
+                vec![text()?]
+            } else {
+                texts()?
+            };
+            names
+                .into_iter()
+                .try_for_each(|s| one_of("service", s, &services))
+        }
+        Ty::Choice(words) => {
+            let w = text()?;
+            if words.contains(&w) {
+                Ok(())
+            } else {
+                Err(format!("`{w}` is not one of: {}", words.join(", ")))
+            }
         }
         Ty::Text => text().map(drop),
         Ty::Texts => texts().map(drop),

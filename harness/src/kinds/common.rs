@@ -1,0 +1,243 @@
+//! What many check kinds share: requests and their failures, the run's DNS,
+//! the monitoring server's answers, the servers' own request logs, and
+//! faults described by a claim's parameters.
+
+use std::collections::BTreeMap;
+
+use crate::claim::Failure;
+use crate::probe;
+use crate::stack::{Fault, FaultGuard, Stack};
+
+/// A response header as text ("" when absent).
+pub(crate) fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A failed request as a claim failure, with the whole error chain.
+pub(crate) fn req_failed(path: &str, e: &reqwest::Error) -> Failure {
+    Failure::new(format!("GET {path} failed: {}", probe::error_chain(e)), "")
+}
+
+/// Polls `cond` every 50 ms until it holds, at most `deadline`; returns how long that took.
+pub(crate) async fn wait_for<F, Fut>(
+    deadline: std::time::Duration,
+    cond: F,
+) -> Option<std::time::Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < deadline {
+        if cond().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Asks the design's monitoring server (the host running `prometheus`) an
+/// instant query; returns its result vector. Prometheus not answering our query is
+/// a measurement we could not make (ERROR); what it answers is evidence.
+pub(crate) async fn prometheus(
+    stack: &crate::stack::Stack,
+    query: &str,
+) -> std::result::Result<Vec<serde_json::Value>, Failure> {
+    let monitor = stack
+        .hosts_running("prometheus")
+        .first()
+        .copied()
+        .ok_or_else(|| {
+            Failure::new(
+                "no host of the design runs `prometheus`, so nothing is monitored",
+                "",
+            )
+        })?;
+    let url = format!("http://{}:9090/api/v1/query", monitor.main_addr());
+    let asked = |e: &reqwest::Error| {
+        Failure::not_measured(
+            format!(
+                "could not ask Prometheus `{query}`: {}",
+                probe::error_chain(e)
+            ),
+            "",
+        )
+    };
+    let body: serde_json::Value = stack
+        .client
+        .fresh
+        .get(&url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| asked(&e))?
+        .json()
+        .await
+        .map_err(|e| asked(&e))?;
+    Ok(body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The addresses www.foobar.com resolves to, asked of the run's DNS over UDP.
+pub(crate) async fn www_addresses(
+    stack: &crate::stack::Stack,
+) -> std::result::Result<Vec<String>, Failure> {
+    use hickory_proto::rr::RecordType;
+    let resolver = crate::client::resolver(stack.dns.addr, crate::client::DnsTransport::Udp)?;
+    Ok(
+        crate::client::query(&resolver, crate::stack::WWW, RecordType::A)
+            .await
+            .map_err(dns_failure)?
+            .iter()
+            .filter_map(|r| r.data.ip_addr().map(|i| i.to_string()))
+            .collect(),
+    )
+}
+
+/// A failed DNS query as a claim failure: an answer with no such record is
+/// the design's zone (FAIL); no answer at all is our own DNS server or
+/// resolver failing (ERROR).
+pub(crate) fn dns_failure(e: String) -> Failure {
+    let lower = e.to_lowercase();
+    if lower.contains("no record") || lower.contains("nxdomain") || lower.contains("no records") {
+        Failure::new(format!("DNS: {e}"), "")
+    } else {
+        Failure::not_measured(format!("could not ask the run's DNS server: {e}"), "")
+    }
+}
+
+/// A fresh marker for one claim's requests: each claim counts only the
+/// requests it marked, so counts never mix between claims.
+pub(crate) fn marker(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
+}
+
+/// The access log a service writes one line per request to (its
+/// `service.toml` says where); a service with none cannot count requests.
+pub(crate) fn access_log<'s>(stack: &'s Stack, service: &str) -> Result<&'s str, Failure> {
+    stack
+        .service(service)?
+        .access_log
+        .as_deref()
+        .ok_or_else(|| {
+            Failure::not_measured(
+                format!(
+                    "service `{service}` declares no `access_log` in its service.toml, so its requests cannot be counted"
+                ),
+                "",
+            )
+        })
+}
+
+/// For each of the `n` requests marked `<marker>-<i>`, the hosts whose
+/// `service` access log has it (a request counted twice or nowhere shows).
+/// A log the design does not write is a FAIL naming it, never "0 requests".
+pub(crate) async fn counted_by(
+    stack: &Stack,
+    service: &str,
+    marker: &str,
+    n: usize,
+) -> Result<Vec<Vec<String>>, Failure> {
+    let log = access_log(stack, service)?;
+    let mut by_request = vec![Vec::new(); n];
+    for host in stack.hosts_running(service) {
+        crate::measure::log_lines(host, log).await?;
+        let lines = host
+            .run(&format!("grep -o '{marker}-[0-9]*' {log} || true"))
+            .await?;
+        for l in lines.lines() {
+            if let Some(i) = l
+                .rsplit('-')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| *i < n)
+            {
+                by_request[i].push(host.name.clone());
+            }
+        }
+    }
+    Ok(by_request)
+}
+
+/// Lines of `service`'s access log on every host running it, by host.
+pub(crate) async fn log_sizes(
+    stack: &Stack,
+    service: &str,
+) -> Result<BTreeMap<String, u64>, Failure> {
+    let log = access_log(stack, service)?;
+    let mut out = BTreeMap::new();
+    for host in stack.hosts_running(service) {
+        out.insert(
+            host.name.clone(),
+            crate::measure::log_lines(host, log).await?,
+        );
+    }
+    Ok(out)
+}
+
+/// The faults a claims file can name (`fault = "..."`).
+pub const FAULTS: &[&str] = &[
+    "stop_host",
+    "pause_host",
+    "stop_service",
+    "kill_service",
+    "pause_service",
+];
+
+/// Applies fault `action` (one of [`FAULTS`]) to each of `hosts` (to
+/// `service` on them, for the service faults); the guards undo it.
+pub(crate) async fn apply_fault<'s>(
+    stack: &'s Stack,
+    action: &'s str,
+    hosts: &[&'s str],
+    service: &'s str,
+) -> Result<Vec<FaultGuard<'s>>, Failure> {
+    let mut guards = Vec::new();
+    for &host in hosts {
+        let fault = match action {
+            "stop_host" => Fault::StopHost(host),
+            "pause_host" => Fault::PauseHost(host),
+            "stop_service" => Fault::StopService(host, service),
+            "kill_service" => Fault::KillService(host, service),
+            "pause_service" => Fault::PauseService(host, service),
+            other => {
+                return Err(Failure::not_measured(
+                    format!("unknown fault `{other}`; faults: {}", FAULTS.join(", ")),
+                    "",
+                ));
+            }
+        };
+        guards.push(stack.apply(fault).await?);
+    }
+    Ok(guards)
+}
+
+/// Undoes `guards`, newest first, returning the first error.
+pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failure> {
+    let mut first = Ok(());
+    for g in guards.into_iter().rev() {
+        if let Err(e) = g.restore().await
+            && first.is_ok()
+        {
+            first = Err(Failure::from(e));
+        }
+    }
+    first
+}
+
+/// What a fault is, in words, for evidence: "stop_service nginx on server-1".
+pub(crate) fn fault_words(action: &str, hosts: &[&str], service: &str) -> String {
+    if action.ends_with("_service") {
+        format!("{action} {service} on {}", hosts.join(", "))
+    } else {
+        format!("{action} {}", hosts.join(", "))
+    }
+}

@@ -1,0 +1,202 @@
+//! Outage kinds: what clients see while part of the design is down.
+
+use std::time::Duration;
+
+use super::common::{FAULTS, apply_fault, fault_words, restore_all};
+use super::{Kind, Param, Params, Ty};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::measure::http;
+use crate::probe;
+use crate::stack::{Stack, WWW};
+
+/// `outage.spof`: with these hosts (or services) down, the site is down.
+pub const SPOF: Kind = Kind {
+    name: "outage.spof",
+    doc: "A single point of failure: the site answers before the fault; with `fault` applied to `hosts`, DNS still answers for www, every host in `still_up` still serves `path` when asked directly (so the outage is the fault's), and 0 of `requests` requests to www succeed.",
+    params: &[
+        Param::required("fault", Ty::Choice(FAULTS), "what happens to each host"),
+        Param::required("hosts", Ty::Hosts, "the hosts it happens to"),
+        Param::optional(
+            "service",
+            Ty::Text,
+            "the service, for the *_service faults",
+            "\"\"",
+        ),
+        Param::optional(
+            "still_up",
+            Ty::Hosts,
+            "hosts that must still answer directly during the fault",
+            "[]",
+        ),
+        Param::optional(
+            "path",
+            Ty::Text,
+            "the page asked for",
+            "\"/static/hello.txt\"",
+        ),
+        Param::optional("requests", Ty::Int, "requests sent during the fault", "10"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.spof_lb"
+says = "the load balancer is a single point of failure"
+kind = "outage.spof"
+fault = "kill_service"
+hosts = ["lb-1"]
+service = "haproxy"
+still_up = ["web-1", "web-2"]"#,
+    check: crate::kind_check!(spof),
+};
+
+async fn spof(stack: &Stack, p: &Params) -> CheckResult {
+    let (action, service, path) = (p.text("fault"), p.text("service"), p.text("path"));
+    let hosts = p.list("hosts");
+    let n = p.int("requests").max(1) as usize;
+    let (ok_before, _) = probe::burst(&stack.client.fresh, &http(path), 3).await;
+    ensure_measured(
+        ok_before == 3,
+        format!(
+            "before the fault only {ok_before} of 3 requests succeeded, so the fault proves nothing"
+        ),
+        "",
+    )?;
+    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let during = async {
+        let dns = super::common::www_addresses(stack).await;
+        let (ok, first_err) = probe::burst(&stack.client.fresh, &http(path), n).await;
+        let mut direct = Vec::new();
+        for &h in &p.list("still_up") {
+            let url = format!("http://{}{path}", stack.host(h)?.main_addr());
+            let up = stack
+                .client
+                .fresh
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            direct.push((h, up));
+        }
+        Ok::<_, Failure>((dns, ok, first_err, direct))
+    }
+    .await;
+    // Undo whatever happened, so later claims see the design whole.
+    let restored = restore_all(guards).await;
+    let (dns, ok, first_err, direct) = during?;
+    restored?;
+    let evidence = format!(
+        "3/3 before; {}: DNS {}; {ok} of {n} requests to {WWW}{path} succeeded{}{}",
+        fault_words(action, &hosts, service),
+        match &dns {
+            Ok(a) => format!("still answers {}", a.join(", ")),
+            Err(f) => format!("failed ({})", f.summary),
+        },
+        first_err
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default(),
+        if direct.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; answering directly: {}",
+                direct
+                    .iter()
+                    .map(|(h, up)| format!("{h} {}", if *up { "yes" } else { "no" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    ensure(
+        matches!(&dns, Ok(a) if !a.is_empty()),
+        "DNS did not answer during the fault, so the outage is not the fault's",
+        &evidence,
+    )?;
+    ensure_measured(
+        direct.iter().all(|(_, up)| *up),
+        "a host that should still be up did not answer, so this proves nothing about the fault",
+        &evidence,
+    )?;
+    ensure_eq("requests that succeeded during the fault", 0, ok, &evidence)?;
+    Ok(evidence)
+}
+
+/// `outage.restart_downtime`: a restart drops requests; a graceful reload does not.
+pub const RESTART_DOWNTIME: Kind = Kind {
+    name: "outage.restart_downtime",
+    doc: "While a probe requests `path` every `probe_ms`: stopping and starting `service` on `host` (what a deploy that restarts it does) fails at least one request, and a graceful reload (the service's own reload command) fails none. Both are reported.",
+    params: &[
+        Param::required("host", Ty::Host, "where the service runs"),
+        Param::required("service", Ty::Service, "the server restarted"),
+        Param::optional("path", Ty::Text, "the page probed", "\"/static/hello.txt\""),
+        Param::optional("probe_ms", Ty::Ms, "the probe's interval", "10"),
+        Param::optional(
+            "settle_ms",
+            Ty::Ms,
+            "how long the probe goes on after each action",
+            "300",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.restart_downtime"
+says = "maintenance means downtime"
+kind = "outage.restart_downtime"
+host = "server-1"
+service = "nginx""#,
+    check: crate::kind_check!(restart_downtime),
+};
+
+async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
+    let (host, service) = (p.host("host"), p.text("service"));
+    let (interval, settle) = (p.ms("probe_ms"), p.ms("settle_ms"));
+    let interval = interval.max(Duration::from_millis(1));
+    let client = &stack.client.fresh;
+    let url = http(p.text("path"));
+    let (restart, restarted) = probe::probe_through(client, &url, interval, settle, 3000, async {
+        stack
+            .apply(crate::stack::Fault::StopService(host, service))
+            .await?
+            .restore()
+            .await
+    })
+    .await;
+    restarted?;
+    ensure_measured(
+        restart.sent() > 5 && restart.samples[0].result.is_ok(),
+        "the probe did not see the site up before the restart",
+        &restart.summary(),
+    )?;
+    let (reload, reloaded) = probe::probe_through(
+        client,
+        &url,
+        interval,
+        settle,
+        3000,
+        stack.reload_service(host, service),
+    )
+    .await;
+    reloaded?;
+    stack.record("stop+start outage (ms)", restart.outage_ms() as f64);
+    stack.record("graceful reload failed requests", reload.failed() as f64);
+    let evidence = format!(
+        "probe every {} ms: stop+start of {service} on {host}: {}; graceful reload: {}",
+        interval.as_millis(),
+        restart.summary(),
+        reload.summary()
+    );
+    ensure(
+        restart.failed() >= 1,
+        format!("no request failed while {service} was stopped and started"),
+        &evidence,
+    )?;
+    ensure_eq(
+        &format!(
+            "failed requests during a graceful reload (first error: {})",
+            reload.first_error().unwrap_or_default()
+        ),
+        0,
+        reload.failed(),
+        &evidence,
+    )?;
+    Ok(evidence)
+}

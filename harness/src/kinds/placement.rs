@@ -1,0 +1,88 @@
+//! Placement kinds: which services run where, from the hosts' own process tables.
+
+use hickory_proto::rr::RecordType;
+
+use super::common::req_failed;
+use super::{Kind, Param, Params, Ty};
+use crate::claim::{CheckResult, Failure, ensure_eq};
+use crate::client::{self, DnsTransport};
+use crate::measure::http;
+use crate::stack::{Stack, WWW};
+
+/// `placement.single_host`: everything on one server, and that server is the site.
+pub const SINGLE_HOST: Kind = Kind {
+    name: "placement.single_host",
+    doc: "Each of `services` has processes on `host` and on no other host; `www` resolves to that host alone, and the client's TCP peer for the site is that host.",
+    params: &[
+        Param::required("host", Ty::Host, "the one server"),
+        Param::required(
+            "services",
+            Ty::Services,
+            "the components that must all run there",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.host.single_server"
+says = "one server hosts all components"
+kind = "placement.single_host"
+host = "server-1"
+services = ["nginx", "php-fpm", "mariadb"]"#,
+    check: crate::kind_check!(single_host),
+};
+
+async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
+    let host = p.host("host");
+    let services = p.list("services");
+    let mut placement = Vec::new();
+    for &service in &services {
+        let mut on = Vec::new();
+        for h in stack.hosts.values() {
+            if !stack.pids(&h.name, service).await?.is_empty() {
+                on.push(h.name.clone());
+            }
+        }
+        placement.push((service, on));
+    }
+    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
+    let dns: Vec<String> = client::query(&resolver, WWW, RecordType::A)
+        .await
+        .map_err(super::common::dns_failure)?
+        .iter()
+        .filter_map(|r| r.data.ip_addr().map(|ip| ip.to_string()))
+        .collect();
+    let path = "/static/hello.txt";
+    let resp = stack
+        .client
+        .fresh
+        .get(http(path))
+        .send()
+        .await
+        .map_err(|e| req_failed(path, &e))?;
+    let peer = resp
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let addr = stack
+        .host(host)
+        .map_err(Failure::from)?
+        .main_addr()
+        .to_string();
+    let evidence = format!(
+        "{}; DNS → {}; client's TCP peer {peer}; {host} is {addr}",
+        placement
+            .iter()
+            .map(|(s, on)| format!("{s} on [{}]", on.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        dns.join(", "),
+    );
+    let expected: Vec<(&str, Vec<String>)> = services
+        .iter()
+        .map(|s| (*s, vec![host.to_string()]))
+        .collect();
+    ensure_eq("where each component runs", expected, placement, &evidence)?;
+    ensure_eq("DNS answer", vec![addr.clone()], dns, &evidence)?;
+    ensure_eq("client's TCP peer", addr, peer, &evidence)?;
+    Ok(evidence)
+}
