@@ -25,7 +25,6 @@ fn builtin(id: &str, says: &str, proves: &str, check: crate::kinds::KindCheck) -
     Claim::rust(id, says, proves, check)
 }
 
-pub mod distributed;
 pub mod scale_up;
 pub mod secured_monitored;
 
@@ -40,7 +39,6 @@ pub fn claims(design: &str) -> Result<Vec<Claim>> {
 /// The claims of a built-in design still written in Rust (it has no claims file yet).
 pub(crate) fn legacy(design: &str) -> Option<Vec<Claim>> {
     match design {
-        "distributed" => Some(distributed::claims()),
         "scale_up" => Some(scale_up::claims()),
         "secured_monitored" => Some(secured_monitored::claims()),
         _ => None,

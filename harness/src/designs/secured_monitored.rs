@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
-use super::distributed::{round_robin_over, spof_primary_over};
 use super::{header, prometheus, req_failed, wait_for};
 use crate::capture::Capture;
 use crate::claim;
@@ -305,7 +304,7 @@ fn hsts_max_age(header: &str) -> Option<u64> {
 
 /// As distributed.lb.round_robin, over HTTPS.
 async fn round_robin(stack: &Stack) -> CheckResult {
-    round_robin_over(stack, "https").await
+    crate::kinds::lb::round_robin_over(stack, &SERVERS, "nginx", "https", STATIC, 10).await
 }
 
 /// The design's firewall policy: may `r.from` reach `r.to`'s port `r.port`?
@@ -884,7 +883,15 @@ async fn ssl_termination_plaintext(stack: &Stack) -> CheckResult {
 
 /// Primary stopped: writes fail, reads continue (over HTTPS).
 async fn single_writer(stack: &Stack) -> CheckResult {
-    spof_primary_over(stack, "https").await
+    crate::kinds::db::single_writer_over(
+        stack,
+        "server-1",
+        "mariadb-primary",
+        "https",
+        ("/write.php", "/index.php"),
+        6,
+    )
+    .await
 }
 
 /// Stopping server-1 loses a web backend and the primary at once: reads succeed, writes fail.

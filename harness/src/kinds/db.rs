@@ -1,10 +1,13 @@
 //! Database kinds: what the database itself counts.
 
+use std::time::{Duration, Instant};
+
 use super::common::req_failed;
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
-use crate::stack::Stack;
+use crate::probe;
+use crate::stack::{Fault, Stack};
 
 /// `db.query_flow`: the app's pages come from the database.
 pub const QUERY_FLOW: Kind = Kind {
@@ -75,6 +78,334 @@ async fn query_flow(stack: &Stack, p: &Params) -> CheckResult {
     ensure(
         after > before,
         "the database counted no SELECT for the page",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `db.replication`: a write on the primary is readable on the replica in time.
+pub const REPLICATION: Kind = Kind {
+    name: "db.replication",
+    doc: "A row inserted on `primary` is readable on `replica` within `budget_ms`, and the replica's own `SHOW SLAVE STATUS` says both replication threads run.",
+    params: &[
+        Param::required("primary", Ty::Host, "the host of the primary"),
+        Param::required("replica", Ty::Host, "the host of the replica"),
+        Param::optional(
+            "budget_ms",
+            Ty::Ms,
+            "how long the row may take to arrive",
+            "1000",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.db.replication"
+says = "the primary replicates to the replica"
+kind = "db.replication"
+primary = "db-1"
+replica = "db-2""#,
+    check: crate::kind_check!(replication),
+};
+
+async fn replication(stack: &Stack, p: &Params) -> CheckResult {
+    replication_between(
+        stack,
+        p.host("primary"),
+        p.host("replica"),
+        p.ms("budget_ms"),
+    )
+    .await
+}
+
+/// The replication check between two hosts (also for a replica a claim adds).
+pub(crate) async fn replication_between(
+    stack: &Stack,
+    primary_name: &str,
+    replica_name: &str,
+    budget: Duration,
+) -> CheckResult {
+    let (primary, replica) = (stack.host(primary_name)?, stack.host(replica_name)?);
+    let nonce = format!("repl-{:08x}", rand::random::<u32>());
+    measure::mariadb_sql(
+        primary,
+        &format!("INSERT INTO foobar.greetings VALUES (1000 + FLOOR(RAND()*1000000), '{nonce}')"),
+    )
+    .await?;
+    let started = Instant::now();
+    let mut seen = false;
+    while started.elapsed() < budget * 3 {
+        // A replica that never replicated has no such table yet: that is "not there", not an error.
+        let sql = format!("SELECT COUNT(*) FROM foobar.greetings WHERE text = '{nonce}'");
+        let out = replica.exec(&format!("mariadb -N -B -e \"{sql}\"")).await?;
+        if out.code == 0 && out.stdout.trim() == "1" {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delay = started.elapsed();
+    if seen {
+        stack.record("replication delay (ms)", delay.as_millis() as f64);
+    }
+    let status = replica.run("mariadb -e 'SHOW SLAVE STATUS\\G'").await?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{name}: "))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "-".into())
+    };
+    let (io, sql) = (field("Slave_IO_Running"), field("Slave_SQL_Running"));
+    let evidence = format!(
+        "row written on the primary ({primary_name}) {} on the replica ({replica_name}) after {} ms (budget {} ms); Slave_IO_Running {io}, Slave_SQL_Running {sql}",
+        if seen { "readable" } else { "NOT readable" },
+        delay.as_millis(),
+        budget.as_millis()
+    );
+    ensure(
+        seen && delay <= budget,
+        "the write did not reach the replica within the budget",
+        &evidence,
+    )?;
+    ensure_eq(
+        "replication threads (IO, SQL)",
+        ("Yes".to_string(), "Yes".to_string()),
+        (io, sql),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `db.replica_read_only`: the app's user cannot write on the replica.
+pub const REPLICA_READ_ONLY: Kind = Kind {
+    name: "db.replica_read_only",
+    doc: "An INSERT as the application's user on `replica` is refused by the server itself with error 1290 (read-only).",
+    params: &[
+        Param::required("replica", Ty::Host, "the host of the replica"),
+        Param::optional(
+            "user",
+            Ty::Text,
+            "the application's database user",
+            "\"app\"",
+        ),
+        Param::optional("password", Ty::Text, "its password", "\"app-secret\""),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.db.replica_read_only"
+says = "the replica only serves reads"
+kind = "db.replica_read_only"
+replica = "db-2""#,
+    check: crate::kind_check!(replica_read_only),
+};
+
+async fn replica_read_only(stack: &Stack, p: &Params) -> CheckResult {
+    let name = p.host("replica");
+    let replica = stack.host(name)?;
+    let out = replica
+        .exec(&format!(
+            "mariadb -h 127.0.0.1 -u {} -p{} -e \"INSERT INTO foobar.greetings VALUES (999999, 'on the replica')\" foobar",
+            p.text("user"),
+            p.text("password")
+        ))
+        .await?;
+    let said = out
+        .combined()
+        .lines()
+        .find(|l| l.starts_with("ERROR"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let evidence = format!(
+        "INSERT as `{}` on the replica ({name}): exit {}, {}",
+        p.text("user"),
+        out.code,
+        if said.is_empty() {
+            "no error".into()
+        } else {
+            said.clone()
+        }
+    );
+    ensure(
+        out.code != 0 && said.contains("1290"),
+        "the replica accepted a write from the application's user",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// What `db.routing` counts.
+const COUNTERS: &[&str] = &["ROWS_INSERTED", "SELECT_COMMANDS", "ROWS_UPDATED"];
+
+/// `db.routing`: the app's statements land on the database host they should.
+pub const ROUTING: Kind = Kind {
+    name: "db.routing",
+    doc: "`requests` requests to `path` all answer 200, and the application user's `counter` in each server's own USER_STATISTICS grows by exactly `requests` on `to` and by 0 on each of `not_to` (replication runs as a system thread, so it is not counted).",
+    params: &[
+        Param::required(
+            "path",
+            Ty::Text,
+            "the page that reads or writes (`/index.php`, `/write.php`)",
+        ),
+        Param::required(
+            "counter",
+            Ty::Choice(COUNTERS),
+            "the USER_STATISTICS column",
+        ),
+        Param::required(
+            "to",
+            Ty::Host,
+            "the database host that must see the statements",
+        ),
+        Param::required("not_to", Ty::Hosts, "the database hosts that must not"),
+        Param::optional(
+            "user",
+            Ty::Text,
+            "the application's database user",
+            "\"app\"",
+        ),
+        Param::optional("requests", Ty::Int, "requests sent", "6"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.db.writes_to_primary"
+says = "writes go to the primary"
+kind = "db.routing"
+path = "/write.php"
+counter = "ROWS_INSERTED"
+to = "db-1"
+not_to = ["db-2"]"#,
+    check: crate::kind_check!(routing),
+};
+
+async fn routing(stack: &Stack, p: &Params) -> CheckResult {
+    let (path, column, user) = (p.text("path"), p.text("counter"), p.text("user"));
+    let n = p.int("requests");
+    let mut hosts = vec![p.host("to")];
+    hosts.extend(p.list("not_to"));
+    let mut before = Vec::new();
+    for h in &hosts {
+        before.push(measure::user_stat(stack.host(h)?, user, column).await?);
+    }
+    let ok = crate::probe::successes(&stack.client.fresh, vec![http(path); n as usize]).await;
+    let mut grew = Vec::new();
+    for (h, b) in hosts.iter().zip(&before) {
+        grew.push((
+            h.to_string(),
+            measure::user_stat(stack.host(h)?, user, column).await? - b,
+        ));
+    }
+    let evidence = format!(
+        "{n} requests to {path}, {ok} answered 200; {column} of the `{user}` user: {}",
+        grew.iter()
+            .map(|(h, g)| format!("{h} +{g}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ensure_eq("requests answered 200", n as usize, ok, &evidence)?;
+    let want: Vec<(String, u64)> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.to_string(), if i == 0 { n } else { 0 }))
+        .collect();
+    ensure_eq(
+        &format!("the app's {column} per host"),
+        want,
+        grew,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `db.single_writer`: with the primary down, writes fail and reads go on.
+pub const SINGLE_WRITER: Kind = Kind {
+    name: "db.single_writer",
+    doc: "Writes (`write_path`) succeed before; with `service` stopped on `primary`, 0 of `requests` writes succeed while all `requests` reads (`read_path`) still do: the primary is the one place writes can go.",
+    params: &[
+        Param::required("primary", Ty::Host, "the host of the primary"),
+        Param::optional(
+            "service",
+            Ty::Service,
+            "the primary's database service",
+            "\"mariadb-primary\"",
+        ),
+        Param::optional(
+            "scheme",
+            Ty::Choice(&["http", "https"]),
+            "how the client asks",
+            "\"http\"",
+        ),
+        Param::optional(
+            "write_path",
+            Ty::Text,
+            "a page that writes",
+            "\"/write.php\"",
+        ),
+        Param::optional("read_path", Ty::Text, "a page that reads", "\"/index.php\""),
+        Param::optional(
+            "requests",
+            Ty::Int,
+            "writes and reads sent during the fault",
+            "6",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.spof_primary"
+says = "the primary is a single point of failure for writes"
+kind = "db.single_writer"
+primary = "db-1""#,
+    check: crate::kind_check!(single_writer),
+};
+
+async fn single_writer(stack: &Stack, p: &Params) -> CheckResult {
+    single_writer_over(
+        stack,
+        p.host("primary"),
+        p.text("service"),
+        p.text("scheme"),
+        (p.text("write_path"), p.text("read_path")),
+        p.int("requests") as usize,
+    )
+    .await
+}
+
+/// The single-writer check itself.
+pub(crate) async fn single_writer_over(
+    stack: &Stack,
+    primary: &str,
+    service: &str,
+    scheme: &str,
+    (write_path, read_path): (&str, &str),
+    n: usize,
+) -> CheckResult {
+    let url = |path: &str| format!("{scheme}://{}{path}", crate::stack::WWW);
+    let (write, read) = (url(write_path), url(read_path));
+    let (writes_before, _) = probe::burst(&stack.client.fresh, &write, 2).await;
+    crate::claim::ensure_measured(
+        writes_before == 2,
+        format!(
+            "before the fault only {writes_before} of 2 writes succeeded, so their failing later proves nothing"
+        ),
+        "",
+    )?;
+    let fault = stack.apply(Fault::StopService(primary, service)).await?;
+    let (writes, _) = probe::burst(&stack.client.fresh, &write, n).await;
+    let (reads, read_err) = probe::burst(&stack.client.fresh, &read, n).await;
+    fault.restore().await?;
+    let evidence = format!(
+        "{service} stopped on the primary ({primary}): {writes} of {n} writes succeeded, {reads} of {n} reads succeeded{}",
+        read_err
+            .map(|e| format!(" (first read error: {e})"))
+            .unwrap_or_default()
+    );
+    ensure_eq(
+        "(writes, reads) that succeeded",
+        (0, n),
+        (writes, reads),
         &evidence,
     )?;
     Ok(evidence)

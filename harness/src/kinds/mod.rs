@@ -30,8 +30,11 @@ use crate::stack::Stack;
 pub mod common;
 pub mod db;
 pub mod dns;
+pub mod firewall;
+pub mod lb;
 pub mod outage;
 pub mod placement;
+pub mod tls;
 pub mod web;
 
 /// A kind's check: measures one claim on a running stack, given its parameters.
@@ -167,10 +170,19 @@ pub const LIBRARY: &[Kind] = &[
     dns::A_RECORD,
     web::STATIC_BY,
     web::DYNAMIC_BY,
+    lb::ROUND_ROBIN,
+    lb::ACTIVE_ACTIVE,
+    lb::HEALTH_CHECK,
     db::QUERY_FLOW,
+    db::REPLICATION,
+    db::REPLICA_READ_ONLY,
+    db::ROUTING,
+    db::SINGLE_WRITER,
     placement::SINGLE_HOST,
     outage::SPOF,
     outage::RESTART_DOWNTIME,
+    tls::NO_HTTPS,
+    firewall::OPEN_TO_CLIENT,
 ];
 
 /// The kinds a design's claims may use.

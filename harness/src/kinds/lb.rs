@@ -1,0 +1,415 @@
+//! Load-balancer kinds: how requests spread over the backends, counted in
+//! the backends' own access logs, and what HAProxy's health checks do.
+
+use std::time::{Duration, Instant};
+
+use super::common::{counted_by, marker, req_failed};
+use super::{Kind, Param, Params, Ty};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
+use crate::measure::{self, http};
+use crate::probe;
+use crate::stack::{Fault, Stack, WWW};
+
+/// `lb.round_robin`: requests go to the backends in turn.
+pub const ROUND_ROBIN: Kind = Kind {
+    name: "lb.round_robin",
+    doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends.",
+    params: &[
+        Param::required(
+            "backends",
+            Ty::Hosts,
+            "the backends, as the load balancer lists them",
+        ),
+        Param::required(
+            "web",
+            Ty::Service,
+            "the backends' web server (its access log counts)",
+        ),
+        Param::optional(
+            "scheme",
+            Ty::Choice(&["http", "https"]),
+            "how the client asks",
+            "\"http\"",
+        ),
+        Param::optional(
+            "path",
+            Ty::Text,
+            "the page asked for",
+            "\"/static/hello.txt\"",
+        ),
+        Param::optional(
+            "requests",
+            Ty::Int,
+            "requests sent (even: a fair split is exact)",
+            "10",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.lb.round_robin"
+says = "HAProxy distributes requests round-robin"
+kind = "lb.round_robin"
+backends = ["web-1", "web-2"]
+web = "nginx""#,
+    check: crate::kind_check!(round_robin),
+};
+
+async fn round_robin(stack: &Stack, p: &Params) -> CheckResult {
+    round_robin_over(
+        stack,
+        &p.list("backends"),
+        p.text("web"),
+        p.text("scheme"),
+        p.text("path"),
+        p.int("requests").max(2) as usize,
+    )
+    .await
+}
+
+/// The round-robin check itself (also used by kinds that run it over a variant).
+pub(crate) async fn round_robin_over(
+    stack: &Stack,
+    backends: &[&str],
+    web: &str,
+    scheme: &str,
+    path: &str,
+    n: usize,
+) -> CheckResult {
+    let mark = marker("rr");
+    for i in 0..n {
+        let url = format!("{path}?{mark}-{i}");
+        stack
+            .client
+            .fresh
+            .get(format!("{scheme}://{WWW}{url}"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| req_failed(&url, &e))?;
+    }
+    let counted = counted_by(stack, web, &mark, n).await?;
+    let order: Vec<String> = counted
+        .iter()
+        .map(|hosts| match hosts.as_slice() {
+            [one] => one.clone(),
+            [] => "none".into(),
+            many => many.join("+"),
+        })
+        .collect();
+    let counts: Vec<usize> = backends
+        .iter()
+        .map(|b| order.iter().filter(|o| o == b).count())
+        .collect();
+    let evidence = format!(
+        "{n} {scheme} requests on fresh connections; {web} access logs: {}; order {}",
+        backends
+            .iter()
+            .zip(&counts)
+            .map(|(b, c)| format!("{b} {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        order.join(",")
+    );
+    let uncounted: Vec<usize> = (0..n)
+        .filter(|i| !backends.contains(&order[*i].as_str()))
+        .collect();
+    ensure(
+        uncounted.is_empty(),
+        format!("requests {uncounted:?} of {n} are in no backend's log, or in more than one"),
+        &evidence,
+    )?;
+    let fair = n / backends.len().max(1);
+    for (b, c) in backends.iter().zip(&counts) {
+        ensure(
+            c.abs_diff(fair) <= 1,
+            format!("{b} served {c} of {n}, not {fair} ± 1"),
+            &evidence,
+        )?;
+    }
+    ensure(
+        order.windows(2).all(|w| w[0] != w[1]),
+        "the backends did not take requests in turn",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `lb.active_active`: every backend serves during one burst.
+pub const ACTIVE_ACTIVE: Kind = Kind {
+    name: "lb.active_active",
+    doc: "A burst of `requests` concurrent marked requests: all are answered, each is found in exactly one backend's `web` access log, and every backend served some of them.",
+    params: &[
+        Param::required(
+            "backends",
+            Ty::Hosts,
+            "the backends that must all be active",
+        ),
+        Param::required(
+            "web",
+            Ty::Service,
+            "the backends' web server (its access log counts)",
+        ),
+        Param::optional(
+            "path",
+            Ty::Text,
+            "the page asked for",
+            "\"/static/hello.txt\"",
+        ),
+        Param::optional("requests", Ty::Int, "concurrent requests", "20"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.lb.active_active"
+says = "both servers serve traffic at the same time"
+kind = "lb.active_active"
+backends = ["web-1", "web-2"]
+web = "nginx""#,
+    check: crate::kind_check!(active_active),
+};
+
+async fn active_active(stack: &Stack, p: &Params) -> CheckResult {
+    let (backends, web, path) = (p.list("backends"), p.text("web"), p.text("path"));
+    let n = p.int("requests").max(1) as usize;
+    let mark = marker("aa");
+    let sends = (0..n).map(|i| {
+        stack
+            .client
+            .fresh
+            .get(http(&format!("{path}?{mark}-{i}")))
+            .send()
+    });
+    let results = futures::future::join_all(sends).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|r| r.status().is_success()))
+        .count();
+    let counted = counted_by(stack, web, &mark, n).await?;
+    let split: Vec<(String, usize)> = backends
+        .iter()
+        .map(|b| {
+            (
+                b.to_string(),
+                counted.iter().filter(|c| c.iter().any(|h| h == b)).count(),
+            )
+        })
+        .collect();
+    let evidence = format!(
+        "{n} concurrent requests, {ok} answered; {web} access logs: {}",
+        split
+            .iter()
+            .map(|(b, c)| format!("{b} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ensure_eq("answered", n, ok, &evidence)?;
+    ensure_eq(
+        "times each request is in a backend's log",
+        vec![1; n],
+        counted.iter().map(Vec::len).collect(),
+        &evidence,
+    )?;
+    ensure(
+        split.iter().all(|(_, c)| *c > 0),
+        "not every backend served part of the burst",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `lb.health_check`: a dead backend is taken out in time and rejoins.
+pub const HEALTH_CHECK: Kind = Kind {
+    name: "lb.health_check",
+    doc: "With `service` stopped on `backend`, HAProxy on `lb` marks it DOWN within inter × fall (+ slack), read from its running configuration (HAProxy's defaults 2 s, 3, 2 where unset); then `requests` requests all succeed and none is served by `backend`; started again, it is UP within rise × inter (+ slack).",
+    params: &[
+        Param::required("lb", Ty::Host, "the host running HAProxy"),
+        Param::required("backend", Ty::Host, "the backend taken down"),
+        Param::required(
+            "service",
+            Ty::Service,
+            "the service stopped on it (its access log counts)",
+        ),
+        Param::optional(
+            "server_name",
+            Ty::Text,
+            "the backend's `server` name in haproxy.cfg (default: the host's name)",
+            "\"\"",
+        ),
+        Param::optional(
+            "config",
+            Ty::Text,
+            "where HAProxy's configuration is on `lb`",
+            "\"/etc/haproxy/haproxy.cfg\"",
+        ),
+        Param::optional(
+            "slack_ms",
+            Ty::Ms,
+            "slack over the configured times (our polling, one check interval of phase)",
+            "700",
+        ),
+        Param::optional("requests", Ty::Int, "requests sent while it is out", "10"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.lb.health_check"
+says = "HAProxy stops sending traffic to a failed server"
+kind = "lb.health_check"
+lb = "lb-1"
+backend = "web-1"
+service = "nginx""#,
+    check: crate::kind_check!(health_check),
+};
+
+/// HAProxy's check timing for `server` from the running configuration:
+/// (inter, fall, rise), with HAProxy's defaults (2 s, 3, 2) where unset.
+pub(crate) async fn check_timing(
+    stack: &Stack,
+    lb: &str,
+    config: &str,
+    server: &str,
+) -> Result<(Duration, u32, u32), Failure> {
+    let cfg = stack.host(lb)?.run(&format!("cat {config}")).await?;
+    let (mut inter, mut fall, mut rise) = (Duration::from_secs(2), 3, 2);
+    for line in cfg.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let applies = words.first() == Some(&"default-server")
+            || (words.first() == Some(&"server") && words.get(1) == Some(&server));
+        if !applies {
+            continue;
+        }
+        for pair in words.windows(2) {
+            match pair[0] {
+                "inter" => inter = parse_haproxy_time(pair[1]).unwrap_or(inter),
+                "fall" => fall = pair[1].parse().unwrap_or(fall),
+                "rise" => rise = pair[1].parse().unwrap_or(rise),
+                _ => {}
+            }
+        }
+    }
+    Ok((inter, fall, rise))
+}
+
+/// "500ms", "2s", "2000" (ms) → Duration.
+fn parse_haproxy_time(t: &str) -> Option<Duration> {
+    if let Some(ms) = t.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    if let Some(s) = t.strip_suffix('s') {
+        return s.parse().ok().map(Duration::from_secs);
+    }
+    t.parse().ok().map(Duration::from_millis)
+}
+
+/// Polls HAProxy on `lb` until `server` is in a state starting with `want`
+/// (and not in transition, `DOWN 1/2`), within `deadline`.
+pub(crate) async fn wait_status(
+    stack: &Stack,
+    lb: &str,
+    server: &str,
+    want: &str,
+    deadline: Duration,
+) -> Result<Option<Duration>, Failure> {
+    let lb = stack.host(lb)?;
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        let states = measure::haproxy_status(lb).await?;
+        if states
+            .iter()
+            .any(|(_, s, st)| s == server && st.starts_with(want) && !st.contains('/'))
+        {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(None)
+}
+
+async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
+    let (lb, backend, service) = (p.host("lb"), p.host("backend"), p.text("service"));
+    let server = match p.text("server_name") {
+        "" => backend,
+        s => s,
+    };
+    let n = p.int("requests").max(1) as usize;
+    let (inter, fall, rise) = check_timing(stack, lb, p.text("config"), server).await?;
+    let eject_budget = inter * fall + p.ms("slack_ms");
+    let rejoin_budget = inter * rise + p.ms("slack_ms");
+    let before = measure::haproxy_status(stack.host(lb)?).await?;
+    // The design must check the server and see it UP first ("no check" is a
+    // server HAProxy never health-checks): the design's doing, so a FAIL.
+    let state = before
+        .iter()
+        .find(|(_, s, _)| s == server)
+        .map(|(_, _, st)| st.clone())
+        .unwrap_or_else(|| "not in HAProxy's servers".into());
+    ensure(
+        state == "UP",
+        format!(
+            "before the fault, HAProxy on {lb} shows {server} as `{state}`, not UP after a health check"
+        ),
+        &format!("HAProxy before: {before:?}"),
+    )?;
+    let fault = stack.apply(Fault::StopService(backend, service)).await?;
+    let result = async {
+        let ejected = wait_status(stack, lb, server, "DOWN", eject_budget * 3).await?;
+        let mark = marker("hc");
+        let urls = (0..n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
+        let ok = probe::successes(&stack.client.fresh, urls).await;
+        let counted = counted_by(stack, service, &mark, n).await?;
+        Ok::<_, Failure>((ejected, ok, counted))
+    }
+    .await;
+    let restarted = fault.restore().await;
+    let (ejected, ok, counted) = result?;
+    restarted?;
+    let rejoined = wait_status(stack, lb, server, "UP", rejoin_budget * 3).await?;
+    if let Some(e) = ejected {
+        stack.record("health check: eject (ms)", e.as_millis() as f64);
+    }
+    if let Some(r) = rejoined {
+        stack.record("health check: rejoin (ms)", r.as_millis() as f64);
+    }
+    let ms = |d: Option<Duration>| {
+        d.map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "never".into())
+    };
+    let via_down = counted
+        .iter()
+        .filter(|c| c.iter().any(|h| h == backend))
+        .count();
+    let via_others = counted
+        .iter()
+        .filter(|c| c.len() == 1 && c[0] != backend)
+        .count();
+    let evidence = format!(
+        "inter {} ms, fall {fall}, rise {rise}; {service} stopped on {backend}: marked DOWN after {} (budget inter×fall+slack {} ms); \
+         then {ok} of {n} requests succeeded, {via_others} via the other backends, {via_down} via {backend}; {service} started: UP after {} (budget rise×inter+slack {} ms)",
+        inter.as_millis(),
+        ms(ejected),
+        eject_budget.as_millis(),
+        ms(rejoined),
+        rejoin_budget.as_millis()
+    );
+    ensure(
+        ejected.is_some_and(|d| d <= eject_budget),
+        "HAProxy did not take the stopped server out in time",
+        &evidence,
+    )?;
+    ensure_eq(
+        "requests that succeeded after the ejection",
+        n,
+        ok,
+        &evidence,
+    )?;
+    ensure_eq(
+        "requests served by the other backends",
+        n,
+        via_others,
+        &evidence,
+    )?;
+    ensure(
+        rejoined.is_some_and(|d| d <= rejoin_budget),
+        "the server did not rejoin in time",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
