@@ -245,6 +245,21 @@ impl Design {
     }
 }
 
+/// The claims of the design a stack runs, read again from its fixtures with
+/// the library's kinds (for kinds that run other claims, on a variant).
+pub fn claims_of(stack: &crate::stack::Stack) -> Result<Vec<crate::claim::Claim>> {
+    let located = DesignDir {
+        name: stack.design.clone(),
+        dir: stack.fixtures.layers().get(1).cloned().unwrap_or_default(),
+    };
+    read_claims(
+        &located,
+        &stack.fixtures,
+        &stack.spec,
+        &crate::kinds::Kinds::builtin(),
+    )
+}
+
 /// Reads `claims.toml`: each claim's kind found, its parameters checked
 /// against the kind and the design (hosts, services, networks by name).
 fn read_claims(
@@ -254,11 +269,6 @@ fn read_claims(
     kinds: &crate::kinds::Kinds,
 ) -> Result<Vec<crate::claim::Claim>> {
     use crate::kinds::{Known, Params, at_line};
-    if !located.dir.join(CLAIMS_FILE).is_file()
-        && let Some(claims) = crate::designs::legacy(&located.name)
-    {
-        return Ok(claims);
-    }
     let (path, text) = fixtures.read(CLAIMS_FILE)?;
     let file: ClaimsFile = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
         path: path.clone(),

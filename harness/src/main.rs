@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stackproof::catalogue;
 use stackproof::claim;
 use stackproof::design::Design;
-use stackproof::designs;
 use stackproof::docker;
 use stackproof::error::Error;
 use stackproof::fixtures::Fixtures;
@@ -127,20 +127,33 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             keep,
         } => check(&design, fixtures, &claims, json, junit, keep).await,
         Command::List { design: None } => {
-            for d in designs::CATALOGUE {
+            for d in catalogue::designs() {
+                let loaded = Design::load(&d)?;
                 println!(
                     "{d:<20} {} claims, {} mutants",
-                    designs::claims(d)?.len(),
-                    claim::mutants(d)?.len()
+                    loaded.claims.len(),
+                    loaded.mutants.len()
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::List { design: Some(d) } => {
-            for c in designs::claims(&d)? {
-                println!("{:<48} {}\n{:<48} proves: {}", c.id, c.says, "", c.proves);
+            let loaded = Design::load(&d)?;
+            for c in &loaded.claims {
+                println!(
+                    "{:<48} {}\n{:<48} {}: {}{}",
+                    c.id,
+                    c.says,
+                    "",
+                    c.kind,
+                    c.proves,
+                    c.skip
+                        .as_ref()
+                        .map(|r| format!(" (SKIPPED: {r})"))
+                        .unwrap_or_default()
+                );
             }
-            for m in claim::mutants(&d)? {
+            for m in &loaded.mutants {
                 println!("mutant {:<41} fails {} ({})", m.name, m.fails, m.why);
             }
             Ok(ExitCode::SUCCESS)

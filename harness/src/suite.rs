@@ -45,7 +45,7 @@ pub fn main(design: &'static str) -> ExitCode {
     );
     runtime.spawn(async { crate::docker::clean_up_on_interrupt() });
 
-    let claims = match crate::designs::claims(design) {
+    let claims = match crate::catalogue::claims(design) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("stackproof: {}", e.chain());

@@ -410,3 +410,52 @@ pub(crate) async fn single_writer_over(
     )?;
     Ok(evidence)
 }
+
+/// `db.single_database`: one database takes every read and write.
+pub const SINGLE_DATABASE: Kind = Kind {
+    name: "db.single_database",
+    doc: "`requests` reads and `requests` writes are answered 200, and on `db` the application user's own counters (USER_STATISTICS) grow by exactly `requests` SELECTs and `requests` inserted rows: one database carries all of it.",
+    params: &[
+        Param::required("db", Ty::Host, "the database's host"),
+        Param::optional(
+            "user",
+            Ty::Text,
+            "the application's database user",
+            "\"app\"",
+        ),
+        Param::optional("requests", Ty::Int, "reads and writes sent", "6"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.db_bottleneck"
+says = "a single database takes all writes and reads"
+kind = "db.single_database"
+db = "db-1""#,
+    check: crate::kind_check!(single_database),
+};
+
+async fn single_database(stack: &Stack, p: &Params) -> CheckResult {
+    let (name, user) = (p.host("db"), p.text("user"));
+    let n = p.int("requests");
+    let db = stack.host(name)?;
+    let selects = measure::user_stat(db, user, "SELECT_COMMANDS").await?;
+    let inserts = measure::user_stat(db, user, "ROWS_INSERTED").await?;
+    let urls: Vec<String> = ["/index.php", "/write.php"]
+        .iter()
+        .flat_map(|path| vec![http(path); n as usize])
+        .collect();
+    let ok = probe::successes(&stack.client.fresh, urls).await;
+    let selects = measure::user_stat(db, user, "SELECT_COMMANDS").await? - selects;
+    let inserts = measure::user_stat(db, user, "ROWS_INSERTED").await? - inserts;
+    let evidence = format!(
+        "{n} reads and {n} writes, {ok} answered 200; on {name} the `{user}` user's SELECTs +{selects}, rows inserted +{inserts}"
+    );
+    ensure_eq("requests answered 200", 2 * n as usize, ok, &evidence)?;
+    ensure_eq(
+        &format!("(SELECTs, rows inserted) on {name}"),
+        (n, n),
+        (selects, inserts),
+        &evidence,
+    )?;
+    Ok(evidence)
+}

@@ -3,7 +3,7 @@
 use hickory_proto::rr::{RData, RecordType};
 
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure_eq};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
 use crate::stack::{Stack, ZONE};
 
@@ -88,4 +88,155 @@ async fn a_record(stack: &Stack, p: &Params) -> CheckResult {
         "{fqdn}: {}; {points_at} is {expected}",
         evidence.join("; ")
     ))
+}
+
+/// `dns.health_checked_failover`: a dead address leaves the answers in time.
+pub const HEALTH_CHECKED_FAILOVER: Kind = Kind {
+    name: "dns.health_checked_failover",
+    doc: "The run's DNS serves `name` as the addresses of `hosts`, health-checked as the design's `config` file says (port, interval, timeout, TTL); seen through a caching resolver, the record carries that TTL, and with the first host stopped its address stops being returned within TTL + check interval + check timeout + `slack_ms`. A budget longer than `max_wait_ms` is not measured (ERROR), never guessed.",
+    params: &[
+        Param::required(
+            "hosts",
+            Ty::Hosts,
+            "the addresses behind the name; the first is stopped",
+        ),
+        Param::optional(
+            "config",
+            Ty::Text,
+            "the design's health-check file (`name`, `port`, `interval_ms`, `timeout_ms`, `ttl`)",
+            "\"dns-health.toml\"",
+        ),
+        Param::optional(
+            "slack_ms",
+            Ty::Ms,
+            "our own polling's share of the budget",
+            "250",
+        ),
+        Param::optional(
+            "max_wait_ms",
+            Ty::Ms,
+            "the longest this claim waits",
+            "60000",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.remedy.dns_failover"
+says = "use DNS-based failover"
+kind = "dns.health_checked_failover"
+hosts = ["lb-1", "lb-2"]"#,
+    check: crate::kind_check!(health_checked_failover),
+};
+
+async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
+    use crate::stack::{Fault, WWW};
+    use std::time::Duration;
+    let hosts = p.list("hosts");
+    let (slack, max_wait) = (p.ms("slack_ms"), p.ms("max_wait_ms"));
+    let (file, text) = stack.fixtures.read(p.text("config"))?;
+    let text = crate::fixtures::render(&text, &stack.vars, &file)?;
+    let check: crate::dns::HealthCheck =
+        toml::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", file.display()), ""))?;
+    let budget = Duration::from_secs(u64::from(check.ttl))
+        + Duration::from_millis(check.interval_ms + check.timeout_ms)
+        + slack;
+    let summary = format!(
+        "design: TTL {} s, checks every {} ms (timeout {} ms) on port {}",
+        check.ttl, check.interval_ms, check.timeout_ms, check.port
+    );
+    let ttl = check.ttl;
+    crate::claim::ensure_measured(
+        budget <= max_wait,
+        format!(
+            "the design's TTL and check interval give a failover budget of {} ms, longer than this claim waits ({} ms)",
+            budget.as_millis(),
+            max_wait.as_millis()
+        ),
+        &summary,
+    )?;
+    let mut addrs = Vec::new();
+    for h in &hosts {
+        addrs.push(stack.host(h)?.main_addr());
+    }
+    let (dead, dead_addr) = (hosts[0], addrs[0].to_string());
+    let direct = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
+    let cached = client::caching_resolver(stack.dns.addr)?;
+    let answer = |r: &'_ hickory_resolver::TokioResolver| {
+        let r = r.clone();
+        async move {
+            let records = client::query(&r, WWW, RecordType::A)
+                .await
+                .unwrap_or_default();
+            (
+                records
+                    .iter()
+                    .filter_map(|r| r.data.ip_addr())
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+                records.first().map(|r| r.ttl),
+            )
+        }
+    };
+    let all: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    // The zone's own records come back when the claim ends, whatever happens.
+    let records = stack
+        .apply(Fault::DnsRecords(&check.name.clone(), &addrs, check.ttl))
+        .await?;
+    let guard = stack.dns.health_check(check)?;
+    let every = super::common::wait_for(Duration::from_secs(5), || async {
+        let (a, _) = answer(&direct).await;
+        all.iter().all(|x| a.contains(x))
+    })
+    .await;
+    let (before, served_ttl) = answer(&direct).await;
+    // Warm the cache: from now on the caching resolver answers from memory until the TTL runs out.
+    let _ = answer(&cached).await;
+    let stopped = stack.apply(Fault::StopHost(dead)).await?;
+    let gone = super::common::wait_for((budget * 2).min(max_wait), || async {
+        !answer(&cached).await.0.contains(&dead_addr)
+    })
+    .await;
+    let (after, _) = answer(&cached).await;
+    drop(guard);
+    records.restore().await?;
+    stopped.restore().await?;
+    if let Some(d) = gone {
+        stack.record(
+            "DNS failover: dead address dropped (ms)",
+            d.as_millis() as f64,
+        );
+    }
+    let evidence = format!(
+        "{summary}; www → [{}] with all up{}, served with TTL {}; {dead} stopped: through a caching resolver its address {}; then www → [{}]; budget TTL + interval + timeout + {} ms slack = {} ms",
+        before.join(", "),
+        if every.is_some() { "" } else { " (never all)" },
+        served_ttl
+            .map(|t| format!("{t} s"))
+            .unwrap_or_else(|| "-".into()),
+        match gone {
+            Some(d) => format!("stopped being returned after {} ms", d.as_millis()),
+            None => "was STILL returned".into(),
+        },
+        after.join(", "),
+        slack.as_millis(),
+        budget.as_millis()
+    );
+    ensure(
+        every.is_some(),
+        "health-checked DNS never returned every address",
+        &evidence,
+    )?;
+    ensure_eq("TTL of the served record", Some(ttl), served_ttl, &evidence)?;
+    ensure(
+        gone.is_some_and(|d| d <= budget),
+        "a dead address kept being returned past TTL + check interval",
+        &evidence,
+    )?;
+    ensure_eq(
+        &format!("www with {dead} down"),
+        all[1..].to_vec(),
+        after,
+        &evidence,
+    )?;
+    Ok(evidence)
 }

@@ -32,9 +32,12 @@ pub mod db;
 pub mod dns;
 pub mod firewall;
 pub mod lb;
+pub mod monitoring;
 pub mod outage;
 pub mod placement;
+pub mod scaling;
 pub mod tls;
+pub mod vrrp;
 pub mod web;
 
 /// A kind's check: measures one claim on a running stack, given its parameters.
@@ -137,6 +140,10 @@ pub enum Ty {
     Texts,
     /// A whole number (a count, a port, kbit/s).
     Int,
+    /// A list of whole numbers (ports).
+    Ints,
+    /// Firewall rules: `[{ from = [hosts], to = [hosts], ports = [..], process = ".." }]`.
+    Rules,
     /// A number (a share, a rate).
     Number,
     /// A duration in milliseconds.
@@ -158,6 +165,8 @@ impl Ty {
             Ty::Text => "text",
             Ty::Texts => "list of texts",
             Ty::Int => "integer",
+            Ty::Ints => "list of integers",
+            Ty::Rules => "list of rules { from, to, ports, process }",
             Ty::Number => "number",
             Ty::Ms => "milliseconds",
             Ty::Bool => "true/false",
@@ -168,21 +177,45 @@ impl Ty {
 /// The library's kinds, by area.
 pub const LIBRARY: &[Kind] = &[
     dns::A_RECORD,
+    dns::HEALTH_CHECKED_FAILOVER,
     web::STATIC_BY,
     web::DYNAMIC_BY,
+    web::APP_TIER_DOWN,
+    web::ACCESS_LOG_RATE,
     lb::ROUND_ROBIN,
     lb::ACTIVE_ACTIVE,
     lb::HEALTH_CHECK,
+    vrrp::SINGLE_HOLDER,
+    vrrp::FAILOVER,
+    vrrp::SPLIT_BRAIN,
     db::QUERY_FLOW,
     db::REPLICATION,
     db::REPLICA_READ_ONLY,
     db::ROUTING,
     db::SINGLE_WRITER,
+    db::SINGLE_DATABASE,
     placement::SINGLE_HOST,
+    placement::TIERS,
+    scaling::ADD_APP_SERVER,
+    scaling::ADD_REPLICA,
+    scaling::MEMORY_ISOLATION,
     outage::SPOF,
     outage::RESTART_DOWNTIME,
+    outage::READS_ONLY,
     tls::NO_HTTPS,
+    tls::CERTIFICATE,
+    tls::REDIRECT_HSTS,
+    tls::CLEAR_BEHIND_LB,
+    tls::REENCRYPT_REMEDY,
     firewall::OPEN_TO_CLIENT,
+    firewall::REACHABILITY,
+    monitoring::TARGETS_UP,
+    monitoring::SERIES_FOR_HOSTS,
+    monitoring::COUNTER_RATE,
+    monitoring::DETECTS_DOWN,
+    monitoring::ALERT_FIRES,
+    monitoring::LOGS_CENTRALISED,
+    monitoring::RESPONSE_TIMES,
 ];
 
 /// The kinds a design's claims may use.
@@ -358,6 +391,24 @@ impl Params {
             .unwrap_or_default()
     }
 
+    /// A list-of-whole-numbers parameter.
+    pub fn ints(&self, name: &str) -> Vec<u64> {
+        self.get(name)
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_integer())
+                    .map(|i| i as u64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A rules parameter (checked when the claims file was read).
+    pub fn rules(&self, name: &str) -> Vec<firewall::Rule> {
+        firewall::Rule::parse_all(self.get(name), &[]).unwrap_or_default()
+    }
+
     /// A whole-number parameter.
     pub fn int(&self, name: &str) -> u64 {
         self.get(name).as_integer().unwrap_or_default().max(0) as u64
@@ -434,6 +485,13 @@ fn check_value(p: &Param, v: &toml::Value, known: &Known<'_>) -> std::result::Re
         }
         Ty::Text => text().map(drop),
         Ty::Texts => texts().map(drop),
+        Ty::Ints => match v.as_array() {
+            Some(a) if a.iter().all(|x| x.as_integer().is_some_and(|i| i >= 0)) => Ok(()),
+            _ => Err(format!(
+                "expected a list of whole numbers (e.g. [80, 443]), got {v}"
+            )),
+        },
+        Ty::Rules => firewall::Rule::parse_all(v, &known.hosts).map(drop),
         Ty::Int | Ty::Ms => match v.as_integer() {
             Some(i) if i >= 0 => Ok(()),
             _ => Err(format!("expected a whole number >= 0, got {v}")),

@@ -200,3 +200,95 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
     )?;
     Ok(evidence)
 }
+
+/// `outage.reads_only`: losing one host leaves a site that reads but cannot write.
+pub const READS_ONLY: Kind = Kind {
+    name: "outage.reads_only",
+    doc: "With `fault` applied to `hosts` (and, when `lb` is set, once HAProxy there marks the first of them DOWN), all `requests` reads (`read_path`) succeed and 0 of `requests` writes (`write_path`) do: the lost host carried the only writable database.",
+    params: &[
+        Param::required("fault", Ty::Choice(FAULTS), "what happens"),
+        Param::required("hosts", Ty::Hosts, "to which hosts"),
+        Param::optional(
+            "service",
+            Ty::Text,
+            "the service, for the *_service faults",
+            "\"\"",
+        ),
+        Param::optional(
+            "lb",
+            Ty::Text,
+            "the HAProxy host to wait on for the ejection (\"\": none)",
+            "\"\"",
+        ),
+        Param::optional(
+            "scheme",
+            Ty::Choice(&["http", "https"]),
+            "how the client asks",
+            "\"http\"",
+        ),
+        Param::optional("read_path", Ty::Text, "a page that reads", "\"/index.php\""),
+        Param::optional(
+            "write_path",
+            Ty::Text,
+            "a page that writes",
+            "\"/write.php\"",
+        ),
+        Param::optional("requests", Ty::Int, "reads and writes sent", "6"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.same_components"
+says = "same components on all servers"
+kind = "outage.reads_only"
+fault = "stop_host"
+hosts = ["server-1"]
+lb = "lb-1""#,
+    check: crate::kind_check!(reads_only),
+};
+
+async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
+    let (action, service, lb) = (p.text("fault"), p.text("service"), p.text("lb"));
+    let hosts = p.list("hosts");
+    let n = p.int("requests") as usize;
+    let url = |path: &str| format!("{}://{WWW}{path}", p.text("scheme"));
+    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let during = async {
+        let ejected = if lb.is_empty() {
+            None
+        } else {
+            super::lb::wait_status(stack, lb, hosts[0], "DOWN", Duration::from_secs(5)).await?
+        };
+        let (reads, _) = probe::burst(&stack.client.fresh, &url(p.text("read_path")), n).await;
+        let (writes, write_err) =
+            probe::burst(&stack.client.fresh, &url(p.text("write_path")), n).await;
+        Ok::<_, Failure>((ejected, reads, writes, write_err))
+    }
+    .await;
+    let restored = restore_all(guards).await;
+    let (ejected, reads, writes, write_err) = during?;
+    restored?;
+    let evidence = format!(
+        "{}{}: {reads} of {n} reads and {writes} of {n} writes succeeded{}",
+        fault_words(action, &hosts, service),
+        if lb.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; HAProxy on {lb} took it out {}",
+                ejected
+                    .map(|d| format!("after {} ms", d.as_millis()))
+                    .unwrap_or_else(|| "NEVER".into())
+            )
+        },
+        write_err
+            .map(|e| format!(" (first write error: {e})"))
+            .unwrap_or_default()
+    );
+    ensure_eq(
+        "(reads, writes) that succeeded",
+        (n, 0),
+        (reads, writes),
+        &evidence,
+    )?;
+    Ok(evidence)
+}

@@ -86,3 +86,73 @@ async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
     ensure_eq("client's TCP peer", addr, peer, &evidence)?;
     Ok(evidence)
 }
+
+/// The process families `placement.tiers` tells apart: any web server, any
+/// PHP-FPM version, MariaDB or MySQL.
+const FAMILIES: &[(&str, &[&str])] = &[
+    ("web", &["nginx", "apache2", "httpd"]),
+    ("php", &["php-fpm[0-9.]*"]),
+    ("db", &["mariadbd", "mysqld"]),
+];
+
+/// `placement.tiers`: each tier on its own host, nothing else beside it.
+pub const TIERS: Kind = Kind {
+    name: "placement.tiers",
+    doc: "Each host of `hosts` runs exactly its role of `roles` (in order) among the tiers: `web` (any web server: nginx, apache2, httpd), `php` (any PHP-FPM) and `db` (mariadbd, mysqld), read from its process table.",
+    params: &[
+        Param::required("hosts", Ty::Hosts, "the tier hosts"),
+        Param::required(
+            "roles",
+            Ty::Texts,
+            "their roles, in the same order: web, php or db",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.tiers.split"
+says = "split components, each on its own server"
+kind = "placement.tiers"
+hosts = ["web-1", "app-1", "db-1"]
+roles = ["web", "php", "db"]"#,
+    check: crate::kind_check!(tiers),
+};
+
+async fn tiers(stack: &Stack, p: &Params) -> CheckResult {
+    let (hosts, roles) = (p.list("hosts"), p.list("roles"));
+    crate::claim::ensure_measured(
+        hosts.len() == roles.len(),
+        format!(
+            "{} hosts but {} roles: give one role per host",
+            hosts.len(),
+            roles.len()
+        ),
+        "",
+    )?;
+    let mut seen = Vec::new();
+    for &host in &hosts {
+        let h = stack.host(host)?;
+        let mut running = Vec::new();
+        for (family, names) in FAMILIES {
+            if h.exec(&format!("pgrep -x '{}'", names.join("|")))
+                .await?
+                .code
+                == 0
+            {
+                running.push(family.to_string());
+            }
+        }
+        seen.push((host.to_string(), running));
+    }
+    let evidence = seen
+        .iter()
+        .map(|(h, r)| format!("{h} runs [{}]", r.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let expected: Vec<(String, Vec<String>)> = hosts
+        .iter()
+        .zip(&roles)
+        .map(|(h, r)| (h.to_string(), vec![r.to_string()]))
+        .collect();
+    ensure_eq("what each tier's host runs", expected, seen, &evidence)?;
+    Ok(evidence)
+}

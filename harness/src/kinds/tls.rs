@@ -1,8 +1,10 @@
 //! TLS kinds: what the site's TLS endpoint offers, from real handshakes and
 //! a capture of the wire.
 
+use super::common::{header, req_failed};
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, ensure, ensure_measured};
+use crate::capture::Capture;
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::stack::{Stack, WWW};
 
@@ -94,6 +96,416 @@ async fn no_https(stack: &Stack, p: &Params) -> CheckResult {
     ensure(
         seen.contains(&secret),
         "the secret header was not seen in clear text on the wire",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+fn https(path: &str) -> String {
+    format!("https://{WWW}{path}")
+}
+
+/// `tls.certificate`: the certificate verifies, and only modern TLS is spoken.
+pub const CERTIFICATE: Kind = Kind {
+    name: "tls.certificate",
+    doc: "An HTTPS request trusting only the run's CA succeeds (the chain and the name verify), the certificate names www.foobar.com, and real openssl handshakes from `from` (security level 0, so the client can offer old versions at all) are accepted for exactly the TLS versions in `accepted`.",
+    params: &[
+        Param::required("lb", Ty::Host, "the host terminating TLS"),
+        Param::required(
+            "from",
+            Ty::Host,
+            "a client host with openssl and the run's CA",
+        ),
+        Param::optional(
+            "accepted",
+            Ty::Texts,
+            "the versions that must be accepted (the rest refused)",
+            "[\"1.2\", \"1.3\"]",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.https.valid_cert"
+says = "the load balancer serves HTTPS"
+kind = "tls.certificate"
+lb = "lb-1"
+from = "client""#,
+    check: crate::kind_check!(certificate),
+};
+
+async fn certificate(stack: &Stack, p: &Params) -> CheckResult {
+    let from_name = p.host("from");
+    // reqwest trusts the run's CA only: success means the chain and the name verify.
+    let verified = stack
+        .client
+        .fresh
+        .get(https("/static/hello.txt"))
+        .send()
+        .await;
+    let lb = stack.host(p.host("lb"))?.main_addr();
+    let client = stack.host(from_name)?;
+    let san = client
+        .run(&format!(
+            "openssl s_client -connect {lb}:443 -servername {WWW} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName | tail -n +2"
+        ))
+        .await?;
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for (flag, name) in [
+        ("-tls1", "1.0"),
+        ("-tls1_1", "1.1"),
+        ("-tls1_2", "1.2"),
+        ("-tls1_3", "1.3"),
+    ] {
+        // Security level 0 lets this client offer the old versions at all.
+        let cmd = format!(
+            "openssl s_client -connect {lb}:443 -servername {WWW} {flag} -cipher 'DEFAULT:@SECLEVEL=0' -CAfile /etc/stackproof/ca.pem -verify_return_error </dev/null >/dev/null 2>&1"
+        );
+        if client.exec(&cmd).await?.code == 0 {
+            accepted.push(name)
+        } else {
+            refused.push(name)
+        }
+    }
+    let evidence = format!(
+        "HTTPS GET with only the run's CA trusted: {}; SAN: {}; TLS accepted [{}], refused [{}] (openssl s_client from {from_name})",
+        match &verified {
+            Ok(r) => format!("{} (chain verified for {WWW})", r.status()),
+            Err(e) => format!("FAILED ({})", crate::probe::error_chain(e)),
+        },
+        san.trim(),
+        accepted.join(", "),
+        refused.join(", ")
+    );
+    ensure(
+        verified.is_ok(),
+        "the certificate does not verify against the run's CA",
+        &evidence,
+    )?;
+    ensure(
+        san.contains(&format!("DNS:{WWW}")),
+        "the certificate does not name www.foobar.com",
+        &evidence,
+    )?;
+    ensure_eq(
+        "TLS versions accepted",
+        p.list("accepted"),
+        accepted,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `tls.redirect_hsts`: plain HTTP moves permanently to HTTPS, which insists on itself.
+pub const REDIRECT_HSTS: Kind = Kind {
+    name: "tls.redirect_hsts",
+    doc: "For each of `paths`, http:// answers 301 with a Location that is the same URL over https://, and the HTTPS answer carries Strict-Transport-Security with a max-age of at least `min_age_days`.",
+    params: &[
+        Param::optional(
+            "paths",
+            Ty::Texts,
+            "paths tried (a static and a dynamic one)",
+            "[\"/index.php?from=plain\", \"/static/hello.txt\"]",
+        ),
+        Param::optional(
+            "min_age_days",
+            Ty::Int,
+            "the least HSTS max-age that protects returning users",
+            "180",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.https.redirect"
+says = "HTTPS protects user data"
+kind = "tls.redirect_hsts""#,
+    check: crate::kind_check!(redirect_hsts),
+};
+
+async fn redirect_hsts(stack: &Stack, p: &Params) -> CheckResult {
+    let min_age = p.int("min_age_days") * 24 * 3600;
+    let mut seen = Vec::new();
+    let mut wrong = Vec::new();
+    for path in p.list("paths") {
+        let plain = stack
+            .client
+            .fresh
+            .get(format!("http://{WWW}{path}"))
+            .send()
+            .await
+            .map_err(|e| req_failed(path, &e))?;
+        let location = header(&plain, "location");
+        let status = plain.status().as_u16();
+        let secure = stack
+            .client
+            .fresh
+            .get(https(path))
+            .send()
+            .await
+            .map_err(|e| req_failed(path, &e))?;
+        let hsts = header(&secure, "strict-transport-security");
+        let max_age = hsts_max_age(&hsts);
+        seen.push(format!(
+            "http://{WWW}{path} → {status} Location: {}; https:// → {} with Strict-Transport-Security: {}",
+            if location.is_empty() { "(none)" } else { &location },
+            secure.status().as_u16(),
+            if hsts.is_empty() { "(none)" } else { &hsts }
+        ));
+        if status != 301 {
+            wrong.push(format!(
+                "{path}: plain HTTP answered {status}, not 301 (a permanent redirect)"
+            ));
+        }
+        if location != https(path) {
+            wrong.push(format!(
+                "{path}: redirected to `{location}`, not the same URL over HTTPS `{}`",
+                https(path)
+            ));
+        }
+        if !max_age.is_some_and(|a| a >= min_age) {
+            wrong.push(format!(
+                "{path}: HSTS max-age {} is not at least {min_age} s ({} days)",
+                max_age
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "missing".into()),
+                p.int("min_age_days")
+            ));
+        }
+    }
+    let evidence = seen.join("; ");
+    ensure_eq(
+        "redirect and HSTS problems",
+        Vec::<String>::new(),
+        wrong,
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// The max-age of a Strict-Transport-Security header, in seconds.
+fn hsts_max_age(header: &str) -> Option<u64> {
+    header.split(';').find_map(|d| {
+        let (k, v) = d.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
+/// Sends two HTTPS requests carrying a secret (in the URL, which no proxy
+/// can strip without breaking the request, and in a header) while every
+/// packet between `lb` (its address on `network`) and each backend is
+/// captured on the backend, on any port. Returns (requests answered, per
+/// backend: bytes captured, whether the secret was seen in clear text).
+async fn secret_on_the_wire(
+    stack: &Stack,
+    lb: &str,
+    backends: &[&str],
+    network: &str,
+) -> Result<(usize, Vec<(String, usize, bool)>), Failure> {
+    let secret = format!("secret{:016x}", rand::random::<u64>());
+    let lb_addr = stack
+        .host(lb)?
+        .addr(network)
+        .ok_or_else(|| Failure::not_measured(format!("{lb} is not on `{network}`"), ""))?;
+    let filter = format!("tcp and host {lb_addr}");
+    let mut captures = Vec::new();
+    for b in backends {
+        captures.push(Capture::start(stack.host(b)?, &filter).await?);
+    }
+    let mut sent = 0;
+    for _ in 0..2 {
+        let request = stack
+            .client
+            .fresh
+            .get(https(&format!("/static/hello.txt?{secret}")))
+            .header("X-Stackproof-Secret", &secret);
+        if request.send().await.is_ok_and(|r| r.status().is_success()) {
+            sent += 1;
+        }
+    }
+    let mut seen = Vec::new();
+    for (b, c) in backends.iter().zip(captures) {
+        let text = c.finish().await?;
+        seen.push((b.to_string(), text.len(), text.contains(&secret)));
+    }
+    Ok((sent, seen))
+}
+
+/// The captures as text: `server-1 812 bytes, secret SEEN in clear text`.
+fn captured(seen: &[(String, usize, bool)]) -> String {
+    seen.iter()
+        .map(|(s, n, c)| {
+            format!(
+                "{s} {n} bytes, secret {}",
+                if *c { "SEEN in clear text" } else { "not seen" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `tls.clear_behind_lb`: TLS ends at the load balancer; behind it, clear text.
+pub const CLEAR_BEHIND_LB: Kind = Kind {
+    name: "tls.clear_behind_lb",
+    doc: "A capture on the backends of all traffic with `lb` (its address on `network`, any port) shows the secret of an HTTPS request (in its URL) in clear text: SSL termination leaves the path behind the load balancer unencrypted.",
+    params: &[
+        Param::required("lb", Ty::Host, "the host terminating TLS"),
+        Param::required(
+            "backends",
+            Ty::Hosts,
+            "the hosts behind it, where the capture runs",
+        ),
+        Param::optional(
+            "network",
+            Ty::Network,
+            "the network between them",
+            "\"private\"",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.ssl_termination_plaintext"
+says = "SSL terminated at the LB leaves LB→server traffic unencrypted"
+kind = "tls.clear_behind_lb"
+lb = "lb-1"
+backends = ["web-1", "web-2"]"#,
+    check: crate::kind_check!(clear_behind_lb),
+};
+
+async fn clear_behind_lb(stack: &Stack, p: &Params) -> CheckResult {
+    let lb = p.host("lb");
+    let (sent, seen) =
+        secret_on_the_wire(stack, lb, &p.list("backends"), p.text("network")).await?;
+    let evidence = format!(
+        "{sent} of 2 HTTPS requests with a secret answered; captures on the backends of all traffic with {lb}: {}",
+        captured(&seen)
+    );
+    ensure_measured(
+        sent > 0,
+        "no HTTPS request was answered, so nothing crossed the path",
+        &evidence,
+    )?;
+    ensure_measured(
+        seen.iter().any(|(_, n, _)| *n > 0),
+        format!("the captures caught no traffic from {lb} at all"),
+        &evidence,
+    )?;
+    ensure(
+        seen.iter().any(|(_, _, c)| *c),
+        "the secret never crossed the LB→server path in clear text",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `tls.reencrypt_remedy`: the design's re-encrypting variant closes the gap and keeps the rest.
+pub const REENCRYPT_REMEDY: Kind = Kind {
+    name: "tls.reencrypt_remedy",
+    doc: "The design with `variant` laid over it (its documented remedy, from the design folder's `variants/`) is started beside the running one: the capture of `tls.clear_behind_lb` finds no clear text on any backend, and every claim of `still_hold` (this design's IDs) still holds on it.",
+    params: &[
+        Param::required(
+            "variant",
+            Ty::Text,
+            "the variant's folder under `variants/`",
+        ),
+        Param::required("lb", Ty::Host, "the host terminating TLS"),
+        Param::required("backends", Ty::Hosts, "the hosts behind it"),
+        Param::optional(
+            "network",
+            Ty::Network,
+            "the network between them",
+            "\"private\"",
+        ),
+        Param::optional(
+            "still_hold",
+            Ty::Texts,
+            "claims of this design that must hold with the variant",
+            "[]",
+        ),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.remedy.reencrypt"
+says = "(the fix) TLS re-encryption to the backends"
+kind = "tls.reencrypt_remedy"
+variant = "reencrypt"
+lb = "lb-1"
+backends = ["web-1", "web-2"]
+still_hold = ["my_site.https.valid_cert"]"#,
+    check: crate::kind_check!(reencrypt_remedy),
+};
+
+async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
+    let claims = crate::design::claims_of(stack)?;
+    let still_hold: Vec<&crate::claim::Claim> = p
+        .list("still_hold")
+        .into_iter()
+        .map(|id| {
+            claims.iter().find(|c| c.id == id).ok_or_else(|| {
+                Failure::not_measured(
+                    format!("`still_hold` names `{id}`, which is not a claim of this design"),
+                    "",
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let fixtures = stack.fixtures.clone().with_variant(p.text("variant"))?;
+    let variant = Stack::start(&stack.design, fixtures).await?;
+    let (sent, seen) = secret_on_the_wire(
+        &variant,
+        p.host("lb"),
+        &p.list("backends"),
+        p.text("network"),
+    )
+    .await?;
+    let prefix = format!("{}.", stack.design);
+    let mut held = Vec::new();
+    for c in still_hold {
+        let o = crate::claim::run(&variant, c).await;
+        held.push((
+            c.id.trim_start_matches(&prefix).to_string(),
+            o.verdict.label(),
+            o.verdict.failure().map(|f| f.summary.clone()),
+        ));
+    }
+    drop(variant);
+    let listed = |label: &str| -> Vec<String> {
+        held.iter()
+            .filter(|(_, v, _)| *v == label)
+            .map(|(id, _, why)| format!("{id} ({})", why.clone().unwrap_or_default()))
+            .collect()
+    };
+    let (unmeasured, failing) = (listed("ERROR"), listed("FAIL"));
+    let evidence = format!(
+        "variant `{}`: {sent} of 2 HTTPS requests with a secret answered; captures on the backends: {}; claims still holding: {} of {}{}",
+        p.text("variant"),
+        captured(&seen),
+        held.iter().filter(|(_, v, _)| *v == "PASS").count(),
+        held.len(),
+        if failing.is_empty() {
+            String::new()
+        } else {
+            format!("; failing: {}", failing.join("; "))
+        }
+    );
+    ensure_measured(
+        unmeasured.is_empty(),
+        format!(
+            "with the variant, claims could not be measured: {}",
+            unmeasured.join("; ")
+        ),
+        &evidence,
+    )?;
+    ensure_eq("requests answered", 2, sent, &evidence)?;
+    ensure(
+        seen.iter().all(|(_, n, c)| *n > 0 && !c),
+        "the secret still crossed the LB→server path in clear text",
+        &evidence,
+    )?;
+    ensure(
+        failing.is_empty(),
+        "claims that held without the variant fail with it",
         &evidence,
     )?;
     Ok(evidence)

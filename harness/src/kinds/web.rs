@@ -271,3 +271,158 @@ pub(crate) fn sizes_change(
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// `web.app_tier_down`: the web tier depends on the app tier for dynamic pages only.
+pub const APP_TIER_DOWN: Kind = Kind {
+    name: "web.app_tier_down",
+    doc: "With every tier up, `dynamic_path` answers 200; with `service` stopped on `host` (the app server), dynamic pages answer `status` (the web server's own error for a refused upstream) while `static_path` still answers 200.",
+    params: &[
+        Param::required("host", Ty::Host, "the app server's host"),
+        Param::optional(
+            "service",
+            Ty::Service,
+            "the app server stopped there",
+            "\"php-fpm\"",
+        ),
+        Param::optional("dynamic_path", Ty::Text, "a dynamic page", "\"/index.php\""),
+        Param::optional(
+            "static_path",
+            Ty::Text,
+            "a static file",
+            "\"/static/hello.txt\"",
+        ),
+        Param::optional("status", Ty::Int, "what dynamic pages answer then", "502"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.tiers.web_to_app"
+says = "the web server sends dynamic work to the app server"
+kind = "web.app_tier_down"
+host = "app-1""#,
+    check: crate::kind_check!(app_tier_down),
+};
+
+async fn status_of(stack: &Stack, path: &str) -> String {
+    match stack.client.fresh.get(http(path)).send().await {
+        Ok(r) => r.status().as_u16().to_string(),
+        Err(e) => format!("error ({})", crate::probe::error_chain(&e)),
+    }
+}
+
+async fn app_tier_down(stack: &Stack, p: &Params) -> CheckResult {
+    let (host, service) = (p.host("host"), p.text("service"));
+    let (dynamic_path, static_path) = (p.text("dynamic_path"), p.text("static_path"));
+    let before = status_of(stack, dynamic_path).await;
+    // A web tier that never served a dynamic page proves nothing by failing one now.
+    ensure_eq(
+        "dynamic page status with every tier up",
+        "200".to_string(),
+        before.clone(),
+        &format!("dynamic page {before} with {host} up"),
+    )?;
+    let fault = stack
+        .apply(crate::stack::Fault::StopService(host, service))
+        .await?;
+    let dynamic = status_of(stack, dynamic_path).await;
+    let static_ = status_of(stack, static_path).await;
+    let restored = fault.restore().await;
+    let after = status_of(stack, dynamic_path).await;
+    restored?;
+    let evidence = format!(
+        "dynamic page {before} with {host} up; {service} on {host} stopped: dynamic {dynamic}, static {static_}; {service} back: dynamic {after}"
+    );
+    ensure_eq(
+        "(dynamic, static) status with the app server stopped",
+        (p.int("status").to_string(), "200".to_string()),
+        (dynamic, static_),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `web.access_log_rate`: the rate read from the web server's own access log matches the sent rate.
+pub const ACCESS_LOG_RATE: Kind = Kind {
+    name: "web.access_log_rate",
+    doc: "`requests` marked requests, one every `interval_ms`, are all found in `web`'s access log on `host`, and the rate computed from the log's own timestamps (its first field, seconds since the epoch) is within `tolerance_pct` % of the sent rate.",
+    params: &[
+        Param::required("host", Ty::Host, "the web server's host"),
+        Param::required(
+            "web",
+            Ty::Service,
+            "the web server (its access log is read)",
+        ),
+        Param::optional(
+            "path",
+            Ty::Text,
+            "the page asked for",
+            "\"/static/hello.txt\"",
+        ),
+        Param::optional("requests", Ty::Int, "requests sent", "40"),
+        Param::optional("interval_ms", Ty::Ms, "the time between requests", "50"),
+        Param::optional("tolerance_pct", Ty::Number, "allowed error, in %", "10"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.monitoring.qps_from_access_logs"
+says = "parse access logs for QPS"
+kind = "web.access_log_rate"
+host = "web-1"
+web = "nginx""#,
+    check: crate::kind_check!(access_log_rate),
+};
+
+async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
+    let (host, web, path) = (p.host("host"), p.text("web"), p.text("path"));
+    let n = p.int("requests").max(2) as usize;
+    let (interval, tolerance) = (p.ms("interval_ms"), p.number("tolerance_pct"));
+    let log = super::common::access_log(stack, web)?;
+    let mark = marker("qps");
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(interval);
+    let mut sent_at = Vec::new();
+    for i in 0..n {
+        tick.tick().await;
+        sent_at.push(started.elapsed());
+        let url = format!("{path}?{mark}-{i}");
+        stack
+            .client
+            .pooled
+            .get(http(&url))
+            .send()
+            .await
+            .map_err(|e| req_failed(&url, &e))?;
+    }
+    let sent_qps = (n - 1) as f64 / (sent_at[n - 1] - sent_at[0]).as_secs_f64();
+    let h = stack.host(host)?;
+    crate::measure::log_lines(h, log).await?;
+    let lines = h.run(&format!("grep '{mark}-' {log} || true")).await?;
+    let times: Vec<f64> = lines
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let (count, log_qps) = match (times.first(), times.last()) {
+        (Some(first), Some(last)) if times.len() > 1 && last > first => {
+            (times.len(), (times.len() - 1) as f64 / (last - first))
+        }
+        _ => (times.len(), 0.0),
+    };
+    let error = if sent_qps > 0.0 {
+        (log_qps - sent_qps).abs() / sent_qps * 100.0
+    } else {
+        100.0
+    };
+    stack.record("access-log QPS error (%)", error);
+    let evidence = format!(
+        "sent {n} requests every {} ms: {sent_qps:.1} qps; {host}'s {web} access log has {count} of them, with timestamps: {log_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
+        interval.as_millis()
+    );
+    ensure_eq("requests found in the access log", n, count, &evidence)?;
+    ensure(
+        error <= tolerance,
+        format!(
+            "the access-log QPS is off by more than {tolerance} % (or the log has no epoch timestamps)"
+        ),
+        &evidence,
+    )?;
+    Ok(evidence)
+}

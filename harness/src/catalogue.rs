@@ -1,48 +1,18 @@
-//! The designs of CLAIMS.md, each a list of claims over a design file in
-//! `fixtures/designs/`. The topology comes from the design file; the claims
-//! here say how each sentence of the design is proven.
+//! The built-in designs' catalogue: every design folder of
+//! `fixtures/designs/`, its claims and the mutants that must break them, as
+//! the Markdown of `docs/claims.md`.
 
 use crate::claim::Claim;
 use crate::error::Result;
-pub(crate) use crate::kinds::common::{header, prometheus, req_failed, wait_for, www_addresses};
 
-/// Turns `async fn check(&Stack) -> CheckResult` into a [`crate::claim::Check`].
-/// Defined before the design modules so each can use it.
-macro_rules! check {
-    ($f:ident) => {{
-        fn boxed<'a>(
-            stack: &'a Stack,
-            _: &'a crate::kinds::Params,
-        ) -> futures::future::BoxFuture<'a, CheckResult> {
-            $f(stack).boxed()
-        }
-        boxed as crate::kinds::KindCheck
-    }};
+/// The built-in designs, in teaching order.
+pub fn designs() -> Vec<String> {
+    crate::design::builtin_names()
 }
-
-/// A claim still written in Rust (its design has no claims file yet).
-fn builtin(id: &str, says: &str, proves: &str, check: crate::kinds::KindCheck) -> Claim {
-    Claim::rust(id, says, proves, check)
-}
-
-pub mod scale_up;
-pub mod secured_monitored;
-
-/// Every design in the catalogue, in order.
-pub const CATALOGUE: &[&str] = &["simple_web", "distributed", "secured_monitored", "scale_up"];
 
 /// The claims of `design` (a built-in name or a folder), in its claims file's order.
 pub fn claims(design: &str) -> Result<Vec<Claim>> {
     Ok(crate::design::Design::load(design)?.claims)
-}
-
-/// The claims of a built-in design still written in Rust (it has no claims file yet).
-pub(crate) fn legacy(design: &str) -> Option<Vec<Claim>> {
-    match design {
-        "scale_up" => Some(scale_up::claims()),
-        "secured_monitored" => Some(secured_monitored::claims()),
-        _ => None,
-    }
 }
 
 /// The claim catalogue as Markdown (`docs/claims.md`): every design, every
@@ -59,7 +29,8 @@ pub fn catalogue_markdown() -> Result<String> {
          could not be measured). Every claim has at least one mutant, a broken variant of \
          the design under `fixtures/designs/<design>/mutants/`, that must make it FAIL.\n",
     );
-    for design in CATALOGUE {
+    for design in designs() {
+        let design = design.as_str();
         let spec = crate::spec::DesignSpec::load(&crate::fixtures::Fixtures::design(design)?)?;
         let mutants = crate::claim::mutants(design)?;
         let _ = write!(
@@ -105,7 +76,8 @@ mod tests {
 
     #[test]
     fn every_claim_has_a_mutant_and_every_mutant_a_claim() {
-        for design in super::CATALOGUE {
+        for design in super::designs() {
+            let design = design.as_str();
             let claims = super::claims(design).unwrap();
             let mutants = crate::claim::mutants(design).unwrap();
             for c in &claims {

@@ -1,0 +1,396 @@
+//! VRRP kinds: a load-balancer pair sharing a virtual address (keepalived),
+//! read from the hosts' own interfaces: who holds the VIP, and when.
+
+use std::time::{Duration, Instant};
+
+use super::common::{FAULTS, apply_fault, fault_words, restore_all};
+use super::{Kind, Param, Params, Ty};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::measure::http;
+use crate::probe;
+use crate::stack::{Fault, Stack};
+
+/// The VIP's address: a run address name such as `public.vip`.
+fn vip_addr(stack: &Stack, vip: &str) -> Result<String, Failure> {
+    super::dns::address_of(stack, vip)
+}
+
+/// Which of `lbs` hold the VIP now (all asked at once: one moment, not two).
+pub(crate) async fn holders(
+    stack: &Stack,
+    lbs: &[&str],
+    vip: &str,
+) -> Result<Vec<String>, Failure> {
+    let addr = vip_addr(stack, vip)?;
+    let asks = lbs.iter().map(|lb| {
+        let addr = addr.clone();
+        async move {
+            let h = stack.host(lb)?;
+            // A stopped host holds nothing.
+            let o = h
+                .exec_within("ip -4 -o addr show", Duration::from_secs(5))
+                .await;
+            Ok::<_, Failure>(
+                matches!(o, Ok(ref o) if o.stdout.contains(&format!("inet {addr}/")))
+                    .then(|| lb.to_string()),
+            )
+        }
+    });
+    Ok(futures::future::try_join_all(asks)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Polls the holders every 20 ms until `want` accepts them, at most `deadline`.
+pub(crate) async fn wait_holders(
+    stack: &Stack,
+    lbs: &[&str],
+    vip: &str,
+    deadline: Duration,
+    want: impl Fn(&[String]) -> bool,
+) -> Result<Option<Duration>, Failure> {
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if want(&holders(stack, lbs, vip).await?) {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(None)
+}
+
+/// Waits until `master` alone holds the VIP again after a fault (it has
+/// the higher priority and takes it back), so the next claim finds the pair as designed.
+async fn master_back(stack: &Stack, lbs: &[&str], vip: &str, master: &str) -> Result<(), Failure> {
+    wait_holders(stack, lbs, vip, Duration::from_secs(10), |h| {
+        h == [master.to_string()]
+    })
+    .await?
+    .map(drop)
+    .ok_or_else(|| {
+        Failure::new(
+            format!("{master} did not take the VIP back after the fault"),
+            "",
+        )
+    })
+}
+
+const VIP_DOC: &str = "the VIP's run address name";
+
+/// `vrrp.single_holder`: exactly one load balancer holds the VIP.
+pub const SINGLE_HOLDER: Kind = Kind {
+    name: "vrrp.single_holder",
+    doc: "At each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
+    params: &[
+        Param::required("lbs", Ty::Hosts, "the load-balancer pair"),
+        Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
+        Param::optional("samples", Ty::Int, "how many samples", "20"),
+        Param::optional("every_ms", Ty::Ms, "their spacing", "100"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.lb.single_master"
+says = "a primary LB with a backup"
+kind = "vrrp.single_holder"
+lbs = ["lb-1", "lb-2"]"#,
+    check: crate::kind_check!(single_holder),
+};
+
+async fn single_holder(stack: &Stack, p: &Params) -> CheckResult {
+    let (lbs, vip) = (p.list("lbs"), p.text("vip"));
+    let (n, every) = (p.int("samples").max(1) as usize, p.ms("every_ms"));
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        samples.push(holders(stack, &lbs, vip).await?);
+        tokio::time::sleep(every).await;
+    }
+    let bad: Vec<&Vec<String>> = samples.iter().filter(|s| s.len() != 1).collect();
+    let evidence = format!(
+        "{n} samples {} ms apart: {} with exactly one holder ({}){}",
+        every.as_millis(),
+        n - bad.len(),
+        samples.first().map(|s| s.join("+")).unwrap_or_default(),
+        bad.first()
+            .map(|b| format!("; a bad sample: [{}]", b.join(", ")))
+            .unwrap_or_default()
+    );
+    ensure_eq(
+        "samples without exactly one VIP holder",
+        0,
+        bad.len(),
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `vrrp.failover`: the backup takes the VIP when the master fails.
+pub const FAILOVER: Kind = Kind {
+    name: "vrrp.failover",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, the measured outage stays under `outage_budget_ms`, and every request after the outage succeeds. Afterwards the master takes the VIP back before the next claim.",
+    params: &[
+        Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
+        Param::required("backup", Ty::Host, "the one that must take over"),
+        Param::required("fault", Ty::Choice(FAULTS), "what happens to the master"),
+        Param::optional(
+            "service",
+            Ty::Text,
+            "the service, for the *_service faults",
+            "\"\"",
+        ),
+        Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
+        Param::optional(
+            "move_budget_ms",
+            Ty::Ms,
+            "how soon the VIP must move",
+            "1000",
+        ),
+        Param::optional(
+            "outage_budget_ms",
+            Ty::Ms,
+            "the longest outage clients may see",
+            "1000",
+        ),
+        Param::optional("probe_ms", Ty::Ms, "the probe's interval", "20"),
+        Param::optional(
+            "settle_ms",
+            Ty::Ms,
+            "how long the probe goes on after the move",
+            "1500",
+        ),
+        Param::optional("path", Ty::Text, "the page probed", "\"/static/hello.txt\""),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.lb.failover"
+says = "if the primary fails, the backup takes over"
+kind = "vrrp.failover"
+master = "lb-1"
+backup = "lb-2"
+fault = "stop_host""#,
+    check: crate::kind_check!(failover),
+};
+
+async fn failover(stack: &Stack, p: &Params) -> CheckResult {
+    let (master, backup, vip) = (p.host("master"), p.host("backup"), p.text("vip"));
+    let (action, service) = (p.text("fault"), p.text("service"));
+    let lbs = [master, backup];
+    let (move_budget, outage_budget) = (p.ms("move_budget_ms"), p.ms("outage_budget_ms"));
+    let interval = p.ms("probe_ms").max(Duration::from_millis(1));
+    // The pair as designed first: an earlier fault may have left the backup
+    // holding the VIP until the master, back, takes it again.
+    let _ = master_back(stack, &lbs, vip, master).await;
+    let before = holders(stack, &lbs, vip).await?;
+    ensure_eq(
+        "VIP holder before the fault",
+        vec![master.to_string()],
+        before.clone(),
+        "",
+    )?;
+    let (report, applied) = probe::probe_through(
+        &stack.client.probe,
+        &http(p.text("path")),
+        interval,
+        p.ms("settle_ms"),
+        5000,
+        async {
+            let guards = apply_fault(stack, action, &[master], service).await?;
+            let moved = wait_holders(
+                stack,
+                &lbs,
+                vip,
+                (move_budget * 3).max(Duration::from_secs(5)),
+                |h| h == [backup.to_string()],
+            )
+            .await?;
+            Ok::<_, Failure>((guards, moved))
+        },
+    )
+    .await;
+    let (guards, moved) = applied?;
+    let after = holders(stack, &lbs, vip).await;
+    restore_all(guards).await?;
+    master_back(stack, &lbs, vip, master).await?;
+    let after = after?;
+    ensure_measured(
+        report.sent() > 0,
+        "the probe sent no request",
+        &report.summary(),
+    )?;
+    ensure(
+        matches!(report.samples[0].result, Ok(200..=299)),
+        "the site did not answer before the fault",
+        &report.summary(),
+    )?;
+    let ok = |s: &probe::Sample| matches!(s.result, Ok(200..=299));
+    let after_outage_ok = match report.samples.iter().rposition(|s| !ok(s)) {
+        Some(i) => i + 1 < report.samples.len() && report.samples[i + 1..].iter().all(ok),
+        None => true,
+    };
+    stack.record("failover outage (ms)", report.outage_ms() as f64);
+    stack.record("failover failed requests", report.failed() as f64);
+    if let Some(d) = moved {
+        stack.record("failover VIP moved (ms)", d.as_millis() as f64);
+    }
+    let evidence = format!(
+        "probe every {} ms; VIP on [{}] before, [{}] after {} (moved in {}, budget {} ms); {}; outage budget {} ms{}",
+        interval.as_millis(),
+        before.join(", "),
+        after.join(", "),
+        fault_words(action, &[master], service),
+        moved
+            .map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "never".into()),
+        move_budget.as_millis(),
+        report.summary(),
+        outage_budget.as_millis(),
+        report
+            .first_error()
+            .map(|e| format!("; first error: {e}"))
+            .unwrap_or_default()
+    );
+    ensure_eq(
+        "VIP holder after",
+        vec![backup.to_string()],
+        after,
+        &evidence,
+    )?;
+    ensure(
+        moved.is_some_and(|d| d <= move_budget),
+        "the VIP did not move to the backup within its budget",
+        &evidence,
+    )?;
+    ensure(
+        report.outage_ms() < outage_budget.as_millis(),
+        "the outage exceeded the budget",
+        &evidence,
+    )?;
+    ensure(
+        after_outage_ok,
+        "requests kept failing after the failover",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
+
+/// `vrrp.split_brain`: with the adverts cut, both take the VIP.
+pub const SPLIT_BRAIN: Kind = Kind {
+    name: "vrrp.split_brain",
+    doc: "With VRRP (IP protocol `protocol`) dropped between `master` and `backup` while clients still reach both, both hold the VIP within `wait_ms`; reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen).",
+    params: &[
+        Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
+        Param::required("backup", Ty::Host, "its peer"),
+        Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
+        Param::optional(
+            "protocol",
+            Ty::Text,
+            "what the partition drops (VRRP is IP protocol 112)",
+            "\"112\"",
+        ),
+        Param::optional(
+            "wait_ms",
+            Ty::Ms,
+            "how long the backup may take to claim the VIP",
+            "5000",
+        ),
+        Param::optional("hold_ms", Ty::Ms, "how long the split is held", "1000"),
+        Param::optional("probe_ms", Ty::Ms, "the probe's interval", "20"),
+    ],
+    example: r#"
+[[claim]]
+id = "my_site.issue.split_brain"
+says = "an LB pair that cannot hear itself splits"
+kind = "vrrp.split_brain"
+master = "lb-1"
+backup = "lb-2""#,
+    check: crate::kind_check!(split_brain),
+};
+
+async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
+    let (master, backup, vip, proto) = (
+        p.host("master"),
+        p.host("backup"),
+        p.text("vip"),
+        p.text("protocol"),
+    );
+    let lbs = [master, backup];
+    let (wait, hold, interval) = (
+        p.ms("wait_ms"),
+        p.ms("hold_ms"),
+        p.ms("probe_ms").max(Duration::from_millis(1)),
+    );
+    let _ = master_back(stack, &lbs, vip, master).await;
+    let before = holders(stack, &lbs, vip).await?;
+    ensure_eq(
+        "VIP holder before the adverts are cut",
+        vec![master.to_string()],
+        before,
+        "",
+    )?;
+    let (report, split) = probe::probe_through(
+        &stack.client.probe,
+        &http("/static/hello.txt"),
+        interval,
+        Duration::from_millis(300),
+        3000,
+        async {
+            let cut = stack
+                .apply(Fault::Partition(master, backup, Some(proto)))
+                .await?;
+            let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
+            tokio::time::sleep(hold).await;
+            let still = holders(stack, &lbs, vip).await?;
+            cut.restore().await?;
+            let healed = wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| {
+                h == [master.to_string()]
+            })
+            .await?;
+            Ok::<_, Failure>((both, still, healed))
+        },
+    )
+    .await;
+    let (both, still, healed) = split?;
+    ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
+    if let Some(d) = both {
+        stack.record(
+            "split brain: both hold the VIP after (ms)",
+            d.as_millis() as f64,
+        );
+    }
+    if let Some(d) = healed {
+        stack.record(
+            "split brain: one master again after (ms)",
+            d.as_millis() as f64,
+        );
+    }
+    stack.record("split brain: failed requests", report.failed() as f64);
+    let ms = |d: Option<Duration>| {
+        d.map(|d| format!("{} ms", d.as_millis()))
+            .unwrap_or_else(|| "never".into())
+    };
+    let evidence = format!(
+        "VRRP (IP protocol {proto}) dropped between {master} and {backup}, HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: {master} alone again after {}",
+        ms(both),
+        hold.as_millis(),
+        still.join(", "),
+        interval.as_millis(),
+        report.summary(),
+        report
+            .first_error()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default(),
+        ms(healed)
+    );
+    ensure(
+        both.is_some(),
+        "the load balancers never both held the VIP: no split brain (the pair has a guard against it)",
+        &evidence,
+    )?;
+    ensure(
+        healed.is_some(),
+        "the pair did not settle on one master once the adverts flowed again",
+        &evidence,
+    )?;
+    Ok(evidence)
+}
