@@ -548,3 +548,156 @@ async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     assert!(!stack.tainted());
     assert!(answers(&stack, "lb-1", "server-1").await && answers(&stack, "lb-1", "server-2").await);
 }
+
+/// A folder under the system's temporary directory, outside the repository.
+fn outside_the_repo(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sp-{what}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_design_written_outside_the_repo_runs_from_its_folder_with_a_skipped_claim() {
+    let base = outside_the_repo("own-design");
+    let folder = base.join("my_site");
+    let bin = env!("CARGO_BIN_EXE_stackproof");
+    let out = Command::new(bin)
+        .args(["new", folder.to_str().unwrap()])
+        .current_dir(&base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A user skips one sentence, with the reason they give.
+    let claims = folder.join("claims.toml");
+    let text = std::fs::read_to_string(&claims).unwrap().replace(
+        "kind = \"outage.restart_downtime\"",
+        "kind = \"outage.restart_downtime\"\nskip = \"we deploy with reloads only\"",
+    );
+    std::fs::write(&claims, text).unwrap();
+    // `new` refuses to touch what exists.
+    let again = Command::new(bin)
+        .args(["new", folder.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let out = Command::new(bin)
+        .args(["check", "./my_site"])
+        .current_dir(&base)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    std::fs::remove_dir_all(&base).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS  my_site.web.static_by_nginx"),
+        "claims are named by the folder: {stdout}"
+    );
+    assert!(
+        stdout.contains("SKIP  my_site.issue.restart_downtime")
+            && stdout.contains("we deploy with reloads only"),
+        "a skipped claim shows as SKIP with its reason: {stdout}"
+    );
+    assert!(
+        stdout.contains("6 held, 0 broken, 0 not measured, 1 skipped"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
+    let base = outside_the_repo("bad-claims");
+    let folder = base.join("site");
+    let bin = env!("CARGO_BIN_EXE_stackproof");
+    assert!(
+        Command::new(bin)
+            .args(["new", folder.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let claims = folder.join("claims.toml");
+    let good = std::fs::read_to_string(&claims).unwrap();
+    for (broken, says) in [
+        (
+            good.replace(
+                "points_at = \"server-1\"",
+                "points_at = \"server-1\"\nhots = 1",
+            ),
+            vec!["no parameter `hots`", "points_at", "claims.toml:"],
+        ),
+        (
+            good.replace("host = \"server-1\"", "host = \"web-9\""),
+            vec!["no host `web-9`", "server-1"],
+        ),
+        (
+            good.replace("kind = \"db.query_flow\"", "kind = \"db.query_flo\""),
+            vec!["no check kind `db.query_flo`", "db.query_flow"],
+        ),
+        (
+            good.replace("fault = \"stop_host\"", "fault = \"reboot\""),
+            vec!["`reboot` is not one of", "stop_host"],
+        ),
+        (
+            good.replace("web = \"nginx\"\nserver_header", "server_header"),
+            vec!["needs parameter `web`"],
+        ),
+    ] {
+        std::fs::write(&claims, &broken).unwrap();
+        let out = Command::new(bin)
+            .args(["list", folder.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for s in says {
+            assert!(err.contains(s), "`{s}` missing from: {err}");
+        }
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn an_installed_binary_finds_its_fixtures_without_the_source_tree() {
+    // STACKPROOF_EMBEDDED makes the binary use the copy compiled into it,
+    // as `cargo install` then a run from anywhere would.
+    let base = outside_the_repo("installed");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["list", "scale_up"])
+        .current_dir(&base)
+        .env("STACKPROOF_EMBEDDED", "1")
+        .env("XDG_CACHE_HOME", &base)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listed.contains("scale_up.lb.failover"), "{listed}");
+    let unpacked: Vec<_> = std::fs::read_dir(base.join("stackproof"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(
+        unpacked.len() == 1 && unpacked[0].starts_with("fixtures-"),
+        "{unpacked:?}"
+    );
+}

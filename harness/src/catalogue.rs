@@ -57,8 +57,78 @@ pub fn catalogue_markdown() -> Result<String> {
     Ok(md)
 }
 
+/// The library of check kinds as Markdown (`docs/kinds.md`): each kind,
+/// its parameters, an example, and the built-in claims that use it.
+pub fn kinds_markdown() -> Result<String> {
+    use std::fmt::Write as _;
+    let kinds = crate::kinds::Kinds::builtin();
+    let mut users: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for design in designs() {
+        for c in claims(&design)? {
+            users.entry(c.kind).or_default().push(c.id);
+        }
+    }
+    let mut md = format!(
+        "# Check kinds\n\n\
+         Generated from the code (`STACKPROOF_BLESS=1 cargo test --lib catalogue` rewrites it; \
+         `stackproof kinds [name]` prints the same). A claim in a design's `claims.toml` names \
+         one of these {} kinds and gives its parameters; hosts, services and networks are \
+         the design's own names, checked when the file is read. Faults a claim can name \
+         (`fault = ...`): {}. They are built from what the kernel here has: no `netem`, so \
+         a slow link is `tc` TBF, a lossy one iptables `statistic`, a slow host the \
+         container's CPU quota; every fault is undone when its claim ends, however it ends.\n\n",
+        kinds.iter().count(),
+        crate::kinds::common::FAULTS.join(", ")
+    );
+    md.push_str("| kind | built-in claims using it |\n|---|---|\n");
+    for k in kinds.iter() {
+        let used = users.get(k.name).cloned().unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| [`{}`](#{}) | {} |",
+            k.name,
+            k.name.replace('.', ""),
+            if used.is_empty() {
+                "none".to_string()
+            } else {
+                format!(
+                    "{}: {}",
+                    used.len(),
+                    used.iter()
+                        .map(|u| format!("`{u}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    md.push('\n');
+    md.push_str(&kinds.markdown());
+    Ok(md)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kinds_in_docs_match_the_code_and_every_kind_is_used() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kinds.md");
+        let now = super::kinds_markdown().unwrap();
+        if std::env::var_os("STACKPROOF_BLESS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        pretty_assertions::assert_eq!(
+            written,
+            now,
+            "docs/kinds.md is out of date: run `STACKPROOF_BLESS=1 cargo test --lib catalogue`"
+        );
+        // A kind no built-in claim uses is never run against real servers by our suites.
+        assert!(
+            !now.contains("| none |"),
+            "a kind no built-in claim uses:\n{now}"
+        );
+    }
+
     #[test]
     fn catalogue_in_docs_matches_the_code() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/claims.md");

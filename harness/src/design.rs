@@ -89,6 +89,64 @@ impl DesignDir {
     }
 }
 
+/// Writes a new design folder `folder` as a copy of built-in design `from`,
+/// its claim IDs (and the mutants' `fails`) renamed to the folder's name;
+/// returns how many files it wrote. An existing folder is never touched.
+pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
+    let source = DesignDir::locate(from)?;
+    let name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .ok_or_else(|| Error::InvalidFixture {
+            path: folder.to_path_buf(),
+            detail: "a design's folder name becomes its claim IDs' prefix: use letters, digits, `_` or `-`".into(),
+        })?;
+    if folder.exists() {
+        return Err(Error::InvalidFixture {
+            path: folder.to_path_buf(),
+            detail: "already exists: `stackproof new` writes a new folder and never changes one"
+                .into(),
+        });
+    }
+    let old_prefix = format!("\"{}.", source.name);
+    let new_prefix = format!("\"{name}.");
+    let mut written = 0;
+    let mut stack = vec![source.dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).map_err(Error::io(format!("read `{}`", dir.display())))?
+        {
+            let path = entry
+                .map_err(Error::io(format!("read `{}`", dir.display())))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&source.dir)
+                .expect("walked below the design");
+            let target = folder.join(rel);
+            std::fs::create_dir_all(target.parent().expect("a file in a folder"))
+                .map_err(Error::io(format!("create `{}`", target.display())))?;
+            let bytes =
+                std::fs::read(&path).map_err(Error::io(format!("read `{}`", path.display())))?;
+            let bytes = match String::from_utf8(bytes) {
+                Ok(text) if path.extension().is_some_and(|e| e == "toml") => {
+                    text.replace(&old_prefix, &new_prefix).into_bytes()
+                }
+                Ok(text) => text.into_bytes(),
+                Err(e) => e.into_bytes(),
+            };
+            std::fs::write(&target, bytes)
+                .map_err(Error::io(format!("write `{}`", target.display())))?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
 /// The folder of the built-in designs.
 pub fn builtin_root() -> PathBuf {
     Fixtures::builtin_dir().join("designs")

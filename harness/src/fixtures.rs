@@ -24,9 +24,27 @@ pub struct Fixtures {
 }
 
 impl Fixtures {
-    /// The repository's built-in fixtures.
+    /// The built-in fixtures: the source tree's `fixtures/` when it is
+    /// there (so edits show without a rebuild), else the copy embedded in
+    /// the binary, unpacked once into the user's cache (an installed
+    /// binary, run anywhere). STACKPROOF_EMBEDDED=1 forces the embedded copy.
     pub fn builtin_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+            if source.is_dir() && std::env::var_os("STACKPROOF_EMBEDDED").is_none() {
+                return source;
+            }
+            match unpack_embedded() {
+                Ok(dir) => dir,
+                Err(e) => {
+                    // Nothing can run without fixtures: say where it failed and stop here.
+                    eprintln!("stackproof: {}", e.chain());
+                    std::process::exit(2)
+                }
+            }
+        })
+        .clone()
     }
 
     /// The built-in fixtures, plus STACKPROOF_FIXTURES on top when it is set.
@@ -155,6 +173,62 @@ impl Fixtures {
         }
         Ok(out)
     }
+}
+
+/// The repository's `fixtures/`, compiled into the binary.
+static EMBEDDED: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/fixtures");
+
+/// Unpacks the embedded fixtures into `<cache>/stackproof/fixtures-<hash>`
+/// (once per content: a folder that exists is complete, since it is
+/// renamed into place only when fully written).
+fn unpack_embedded() -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    fn walk<'a>(d: &'a include_dir::Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+        out.extend(d.files());
+        for sub in d.dirs() {
+            walk(sub, out);
+        }
+    }
+    walk(&EMBEDDED, &mut files);
+    files.sort_by_key(|f| f.path());
+    let mut hasher = Sha256::new();
+    for f in &files {
+        hasher.update(f.path().to_string_lossy().as_bytes());
+        hasher.update(f.contents());
+    }
+    let hash: String = hasher.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("stackproof");
+    let dir = cache.join(format!("fixtures-{hash}"));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let partial = cache.join(format!("fixtures-{hash}.{}", std::process::id()));
+    let io = |what: &str, p: &Path| {
+        Error::io(format!(
+            "{what} `{}` (unpacking the built-in fixtures)",
+            p.display()
+        ))
+    };
+    for f in &files {
+        let target = partial.join(f.path());
+        std::fs::create_dir_all(target.parent().expect("a file in a folder"))
+            .map_err(io("create", &target))?;
+        std::fs::write(&target, f.contents()).map_err(io("write", &target))?;
+    }
+    // Another process may have won the race: its copy is as good as ours.
+    if std::fs::rename(&partial, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    Ok(dir)
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, PathBuf>) -> Result<()> {

@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Start a design and check every claim: one line per claim with what was measured.
     Check {
-        /// The design: simple_web, distributed, secured_monitored or scale_up.
+        /// A built-in design (simple_web, distributed, secured_monitored,
+        /// scale_up, simple_web_nginx) or a design folder (`./my_design`).
         design: String,
         /// Your own fixtures folder, laid over the built-in one (only the files you replace).
         #[arg(long, env = "STACKPROOF_FIXTURES")]
@@ -45,6 +46,20 @@ enum Command {
         /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
         #[arg(long)]
         keep: bool,
+    },
+    /// The check kinds a claims file can use: what each proves, its parameters, an example.
+    Kinds {
+        /// One kind to explain (default: all).
+        name: Option<String>,
+    },
+    /// Write a small working design folder to start from: a copy of a
+    /// built-in design with its claim IDs renamed (`stackproof check <folder>` runs it).
+    New {
+        /// The folder to create; its name becomes the design's name and claim-ID prefix.
+        folder: PathBuf,
+        /// The built-in design to start from.
+        #[arg(long, default_value = "simple_web_nginx")]
+        from: String,
     },
     /// List the designs, or one design's claims and mutants.
     List {
@@ -126,6 +141,40 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             junit,
             keep,
         } => check(&design, fixtures, &claims, json, junit, keep).await,
+        Command::Kinds { name } => {
+            let kinds = stackproof::kinds::Kinds::builtin();
+            match name {
+                None => {
+                    println!(
+                        "{} check kinds (`stackproof kinds <name>` explains one):\n",
+                        kinds.iter().count()
+                    );
+                    for k in kinds.iter() {
+                        let first = k.doc.split(". ").next().unwrap_or(k.doc);
+                        println!("  {:<30} {}", k.name, first.trim_end_matches('.'));
+                    }
+                }
+                Some(n) => {
+                    let kind = kinds.get(&n).ok_or_else(|| Error::Unknown {
+                        kind: "check kind",
+                        name: n.clone(),
+                        known: kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+                    })?;
+                    print!("{}", kinds.only(kind.name).markdown());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { folder, from } => {
+            let written = stackproof::design::new_design(&folder, &from)?;
+            println!(
+                "wrote {} ({} files, from {from}); run it with:\n  stackproof check {}",
+                folder.display(),
+                written,
+                folder.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List { design: None } => {
             for d in catalogue::designs() {
                 let loaded = Design::load(&d)?;

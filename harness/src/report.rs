@@ -25,6 +25,9 @@ pub fn checklist_line(o: &Outcome) -> String {
             &o.evidence
         }
     );
+    if let Verdict::Skipped(reason) = &o.verdict {
+        let _ = write!(s, "\n      skipped: {reason}");
+    }
     if let Some(f) = o.verdict.failure() {
         let _ = write!(
             s,

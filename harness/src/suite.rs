@@ -1,5 +1,16 @@
 //! The test driver behind `cargo test --test <design>`: one test per claim,
 //! named by its ID, plus one test per mutant proving its claim can fail.
+//! A user's own crate drives its own design folder the same way:
+//!
+//! ```no_run
+//! // tests/my_infra.rs, with `harness = false` for it in Cargo.toml
+//! fn main() -> std::process::ExitCode {
+//!     stackproof::suite::Suite::new(concat!(env!("CARGO_MANIFEST_DIR"), "/infra"))
+//!         // .kind(my_kind)          a check kind of your own, usable in claims.toml
+//!         // .claim(my_rust_claim)   a Rust check of your own on the same stack
+//!         .run()
+//! }
+//! ```
 //!
 //! Claims share one running stack (started on first use, removed at the end)
 //! and run one at a time, because some stop hosts and services. Under
@@ -15,7 +26,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::sync::Mutex;
 
 use crate::claim::{self, Claim, Mutant, Verdict};
-use crate::fixtures::Fixtures;
+use crate::design::Design;
+use crate::kinds::{Kind, Kinds};
 use crate::report::{checklist_line, checklist_line_short};
 use crate::stack::Stack;
 
@@ -23,8 +35,49 @@ use crate::stack::Stack;
 /// so every later claim reports it instead of trying again.
 type Shared = Arc<Mutex<Option<Result<Stack, String>>>>;
 
-/// Runs `design`'s suite; call it from the suite's `main`.
-pub fn main(design: &'static str) -> ExitCode {
+/// Runs built-in design `design`'s suite; call it from the suite's `main`.
+pub fn main(design: &str) -> ExitCode {
+    Suite::new(design).run()
+}
+
+/// A suite over one design folder: its claims (from `claims.toml`), any
+/// Rust claims of your own, and its mutants, as libtest tests.
+pub struct Suite {
+    design: String,
+    kinds: Kinds,
+    extra: Vec<Claim>,
+}
+
+impl Suite {
+    /// The suite of `design`: a built-in design's name or a design folder's path.
+    pub fn new(design: impl Into<String>) -> Suite {
+        Suite {
+            design: design.into(),
+            kinds: Kinds::builtin(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds a check kind of your own, usable by name in the claims file.
+    pub fn kind(mut self, kind: Kind) -> Suite {
+        self.kinds = self.kinds.with(kind);
+        self
+    }
+
+    /// Adds a claim checked by Rust code of your own ([`Claim::rust`]),
+    /// run on the same stack after the design's claims.
+    pub fn claim(mut self, claim: Claim) -> Suite {
+        self.extra.push(claim);
+        self
+    }
+
+    /// Runs the suite with libtest's arguments; returns its exit code.
+    pub fn run(self) -> ExitCode {
+        run(self)
+    }
+}
+
+fn run(suite: Suite) -> ExitCode {
     let mut args = Arguments::from_args();
     // Claims take the shared stack's lock for their whole run (they stop
     // hosts and restart services), so they go one at a time; mutants have
@@ -45,20 +98,17 @@ pub fn main(design: &'static str) -> ExitCode {
     );
     runtime.spawn(async { crate::docker::clean_up_on_interrupt() });
 
-    let claims = match crate::catalogue::claims(design) {
-        Ok(c) => c,
+    let mut design = match Design::load_with(&suite.design, &suite.kinds) {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("stackproof: {}", e.chain());
             return ExitCode::FAILURE;
         }
     };
-    let mutants = match claim::mutants(design) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("stackproof: {}", e.chain());
-            return ExitCode::FAILURE;
-        }
-    };
+    design.claims.extend(suite.extra);
+    let design = Arc::new(design);
+    let claims = design.claims.clone();
+    let mutants = design.mutants.clone();
     let shared: Shared = Arc::new(Mutex::new(None));
     // nextest runs every test in a process of its own (and says so while
     // listing too): one trial per claim would start a stack per claim, so
@@ -66,20 +116,20 @@ pub fn main(design: &'static str) -> ExitCode {
     let mut trials: Vec<Trial> = if std::env::var_os("NEXTEST_RUN_ID").is_some() {
         vec![all_claims_trial(
             claims.clone(),
-            design,
+            design.clone(),
             runtime.clone(),
             shared.clone(),
         )]
     } else {
         claims
             .iter()
-            .map(|c| claim_trial(c.clone(), design, runtime.clone(), shared.clone()))
+            .map(|c| claim_trial(c.clone(), design.clone(), runtime.clone(), shared.clone()))
             .collect()
     };
     trials.extend(
         mutants
             .into_iter()
-            .map(|m| mutant_trial(m, design, &claims, runtime.clone())),
+            .map(|m| mutant_trial(m, design.clone(), &claims, runtime.clone())),
     );
 
     let conclusion = libtest_mimic::run(&args, trials);
@@ -90,7 +140,7 @@ pub fn main(design: &'static str) -> ExitCode {
 
 fn claim_trial(
     claim: Claim,
-    design: &'static str,
+    design: Arc<Design>,
     rt: Arc<tokio::runtime::Runtime>,
     shared: Shared,
 ) -> Trial {
@@ -100,17 +150,21 @@ fn claim_trial(
             let mut slot = shared.lock().await;
             // A stack whose fault could not be undone is no longer the design.
             if matches!(slot.as_ref(), Some(Ok(s)) if s.tainted()) {
-                eprintln!("stackproof: the {design} stack was left changed by a fault; starting a fresh one");
+                eprintln!(
+                    "stackproof: the {} stack was left changed by a fault; starting a fresh one",
+                    design.name
+                );
                 *slot = None;
             }
             if slot.is_none() {
-                *slot = Some(start(design, None).await);
+                *slot = Some(start(&design, None).await);
             }
             let stack = match slot.as_ref().expect("just set") {
                 Ok(s) => s,
                 Err(e) => {
                     return Err(Failed::from(format!(
-                        "the {design} stack did not start:\n{e}"
+                        "the {} stack did not start:\n{e}",
+                        design.name
                     )));
                 }
             };
@@ -132,11 +186,11 @@ fn claim_trial(
 /// did not hold.
 fn all_claims_trial(
     claims: Vec<Claim>,
-    design: &'static str,
+    design: Arc<Design>,
     rt: Arc<tokio::runtime::Runtime>,
     shared: Shared,
 ) -> Trial {
-    Trial::test(format!("{design}::claims"), move || {
+    Trial::test(format!("{}::claims", design.name), move || {
         rt.block_on(async {
             let mut not_held = Vec::new();
             for claim in &claims {
@@ -145,13 +199,14 @@ fn all_claims_trial(
                     *slot = None;
                 }
                 if slot.is_none() {
-                    *slot = Some(start(design, None).await);
+                    *slot = Some(start(&design, None).await);
                 }
                 let stack = match slot.as_ref().expect("just set") {
                     Ok(s) => s,
                     Err(e) => {
                         return Err(Failed::from(format!(
-                            "the {design} stack did not start:\n{e}"
+                            "the {} stack did not start:\n{e}",
+                            design.name
                         )));
                     }
                 };
@@ -177,7 +232,7 @@ fn all_claims_trial(
 
 fn mutant_trial(
     mutant: Mutant,
-    design: &'static str,
+    design: Arc<Design>,
     claims: &[Claim],
     rt: Arc<tokio::runtime::Runtime>,
 ) -> Trial {
@@ -186,14 +241,15 @@ fn mutant_trial(
     Trial::test(name, move || {
         let Some(claim) = claim else {
             return Err(Failed::from(format!(
-                "mutant `{}` names claim `{}`, which {design} does not have (fix fails= in {})",
+                "mutant `{}` names claim `{}`, which {} does not have (fix fails= in {})",
                 mutant.name,
                 mutant.fails,
+                design.name,
                 mutant.dir.join("mutant.toml").display()
             )));
         };
         rt.block_on(async {
-            let stack = start(design, Some(&mutant)).await.map_err(|e| {
+            let stack = start(&design, Some(&mutant)).await.map_err(|e| {
                 Failed::from(format!("mutant `{}` ({}) did not start, so it proves nothing:\n{e}", mutant.name, mutant.why))
             })?;
             let outcome = claim::run(&stack, &claim).await;
@@ -218,17 +274,15 @@ fn mutant_trial(
     })
 }
 
-async fn start(design: &str, mutant: Option<&Mutant>) -> Result<Stack, String> {
-    let fixtures = Fixtures::design(design).map_err(|e| e.chain())?;
-    let fixtures = match mutant {
-        Some(m) => m.apply(fixtures).map_err(|e| e.chain())?,
-        None => fixtures,
-    };
-    let stack = Stack::start(design, fixtures)
-        .await
-        .map_err(|e| e.chain())?;
+async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String> {
+    let stack = match mutant {
+        Some(m) => design.start_mutant(m).await,
+        None => design.start().await,
+    }
+    .map_err(|e| e.chain())?;
     eprintln!(
-        "stackproof: {design}{} up in {} ms (run {})",
+        "stackproof: {}{} up in {} ms (run {})",
+        design.name,
         mutant
             .map(|m| format!(" [mutant {}]", m.name))
             .unwrap_or_default(),

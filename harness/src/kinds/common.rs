@@ -183,23 +183,41 @@ pub(crate) async fn log_sizes(
     Ok(out)
 }
 
-/// The faults a claims file can name (`fault = "..."`).
+/// The faults a claims file can name (`fault = "..."`), each applied to
+/// every host of the claim's `hosts`; some take `fault_arg`.
 pub const FAULTS: &[&str] = &[
     "stop_host",
     "pause_host",
     "stop_service",
     "kill_service",
     "pause_service",
+    "disconnect",
+    "partition",
+    "slow_link",
+    "lose_packets",
+    "cpu_quota",
 ];
 
+/// The `fault_arg` parameter every fault-taking kind declares.
+pub(crate) const FAULT_ARG_DOC: &str = "what some faults need: the network for `disconnect`, the peer host for `partition`, kbit/s for `slow_link`, the share lost (0.0-1.0) for `lose_packets`, CPUs for `cpu_quota`";
+
 /// Applies fault `action` (one of [`FAULTS`]) to each of `hosts` (to
-/// `service` on them, for the service faults); the guards undo it.
+/// `service` on them, for the service faults; `arg` for those that need
+/// one); the guards undo it.
 pub(crate) async fn apply_fault<'s>(
     stack: &'s Stack,
     action: &'s str,
     hosts: &[&'s str],
     service: &'s str,
+    arg: &'s str,
 ) -> Result<Vec<FaultGuard<'s>>, Failure> {
+    let bad_arg = |what: &str| {
+        Failure::not_measured(
+            format!("fault `{action}` needs `fault_arg` = {what}, got `{arg}`"),
+            "",
+        )
+    };
+    let number = |what: &str| arg.parse::<f64>().map_err(|_| bad_arg(what));
     let mut guards = Vec::new();
     for &host in hosts {
         let fault = match action {
@@ -208,6 +226,13 @@ pub(crate) async fn apply_fault<'s>(
             "stop_service" => Fault::StopService(host, service),
             "kill_service" => Fault::KillService(host, service),
             "pause_service" => Fault::PauseService(host, service),
+            "disconnect" if !arg.is_empty() => Fault::Disconnect(host, arg),
+            "disconnect" => return Err(bad_arg("a network")),
+            "partition" if stack.host(arg).is_ok() => Fault::Partition(host, arg, None),
+            "partition" => return Err(bad_arg("a host of the design")),
+            "slow_link" => Fault::SlowLink(host, number("kbit/s")? as u32),
+            "lose_packets" => Fault::LosePackets(host, number("a share from 0.0 to 1.0")?),
+            "cpu_quota" => Fault::CpuQuota(host, number("a number of CPUs")?),
             other => {
                 return Err(Failure::not_measured(
                     format!("unknown fault `{other}`; faults: {}", FAULTS.join(", ")),
@@ -234,10 +259,11 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
 }
 
 /// What a fault is, in words, for evidence: "stop_service nginx on server-1".
-pub(crate) fn fault_words(action: &str, hosts: &[&str], service: &str) -> String {
-    if action.ends_with("_service") {
-        format!("{action} {service} on {}", hosts.join(", "))
-    } else {
-        format!("{action} {}", hosts.join(", "))
+pub(crate) fn fault_words(action: &str, hosts: &[&str], service: &str, arg: &str) -> String {
+    let on = hosts.join(", ");
+    match action {
+        a if a.ends_with("_service") => format!("{a} {service} on {on}"),
+        a if arg.is_empty() => format!("{a} {on}"),
+        a => format!("{a} {on} ({arg})"),
     }
 }

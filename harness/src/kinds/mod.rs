@@ -243,6 +243,17 @@ impl Kinds {
         self.0.get(name)
     }
 
+    /// Only the kind called `name` (for explaining one).
+    pub fn only(&self, name: &str) -> Kinds {
+        Kinds(
+            self.0
+                .iter()
+                .filter(|(k, _)| **k == name)
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+        )
+    }
+
     /// Every kind, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Kind> {
         self.0.values()

@@ -308,6 +308,7 @@ pub const DETECTS_DOWN: Kind = Kind {
             "the service, for the *_service faults",
             "\"\"",
         ),
+        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
         Param::optional("window_ms", Ty::Ms, "how soon it must show", "2500"),
     ],
     example: r#"
@@ -329,7 +330,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let up_before = prometheus(stack, query).await?;
     let value = |r: &serde_json::Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
-    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
     let seen = wait_for(window * 3, || async {
         prometheus(stack, query)
             .await
@@ -343,7 +344,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let evidence = format!(
         "{query} before: {}; {}: monitoring showed it down {} (window {} ms)",
         if was_up { "1" } else { "not 1" },
-        fault_words(action, &hosts, service),
+        fault_words(action, &hosts, service, p.text("fault_arg")),
         seen.map(|d| format!("after {} ms", d.as_millis()))
             .unwrap_or_else(|| "NEVER".into()),
         window.as_millis()
@@ -375,6 +376,7 @@ pub const ALERT_FIRES: Kind = Kind {
             "the service, for the *_service faults",
             "\"\"",
         ),
+        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
         Param::optional("window_ms", Ty::Ms, "how soon it must fire", "6000"),
     ],
     example: r#"
@@ -403,7 +405,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
             .unwrap_or(false)
     };
     let quiet_before = !firing().await;
-    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
     let fired = wait_for(window * 3, firing).await;
     restore_all(guards).await?;
     if let Some(d) = fired {
@@ -416,7 +418,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         } else {
             "ALREADY firing"
         },
-        fault_words(action, &hosts, service),
+        fault_words(action, &hosts, service, p.text("fault_arg")),
         fired
             .map(|d| format!("firing after {} ms", d.as_millis()))
             .unwrap_or_else(|| "never fired".into()),

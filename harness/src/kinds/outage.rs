@@ -22,6 +22,7 @@ pub const SPOF: Kind = Kind {
             "the service, for the *_service faults",
             "\"\"",
         ),
+        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
         Param::optional(
             "still_up",
             Ty::Hosts,
@@ -60,7 +61,7 @@ async fn spof(stack: &Stack, p: &Params) -> CheckResult {
         ),
         "",
     )?;
-    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
     let during = async {
         let dns = super::common::www_addresses(stack).await;
         let (ok, first_err) = probe::burst(&stack.client.fresh, &http(path), n).await;
@@ -85,7 +86,7 @@ async fn spof(stack: &Stack, p: &Params) -> CheckResult {
     restored?;
     let evidence = format!(
         "3/3 before; {}: DNS {}; {ok} of {n} requests to {WWW}{path} succeeded{}{}",
-        fault_words(action, &hosts, service),
+        fault_words(action, &hosts, service, p.text("fault_arg")),
         match &dns {
             Ok(a) => format!("still answers {}", a.join(", ")),
             Err(f) => format!("failed ({})", f.summary),
@@ -214,6 +215,7 @@ pub const READS_ONLY: Kind = Kind {
             "the service, for the *_service faults",
             "\"\"",
         ),
+        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
         Param::optional(
             "lb",
             Ty::Text,
@@ -251,7 +253,7 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
     let hosts = p.list("hosts");
     let n = p.int("requests") as usize;
     let url = |path: &str| format!("{}://{WWW}{path}", p.text("scheme"));
-    let guards = apply_fault(stack, action, &hosts, service).await?;
+    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
     let during = async {
         let ejected = if lb.is_empty() {
             None
@@ -269,7 +271,7 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
     restored?;
     let evidence = format!(
         "{}{}: {reads} of {n} reads and {writes} of {n} writes succeeded{}",
-        fault_words(action, &hosts, service),
+        fault_words(action, &hosts, service, p.text("fault_arg")),
         if lb.is_empty() {
             String::new()
         } else {

@@ -139,6 +139,7 @@ pub const FAILOVER: Kind = Kind {
             "the service, for the *_service faults",
             "\"\"",
         ),
+        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
         Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
         Param::optional(
             "move_budget_ms",
@@ -195,7 +196,8 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         p.ms("settle_ms"),
         5000,
         async {
-            let guards = apply_fault(stack, action, &[master], service).await?;
+            let guards =
+                apply_fault(stack, action, &[master], service, p.text("fault_arg")).await?;
             let moved = wait_holders(
                 stack,
                 &lbs,
@@ -238,7 +240,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         interval.as_millis(),
         before.join(", "),
         after.join(", "),
-        fault_words(action, &[master], service),
+        fault_words(action, &[master], service, p.text("fault_arg")),
         moved
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into()),
