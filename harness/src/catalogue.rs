@@ -30,15 +30,14 @@ pub fn catalogue_markdown() -> Result<String> {
          the design under `fixtures/designs/<design>/mutants/`, that must make it FAIL.\n",
     );
     for design in designs() {
-        let design = design.as_str();
-        let spec = crate::spec::DesignSpec::load(&crate::fixtures::Fixtures::design(design)?)?;
-        let mutants = crate::claim::mutants(design)?;
+        let loaded = crate::design::Design::load(&design)?;
+        let (design, spec, mutants) = (design.as_str(), &loaded.spec, &loaded.mutants);
         let _ = write!(
             md,
             "\n## {design}\n\n{}\n\n| ID | the design says | the assertion | mutants that break it |\n|---|---|---|---|\n",
             spec.summary
         );
-        for c in claims(design)? {
+        for c in &loaded.claims {
             let killers: Vec<String> = mutants
                 .iter()
                 .filter(|m| m.fails == c.id)

@@ -208,6 +208,8 @@ pub struct Design {
     pub fixtures: Fixtures,
     /// Its topology.
     pub spec: crate::spec::DesignSpec,
+    /// Its files as the servers start from them (topology, services, zone).
+    pub parts: crate::spec::Parts,
     /// Its claims, in the claims file's order.
     pub claims: Vec<crate::claim::Claim>,
     /// Its mutants, by name.
@@ -251,10 +253,17 @@ impl Design {
         Self::from_parts(located, fixtures, kinds)
     }
 
-    /// The same design with `dir` laid over its files (a user's `--fixtures`).
+    /// The same design with `dir` laid over its files (a user's `--fixtures`),
+    /// read again: the overlay may replace any of them.
     pub fn with_overlay(self, dir: PathBuf) -> Result<Design> {
         let fixtures = self.fixtures.clone().with_overlay(dir)?;
-        Ok(Design { fixtures, ..self })
+        let parts = crate::spec::Parts::read(&fixtures)?;
+        Ok(Design {
+            spec: parts.spec.clone(),
+            parts,
+            fixtures,
+            ..self
+        })
     }
 
     fn from_parts(
@@ -262,7 +271,8 @@ impl Design {
         fixtures: Fixtures,
         kinds: &crate::kinds::Kinds,
     ) -> Result<Design> {
-        let spec = crate::spec::DesignSpec::load(&fixtures)?;
+        let parts = crate::spec::Parts::read(&fixtures)?;
+        let spec = parts.spec.clone();
         let claims = read_claims(&located, &fixtures, &spec, kinds)?;
         let mutants = located.mutants()?;
         for m in &mutants {
@@ -287,6 +297,7 @@ impl Design {
             dir: located.dir,
             fixtures,
             spec,
+            parts,
             claims,
             mutants,
         })
@@ -294,7 +305,7 @@ impl Design {
 
     /// Starts the design's servers and waits until they are ready.
     pub async fn start(&self) -> Result<crate::stack::Stack> {
-        crate::stack::Stack::start(&self.name, self.fixtures.clone()).await
+        crate::stack::Stack::start_from(&self.name, self.fixtures.clone(), self.parts.clone()).await
     }
 
     /// Starts the design with mutant `m` laid over it.
@@ -334,7 +345,7 @@ fn read_claims(
     })?;
     let known = Known {
         hosts: spec.hosts.iter().map(|h| h.name.as_str()).collect(),
-        services: crate::stack::service_names(fixtures).into_iter().collect(),
+        services: crate::spec::service_names(fixtures).into_iter().collect(),
         networks: spec.networks.iter().map(|n| n.name.as_str()).collect(),
     };
     let mut claims: Vec<crate::claim::Claim> = Vec::new();

@@ -205,3 +205,75 @@ impl ServiceSpec {
         })
     }
 }
+
+/// Everything a design's servers are started from, read and checked once:
+/// the topology, every service of the fixtures (the design's first, an
+/// unknown one an error naming those that exist), and the zone file.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The topology.
+    pub spec: DesignSpec,
+    /// Every service the fixtures define (hosts added at run time may use any).
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Where the zone came from.
+    pub zone_file: std::path::PathBuf,
+    /// The zone, placeholders not yet filled.
+    pub zone_text: String,
+}
+
+impl Parts {
+    /// Reads the design's files from `fixtures`.
+    pub fn read(fixtures: &Fixtures) -> Result<Parts> {
+        let spec = DesignSpec::load(fixtures)?;
+        let mut services = BTreeMap::new();
+        for host in &spec.hosts {
+            for name in &host.services {
+                if !services.contains_key(name) {
+                    services.insert(name.clone(), load_service(fixtures, name)?);
+                }
+            }
+        }
+        for name in service_names(fixtures) {
+            if !services.contains_key(&name) {
+                services.insert(name.clone(), load_service(fixtures, &name)?);
+            }
+        }
+        let (zone_file, zone_text) = fixtures.read(&spec.zone)?;
+        Ok(Parts {
+            spec,
+            services,
+            zone_file,
+            zone_text,
+        })
+    }
+}
+
+/// The services every layer of `fixtures` defines, by name.
+pub fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> {
+    fixtures
+        .layers()
+        .iter()
+        .flat_map(|l| {
+            std::fs::read_dir(l.join("services"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| e.path().join("service.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
+    ServiceSpec::load(fixtures, name).map_err(|e| match e {
+        Error::Fixture { .. } => Error::Unknown {
+            kind: "service",
+            name: name.into(),
+            known: service_names(fixtures)
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        other => other,
+    })
+}

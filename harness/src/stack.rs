@@ -23,7 +23,7 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
-use crate::spec::{DesignSpec, HostSpec, Ready, ServiceSpec};
+use crate::spec::{DesignSpec, HostSpec, Parts, Ready, ServiceSpec};
 
 /// The DNS zone every design serves.
 pub const ZONE: &str = "foobar.com";
@@ -92,26 +92,24 @@ impl std::fmt::Debug for Stack {
 }
 
 impl Stack {
-    /// Starts design `design` from `fixtures` and waits until it is ready.
+    /// Starts design `design` from `fixtures` and waits until it is ready
+    /// (reads its files first; [`crate::design::Design::start`] reuses
+    /// what [`crate::design::Design::load`] read).
     pub async fn start(design: &str, fixtures: Fixtures) -> Result<Stack> {
+        let parts = Parts::read(&fixtures)?;
+        Self::start_from(design, fixtures, parts).await
+    }
+
+    /// Starts a design from files already read and checked.
+    pub async fn start_from(design: &str, fixtures: Fixtures, parts: Parts) -> Result<Stack> {
+        let Parts {
+            spec,
+            services,
+            zone_file,
+            zone_text,
+        } = parts;
         let docker = docker::connect().await?;
         docker::sweep_dead_runs(&docker).await?;
-        let spec = DesignSpec::load(&fixtures)?;
-        // The design's services (an unknown one is an error naming the known
-        // ones), then every other service of the fixtures, for hosts added at run time.
-        let mut services = BTreeMap::new();
-        for host in &spec.hosts {
-            for name in &host.services {
-                if !services.contains_key(name) {
-                    services.insert(name.clone(), load_service(&fixtures, name)?);
-                }
-            }
-        }
-        for name in service_names(&fixtures) {
-            if !services.contains_key(&name) {
-                services.insert(name.clone(), load_service(&fixtures, &name)?);
-            }
-        }
         let image = images::ensure_server_image(&docker, &fixtures).await?;
         let started = Instant::now();
 
@@ -133,7 +131,6 @@ impl Stack {
         let pki = Pki::new(&crate::pki::default_base(), &run.id)?;
         let www_cert = pki.issue(&[WWW, ZONE])?;
 
-        let (zone_file, zone_text) = fixtures.read(&spec.zone)?;
         let zone_text = render(&zone_text, &vars, &zone_file)?;
         let public = &networks[&spec.networks[0].name];
         let dns = DnsServer::start(public.gateway(), ZONE, &zone_text, &zone_file).await?;
@@ -979,36 +976,6 @@ impl Stack {
 }
 
 /// The services the fixture layers define (folders holding a service.toml).
-/// The services every layer of `fixtures` defines, by name.
-pub fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> {
-    fixtures
-        .layers()
-        .iter()
-        .flat_map(|l| {
-            std::fs::read_dir(l.join("services"))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .filter(|e| e.path().join("service.toml").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
-    ServiceSpec::load(fixtures, name).map_err(|e| match e {
-        Error::Fixture { .. } => Error::Unknown {
-            kind: "service",
-            name: name.into(),
-            known: service_names(fixtures)
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(", "),
-        },
-        other => other,
-    })
-}
-
 /// Every host's address on each of its networks (`server-1.public`), each
 /// network's gateway (`public.gateway`), then the design's own variables,
 /// rendered against those.

@@ -48,7 +48,11 @@ pub const ADD_APP_SERVER: Kind = Kind {
             Ty::Text,
             "the new value of `var`: both app servers (`{{ new }}` is the new one's address)",
         ),
-        Param::optional("new_host", Ty::Text, "the added host's name", "\"app-2\""),
+        Param::required(
+            "new_host",
+            Ty::Text,
+            "the added host's name (not a host of the design)",
+        ),
         Param::optional("network", Ty::Network, "its network", "\"private\""),
         Param::optional(
             "web_service",
@@ -83,6 +87,7 @@ says = "each layer can be scaled independently"
 kind = "scaling.add_app_server"
 web = "web-1"
 app = "app-1"
+new_host = "app-2"
 upstream = "server {{ app-1.private }}:9000; server {{ new }}:9000;"
 unchanged = ["lb-1/haproxy", "web-1/nginx", "db-1/mariadb"]"#,
     check: crate::kind_check!(add_app_server),
@@ -171,7 +176,11 @@ pub const ADD_REPLICA: Kind = Kind {
     params: &[
         Param::required("primary", Ty::Host, "the primary database's host"),
         Param::required("app", Ty::Host, "the app server's host"),
-        Param::optional("new_host", Ty::Text, "the added replica's name", "\"db-2\""),
+        Param::required(
+            "new_host",
+            Ty::Text,
+            "the added replica's name (not a host of the design)",
+        ),
         Param::optional("network", Ty::Network, "its network", "\"private\""),
         Param::optional(
             "replica_service",
@@ -205,7 +214,8 @@ id = "my_site.remedy.replication"
 says = "introduce replication"
 kind = "scaling.add_replica"
 primary = "db-1"
-app = "app-1""#,
+app = "app-1"
+new_host = "db-2""#,
     check: crate::kind_check!(add_replica),
 };
 
