@@ -46,6 +46,15 @@ enum Command {
         /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
         #[arg(long)]
         keep: bool,
+        /// Your own configuration file, as it is on your server, mapped onto the
+        /// run (repeatable): KIND=PATH or HOST:KIND=PATH, KIND one of haproxy,
+        /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.
+        #[arg(long = "config", value_name = "[HOST:]KIND=PATH")]
+        configs: Vec<stackproof::config::ConfigArg>,
+        /// Your domain, when your files do not name it in a certificate path,
+        /// redirect or Host rule (it becomes the run's foobar.com).
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// The check kinds a claims file can use: what each proves, its parameters, an example.
     Kinds {
@@ -140,7 +149,12 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             json,
             junit,
             keep,
-        } => check(&design, fixtures, &claims, json, junit, keep).await,
+            configs,
+            domain,
+        } => {
+            let users = UserFiles { configs, domain };
+            check(&design, fixtures, &claims, json, junit, keep, users).await
+        }
         Command::Kinds { name } => {
             let kinds = stackproof::kinds::Kinds::builtin();
             match name {
@@ -264,6 +278,22 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
+/// A user's own files for `check`, and the domain they serve.
+struct UserFiles {
+    configs: Vec<stackproof::config::ConfigArg>,
+    domain: Option<String>,
+}
+
+/// A scratch folder removed when dropped (the mapped user files live there
+/// while the stack runs).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn check(
     design: &str,
     fixtures: Option<PathBuf>,
@@ -271,6 +301,7 @@ async fn check(
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
     keep: bool,
+    users: UserFiles,
 ) -> Result<ExitCode, Error> {
     let mut loaded = Design::load(design)?;
     // The user's folder over the design (the flag; STACKPROOF_FIXTURES is already a layer).
@@ -297,10 +328,46 @@ async fn check(
         }
         claims.retain(|c| only.iter().any(|id| id == &c.id));
     }
+    // The user's own files, mapped onto the run, over everything else.
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "stackproof-config-{}-{:08x}",
+        std::process::id(),
+        rand_suffix()
+    )));
+    let applied =
+        stackproof::config::apply(&loaded, &users.configs, users.domain.as_deref(), &scratch.0)?;
+    if let Some(dir) = &applied.overlay {
+        loaded = loaded.with_overlay(dir.clone())?;
+    }
     let design = loaded.name.as_str();
     println!("stackproof check {design}: starting the design");
     let started = std::time::Instant::now();
-    let mut stack = loaded.start().await?;
+    let mut stack = match loaded.start().await {
+        Ok(s) => s,
+        Err(e) if !applied.report.is_empty() => {
+            println!("your files, mapped onto the run (line numbers are your file's):");
+            for r in &applied.report {
+                println!("{r}");
+            }
+            eprintln!("stackproof: {}", e.chain());
+            for h in &applied.hints {
+                eprintln!("  instead: {h}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
+    if !applied.report.is_empty() {
+        println!("  your files, mapped onto the run (line numbers are your file's):");
+        for r in &applied.report {
+            // The run's addresses, now that it has them.
+            let mut shown = r.clone();
+            for (k, v) in &stack.vars {
+                shown = shown.replace(&format!("{{{{ {k} }}}}"), v);
+            }
+            println!("  {}", shown.replace('\n', "\n  "));
+        }
+    }
     if keep {
         stack.keep();
     }
@@ -367,6 +434,19 @@ async fn check(
     }
     drop(stack);
     Ok(ExitCode::from(claim::exit_code(&outcomes)))
+}
+
+/// A few random hex digits for scratch folder names.
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish() as u32
 }
 
 /// Every mutant against every claim, the way mutation-testing tools report:

@@ -1,0 +1,604 @@
+//! A user's `haproxy.cfg`, exactly as it is on their server, mapped onto
+//! the run: backend `server` lines onto the design's backends in order,
+//! certificate paths onto the run's certificate, the user's domain onto
+//! the run's, specific bind addresses onto the container's, and what cannot
+//! work in a container (a chroot that is not there, a user that does not
+//! exist, a remote log target) adapted. Every change is one line of
+//! [`Mapped::lines`]; nothing of the user's file is dropped silently, and no
+//! address of it is ever contacted: an address the mapping cannot place
+//! stops the run before anything starts.
+
+use std::path::Path;
+
+use super::{Backend, Mapped, mask_secrets};
+use crate::error::{Error, Result};
+
+/// Where the run's certificate and key (one PEM, as HAProxy wants) are on the host.
+pub const RUN_PEM: &str = "/etc/haproxy/www.pem";
+/// The admin socket stackproof reads HAProxy's own view from.
+const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
+/// What the server image has, for `chroot`, `user` and `group`.
+const IMAGE_CHROOT: &str = "/var/lib/haproxy";
+const IMAGE_USERS: &[&str] = &["haproxy", "root", "nobody", "www-data"];
+
+/// Section keywords: a line starting with one opens a section.
+const SECTIONS: &[&str] = &[
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "peers",
+    "resolvers",
+    "userlist",
+    "cache",
+    "program",
+    "http-errors",
+    "ring",
+    "mailers",
+];
+
+/// Directives HAProxy 2.1 removed, and what replaces each in 2.x.
+const REMOVED: &[(&str, &str)] = &[
+    ("reqadd", "http-request add-header <name> <value>"),
+    ("reqdel", "http-request del-header <name>"),
+    ("reqidel", "http-request del-header <name>"),
+    (
+        "reqrep",
+        "http-request replace-header / replace-path / replace-uri",
+    ),
+    (
+        "reqirep",
+        "http-request replace-header / replace-path / replace-uri",
+    ),
+    ("reqallow", "http-request allow if <condition>"),
+    ("reqiallow", "http-request allow if <condition>"),
+    ("reqdeny", "http-request deny if <condition>"),
+    ("reqideny", "http-request deny if <condition>"),
+    ("reqpass", "(nothing: drop it)"),
+    ("reqipass", "(nothing: drop it)"),
+    ("reqtarpit", "http-request tarpit if <condition>"),
+    ("reqitarpit", "http-request tarpit if <condition>"),
+    ("rspadd", "http-response add-header <name> <value>"),
+    ("rspdel", "http-response del-header <name>"),
+    ("rspidel", "http-response del-header <name>"),
+    (
+        "rsprep",
+        "http-response replace-header <name> <regex> <replacement>",
+    ),
+    (
+        "rspirep",
+        "http-response replace-header <name> <regex> <replacement>",
+    ),
+    ("rspdeny", "http-response deny if <condition>"),
+    ("rspideny", "http-response deny if <condition>"),
+    ("block", "http-request deny if <condition>"),
+];
+
+/// Maps the user's `text` (from `file`) onto the run. `backends` are the
+/// design's, in order; `domain` the user's domain when given (`--domain`),
+/// else found in the file; `run_domain` the run's.
+pub fn map(
+    file: &Path,
+    text: &str,
+    backends: &[Backend],
+    domain: Option<&str>,
+    run_domain: &str,
+) -> Result<Mapped> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "haproxy.cfg".into());
+    let at = |n: usize| format!("{name}:{n}");
+    let mut out = Mapped::default();
+    let domain = domain.map(str::to_string).or_else(|| find_domain(text));
+    let mut section = String::new();
+    let mut servers_in_section = 0;
+    let mut has_admin_socket = false;
+    // (port, section) of every bind, for the "two frontends on one port" trap.
+    let mut binds: Vec<(String, String, usize)> = Vec::new();
+    let mut lines = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let code = raw.split('#').next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let Some(&first) = words.first() else {
+            lines.push(raw.to_string());
+            continue;
+        };
+        if SECTIONS.contains(&first) {
+            section = format!("{first} {}", words.get(1).copied().unwrap_or(""))
+                .trim()
+                .to_string();
+            servers_in_section = 0;
+            let mut line = raw.to_string();
+            // HAProxy 1.x style: `listen www 0.0.0.0:80` binds on the section's own line.
+            if let Some(addr) = words.get(2).filter(|a| a.contains(':')) {
+                let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
+                if !host.is_empty() && host != "*" && host != "0.0.0.0" {
+                    line = replace_words(raw, &[(addr, &format!("*:{port}"))]);
+                    out.lines.push(format!(
+                        "{}: {first} {addr} -> *:{port} (the container's own addresses)",
+                        at(n)
+                    ));
+                }
+                binds.push((port.to_string(), section.clone(), n));
+            }
+            lines.push(line);
+            continue;
+        }
+        if let Some((_, instead)) = REMOVED.iter().find(|(d, _)| *d == first) {
+            out.hints.push(format!(
+                "{}: `{first}` was removed in HAProxy 2.1 (this server is 2.6); write `{instead}` instead",
+                at(n)
+            ));
+        }
+        let mut line = raw.to_string();
+        match first {
+            "server" if section.starts_with("backend") || section.starts_with("listen") => {
+                let (user_name, addr) = (
+                    words.get(1).copied().unwrap_or(""),
+                    words.get(2).copied().unwrap_or(""),
+                );
+                let port = addr
+                    .rsplit_once(':')
+                    .map(|(_, p)| p.to_string())
+                    .filter(|p| p.parse::<u16>().is_ok());
+                match backends.get(servers_in_section) {
+                    Some(b) => {
+                        let target = match &port {
+                            Some(p) => format!("{}:{p}", b.address),
+                            None => b.address.clone(),
+                        };
+                        line = replace_words(raw, &[(user_name, &b.host), (addr, &target)]);
+                        out.lines.push(format!(
+                            "{}: server {user_name} {addr} -> {} {target}{}",
+                            at(n),
+                            b.host,
+                            if port.is_none() {
+                                " (no port: HAProxy connects on the port the client used, 443 behind TLS)"
+                            } else {
+                                ""
+                            }
+                        ));
+                        if port.is_none() {
+                            out.warnings.push(format!(
+                                "{}: server {user_name} has no port: HAProxy connects to it on the port each client connected to (443 for HTTPS), where the web server may not listen",
+                                at(n)
+                            ));
+                        }
+                    }
+                    None => {
+                        line = format!(
+                            "# stackproof: not mapped, the design has {} backend(s): {raw}",
+                            backends.len()
+                        );
+                        out.lines.push(format!(
+                            "{}: server {user_name} {addr} -> not mapped (the design has {} backend(s)); left out",
+                            at(n),
+                            backends.len()
+                        ));
+                    }
+                }
+                servers_in_section += 1;
+            }
+            "server-template" => {
+                return Err(Error::InvalidFixture {
+                    path: file.to_path_buf(),
+                    detail: format!(
+                        "line {n}: `server-template` resolves names the run cannot map; list the servers with `server` lines"
+                    ),
+                });
+            }
+            "bind" => {
+                let addr = words.get(1).copied().unwrap_or("");
+                let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
+                if !host.is_empty()
+                    && host != "*"
+                    && host != "0.0.0.0"
+                    && host != "::"
+                    && host != "[::]"
+                {
+                    line = replace_words(&line, &[(addr, &format!("*:{port}"))]);
+                    out.lines.push(format!(
+                        "{}: bind {addr} -> *:{port} (the container's own addresses)",
+                        at(n)
+                    ));
+                }
+                binds.push((port.to_string(), section.clone(), n));
+                if let Some(pos) = words.iter().position(|w| *w == "crt") {
+                    if let Some(path) = words.get(pos + 1) {
+                        line = replace_words(&line, &[(path, RUN_PEM)]);
+                        out.lines.push(format!(
+                            "{}: crt {path} -> {RUN_PEM} (the run's certificate and key)",
+                            at(n)
+                        ));
+                    }
+                }
+                if words.contains(&"crt-list") {
+                    return Err(Error::InvalidFixture {
+                        path: file.to_path_buf(),
+                        detail: format!("line {n}: `crt-list` is not mapped yet; use `crt <file>`"),
+                    });
+                }
+            }
+            "chroot" if section == "global" => {
+                let dir = words.get(1).copied().unwrap_or("");
+                if dir != IMAGE_CHROOT {
+                    line = replace_words(raw, &[(dir, IMAGE_CHROOT)]);
+                    out.lines.push(format!(
+                        "{}: chroot {dir} -> {IMAGE_CHROOT} (what the server's package creates)",
+                        at(n)
+                    ));
+                }
+            }
+            "user" | "group" if section == "global" => {
+                let who = words.get(1).copied().unwrap_or("");
+                if !IMAGE_USERS.contains(&who) && who.parse::<u32>().is_err() {
+                    line = replace_words(raw, &[(who, "haproxy")]);
+                    out.lines.push(format!(
+                        "{}: {first} {who} -> haproxy (no such {first} on the run's host)",
+                        at(n)
+                    ));
+                }
+            }
+            "log" => {
+                let target = words.get(1).copied().unwrap_or("");
+                if target != "global"
+                    && !target.starts_with('/')
+                    && target != "stdout"
+                    && target != "stderr"
+                {
+                    line = format!(
+                        "# stackproof: log target left out (nothing listens there in the run): {raw}"
+                    );
+                    out.lines.push(format!(
+                        "{}: log {target} -> left out (a remote log target is not contacted)",
+                        at(n)
+                    ));
+                } else if target.starts_with('/') && section == "global" {
+                    out.lines.push(format!("{}: log {target}: kept; the run's host has no syslog socket, so HAProxy's own log is not kept", at(n)));
+                }
+            }
+            "stats" if words.get(1) == Some(&"socket") => {
+                if words.get(2) == Some(&ADMIN_SOCKET) {
+                    has_admin_socket = true;
+                    if !words.contains(&"admin") {
+                        out.lines.push(format!("{}: stats socket {ADMIN_SOCKET}: kept; stackproof also needs `level admin` on it", at(n)));
+                        line = format!("{raw} level admin");
+                    }
+                }
+            }
+            "redirect" | "http-request" if words.contains(&"redirect") || first == "redirect" => {
+                if !words.contains(&"code") {
+                    out.warnings.push(format!(
+                        "{}: `{}` has no `code`: HAProxy answers 302 (a temporary redirect), not 301",
+                        at(n),
+                        mask_secrets(code.trim())
+                    ));
+                }
+            }
+            "nameserver" | "peer" | "mailer" => {
+                return Err(Error::InvalidFixture {
+                    path: file.to_path_buf(),
+                    detail: format!(
+                        "line {n}: `{}` names an address the run cannot map to any of its hosts, and stackproof never contacts an address of yours",
+                        mask_secrets(code.trim())
+                    ),
+                });
+            }
+            _ => {}
+        }
+        lines.push(line);
+    }
+    // Two frontends on one port: the kernel spreads connections between them.
+    for (i, (port, sect, n)) in binds.iter().enumerate() {
+        if let Some((_, other, m)) = binds[..i].iter().find(|(p, s, _)| p == port && s != sect) {
+            out.warnings.push(format!(
+                "{}: `{sect}` binds port {port}, as `{other}` does at line {m}: the kernel splits connections between them, so each gets some of the traffic",
+                at(*n)
+            ));
+        }
+    }
+    if !has_admin_socket {
+        // A second `global` section at the end (HAProxy merges them), so
+        // every line of the user's file keeps its number in the server's messages.
+        let add = format!("    stats socket {ADMIN_SOCKET} mode 660 level admin");
+        lines.push("# stackproof: added for its own measuring".into());
+        lines.push("global".into());
+        lines.push(add.clone());
+        out.additions.push(format!(
+            "global: {} (stackproof reads HAProxy's own view of its servers there; it changes nothing HAProxy serves)",
+            add.trim()
+        ));
+    }
+    let mut mapped = lines.join("\n");
+    mapped.push('\n');
+    if let Some(d) = domain.filter(|d| d != run_domain) {
+        let count = mapped.matches(d.as_str()).count();
+        mapped = mapped.replace(d.as_str(), run_domain);
+        out.lines.push(format!(
+            "domain {d} -> {run_domain} (the run's DNS serves www.{run_domain} and the run's CA signed its certificate{})",
+            if count > 0 {
+                format!("; replaced in {count} place(s) of the file")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out.text = mapped;
+    Ok(out)
+}
+
+/// The user's domain, from what names it: a letsencrypt or `<name>.pem`
+/// certificate path, a redirect prefix, or a Host ACL.
+pub fn find_domain(text: &str) -> Option<String> {
+    let strip = |d: &str| -> Option<String> {
+        let d = d
+            .trim_matches(|c: char| c == '/' || c == '"' || c == '\'')
+            .to_ascii_lowercase();
+        let d = d.strip_prefix("www.").unwrap_or(&d).to_string();
+        (d.contains('.')
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .then_some(d)
+    };
+    for line in text.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if let Some(rest) = w.split("/live/").nth(1) {
+                if let Some(d) = rest.split('/').next().and_then(strip) {
+                    return Some(d);
+                }
+            }
+            if (*w == "crt" || *w == "ssl-cert")
+                && let Some(p) = words.get(i + 1)
+            {
+                let file = p.rsplit('/').next().unwrap_or("");
+                if let Some(d) = file.strip_suffix(".pem").and_then(strip) {
+                    return Some(d);
+                }
+            }
+            if *w == "prefix"
+                && let Some(url) = words.get(i + 1)
+            {
+                if let Some(d) = url
+                    .split("://")
+                    .nth(1)
+                    .and_then(|h| h.split(['/', ':']).next())
+                    .and_then(strip)
+                {
+                    return Some(d);
+                }
+            }
+            if w.starts_with("hdr(host)")
+                || w.starts_with("hdr_dom(host)")
+                || w.starts_with("hdr_end(host)")
+                || w.starts_with("req.hdr(host)")
+            {
+                if let Some(d) = words[i + 1..]
+                    .iter()
+                    .find(|x| !x.starts_with('-'))
+                    .and_then(|x| strip(x))
+                {
+                    return Some(d);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Replaces whole whitespace-separated words of `line`, keeping its spacing.
+fn replace_words(line: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let replaced = pairs
+            .iter()
+            .find(|(from, _)| !from.is_empty() && *from == word.as_str())
+            .map(|(_, to)| *to);
+        out.push_str(replaced.unwrap_or(word));
+        word.clear();
+    };
+    for c in line.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backends() -> Vec<Backend> {
+        ["server-1", "server-2"]
+            .iter()
+            .map(|h| Backend {
+                host: h.to_string(),
+                address: format!("{{{{ {h}.private }}}}"),
+            })
+            .collect()
+    }
+
+    fn mapped(name: &str) -> Mapped {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/configs/haproxy")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        map(&path, &text, &backends(), None, "foobar.com").unwrap()
+    }
+
+    #[test]
+    fn debian_default_keeps_its_global_and_maps_the_public_servers() {
+        let m = mapped("lb_debian_default.cfg");
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains(
+                "server 4211-web-01 100.25.34.211:80 -> server-1 {{ server-1.private }}:80"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("server 4211-web-02 54.160.85.72:80 -> server-2"),
+            "{all}"
+        );
+        // Debian's chroot, user and admin socket exist on the run's host: kept as they are.
+        assert!(
+            !all.contains("chroot") && !all.contains("user haproxy ->"),
+            "{all}"
+        );
+        assert!(m.additions.is_empty(), "{:?}", m.additions);
+        assert!(!m.text.contains("100.25.34.211") && !m.text.contains("54.160.85.72"));
+        assert!(m.text.contains("\tchroot /var/lib/haproxy\n"));
+        // Every line keeps its number.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/configs/haproxy/lb_debian_default.cfg");
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap().lines().count(),
+            m.text.lines().count()
+        );
+    }
+
+    #[test]
+    fn certificates_and_the_domain_become_the_runs() {
+        let m = mapped("https_letsencrypt.cfg");
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains(
+                "crt /etc/letsencrypt/live/www.4211.tech/haproxy.pem -> /etc/haproxy/www.pem"
+            ),
+            "{all}"
+        );
+        assert!(all.contains("domain 4211.tech -> foobar.com"), "{all}");
+        assert!(
+            !m.text.contains("4211.tech") && !m.text.contains("letsencrypt"),
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            find_domain("bind :443 ssl crt /etc/haproxy/certs/www.shop.example.pem").as_deref(),
+            Some("shop.example")
+        );
+        assert_eq!(
+            find_domain("acl is_www hdr(host) -i www.holberton.io").as_deref(),
+            Some("holberton.io")
+        );
+        assert_eq!(
+            find_domain("redirect prefix https://www.x.org code 301").as_deref(),
+            Some("x.org")
+        );
+    }
+
+    #[test]
+    fn traps_are_warned_of_and_removed_directives_get_their_replacement() {
+        let m = mapped("https_hsts_no_code.cfg");
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("no `code`") && w.contains("302")),
+            "{:?}",
+            m.warnings
+        );
+        let m = mapped("lb_two_frontends_port80.cfg");
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("binds port 80") && w.contains("frontend main")),
+            "{:?}",
+            m.warnings
+        );
+        let m = mapped("lb_1x_directives.cfg");
+        assert!(
+            m.hints
+                .iter()
+                .any(|h| h.contains(":16: `reqadd`") && h.contains("http-request add-header")),
+            "{:?}",
+            m.hints
+        );
+        assert!(
+            m.hints
+                .iter()
+                .any(|h| h.contains("`rspadd`") && h.contains("http-response add-header")),
+            "{:?}",
+            m.hints
+        );
+        // No admin socket of its own: stackproof adds one, at the end, and says so.
+        assert_eq!(m.additions.len(), 1);
+        assert!(
+            m.text
+                .trim_end()
+                .ends_with("stats socket /run/haproxy/admin.sock mode 660 level admin")
+        );
+        let m = mapped("https_server_no_port.cfg");
+        assert!(
+            m.warnings.iter().any(|w| w.contains("has no port")),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn more_servers_than_backends_are_left_out_and_old_listen_lines_rebound() {
+        let m = mapped("lb_three_servers.cfg");
+        assert!(
+            m.lines
+                .iter()
+                .any(|l| l.contains("web-03 3.94.181.29:80 -> not mapped")),
+            "{:?}",
+            m.lines
+        );
+        assert!(
+            !m.text
+                .lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("3.94.181.29"))
+        );
+        let m = mapped("lb_listen_style.cfg");
+        // 0.0.0.0 already means every address of the container: nothing to map.
+        assert!(
+            !m.lines.iter().any(|l| l.contains(": listen ")),
+            "{:?}",
+            m.lines
+        );
+        let m = map(
+            Path::new("haproxy.cfg"),
+            "listen web 203.0.113.7:80\n    server a 1.2.3.4:80\n",
+            &backends(),
+            None,
+            "foobar.com",
+        )
+        .unwrap();
+        assert!(
+            m.lines
+                .iter()
+                .any(|l| l.contains("listen 203.0.113.7:80 -> *:80")),
+            "{:?}",
+            m.lines
+        );
+        assert!(m.text.contains("global\n    stats socket"), "{}", m.text);
+    }
+
+    #[test]
+    fn an_address_that_cannot_be_mapped_stops_before_anything_starts() {
+        let text = "resolvers dns\n    nameserver google 8.8.8.8:53\n";
+        let e = map(
+            Path::new("haproxy.cfg"),
+            text,
+            &backends(),
+            None,
+            "foobar.com",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("never contacts"),
+            "{e}"
+        );
+    }
+}

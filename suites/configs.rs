@@ -1,0 +1,244 @@
+//! Users' own HAProxy configurations, written the way people write them
+//! (tests/configs/haproxy/), checked as they are with `stackproof check
+//! <design> --config haproxy=<file>`: each test states what the checklist
+//! must say about its file. Every run maps the file onto the run's hosts;
+//! none contacts an address of the file.
+
+use std::process::{Command, Output};
+
+/// `stackproof check <design> --config haproxy=<file> --claim ...`.
+fn check(design: &str, file: &str, claims: &[&str]) -> (Output, String, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/haproxy")
+        .join(file);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args(["check", design, "--config"])
+        .arg(format!("haproxy={}", path.display()));
+    for c in claims {
+        cmd.args(["--claim", &format!("{design}.{c}")]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+fn verdict(stdout: &str, label: &str, id: &str) -> bool {
+    stdout
+        .lines()
+        .any(|l| l.starts_with(label) && l.split_whitespace().nth(1) == Some(id))
+}
+
+#[test]
+fn debians_default_config_with_public_servers_balances_round_robin() {
+    let (out, stdout, stderr) = check(
+        "distributed",
+        "lb_debian_default.cfg",
+        &[
+            "lb.round_robin",
+            "lb.active_active",
+            "lb.health_check",
+            "issue.spof_lb",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("server 4211-web-01 100.25.34.211:80 -> server-1 172."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("server 4211-web-02 54.160.85.72:80 -> server-2 172."),
+        "{stdout}"
+    );
+    for id in [
+        "lb.round_robin",
+        "lb.active_active",
+        "lb.health_check",
+        "issue.spof_lb",
+    ] {
+        assert!(
+            verdict(&stdout, "PASS", &format!("distributed.{id}")),
+            "{id}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn balance_source_breaks_round_robin() {
+    let (out, stdout, _) = check("distributed", "lb_balance_source.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_old_listen_section_with_its_address_still_balances() {
+    let (out, stdout, stderr) = check("distributed", "lb_listen_style.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("added: global: stats socket /run/haproxy/admin.sock"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn one_server_fails_the_claims_that_count_backends() {
+    let (out, stdout, _) = check(
+        "distributed",
+        "lb_one_server.cfg",
+        &["lb.round_robin", "lb.active_active"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
+        "{stdout}"
+    );
+    assert!(
+        verdict(&stdout, "FAIL", "distributed.lb.active_active"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_third_server_is_left_out_and_said_so() {
+    let (out, stdout, _) = check("distributed", "lb_three_servers.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("web-03 3.94.181.29:80 -> not mapped"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn haproxy_1x_directives_stop_with_the_servers_words_and_the_2x_replacement() {
+    let (out, stdout, stderr) = check("distributed", "lb_1x_directives.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("haproxy -c"),
+        "the server's own check is quoted: {stderr}"
+    );
+    assert!(stderr.contains("reqadd"), "{stderr}");
+    assert!(
+        stderr.contains("lb_1x_directives.cfg:16: `reqadd` was removed in HAProxy 2.1")
+            && stderr.contains("http-request add-header"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_frontends_on_one_port_are_a_warning_and_secrets_never_show() {
+    let (out, stdout, stderr) = check(
+        "distributed",
+        "lb_two_frontends_port80.cfg",
+        &["lb.round_robin"],
+    );
+    assert!(
+        stdout.contains("warning: lb_two_frontends_port80.cfg:19: `frontend www` binds port 80"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn letsencrypt_https_without_hsts_holds_tls_but_fails_the_redirect_claim() {
+    let (out, stdout, stderr) = check(
+        "secured_monitored",
+        "https_letsencrypt.cfg",
+        &["https.valid_cert", "https.redirect", "lb.round_robin"],
+    );
+    assert!(
+        stdout.contains("domain 4211.tech -> foobar.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "crt /etc/letsencrypt/live/www.4211.tech/haproxy.pem -> /etc/haproxy/www.pem"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        verdict(&stdout, "PASS", "secured_monitored.https.valid_cert"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        verdict(&stdout, "PASS", "secured_monitored.lb.round_robin"),
+        "{stdout}"
+    );
+    assert!(
+        verdict(&stdout, "FAIL", "secured_monitored.https.redirect"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("HSTS max-age missing"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_redirect_with_no_code_is_302_and_fails() {
+    let (out, stdout, _) = check(
+        "secured_monitored",
+        "https_hsts_no_code.cfg",
+        &["https.redirect"],
+    );
+    assert!(stdout.contains("has no `code`"), "{stdout}");
+    assert!(
+        verdict(&stdout, "FAIL", "secured_monitored.https.redirect"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("answered 302, not 301"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn servers_without_a_port_behind_tls_are_reached_on_443_and_the_site_breaks() {
+    let (out, stdout, _) = check(
+        "secured_monitored",
+        "https_server_no_port.cfg",
+        &["lb.round_robin"],
+    );
+    assert!(
+        stdout.contains("(no port: HAProxy connects on the port the client used"),
+        "{stdout}"
+    );
+    assert!(
+        verdict(&stdout, "FAIL", "secured_monitored.lb.round_robin"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_complete_https_config_holds_the_secured_claims() {
+    let (out, stdout, stderr) = check(
+        "secured_monitored",
+        "https_complete.cfg",
+        &[
+            "https.valid_cert",
+            "https.redirect",
+            "lb.round_robin",
+            "monitoring.qps",
+            "monitoring.response_times",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn health_checked_servers_without_a_port_are_refused_by_haproxy_itself() {
+    let (out, stdout, stderr) = check(
+        "distributed",
+        "lb_no_port_with_check.cfg",
+        &["lb.round_robin"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("has neither service port nor check port"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("server web-01 100.25.34.211 -> server-1"),
+        "the mapping is shown: {stdout}"
+    );
+}
