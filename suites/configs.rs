@@ -74,9 +74,19 @@ fn balance_source_breaks_round_robin() {
 }
 
 #[test]
-fn an_old_listen_section_with_its_address_still_balances() {
+fn an_address_on_the_listen_line_is_refused_with_the_2x_way_to_write_it() {
     let (out, stdout, stderr) = check("distributed", "lb_listen_style.cfg", &["lb.round_robin"]);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("please use the 'bind' keyword"),
+        "the server's words: {stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "lb_listen_style.cfg:9: an address on the `listen` line is HAProxy 1.x syntax"
+        ) && stderr.contains("bind 0.0.0.0:80"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains("added: global: stats socket /run/haproxy/admin.sock"),
         "{stdout}"
@@ -135,7 +145,7 @@ fn two_frontends_on_one_port_are_a_warning_and_secrets_never_show() {
         &["lb.round_robin"],
     );
     assert!(
-        stdout.contains("warning: lb_two_frontends_port80.cfg:19: `frontend www` binds port 80"),
+        stdout.contains("warning: lb_two_frontends_port80.cfg:17: `frontend www` binds port 80"),
         "{stdout}"
     );
     assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));

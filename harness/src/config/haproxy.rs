@@ -111,18 +111,15 @@ pub fn map(
                 .trim()
                 .to_string();
             servers_in_section = 0;
-            let mut line = raw.to_string();
-            // HAProxy 1.x style: `listen www 0.0.0.0:80` binds on the section's own line.
+            let line = raw.to_string();
+            // HAProxy 1.x style: `listen www 0.0.0.0:80` binds on the section's
+            // own line, which 2.x refuses: said beside the server's own refusal.
             if let Some(addr) = words.get(2).filter(|a| a.contains(':')) {
-                let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
-                if !host.is_empty() && host != "*" && host != "0.0.0.0" {
-                    line = replace_words(raw, &[(addr, &format!("*:{port}"))]);
-                    out.lines.push(format!(
-                        "{}: {first} {addr} -> *:{port} (the container's own addresses)",
-                        at(n)
-                    ));
-                }
-                binds.push((port.to_string(), section.clone(), n));
+                out.hints.push(format!(
+                    "{}: an address on the `{first}` line is HAProxy 1.x syntax this 2.6 server refuses; write `{first} {}` and, on the next line, `bind {addr}`",
+                    at(n),
+                    words.get(1).copied().unwrap_or("")
+                ));
             }
             lines.push(line);
             continue;
@@ -560,13 +557,6 @@ mod tests {
                 .lines()
                 .any(|l| !l.trim_start().starts_with('#') && l.contains("3.94.181.29"))
         );
-        let m = mapped("lb_listen_style.cfg");
-        // 0.0.0.0 already means every address of the container: nothing to map.
-        assert!(
-            !m.lines.iter().any(|l| l.contains(": listen ")),
-            "{:?}",
-            m.lines
-        );
         let m = map(
             Path::new("haproxy.cfg"),
             "listen web 203.0.113.7:80\n    server a 1.2.3.4:80\n",
@@ -576,13 +566,12 @@ mod tests {
         )
         .unwrap();
         assert!(
-            m.lines
+            m.hints
                 .iter()
-                .any(|l| l.contains("listen 203.0.113.7:80 -> *:80")),
+                .any(|h| h.contains("haproxy.cfg:1") && h.contains("bind 203.0.113.7:80")),
             "{:?}",
-            m.lines
+            m.hints
         );
-        assert!(m.text.contains("global\n    stats socket"), "{}", m.text);
     }
 
     #[test]
