@@ -252,3 +252,66 @@ fn health_checked_servers_without_a_port_are_refused_by_haproxy_itself() {
         "the mapping is shown: {stdout}"
     );
 }
+
+#[test]
+fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
+    let class = std::env::temp_dir().join(format!("sp-class-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for (student, file) in [
+        ("alice/0-load_balancer", Some("lb_debian_default.cfg")),
+        ("bob", Some("lb_balance_source.cfg")),
+        ("carol", Some("lb_1x_directives.cfg")),
+        ("dave", None),
+    ] {
+        let dir = class.join(student);
+        std::fs::create_dir_all(&dir).unwrap();
+        match file {
+            Some(f) => std::fs::copy(configs.join(f), dir.join("haproxy.cfg"))
+                .map(drop)
+                .unwrap(),
+            None => std::fs::write(dir.join("README.md"), "forgot the file").unwrap(),
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "grade",
+            "distributed",
+            "alice",
+            "bob",
+            "carol",
+            "dave",
+            "--out",
+            "grades",
+        ])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    let md = std::fs::read_to_string(class.join("grades/summary.md")).unwrap_or_default();
+    std::fs::remove_dir_all(&class).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("at once:"),
+        "says how many at once and why: {stdout}"
+    );
+    let row = |name: &str| {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("\"{name}\"")))
+            .unwrap_or("")
+            .to_string()
+    };
+    let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
+    let col = |id: &str| header.iter().position(|h| *h == id).unwrap();
+    let cell = |name: &str, id: &str| row(name).split(',').nth(col(id)).unwrap_or("").to_string();
+    assert_eq!(cell("alice", "distributed.lb.round_robin"), "PASS", "{csv}");
+    assert_eq!(cell("bob", "distributed.lb.round_robin"), "FAIL", "{csv}");
+    assert_eq!(cell("bob", "distributed.db.replication"), "PASS", "{csv}");
+    assert!(row("carol").contains("reqadd"), "{csv}");
+    assert!(row("dave").contains("no haproxy.cfg found"), "{csv}");
+    assert!(md.contains("| alice | 14/14 |"), "{md}");
+}

@@ -36,6 +36,7 @@ pub mod dns;
 pub mod docker;
 pub mod error;
 pub mod fixtures;
+pub mod grade;
 pub mod host;
 pub mod images;
 pub mod kinds;

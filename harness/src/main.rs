@@ -56,6 +56,22 @@ enum Command {
         #[arg(long)]
         domain: Option<String>,
     },
+    /// Grade a class: one run of a design per submission folder, with the files
+    /// found in it by name (haproxy.cfg), mapped as --config does; a checklist
+    /// per submission and a table (submission x claim) as Markdown and CSV.
+    Grade {
+        /// The design the submissions implement.
+        design: String,
+        /// One folder per submission.
+        #[arg(required = true)]
+        submissions: Vec<PathBuf>,
+        /// Where to write summary.md, summary.csv and each submission's checklist.
+        #[arg(long, default_value = "grades")]
+        out: PathBuf,
+        /// How many submissions to run at once (default: what memory and cores allow).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// The check kinds a claims file can use: what each proves, its parameters, an example.
     Kinds {
         /// One kind to explain (default: all).
@@ -155,6 +171,12 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             let users = UserFiles { configs, domain };
             check(&design, fixtures, &claims, json, junit, keep, users).await
         }
+        Command::Grade {
+            design,
+            submissions,
+            out,
+            jobs,
+        } => grade(&design, &submissions, &out, jobs).await,
         Command::Kinds { name } => {
             let kinds = stackproof::kinds::Kinds::builtin();
             match name {
@@ -349,7 +371,7 @@ async fn check(
             for r in &applied.report {
                 println!("{r}");
             }
-            eprintln!("stackproof: {}", e.chain());
+            eprintln!("stackproof: {}", applied.in_users_terms(&e.chain()));
             for h in &applied.hints {
                 eprintln!("  instead: {h}");
             }
@@ -434,6 +456,90 @@ async fn check(
     }
     drop(stack);
     Ok(ExitCode::from(claim::exit_code(&outcomes)))
+}
+
+/// `stackproof grade`: every submission, as many at once as the machine allows.
+async fn grade(
+    design: &str,
+    dirs: &[PathBuf],
+    out: &std::path::Path,
+    jobs: Option<usize>,
+) -> Result<ExitCode, Error> {
+    use futures::StreamExt as _;
+    use stackproof::grade;
+    let loaded = Design::load(design)?;
+    let subs = grade::find(dirs)?;
+    let (auto, why) = grade::parallelism(&loaded);
+    let n = jobs.unwrap_or(auto).max(1);
+    println!(
+        "stackproof grade {}: {} submission(s), {}",
+        loaded.name,
+        subs.len(),
+        if jobs.is_some() {
+            format!("{n} at once (--jobs)")
+        } else {
+            why
+        }
+    );
+    std::fs::create_dir_all(out).map_err(Error::io(format!("create `{}`", out.display())))?;
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "stackproof-grade-{}-{:08x}",
+        std::process::id(),
+        rand_suffix()
+    )));
+    let started = std::time::Instant::now();
+    let runs = subs.iter().enumerate().map(|(i, sub)| {
+        let (loaded, dir) = (&loaded, scratch.0.join(format!("{i}")));
+        async move { (i, grade::grade_one(loaded, sub, &dir).await) }
+    });
+    let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
+    let mut stream = futures::stream::iter(runs).buffer_unordered(n);
+    while let Some((i, g)) = stream.next().await {
+        let mut text = format!("\n== {} ==\n", g.name);
+        for m in &g.mapping {
+            let _ = writeln_str(&mut text, m);
+        }
+        match &g.error {
+            Some(e) => {
+                let _ = writeln_str(
+                    &mut text,
+                    &format!(
+                        "ERROR: could not run: {}",
+                        stackproof::config::mask_secrets(e)
+                    ),
+                );
+            }
+            None => {
+                for o in &g.outcomes {
+                    let _ = writeln_str(&mut text, &report::checklist_line_short(o));
+                }
+            }
+        }
+        print!("{text}");
+        let file = out.join(format!("{}.txt", g.name));
+        std::fs::write(&file, &text).map_err(Error::io(format!("write `{}`", file.display())))?;
+        graded.push((i, g));
+    }
+    graded.sort_by_key(|(i, _)| *i);
+    let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
+    let md = grade::summary_markdown(&loaded, &graded);
+    let csv = grade::summary_csv(&loaded, &graded);
+    for (name, text) in [("summary.md", &md), ("summary.csv", &csv)] {
+        let file = out.join(name);
+        std::fs::write(&file, text).map_err(Error::io(format!("write `{}`", file.display())))?;
+    }
+    println!(
+        "\n{md}\ngraded {} submission(s) in {:.1} s; wrote {}",
+        graded.len(),
+        started.elapsed().as_secs_f64(),
+        out.join("summary.md").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(s, "{line}")
 }
 
 /// A few random hex digits for scratch folder names.

@@ -171,6 +171,26 @@ pub struct Applied {
     pub report: Vec<String>,
     /// Replacements for what the server refuses, to add to its own words.
     pub hints: Vec<String>,
+    /// Each mapped file and the user's file it came from.
+    pub sources: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Applied {
+    /// `message` with the mapped files' paths replaced by the user's own
+    /// (a server's refusal then names the file the user knows).
+    pub fn in_users_terms(&self, message: &str) -> String {
+        let mut m = message.to_string();
+        for (mapped, user) in &self.sources {
+            m = m.replace(
+                &mapped.display().to_string(),
+                &format!(
+                    "{} (as mapped onto the run; same line numbers)",
+                    user.display()
+                ),
+            );
+        }
+        m.lines().map(mask_secrets).collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// Maps each user file onto `design` and writes the results to a fresh
@@ -294,6 +314,7 @@ pub fn apply(
         );
         applied.report.push(section.join("\n"));
         applied.hints.extend(mapped.hints);
+        applied.sources.push((target.clone(), c.path.clone()));
         applied.overlay = Some(scratch.to_path_buf());
     }
     Ok(applied)

@@ -1,0 +1,301 @@
+//! Grading a class: one run of a design per submission folder, each with
+//! the files found in it by name, mapped onto the run as `--config` does;
+//! a checklist per submission and a table (submission x claim) as Markdown
+//! and CSV. One broken submission never stops the others.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::claim::{self, Outcome, Verdict};
+use crate::config::{self, ConfigArg};
+use crate::design::Design;
+use crate::error::{Error, Result};
+
+/// Files a submission is searched for, by name, and the server each configures.
+const BY_NAME: &[(&str, &str)] = &[("haproxy.cfg", "haproxy")];
+
+/// One student's folder and the files found in it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The folder's name, the table's row.
+    pub name: String,
+    /// The folder.
+    pub dir: PathBuf,
+    /// The files found, as `--config` takes them.
+    pub configs: Vec<ConfigArg>,
+    /// What was found more than once, or not at all.
+    pub notes: Vec<String>,
+}
+
+/// The submissions in `dirs`, each searched (three levels deep) for the files of [`BY_NAME`].
+pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(Error::InvalidFixture {
+                path: dir.clone(),
+                detail: "not a folder: `grade` takes one folder per submission".into(),
+            });
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let mut files = Vec::new();
+        walk(dir, 3, &mut files);
+        files.sort();
+        let mut configs = Vec::new();
+        let mut notes = Vec::new();
+        for (file_name, kind) in BY_NAME {
+            let found: Vec<&PathBuf> = files
+                .iter()
+                .filter(|f| f.file_name().is_some_and(|n| n == *file_name))
+                .collect();
+            match found.as_slice() {
+                [] => notes.push(format!("no {file_name} found")),
+                [first, rest @ ..] => {
+                    if !rest.is_empty() {
+                        notes.push(format!(
+                            "{} {file_name} files; graded {}",
+                            found.len(),
+                            first.strip_prefix(dir).unwrap_or(first).display()
+                        ));
+                    }
+                    configs.push(ConfigArg {
+                        host: None,
+                        kind: kind.to_string(),
+                        path: (*first).clone(),
+                    });
+                }
+            }
+        }
+        out.push(Submission {
+            name,
+            dir: dir.clone(),
+            configs,
+            notes,
+        });
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && depth > 0 {
+            walk(&p, depth - 1, out);
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+}
+
+/// How one submission came out.
+#[derive(Debug, Clone)]
+pub struct Graded {
+    /// The submission's name.
+    pub name: String,
+    /// Its mapping report (what `--config` prints) and notes.
+    pub mapping: Vec<String>,
+    /// Every claim's outcome; empty when it could not run.
+    pub outcomes: Vec<Outcome>,
+    /// Why it could not run (a file the server refuses, nothing to grade...).
+    pub error: Option<String>,
+}
+
+/// Runs `design` with one submission's files and every claim of `design`.
+pub async fn grade_one(design: &Design, sub: &Submission, scratch: &Path) -> Graded {
+    let mut graded = Graded {
+        name: sub.name.clone(),
+        mapping: sub.notes.clone(),
+        outcomes: Vec::new(),
+        error: None,
+    };
+    if sub.configs.is_empty() {
+        graded.error = Some(format!("nothing to grade: {}", sub.notes.join("; ")));
+        return graded;
+    }
+    let applied = match config::apply(design, &sub.configs, None, scratch) {
+        Ok(a) => a,
+        Err(e) => {
+            graded.error = Some(e.chain());
+            return graded;
+        }
+    };
+    graded.mapping.extend(applied.report.iter().cloned());
+    let loaded = match applied
+        .overlay
+        .clone()
+        .map(|dir| design.clone().with_overlay(dir))
+    {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            graded.error = Some(e.chain());
+            return graded;
+        }
+        None => design.clone(),
+    };
+    let stack = match loaded.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            let full = applied.in_users_terms(&e.chain());
+            // The table's note: the server's first complaint, then the whole of it.
+            let first = full
+                .lines()
+                .find(|l| {
+                    l.contains("[ALERT]")
+                        && !l.contains("Fatal errors")
+                        && !l.contains("Error(s) found")
+                })
+                .map(|l| l.split("] : ").skip(1).collect::<Vec<_>>().join("] : "))
+                .unwrap_or_else(|| full.lines().next().unwrap_or("").to_string());
+            let mut why = format!(
+                "{} refused: {first}",
+                sub.configs[0]
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            for h in &applied.hints {
+                let _ = write!(why, "; instead: {h}");
+            }
+            let _ = write!(why, "\n{full}");
+            graded.error = Some(why);
+            return graded;
+        }
+    };
+    for c in &loaded.claims {
+        graded.outcomes.push(claim::run(&stack, c).await);
+    }
+    graded
+}
+
+/// How many submissions to run at once, and why: the memory a stack of
+/// `design` takes (a measured ~150 MiB a host, with margin) against what the
+/// machine has available, and no more than its cores (timing claims such as
+/// failover outages need a core each to mean anything).
+pub fn parallelism(design: &Design) -> (usize, String) {
+    const PER_HOST_MIB: u64 = 250;
+    let available_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(2048);
+    let per_stack = PER_HOST_MIB * design.spec.hosts.len().max(1) as u64;
+    let by_memory = ((available_mib / 2) / per_stack).max(1) as usize;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let n = by_memory.min(cores).max(1);
+    (
+        n,
+        format!(
+            "{n} at once: half of the {available_mib} MiB available fits {by_memory} stacks of {} host(s) at ~{PER_HOST_MIB} MiB each, and the machine has {cores} core(s), one per run so timing claims stay honest",
+            design.spec.hosts.len()
+        ),
+    )
+}
+
+fn cell(o: Option<&Outcome>) -> &'static str {
+    match o.map(|o| &o.verdict) {
+        Some(Verdict::Held) => "PASS",
+        Some(Verdict::Broken(_)) => "FAIL",
+        Some(Verdict::NotMeasured(_)) => "ERROR",
+        Some(Verdict::Skipped(_)) => "SKIP",
+        None => "-",
+    }
+}
+
+/// The class's table as Markdown: one row per submission, one column per claim.
+pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {
+    let prefix = format!("{}.", design.name);
+    let short = |id: &str| id.trim_start_matches(&prefix).to_string();
+    let mut md = format!(
+        "# {}: {} submission(s)\n\n| submission | held | {} | notes |\n|---|---|{}---|\n",
+        design.name,
+        graded.len(),
+        design
+            .claims
+            .iter()
+            .map(|c| format!("`{}`", short(&c.id)))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(design.claims.len())
+    );
+    for g in graded {
+        let held = g.outcomes.iter().filter(|o| o.verdict.held()).count();
+        let cells: Vec<&str> = design
+            .claims
+            .iter()
+            .map(|c| cell(g.outcomes.iter().find(|o| o.id == c.id)))
+            .collect();
+        let notes: Vec<String> = g
+            .error
+            .iter()
+            .map(|e| e.lines().next().unwrap_or("").to_string())
+            .chain(
+                g.mapping
+                    .iter()
+                    .flat_map(|m| m.lines())
+                    .filter(|l| {
+                        l.contains("warning:")
+                            || l.contains(" files; graded")
+                            || (l.starts_with("no ") && g.error.is_none())
+                    })
+                    .map(|l| l.trim().to_string()),
+            )
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {held}/{} | {} | {} |",
+            g.name,
+            design.claims.len(),
+            cells.join(" | "),
+            notes.join("<br>").replace('|', "\\|")
+        );
+    }
+    md
+}
+
+/// The class's table as CSV (submission, then one column per claim ID, then the error).
+pub fn summary_csv(design: &Design, graded: &[Graded]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut csv = format!(
+        "submission,{},error\n",
+        design
+            .claims
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for g in graded {
+        let cells: Vec<&str> = design
+            .claims
+            .iter()
+            .map(|c| cell(g.outcomes.iter().find(|o| o.id == c.id)))
+            .collect();
+        let _ = writeln!(
+            csv,
+            "{},{},{}",
+            quote(&g.name),
+            cells.join(","),
+            quote(
+                g.error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("")
+            )
+        );
+    }
+    csv
+}
