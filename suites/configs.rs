@@ -315,3 +315,36 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
     assert!(row("dave").contains("no haproxy.cfg found"), "{csv}");
     assert!(md.contains("| alice | 14/14 |"), "{md}");
 }
+
+#[test]
+fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/scripts/1-install_load_balancer");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "check",
+            "distributed",
+            "--claim",
+            "distributed.lb.round_robin",
+            "--script",
+        ])
+        .arg(format!("haproxy={}", script.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for said in [
+        "1-install_load_balancer: apt-get -y install haproxy=2.0.*: skipped",
+        "add-apt-repository -y ppa:vbernat/haproxy-2.0: skipped",
+        "service haproxy restart: skipped",
+        "1-install_load_balancer: wrote /etc/haproxy/haproxy.cfg",
+        "server 4211-web-01 100.25.34.211:80 -> server-1",
+    ] {
+        assert!(stdout.contains(said), "`{said}` missing: {stdout}");
+    }
+    assert!(
+        verdict(&stdout, "PASS", "distributed.lb.round_robin"),
+        "{stdout}"
+    );
+}

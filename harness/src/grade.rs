@@ -65,6 +65,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                         host: None,
                         kind: kind.to_string(),
                         path: (*first).clone(),
+                        origin: None,
                     });
                 }
             }

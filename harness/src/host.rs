@@ -149,6 +149,52 @@ impl Host {
         })
     }
 
+    /// Creates and starts a host on no network at all (`network_mode:
+    /// none`): for running a user's install script, which must reach nothing.
+    pub async fn create_isolated(
+        docker: &Docker,
+        run: &RunId,
+        image: &str,
+        name: &str,
+    ) -> Result<Host> {
+        let container = run.name(name);
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            hostname: Some(name.to_string()),
+            cmd: Some(vec![
+                "tini".into(),
+                "-s".into(),
+                "--".into(),
+                "sleep".into(),
+                "infinity".into(),
+            ]),
+            labels: Some(run.labels()),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&container)
+            .build();
+        docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(Error::docker(format!("create host `{name}`")))?;
+        docker
+            .start_container(&container, None::<StartContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("start host `{name}`")))?;
+        Ok(Host {
+            name: name.to_string(),
+            container,
+            addrs: BTreeMap::new(),
+            main_network: String::new(),
+            docker: docker.clone(),
+        })
+    }
+
     /// Its address on `network`.
     pub fn addr(&self, network: &str) -> Option<Ipv4Addr> {
         self.addrs.get(network).copied()

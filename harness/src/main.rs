@@ -51,6 +51,12 @@ enum Command {
         /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.
         #[arg(long = "config", value_name = "[HOST:]KIND=PATH")]
         configs: Vec<stackproof::config::ConfigArg>,
+        /// An install script of yours that writes a server's configuration
+        /// (KIND=PATH, e.g. haproxy=./install_lb.sh): run in a throwaway host
+        /// with the package installed and no network, package and service
+        /// commands made harmless; the file it wrote is checked as --config.
+        #[arg(long = "script", value_name = "KIND=PATH")]
+        scripts: Vec<stackproof::config::ConfigArg>,
         /// Your domain, when your files do not name it in a certificate path,
         /// redirect or Host rule (it becomes the run's foobar.com).
         #[arg(long)]
@@ -166,9 +172,14 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             junit,
             keep,
             configs,
+            scripts,
             domain,
         } => {
-            let users = UserFiles { configs, domain };
+            let users = UserFiles {
+                configs,
+                scripts,
+                domain,
+            };
             check(&design, fixtures, &claims, json, junit, keep, users).await
         }
         Command::Grade {
@@ -303,6 +314,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
 /// A user's own files for `check`, and the domain they serve.
 struct UserFiles {
     configs: Vec<stackproof::config::ConfigArg>,
+    scripts: Vec<stackproof::config::ConfigArg>,
     domain: Option<String>,
 }
 
@@ -356,8 +368,31 @@ async fn check(
         std::process::id(),
         rand_suffix()
     )));
-    let applied =
-        stackproof::config::apply(&loaded, &users.configs, users.domain.as_deref(), &scratch.0)?;
+    // Install scripts first: each leaves a file to check like a --config one.
+    let mut configs = users.configs.clone();
+    if !users.scripts.is_empty() {
+        let docker = docker::connect().await?;
+        let image = images::ensure_server_image(&docker, &loaded.fixtures).await?;
+        for s in &users.scripts {
+            let ran =
+                stackproof::config::script::run(&s.path, &s.kind, &image.tag, &scratch.0).await?;
+            for line in &ran.report {
+                println!("  {line}");
+            }
+            configs.push(stackproof::config::ConfigArg {
+                host: s.host.clone(),
+                kind: s.kind.clone(),
+                origin: Some(format!("{} as {} wrote it", ran.target, s.path.display())),
+                path: ran.config,
+            });
+        }
+    }
+    let applied = stackproof::config::apply(
+        &loaded,
+        &configs,
+        users.domain.as_deref(),
+        &scratch.0.join("mapped"),
+    )?;
     if let Some(dir) = &applied.overlay {
         loaded = loaded.with_overlay(dir.clone())?;
     }

@@ -7,6 +7,7 @@
 //! stop with a clear message.
 
 pub mod haproxy;
+pub mod script;
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,8 @@ pub struct ConfigArg {
     pub kind: String,
     /// The user's file.
     pub path: PathBuf,
+    /// How to name it when it is not the user's own file (one an install script wrote).
+    pub origin: Option<String>,
 }
 
 impl std::str::FromStr for ConfigArg {
@@ -84,6 +87,7 @@ impl std::str::FromStr for ConfigArg {
             host,
             kind,
             path: PathBuf::from(path),
+            origin: None,
         })
     }
 }
@@ -295,7 +299,9 @@ pub fn apply(
         let hosts: Vec<&str> = running.iter().map(|(h, _)| *h).collect();
         let mut section = vec![format!(
             "{} ({}) -> {service} on {}",
-            c.path.display(),
+            c.origin
+                .clone()
+                .unwrap_or_else(|| c.path.display().to_string()),
             c.kind,
             hosts.join(", ")
         )];
