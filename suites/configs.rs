@@ -348,3 +348,48 @@ fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/haproxy/lb_balance_source.cfg");
+    let md = std::env::temp_dir().join(format!("sp-summary-{}.md", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "check",
+            "distributed",
+            "--claim",
+            "distributed.lb.round_robin",
+            "--claim",
+            "distributed.db.replication",
+            "--config",
+        ])
+        .arg(format!("haproxy={}", path.display()))
+        .arg("--markdown")
+        .arg(&md)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&md).unwrap_or_default();
+    let _ = std::fs::remove_file(&md);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(text.contains("```mermaid\nflowchart LR"), "{text}");
+    // round_robin concerns the backends: red; replication held on them too, but the worst wins.
+    assert!(text.contains("style server_1 fill:#f8d7da"), "{text}");
+    assert!(
+        text.contains("| ❌ FAIL | `distributed.lb.round_robin`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| ✅ PASS | `distributed.db.replication`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<details><summary><b>FAIL <code>distributed.lb.round_robin</code></b>"),
+        "{text}"
+    );
+}

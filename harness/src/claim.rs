@@ -40,6 +40,8 @@ pub struct Claim {
     pub check: crate::kinds::KindCheck,
     /// Why the design's owner skips it: reported as SKIP with this reason, never run.
     pub skip: Option<String>,
+    /// The hosts it concerns (its host parameters), for reports that draw the topology.
+    pub hosts: Vec<String>,
 }
 
 impl Claim {
@@ -59,6 +61,7 @@ impl Claim {
             params: Default::default(),
             check,
             skip: None,
+            hosts: Vec::new(),
         }
     }
 }

@@ -369,7 +369,20 @@ fn read_claims(
                 ),
             })?;
         let params = Params::check(kind, entry.params, &known, &here, &entry.id)?;
+        let mut hosts: Vec<String> = Vec::new();
+        for p in kind.params {
+            match p.ty {
+                crate::kinds::Ty::Host => hosts.push(params.host(p.name).to_string()),
+                crate::kinds::Ty::Hosts => {
+                    hosts.extend(params.list(p.name).iter().map(|h| h.to_string()))
+                }
+                _ => {}
+            }
+        }
+        hosts.retain(|h| !h.is_empty());
+        hosts.dedup();
         claims.push(crate::claim::Claim {
+            hosts,
             proves: entry.proves.unwrap_or_else(|| kind.doc.to_string()),
             id: entry.id,
             says: entry.says,

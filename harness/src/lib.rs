@@ -37,6 +37,7 @@ pub mod docker;
 pub mod error;
 pub mod fixtures;
 pub mod grade;
+pub mod graph;
 pub mod host;
 pub mod images;
 pub mod kinds;

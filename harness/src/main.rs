@@ -43,6 +43,10 @@ enum Command {
         /// Write a JUnit XML report here (for CI systems).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write a Markdown summary here (for CI pages: `--markdown "$GITHUB_STEP_SUMMARY"`),
+        /// with the topology coloured by verdict.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
         /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
         #[arg(long)]
         keep: bool,
@@ -77,6 +81,14 @@ enum Command {
         /// How many submissions to run at once (default: what memory and cores allow).
         #[arg(long)]
         jobs: Option<usize>,
+    },
+    /// Draw a design's topology without running anything.
+    Graph {
+        /// A built-in design or a design folder.
+        design: String,
+        /// mermaid (GitHub renders it in Markdown) or dot (Graphviz).
+        #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
+        format: String,
     },
     /// The check kinds a claims file can use: what each proves, its parameters, an example.
     Kinds {
@@ -170,6 +182,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             claims,
             json,
             junit,
+            markdown,
             keep,
             configs,
             scripts,
@@ -180,7 +193,12 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 scripts,
                 domain,
             };
-            check(&design, fixtures, &claims, json, junit, keep, users).await
+            let out = Outputs {
+                json,
+                junit,
+                markdown,
+            };
+            check(&design, fixtures, &claims, out, keep, users).await
         }
         Command::Grade {
             design,
@@ -188,6 +206,18 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             out,
             jobs,
         } => grade(&design, &submissions, &out, jobs).await,
+        Command::Graph { design, format } => {
+            let loaded = Design::load(&design)?;
+            let none = Default::default();
+            print!(
+                "{}",
+                match format.as_str() {
+                    "dot" => stackproof::graph::dot(&loaded, &none),
+                    _ => stackproof::graph::mermaid(&loaded, &none),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Kinds { name } => {
             let kinds = stackproof::kinds::Kinds::builtin();
             match name {
@@ -311,6 +341,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
+/// Where `check` writes its reports.
+struct Outputs {
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+}
+
 /// A user's own files for `check`, and the domain they serve.
 struct UserFiles {
     configs: Vec<stackproof::config::ConfigArg>,
@@ -332,8 +369,7 @@ async fn check(
     design: &str,
     fixtures: Option<PathBuf>,
     only: &[String],
-    json: Option<PathBuf>,
-    junit: Option<PathBuf>,
+    outputs: Outputs,
     keep: bool,
     users: UserFiles,
 ) -> Result<ExitCode, Error> {
@@ -483,11 +519,14 @@ async fn check(
         image: &stack.image.tag,
         claims: &outcomes,
     };
-    if let Some(p) = json {
+    if let Some(p) = outputs.json {
         report::write_json(&p, &r)?;
     }
-    if let Some(p) = junit {
+    if let Some(p) = outputs.junit {
         report::write_junit(&p, &r)?;
+    }
+    if let Some(p) = outputs.markdown {
+        report::write_markdown(&p, &loaded, &r)?;
     }
     drop(stack);
     Ok(ExitCode::from(claim::exit_code(&outcomes)))

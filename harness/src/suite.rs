@@ -46,6 +46,7 @@ pub struct Suite {
     design: String,
     kinds: Kinds,
     extra: Vec<Claim>,
+    configs: Vec<crate::config::ConfigArg>,
 }
 
 impl Suite {
@@ -55,7 +56,16 @@ impl Suite {
             design: design.into(),
             kinds: Kinds::builtin(),
             extra: Vec::new(),
+            configs: Vec::new(),
         }
+    }
+
+    /// Checks the design with a configuration file of your own, as it is on
+    /// your server (`"haproxy=infra/haproxy.cfg".parse()`), mapped onto the
+    /// run as `stackproof check --config` does; the mapping is printed.
+    pub fn config(mut self, config: crate::config::ConfigArg) -> Suite {
+        self.configs.push(config);
+        self
     }
 
     /// Adds a check kind of your own, usable by name in the claims file.
@@ -106,6 +116,33 @@ fn run(suite: Suite) -> ExitCode {
         }
     };
     design.claims.extend(suite.extra);
+    // The user's own files, mapped onto the run; the folder lives as long as the suite.
+    let scratch = std::env::temp_dir().join(format!(
+        "stackproof-suite-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let _scratch = crate::mutant::TempDir(scratch.clone());
+    match crate::config::apply(&design, &suite.configs, None, &scratch) {
+        Ok(applied) => {
+            for r in &applied.report {
+                eprintln!("stackproof: {r}");
+            }
+            if let Some(dir) = applied.overlay {
+                design = match design.with_overlay(dir) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("stackproof: {}", e.chain());
+                        return ExitCode::FAILURE;
+                    }
+                };
+            }
+        }
+        Err(e) => {
+            eprintln!("stackproof: {}", e.chain());
+            return ExitCode::FAILURE;
+        }
+    }
     let design = Arc::new(design);
     let claims = design.claims.clone();
     let mutants = design.mutants.clone();
