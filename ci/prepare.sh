@@ -31,6 +31,14 @@ log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) 
 #    bootstraps one with mmdebstrap and installs mmdebstrap itself (as root),
 #    exactly as it does for a user running README's first command.
 
+# 2b. xmllint validates the JUnit reports against the schema CI systems read
+#     (the harness test installs it itself too, when it may).
+if ! command -v xmllint >/dev/null 2>&1; then
+  log "installing libxml2-utils (xmllint) for the JUnit schema test"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null 2>&1 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null; }
+fi
+
 # 3. Leftovers of earlier killed runs would only cost memory: remove them.
 cargo run -q --bin stackproof -- sweep
 

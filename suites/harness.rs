@@ -701,3 +701,106 @@ fn an_installed_binary_finds_its_fixtures_without_the_source_tree() {
         "{unpacked:?}"
     );
 }
+
+/// `xmllint`, installed with apt-get when missing and this process may (root or passwordless sudo).
+fn xmllint() -> std::path::PathBuf {
+    let found = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            .then(|| std::path::PathBuf::from(p))
+    };
+    if let Some(p) = found("xmllint") {
+        return p;
+    }
+    eprintln!("xmllint is missing: installing libxml2-utils with apt-get (once)");
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let prefix: Vec<&str> = if root { vec![] } else { vec!["sudo", "-n"] };
+    for args in [
+        ["apt-get", "update", "-qq"].as_slice(),
+        ["apt-get", "install", "-y", "-qq", "libxml2-utils"].as_slice(),
+    ] {
+        let all: Vec<&str> = prefix.iter().chain(args.iter()).copied().collect();
+        let _ = Command::new(all[0])
+            .args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status();
+    }
+    found("xmllint")
+        .expect("xmllint could not be installed: run `sudo apt-get install libxml2-utils`")
+}
+
+#[test]
+fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
+    use stackproof::claim::{Failure, Outcome, Verdict};
+    use stackproof::report::{RunReport, write_junit};
+    let outcome = |id: &str, verdict: Verdict| Outcome {
+        id: id.into(),
+        says: "a sentence with <markup> & \"quotes\"".into(),
+        verdict,
+        evidence: "measured: 5 of 5".into(),
+        millis: 1234,
+        figures: vec![("outage (ms)".into(), 305.0)],
+    };
+    let claims = vec![
+        outcome("d.lb.round_robin", Verdict::Held),
+        outcome(
+            "d.lb.health_check",
+            Verdict::Broken(Failure::new(
+                "HAProxy did not eject it",
+                "evidence \u{1b}[31mred\u{1b}[0m",
+            )),
+        ),
+        outcome(
+            "d.db.replication",
+            Verdict::NotMeasured(Failure::not_measured("Prometheus did not answer", "")),
+        ),
+        outcome(
+            "d.issue.restart_downtime",
+            Verdict::Skipped("we deploy with reloads only".into()),
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("sp-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("report.xml");
+    write_junit(
+        &file,
+        &RunReport {
+            design: "d",
+            run: "r-1",
+            up_ms: 1,
+            image_built: false,
+            image: "img",
+            claims: &claims,
+        },
+    )
+    .unwrap();
+    let xml = std::fs::read_to_string(&file).unwrap();
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
+    let out = Command::new(xmllint())
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "the JUnit report does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "<failure message=\"HAProxy did not eject it\"",
+        "<error message=\"Prometheus did not answer\"",
+        "<skipped message=\"we deploy with reloads only\"/>",
+        "failures=\"1\" errors=\"1\" skipped=\"1\"",
+    ] {
+        assert!(xml.contains(part), "`{part}` missing:\n{xml}");
+    }
+}
