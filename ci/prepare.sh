@@ -39,6 +39,13 @@ if ! command -v xmllint >/dev/null 2>&1; then
     || { as_root apt-get update -qq >/dev/null 2>&1 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null; }
 fi
 
+# 2c. Chromium renders the HTML report in a test, as a person would see it.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium for the HTML report's rendering test (about a minute)"
+  as_root apt-get update -qq >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+
 # 3. Leftovers of earlier killed runs would only cost memory: remove them.
 cargo run -q --bin stackproof -- sweep
 

@@ -393,3 +393,62 @@ fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
         "{text}"
     );
 }
+
+#[test]
+fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/haproxy/lb_balance_source.cfg");
+    let html = std::env::temp_dir().join(format!("sp-report-{}.html", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "check",
+            "distributed",
+            "--claim",
+            "distributed.lb.round_robin",
+            "--claim",
+            "distributed.dns.www_to_lb",
+            "--config",
+        ])
+        .arg(format!("haproxy={}", path.display()))
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
+    let _ = std::fs::remove_file(&html);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        page.contains("<svg") && page.contains("class=\"topology\""),
+        "{page}"
+    );
+    for host in ["lb-1", "server-1", "server-2"] {
+        assert!(
+            page.contains(&format!("data-host=\"{host}\"")),
+            "{host}: {page}"
+        );
+    }
+    // The backends of the broken round-robin are red; the claims are listed with their verdicts.
+    assert!(page.contains("fill=\"#f8d7da\""), "{page}");
+    assert!(
+        page.contains(
+            "<span class=\"FAIL\">FAIL</span></td><td><code>distributed.lb.round_robin</code>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<span class=\"PASS\">PASS</span></td><td><code>distributed.dns.www_to_lb</code>"
+        ),
+        "{page}"
+    );
+    // Self-contained: nothing is fetched.
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("@import"),
+        "{page}"
+    );
+}

@@ -746,6 +746,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
         evidence: "measured: 5 of 5".into(),
         millis: 1234,
         figures: vec![("outage (ms)".into(), 305.0)],
+        timelines: Vec::new(),
     };
     let claims = vec![
         outcome("d.lb.round_robin", Verdict::Held),
@@ -803,4 +804,104 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     ] {
         assert!(xml.contains(part), "`{part}` missing:\n{xml}");
     }
+}
+
+/// Debian's Chromium, installed with apt-get when missing and this process may.
+fn chromium() -> std::path::PathBuf {
+    let found = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            .then(|| std::path::PathBuf::from(p))
+    };
+    if let Some(p) = found("chromium") {
+        return p;
+    }
+    eprintln!("chromium is missing: installing it with apt-get (once, about a minute)");
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let prefix: Vec<&str> = if root { vec![] } else { vec!["sudo", "-n"] };
+    for args in [
+        ["apt-get", "update", "-qq"].as_slice(),
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            "fonts-dejavu-core",
+        ]
+        .as_slice(),
+    ] {
+        let all: Vec<&str> = prefix.iter().chain(args.iter()).copied().collect();
+        let _ = Command::new(all[0])
+            .args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status();
+    }
+    found("chromium").expect("chromium could not be installed: run `sudo apt-get install chromium`")
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
+    let dir = outside_the_repo("chromium");
+    let html = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web", "--html"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let browser = chromium();
+    let headless = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,2400",
+            ])
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    // The page as the browser built it, script run.
+    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
+    let png = dir.join("report.png");
+    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    // Keep the picture for docs/ when asked (STACKPROOF_SCREENSHOT=docs/screenshot-simple_web.png).
+    if let Some(keep) = std::env::var_os("STACKPROOF_SCREENSHOT") {
+        let _ = std::fs::copy(&png, keep);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        dom.contains("class=\"topology\""),
+        "the diagram is not in the rendered page: {dom}"
+    );
+    for id in stackproof::catalogue::claims("simple_web")
+        .unwrap()
+        .iter()
+        .map(|c| c.id.clone())
+    {
+        assert!(dom.contains(&id), "claim {id} is not in the rendered page");
+    }
+    assert!(
+        size > 20_000,
+        "the screenshot is {size} bytes: nothing was drawn ({})",
+        String::from_utf8_lossy(&shot.stderr)
+    );
 }

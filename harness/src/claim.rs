@@ -257,6 +257,19 @@ impl Verdict {
     }
 }
 
+/// What a probe saw through a fault, for the reports' timelines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    /// What it shows ("stop_host lb-1").
+    pub name: String,
+    /// Each request: (sent at ms, took ms, answered 2xx).
+    pub samples: Vec<(f64, f64, bool)>,
+    /// The fault's window, in ms from the probe's start.
+    pub fault: (f64, f64),
+    /// When the service had to be back by, in ms from the fault's start.
+    pub budget_ms: Option<f64>,
+}
+
 /// How a claim came out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
@@ -274,6 +287,9 @@ pub struct Outcome {
     /// Figures it measured (name, value), e.g. `failover outage (ms)`.
     #[serde(default)]
     pub figures: Vec<(String, f64)>,
+    /// What its probes saw through its faults.
+    #[serde(default)]
+    pub timelines: Vec<Timeline>,
 }
 
 /// The process exit code for a set of outcomes: 0 when every claim that
@@ -304,6 +320,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
             evidence: String::new(),
             millis: 0,
             figures: Vec::new(),
+            timelines: Vec::new(),
         };
     }
     let started = Instant::now();
@@ -323,6 +340,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
     let figures = stack.take_figures();
+    let timelines = stack.take_timelines();
     let (evidence, mut verdict) = Verdict::from_check(result);
     if let Err(e) = restored {
         // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
@@ -350,6 +368,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         evidence,
         millis,
         figures,
+        timelines,
     }
 }
 

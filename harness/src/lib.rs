@@ -39,6 +39,7 @@ pub mod fixtures;
 pub mod grade;
 pub mod graph;
 pub mod host;
+pub mod html;
 pub mod images;
 pub mod kinds;
 pub mod measure;

@@ -43,6 +43,10 @@ enum Command {
         /// Write a JUnit XML report here (for CI systems).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Write a self-contained HTML report here: the topology coloured by
+        /// verdict, every claim with its evidence, a timeline for every fault.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Write a Markdown summary here (for CI pages: `--markdown "$GITHUB_STEP_SUMMARY"`),
         /// with the topology coloured by verdict.
         #[arg(long)]
@@ -182,6 +186,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             claims,
             json,
             junit,
+            html,
             markdown,
             keep,
             configs,
@@ -196,6 +201,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             let out = Outputs {
                 json,
                 junit,
+                html,
                 markdown,
             };
             check(&design, fixtures, &claims, out, keep, users).await
@@ -345,6 +351,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
 struct Outputs {
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
+    html: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
 
@@ -527,6 +534,10 @@ async fn check(
     }
     if let Some(p) = outputs.markdown {
         report::write_markdown(&p, &loaded, &r)?;
+    }
+    if let Some(p) = outputs.html {
+        let page = stackproof::html::page(&loaded, &r, started.elapsed().as_secs_f64());
+        std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
     }
     drop(stack);
     Ok(ExitCode::from(claim::exit_code(&outcomes)))

@@ -14,6 +14,8 @@ pub struct Sample {
     pub at: Duration,
     /// The HTTP status, or the error if there was no response.
     pub result: Result<u16, String>,
+    /// How long it took to answer (or to fail).
+    pub took: Duration,
 }
 
 /// Sends `n` requests at once, each on a fresh connection; returns
@@ -42,6 +44,9 @@ pub struct ProbeReport {
     pub samples: Vec<Sample>,
     /// The interval it aimed for.
     pub interval: Duration,
+    /// When the fault (the future the loop ran through) began and ended,
+    /// from the loop's start.
+    pub fault: (Duration, Duration),
 }
 
 impl ProbeReport {
@@ -121,7 +126,8 @@ pub async fn probe_through<F: Future>(
                     Ok(r) => Ok(r.status().as_u16()),
                     Err(e) => Err(error_chain(&e)),
                 };
-                samples.push(Sample { at, result });
+                let took = started.elapsed() - at;
+                samples.push(Sample { at, result, took });
             }
             samples
         }
@@ -129,11 +135,20 @@ pub async fn probe_through<F: Future>(
     let handle = tokio::spawn(prober);
     // Let the loop show the service healthy before the fault.
     tokio::time::sleep(interval * 5).await;
+    let fault_from = started.elapsed();
     let output = during.await;
+    let fault_to = started.elapsed();
     tokio::time::sleep(settle).await;
     stop.store(true, Ordering::Relaxed);
     let samples = handle.await.unwrap_or_default();
-    (ProbeReport { samples, interval }, output)
+    (
+        ProbeReport {
+            samples,
+            interval,
+            fault: (fault_from, fault_to),
+        },
+        output,
+    )
 }
 
 /// An error with its causes, on one line ("error sending request: connect: refused").

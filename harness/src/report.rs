@@ -227,6 +227,7 @@ mod tests {
                 evidence: "1 < 2".into(),
                 millis: 5,
                 figures: vec![],
+                timelines: Vec::new(),
             },
             Outcome {
                 id: "a.c".into(),
@@ -235,6 +236,7 @@ mod tests {
                 evidence: "".into(),
                 millis: 7,
                 figures: vec![],
+                timelines: Vec::new(),
             },
             Outcome {
                 id: "a.d".into(),
@@ -243,6 +245,7 @@ mod tests {
                 evidence: "".into(),
                 millis: 7,
                 figures: vec![],
+                timelines: Vec::new(),
             },
         ];
         let path = std::env::temp_dir().join(format!("sp-junit-{}.xml", std::process::id()));
@@ -289,6 +292,7 @@ mod tests {
             evidence: "e".into(),
             millis: 3,
             figures: vec![],
+            timelines: Vec::new(),
         };
         let line = strip_ansi(&checklist_line(&o));
         assert!(line.starts_with("FAIL  x.y"), "{line}");

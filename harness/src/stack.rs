@@ -69,6 +69,8 @@ pub struct Stack {
     extra_hosts: AtomicU8,
     /// Figures the running claim measured (outage ms...), for reports and the benchmark.
     figures: std::sync::Mutex<Vec<(String, f64)>>,
+    /// What the running claim's probes saw through its faults.
+    timelines: std::sync::Mutex<Vec<crate::claim::Timeline>>,
     /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
     faults: std::sync::Mutex<Vec<(u64, Undo)>>,
     /// Set when undoing a fault failed: the stack no longer is the design,
@@ -176,6 +178,7 @@ impl Stack {
             up_time: Duration::ZERO,
             extra_hosts: AtomicU8::new(0),
             figures: Default::default(),
+            timelines: Default::default(),
             faults: Default::default(),
             tainted: Default::default(),
             notes: Vec::new(),
@@ -962,6 +965,34 @@ impl Stack {
             .lock()
             .expect("figures lock")
             .push((name.to_string(), value));
+    }
+
+    /// Records what a probe loop saw through a fault, for the reports.
+    pub fn record_timeline(
+        &self,
+        name: &str,
+        report: &crate::probe::ProbeReport,
+        budget: Option<Duration>,
+    ) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        self.timelines
+            .lock()
+            .expect("timelines lock")
+            .push(crate::claim::Timeline {
+                name: name.to_string(),
+                samples: report
+                    .samples
+                    .iter()
+                    .map(|s| (ms(s.at), ms(s.took), matches!(s.result, Ok(200..=299))))
+                    .collect(),
+                fault: (ms(report.fault.0), ms(report.fault.1)),
+                budget_ms: budget.map(ms),
+            });
+    }
+
+    /// Takes the timelines recorded since the last call.
+    pub fn take_timelines(&self) -> Vec<crate::claim::Timeline> {
+        std::mem::take(&mut *self.timelines.lock().expect("timelines lock"))
     }
 
     /// Takes the figures recorded since the last call.

@@ -177,6 +177,16 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
     )
     .await;
     reloaded?;
+    stack.record_timeline(
+        &format!("stop and start {service} on {host}"),
+        &restart,
+        None,
+    );
+    stack.record_timeline(
+        &format!("graceful reload of {service} on {host}"),
+        &reload,
+        None,
+    );
     stack.record("stop+start outage (ms)", restart.outage_ms() as f64);
     stack.record("graceful reload failed requests", reload.failed() as f64);
     let evidence = format!(

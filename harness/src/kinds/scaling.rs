@@ -356,6 +356,11 @@ async fn memory_isolation(stack: &Stack, p: &Params) -> CheckResult {
         "the probe sent no request",
         &report.summary(),
     )?;
+    stack.record_timeline(
+        &format!("a {hog_mib} MiB memory hog on {name}"),
+        &report,
+        None,
+    );
     let oom_after: u64 = h.run(ooms).await?.trim().parse().unwrap_or(0);
     let alive = !stack.pids(name, service).await?.is_empty();
     let limit_mib = limit

@@ -230,6 +230,11 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         Some(i) => i + 1 < report.samples.len() && report.samples[i + 1..].iter().all(ok),
         None => true,
     };
+    stack.record_timeline(
+        &fault_words(action, &[master], service, p.text("fault_arg")),
+        &report,
+        Some(outage_budget),
+    );
     stack.record("failover outage (ms)", report.outage_ms() as f64);
     stack.record("failover failed requests", report.failed() as f64);
     if let Some(d) = moved {
@@ -366,6 +371,11 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             d.as_millis() as f64,
         );
     }
+    stack.record_timeline(
+        &format!("VRRP dropped between {master} and {backup}"),
+        &report,
+        None,
+    );
     stack.record("split brain: failed requests", report.failed() as f64);
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))
