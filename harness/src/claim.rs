@@ -268,6 +268,9 @@ pub struct Timeline {
     pub fault: (f64, f64),
     /// When the service had to be back by, in ms from the fault's start.
     pub budget_ms: Option<f64>,
+    /// What happened and when, in ms from the probe's start ("VIP moved", "ejected", "alert fired").
+    #[serde(default)]
+    pub marks: Vec<(f64, String)>,
 }
 
 /// How a claim came out.

@@ -277,6 +277,24 @@ pub fn timeline(t: &Timeline) -> String {
                     .set("class", "small"),
             );
     }
+    for (k, (at, what)) in t.marks.iter().enumerate() {
+        let mx = x(*at);
+        doc = doc
+            .add(
+                Line::new()
+                    .set("x1", mx)
+                    .set("y1", pad - 10.0)
+                    .set("x2", mx)
+                    .set("y2", h - pad)
+                    .set("class", "mark"),
+            )
+            .add(
+                Text::new(format!("{what} ({:.0} ms)", at - t.fault.0))
+                    .set("x", mx + 3.0)
+                    .set("y", pad + 12.0 + 12.0 * k as f64)
+                    .set("class", "small"),
+            );
+    }
     for s in &t.samples {
         doc = doc.add(
             Circle::new()
@@ -312,7 +330,7 @@ tr.claim:hover{background:#f8f9fa} td.v{white-space:nowrap} code{font-size:.9em}
 details pre{background:#f8f9fa;padding:8px;overflow:auto;max-height:300px;font-size:12px}
 svg.timeline{width:100%;max-width:640px;display:block;margin:6px 0}
 svg .fault{fill:#fff3cd;stroke:#ffe69c} svg .ok{fill:#198754} svg .bad{fill:#dc3545}
-svg .budget{stroke:#dc3545;stroke-dasharray:4 3} svg .back{stroke:#198754;stroke-dasharray:2 2} svg .axis{stroke:#adb5bd}
+svg .budget{stroke:#dc3545;stroke-dasharray:4 3} svg .mark{stroke:#6f42c1;stroke-dasharray:3 3} svg .back{stroke:#198754;stroke-dasharray:2 2} svg .axis{stroke:#adb5bd}
 .measured{color:#333;font-size:.92em}
 "#;
 

@@ -974,6 +974,18 @@ impl Stack {
         report: &crate::probe::ProbeReport,
         budget: Option<Duration>,
     ) {
+        self.record_timeline_marked(name, report, budget, &[]);
+    }
+
+    /// As [`Stack::record_timeline`], with what happened when, each at a
+    /// time from the fault's start ("VIP moved" after 146 ms).
+    pub fn record_timeline_marked(
+        &self,
+        name: &str,
+        report: &crate::probe::ProbeReport,
+        budget: Option<Duration>,
+        marks: &[(Duration, &str)],
+    ) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         self.timelines
             .lock()
@@ -987,6 +999,10 @@ impl Stack {
                     .collect(),
                 fault: (ms(report.fault.0), ms(report.fault.1)),
                 budget_ms: budget.map(ms),
+                marks: marks
+                    .iter()
+                    .map(|(d, what)| (ms(report.fault.0 + *d), what.to_string()))
+                    .collect(),
             });
     }
 

@@ -348,20 +348,57 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         ),
         &format!("HAProxy before: {before:?}"),
     )?;
-    let fault = stack.apply(Fault::StopService(backend, service)).await?;
-    let result = async {
-        let ejected = wait_status(stack, lb, server, "DOWN", eject_budget * 3).await?;
-        let mark = marker("hc");
-        let urls = (0..n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
-        let ok = probe::successes(&stack.client.fresh, urls).await;
-        let counted = counted_by(stack, service, &mark, n).await?;
-        Ok::<_, Failure>((ejected, ok, counted))
-    }
+    // A probe of the site runs through it all: what users saw while the
+    // dead server was still being sent requests, and after.
+    let (report, inner) = probe::probe_through(
+        &stack.client.probe,
+        &http("/static/hello.txt"),
+        Duration::from_millis(50),
+        Duration::from_millis(300),
+        4000,
+        async {
+            let stopped_at = Instant::now();
+            let fault = stack.apply(Fault::StopService(backend, service)).await?;
+            let result = async {
+                let ejected = wait_status(stack, lb, server, "DOWN", eject_budget * 3).await?;
+                let ejected_at = stopped_at.elapsed();
+                let mark = marker("hc");
+                let urls = (0..n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
+                let ok = probe::successes(&stack.client.fresh, urls).await;
+                let counted = counted_by(stack, service, &mark, n).await?;
+                Ok::<_, Failure>((ejected, ejected_at, ok, counted))
+            }
+            .await;
+            let restarted_at = stopped_at.elapsed();
+            let restarted = fault.restore().await;
+            let (ejected, ejected_at, ok, counted) = result?;
+            restarted?;
+            let rejoined = wait_status(stack, lb, server, "UP", rejoin_budget * 3).await?;
+            let rejoined_at = stopped_at.elapsed();
+            Ok::<_, Failure>((
+                ejected,
+                ok,
+                counted,
+                rejoined,
+                [ejected_at, restarted_at, rejoined_at],
+            ))
+        },
+    )
     .await;
-    let restarted = fault.restore().await;
-    let (ejected, ok, counted) = result?;
-    restarted?;
-    let rejoined = wait_status(stack, lb, server, "UP", rejoin_budget * 3).await?;
+    let (ejected, ok, counted, rejoined, at) = inner?;
+    let mut marks: Vec<(Duration, &str)> = vec![(at[1], "started again")];
+    if ejected.is_some() {
+        marks.push((at[0], "ejected"));
+    }
+    if rejoined.is_some() {
+        marks.push((at[2], "rejoined"));
+    }
+    stack.record_timeline_marked(
+        &format!("{service} stopped on {backend}"),
+        &report,
+        Some(eject_budget),
+        &marks,
+    );
     if let Some(e) = ejected {
         stack.record("health check: eject (ms)", e.as_millis() as f64);
     }

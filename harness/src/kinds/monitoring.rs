@@ -405,9 +405,29 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
             .unwrap_or(false)
     };
     let quiet_before = !firing().await;
-    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
-    let fired = wait_for(window * 3, firing).await;
-    restore_all(guards).await?;
+    // A probe of the site runs through the fault: what users saw until the alert fired.
+    let (report, inner) = probe::probe_through(
+        &stack.client.probe,
+        &format!("http://{WWW}/static/hello.txt"),
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+        2000,
+        async {
+            let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+            let fired = wait_for(window * 3, firing).await;
+            restore_all(guards).await?;
+            Ok::<_, Failure>(fired)
+        },
+    )
+    .await;
+    let fired = inner?;
+    let marks: Vec<(Duration, &str)> = fired.map(|d| (d, "alert fired")).into_iter().collect();
+    stack.record_timeline_marked(
+        &fault_words(action, &hosts, service, p.text("fault_arg")),
+        &report,
+        Some(window),
+        &marks,
+    );
     if let Some(d) = fired {
         stack.record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
     }

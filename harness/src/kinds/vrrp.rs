@@ -230,10 +230,12 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         Some(i) => i + 1 < report.samples.len() && report.samples[i + 1..].iter().all(ok),
         None => true,
     };
-    stack.record_timeline(
+    let moved_mark: Vec<(Duration, &str)> = moved.map(|d| (d, "VIP moved")).into_iter().collect();
+    stack.record_timeline_marked(
         &fault_words(action, &[master], service, p.text("fault_arg")),
         &report,
         Some(outage_budget),
+        &moved_mark,
     );
     stack.record("failover outage (ms)", report.outage_ms() as f64);
     stack.record("failover failed requests", report.failed() as f64);
