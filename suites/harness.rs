@@ -778,6 +778,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
             image_built: false,
             image: "img",
             claims: &claims,
+            versions: &[],
         },
     )
     .unwrap();

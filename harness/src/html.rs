@@ -368,6 +368,18 @@ pub fn page(design: &Design, report: &RunReport<'_>, total_s: f64) -> String {
         },
         report.up_ms
     );
+    if !report.versions.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"facts\">servers: {}</div>",
+            report
+                .versions
+                .iter()
+                .map(|(s, v)| format!("{} <code>{}</code>", esc(s), esc(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = write!(
         h,
         "<div class=\"sum\"><span class=\"PASS\">{} held</span><span class=\"FAIL\">{} broken</span><span class=\"ERROR\">{} not measured</span><span class=\"SKIP\">{} skipped</span></div>",

@@ -518,7 +518,9 @@ async fn check(
     );
     // The plain closing line CI systems read.
     println!("{held} passed, {} failed", broken + unmeasured);
+    let versions = stack.versions().await;
     let r = RunReport {
+        versions: &versions,
         design,
         run: &stack.run.id,
         up_ms: stack.up_time.as_millis(),

@@ -121,6 +121,8 @@ pub struct RunReport<'a> {
     pub image: &'a str,
     /// Every claim's outcome.
     pub claims: &'a [Outcome],
+    /// The servers' versions, as they report them (service, version).
+    pub versions: &'a [(String, String)],
 }
 
 /// Writes the report as JSON.
@@ -256,6 +258,7 @@ mod tests {
             image_built: false,
             image: "i",
             claims: &claims,
+            versions: &[],
         };
         write_junit(&path, &report).unwrap();
         let x = std::fs::read_to_string(&path).unwrap();

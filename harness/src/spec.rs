@@ -84,6 +84,9 @@ pub struct ServiceSpec {
     pub reload: String,
     /// Kills its processes outright (a crash).
     pub kill: String,
+    /// Prints the server's version as the server reports it (for reports).
+    #[serde(default)]
+    pub version: Option<String>,
     /// Run once after the first start, when ready (e.g. loading a schema).
     #[serde(default)]
     pub init: Option<String>,

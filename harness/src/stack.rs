@@ -967,6 +967,28 @@ impl Stack {
             .push((name.to_string(), value));
     }
 
+    /// Each server's version, as the server reports it (`HAProxy version
+    /// 2.6.12...`), asked on the first host that runs it.
+    pub async fn versions(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for h in &self.spec.hosts {
+            for s in &h.services {
+                let Some(cmd) = self.services.get(s).and_then(|x| x.version.clone()) else {
+                    continue;
+                };
+                if out.iter().any(|(name, _)| name == s) {
+                    continue;
+                }
+                if let Ok(v) = self.host(&h.name).map(|x| x.run(&cmd)) {
+                    if let Ok(v) = v.await {
+                        out.push((s.clone(), v.trim().to_string()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Records what a probe loop saw through a fault, for the reports.
     pub fn record_timeline(
         &self,
