@@ -38,6 +38,8 @@ const PULL_DEADLINE: Duration = Duration::from_secs(20);
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
+    /// Packages apt-get said it installs, and how many are set up so far.
+    packages: std::cell::Cell<(u64, u64)>,
 }
 
 impl Progress {
@@ -56,16 +58,61 @@ impl Progress {
             Progress {
                 bar: Some(bar),
                 started,
+                packages: Default::default(),
             }
         } else {
             eprintln!("stackproof: {what}");
-            Progress { bar: None, started }
+            Progress {
+                bar: None,
+                started,
+                packages: Default::default(),
+            }
         }
     }
 
     fn step(&self, line: &str) {
         let line = line.trim();
         if line.is_empty() {
+            return;
+        }
+        // apt-get's own count ("250 newly installed"), then one "Setting up <pkg>" each.
+        if let Some(n) = line
+            .split(" newly installed")
+            .next()
+            .filter(|_| line.contains(" newly installed"))
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.packages.set((n, 0));
+            if let Some(bar) = &self.bar {
+                bar.set_length(n);
+                bar.set_position(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "[{elapsed}] {prefix}: [{bar:30}] {pos}/{len} packages, {wide_msg}",
+                    )
+                    .expect("static template")
+                    .progress_chars("=> "),
+                );
+            }
+        }
+        if let Some(pkg) = line.strip_prefix("Setting up ") {
+            let (total, done) = self.packages.get();
+            let done = done + 1;
+            self.packages.set((total, done));
+            let pkg = pkg.split(' ').next().unwrap_or(pkg);
+            match &self.bar {
+                Some(bar) => {
+                    bar.set_position(done);
+                    bar.set_message(format!("setting up {pkg}"));
+                }
+                // On CI, a line at every tenth of the packages.
+                None if total > 0 && (done * 10 / total) != ((done - 1) * 10 / total) => eprintln!(
+                    "stackproof:   [{:>3}s] {done}/{total} packages set up ({pkg})",
+                    self.started.elapsed().as_secs()
+                ),
+                None => {}
+            }
             return;
         }
         match &self.bar {
@@ -489,4 +536,21 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_build_progress_counts_the_packages_apt_sets_up() {
+        let p = super::Progress {
+            bar: None,
+            started: std::time::Instant::now(),
+            packages: Default::default(),
+        };
+        p.step("0 upgraded, 250 newly installed, 0 to remove and 0 not upgraded.");
+        assert_eq!(p.packages.get(), (250, 0));
+        p.step("Setting up nginx-common (1.22.1-9+deb12u2) ...");
+        p.step("Setting up haproxy (2.6.12-1+deb12u4) ...");
+        assert_eq!(p.packages.get(), (250, 2));
+    }
 }
