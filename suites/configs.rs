@@ -8,6 +8,16 @@ use std::process::{Command, Output};
 
 /// `stackproof check <design> --config haproxy=<file> --claim ...`.
 fn check(design: &str, file: &str, claims: &[&str]) -> (Output, String, String) {
+    check_with(design, file, claims, &[])
+}
+
+/// The same, with more arguments (`--html <file>`).
+fn check_with(
+    design: &str,
+    file: &str,
+    claims: &[&str],
+    extra: &[&std::ffi::OsStr],
+) -> (Output, String, String) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/haproxy")
         .join(file);
@@ -17,6 +27,7 @@ fn check(design: &str, file: &str, claims: &[&str]) -> (Output, String, String) 
     for c in claims {
         cmd.args(["--claim", &format!("{design}.{c}")]);
     }
+    cmd.args(extra);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -351,24 +362,13 @@ fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
 
 #[test]
 fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/configs/haproxy/lb_balance_source.cfg");
     let md = std::env::temp_dir().join(format!("sp-summary-{}.md", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args([
-            "check",
-            "distributed",
-            "--claim",
-            "distributed.lb.round_robin",
-            "--claim",
-            "distributed.db.replication",
-            "--config",
-        ])
-        .arg(format!("haproxy={}", path.display()))
-        .arg("--markdown")
-        .arg(&md)
-        .output()
-        .unwrap();
+    let (out, _, _) = check_with(
+        "distributed",
+        "lb_balance_source.cfg",
+        &["lb.round_robin", "db.replication"],
+        &["--markdown".as_ref(), md.as_os_str()],
+    );
     let text = std::fs::read_to_string(&md).unwrap_or_default();
     let _ = std::fs::remove_file(&md);
     assert_eq!(
@@ -396,24 +396,13 @@ fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
 
 #[test]
 fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/configs/haproxy/lb_balance_source.cfg");
     let html = std::env::temp_dir().join(format!("sp-report-{}.html", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args([
-            "check",
-            "distributed",
-            "--claim",
-            "distributed.lb.round_robin",
-            "--claim",
-            "distributed.dns.www_to_lb",
-            "--config",
-        ])
-        .arg(format!("haproxy={}", path.display()))
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .unwrap();
+    let (out, _, _) = check_with(
+        "distributed",
+        "lb_balance_source.cfg",
+        &["lb.round_robin", "dns.www_to_lb"],
+        &["--html".as_ref(), html.as_os_str()],
+    );
     let page = std::fs::read_to_string(&html).unwrap_or_default();
     let _ = std::fs::remove_file(&html);
     assert_eq!(

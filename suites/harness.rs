@@ -702,8 +702,9 @@ fn an_installed_binary_finds_its_fixtures_without_the_source_tree() {
     );
 }
 
-/// `xmllint`, installed with apt-get when missing and this process may (root or passwordless sudo).
-fn xmllint() -> std::path::PathBuf {
+/// A program from Debian's packages, installed with apt-get when missing
+/// and this process may (root or passwordless sudo), saying so.
+fn debian_tool(program: &str, packages: &[&str]) -> std::path::PathBuf {
     let found = |p: &str| {
         Command::new(p)
             .arg("--version")
@@ -711,28 +712,36 @@ fn xmllint() -> std::path::PathBuf {
             .is_ok_and(|o| o.status.success())
             .then(|| std::path::PathBuf::from(p))
     };
-    if let Some(p) = found("xmllint") {
+    if let Some(p) = found(program) {
         return p;
     }
-    eprintln!("xmllint is missing: installing libxml2-utils with apt-get (once)");
+    eprintln!(
+        "{program} is missing: installing {} with apt-get (once)",
+        packages.join(" ")
+    );
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
     });
     let prefix: Vec<&str> = if root { vec![] } else { vec!["sudo", "-n"] };
-    for args in [
-        ["apt-get", "update", "-qq"].as_slice(),
-        ["apt-get", "install", "-y", "-qq", "libxml2-utils"].as_slice(),
-    ] {
-        let all: Vec<&str> = prefix.iter().chain(args.iter()).copied().collect();
+    let install: Vec<&str> = ["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
+    for args in [vec!["apt-get", "update", "-qq"], install] {
+        let all: Vec<&str> = prefix.iter().copied().chain(args).collect();
         let _ = Command::new(all[0])
             .args(&all[1..])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())
             .status();
     }
-    found("xmllint")
-        .expect("xmllint could not be installed: run `sudo apt-get install libxml2-utils`")
+    found(program).unwrap_or_else(|| {
+        panic!(
+            "{program} could not be installed: run `sudo apt-get install {}`",
+            packages.join(" ")
+        )
+    })
 }
 
 #[test]
@@ -785,7 +794,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     let xml = std::fs::read_to_string(&file).unwrap();
     let schema =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
-    let out = Command::new(xmllint())
+    let out = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
         .args(["--noout", "--schema"])
         .arg(&schema)
         .arg(&file)
@@ -807,47 +816,6 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     }
 }
 
-/// Debian's Chromium, installed with apt-get when missing and this process may.
-fn chromium() -> std::path::PathBuf {
-    let found = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-            .then(|| std::path::PathBuf::from(p))
-    };
-    if let Some(p) = found("chromium") {
-        return p;
-    }
-    eprintln!("chromium is missing: installing it with apt-get (once, about a minute)");
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    let prefix: Vec<&str> = if root { vec![] } else { vec!["sudo", "-n"] };
-    for args in [
-        ["apt-get", "update", "-qq"].as_slice(),
-        [
-            "apt-get",
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-            "fonts-dejavu-core",
-        ]
-        .as_slice(),
-    ] {
-        let all: Vec<&str> = prefix.iter().chain(args.iter()).copied().collect();
-        let _ = Command::new(all[0])
-            .args(&all[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .status();
-    }
-    found("chromium").expect("chromium could not be installed: run `sudo apt-get install chromium`")
-}
-
 #[test]
 fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
     let dir = outside_the_repo("chromium");
@@ -863,7 +831,7 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let browser = chromium();
+    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
     let headless = |extra: &[&str]| {
         Command::new(&browser)
             .args([
