@@ -441,3 +441,58 @@ fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
         "{page}"
     );
 }
+
+/// `stackproof check simple_web_nginx --config nginx=<file> --claim ...`.
+fn check_nginx(file: &str, claims: &[&str]) -> (Output, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/nginx")
+        .join(file);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args(["check", "simple_web_nginx", "--config"])
+        .arg(format!("nginx={}", path.display()));
+    for c in claims {
+        cmd.args(["--claim", &format!("simple_web_nginx.{c}")]);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[test]
+fn debians_default_site_serves_static_files_but_no_php() {
+    let (out, text) = check_nginx(
+        "default_custom_header",
+        &["web.static_by_nginx", "app.dynamic_by_php"],
+    );
+    assert!(
+        text.contains("default_custom_header:5: listen [::]:80 -> left out"),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "PASS", "simple_web_nginx.web.static_by_nginx"),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "FAIL", "simple_web_nginx.app.dynamic_by_php"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn the_php_socket_of_the_users_server_becomes_the_designs_php_fpm() {
+    let (out, text) = check_nginx(
+        "default_with_php",
+        &["web.static_by_nginx", "app.dynamic_by_php", "db.query_flow"],
+    );
+    assert!(
+        text.contains("fastcgi_pass unix:/run/php/php7.4-fpm.sock -> 127.0.0.1:9000"),
+        "{text}"
+    );
+    assert!(text.contains("domain 4211.tech -> foobar.com"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

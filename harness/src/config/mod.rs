@@ -3,10 +3,11 @@
 //! run (addresses, certificate paths, domain, what cannot work in a
 //! container), every mapping printed, and laid over the design's files for
 //! the hosts that run that software. No address of the user's file is ever
-//! contacted. HAProxy is mapped today; the other kinds name themselves and
-//! stop with a clear message.
+//! contacted. HAProxy files and Nginx site files are mapped today; the
+//! other kinds name themselves and stop with a clear message.
 
 pub mod haproxy;
+pub mod nginx;
 pub mod script;
 
 use std::path::{Path, PathBuf};
@@ -269,11 +270,11 @@ pub fn apply(
                 ),
             });
         }
-        if c.kind != "haproxy" {
+        if c.kind != "haproxy" && c.kind != "nginx" {
             return Err(Error::InvalidFixture {
                 path: c.path.clone(),
                 detail: format!(
-                    "mapping a user's {} file onto the run is not implemented yet (HAProxy is); lay a file written for the run over the fixtures with --fixtures instead",
+                    "mapping a user's {} file onto the run is not implemented yet (HAProxy and Nginx site files are); lay a file written for the run over the fixtures with --fixtures instead",
                     c.kind
                 ),
             });
@@ -282,15 +283,25 @@ pub fn apply(
             path: c.path.clone(),
             source,
         })?;
-        let mapped = haproxy::map(
-            &c.path,
-            &text,
-            &backends(design),
-            domain,
-            crate::stack::ZONE,
-        )?;
-        // The service's own config file: the fixture its service.toml installs at HAProxy's path.
-        let rel = format!("services/{service}/haproxy.cfg");
+        let (mapped, rel) = if c.kind == "nginx" {
+            // The site file: the fixture installed in sites-enabled.
+            (
+                nginx::map(&c.path, &text, domain, crate::stack::ZONE)?,
+                format!("services/{service}/site.conf"),
+            )
+        } else {
+            // The fixture its service.toml installs at HAProxy's path.
+            (
+                haproxy::map(
+                    &c.path,
+                    &text,
+                    &backends(design),
+                    domain,
+                    crate::stack::ZONE,
+                )?,
+                format!("services/{service}/haproxy.cfg"),
+            )
+        };
         let target = scratch.join(&rel);
         std::fs::create_dir_all(target.parent().expect("a file in a folder"))
             .map_err(Error::io(format!("create `{}`", target.display())))?;
