@@ -283,6 +283,13 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
             None => std::fs::write(dir.join("README.md"), "forgot the file").unwrap(),
         }
     }
+    // erin hands in the install script only.
+    std::fs::create_dir_all(class.join("erin")).unwrap();
+    std::fs::copy(
+        configs.join("../scripts/1-install_load_balancer"),
+        class.join("erin/1-install_load_balancer"),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args([
             "grade",
@@ -291,6 +298,7 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
             "bob",
             "carol",
             "dave",
+            "erin",
             "--out",
             "grades",
         ])
@@ -325,6 +333,11 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
     assert!(row("carol").contains("reqadd"), "{csv}");
     assert!(row("dave").contains("no haproxy.cfg found"), "{csv}");
     assert!(md.contains("| alice | 14/14 |"), "{md}");
+    assert_eq!(
+        cell("erin", "distributed.lb.round_robin"),
+        "PASS",
+        "{csv}\n{stdout}"
+    );
 }
 
 #[test]

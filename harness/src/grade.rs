@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// Files a submission is searched for, by name, and the server each configures.
 const BY_NAME: &[(&str, &str)] = &[("haproxy.cfg", "haproxy")];
 
+/// What an install script writes, for finding scripts when the file itself is not there.
+const WRITTEN_BY_SCRIPTS: &[(&str, &str)] = &[("/etc/haproxy/haproxy.cfg", "haproxy")];
+
 /// One student's folder and the files found in it.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -23,6 +26,8 @@ pub struct Submission {
     pub dir: PathBuf,
     /// The files found, as `--config` takes them.
     pub configs: Vec<ConfigArg>,
+    /// Install scripts found (when a server's file itself is not there), as `--script` takes them.
+    pub scripts: Vec<ConfigArg>,
     /// What was found more than once, or not at all.
     pub notes: Vec<String>,
 }
@@ -45,6 +50,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         walk(dir, 3, &mut files);
         files.sort();
         let mut configs = Vec::new();
+        let mut scripts = Vec::new();
         let mut notes = Vec::new();
         for (file_name, kind) in BY_NAME {
             let found: Vec<&PathBuf> = files
@@ -52,7 +58,29 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                 .filter(|f| f.file_name().is_some_and(|n| n == *file_name))
                 .collect();
             match found.as_slice() {
-                [] => notes.push(format!("no {file_name} found")),
+                [] => {
+                    // A Bash script that writes the file, as students often hand in.
+                    let script = files.iter().find(|f| {
+                        std::fs::read_to_string(f).is_ok_and(|t| {
+                            t.starts_with("#!")
+                                && t.lines().next().is_some_and(|l| l.contains("sh"))
+                                && WRITTEN_BY_SCRIPTS
+                                    .iter()
+                                    .any(|(path, k)| k == kind && t.contains(path))
+                        })
+                    });
+                    match script {
+                        Some(f) => scripts.push(ConfigArg {
+                            host: None,
+                            kind: kind.to_string(),
+                            path: f.clone(),
+                            origin: None,
+                        }),
+                        None => {
+                            notes.push(format!("no {file_name} found, nor a script that writes it"))
+                        }
+                    }
+                }
                 [first, rest @ ..] => {
                     if !rest.is_empty() {
                         notes.push(format!(
@@ -74,6 +102,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
             name,
             dir: dir.clone(),
             configs,
+            scripts,
             notes,
         });
     }
@@ -107,19 +136,38 @@ pub struct Graded {
     pub error: Option<String>,
 }
 
-/// Runs `design` with one submission's files and every claim of `design`.
-pub async fn grade_one(design: &Design, sub: &Submission, scratch: &Path) -> Graded {
+/// Runs `design` with one submission's files (its install scripts run
+/// first, in hosts of `image`) and every claim of `design`.
+pub async fn grade_one(design: &Design, sub: &Submission, image: &str, scratch: &Path) -> Graded {
     let mut graded = Graded {
         name: sub.name.clone(),
         mapping: sub.notes.clone(),
         outcomes: Vec::new(),
         error: None,
     };
+    let mut sub = sub.clone();
+    for s in std::mem::take(&mut sub.scripts) {
+        match config::script::run(&s.path, &s.kind, image, scratch).await {
+            Ok(ran) => {
+                graded.mapping.extend(ran.report);
+                sub.configs.push(ConfigArg {
+                    origin: Some(format!("{} as {} wrote it", ran.target, s.path.display())),
+                    path: ran.config,
+                    ..s
+                });
+            }
+            Err(e) => {
+                graded.error = Some(format!("the install script failed: {}", e.chain()));
+                return graded;
+            }
+        }
+    }
+    let sub = &sub;
     if sub.configs.is_empty() {
         graded.error = Some(format!("nothing to grade: {}", sub.notes.join("; ")));
         return graded;
     }
-    let applied = match config::apply(design, &sub.configs, None, scratch) {
+    let applied = match config::apply(design, &sub.configs, None, &scratch.join("mapped")) {
         Ok(a) => a,
         Err(e) => {
             graded.error = Some(e.chain());

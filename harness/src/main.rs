@@ -574,10 +574,14 @@ async fn grade(
         std::process::id(),
         rand_suffix()
     )));
+    let docker = docker::connect().await?;
+    let image = images::ensure_server_image(&docker, &loaded.fixtures)
+        .await?
+        .tag;
     let started = std::time::Instant::now();
     let runs = subs.iter().enumerate().map(|(i, sub)| {
-        let (loaded, dir) = (&loaded, scratch.0.join(format!("{i}")));
-        async move { (i, grade::grade_one(loaded, sub, &dir).await) }
+        let (loaded, dir, image) = (&loaded, scratch.0.join(format!("{i}")), &image);
+        async move { (i, grade::grade_one(loaded, sub, image, &dir).await) }
     });
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);
