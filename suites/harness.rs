@@ -874,3 +874,33 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         String::from_utf8_lossy(&shot.stderr)
     );
 }
+
+#[test]
+fn a_mutant_run_draws_its_broken_part_red_in_the_html_report() {
+    let dir = outside_the_repo("mutant-html");
+    let html = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "check",
+            "simple_web",
+            "--mutant",
+            "second_server",
+            "--claim",
+            "simple_web.issue.spof",
+            "--html",
+        ])
+        .arg(&html)
+        .output()
+        .unwrap();
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The mutant's second server is in the picture, and the host the broken claim concerns is red.
+    assert!(page.contains("data-host=\"server-2\""), "{page}");
+    assert!(page.contains("fill=\"#f8d7da\""), "{page}");
+}

@@ -303,6 +303,34 @@ impl Design {
         })
     }
 
+    /// The same design with its mutant `name` laid over it (a broken variant,
+    /// to see what it breaks), read again.
+    pub fn with_mutant(self, name: &str) -> Result<Design> {
+        let m = self
+            .mutants
+            .iter()
+            .find(|m| m.name == name)
+            .cloned()
+            .ok_or_else(|| Error::Unknown {
+                kind: "mutant",
+                name: name.into(),
+                known: self
+                    .mutants
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let fixtures = m.apply(self.fixtures.clone())?;
+        let parts = crate::spec::Parts::read(&fixtures)?;
+        Ok(Design {
+            spec: parts.spec.clone(),
+            parts,
+            fixtures,
+            ..self
+        })
+    }
+
     /// Starts the design's servers and waits until they are ready.
     pub async fn start(&self) -> Result<crate::stack::Stack> {
         crate::stack::Stack::start_from(&self.name, self.fixtures.clone(), self.parts.clone()).await

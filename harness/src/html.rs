@@ -41,6 +41,25 @@ fn fill(h: Option<&Health>) -> (&'static str, &'static str) {
 /// each host to every network it is on; the client and the site's name on
 /// the left; the VIP on the first network when a keepalived pair holds one.
 pub fn topology(design: &Design, health: &BTreeMap<String, Health>) -> String {
+    topology_doc(design, health).to_string()
+}
+
+/// The topology as a standalone SVG file (its own style inside), for `stackproof graph --format svg`.
+pub fn topology_standalone(design: &Design, health: &BTreeMap<String, Health>) -> String {
+    let css: String = STYLE
+        .lines()
+        .filter(|l| l.starts_with("svg "))
+        .map(|l| l.replace("svg .", "."))
+        .collect::<Vec<_>>()
+        .join("\n");
+    topology_doc(design, health)
+        .add(svg::node::element::Style::new(format!(
+            "{css}\ntext{{font-family:sans-serif}}"
+        )))
+        .to_string()
+}
+
+fn topology_doc(design: &Design, health: &BTreeMap<String, Health>) -> Document {
     let hosts = &design.spec.hosts;
     let nets = &design.spec.networks;
     let (box_w, gap, left) = (150.0, 20.0, 190.0);
@@ -104,14 +123,17 @@ pub fn topology(design: &Design, health: &BTreeMap<String, Health>) -> String {
             .add(Title::new(format!("{}: {}", h.name, h.services.join(", "))));
         for n in &h.networks {
             if let Some(ni) = nets.iter().position(|x| &x.name == n) {
-                g = g.add(
-                    Line::new()
-                        .set("x1", x + box_w / 2.0)
-                        .set("y1", band_y(ni) + 24.0)
-                        .set("x2", x + box_w / 2.0)
-                        .set("y2", hosts_y)
-                        .set("class", "link"),
-                );
+                let mut link = Line::new()
+                    .set("x1", x + box_w / 2.0)
+                    .set("y1", band_y(ni) + 24.0)
+                    .set("x2", x + box_w / 2.0)
+                    .set("y2", hosts_y)
+                    .set("class", "link");
+                // A link takes its host's colour once a claim concerns the host.
+                if health.contains_key(&h.name) {
+                    link = link.set("style", format!("stroke:{stroke}"));
+                }
+                g = g.add(link);
             }
         }
         g = g
@@ -164,7 +186,7 @@ pub fn topology(design: &Design, health: &BTreeMap<String, Health>) -> String {
                     .set("class", "small"),
             );
     }
-    doc.to_string()
+    doc
 }
 
 /// One fault's timeline: requests as points (x: when sent, y: how long it

@@ -34,6 +34,9 @@ enum Command {
         /// Your own fixtures folder, laid over the built-in one (only the files you replace).
         #[arg(long, env = "STACKPROOF_FIXTURES")]
         fixtures: Option<PathBuf>,
+        /// Run the design with one of its mutants laid over it, to see what it breaks.
+        #[arg(long)]
+        mutant: Option<String>,
         /// Check only these claims (repeatable); default: all.
         #[arg(long = "claim")]
         claims: Vec<String>,
@@ -90,8 +93,8 @@ enum Command {
     Graph {
         /// A built-in design or a design folder.
         design: String,
-        /// mermaid (GitHub renders it in Markdown) or dot (Graphviz).
-        #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
+        /// mermaid (GitHub renders it in Markdown), dot (Graphviz) or svg.
+        #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot", "svg"])]
         format: String,
     },
     /// The check kinds a claims file can use: what each proves, its parameters, an example.
@@ -183,6 +186,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Check {
             design,
             fixtures,
+            mutant,
             claims,
             json,
             junit,
@@ -197,6 +201,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 configs,
                 scripts,
                 domain,
+                mutant,
             };
             let out = Outputs {
                 json,
@@ -219,6 +224,10 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 "{}",
                 match format.as_str() {
                     "dot" => stackproof::graph::dot(&loaded, &none),
+                    "svg" => format!(
+                        "{}\n",
+                        stackproof::html::topology_standalone(&loaded, &none)
+                    ),
                     _ => stackproof::graph::mermaid(&loaded, &none),
                 }
             );
@@ -360,6 +369,7 @@ struct UserFiles {
     configs: Vec<stackproof::config::ConfigArg>,
     scripts: Vec<stackproof::config::ConfigArg>,
     domain: Option<String>,
+    mutant: Option<String>,
 }
 
 /// A scratch folder removed when dropped (the mapped user files live there
@@ -381,6 +391,10 @@ async fn check(
     users: UserFiles,
 ) -> Result<ExitCode, Error> {
     let mut loaded = Design::load(design)?;
+    if let Some(m) = &users.mutant {
+        loaded = loaded.with_mutant(m)?;
+        println!("stackproof check {design}: with mutant `{m}`");
+    }
     // The user's folder over the design (the flag; STACKPROOF_FIXTURES is already a layer).
     let from_env = std::env::var_os("STACKPROOF_FIXTURES").map(PathBuf::from);
     if let Some(dir) = fixtures
