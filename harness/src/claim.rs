@@ -328,6 +328,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     }
     let started = Instant::now();
     stack.take_figures();
+    stack.waiting_for("");
     let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,

@@ -509,7 +509,7 @@ async fn check(
             part = report::part(&c.id);
             println!("\n{part}");
         }
-        let o = claim::run(&stack, c).await;
+        let o = run_showing_waits(&stack, c).await;
         println!("{}", report::checklist_line(&o));
         outcomes.push(o);
     }
@@ -645,6 +645,38 @@ async fn grade(
 fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
     use std::fmt::Write as _;
     writeln!(s, "{line}")
+}
+
+/// Runs one claim; at a terminal, a spinner shows it with what it waits
+/// for meanwhile ("scale_up.lb.failover: the VIP to move from lb-1 to lb-2").
+async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -> claim::Outcome {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return claim::run(stack, c).await;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+            .expect("static template"),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let run = claim::run(stack, c);
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            o = &mut run => break o,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                let waiting = stack.waiting();
+                spinner.set_message(if waiting.is_empty() {
+                    c.id.clone()
+                } else {
+                    format!("{}: waiting for {waiting}", c.id)
+                });
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    outcome
 }
 
 /// A few random hex digits for scratch folder names.

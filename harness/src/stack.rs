@@ -71,6 +71,8 @@ pub struct Stack {
     figures: std::sync::Mutex<Vec<(String, f64)>>,
     /// What the running claim's probes saw through its faults.
     timelines: std::sync::Mutex<Vec<crate::claim::Timeline>>,
+    /// What the running claim waits for now ("the VIP to move to lb-2"), for a person watching.
+    waiting: std::sync::Mutex<String>,
     /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
     faults: std::sync::Mutex<Vec<(u64, Undo)>>,
     /// Set when undoing a fault failed: the stack no longer is the design,
@@ -179,6 +181,7 @@ impl Stack {
             extra_hosts: AtomicU8::new(0),
             figures: Default::default(),
             timelines: Default::default(),
+            waiting: Default::default(),
             faults: Default::default(),
             tainted: Default::default(),
             notes: Vec::new(),
@@ -1026,6 +1029,17 @@ impl Stack {
                     .map(|(d, what)| (ms(report.fault.0 + *d), what.to_string()))
                     .collect(),
             });
+    }
+
+    /// Says what the running claim waits for now, for a person watching
+    /// (`check` shows it beside the claim while it runs).
+    pub fn waiting_for(&self, what: &str) {
+        *self.waiting.lock().expect("waiting lock") = what.to_string();
+    }
+
+    /// What the running claim last said it waits for (emptied by the claim runner).
+    pub fn waiting(&self) -> String {
+        self.waiting.lock().expect("waiting lock").clone()
     }
 
     /// Takes the timelines recorded since the last call.

@@ -192,6 +192,10 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     // Warm the cache: from now on the caching resolver answers from memory until the TTL runs out.
     let _ = answer(&cached).await;
     let stopped = stack.apply(Fault::StopHost(dead)).await?;
+    stack.waiting_for(&format!(
+        "{dead}'s address to leave the answers (budget {} ms)",
+        budget.as_millis()
+    ));
     let gone = super::common::wait_for((budget * 2).min(max_wait), || async {
         !answer(&cached).await.0.contains(&dead_addr)
     })

@@ -359,6 +359,7 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         async {
             let stopped_at = Instant::now();
             let fault = stack.apply(Fault::StopService(backend, service)).await?;
+            stack.waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
             let result = async {
                 let ejected = wait_status(stack, lb, server, "DOWN", eject_budget * 3).await?;
                 let ejected_at = stopped_at.elapsed();

@@ -220,6 +220,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
     let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
     // Wait for a scrape after earlier traffic, then one more, so "before" is settled.
+    stack.waiting_for("two scrapes, so the counter is settled before");
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let before = settled(counter_value(stack, query).await?);
     let url = format!("{}://{WWW}{}", p.text("scheme"), p.text("path"));
@@ -414,6 +415,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         2000,
         async {
             let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+            stack.waiting_for(&format!("the {alert} alert to fire"));
             let fired = wait_for(window * 3, firing).await;
             restore_all(guards).await?;
             Ok::<_, Failure>(fired)

@@ -236,6 +236,7 @@ async fn add_replica(stack: &Stack, p: &Params) -> CheckResult {
     let host = added.added_host().expect("an added host");
     let new_addr = host.main_addr();
     let result = async {
+        stack.waiting_for(&format!("{new_name} to catch up with {primary_name}"));
         // Caught up: the app's table exists and holds the primary's rows.
         let caught_up = wait_for(Duration::from_secs(10), || async {
             host.exec("mariadb -N -e 'SELECT COUNT(*) FROM foobar.greetings'")

@@ -450,6 +450,10 @@ async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
             })
         })
         .collect::<Result<_, _>>()?;
+    stack.waiting_for(&format!(
+        "the `{}` variant to start beside the design",
+        p.text("variant")
+    ));
     let fixtures = stack.fixtures.clone().with_variant(p.text("variant"))?;
     let variant = Stack::start(&stack.design, fixtures).await?;
     let (sent, seen) = secret_on_the_wire(

@@ -198,6 +198,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         async {
             let guards =
                 apply_fault(stack, action, &[master], service, p.text("fault_arg")).await?;
+            stack.waiting_for(&format!("the VIP to move from {master} to {backup}"));
             let moved = wait_holders(
                 stack,
                 &lbs,
@@ -347,6 +348,7 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             let cut = stack
                 .apply(Fault::Partition(master, backup, Some(proto)))
                 .await?;
+            stack.waiting_for(&format!("both {master} and {backup} to take the VIP"));
             let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
             tokio::time::sleep(hold).await;
             let still = holders(stack, &lbs, vip).await?;
