@@ -904,3 +904,27 @@ fn a_mutant_run_draws_its_broken_part_red_in_the_html_report() {
     assert!(page.contains("data-host=\"server-2\""), "{page}");
     assert!(page.contains("fill=\"#f8d7da\""), "{page}");
 }
+
+#[test]
+fn a_listing_cut_short_by_its_reader_ends_quietly() {
+    use std::io::Read as _;
+    // As `stackproof list scale_up | head -1`: the reader is gone before the
+    // listing is written (reading the design takes longer than closing the pipe).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["list", "scale_up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{status:?}: {stderr}");
+}

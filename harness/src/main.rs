@@ -154,6 +154,31 @@ enum Command {
     },
 }
 
+/// Prints a line for a listing command; when the reader has gone (`| head`),
+/// stops quietly instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// As [`out!`], without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -220,7 +245,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Graph { design, format } => {
             let loaded = Design::load(&design)?;
             let none = Default::default();
-            print!(
+            out_raw!(
                 "{}",
                 match format.as_str() {
                     "dot" => stackproof::graph::dot(&loaded, &none),
@@ -237,13 +262,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             let kinds = stackproof::kinds::Kinds::builtin();
             match name {
                 None => {
-                    println!(
+                    out!(
                         "{} check kinds (`stackproof kinds <name>` explains one):\n",
                         kinds.iter().count()
                     );
                     for k in kinds.iter() {
                         let first = k.doc.split(". ").next().unwrap_or(k.doc);
-                        println!("  {:<30} {}", k.name, first.trim_end_matches('.'));
+                        out!("  {:<30} {}", k.name, first.trim_end_matches('.'));
                     }
                 }
                 Some(n) => {
@@ -252,14 +277,14 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                         name: n.clone(),
                         known: kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
                     })?;
-                    print!("{}", kinds.only(kind.name).markdown());
+                    out_raw!("{}", kinds.only(kind.name).markdown());
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::New { folder, from } => {
             let written = stackproof::design::new_design(&folder, &from)?;
-            println!(
+            out!(
                 "wrote {} ({} files, from {from}); run it with:\n  stackproof check {}",
                 folder.display(),
                 written,
@@ -270,7 +295,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::List { design: None } => {
             for d in catalogue::designs() {
                 let loaded = Design::load(&d)?;
-                println!(
+                out!(
                     "{d:<20} {} claims, {} mutants",
                     loaded.claims.len(),
                     loaded.mutants.len()
@@ -281,7 +306,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::List { design: Some(d) } => {
             let loaded = Design::load(&d)?;
             for c in &loaded.claims {
-                println!(
+                out!(
                     "{:<48} {}\n{:<48} {}: {}{}",
                     c.id,
                     c.says,
@@ -295,7 +320,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 );
             }
             for m in &loaded.mutants {
-                println!("mutant {:<41} fails {} ({})", m.name, m.fails, m.why);
+                out!("mutant {:<41} fails {} ({})", m.name, m.fails, m.why);
             }
             Ok(ExitCode::SUCCESS)
         }
