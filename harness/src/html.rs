@@ -261,61 +261,42 @@ pub fn timeline(t: &Timeline) -> String {
                 .set("y", pad + 12.0)
                 .set("class", "small"),
         );
+    // A dashed vertical line across the plot with its label: the budget, the
+    // recovery ("back"), and each mark ("VIP moved after 146 ms").
+    let vline = |doc: Document, at: f64, class: &str, label: String, label_y: f64| {
+        let vx = x(at);
+        doc.add(
+            Line::new()
+                .set("x1", vx)
+                .set("y1", pad - 10.0)
+                .set("x2", vx)
+                .set("y2", h - pad)
+                .set("class", class),
+        )
+        .add(
+            Text::new(label)
+                .set("x", vx + 3.0)
+                .set("y", label_y)
+                .set("class", "small"),
+        )
+    };
     if let Some(b) = t.budget_ms {
-        let bx = x(t.fault.0 + b);
-        doc = doc
-            .add(
-                Line::new()
-                    .set("x1", bx)
-                    .set("y1", pad - 10.0)
-                    .set("x2", bx)
-                    .set("y2", h - pad)
-                    .set("class", "budget"),
-            )
-            .add(
-                Text::new(format!("budget {b:.0} ms"))
-                    .set("x", bx + 3.0)
-                    .set("y", h - pad - 4.0)
-                    .set("class", "small"),
-            );
+        doc = vline(
+            doc,
+            t.fault.0 + b,
+            "budget",
+            format!("budget {b:.0} ms"),
+            h - pad - 4.0,
+        );
     }
     if let Some(last_bad) = t.samples.iter().rposition(|s| !s.2)
         && let Some(back) = t.samples.get(last_bad + 1)
     {
-        let bx = x(back.0);
-        doc = doc
-            .add(
-                Line::new()
-                    .set("x1", bx)
-                    .set("y1", pad - 10.0)
-                    .set("x2", bx)
-                    .set("y2", h - pad)
-                    .set("class", "back"),
-            )
-            .add(
-                Text::new("back")
-                    .set("x", bx + 3.0)
-                    .set("y", pad)
-                    .set("class", "small"),
-            );
+        doc = vline(doc, back.0, "back", "back".into(), pad);
     }
     for (k, (at, what)) in t.marks.iter().enumerate() {
-        let mx = x(*at);
-        doc = doc
-            .add(
-                Line::new()
-                    .set("x1", mx)
-                    .set("y1", pad - 10.0)
-                    .set("x2", mx)
-                    .set("y2", h - pad)
-                    .set("class", "mark"),
-            )
-            .add(
-                Text::new(format!("{what} ({:.0} ms)", at - t.fault.0))
-                    .set("x", mx + 3.0)
-                    .set("y", pad + 12.0 + 12.0 * k as f64)
-                    .set("class", "small"),
-            );
+        let label = format!("{what} ({:.0} ms)", at - t.fault.0);
+        doc = vline(doc, *at, "mark", label, pad + 12.0 + 12.0 * k as f64);
     }
     for s in &t.samples {
         doc = doc.add(

@@ -397,16 +397,6 @@ struct UserFiles {
     mutant: Option<String>,
 }
 
-/// A scratch folder removed when dropped (the mapped user files live there
-/// while the stack runs).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn check(
     design: &str,
     fixtures: Option<PathBuf>,
@@ -445,10 +435,10 @@ async fn check(
         claims.retain(|c| only.iter().any(|id| id == &c.id));
     }
     // The user's own files, mapped onto the run, over everything else.
-    let scratch = Scratch(std::env::temp_dir().join(format!(
+    let scratch = stackproof::mutant::TempDir(std::env::temp_dir().join(format!(
         "stackproof-config-{}-{:08x}",
         std::process::id(),
-        rand_suffix()
+        rand::random::<u32>()
     )));
     // Install scripts first: each leaves a file to check like a --config one.
     let mut configs = users.configs.clone();
@@ -608,10 +598,10 @@ async fn grade(
         }
     );
     std::fs::create_dir_all(out).map_err(Error::io(format!("create `{}`", out.display())))?;
-    let scratch = Scratch(std::env::temp_dir().join(format!(
+    let scratch = stackproof::mutant::TempDir(std::env::temp_dir().join(format!(
         "stackproof-grade-{}-{:08x}",
         std::process::id(),
-        rand_suffix()
+        rand::random::<u32>()
     )));
     let docker = docker::connect().await?;
     let image = images::ensure_server_image(&docker, &loaded.fixtures)
@@ -702,19 +692,6 @@ async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -
     };
     spinner.finish_and_clear();
     outcome
-}
-
-/// A few random hex digits for scratch folder names.
-fn rand_suffix() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.finish() as u32
 }
 
 /// Every mutant against every claim, the way mutation-testing tools report:

@@ -5,13 +5,6 @@ use crate::claim::Failure;
 use crate::error::{Error, Result};
 use crate::host::Host;
 
-/// Where PHP-FPM writes one line per request it served (see the pool fixture).
-pub const FPM_ACCESS_LOG: &str = "/var/log/php-fpm/access.log";
-/// Where Nginx writes one line per request (see the nginx fixture).
-pub const NGINX_ACCESS_LOG: &str = "/var/log/nginx/access.log";
-/// Where Apache writes one line per request.
-pub const APACHE_ACCESS_LOG: &str = "/var/log/apache2/access.log";
-
 /// Lines in a log file on `host`. A log that does not exist is never read
 /// as 0: the design's configuration does not write it, so nothing it should
 /// count can be counted, and that is the design's failure.

@@ -72,9 +72,10 @@ struct Patch {
     with: String,
 }
 
-/// Removes a materialised mutant's folder when the last fixtures using it go.
+/// A scratch folder removed when dropped (a materialised mutant's files,
+/// users' mapped configuration files).
 #[derive(Debug)]
-pub(crate) struct TempDir(pub(crate) PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

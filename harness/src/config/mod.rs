@@ -123,9 +123,7 @@ pub fn mask_secrets(line: &str) -> String {
             out.push(w.to_string());
         }
     }
-    let joined = out.join(" ");
-    // `stats auth admin:secret`: the pair after `auth` is already masked whole; keep the user visible.
-    joined
+    out.join(" ")
 }
 
 /// The design's backends for HAProxy: the `server` lines of its own
@@ -133,20 +131,19 @@ pub fn mask_secrets(line: &str) -> String {
 /// design means), else every host running a web server, at its main address.
 pub fn backends(design: &Design) -> Vec<Backend> {
     if let Some(lines) = design.spec.vars.get("web_backends") {
+        // `server server-1 {{ server-1.private }}:80 check`: the name, and the placeholder.
         let found: Vec<Backend> = lines
             .lines()
             .filter_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                (w.first() == Some(&"server")).then(|| Backend {
-                    host: w.get(1).copied().unwrap_or_default().to_string(),
-                    address: w
-                        .get(2..)
-                        .map(|rest| rest.join(" "))
-                        .unwrap_or_default()
-                        .split(" }}")
-                        .next()
-                        .map(|a| format!("{a} }}}}"))
-                        .unwrap_or_default(),
+                let host = l
+                    .trim()
+                    .strip_prefix("server ")?
+                    .split_whitespace()
+                    .next()?;
+                let (from, to) = (l.find("{{")?, l.find("}}")? + 2);
+                Some(Backend {
+                    host: host.to_string(),
+                    address: l[from..to].to_string(),
                 })
             })
             .collect();

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{Param, Params, Ty};
 use crate::claim::Failure;
 use crate::probe;
 use crate::stack::{Fault, FaultGuard, Stack};
@@ -201,48 +202,85 @@ pub const FAULTS: &[&str] = &[
 /// The `fault_arg` parameter every fault-taking kind declares.
 pub(crate) const FAULT_ARG_DOC: &str = "what some faults need: the network for `disconnect`, the peer host for `partition`, kbit/s for `slow_link`, the share lost (0.0-1.0) for `lose_packets`, CPUs for `cpu_quota`";
 
-/// Applies fault `action` (one of [`FAULTS`]) to each of `hosts` (to
-/// `service` on them, for the service faults; `arg` for those that need
-/// one); the guards undo it.
-pub(crate) async fn apply_fault<'s>(
-    stack: &'s Stack,
-    action: &'s str,
-    hosts: &[&'s str],
-    service: &'s str,
-    arg: &'s str,
-) -> Result<Vec<FaultGuard<'s>>, Failure> {
-    let bad_arg = |what: &str| {
-        Failure::not_measured(
-            format!("fault `{action}` needs `fault_arg` = {what}, got `{arg}`"),
-            "",
-        )
-    };
-    let number = |what: &str| arg.parse::<f64>().map_err(|_| bad_arg(what));
-    let mut guards = Vec::new();
-    for &host in hosts {
-        let fault = match action {
-            "stop_host" => Fault::StopHost(host),
-            "pause_host" => Fault::PauseHost(host),
-            "stop_service" => Fault::StopService(host, service),
-            "kill_service" => Fault::KillService(host, service),
-            "pause_service" => Fault::PauseService(host, service),
-            "disconnect" if !arg.is_empty() => Fault::Disconnect(host, arg),
-            "disconnect" => return Err(bad_arg("a network")),
-            "partition" if stack.host(arg).is_ok() => Fault::Partition(host, arg, None),
-            "partition" => return Err(bad_arg("a host of the design")),
-            "slow_link" => Fault::SlowLink(host, number("kbit/s")? as u32),
-            "lose_packets" => Fault::LosePackets(host, number("a share from 0.0 to 1.0")?),
-            "cpu_quota" => Fault::CpuQuota(host, number("a number of CPUs")?),
-            other => {
-                return Err(Failure::not_measured(
-                    format!("unknown fault `{other}`; faults: {}", FAULTS.join(", ")),
-                    "",
-                ));
-            }
-        };
-        guards.push(stack.apply(fault).await?);
+/// The three parameters every fault-taking kind declares: the fault, the
+/// service (for the `*_service` faults) and its argument (for those that need one).
+pub(crate) const FAULT: Param =
+    Param::required("fault", Ty::Choice(FAULTS), "what happens to each host");
+pub(crate) const FAULT_SERVICE: Param = Param::optional(
+    "service",
+    Ty::Text,
+    "the service, for the *_service faults",
+    "\"\"",
+);
+pub(crate) const FAULT_ARG: Param = Param::optional("fault_arg", Ty::Text, FAULT_ARG_DOC, "\"\"");
+
+/// A fault as a claim's parameters ([`FAULT`], [`FAULT_SERVICE`], [`FAULT_ARG`]) name it.
+pub(crate) struct FaultSpec<'p> {
+    action: &'p str,
+    service: &'p str,
+    arg: &'p str,
+}
+
+impl<'p> FaultSpec<'p> {
+    /// The fault claim parameters `p` describe.
+    pub(crate) fn of(p: &'p Params) -> Self {
+        FaultSpec {
+            action: p.text("fault"),
+            service: p.text("service"),
+            arg: p.text("fault_arg"),
+        }
     }
-    Ok(guards)
+
+    /// Applies it to each of `hosts`; the guards undo it.
+    pub(crate) async fn apply<'s>(
+        &self,
+        stack: &'s Stack,
+        hosts: &[&str],
+    ) -> Result<Vec<FaultGuard<'s>>, Failure> {
+        let (action, service, arg) = (self.action, self.service, self.arg);
+        let bad_arg = |what: &str| {
+            Failure::not_measured(
+                format!("fault `{action}` needs `fault_arg` = {what}, got `{arg}`"),
+                "",
+            )
+        };
+        let number = |what: &str| arg.parse::<f64>().map_err(|_| bad_arg(what));
+        let mut guards = Vec::new();
+        for &host in hosts {
+            let fault = match action {
+                "stop_host" => Fault::StopHost(host),
+                "pause_host" => Fault::PauseHost(host),
+                "stop_service" => Fault::StopService(host, service),
+                "kill_service" => Fault::KillService(host, service),
+                "pause_service" => Fault::PauseService(host, service),
+                "disconnect" if !arg.is_empty() => Fault::Disconnect(host, arg),
+                "disconnect" => return Err(bad_arg("a network")),
+                "partition" if stack.host(arg).is_ok() => Fault::Partition(host, arg, None),
+                "partition" => return Err(bad_arg("a host of the design")),
+                "slow_link" => Fault::SlowLink(host, number("kbit/s")? as u32),
+                "lose_packets" => Fault::LosePackets(host, number("a share from 0.0 to 1.0")?),
+                "cpu_quota" => Fault::CpuQuota(host, number("a number of CPUs")?),
+                other => {
+                    return Err(Failure::not_measured(
+                        format!("unknown fault `{other}`; faults: {}", FAULTS.join(", ")),
+                        "",
+                    ));
+                }
+            };
+            guards.push(stack.apply(fault).await?);
+        }
+        Ok(guards)
+    }
+
+    /// What it is, in words, for evidence: "stop_service nginx on server-1".
+    pub(crate) fn words(&self, hosts: &[&str]) -> String {
+        let on = hosts.join(", ");
+        match self.action {
+            a if a.ends_with("_service") => format!("{a} {} on {on}", self.service),
+            a if self.arg.is_empty() => format!("{a} {on}"),
+            a => format!("{a} {on} ({})", self.arg),
+        }
+    }
 }
 
 /// Undoes `guards`, newest first, returning the first error.
@@ -256,14 +294,4 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
         }
     }
     first
-}
-
-/// What a fault is, in words, for evidence: "stop_service nginx on server-1".
-pub(crate) fn fault_words(action: &str, hosts: &[&str], service: &str, arg: &str) -> String {
-    let on = hosts.join(", ");
-    match action {
-        a if a.ends_with("_service") => format!("{a} {service} on {on}"),
-        a if arg.is_empty() => format!("{a} {on}"),
-        a => format!("{a} {on} ({arg})"),
-    }
 }

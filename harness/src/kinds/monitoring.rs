@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{
-    FAULTS, apply_fault, fault_words, prometheus, req_failed, restore_all, wait_for,
+    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, prometheus, req_failed, restore_all, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
 use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
@@ -301,15 +301,10 @@ pub const DETECTS_DOWN: Kind = Kind {
             Ty::Text,
             "PromQL of the health series (`nginx_up{host=\"web-1\"}`)",
         ),
-        Param::required("fault", Ty::Choice(FAULTS), "what happens"),
+        FAULT,
         Param::required("hosts", Ty::Hosts, "to which hosts"),
-        Param::optional(
-            "service",
-            Ty::Text,
-            "the service, for the *_service faults",
-            "\"\"",
-        ),
-        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
+        FAULT_SERVICE,
+        FAULT_ARG,
         Param::optional("window_ms", Ty::Ms, "how soon it must show", "2500"),
     ],
     example: r#"
@@ -325,13 +320,13 @@ service = "nginx""#,
 };
 
 async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
-    let (query, action, service) = (p.text("query"), p.text("fault"), p.text("service"));
+    let (query, fault) = (p.text("query"), FaultSpec::of(p));
     let hosts = p.list("hosts");
     let window = p.ms("window_ms");
     let up_before = prometheus(stack, query).await?;
     let value = |r: &serde_json::Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
-    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+    let guards = fault.apply(stack, &hosts).await?;
     let seen = wait_for(window * 3, || async {
         prometheus(stack, query)
             .await
@@ -345,7 +340,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let evidence = format!(
         "{query} before: {}; {}: monitoring showed it down {} (window {} ms)",
         if was_up { "1" } else { "not 1" },
-        fault_words(action, &hosts, service, p.text("fault_arg")),
+        fault.words(&hosts),
         seen.map(|d| format!("after {} ms", d.as_millis()))
             .unwrap_or_else(|| "NEVER".into()),
         window.as_millis()
@@ -369,15 +364,10 @@ pub const ALERT_FIRES: Kind = Kind {
     doc: "The alert `alert` (for the `host` label of the first of `hosts`) is not firing before; with `fault` applied to `hosts`, Prometheus shows it firing within `window_ms` (scrape interval + the rule's `for` + evaluation + slack).",
     params: &[
         Param::required("alert", Ty::Text, "the alert's name (`HostDown`)"),
-        Param::required("fault", Ty::Choice(FAULTS), "what happens"),
+        FAULT,
         Param::required("hosts", Ty::Hosts, "to which hosts"),
-        Param::optional(
-            "service",
-            Ty::Text,
-            "the service, for the *_service faults",
-            "\"\"",
-        ),
-        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
+        FAULT_SERVICE,
+        FAULT_ARG,
         Param::optional("window_ms", Ty::Ms, "how soon it must fire", "6000"),
     ],
     example: r#"
@@ -392,7 +382,7 @@ hosts = ["web-1"]"#,
 };
 
 async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
-    let (alert, action, service) = (p.text("alert"), p.text("fault"), p.text("service"));
+    let (alert, fault) = (p.text("alert"), FaultSpec::of(p));
     let hosts = p.list("hosts");
     let window = p.ms("window_ms");
     let query = format!(
@@ -414,7 +404,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         Duration::from_millis(300),
         2000,
         async {
-            let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+            let guards = fault.apply(stack, &hosts).await?;
             stack.waiting_for(&format!("the {alert} alert to fire"));
             let fired = wait_for(window * 3, firing).await;
             restore_all(guards).await?;
@@ -424,12 +414,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
     .await;
     let fired = inner?;
     let marks: Vec<(Duration, &str)> = fired.map(|d| (d, "alert fired")).into_iter().collect();
-    stack.record_timeline_marked(
-        &fault_words(action, &hosts, service, p.text("fault_arg")),
-        &report,
-        Some(window),
-        &marks,
-    );
+    stack.record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
     if let Some(d) = fired {
         stack.record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
     }
@@ -440,7 +425,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         } else {
             "ALREADY firing"
         },
-        fault_words(action, &hosts, service, p.text("fault_arg")),
+        fault.words(&hosts),
         fired
             .map(|d| format!("firing after {} ms", d.as_millis()))
             .unwrap_or_else(|| "never fired".into()),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::common::{FAULTS, apply_fault, fault_words, restore_all};
+use super::common::{FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, restore_all};
 use super::{Kind, Param, Params, Ty};
 use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
@@ -14,15 +14,10 @@ pub const SPOF: Kind = Kind {
     name: "outage.spof",
     doc: "A single point of failure: the site answers before the fault; with `fault` applied to `hosts`, DNS still answers for www, every host in `still_up` still serves `path` when asked directly (so the outage is the fault's), and 0 of `requests` requests to www succeed.",
     params: &[
-        Param::required("fault", Ty::Choice(FAULTS), "what happens to each host"),
+        FAULT,
         Param::required("hosts", Ty::Hosts, "the hosts it happens to"),
-        Param::optional(
-            "service",
-            Ty::Text,
-            "the service, for the *_service faults",
-            "\"\"",
-        ),
-        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
+        FAULT_SERVICE,
+        FAULT_ARG,
         Param::optional(
             "still_up",
             Ty::Hosts,
@@ -50,7 +45,7 @@ still_up = ["web-1", "web-2"]"#,
 };
 
 async fn spof(stack: &Stack, p: &Params) -> CheckResult {
-    let (action, service, path) = (p.text("fault"), p.text("service"), p.text("path"));
+    let (fault, path) = (FaultSpec::of(p), p.text("path"));
     let hosts = p.list("hosts");
     let n = p.int("requests").max(1) as usize;
     let (ok_before, _) = probe::burst(&stack.client.fresh, &http(path), 3).await;
@@ -61,7 +56,7 @@ async fn spof(stack: &Stack, p: &Params) -> CheckResult {
         ),
         "",
     )?;
-    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+    let guards = fault.apply(stack, &hosts).await?;
     let during = async {
         let dns = super::common::www_addresses(stack).await;
         let (ok, first_err) = probe::burst(&stack.client.fresh, &http(path), n).await;
@@ -86,7 +81,7 @@ async fn spof(stack: &Stack, p: &Params) -> CheckResult {
     restored?;
     let evidence = format!(
         "3/3 before; {}: DNS {}; {ok} of {n} requests to {WWW}{path} succeeded{}{}",
-        fault_words(action, &hosts, service, p.text("fault_arg")),
+        fault.words(&hosts),
         match &dns {
             Ok(a) => format!("still answers {}", a.join(", ")),
             Err(f) => format!("failed ({})", f.summary),
@@ -217,15 +212,10 @@ pub const READS_ONLY: Kind = Kind {
     name: "outage.reads_only",
     doc: "With `fault` applied to `hosts` (and, when `lb` is set, once HAProxy there marks the first of them DOWN), all `requests` reads (`read_path`) succeed and 0 of `requests` writes (`write_path`) do: the lost host carried the only writable database.",
     params: &[
-        Param::required("fault", Ty::Choice(FAULTS), "what happens"),
+        FAULT,
         Param::required("hosts", Ty::Hosts, "to which hosts"),
-        Param::optional(
-            "service",
-            Ty::Text,
-            "the service, for the *_service faults",
-            "\"\"",
-        ),
-        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
+        FAULT_SERVICE,
+        FAULT_ARG,
         Param::optional(
             "lb",
             Ty::Text,
@@ -259,11 +249,11 @@ lb = "lb-1""#,
 };
 
 async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
-    let (action, service, lb) = (p.text("fault"), p.text("service"), p.text("lb"));
+    let (fault, lb) = (FaultSpec::of(p), p.text("lb"));
     let hosts = p.list("hosts");
     let n = p.int("requests") as usize;
     let url = |path: &str| format!("{}://{WWW}{path}", p.text("scheme"));
-    let guards = apply_fault(stack, action, &hosts, service, p.text("fault_arg")).await?;
+    let guards = fault.apply(stack, &hosts).await?;
     let during = async {
         let ejected = if lb.is_empty() {
             None
@@ -281,7 +271,7 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
     restored?;
     let evidence = format!(
         "{}{}: {reads} of {n} reads and {writes} of {n} writes succeeded{}",
-        fault_words(action, &hosts, service, p.text("fault_arg")),
+        fault.words(&hosts),
         if lb.is_empty() {
             String::new()
         } else {

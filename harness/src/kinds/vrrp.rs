@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::common::{FAULTS, apply_fault, fault_words, restore_all};
+use super::common::{FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, restore_all};
 use super::{Kind, Param, Params, Ty};
 use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
@@ -132,14 +132,9 @@ pub const FAILOVER: Kind = Kind {
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),
-        Param::required("fault", Ty::Choice(FAULTS), "what happens to the master"),
-        Param::optional(
-            "service",
-            Ty::Text,
-            "the service, for the *_service faults",
-            "\"\"",
-        ),
-        Param::optional("fault_arg", Ty::Text, super::common::FAULT_ARG_DOC, "\"\""),
+        FAULT,
+        FAULT_SERVICE,
+        FAULT_ARG,
         Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
         Param::optional(
             "move_budget_ms",
@@ -175,7 +170,7 @@ fault = "stop_host""#,
 
 async fn failover(stack: &Stack, p: &Params) -> CheckResult {
     let (master, backup, vip) = (p.host("master"), p.host("backup"), p.text("vip"));
-    let (action, service) = (p.text("fault"), p.text("service"));
+    let fault = FaultSpec::of(p);
     let lbs = [master, backup];
     let (move_budget, outage_budget) = (p.ms("move_budget_ms"), p.ms("outage_budget_ms"));
     let interval = p.ms("probe_ms").max(Duration::from_millis(1));
@@ -196,8 +191,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         p.ms("settle_ms"),
         5000,
         async {
-            let guards =
-                apply_fault(stack, action, &[master], service, p.text("fault_arg")).await?;
+            let guards = fault.apply(stack, &[master]).await?;
             stack.waiting_for(&format!("the VIP to move from {master} to {backup}"));
             let moved = wait_holders(
                 stack,
@@ -233,7 +227,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
     };
     let moved_mark: Vec<(Duration, &str)> = moved.map(|d| (d, "VIP moved")).into_iter().collect();
     stack.record_timeline_marked(
-        &fault_words(action, &[master], service, p.text("fault_arg")),
+        &fault.words(&[master]),
         &report,
         Some(outage_budget),
         &moved_mark,
@@ -248,7 +242,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         interval.as_millis(),
         before.join(", "),
         after.join(", "),
-        fault_words(action, &[master], service, p.text("fault_arg")),
+        fault.words(&[master]),
         moved
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into()),
