@@ -1,8 +1,9 @@
-//! Users' own HAProxy configurations, written the way people write them
-//! (tests/configs/haproxy/), checked as they are with `stackproof check
-//! <design> --config haproxy=<file>`: each test states what the checklist
-//! must say about its file. Every run maps the file onto the run's hosts;
-//! none contacts an address of the file.
+//! Users' own configuration files, written the way people write them
+//! (tests/configs/<kind>/: HAProxy, Nginx, Apache, keepalived, MariaDB,
+//! PHP-FPM, Prometheus, iptables/ufw, an install script), checked as they
+//! are with `stackproof check <design> --config [HOST:]KIND=<file>`: each
+//! test states what the checklist must say about its file. Every run maps
+//! the file onto the run's hosts; none contacts an address of the file.
 
 use std::process::{Command, Output};
 
@@ -507,5 +508,328 @@ fn the_php_socket_of_the_users_server_becomes_the_designs_php_fpm() {
         "{text}"
     );
     assert!(text.contains("domain 4211.tech -> foobar.com"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// The other servers' files (tests/configs/<kind>/), given as
+// `--config [HOST:]KIND=PATH`, one file per host where the hosts differ.
+
+/// `stackproof check <design> --config <arg>... --claim ...`, each arg
+/// `[HOST:]KIND=<file under tests/configs>`; stdout and stderr together.
+fn check_files(design: &str, files: &[&str], claims: &[&str], extra: &[&str]) -> (Output, String) {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args(["check", design]);
+    for f in files {
+        let (kind, path) = f.split_once('=').unwrap();
+        cmd.arg("--config")
+            .arg(format!("{kind}={}", configs.join(path).display()));
+    }
+    for c in claims {
+        cmd.args(["--claim", &format!("{design}.{c}")]);
+    }
+    cmd.args(extra);
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[test]
+fn a_keepalived_pair_with_one_second_adverts_holds_one_master_but_fails_over_too_slowly() {
+    let (out, text) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/lb-01.conf",
+            "lb-2:keepalived=keepalived/lb-02.conf",
+        ],
+        &["lb.single_master", "lb.failover"],
+        &[],
+    );
+    // Each host's own copy, its peer the other load balancer.
+    assert!(
+        text.contains("lb-01.conf:32: unicast_peer 10.0.0.12 -> ")
+            && text.contains("lb-02.conf:32: unicast_peer 10.0.0.11 -> "),
+        "{text}"
+    );
+    assert!(
+        text.contains("lb-01.conf:9: smtp_server 10.0.0.25 -> left out"),
+        "{text}"
+    );
+    assert!(text.contains("virtual address 54.12.0.10 -> "), "{text}");
+    // keepalived's own words about the file, as notes.
+    assert!(
+        text.contains("Truncating auth_pass to 8 characters"),
+        "{text}"
+    );
+    assert!(!text.contains("Sup3rS3cret"), "{text}");
+    assert!(
+        verdict(&text, "PASS", "scale_up.lb.single_master"),
+        "{text}"
+    );
+    // advert_int 1: the backup waits three adverts before it takes over.
+    assert!(verdict(&text, "FAIL", "scale_up.lb.failover"), "{text}");
+    assert!(text.contains("budget 1000 ms"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn a_tutorials_primary_and_replica_files_replicate_and_split_reads_from_writes() {
+    let (out, text) = check_files(
+        "distributed",
+        &[
+            "server-1:mariadb=mariadb/primary.cnf",
+            "server-2:mariadb=mariadb/replica.cnf",
+        ],
+        &[
+            "db.replication",
+            "db.replica_read_only",
+            "db.writes_to_primary",
+            "db.reads_from_replica",
+        ],
+        &[],
+    );
+    assert!(
+        text.contains("primary.cnf:12: bind-address = 10.0.0.21 -> "),
+        "{text}"
+    );
+    assert!(
+        text.contains("primary.cnf:15: binlog_do_db = tyrell_corp -> foobar"),
+        "{text}"
+    );
+    assert!(text.contains("added: userstat = 1"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn debians_default_server_file_on_both_databases_keeps_them_local_and_breaks_replication() {
+    let (out, text) = check_files(
+        "distributed",
+        &["mariadb=mariadb/50-server.cnf"],
+        &["db.replication", "issue.no_firewall"],
+        &[],
+    );
+    assert!(
+        text.contains("`bind-address = 127.0.0.1`: only this host"),
+        "{text}"
+    );
+    assert!(
+        text.contains("both get server-id 1 (the default)"),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "FAIL", "distributed.db.replication"),
+        "{text}"
+    );
+    // Nothing listens on the network, so the "no firewall" weakness is not there.
+    assert!(
+        verdict(&text, "FAIL", "distributed.issue.no_firewall"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn debians_php_pool_and_an_nginx_upstream_serve_the_app() {
+    let (out, text) = check_files(
+        "simple_web_nginx",
+        &["php-fpm=php-fpm/www.conf", "nginx=nginx/upstream_php"],
+        &["app.dynamic_by_php", "db.query_flow", "web.static_by_nginx"],
+        &[],
+    );
+    assert!(
+        text.contains("www.conf:6: listen = /run/php/php7.4-fpm.sock -> 127.0.0.1:9000"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "upstream php-handler: server unix:/var/run/php/php7.4-fpm.sock -> 127.0.0.1:9000"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("added: access.log = /var/log/php-fpm/access.log"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn a_lamp_tutorials_apache_site_serves_static_and_php() {
+    let (out, text) = check_files(
+        "simple_web",
+        &["apache=apache/000-default.conf"],
+        &[
+            "web.static_by_apache",
+            "app.dynamic_by_php",
+            "db.query_flow",
+        ],
+        &[],
+    );
+    assert!(
+        text.contains(
+            "proxy:unix:/run/php/php8.1-fpm.sock|fcgi://localhost -> proxy:fcgi://127.0.0.1:9000"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("DocumentRoot /var/www/4211.tech -> /var/www/html"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn a_users_prometheus_scrapes_every_host_but_alerts_too_late_and_misses_mtail() {
+    let (out, text) = check_files(
+        "scale_up",
+        &["prometheus=prometheus/prometheus.yml"],
+        &[
+            "monitoring.resources",
+            "monitoring.alert_on_down",
+            "monitoring.access_logs_parsed",
+        ],
+        &[],
+    );
+    assert!(
+        text.contains("alertmanager '10.0.0.40:9093' -> left out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule file alert.rules.yml -> /etc/prometheus/rules.yml"),
+        "{text}"
+    );
+    assert!(text.contains("added: label host=\"db-1\""), "{text}");
+    assert!(
+        verdict(&text, "PASS", "scale_up.monitoring.resources"),
+        "{text}"
+    );
+    // Scrapes every 5 s and `for: 5s`: longer than the design's 6 s window.
+    assert!(
+        verdict(&text, "FAIL", "scale_up.monitoring.alert_on_down"),
+        "{text}"
+    );
+    // No mtail job: the access-log counter is not monitored.
+    assert!(
+        verdict(&text, "FAIL", "scale_up.monitoring.access_logs_parsed"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out() {
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb.sh"],
+        &[
+            "firewall.lb_exposes_only_web",
+            "https.valid_cert",
+            "monitoring.clients_up",
+        ],
+        &[],
+    );
+    assert!(
+        text.contains("ufw_lb.sh:5: ufw default deny incoming -> policy INPUT DROP"),
+        "{text}"
+    );
+    assert!(
+        verdict(
+            &text,
+            "PASS",
+            "secured_monitored.firewall.lb_exposes_only_web"
+        ),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.https.valid_cert"),
+        "{text}"
+    );
+    // ufw lets in nothing but 22, 80 and 443: the node exporter is dropped.
+    assert!(
+        verdict(&text, "FAIL", "secured_monitored.monitoring.clients_up"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // The same script without 443: the site's HTTPS is dropped at the firewall.
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb_no_https.sh"],
+        &["https.valid_cert"],
+        &[],
+    );
+    assert!(
+        verdict(&text, "FAIL", "secured_monitored.https.valid_cert"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
+    let dir = std::env::temp_dir().join(format!("sp-fw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.v4");
+    std::fs::write(
+        &rules,
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n-A INPUT -s 10.0.0.2 -p tcp --dport 80 -j ACCEPT\n-A INPUT -s 10.0.0.0/16 -p tcp -m multiport --dports 3306,9100,9113 -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let config = format!("server-1:iptables={}", rules.display());
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+        cmd.args(["check", "secured_monitored", "--config", &config])
+            .args(["--claim", "secured_monitored.firewall.web_only_from_lb"])
+            .args(extra);
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out, text)
+    };
+    let (out, text) = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("line 5: 10.0.0.2 is none of the run's hosts"),
+        "{text}"
+    );
+    assert!(text.contains("--address 10.0.0.2=HOST"), "{text}");
+    let (out, text) = run(&["--address", "10.0.0.2=lb-1"]);
+    assert!(text.contains("rules.v4:5: 10.0.0.2 -> "), "{text}");
+    assert!(text.contains("10.0.0.0/16 -> "), "{text}");
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.firewall.web_only_from_lb"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_cipher_openssl_does_not_know_is_a_warning_and_tls_still_holds() {
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["haproxy=haproxy/https_cipher_typo.cfg"],
+        &["https.valid_cert"],
+        &[],
+    );
+    assert!(
+        text.contains(
+            "haproxy.cfg:19: cipher `ECDHE-RSA-AES128-GCM-SHA265` is unknown to this OpenSSL"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("cipher `DES-CBC3-SHA` is unknown"), "{text}");
+    assert!(!text.contains("cipher `!aNULL`"), "{text}");
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.https.valid_cert"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }

@@ -142,6 +142,22 @@ impl Fixtures {
             })
     }
 
+    /// The file that wins for `rel` on one host: in each layer from the top
+    /// down, `hosts/<host>/<rel>` (a file for that host alone, such as the
+    /// second keepalived peer's) before `rel`.
+    pub fn path_for(&self, host: &str, rel: &str) -> Result<PathBuf> {
+        let own = format!("hosts/{host}/{rel}");
+        self.layers
+            .iter()
+            .rev()
+            .flat_map(|l| [l.join(&own), l.join(rel)])
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::Fixture {
+                path: self.layers[0].join(rel),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "in no fixture layer"),
+            })
+    }
+
     /// Reads `rel` as text, returning where it came from too.
     pub fn read(&self, rel: &str) -> Result<(PathBuf, String)> {
         let path = self.path(rel)?;
@@ -330,6 +346,17 @@ mod tests {
         assert_eq!(walked.len(), 2);
         assert_eq!(walked[Path::new("two")], b.join("app/two"));
         assert!(f.read("app/three").is_err());
+        // A host's own file wins over the shared one of its layer and below,
+        // not over a shared one of a higher layer.
+        std::fs::create_dir_all(a.join("hosts/h2/app")).unwrap();
+        std::fs::write(a.join("hosts/h2/app/one"), "h2").unwrap();
+        std::fs::write(a.join("hosts/h2/app/two"), "h2").unwrap();
+        assert_eq!(
+            f.path_for("h2", "app/one").unwrap(),
+            a.join("hosts/h2/app/one")
+        );
+        assert_eq!(f.path_for("h1", "app/one").unwrap(), a.join("app/one"));
+        assert_eq!(f.path_for("h2", "app/two").unwrap(), b.join("app/two"));
         assert!(
             Fixtures {
                 layers: vec![a],

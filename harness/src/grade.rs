@@ -11,8 +11,18 @@ use crate::config::{self, ConfigArg};
 use crate::design::Design;
 use crate::error::{Error, Result};
 
-/// Files a submission is searched for, by name, and the server each configures.
-const BY_NAME: &[(&str, &str)] = &[("haproxy.cfg", "haproxy")];
+/// Files a submission is searched for, by name, and the server each
+/// configures. The first is the task's own file (its absence is noted); the
+/// others are used when present and the design runs their server.
+const BY_NAME: &[(&str, &str)] = &[
+    ("haproxy.cfg", "haproxy"),
+    ("keepalived.conf", "keepalived"),
+    ("prometheus.yml", "prometheus"),
+    ("rules.v4", "iptables"),
+    ("www.conf", "php-fpm"),
+    ("50-server.cnf", "mariadb"),
+    ("my.cnf", "mariadb"),
+];
 
 /// What an install script writes, for finding scripts when the file itself is not there.
 const WRITTEN_BY_SCRIPTS: &[(&str, &str)] = &[("/etc/haproxy/haproxy.cfg", "haproxy")];
@@ -58,6 +68,9 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                 .filter(|f| f.file_name().is_some_and(|n| n == *file_name))
                 .collect();
             match found.as_slice() {
+                // One file per server: `my.cnf` when there is no `50-server.cnf`.
+                _ if configs.iter().any(|c: &ConfigArg| c.kind == *kind) => {}
+                [] if *kind != BY_NAME[0].1 => {}
                 [] => {
                     // A Bash script that writes the file, as students often hand in.
                     let script = files.iter().find(|f| {
@@ -162,12 +175,25 @@ pub async fn grade_one(design: &Design, sub: &Submission, image: &str, scratch: 
             }
         }
     }
+    // Files of servers this design does not run are said, not graded.
+    sub.configs.retain(|c| {
+        let runs = !config::hosts_running(design, &c.kind).is_empty();
+        if !runs {
+            graded.mapping.push(format!(
+                "{}: not graded, no host of {} runs {}",
+                c.path.display(),
+                design.name,
+                c.kind
+            ));
+        }
+        runs
+    });
     let sub = &sub;
     if sub.configs.is_empty() {
         graded.error = Some(format!("nothing to grade: {}", sub.notes.join("; ")));
         return graded;
     }
-    let applied = match config::apply(design, &sub.configs, None, &scratch.join("mapped")) {
+    let applied = match config::apply(design, &sub.configs, None, &[], &scratch.join("mapped")) {
         Ok(a) => a,
         Err(e) => {
             graded.error = Some(e.chain());

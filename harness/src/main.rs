@@ -72,6 +72,12 @@ enum Command {
         /// redirect or Host rule (it becomes the run's foobar.com).
         #[arg(long)]
         domain: Option<String>,
+        /// What an address in your files is in the design (repeatable), for
+        /// files that only use addresses (firewall rules, scrape targets):
+        /// ADDRESS=HOST, e.g. 10.0.0.5=lb-1. Addresses in HAProxy `server`
+        /// lines and keepalived peers are learned without it.
+        #[arg(long = "address", value_name = "ADDRESS=HOST")]
+        addresses: Vec<stackproof::config::AddressArg>,
     },
     /// Grade a class: one run of a design per submission folder, with the files
     /// found in it by name (haproxy.cfg), mapped as --config does; a checklist
@@ -221,11 +227,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             configs,
             scripts,
             domain,
+            addresses,
         } => {
             let users = UserFiles {
                 configs,
                 scripts,
                 domain,
+                addresses,
                 mutant,
             };
             let out = Outputs {
@@ -394,6 +402,7 @@ struct UserFiles {
     configs: Vec<stackproof::config::ConfigArg>,
     scripts: Vec<stackproof::config::ConfigArg>,
     domain: Option<String>,
+    addresses: Vec<stackproof::config::AddressArg>,
     mutant: Option<String>,
 }
 
@@ -463,6 +472,7 @@ async fn check(
         &loaded,
         &configs,
         users.domain.as_deref(),
+        &users.addresses,
         &scratch.0.join("mapped"),
     )?;
     if let Some(dir) = &applied.overlay {

@@ -113,6 +113,11 @@ pub struct ServiceSpec {
     /// service does not become ready or does not settle.
     #[serde(default)]
     pub status: Option<String>,
+    /// A command printing traps in the configuration the server accepts
+    /// (one per line: a cipher OpenSSL ignores); run once the stack is up,
+    /// each line a note before the claims.
+    #[serde(default)]
+    pub lint: Option<String>,
     /// Its log files, whose last lines go into every failure about it.
     #[serde(default)]
     pub logs: Vec<String>,

@@ -195,7 +195,8 @@ impl Stack {
         futures::future::try_join_all(bringing_up).await?;
         let up_time = started.elapsed();
         let all: Vec<String> = stack.spec.hosts.iter().map(|h| h.name.clone()).collect();
-        let notes = stack.settle(&all).await;
+        let mut notes = stack.settle(&all).await;
+        notes.extend(stack.lint().await);
         Ok(Stack {
             up_time,
             notes,
@@ -383,7 +384,7 @@ impl Stack {
                 files.push((f.target.clone(), self.run_file(what)?, mode));
                 continue;
             }
-            let source = self.fixtures.path(&f.source)?;
+            let source = self.fixtures.path_for(host_name, &f.source)?;
             let entries: Vec<(String, std::path::PathBuf)> = if source.is_dir() {
                 self.fixtures
                     .walk(&f.source)?
@@ -427,7 +428,7 @@ impl Stack {
                     file: spec
                         .files
                         .iter()
-                        .filter_map(|f| self.fixtures.path(&f.source).ok())
+                        .filter_map(|f| self.fixtures.path_for(host_name, &f.source).ok())
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -906,6 +907,31 @@ impl Stack {
         }
     }
 
+    /// Each service's own `lint` on each host that runs it: one note per
+    /// trap in a configuration the server accepted.
+    async fn lint(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for h in &self.spec.hosts {
+            let Ok(host) = self.host(&h.name) else {
+                continue;
+            };
+            for name in &h.services {
+                let Some(cmd) = self.service(name).ok().and_then(|s| s.lint.clone()) else {
+                    continue;
+                };
+                if let Ok(out) = host.exec(&cmd).await {
+                    notes.extend(
+                        out.stdout
+                            .lines()
+                            .filter(|l| !l.trim().is_empty())
+                            .map(|l| format!("warning ({name} on {}): {l}", h.name)),
+                    );
+                }
+            }
+        }
+        notes
+    }
+
     /// Waits, within each service's settle deadline, until the services of
     /// `hosts` that say what "settled" means agree (HAProxy sees its
     /// backends UP, a VRRP pair has elected a master). Not settling is not
@@ -1078,6 +1104,7 @@ fn addresses_and_vars(
     }
     for (name, net) in networks {
         vars.insert(format!("{name}.gateway"), net.gateway().to_string());
+        vars.insert(format!("{name}.subnet"), format!("{}/24", net.address(0)));
         // The network's virtual address, for a VRRP pair to hold.
         vars.insert(format!("{name}.vip"), net.address(FIRST_VIP).to_string());
     }

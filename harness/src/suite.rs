@@ -47,6 +47,7 @@ pub struct Suite {
     kinds: Kinds,
     extra: Vec<Claim>,
     configs: Vec<crate::config::ConfigArg>,
+    addresses: Vec<crate::config::AddressArg>,
 }
 
 impl Suite {
@@ -57,6 +58,7 @@ impl Suite {
             kinds: Kinds::builtin(),
             extra: Vec::new(),
             configs: Vec::new(),
+            addresses: Vec::new(),
         }
     }
 
@@ -65,6 +67,13 @@ impl Suite {
     /// run as `stackproof check --config` does; the mapping is printed.
     pub fn config(mut self, config: crate::config::ConfigArg) -> Suite {
         self.configs.push(config);
+        self
+    }
+
+    /// Says what an address in your files is in the design
+    /// (`"10.0.0.5=lb-1".parse()`), as `stackproof check --address` does.
+    pub fn address(mut self, address: crate::config::AddressArg) -> Suite {
+        self.addresses.push(address);
         self
     }
 
@@ -123,7 +132,7 @@ fn run(suite: Suite) -> ExitCode {
         rand::random::<u32>()
     ));
     let _scratch = crate::mutant::TempDir(scratch.clone());
-    match crate::config::apply(&design, &suite.configs, None, &scratch) {
+    match crate::config::apply(&design, &suite.configs, None, &suite.addresses, &scratch) {
         Ok(applied) => {
             for r in &applied.report {
                 eprintln!("stackproof: {r}");

@@ -148,6 +148,16 @@ pub fn map(
                             None => b.address.clone(),
                         };
                         line = replace_words(raw, &[(user_name, &b.host), (addr, &target)]);
+                        let bare = addr.rsplit_once(':').map_or(addr, |(a, _)| a);
+                        if !bare.is_empty() && !super::is_local(bare) {
+                            out.learned.push((
+                                bare.to_string(),
+                                super::Known {
+                                    placeholder: b.address.clone(),
+                                    what: b.host.clone(),
+                                },
+                            ));
+                        }
                         out.lines.push(format!(
                             "{}: server {user_name} {addr} -> {} {target}{}",
                             at(n),

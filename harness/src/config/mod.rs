@@ -3,11 +3,18 @@
 //! run (addresses, certificate paths, domain, what cannot work in a
 //! container), every mapping printed, and laid over the design's files for
 //! the hosts that run that software. No address of the user's file is ever
-//! contacted. HAProxy files and Nginx site files are mapped today; the
-//! other kinds name themselves and stop with a clear message.
+//! contacted. Files are mapped in an order that lets addresses learned from
+//! one (HAProxy's backends, keepalived's peers) give meaning to the same
+//! addresses in the next (firewall rules, scrape targets).
 
+pub mod apache;
 pub mod haproxy;
+pub mod iptables;
+pub mod keepalived;
+pub mod mariadb;
 pub mod nginx;
+pub mod php_fpm;
+pub mod prometheus;
 pub mod script;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +44,10 @@ pub struct Mapped {
     pub warnings: Vec<String>,
     /// What to write instead of what this server version refuses.
     pub hints: Vec<String>,
+    /// Other files the mapping replaces (fixture path, text), beside the main one.
+    pub files: Vec<(String, String)>,
+    /// Addresses this file gave a meaning, for the files mapped after it.
+    pub learned: Vec<(String, Known)>,
 }
 
 /// The server software `--config` takes, and the services of the library that run it.
@@ -89,6 +100,30 @@ impl std::str::FromStr for ConfigArg {
             kind,
             path: PathBuf::from(path),
             origin: None,
+        })
+    }
+}
+
+/// One `--address ADDR=HOST`: what an address of the user's files is in the
+/// design, for files that only use addresses (firewall rules, scrape targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressArg {
+    /// The user's address (`10.0.0.5`).
+    pub address: String,
+    /// The design's host it is (`lb-1`).
+    pub host: String,
+}
+
+impl std::str::FromStr for AddressArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (address, host) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: write ADDRESS=HOST, e.g. 10.0.0.5=lb-1"))?;
+        Ok(AddressArg {
+            address: address.trim().to_string(),
+            host: host.trim().to_string(),
         })
     }
 }
@@ -163,6 +198,104 @@ pub fn backends(design: &Design) -> Vec<Backend> {
         .collect()
 }
 
+/// An address of the user's files that stackproof has put a meaning on: the
+/// run's placeholder for it and what it is (`web-1`, `the VIP`). Learned from
+/// the files that say what an address is (HAProxy `server` lines, keepalived
+/// peers and VIPs), used by those that only use addresses (firewall rules,
+/// scrape targets, `bind-address`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// `{{ web-1.private }}`.
+    pub placeholder: String,
+    /// `web-1`, or `the VIP`.
+    pub what: String,
+}
+
+/// Every address the user's files have been mapped from so far.
+pub type AddressBook = std::collections::BTreeMap<String, Known>;
+
+/// What a mapper knows of the run while it maps one user file.
+pub struct Target<'a> {
+    /// The design the file is laid over.
+    pub design: &'a Design,
+    /// The host the file is mapped for (its own copy), when the kind maps per host.
+    pub host: Option<&'a str>,
+    /// Every host of the design that runs this software, in the design's order.
+    pub running: Vec<&'a str>,
+    /// The user's domain, when given with `--domain`.
+    pub domain: Option<&'a str>,
+    /// The run's domain.
+    pub run_domain: &'a str,
+    /// Addresses the user's other files already gave a meaning.
+    pub book: &'a AddressBook,
+}
+
+impl Target<'_> {
+    /// The network a host is reached on by its peers: `private` when it has
+    /// it (the tiers' network), else its first.
+    pub fn inner_network(&self, host: &str) -> String {
+        let nets = self
+            .design
+            .spec
+            .host(host)
+            .map(|h| h.networks.clone())
+            .unwrap_or_default();
+        if nets.iter().any(|n| n == "private") {
+            "private".into()
+        } else {
+            nets.first().cloned().unwrap_or_else(|| "public".into())
+        }
+    }
+
+    /// `{{ host.net }}` on the network its peers reach it on.
+    pub fn address_of(&self, host: &str) -> String {
+        format!("{{{{ {host}.{} }}}}", self.inner_network(host))
+    }
+
+    /// What an address of the user's means in the run: known from another
+    /// file, a host's own loopback, or nothing.
+    pub fn lookup(&self, addr: &str) -> Option<Known> {
+        self.book.get(addr).cloned()
+    }
+}
+
+/// Whether `addr` (no port) is this machine itself or every address:
+/// words that keep their meaning in a container.
+pub fn is_local(addr: &str) -> bool {
+    matches!(
+        addr,
+        "127.0.0.1" | "localhost" | "0.0.0.0" | "*" | "::" | "[::]" | "::1" | "[::1]"
+    )
+}
+
+/// Whether `word` looks like an IPv4 address (the only kind the run maps).
+pub fn is_ipv4(word: &str) -> bool {
+    word.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// The file name to quote in mapping lines (`haproxy.cfg:12`).
+pub fn file_label(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
+}
+
+/// The hosts of `design` that run `kind`'s server, in the design's order.
+pub fn hosts_running<'a>(design: &'a Design, kind: &str) -> Vec<&'a str> {
+    let services = KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[]);
+    design
+        .spec
+        .hosts
+        .iter()
+        .filter(|h| h.services.iter().any(|s| services.contains(&s.as_str())))
+        .map(|h| h.name.as_str())
+        .collect()
+}
+
 /// What `--config` did to a design: the overlay folder to lay over it and
 /// everything to print before the claims.
 #[derive(Debug, Default)]
@@ -195,13 +328,34 @@ impl Applied {
     }
 }
 
+/// The order files are mapped in: those that say what an address is
+/// (backends, peers, VIPs) before those that only use addresses.
+fn mapping_order(kind: &str) -> usize {
+    [
+        "haproxy",
+        "keepalived",
+        "nginx",
+        "apache",
+        "php-fpm",
+        "mariadb",
+        "prometheus",
+        "iptables",
+    ]
+    .iter()
+    .position(|k| *k == kind)
+    .unwrap_or(usize::MAX)
+}
+
 /// Maps each user file onto `design` and writes the results to a fresh
-/// folder under `scratch`, laid out like the fixtures (the service's own
-/// config file, replaced for every host that runs that service).
+/// folder under `scratch`, laid out like the fixtures: the service's own
+/// config file, for every host that runs that service, or under
+/// `hosts/<host>/` for one host (`HOST:KIND=PATH`, and kinds whose files
+/// name the host itself, such as keepalived's peers).
 pub fn apply(
     design: &Design,
     configs: &[ConfigArg],
     domain: Option<&str>,
+    addresses: &[AddressArg],
     scratch: &Path,
 ) -> Result<Applied> {
     let mut applied = Applied::default();
@@ -210,7 +364,38 @@ pub fn apply(
     }
     std::fs::create_dir_all(scratch)
         .map_err(Error::io(format!("create `{}`", scratch.display())))?;
-    for c in configs {
+    let mut ordered: Vec<&ConfigArg> = configs.iter().collect();
+    ordered.sort_by_key(|c| mapping_order(&c.kind));
+    let mut book = AddressBook::new();
+    // What the user said their addresses are (`--address 10.0.0.5=lb-1`).
+    for a in addresses {
+        let Some(h) = design.spec.host(&a.host) else {
+            return Err(Error::Unknown {
+                kind: "host (in --address)",
+                name: a.host.clone(),
+                known: design
+                    .spec
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        let net = if h.networks.iter().any(|n| n == "private") {
+            "private"
+        } else {
+            h.networks[0].as_str()
+        };
+        book.insert(
+            a.address.clone(),
+            Known {
+                placeholder: format!("{{{{ {}.{net} }}}}", a.host),
+                what: a.host.clone(),
+            },
+        );
+    }
+    for c in ordered {
         let services = KINDS
             .iter()
             .find(|(k, _)| *k == c.kind)
@@ -227,7 +412,7 @@ pub fn apply(
                     .map(move |s| (h.name.as_str(), s.as_str()))
             })
             .collect();
-        let Some(&(_, service)) = running.first() else {
+        if running.is_empty() {
             return Err(Error::InvalidFixture {
                 path: c.path.clone(),
                 detail: format!(
@@ -237,7 +422,7 @@ pub fn apply(
                     services.join(" or ")
                 ),
             });
-        };
+        }
         if let Some(h) = &c.host
             && !running.iter().any(|(name, _)| name == h)
         {
@@ -254,84 +439,142 @@ pub fn apply(
                 ),
             });
         }
-        if c.host.is_some() && running.len() > 1 {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: format!(
-                    "a file for one host of several ({}) is not supported yet: give one file for all of them (KIND=PATH)",
-                    running
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
-        if c.kind != "haproxy" && c.kind != "nginx" {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: format!(
-                    "mapping a user's {} file onto the run is not implemented yet (HAProxy and Nginx site files are); lay a file written for the run over the fixtures with --fixtures instead",
-                    c.kind
-                ),
-            });
-        }
         let text = std::fs::read_to_string(&c.path).map_err(|source| Error::Fixture {
             path: c.path.clone(),
             source,
         })?;
-        let (mapped, rel) = if c.kind == "nginx" {
-            // The site file: the fixture installed in sites-enabled.
-            (
-                nginx::map(&c.path, &text, domain, crate::stack::ZONE)?,
-                format!("services/{service}/site.conf"),
-            )
+        let targets: Vec<(&str, &str)> = running
+            .iter()
+            .copied()
+            .filter(|(h, _)| c.host.as_deref().is_none_or(|want| want == *h))
+            .collect();
+        // Kinds whose files name the host itself get a copy mapped for each host.
+        let per_host = c.host.is_some() || matches!(c.kind.as_str(), "keepalived" | "iptables");
+        let groups: Vec<Vec<(&str, &str)>> = if per_host {
+            targets.iter().map(|t| vec![*t]).collect()
         } else {
-            // The fixture its service.toml installs at HAProxy's path.
-            (
-                haproxy::map(
-                    &c.path,
-                    &text,
-                    &backends(design),
-                    domain,
-                    crate::stack::ZONE,
-                )?,
-                format!("services/{service}/haproxy.cfg"),
-            )
+            vec![targets.clone()]
         };
-        let target = scratch.join(&rel);
-        std::fs::create_dir_all(target.parent().expect("a file in a folder"))
-            .map_err(Error::io(format!("create `{}`", target.display())))?;
-        std::fs::write(&target, &mapped.text)
-            .map_err(Error::io(format!("write `{}`", target.display())))?;
-        let hosts: Vec<&str> = running.iter().map(|(h, _)| *h).collect();
-        let mut section = vec![format!(
-            "{} ({}) -> {service} on {}",
-            c.origin
-                .clone()
-                .unwrap_or_else(|| c.path.display().to_string()),
-            c.kind,
-            hosts.join(", ")
-        )];
-        section.extend(
-            mapped
-                .lines
-                .iter()
-                .map(|l| format!("  {}", mask_secrets(l))),
-        );
-        section.extend(mapped.additions.iter().map(|l| format!("  added: {l}")));
-        section.extend(
-            mapped
-                .warnings
-                .iter()
-                .map(|l| format!("  warning: {}", mask_secrets(l))),
-        );
-        applied.report.push(section.join("\n"));
-        applied.hints.extend(mapped.hints);
-        applied.sources.push((target.clone(), c.path.clone()));
-        applied.overlay = Some(scratch.to_path_buf());
+        for group in groups {
+            let (first_host, service) = group[0];
+            let target = Target {
+                design,
+                host: per_host.then_some(first_host),
+                running: running.iter().map(|(h, _)| *h).collect(),
+                domain,
+                run_domain: crate::stack::ZONE,
+                book: &book,
+            };
+            let (mapped, rels) = map_one(c, &text, &target, service, &group)?;
+            let prefix = if per_host {
+                format!("hosts/{first_host}/")
+            } else {
+                String::new()
+            };
+            let mut main_target = None;
+            for (rel, body) in std::iter::once((rels.clone(), mapped.text.clone()))
+                .chain(mapped.files.iter().cloned())
+            {
+                let path = scratch.join(format!("{prefix}{rel}"));
+                std::fs::create_dir_all(path.parent().expect("a file in a folder"))
+                    .map_err(Error::io(format!("create `{}`", path.display())))?;
+                std::fs::write(&path, body)
+                    .map_err(Error::io(format!("write `{}`", path.display())))?;
+                main_target.get_or_insert(path);
+            }
+            let hosts: Vec<&str> = group.iter().map(|(h, _)| *h).collect();
+            let mut services: Vec<&str> = group.iter().map(|(_, s)| *s).collect();
+            services.dedup();
+            let mut section = vec![format!(
+                "{} ({}) -> {} on {}",
+                c.origin
+                    .clone()
+                    .unwrap_or_else(|| c.path.display().to_string()),
+                c.kind,
+                services.join(", "),
+                hosts.join(", ")
+            )];
+            section.extend(
+                mapped
+                    .lines
+                    .iter()
+                    .map(|l| format!("  {}", mask_secrets(l))),
+            );
+            section.extend(mapped.additions.iter().map(|l| format!("  added: {l}")));
+            section.extend(
+                mapped
+                    .warnings
+                    .iter()
+                    .map(|l| format!("  warning: {}", mask_secrets(l))),
+            );
+            applied.report.push(section.join("\n"));
+            applied.hints.extend(mapped.hints.iter().cloned());
+            applied
+                .sources
+                .push((main_target.expect("one file written"), c.path.clone()));
+            for (addr, known) in mapped.learned {
+                book.entry(addr).or_insert(known);
+            }
+            applied.overlay = Some(scratch.to_path_buf());
+        }
     }
     Ok(applied)
+}
+
+/// Maps one user file for `group` (the hosts that get this copy), returning
+/// it and where it goes among the fixtures.
+fn map_one(
+    c: &ConfigArg,
+    text: &str,
+    target: &Target,
+    service: &str,
+    group: &[(&str, &str)],
+) -> Result<(Mapped, String)> {
+    let file = c.path.as_path();
+    Ok(match c.kind.as_str() {
+        "haproxy" => (
+            haproxy::map(
+                file,
+                text,
+                &backends(target.design),
+                target.domain,
+                target.run_domain,
+            )?,
+            format!("services/{service}/haproxy.cfg"),
+        ),
+        "nginx" => (
+            nginx::map(file, text, target)?,
+            format!("services/{service}/site.conf"),
+        ),
+        "apache" => (
+            apache::map(file, text, target)?,
+            "services/apache/site.conf".into(),
+        ),
+        "keepalived" => (
+            keepalived::map(file, text, target)?,
+            "services/keepalived/keepalived.conf".into(),
+        ),
+        "php-fpm" => (
+            php_fpm::map(file, text, target)?,
+            "services/php-fpm/www.conf".into(),
+        ),
+        "mariadb" => {
+            let roles: Vec<&str> = group.iter().map(|(_, s)| *s).collect();
+            (
+                mariadb::map(file, text, target, &roles)?,
+                "services/mariadb/my.cnf".into(),
+            )
+        }
+        "prometheus" => (
+            prometheus::map(file, text, target)?,
+            "services/prometheus/prometheus.yml".into(),
+        ),
+        "iptables" => (
+            iptables::map(file, text, target)?,
+            format!("services/{service}/rules.v4"),
+        ),
+        other => unreachable!("`{other}` is checked when the argument is parsed"),
+    })
 }
 
 #[cfg(test)]

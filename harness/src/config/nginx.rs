@@ -3,25 +3,48 @@
 //! mapped onto the design's web hosts: IPv6 listens left out (the run's
 //! networks are IPv4), specific listen addresses onto the container's, the
 //! PHP-FPM socket onto the design's app server, the document root onto the
-//! run's app, the user's domain onto the run's. Every change is one line;
-//! an address the run cannot map (a `proxy_pass` to a server of yours)
-//! stops the run before anything starts.
+//! run's app, the user's domain onto the run's, `upstream` servers onto
+//! the design's PHP-FPM (an upstream `fastcgi_pass` uses) or its web
+//! backends (one `proxy_pass` uses). Every change is one line; an address
+//! the run cannot map (a `proxy_pass` to a server of yours) stops the run
+//! before anything starts.
 
 use std::path::Path;
 
-use super::{Mapped, mask_secrets};
+use super::{Mapped, Target, backends, file_label, mask_secrets};
 use crate::error::{Error, Result};
 
 /// Where the run's app and static files are on a web host.
 const RUN_ROOT: &str = "/var/www/html";
 
+/// Where the design's PHP-FPM listens, as a mapped line points at it.
+const RUN_PHP_FPM: &str = "{{ php_fpm }}:9000";
+
+/// The `upstream` blocks a `fastcgi_pass` uses (the others are web servers
+/// a `proxy_pass` uses).
+fn fastcgi_upstreams(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let code = l.split('#').next().unwrap_or("");
+            let at = code.find("fastcgi_pass")?;
+            let target = code[at + "fastcgi_pass".len()..]
+                .trim()
+                .trim_end_matches([';', '}', ' ']);
+            Some(target.to_string())
+        })
+        .collect()
+}
+
 /// Maps the user's site file `text` (from `file`).
-pub fn map(file: &Path, text: &str, domain: Option<&str>, run_domain: &str) -> Result<Mapped> {
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "site".into());
+pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
+    let (domain, run_domain) = (target.domain, target.run_domain);
+    let name = file_label(file);
     let at = |n: usize| format!("{name}:{n}");
+    let php_upstreams = fastcgi_upstreams(text);
+    let web = backends(target.design);
+    // (upstream name, servers mapped in it so far) while inside one.
+    let mut upstream: Option<(String, usize)> = None;
+    let mut upstream_names: Vec<String> = Vec::new();
     let mut out = Mapped::default();
     if text.lines().any(|l| {
         l.split('#')
@@ -49,6 +72,57 @@ pub fn map(file: &Path, text: &str, domain: Option<&str>, run_domain: &str) -> R
                 continue;
             };
             match first {
+                "upstream" => {
+                    let u = words.get(1).copied().unwrap_or("").to_string();
+                    upstream_names.push(u.clone());
+                    upstream = Some((u, 0));
+                }
+                "server" if upstream.is_some() => {
+                    let (u, count) = upstream.as_mut().expect("inside an upstream");
+                    let addr = words.get(1).copied().unwrap_or("");
+                    let php = php_upstreams.contains(u)
+                        || addr.starts_with("unix:")
+                        || addr.ends_with(":9000");
+                    let to = if php {
+                        Some((RUN_PHP_FPM.to_string(), "the design's PHP-FPM".to_string()))
+                    } else {
+                        web.get(*count).map(|b| {
+                            let port = addr
+                                .rsplit_once(':')
+                                .map(|(_, p)| p)
+                                .filter(|p| p.parse::<u16>().is_ok())
+                                .unwrap_or("80");
+                            (format!("{}:{port}", b.address), b.host.clone())
+                        })
+                    };
+                    match to {
+                        Some((to, what)) => {
+                            line = line.replacen(addr, &to, 1);
+                            out.lines.push(format!(
+                                "{}: upstream {u}: server {addr} -> {to} ({what})",
+                                at(n)
+                            ));
+                        }
+                        None => {
+                            let stmt = statement.trim();
+                            line = if code.trim().trim_end_matches(';') == stmt {
+                                format!(
+                                    "# stackproof: not mapped, the design has {} web backend(s): {raw}",
+                                    web.len()
+                                )
+                            } else {
+                                // One of several statements on the line: only it goes.
+                                line.replacen(&format!("{stmt};"), "", 1)
+                            };
+                            out.lines.push(format!(
+                                "{}: upstream {u}: server {addr} -> not mapped (the design has {} web backend(s)); left out",
+                                at(n),
+                                web.len()
+                            ));
+                        }
+                    }
+                    *count += 1;
+                }
                 "listen" => {
                     let addr = words.get(1).copied().unwrap_or("");
                     if addr.starts_with('[') {
@@ -88,9 +162,13 @@ pub fn map(file: &Path, text: &str, domain: Option<&str>, run_domain: &str) -> R
                     ));
                     }
                 }
-                "fastcgi_pass" => {
+                "fastcgi_pass"
+                    if !upstream_names
+                        .iter()
+                        .any(|u| Some(&u.as_str()) == words.get(1)) =>
+                {
                     let target = words.get(1).copied().unwrap_or("");
-                    let to = "{{ php_fpm }}:9000";
+                    let to = RUN_PHP_FPM;
                     line = line.replacen(target, to, 1);
                     out.lines.push(format!(
                         "{}: fastcgi_pass {target} -> {to} (the design's PHP-FPM)",
@@ -111,6 +189,18 @@ pub fn map(file: &Path, text: &str, domain: Option<&str>, run_domain: &str) -> R
                 }
                 "proxy_pass" | "uwsgi_pass" | "grpc_pass" => {
                     let target = words.get(1).copied().unwrap_or("");
+                    let upstream_used = upstream_names.iter().any(|u| {
+                        target
+                            .split("://")
+                            .nth(1)
+                            .unwrap_or(target)
+                            .split(['/', ':'])
+                            .next()
+                            == Some(u.as_str())
+                    });
+                    if upstream_used {
+                        continue;
+                    }
                     let local = target.contains("127.0.0.1")
                         || target.contains("localhost")
                         || target.contains("unix:");
@@ -144,6 +234,10 @@ pub fn map(file: &Path, text: &str, domain: Option<&str>, run_domain: &str) -> R
                 _ => {}
             }
         }
+        // Upstream blocks hold no blocks: the first `}` closes one.
+        if code.contains('}') {
+            upstream = None;
+        }
         lines.push(line);
     }
     let mut mapped = lines.join("\n");
@@ -166,7 +260,17 @@ mod tests {
     #[test]
     fn a_debian_default_site_is_mapped_line_by_line() {
         let text = "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n\troot /var/www/html;\n\tserver_name www.4211.tech;\n\tlocation ~ \\.php$ {\n\t\tinclude snippets/fastcgi-php.conf;\n\t\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;\n\t}\n}\n";
-        let m = map(Path::new("default"), text, None, "foobar.com").unwrap();
+        let design = crate::design::Design::load("simple_web_nginx").unwrap();
+        let book = crate::config::AddressBook::new();
+        let target = Target {
+            design: &design,
+            host: None,
+            running: vec!["server-1"],
+            domain: None,
+            run_domain: "foobar.com",
+            book: &book,
+        };
+        let m = map(Path::new("default"), text, &target).unwrap();
         let all = m.lines.join("\n");
         assert!(
             all.contains("default:3: listen [::]:80 -> left out"),
@@ -181,14 +285,27 @@ mod tests {
         let e = map(
             Path::new("x"),
             "server {\n location / { proxy_pass http://54.1.2.3:5000; }\n}\n",
-            None,
-            "foobar.com",
+            &target,
         )
         .unwrap_err();
         assert!(
             e.to_string().contains("line 2") && e.to_string().contains("never contacts"),
             "{e}"
         );
-        assert!(map(Path::new("nginx.conf"), "http {\n}\n", None, "foobar.com").is_err());
+        assert!(map(Path::new("nginx.conf"), "http {\n}\n", &target).is_err());
+        // Upstreams: the one fastcgi_pass uses is PHP-FPM, the one proxy_pass uses the web backends.
+        let text = "upstream php-handler {\n  server unix:/var/run/php/php7.4-fpm.sock;\n}\nupstream app { server 10.0.0.5:8080; server 10.0.0.6:8080; }\nserver {\n  location ~ \\.php$ { fastcgi_pass php-handler; }\n  location /api { proxy_pass http://app/; }\n}\n";
+        let m = map(Path::new("default"), text, &target).unwrap();
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains("upstream php-handler: server unix:/var/run/php/php7.4-fpm.sock -> {{ php_fpm }}:9000"),
+            "{all}"
+        );
+        assert!(
+            all.contains("server 10.0.0.5:8080 -> {{ server-1.public }}:8080 (server-1)"),
+            "{all}"
+        );
+        assert!(all.contains("server 10.0.0.6:8080 -> not mapped"), "{all}");
+        assert!(!all.contains("fastcgi_pass php-handler ->"), "{all}");
     }
 }

@@ -128,7 +128,11 @@ pub(crate) async fn replication_between(
     let nonce = format!("repl-{:08x}", rand::random::<u32>());
     measure::mariadb_sql(
         primary,
-        &format!("INSERT INTO foobar.greetings VALUES (1000 + FLOOR(RAND()*1000000), '{nonce}')"),
+        // Written as the app writes: with its database as the default one
+        // (replication filters such as binlog_do_db judge by that).
+        &format!(
+            "USE foobar; INSERT INTO greetings VALUES (1000 + FLOOR(RAND()*1000000), '{nonce}')"
+        ),
     )
     .await?;
     let started = Instant::now();

@@ -144,9 +144,26 @@ async fn certificate(stack: &Stack, p: &Params) -> CheckResult {
         .await;
     let lb = stack.host(p.host("lb"))?.main_addr();
     let client = stack.host(from_name)?;
+    // A port a firewall drops never answers: openssl would wait for minutes.
+    let answer = client
+        .exec(&format!(
+            "timeout 5 openssl s_client -connect {lb}:443 -servername {WWW} </dev/null >/dev/null 2>&1"
+        ))
+        .await?;
+    ensure(
+        answer.code != 124,
+        "nothing answered on port 443",
+        &format!(
+            "openssl s_client from {from_name} to {lb}:443: no answer within 5 s (the connection is dropped on the way); HTTPS GET: {}",
+            match &verified {
+                Ok(r) => r.status().to_string(),
+                Err(e) => format!("FAILED ({})", crate::probe::error_chain(e)),
+            }
+        ),
+    )?;
     let san = client
         .run(&format!(
-            "openssl s_client -connect {lb}:443 -servername {WWW} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName | tail -n +2"
+            "timeout 5 openssl s_client -connect {lb}:443 -servername {WWW} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName | tail -n +2"
         ))
         .await?;
     let mut accepted = Vec::new();
@@ -159,7 +176,7 @@ async fn certificate(stack: &Stack, p: &Params) -> CheckResult {
     ] {
         // Security level 0 lets this client offer the old versions at all.
         let cmd = format!(
-            "openssl s_client -connect {lb}:443 -servername {WWW} {flag} -cipher 'DEFAULT:@SECLEVEL=0' -CAfile /etc/stackproof/ca.pem -verify_return_error </dev/null >/dev/null 2>&1"
+            "timeout 5 openssl s_client -connect {lb}:443 -servername {WWW} {flag} -cipher 'DEFAULT:@SECLEVEL=0' -CAfile /etc/stackproof/ca.pem -verify_return_error </dev/null >/dev/null 2>&1"
         );
         if client.exec(&cmd).await?.code == 0 {
             accepted.push(name)

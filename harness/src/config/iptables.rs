@@ -1,0 +1,465 @@
+//! A user's firewall, as they set it up on one server: an `iptables-save`
+//! file (`/etc/iptables/rules.v4`), a script of `iptables` commands, or a
+//! script of `ufw` commands (the common student form). Each becomes
+//! iptables-restore rules for one host of the design (each host its own
+//! copy). Addresses in rules keep their meaning: a host another file (or
+//! `--address`) named becomes that host, loopback and "anywhere" stay, a
+//! private range becomes the run's network; any other address stops the
+//! run with the line and how to name it. Interfaces become the host's own.
+
+use std::path::Path;
+
+use super::{Mapped, Target, file_label, is_ipv4};
+use crate::error::{Error, Result};
+
+/// The input form, told from its lines.
+#[derive(Debug, PartialEq, Eq)]
+enum Form {
+    Restore,
+    Commands,
+}
+
+/// The rules being built: each table's chain policies and rules, in order.
+#[derive(Default)]
+struct Rules {
+    tables: Vec<(String, Vec<(String, String)>, Vec<String>)>,
+}
+
+impl Rules {
+    fn table(&mut self, name: &str) -> &mut (String, Vec<(String, String)>, Vec<String>) {
+        if !self.tables.iter().any(|(t, _, _)| t == name) {
+            let builtin: &[&str] = match name {
+                "filter" => &["INPUT", "FORWARD", "OUTPUT"],
+                "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+                _ => &[],
+            };
+            self.tables.push((
+                name.to_string(),
+                builtin
+                    .iter()
+                    .map(|c| (c.to_string(), "ACCEPT".to_string()))
+                    .collect(),
+                Vec::new(),
+            ));
+        }
+        self.tables
+            .iter_mut()
+            .find(|(t, _, _)| t == name)
+            .expect("just added")
+    }
+
+    fn policy(&mut self, table: &str, chain: &str, policy: &str) {
+        let t = self.table(table);
+        match t.1.iter_mut().find(|(c, _)| c == chain) {
+            Some(p) => p.1 = policy.to_string(),
+            None => t.1.push((chain.to_string(), policy.to_string())),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (table, chains, rules) in &self.tables {
+            out.push_str(&format!("*{table}\n"));
+            for (c, p) in chains {
+                out.push_str(&format!(":{c} {p} [0:0]\n"));
+            }
+            for r in rules {
+                out.push_str(r);
+                out.push('\n');
+            }
+            out.push_str("COMMIT\n");
+        }
+        out
+    }
+}
+
+/// Whether `addr` (an address or a CIDR) is in a private range.
+fn private_range(addr: &str) -> bool {
+    let ip = addr.split('/').next().unwrap_or("");
+    ip.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|a| a.is_private())
+}
+
+/// Maps `text` (from `file`) for `target.host`.
+pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
+    let name = file_label(file);
+    let at = |n: usize| format!("{name}:{n}");
+    let host = target.host.expect("firewall files are mapped per host");
+    let net = target.inner_network(host);
+    let first_net = target
+        .design
+        .spec
+        .host(host)
+        .and_then(|h| h.networks.first().cloned())
+        .unwrap_or_else(|| net.clone());
+    let form = if text.lines().any(|l| l.trim().starts_with('*')) {
+        Form::Restore
+    } else {
+        Form::Commands
+    };
+    let mut out = Mapped::default();
+    let mut rules = Rules::default();
+    let mut table = "filter".to_string();
+    let mut ufw_enabled = false;
+    let mut ufw_used = false;
+    // Addresses and interfaces of one rule, in the run's terms.
+    let map_words = |words: &[&str], n: usize, out: &mut Mapped| -> Result<Vec<String>> {
+        let mut mapped = Vec::with_capacity(words.len());
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            mapped.push(w.to_string());
+            let value = words.get(i + 1).copied();
+            match (w, value) {
+                ("-s" | "--source" | "-d" | "--destination" | "from" | "to", Some(v))
+                    if v != "any" =>
+                {
+                    mapped.push(map_address(v, n, target, &net, &at, file, out)?);
+                    i += 2;
+                    continue;
+                }
+                ("-i" | "--in-interface" | "-o" | "--out-interface" | "on", Some(v))
+                    if v != "lo" =>
+                {
+                    let to = format!("{{{{ self.{first_net}.iface }}}}");
+                    out.lines.push(format!(
+                        "{}: interface {v} -> {to} ({host}'s interface on `{first_net}`)",
+                        at(n)
+                    ));
+                    mapped.push(to);
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Ok(mapped)
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let code = raw.split('#').next().unwrap_or("").trim();
+        if code.is_empty() {
+            continue;
+        }
+        if form == Form::Restore {
+            if let Some(t) = code.strip_prefix('*') {
+                table = t.to_string();
+                rules.table(&table);
+            } else if let Some(chain) = code.strip_prefix(':') {
+                let mut w = chain.split_whitespace();
+                let (c, p) = (w.next().unwrap_or(""), w.next().unwrap_or("-"));
+                rules.policy(&table, c, p);
+            } else if code == "COMMIT" {
+            } else {
+                let words: Vec<&str> = code.split_whitespace().collect();
+                let mapped = map_words(&words, n, &mut out)?;
+                rules.table(&table).2.push(mapped.join(" "));
+            }
+            continue;
+        }
+        // A script: one command a line, `sudo` and full paths allowed.
+        let words: Vec<&str> = code
+            .split_whitespace()
+            .skip_while(|w| *w == "sudo")
+            .collect();
+        let program = words
+            .first()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .unwrap_or("");
+        match program {
+            "iptables" => {
+                let mut args: Vec<&str> = words[1..].to_vec();
+                let mut t = "filter".to_string();
+                if let Some(p) = args.iter().position(|a| *a == "-t" || *a == "--table") {
+                    t = args.get(p + 1).copied().unwrap_or("filter").to_string();
+                    args.drain(p..(p + 2).min(args.len()));
+                }
+                match args.first().copied() {
+                    Some("-P" | "--policy") => {
+                        rules.policy(
+                            &t,
+                            args.get(1).copied().unwrap_or(""),
+                            args.get(2).copied().unwrap_or("ACCEPT"),
+                        );
+                    }
+                    Some("-N" | "--new-chain") => {
+                        rules.policy(&t, args.get(1).copied().unwrap_or(""), "-");
+                    }
+                    Some("-A" | "--append" | "-I" | "--insert") => {
+                        let mapped = map_words(&args, n, &mut out)?;
+                        rules.table(&t).2.push(mapped.join(" "));
+                    }
+                    Some("-F" | "--flush" | "-X" | "--delete-chain" | "-Z" | "--zero") => {}
+                    _ => {
+                        return Err(Error::InvalidFixture {
+                            path: file.to_path_buf(),
+                            detail: format!(
+                                "line {n}: `{code}` is not a rule stackproof can replay (it replays -P, -N, -A, -I, -F, -X)"
+                            ),
+                        });
+                    }
+                }
+            }
+            "ufw" => {
+                ufw_used = true;
+                let args = &words[1..];
+                match args {
+                    ["enable", ..] => ufw_enabled = true,
+                    ["default", policy, direction, ..] => {
+                        let chain = match *direction {
+                            "incoming" => "INPUT",
+                            "outgoing" => "OUTPUT",
+                            _ => "FORWARD",
+                        };
+                        let p = if *policy == "allow" { "ACCEPT" } else { "DROP" };
+                        rules.policy("filter", chain, p);
+                        out.lines.push(format!(
+                            "{}: ufw default {policy} {direction} -> policy {chain} {p}",
+                            at(n)
+                        ));
+                    }
+                    [verb @ ("allow" | "deny" | "reject" | "limit"), rest @ ..] => {
+                        let jump = match *verb {
+                            "deny" => "DROP",
+                            "reject" => "REJECT",
+                            _ => "ACCEPT",
+                        };
+                        let mut rest: Vec<&str> = rest.to_vec();
+                        if rest.first() == Some(&"in") {
+                            rest.remove(0);
+                        }
+                        let mut parts = vec!["-A INPUT".to_string()];
+                        let mut proto = None;
+                        let mut port = None;
+                        let mut k = 0;
+                        while k < rest.len() {
+                            match (rest[k], rest.get(k + 1)) {
+                                ("from", Some(a)) if *a != "any" => {
+                                    let m = map_address(a, n, target, &net, &at, file, &mut out)?;
+                                    parts.push(format!("-s {m}"));
+                                    k += 2;
+                                }
+                                ("to", Some(_)) => k += 2,
+                                ("on", Some(i)) => {
+                                    let to = format!("{{{{ self.{first_net}.iface }}}}");
+                                    out.lines.push(format!("{}: interface {i} -> {to} ({host}'s interface on `{first_net}`)", at(n)));
+                                    parts.push(format!("-i {to}"));
+                                    k += 2;
+                                }
+                                ("port", Some(p)) => {
+                                    port = Some(p.to_string());
+                                    k += 2;
+                                }
+                                ("proto", Some(p)) => {
+                                    proto = Some(p.to_string());
+                                    k += 2;
+                                }
+                                (spec, _) => {
+                                    // `80`, `80/tcp`, `OpenSSH`, `Nginx Full`.
+                                    let (p, pr) = spec
+                                        .split_once('/')
+                                        .map_or((spec, None), |(a, b)| (a, Some(b)));
+                                    let p = match p {
+                                        "OpenSSH" | "ssh" => "22",
+                                        "http" => "80",
+                                        "https" => "443",
+                                        other => other,
+                                    };
+                                    port = Some(p.to_string());
+                                    proto = pr.map(str::to_string).or(proto);
+                                    k += 1;
+                                }
+                            }
+                        }
+                        let protos: Vec<String> = match proto {
+                            Some(p) => vec![p],
+                            None if port.is_some() => vec!["tcp".into(), "udp".into()],
+                            None => vec![String::new()],
+                        };
+                        for p in &protos {
+                            let mut rule = parts.clone();
+                            if !p.is_empty() {
+                                rule.push(format!("-p {p}"));
+                            }
+                            if let Some(port) = &port {
+                                rule.push(format!("--dport {port}"));
+                            }
+                            rule.push(format!("-j {jump}"));
+                            rules.table("filter").2.push(rule.join(" "));
+                        }
+                        let added = &rules.table("filter").2;
+                        out.lines.push(format!(
+                            "{}: {} -> {}",
+                            at(n),
+                            code,
+                            added[added.len() - protos.len()..].join("; ")
+                        ));
+                    }
+                    _ => out
+                        .lines
+                        .push(format!("{}: `{code}` -> skipped (not a rule)", at(n))),
+                }
+            }
+            "iptables-save"
+            | "netfilter-persistent"
+            | "apt-get"
+            | "apt"
+            | "echo"
+            | "service"
+            | "systemctl" => {
+                out.lines
+                    .push(format!("{}: `{code}` -> skipped (not a rule)", at(n)));
+            }
+            _ => {
+                return Err(Error::InvalidFixture {
+                    path: file.to_path_buf(),
+                    detail: format!(
+                        "line {n}: `{code}` is neither an iptables nor a ufw command; give the rules as `iptables-save` prints them, or a script of iptables/ufw commands"
+                    ),
+                });
+            }
+        }
+    }
+    if ufw_used {
+        if !ufw_enabled {
+            out.warnings.push(format!("{name}: no `ufw enable`: on the server these rules are not active; the run loads them as if enabled"));
+        }
+        // What ufw itself always allows (its before.rules): loopback and replies.
+        let filter = rules.table("filter");
+        filter.2.insert(
+            0,
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
+        );
+        filter.2.insert(0, "-A INPUT -i lo -j ACCEPT".into());
+        out.lines.push(
+            "ufw's own rules (before.rules) -> loopback and replies accepted, as ufw does".into(),
+        );
+    }
+    if rules.tables.is_empty() {
+        return Err(Error::InvalidFixture {
+            path: file.to_path_buf(),
+            detail: "no rule in the file: nothing to check".into(),
+        });
+    }
+    out.text = rules.render();
+    Ok(out)
+}
+
+/// One address (or range) of a rule, in the run's terms.
+fn map_address(
+    value: &str,
+    n: usize,
+    target: &Target,
+    net: &str,
+    at: &dyn Fn(usize) -> String,
+    file: &Path,
+    out: &mut Mapped,
+) -> Result<String> {
+    let bare = value.strip_suffix("/32").unwrap_or(value);
+    if matches!(bare, "0.0.0.0/0" | "127.0.0.1" | "127.0.0.0/8" | "anywhere") {
+        return Ok(value.to_string());
+    }
+    if let Some(k) = target.lookup(bare) {
+        out.lines.push(format!(
+            "{}: {value} -> {} ({})",
+            at(n),
+            k.placeholder,
+            k.what
+        ));
+        return Ok(k.placeholder);
+    }
+    if value.contains('/') && private_range(value) {
+        let to = format!("{{{{ {net}.subnet }}}}");
+        out.lines.push(format!(
+            "{}: {value} -> {to} (your private range: the run's `{net}` network)",
+            at(n)
+        ));
+        return Ok(to);
+    }
+    if !is_ipv4(bare) && !value.contains('/') {
+        return Ok(value.to_string());
+    }
+    Err(Error::InvalidFixture {
+        path: file.to_path_buf(),
+        detail: format!(
+            "line {n}: {value} is none of the run's hosts as far as your files say; name it with --address {bare}=HOST (hosts: {})",
+            target
+                .design
+                .spec
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AddressBook, Known};
+    use crate::design::Design;
+
+    fn target<'a>(design: &'a Design, book: &'a AddressBook, host: &'a str) -> Target<'a> {
+        Target {
+            design,
+            host: Some(host),
+            running: vec!["lb-1", "server-1", "server-2"],
+            domain: None,
+            run_domain: "foobar.com",
+            book,
+        }
+    }
+
+    #[test]
+    fn ufw_commands_become_rules_and_unknown_addresses_stop() {
+        let design = Design::load("secured_monitored").unwrap();
+        let book = AddressBook::new();
+        let t = target(&design, &book, "lb-1");
+        let script = "#!/usr/bin/env bash\nsudo apt-get install -y ufw\nsudo ufw default deny incoming\nsudo ufw default allow outgoing\nsudo ufw allow 22/tcp\nsudo ufw allow 80/tcp\nsudo ufw allow 443/tcp\nsudo ufw allow from 10.0.0.0/16 to any port 9100\nsudo ufw enable\n";
+        let m = map(Path::new("ufw.sh"), script, &t).unwrap();
+        assert!(m.text.contains(":INPUT DROP [0:0]"), "{}", m.text);
+        assert!(
+            m.text.contains("-A INPUT -p tcp --dport 443 -j ACCEPT"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text
+                .contains("-A INPUT -s {{ private.subnet }} -p tcp --dport 9100 -j ACCEPT"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.find("-i lo").unwrap() < m.text.find("--dport 22").unwrap());
+        let e = map(
+            Path::new("fw"),
+            "iptables -A INPUT -s 54.1.2.3 -j ACCEPT\n",
+            &t,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--address 54.1.2.3=HOST"), "{e}");
+    }
+
+    #[test]
+    fn a_rules_file_keeps_its_rules_with_the_runs_addresses() {
+        let design = Design::load("secured_monitored").unwrap();
+        let mut book = AddressBook::new();
+        book.insert(
+            "10.0.0.2".into(),
+            Known {
+                placeholder: "{{ lb-1.private }}".into(),
+                what: "lb-1".into(),
+            },
+        );
+        let t = target(&design, &book, "server-1");
+        let text = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -i eth0 -s 10.0.0.2/32 -p tcp --dport 80 -j ACCEPT\nCOMMIT\n";
+        let m = map(Path::new("rules.v4"), text, &t).unwrap();
+        assert!(
+            m.text.contains("-A INPUT -i {{ self.public.iface }} -s {{ lb-1.private }} -p tcp --dport 80 -j ACCEPT"),
+            "{}",
+            m.text
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! A user's `keepalived.conf`, exactly as it is on one of their load
+//! balancers, mapped onto one host of the design's keepalived pair (each
+//! host gets its own copy: the file names the host itself). The interface
+//! becomes the host's interface on the VIP's network, the VIP the run's,
+//! `unicast_src_ip` the host's address and each `unicast_peer` the other
+//! load balancer's. What keepalived would contact outside the run (an SMTP
+//! server) is left out; scripts the run does not have are warned of.
+
+use std::path::Path;
+
+use super::{Known, Mapped, Target, file_label, is_ipv4};
+use crate::error::{Error, Result};
+
+/// Maps `text` (from `file`) for `target.host`.
+pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
+    let name = file_label(file);
+    let at = |n: usize| format!("{name}:{n}");
+    let host = target.host.expect("keepalived files are mapped per host");
+    // The VIP lives on the pair's first network, as the design's own keepalived has it.
+    let net = target
+        .design
+        .spec
+        .host(host)
+        .and_then(|h| h.networks.first().cloned())
+        .unwrap_or_else(|| "public".into());
+    let own = format!("{{{{ {host}.{net} }}}}");
+    let iface = format!("{{{{ self.{net}.iface }}}}");
+    let vip = format!("{{{{ {net}.vip }}}}");
+    let peers: Vec<&str> = target
+        .running
+        .iter()
+        .copied()
+        .filter(|h| *h != host)
+        .collect();
+    let mut out = Mapped::default();
+    let mut blocks: Vec<String> = Vec::new();
+    let mut peers_mapped = 0;
+    let mut vips_mapped = 0;
+    let mut saw_unicast = false;
+    let mut lines = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let code = raw.split(['#', '!']).next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let mut line = raw.to_string();
+        let block = blocks.last().map(String::as_str).unwrap_or("");
+        match words.first().copied() {
+            Some("interface") | Some("mcast_src_ip") | Some("unicast_src_ip")
+                if words.len() >= 2 =>
+            {
+                let (word, value) = (words[0], words[1]);
+                let to = if word == "interface" { &iface } else { &own };
+                line = line.replacen(value, to, 1);
+                out.lines.push(format!(
+                    "{}: {word} {value} -> {to} ({host}'s {} on `{net}`)",
+                    at(n),
+                    if word == "interface" {
+                        "interface"
+                    } else {
+                        "address"
+                    }
+                ));
+                if word != "interface" && is_ipv4(value) {
+                    out.learned.push((
+                        value.to_string(),
+                        Known {
+                            placeholder: own.clone(),
+                            what: host.to_string(),
+                        },
+                    ));
+                }
+            }
+            Some(addr) if block == "unicast_peer" && is_ipv4(addr) => {
+                saw_unicast = true;
+                let known = target.lookup(addr);
+                let to = match (&known, peers.get(peers_mapped)) {
+                    (Some(k), _) if k.what != host => Some((k.placeholder.clone(), k.what.clone())),
+                    (_, Some(peer)) => Some((format!("{{{{ {peer}.{net} }}}}"), peer.to_string())),
+                    _ => None,
+                };
+                match to {
+                    Some((placeholder, what)) => {
+                        line = line.replacen(addr, &placeholder, 1);
+                        out.lines.push(format!(
+                            "{}: unicast_peer {addr} -> {placeholder} ({what})",
+                            at(n)
+                        ));
+                        out.learned
+                            .push((addr.to_string(), Known { placeholder, what }));
+                    }
+                    None => {
+                        line = format!("# stackproof: left out, no other peer in the run: {raw}");
+                        out.lines.push(format!(
+                            "{}: unicast_peer {addr} -> left out (the design has {} keepalived host(s))",
+                            at(n),
+                            target.running.len()
+                        ));
+                    }
+                }
+                peers_mapped += 1;
+            }
+            Some(first)
+                if (block == "virtual_ipaddress" || block == "virtual_ipaddress_excluded")
+                    && is_ipv4(first.split('/').next().unwrap_or("")) =>
+            {
+                let addr = first.split('/').next().unwrap_or("");
+                if vips_mapped == 0 {
+                    let to = format!("{vip}/24 dev {iface}");
+                    let indent = &raw[..raw.len() - raw.trim_start().len()];
+                    line = format!("{indent}{to}");
+                    out.lines.push(format!(
+                        "{}: virtual address {} -> {to} (the run's VIP on `{net}`)",
+                        at(n),
+                        code.trim()
+                    ));
+                    out.learned.push((
+                        addr.to_string(),
+                        Known {
+                            placeholder: vip.clone(),
+                            what: "the VIP".into(),
+                        },
+                    ));
+                } else {
+                    line = format!("# stackproof: left out, the run has one VIP: {raw}");
+                    out.lines.push(format!(
+                        "{}: virtual address {addr} -> left out (the design's DNS names one VIP)",
+                        at(n)
+                    ));
+                }
+                vips_mapped += 1;
+            }
+            Some("smtp_server") => {
+                line = format!("# stackproof: left out, never contacted: {raw}");
+                out.lines.push(format!(
+                    "{}: smtp_server {} -> left out (a mail server outside the run is not contacted)",
+                    at(n),
+                    words.get(1).copied().unwrap_or("")
+                ));
+            }
+            Some(
+                word @ ("script" | "notify" | "notify_master" | "notify_backup" | "notify_fault"),
+            ) if words.len() >= 2 => {
+                let command = code.trim()[word.len()..].trim().trim_matches('"');
+                let program = command.split_whitespace().next().unwrap_or("");
+                if program.starts_with('/')
+                    && !program.starts_with("/usr/")
+                    && !program.starts_with("/bin/")
+                {
+                    out.warnings.push(format!(
+                        "{}: `{word}` runs {program}, a file of your server the run does not have: keepalived {}",
+                        at(n),
+                        if word == "script" {
+                            "counts the check as failed, so this host's priority drops as if its HAProxy were down"
+                        } else {
+                            "logs that it cannot run it"
+                        }
+                    ));
+                }
+            }
+            _ => {}
+        }
+        // Follow the blocks (`vrrp_instance VI_1 {`, `unicast_peer {`, `}`).
+        for ch in code.chars() {
+            match ch {
+                '{' => blocks.push(words.first().copied().unwrap_or("").to_string()),
+                '}' => {
+                    blocks.pop();
+                }
+                _ => {}
+            }
+        }
+        lines.push(line);
+    }
+    if !blocks.is_empty() {
+        return Err(Error::InvalidFixture {
+            path: file.to_path_buf(),
+            detail: format!(
+                "a block is never closed (`{}` has no `}}`): keepalived would not read this file as you mean it",
+                blocks.last().map(String::as_str).unwrap_or("")
+            ),
+        });
+    }
+    if vips_mapped == 0 {
+        out.warnings.push(format!(
+            "{name}: no virtual_ipaddress: this host never takes the VIP the run's DNS names"
+        ));
+    }
+    if !saw_unicast {
+        out.warnings.push(format!(
+            "{name}: no unicast_peer: VRRP adverts go to multicast 224.0.0.18 (cloud networks such as AWS's drop it; the run's bridge passes it)"
+        ));
+    }
+    out.text = lines.join("\n") + "\n";
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AddressBook;
+    use crate::design::Design;
+
+    #[test]
+    fn a_pair_file_is_mapped_onto_each_host() {
+        let design = Design::load("scale_up").unwrap();
+        let book = AddressBook::new();
+        let text = "global_defs {\n  smtp_server 10.0.0.25\n}\nvrrp_instance VI_1 {\n  interface eth0\n  state MASTER\n  virtual_router_id 51\n  priority 101\n  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n  unicast_src_ip 10.0.0.11\n  unicast_peer {\n    10.0.0.12\n  }\n  virtual_ipaddress {\n    54.12.0.10/24\n  }\n}\n";
+        let target = Target {
+            design: &design,
+            host: Some("lb-2"),
+            running: vec!["lb-1", "lb-2"],
+            domain: None,
+            run_domain: "foobar.com",
+            book: &book,
+        };
+        let m = map(Path::new("keepalived.conf"), text, &target).unwrap();
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains("keepalived.conf:2: smtp_server 10.0.0.25 -> left out"),
+            "{all}"
+        );
+        assert!(
+            all.contains("interface eth0 -> {{ self.public.iface }}"),
+            "{all}"
+        );
+        assert!(
+            all.contains("unicast_src_ip 10.0.0.11 -> {{ lb-2.public }}"),
+            "{all}"
+        );
+        assert!(
+            all.contains("unicast_peer 10.0.0.12 -> {{ lb-1.public }} (lb-1)"),
+            "{all}"
+        );
+        assert!(
+            m.text
+                .contains("{{ public.vip }}/24 dev {{ self.public.iface }}"),
+            "{}",
+            m.text
+        );
+        assert_eq!(m.text.lines().count(), text.lines().count());
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert!(map(Path::new("k"), "vrrp_instance x {\n", &target).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! A user's MariaDB server file (`/etc/mysql/mariadb.conf.d/50-server.cnf`,
+//! or the `my.cnf` a tutorial had them write), exactly as it is on their
+//! database server, laid over Debian's own defaults as it is on theirs, in
+//! place of the design's settings and the primary's/replica's role file.
+//! The user decides `server-id`, the binary log and `read_only`; the claims
+//! then say what those choices do. `bind-address` and `report-host` become
+//! the host's own, the database names of replication filters the run's
+//! database, paths the package's. What stackproof needs to count (per-user
+//! statistics) is printed as an addition.
+
+use std::path::Path;
+
+use super::{Mapped, Target, file_label, is_ipv4, is_local};
+use crate::error::Result;
+
+/// The application's database in the run (fixtures/services/mariadb/init.sql).
+const RUN_DATABASE: &str = "foobar";
+
+/// Paths the run's package and service definitions use.
+const RUN_PATHS: &[(&str, &str)] = &[
+    ("datadir", "/var/lib/mysql"),
+    ("socket", "/run/mysqld/mysqld.sock"),
+    ("pid-file", "/run/mysqld/mysqld.pid"),
+];
+
+/// Maps `text` (from `file`) for the hosts whose MariaDB services are `roles`
+/// (`mariadb`, `mariadb-primary`, `mariadb-replica`).
+pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<Mapped> {
+    let name = file_label(file);
+    let at = |n: usize| format!("{name}:{n}");
+    let mut out = Mapped::default();
+    let net = target.inner_network(
+        target
+            .host
+            .or(target.running.first().copied())
+            .unwrap_or(""),
+    );
+    let mut server_id = None;
+    let mut has_log_error = false;
+    let mut lines = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let code = raw.split('#').next().unwrap_or("").trim();
+        let (key, value) = match code.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (code, ""),
+        };
+        // Options are written with `-` or `_` alike.
+        let key_norm = key.replace('_', "-");
+        let mut line = raw.to_string();
+        let set = |to: &str, why: &str, line: &mut String, out: &mut Mapped| {
+            *line = format!("{key} = {to}");
+            out.lines
+                .push(format!("{}: {key} = {value} -> {to} ({why})", at(n)));
+        };
+        match key_norm.as_str() {
+            "bind-address" if !is_local(value) => match target.lookup(value) {
+                Some(k) => set(&k.placeholder, &k.what, &mut line, &mut out),
+                None if is_ipv4(value) => set(
+                    &format!("{{{{ self.{net} }}}}"),
+                    "the host's own address",
+                    &mut line,
+                    &mut out,
+                ),
+                None => {}
+            },
+            "bind-address" if value == "127.0.0.1" && target.running.len() > 1 => {
+                out.warnings.push(format!(
+                    "{}: `bind-address = 127.0.0.1`: only this host reaches its database, so the other hosts' app and the replica cannot",
+                    at(n)
+                ));
+            }
+            "report-host" => set("{{ self.name }}", "the host's name", &mut line, &mut out),
+            "server-id" => server_id = Some(value.to_string()),
+            "log-error" => has_log_error = true,
+            "user" if value != "mysql" => set("mysql", "the package's user", &mut line, &mut out),
+            "port" if value != "3306" => set(
+                "3306",
+                "the port the design's clients connect to",
+                &mut line,
+                &mut out,
+            ),
+            "binlog-do-db" | "replicate-do-db" | "binlog-ignore-db" | "replicate-ignore-db"
+                if value != RUN_DATABASE && !value.is_empty() =>
+            {
+                set(
+                    RUN_DATABASE,
+                    "the run's application database",
+                    &mut line,
+                    &mut out,
+                )
+            }
+            "skip-networking" => out.warnings.push(format!(
+                "{}: `skip-networking`: no other host reaches this database over the network",
+                at(n)
+            )),
+            k => {
+                if let Some((_, to)) = RUN_PATHS.iter().find(|(p, to)| *p == k && value != *to) {
+                    set(to, "where the run's package has it", &mut line, &mut out);
+                }
+            }
+        }
+        lines.push(line);
+    }
+    if roles.contains(&"mariadb-primary") && roles.contains(&"mariadb-replica") {
+        out.warnings.push(format!(
+            "{name} goes to the primary and the replica alike: both get server-id {}, and a replica refuses a primary with its own id; give each its own file (HOST:mariadb=PATH)",
+            server_id.as_deref().unwrap_or("1 (the default)")
+        ));
+    }
+    if !has_log_error {
+        lines.push("# stackproof: the server's own log, where the checklist quotes it from".into());
+        lines.push("[mariadbd]".into());
+        lines.push("log-error = /var/log/mysql/error.log".into());
+        out.additions.push(
+            "log-error = /var/log/mysql/error.log at the end (the checklist quotes the server's log; nothing claims measure)"
+                .into(),
+        );
+    }
+    // The design's role files would override the user's choices: each is
+    // replaced by what stackproof needs to count, and nothing else.
+    for role in roles.iter().filter(|r| **r != "mariadb") {
+        out.files.push((
+            format!("services/{role}/role.cnf"),
+            "# stackproof: the user's file decides this server's role; this only counts per user.\n[mariadbd]\nuserstat = 1\n".into(),
+        ));
+    }
+    lines.push("# stackproof: per-user statistics, which the claims count".into());
+    lines.push("[mariadbd]".into());
+    lines.push("userstat = 1".into());
+    out.additions.push("userstat = 1 at the end (per-user statistics: the claims tell the app's queries from replication's; it changes no query)".into());
+    out.text = lines.join("\n") + "\n";
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AddressBook;
+    use crate::design::Design;
+
+    #[test]
+    fn a_tutorial_primary_is_mapped_and_one_file_for_both_is_warned_of() {
+        let design = Design::load("distributed").unwrap();
+        let book = AddressBook::new();
+        let target = Target {
+            design: &design,
+            host: Some("server-1"),
+            running: vec!["server-1", "server-2"],
+            domain: None,
+            run_domain: "foobar.com",
+            book: &book,
+        };
+        let text = "[mysqld]\nbind-address = 10.0.0.5\nserver-id = 1\nlog_bin = /var/log/mysql/mysql-bin.log\nbinlog_do_db = tyrell_corp\n";
+        let m = map(
+            Path::new("50-server.cnf"),
+            text,
+            &target,
+            &["mariadb-primary"],
+        )
+        .unwrap();
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains("50-server.cnf:2: bind-address = 10.0.0.5 -> {{ self.public }}"),
+            "{all}"
+        );
+        assert!(
+            all.contains("binlog_do_db = tyrell_corp -> foobar"),
+            "{all}"
+        );
+        assert_eq!(m.files[0].0, "services/mariadb-primary/role.cnf");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        let both = Target {
+            host: None,
+            ..target
+        };
+        let m = map(
+            Path::new("my.cnf"),
+            "[mysqld]\nbind-address = 127.0.0.1\n",
+            &both,
+            &["mariadb-primary", "mariadb-replica"],
+        )
+        .unwrap();
+        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        assert!(
+            m.warnings[1].contains("server-id 1 (the default)"),
+            "{:?}",
+            m.warnings
+        );
+    }
+}
