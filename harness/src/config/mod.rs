@@ -134,6 +134,11 @@ pub fn mask_secrets(line: &str) -> String {
     let mut out = Vec::with_capacity(words.len());
     let mut hide_next = false;
     for w in words {
+        // `password = x`: the value is after the `=`.
+        if hide_next && (w == "=" || w == ":") {
+            out.push(w.to_string());
+            continue;
+        }
         if hide_next && !w.is_empty() {
             out.push("******".to_string());
             hide_next = false;
@@ -142,6 +147,7 @@ pub fn mask_secrets(line: &str) -> String {
         let lower = w.to_ascii_lowercase();
         if [
             "password",
+            "password:",
             "insecure-password",
             "auth_pass",
             "auth",
@@ -152,6 +158,12 @@ pub fn mask_secrets(line: &str) -> String {
         {
             hide_next = true;
             out.push(w.to_string());
+        } else if let Some((key, _)) = w.split_once('=').filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k.contains("pass") || k.contains("secret")
+        }) {
+            // `password=x`, `MASTER_PASSWORD='x'`.
+            out.push(format!("{key}=******"));
         } else if let Some((user, _)) = w.split_once(':').filter(|_| lower.contains("pass")) {
             out.push(format!("{user}:******"));
         } else {
@@ -608,6 +620,12 @@ mod tests {
             "user alice insecure-password ******"
         );
         assert_eq!(mask_secrets("auth_pass 42 x"), "auth_pass ****** x");
+        assert_eq!(mask_secrets("password = s3cret"), "password = ******");
+        assert_eq!(mask_secrets("password=s3cret"), "password=******");
+        assert_eq!(
+            mask_secrets("  basic_auth: { username: a, password: s3cret }"),
+            "  basic_auth: { username: a, password: ****** }"
+        );
         assert_eq!(
             mask_secrets("server web-01 1.2.3.4:80 check"),
             "server web-01 1.2.3.4:80 check"

@@ -12,8 +12,17 @@ use crate::docker::{self, RunGuard, RunId};
 use crate::error::{Error, Result};
 use crate::host::Host;
 
-/// The file each server's configuration is read from after the script.
-const WRITES: &[(&str, &str)] = &[("haproxy", "/etc/haproxy/haproxy.cfg")];
+/// The file each server's configuration is read from after the script
+/// (where Debian's package has it; a shell glob for PHP's version).
+const WRITES: &[(&str, &str)] = &[
+    ("haproxy", "/etc/haproxy/haproxy.cfg"),
+    ("nginx", "/etc/nginx/sites-available/default"),
+    ("apache", "/etc/apache2/sites-available/000-default.conf"),
+    ("keepalived", "/etc/keepalived/keepalived.conf"),
+    ("mariadb", "/etc/mysql/mariadb.conf.d/50-server.cnf"),
+    ("php-fpm", "/etc/php/*/fpm/pool.d/www.conf"),
+    ("prometheus", "/etc/prometheus/prometheus.yml"),
+];
 
 /// Commands a script may call that must do nothing here, and what is said of each.
 const SHIMS: &[(&str, &str)] = &[
@@ -55,7 +64,11 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
         .map(|(_, t)| *t)
         .ok_or_else(|| Error::InvalidFixture {
             path: script.to_path_buf(),
-            detail: format!("--script is supported for haproxy only so far, not `{kind}`"),
+            detail: if kind == "iptables" {
+                "a firewall script is read as it is: give it with --config iptables=PATH (its iptables and ufw commands become the rules)".into()
+            } else {
+                format!("--script does not know where `{kind}` keeps its configuration")
+            },
         })?;
     let text = std::fs::read(script).map_err(|source| Error::Fixture {
         path: script.to_path_buf(),
@@ -132,11 +145,16 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
     let dir = scratch.join(format!("script-{}", name.replace('/', "_")));
     std::fs::create_dir_all(&dir).map_err(Error::io(format!("create `{}`", dir.display())))?;
     let file = dir.join(Path::new(target).file_name().expect("a file name"));
+    let target = host
+        .run(&format!("ls {target} | head -1"))
+        .await?
+        .trim()
+        .to_string();
     std::fs::write(&file, config).map_err(Error::io(format!("write `{}`", file.display())))?;
     host.remove().await?;
     Ok(ScriptRun {
         config: file,
         report,
-        target: target.to_string(),
+        target,
     })
 }
