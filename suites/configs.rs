@@ -284,6 +284,24 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
             None => std::fs::write(dir.join("README.md"), "forgot the file").unwrap(),
         }
     }
+    // alice also hands in her keepalived file, which `distributed` has no use for.
+    std::fs::copy(
+        configs.join("../keepalived/lb-01.conf"),
+        class.join("alice/keepalived.conf"),
+    )
+    .unwrap();
+    // frank's databases run Debian's default server file, found by name.
+    std::fs::create_dir_all(class.join("frank/mysql")).unwrap();
+    std::fs::copy(
+        configs.join("lb_debian_default.cfg"),
+        class.join("frank/haproxy.cfg"),
+    )
+    .unwrap();
+    std::fs::copy(
+        configs.join("../mariadb/50-server.cnf"),
+        class.join("frank/mysql/50-server.cnf"),
+    )
+    .unwrap();
     // erin hands in the install script only.
     std::fs::create_dir_all(class.join("erin")).unwrap();
     std::fs::copy(
@@ -300,6 +318,7 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
             "carol",
             "dave",
             "erin",
+            "frank",
             "--out",
             "grades",
         ])
@@ -309,6 +328,7 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
     let md = std::fs::read_to_string(class.join("grades/summary.md")).unwrap_or_default();
+    let alice = std::fs::read_to_string(class.join("grades/alice.txt")).unwrap_or_default();
     std::fs::remove_dir_all(&class).unwrap();
     assert!(
         out.status.success(),
@@ -339,6 +359,12 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
         "PASS",
         "{csv}\n{stdout}"
     );
+    assert!(
+        alice.contains("not graded, no host of distributed runs keepalived"),
+        "{alice}"
+    );
+    assert_eq!(cell("frank", "distributed.lb.round_robin"), "PASS", "{csv}");
+    assert_eq!(cell("frank", "distributed.db.replication"), "FAIL", "{csv}");
 }
 
 #[test]
