@@ -928,3 +928,76 @@ fn a_listing_cut_short_by_its_reader_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.success(), "{status:?}: {stderr}");
 }
+
+#[test]
+fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
+    let dir = std::env::temp_dir().join(format!("sp-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two shards, as a matrix runs them: one design as it is, one broken.
+    for (design, extra) in [
+        ("simple_web", &[][..]),
+        ("simple_web_nginx", &["--mutant", "no_php_location"][..]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+            .args(["check", design, "--json"])
+            .arg(dir.join(format!("{design}.json")))
+            .args(["--claim", &format!("{design}.dns.www_a_record")])
+            .args(["--claim", &format!("{design}.app.dynamic_by_php")])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c < 2),
+            "{design}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .arg("merge")
+        .arg(dir.join("simple_web.json"))
+        .arg(dir.join("simple_web_nginx.json"))
+        .arg("--html")
+        .arg(dir.join("all.html"))
+        .arg("--junit")
+        .arg(dir.join("all.xml"))
+        .arg("--markdown")
+        .arg(dir.join("all.md"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let html = std::fs::read_to_string(dir.join("all.html")).unwrap_or_default();
+    let md = std::fs::read_to_string(dir.join("all.md")).unwrap_or_default();
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
+    let lint = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(dir.join("all.xml"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The worst shard decides: the mutant broke a claim.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("simple_web: 2 held, 0 broken")
+            && stdout.contains("simple_web_nginx: 1 held, 1 broken"),
+        "{stdout}"
+    );
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        html.contains("<section id=\"simple_web\">")
+            && html.contains("<section id=\"simple_web_nginx\">"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<svg").count(), 2, "a topology per design");
+    assert!(html.contains("simple_web_nginx.app.dynamic_by_php"));
+    assert!(
+        md.contains("## stackproof check simple_web:")
+            && md.contains("## stackproof check simple_web_nginx:"),
+        "{md}"
+    );
+}

@@ -20,7 +20,8 @@ use crate::graph::{Health, health};
 use crate::report::{RunReport, strip_ansi};
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attributes.
+pub fn esc(s: &str) -> String {
     strip_ansi(s)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -340,26 +341,37 @@ svg .budget{stroke:#dc3545;stroke-dasharray:4 3} svg .mark{stroke:#6f42c1;stroke
 const SCRIPT: &str = r#"
 document.querySelectorAll('tr.claim').forEach(function(row){
   var hosts=(row.dataset.hosts||'').split(' ').filter(Boolean);
-  function mark(on){document.querySelectorAll('g.host').forEach(function(g){
+  var scope=row.closest('section')||document;
+  function mark(on){scope.querySelectorAll('g.host').forEach(function(g){
     if(hosts.indexOf(g.dataset.host)>=0){g.classList.toggle('hl',on);}});}
   row.addEventListener('mouseenter',function(){mark(true);});
   row.addEventListener('mouseleave',function(){mark(false);});
 });
 "#;
 
-/// The whole page.
+/// The whole page of one run.
 pub fn page(design: &Design, report: &RunReport<'_>, total_s: f64) -> String {
+    let title = format!("stackproof check {}", report.design);
+    wrap(&title, &section(design, report, total_s, "h1"))
+}
+
+/// A self-contained page around `body`.
+pub fn wrap(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}<script>{SCRIPT}</script></body></html>\n",
+        esc(title)
+    )
+}
+
+/// One run's part of a page: its facts, topology and claims, under a
+/// `heading` (`h1` alone, `h2` among others).
+pub fn section(design: &Design, report: &RunReport<'_>, total_s: f64, heading: &str) -> String {
     let hl = health(design, report.claims);
     let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
-    let mut h = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    let mut h = format!("<section id=\"{}\">", esc(report.design));
     let _ = write!(
         h,
-        "<title>stackproof check {}</title><style>{STYLE}</style></head><body>",
-        esc(report.design)
-    );
-    let _ = write!(
-        h,
-        "<h1>stackproof check {}</h1><div class=\"facts\">{}<br>run <code>{}</code>, image <code>{}</code>{}, up in {} ms, checked in {total_s:.1} s</div>",
+        "<{heading}>stackproof check {}</{heading}><div class=\"facts\">{}<br>run <code>{}</code>, image <code>{}</code>{}, up in {} ms, checked in {total_s:.1} s</div>",
         esc(report.design),
         esc(&design.spec.summary),
         esc(report.run),
@@ -438,6 +450,6 @@ pub fn page(design: &Design, report: &RunReport<'_>, total_s: f64) -> String {
         }
         let _ = write!(h, "</td><td>{}</td></tr>", o.millis);
     }
-    let _ = write!(h, "</table><script>{SCRIPT}</script></body></html>\n");
+    h.push_str("</table></section>");
     h
 }

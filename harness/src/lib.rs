@@ -43,6 +43,7 @@ pub mod html;
 pub mod images;
 pub mod kinds;
 pub mod measure;
+pub mod merge;
 pub mod mutant;
 pub mod network;
 pub mod pki;

@@ -95,6 +95,23 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Merge the JSON reports of many runs (a CI matrix's shards) into one
+    /// HTML page, one JUnit file and one Markdown summary; exits as the
+    /// worst run did (0 held, 1 a claim broke, 2 one was not measured).
+    Merge {
+        /// Reports written by `check --json`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write one self-contained HTML page with every run.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write one JUnit file (a <testsuites> of every run).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write one Markdown summary (GitHub's step summary).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Draw a design's topology without running anything.
     Graph {
         /// A built-in design or a design folder.
@@ -250,6 +267,32 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             out,
             jobs,
         } => grade(&design, &submissions, &out, jobs).await,
+        Command::Merge {
+            reports,
+            html,
+            junit,
+            markdown,
+        } => {
+            use stackproof::merge;
+            let saved = merge::read(&reports)?;
+            if let Some(p) = &html {
+                merge::write(p, &merge::html(&saved)?)?;
+            }
+            if let Some(p) = &junit {
+                merge::write(p, &merge::junit(&saved))?;
+            }
+            if let Some(p) = &markdown {
+                merge::write(p, &merge::markdown(&saved)?)?;
+            }
+            for r in &saved {
+                let (h, b, e, s) = merge::counts(&r.claims);
+                out!(
+                    "{}: {h} held, {b} broken, {e} not measured, {s} skipped",
+                    r.design
+                );
+            }
+            Ok(ExitCode::from(merge::exit_code(&saved)))
+        }
         Command::Graph { design, format } => {
             let loaded = Design::load(&design)?;
             let none = Default::default();

@@ -106,7 +106,8 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-/// The machine-readable report of one design's run.
+/// The machine-readable report of one design's run (read back by `merge`
+/// as [`crate::merge::SavedReport`]).
 #[derive(Debug, Serialize)]
 pub struct RunReport<'a> {
     /// The design.
@@ -133,12 +134,21 @@ pub fn write_json(path: &Path, report: &RunReport<'_>) -> Result<()> {
 
 /// Writes the report as JUnit XML (one testcase per claim), which CI systems display.
 pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
+    let x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
+        junit_suite(report)
+    );
+    std::fs::write(path, x).map_err(Error::io(format!("write `{}`", path.display())))
+}
+
+/// One run as a JUnit `<testsuite>`.
+pub fn junit_suite(report: &RunReport<'_>) -> String {
     let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
     let failures = count(|v| matches!(v, Verdict::Broken(_)));
     let errors = count(|v| matches!(v, Verdict::NotMeasured(_)));
     let skipped = count(Verdict::skipped);
     let total_s: f64 = report.claims.iter().map(|o| o.millis as f64 / 1000.0).sum();
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let mut x = String::new();
     let _ = writeln!(
         x,
         "<testsuite name=\"stackproof.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{total_s:.3}\">",
@@ -185,7 +195,7 @@ pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
         x.push_str("</testcase>\n");
     }
     x.push_str("</testsuite>\n");
-    std::fs::write(path, x).map_err(Error::io(format!("write `{}`", path.display())))
+    x
 }
 
 fn xml(s: &str) -> String {
