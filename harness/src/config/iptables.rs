@@ -73,6 +73,20 @@ impl Rules {
     }
 }
 
+/// ufw's application profiles as Debian's packages define them, and their ports.
+const UFW_PROFILES: &[(&str, &str)] = &[
+    ("OpenSSH", "22/tcp"),
+    ("Nginx Full", "80,443/tcp"),
+    ("Nginx HTTP", "80/tcp"),
+    ("Nginx HTTPS", "443/tcp"),
+    ("Apache Full", "80,443/tcp"),
+    ("Apache", "80/tcp"),
+    ("Apache Secure", "443/tcp"),
+    ("WWW Full", "80,443/tcp"),
+    ("WWW", "80/tcp"),
+    ("WWW Secure", "443/tcp"),
+];
+
 /// Whether `addr` (an address or a CIDR) is in a private range.
 fn private_range(addr: &str) -> bool {
     let ip = addr.split('/').next().unwrap_or("");
@@ -163,9 +177,16 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             .split_whitespace()
             .skip_while(|w| *w == "sudo")
             .collect();
+        // `/sbin/iptables` is iptables; `IPT=/sbin/iptables` is not.
         let program = words
             .first()
-            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .map(|p| {
+                if p.starts_with('/') {
+                    p.rsplit('/').next().unwrap_or(p)
+                } else {
+                    p
+                }
+            })
             .unwrap_or("");
         match program {
             "iptables" => {
@@ -203,8 +224,23 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             }
             "ufw" => {
                 ufw_used = true;
-                let args = &words[1..];
-                match args {
+                // `ufw --force enable`; `ufw allow 'Nginx Full'` (an application profile).
+                let args: Vec<&str> = words[1..]
+                    .iter()
+                    .copied()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
+                let joined = args.get(1..).unwrap_or(&[]).join(" ");
+                let profile = joined.trim_matches(['\'', '"']);
+                let profile_ports = UFW_PROFILES
+                    .iter()
+                    .find(|(name, _)| profile.eq_ignore_ascii_case(name))
+                    .map(|(_, ports)| *ports);
+                let args: Vec<&str> = match profile_ports {
+                    Some(ports) => vec![args[0], ports],
+                    None => args,
+                };
+                match args.as_slice() {
                     ["enable", ..] => ufw_enabled = true,
                     ["default", policy, direction, ..] => {
                         let chain = match *direction {
@@ -226,10 +262,18 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                             _ => "ACCEPT",
                         };
                         let mut rest: Vec<&str> = rest.to_vec();
-                        if rest.first() == Some(&"in") {
-                            rest.remove(0);
+                        let mut chain = "INPUT";
+                        match rest.first() {
+                            Some(&"in") => {
+                                rest.remove(0);
+                            }
+                            Some(&"out") => {
+                                rest.remove(0);
+                                chain = "OUTPUT";
+                            }
+                            _ => {}
                         }
-                        let mut parts = vec!["-A INPUT".to_string()];
+                        let mut parts = vec![format!("-A {chain}")];
                         let mut proto = None;
                         let mut port = None;
                         let mut k = 0;
@@ -282,8 +326,12 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                             if !p.is_empty() {
                                 rule.push(format!("-p {p}"));
                             }
-                            if let Some(port) = &port {
-                                rule.push(format!("--dport {port}"));
+                            match &port {
+                                Some(list) if list.contains(',') => {
+                                    rule.push(format!("-m multiport --dports {list}"))
+                                }
+                                Some(one) => rule.push(format!("--dport {one}")),
+                                None => {}
                             }
                             rule.push(format!("-j {jump}"));
                             rules.table("filter").2.push(rule.join(" "));
@@ -301,23 +349,28 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         .push(format!("{}: `{code}` -> skipped (not a rule)", at(n))),
                 }
             }
-            "iptables-save"
-            | "netfilter-persistent"
-            | "apt-get"
-            | "apt"
-            | "echo"
-            | "service"
-            | "systemctl" => {
-                out.lines
-                    .push(format!("{}: `{code}` -> skipped (not a rule)", at(n)));
+            "ip6tables" => {
+                out.lines.push(format!(
+                    "{}: `{code}` -> left out (IPv6; the run's networks are IPv4)",
+                    at(n)
+                ));
             }
-            _ => {
+            // A rule this reading cannot see (`$IPT -A INPUT ...`, a function)
+            // would be lost without a word: that stops the run.
+            _ if [" -A ", " -I ", " -P ", " --append ", " --policy "]
+                .iter()
+                .any(|f| format!(" {code} ").contains(f)) =>
+            {
                 return Err(Error::InvalidFixture {
                     path: file.to_path_buf(),
                     detail: format!(
-                        "line {n}: `{code}` is neither an iptables nor a ufw command; give the rules as `iptables-save` prints them, or a script of iptables/ufw commands"
+                        "line {n}: `{code}` looks like a rule but is not an `iptables` or `ufw` command stackproof can read; write the command itself, or give the rules as `iptables-save` prints them"
                     ),
                 });
+            }
+            _ => {
+                out.lines
+                    .push(format!("{}: `{code}` -> skipped (not a rule)", at(n)));
             }
         }
     }
@@ -433,6 +486,47 @@ mod tests {
             m.text
         );
         assert!(m.text.find("-i lo").unwrap() < m.text.find("--dport 22").unwrap());
+        // Profiles, several ports, `--force`, IPv6 and lines that are not rules.
+        let m = map(
+            Path::new("ufw.sh"),
+            "ufw allow 'Nginx Full'\nufw allow OpenSSH\nufw deny out 25\nip6tables -P INPUT DROP\nufw status verbose\nufw --force enable\n",
+            &t,
+        )
+        .unwrap();
+        assert!(
+            m.text
+                .contains("-A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("-A INPUT -p tcp --dport 22 -j ACCEPT"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("-A OUTPUT -p tcp --dport 25 -j DROP"),
+            "{}",
+            m.text
+        );
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert!(
+            m.lines
+                .iter()
+                .any(|l| l.contains("ip6tables -P INPUT DROP` -> left out")),
+            "{:?}",
+            m.lines
+        );
+        let e = map(
+            Path::new("fw"),
+            "IPT=/sbin/iptables\n$IPT -A INPUT -p tcp --dport 22 -j ACCEPT\n",
+            &t,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("looks like a rule"),
+            "{e}"
+        );
         let e = map(
             Path::new("fw"),
             "iptables -A INPUT -s 54.1.2.3 -j ACCEPT\n",

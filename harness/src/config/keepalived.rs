@@ -37,6 +37,8 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut peers_mapped = 0;
     let mut vips_mapped = 0;
     let mut saw_unicast = false;
+    // While inside an LVS `virtual_server` block: the depth it opened at.
+    let mut lvs_depth: Option<usize> = None;
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -44,7 +46,24 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         let words: Vec<&str> = code.split_whitespace().collect();
         let mut line = raw.to_string();
         let block = blocks.last().map(String::as_str).unwrap_or("");
+        if lvs_depth.is_none()
+            && matches!(
+                words.first().copied(),
+                Some("virtual_server" | "virtual_server_group")
+            )
+        {
+            lvs_depth = Some(blocks.len());
+            out.lines.push(format!(
+                "{}: {} -> left out, with its block (LVS balancing is not part of the design, and its health checks would contact your real servers)",
+                at(n),
+                code.trim().trim_end_matches('{').trim()
+            ));
+        }
+        if lvs_depth.is_some() {
+            line = format!("# stackproof: left out: {raw}");
+        }
         match words.first().copied() {
+            _ if lvs_depth.is_some() => {}
             Some("interface") | Some("mcast_src_ip") | Some("unicast_src_ip")
                 if words.len() >= 2 =>
             {
@@ -165,6 +184,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                 '{' => blocks.push(words.first().copied().unwrap_or("").to_string()),
                 '}' => {
                     blocks.pop();
+                    if lvs_depth == Some(blocks.len()) {
+                        lvs_depth = None;
+                    }
                 }
                 _ => {}
             }
@@ -240,5 +262,20 @@ mod tests {
         assert_eq!(m.text.lines().count(), text.lines().count());
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
         assert!(map(Path::new("k"), "vrrp_instance x {\n", &target).is_err());
+        // An LVS block would health-check the user's servers: it goes, whole.
+        let lvs = "virtual_server 54.12.0.10 80 {\n  real_server 10.0.0.21 80 {\n    TCP_CHECK {\n      connect_timeout 3\n    }\n  }\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_ipaddress {\n    54.12.0.10\n  }\n}\n";
+        let m = map(Path::new("keepalived.conf"), lvs, &target).unwrap();
+        assert!(
+            m.lines[0].contains("keepalived.conf:1: virtual_server 54.12.0.10 80 -> left out"),
+            "{:?}",
+            m.lines
+        );
+        assert_eq!(
+            m.text.matches("# stackproof: left out").count(),
+            7,
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("{{ public.vip }}/24"), "{}", m.text);
     }
 }

@@ -23,6 +23,21 @@ const RUN_PATHS: &[(&str, &str)] = &[
     ("pid-file", "/run/mysqld/mysqld.pid"),
 ];
 
+/// Options of MySQL 8 that MariaDB does not have (it would refuse to
+/// start): a file written for MySQL keeps its meaning without them.
+const MYSQL_ONLY: &[&str] = &[
+    "mysqlx-bind-address",
+    "mysqlx-port",
+    "mysqlx",
+    "default-authentication-plugin",
+    "gtid-mode",
+    "enforce-gtid-consistency",
+    "innodb-dedicated-server",
+    "log-error-verbosity",
+    "binlog-transaction-dependency-tracking",
+    "transaction-write-set-extraction",
+];
+
 /// Maps `text` (from `file`) for the hosts whose MariaDB services are `roles`
 /// (`mariadb`, `mariadb-primary`, `mariadb-replica`).
 pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<Mapped> {
@@ -54,6 +69,13 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
                 .push(format!("{}: {key} = {value} -> {to} ({why})", at(n)));
         };
         match key_norm.as_str() {
+            k if MYSQL_ONLY.contains(&k) => {
+                line = format!("# stackproof: MySQL 8 only, left out: {raw}");
+                out.lines.push(format!(
+                    "{}: {key} -> left out (a MySQL 8 option MariaDB does not have; it would refuse to start)",
+                    at(n)
+                ));
+            }
             "bind-address" if !is_local(value) => match target.lookup(value) {
                 Some(k) => set(&k.placeholder, &k.what, &mut line, &mut out),
                 None if is_ipv4(value) => set(
@@ -169,6 +191,18 @@ mod tests {
             "{all}"
         );
         assert_eq!(m.files[0].0, "services/mariadb-primary/role.cnf");
+        let mysql8 = map(
+            Path::new("mysqld.cnf"),
+            "[mysqld]\nmysqlx-bind-address = 127.0.0.1\nbind-address = 0.0.0.0\n",
+            &target,
+            &["mariadb-primary"],
+        )
+        .unwrap();
+        assert!(
+            mysql8.lines[0].contains("mysqld.cnf:2: mysqlx-bind-address -> left out"),
+            "{:?}",
+            mysql8.lines
+        );
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
         let both = Target {
             host: None,
