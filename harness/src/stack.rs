@@ -877,9 +877,11 @@ impl Stack {
     /// Undoes every fault still applied, newest first. When one cannot be
     /// undone the stack is marked tainted (see [`Stack::tainted`]).
     pub async fn restore_faults(&self) -> Result<()> {
-        let pending = std::mem::take(&mut *self.faults.lock().expect("faults lock"));
         let mut first_error = None;
-        for (_, undo) in pending.into_iter().rev() {
+        // One at a time, so each undo sees which faults are still applied.
+        loop {
+            let next = self.faults.lock().expect("faults lock").pop();
+            let Some((_, undo)) = next else { break };
             let what = format!("{undo:?}");
             if let Err(e) = self.undo(undo).await {
                 tracing::warn!("could not undo {what}: {}", e.chain());
@@ -897,9 +899,14 @@ impl Stack {
         self.tainted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Settles every host after a fault is undone: a restarted server is
-    /// only back when its peers see it (HAProxy marks it UP again).
+    /// Settles every host after the last applied fault is undone: a
+    /// restarted server is only back when its peers see it (HAProxy marks
+    /// it UP again). While another fault still holds a host down, nothing
+    /// can settle, and waiting would only run out the deadline.
     async fn settle_all(&self) {
+        if !self.faults.lock().expect("faults lock").is_empty() {
+            return;
+        }
         let all: Vec<String> = self.spec.hosts.iter().map(|h| h.name.clone()).collect();
         let notes = self.settle(&all).await;
         if !notes.is_empty() {

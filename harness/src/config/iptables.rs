@@ -19,51 +19,58 @@ enum Form {
     Commands,
 }
 
-/// The rules being built: each table's chain policies and rules, in order.
+/// One table being built: its chains' policies and its rules, in order.
+struct Table {
+    name: String,
+    chains: Vec<(String, String)>,
+    rules: Vec<String>,
+}
+
+/// The rules being built, table by table.
 #[derive(Default)]
 struct Rules {
-    tables: Vec<(String, Vec<(String, String)>, Vec<String>)>,
+    tables: Vec<Table>,
 }
 
 impl Rules {
-    fn table(&mut self, name: &str) -> &mut (String, Vec<(String, String)>, Vec<String>) {
-        if !self.tables.iter().any(|(t, _, _)| t == name) {
+    fn table(&mut self, name: &str) -> &mut Table {
+        if !self.tables.iter().any(|t| t.name == name) {
             let builtin: &[&str] = match name {
                 "filter" => &["INPUT", "FORWARD", "OUTPUT"],
                 "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
                 _ => &[],
             };
-            self.tables.push((
-                name.to_string(),
-                builtin
+            self.tables.push(Table {
+                name: name.to_string(),
+                chains: builtin
                     .iter()
                     .map(|c| (c.to_string(), "ACCEPT".to_string()))
                     .collect(),
-                Vec::new(),
-            ));
+                rules: Vec::new(),
+            });
         }
         self.tables
             .iter_mut()
-            .find(|(t, _, _)| t == name)
+            .find(|t| t.name == name)
             .expect("just added")
     }
 
     fn policy(&mut self, table: &str, chain: &str, policy: &str) {
         let t = self.table(table);
-        match t.1.iter_mut().find(|(c, _)| c == chain) {
+        match t.chains.iter_mut().find(|(c, _)| c == chain) {
             Some(p) => p.1 = policy.to_string(),
-            None => t.1.push((chain.to_string(), policy.to_string())),
+            None => t.chains.push((chain.to_string(), policy.to_string())),
         }
     }
 
     fn render(&self) -> String {
         let mut out = String::new();
-        for (table, chains, rules) in &self.tables {
-            out.push_str(&format!("*{table}\n"));
-            for (c, p) in chains {
+        for t in &self.tables {
+            out.push_str(&format!("*{}\n", t.name));
+            for (c, p) in &t.chains {
                 out.push_str(&format!(":{c} {p} [0:0]\n"));
             }
-            for r in rules {
+            for r in &t.rules {
                 out.push_str(r);
                 out.push('\n');
             }
@@ -168,7 +175,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             } else {
                 let words: Vec<&str> = code.split_whitespace().collect();
                 let mapped = map_words(&words, n, &mut out)?;
-                rules.table(&table).2.push(mapped.join(" "));
+                rules.table(&table).rules.push(mapped.join(" "));
             }
             continue;
         }
@@ -209,7 +216,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     }
                     Some("-A" | "--append" | "-I" | "--insert") => {
                         let mapped = map_words(&args, n, &mut out)?;
-                        rules.table(&t).2.push(mapped.join(" "));
+                        rules.table(&t).rules.push(mapped.join(" "));
                     }
                     Some("-F" | "--flush" | "-X" | "--delete-chain" | "-Z" | "--zero") => {}
                     _ => {
@@ -334,9 +341,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                                 None => {}
                             }
                             rule.push(format!("-j {jump}"));
-                            rules.table("filter").2.push(rule.join(" "));
+                            rules.table("filter").rules.push(rule.join(" "));
                         }
-                        let added = &rules.table("filter").2;
+                        let added = &rules.table("filter").rules;
                         out.lines.push(format!(
                             "{}: {} -> {}",
                             at(n),
@@ -380,11 +387,11 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         }
         // What ufw itself always allows (its before.rules): loopback and replies.
         let filter = rules.table("filter");
-        filter.2.insert(
+        filter.rules.insert(
             0,
             "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into(),
         );
-        filter.2.insert(0, "-A INPUT -i lo -j ACCEPT".into());
+        filter.rules.insert(0, "-A INPUT -i lo -j ACCEPT".into());
         out.lines.push(
             "ufw's own rules (before.rules) -> loopback and replies accepted, as ufw does".into(),
         );
