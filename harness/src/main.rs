@@ -863,17 +863,20 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
             "topology up, all services ready (ms)",
             stack.up_time.as_millis() as f64,
         );
+        let mut claims_ms = 0.0;
         for c in claims {
             let o = claim::run(&stack, c).await;
             if !o.verdict.held() && !o.verdict.skipped() {
                 failures += 1;
                 println!("run {}: {}", i + 1, report::checklist_line(&o));
             }
+            claims_ms += o.millis as f64;
             record(&format!("{} (ms)", c.id), o.millis as f64);
             for (name, value) in &o.figures {
                 record(&format!("  {name}"), *value);
             }
         }
+        record(WHOLE_CHECK, stack.up_time.as_millis() as f64 + claims_ms);
         record(
             "memory of the running topology (MiB)",
             stack.memory_bytes().await? as f64 / 1048576.0,
@@ -887,8 +890,10 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
         "  {:<52} {:>9} {:>9} {:>9}",
         "figure", "min", "median", "max"
     );
+    let mut figures_sorted = Vec::new();
     for (name, mut v) in figures {
         v.sort_by(|a, b| a.total_cmp(b));
+        figures_sorted.push((name.clone(), v.clone()));
         println!(
             "  {name:<52} {:>9.1} {:>9.1} {:>9.1}",
             v[0],
@@ -896,9 +901,64 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
             v[v.len() - 1]
         );
     }
+    // The budgets beside the figures they concern: figures, not a verdict.
+    let budgets: Vec<&(&str, &str, f64, &str)> = BUDGETS
+        .iter()
+        .filter(|(d, ..)| d.is_empty() || *d == design)
+        .collect();
+    let mut header = false;
+    for (_, prefix, budget, note) in budgets {
+        for (name, v) in figures_sorted
+            .iter()
+            .filter(|(n, _)| n.trim_start().starts_with(prefix))
+        {
+            if !header {
+                println!("budgets (the median beside each):");
+                header = true;
+            }
+            let median = v[v.len() / 2];
+            println!(
+                "  {:<52} {median:>9.1} {:>9} {budget:>9.0}  {note}",
+                name.trim_start(),
+                if median <= *budget { "within" } else { "over" }
+            );
+        }
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
+
+/// The bench's figure for a whole warm `check`: topology up, then every claim.
+const WHOLE_CHECK: &str = "whole check: up, then every claim (ms)";
+
+/// The performance budgets (design, figure name prefix, budget, what it
+/// says), printed beside the measured medians. An empty design is any.
+const BUDGETS: &[(&str, &str, f64, &str)] = &[
+    (
+        "scale_up",
+        WHOLE_CHECK,
+        15_000.0,
+        "warm check under 15 s (30 s on 2026-11-27, 58 s this week, 46 s after the settle fix)",
+    ),
+    (
+        "scale_up",
+        "topology up",
+        2_100.0,
+        "under half of docker-compose's 4.1-4.2 s on the same six hosts",
+    ),
+    (
+        "scale_up",
+        "memory of the running topology",
+        1_536.0,
+        "under 1.5 GiB",
+    ),
+    (
+        "",
+        "failover outage",
+        1_000.0,
+        "a load-balancer failover under 1 s",
+    ),
+];

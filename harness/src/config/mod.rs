@@ -243,20 +243,13 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// The network a host is reached on by its peers: `private` when it has
-    /// it (the tiers' network), else its first.
+    /// The network a host is reached on by its peers (see [`inner_network`]).
     pub fn inner_network(&self, host: &str) -> String {
-        let nets = self
-            .design
+        self.design
             .spec
             .host(host)
-            .map(|h| h.networks.clone())
-            .unwrap_or_default();
-        if nets.iter().any(|n| n == "private") {
-            "private".into()
-        } else {
-            nets.first().cloned().unwrap_or_else(|| "public".into())
-        }
+            .map(inner_network)
+            .unwrap_or_else(|| "public".into())
     }
 
     /// `{{ host.net }}` on the network its peers reach it on.
@@ -268,6 +261,19 @@ impl Target<'_> {
     /// file, a host's own loopback, or nothing.
     pub fn lookup(&self, addr: &str) -> Option<Known> {
         self.book.get(addr).cloned()
+    }
+}
+
+/// The network a host is reached on by its peers: `private` when it has
+/// it (the tiers' network), else its first.
+fn inner_network(host: &crate::spec::HostSpec) -> String {
+    if host.networks.iter().any(|n| n == "private") {
+        "private".into()
+    } else {
+        host.networks
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "public".into())
     }
 }
 
@@ -377,7 +383,8 @@ pub fn apply(
     std::fs::create_dir_all(scratch)
         .map_err(Error::io(format!("create `{}`", scratch.display())))?;
     let mut ordered: Vec<&ConfigArg> = configs.iter().collect();
-    ordered.sort_by_key(|c| mapping_order(&c.kind));
+    // A file for one host after the file for all of them: it wins there.
+    ordered.sort_by_key(|c| (mapping_order(&c.kind), c.host.is_some()));
     let mut book = AddressBook::new();
     // What the user said their addresses are (`--address 10.0.0.5=lb-1`).
     for a in addresses {
@@ -394,15 +401,10 @@ pub fn apply(
                     .join(", "),
             });
         };
-        let net = if h.networks.iter().any(|n| n == "private") {
-            "private"
-        } else {
-            h.networks[0].as_str()
-        };
         book.insert(
             a.address.clone(),
             Known {
-                placeholder: format!("{{{{ {}.{net} }}}}", a.host),
+                placeholder: format!("{{{{ {}.{} }}}}", a.host, inner_network(h)),
                 what: a.host.clone(),
             },
         );
