@@ -859,3 +859,29 @@ fn a_cipher_openssl_does_not_know_is_a_warning_and_tls_still_holds() {
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+#[test]
+fn a_whole_nginx_conf_with_the_site_in_it_replaces_the_designs_and_serves_the_app() {
+    let (out, text) = check_files(
+        "simple_web_nginx",
+        &["nginx=nginx/nginx.conf"],
+        &["web.static_by_nginx", "app.dynamic_by_php"],
+        &[],
+    );
+    // The http line gains the design's log format; the user's access_log uses it.
+    assert!(
+        text.contains("added: nginx.conf:12: `log_format stackproof"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nginx.conf:22: access_log /var/log/nginx/access.log -> access_log /var/log/nginx/access.log stackproof"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "nginx.conf:39: fastcgi_pass unix:/run/php/php7.4-fpm.sock -> 127.0.0.1:9000"
+        ),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

@@ -486,10 +486,16 @@ pub fn apply(
                 String::new()
             };
             let mut main_target = None;
-            for (rel, body) in std::iter::once((rels.clone(), mapped.text.clone()))
+            for (i, (rel, body)) in std::iter::once((rels.clone(), mapped.text.clone()))
                 .chain(mapped.files.iter().cloned())
+                .enumerate()
             {
                 let path = scratch.join(format!("{prefix}{rel}"));
+                // A side file never replaces a user's own file mapped before it
+                // (a site file given beside a whole nginx.conf).
+                if i > 0 && path.exists() {
+                    continue;
+                }
                 std::fs::create_dir_all(path.parent().expect("a file in a folder"))
                     .map_err(Error::io(format!("create `{}`", path.display())))?;
                 std::fs::write(&path, body)
@@ -558,7 +564,11 @@ fn map_one(
         ),
         "nginx" => (
             nginx::map(file, text, target)?,
-            format!("services/{service}/site.conf"),
+            if nginx::is_whole(text) {
+                format!("services/{service}/nginx.conf")
+            } else {
+                format!("services/{service}/site.conf")
+            },
         ),
         "apache" => (
             apache::map(file, text, target)?,

@@ -35,7 +35,47 @@ fn fastcgi_upstreams(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Maps the user's site file `text` (from `file`).
+/// The format the claims read the access log in (the design's nginx.conf).
+const RUN_LOG_FORMAT: &str =
+    "log_format stackproof '$msec $remote_addr \"$request\" $status $request_time';";
+
+/// Where the claims count the requests Nginx served.
+const RUN_ACCESS_LOG: &str = "/var/log/nginx/access.log";
+
+/// Whether `text` is a whole nginx.conf (it has an `http` block) rather
+/// than a site file: it then replaces the design's nginx.conf.
+pub fn is_whole(text: &str) -> bool {
+    text.lines().any(|l| {
+        let code = l.split('#').next().unwrap_or("").trim_start();
+        code.starts_with("http {") || code.starts_with("http{") || code == "http"
+    })
+}
+
+/// The statements of one line with the block depth each starts at;
+/// `depth` is carried from line to line.
+fn statements(code: &str, depth: &mut usize) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for ch in code.chars() {
+        match ch {
+            '{' | ';' => {
+                out.push((std::mem::take(&mut current), *depth));
+                if ch == '{' {
+                    *depth += 1;
+                }
+            }
+            '}' => {
+                out.push((std::mem::take(&mut current), *depth));
+                *depth = depth.saturating_sub(1);
+            }
+            c => current.push(c),
+        }
+    }
+    out.push((current, *depth));
+    out
+}
+
+/// Maps the user's site file, or whole nginx.conf, `text` (from `file`).
 pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let (domain, run_domain) = (target.domain, target.run_domain);
     let name = file_label(file);
@@ -46,19 +86,12 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut upstream: Option<(String, usize)> = None;
     let mut upstream_names: Vec<String> = Vec::new();
     let mut out = Mapped::default();
-    if text.lines().any(|l| {
-        l.split('#')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with("http {")
-            || l.trim() == "http{"
-    }) {
-        return Err(Error::InvalidFixture {
-            path: file.to_path_buf(),
-            detail: "this is a whole nginx.conf (it has an `http` block); give the file of your `server { }` block (sites-available/...), which is what is mapped".into(),
-        });
-    }
+    let whole = is_whole(text);
+    // A whole nginx.conf: Nginx's exporter reads the design's local status page.
+    let exporter = target.design.spec.hosts.iter().any(|h| {
+        h.services.iter().any(|s| s == "nginx") && h.services.iter().any(|s| s == "nginx-exporter")
+    });
+    let mut depth = 0;
     let mut domain = domain.map(str::to_string);
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -66,12 +99,39 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         let code = raw.split('#').next().unwrap_or("");
         let mut line = raw.to_string();
         // Each statement of the line (`location / { proxy_pass ...; }` holds two).
-        for statement in code.split(['{', '}', ';']) {
+        for (statement, at_depth) in statements(code, &mut depth) {
             let words: Vec<&str> = statement.split_whitespace().collect();
             let Some(&first) = words.first() else {
                 continue;
             };
             match first {
+                // What the claims need of the http block, on its own line
+                // so every line keeps its number.
+                "http" if whole && at_depth == 0 => {
+                    let mut added = format!(" {RUN_LOG_FORMAT}");
+                    out.additions.push(format!(
+                        "{}: `{RUN_LOG_FORMAT}` (the format the claims read {RUN_ACCESS_LOG} in; it changes nothing Nginx serves)",
+                        at(n)
+                    ));
+                    if exporter {
+                        added.push_str(" server { listen 127.0.0.1:8080; location = /stub_status { stub_status; } }");
+                        out.additions.push(format!(
+                            "{}: a status page on 127.0.0.1:8080 for Nginx's Prometheus exporter (local only)",
+                            at(n)
+                        ));
+                    }
+                    line = line.replacen('{', &format!("{{{added}"), 1);
+                }
+                "user" if whole && at_depth == 0 => {
+                    let who = words.get(1).copied().unwrap_or("");
+                    if who != "www-data" {
+                        line = line.replacen(who, "www-data", 1);
+                        out.lines.push(format!(
+                            "{}: user {who} -> www-data (no such user on the run's host)",
+                            at(n)
+                        ));
+                    }
+                }
                 "upstream" => {
                     let u = words.get(1).copied().unwrap_or("").to_string();
                     upstream_names.push(u.clone());
@@ -218,6 +278,18 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     at(n)
                 ));
                 }
+                "access_log" if words.get(1) == Some(&RUN_ACCESS_LOG) => {
+                    // The same requests, in the format the claims read.
+                    let rest = statement.trim();
+                    let to = format!("access_log {RUN_ACCESS_LOG} stackproof");
+                    if rest != to {
+                        line = line.replacen(rest, &to, 1);
+                        out.lines.push(format!(
+                            "{}: {rest} -> {to} (the format the claims read; the same requests are logged)",
+                            at(n)
+                        ));
+                    }
+                }
                 "access_log" if words.get(1) != Some(&"off") => {
                     out.warnings.push(format!(
                     "{}: `access_log {}`: the claims count requests in /var/log/nginx/access.log; requests logged only here are not counted",
@@ -239,6 +311,18 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             upstream = None;
         }
         lines.push(line);
+    }
+    if whole {
+        // The design's site file would be served beside the user's servers.
+        out.files.push((
+            "services/nginx/site.conf".into(),
+            "# stackproof: the user's nginx.conf holds the whole configuration.\n".into(),
+        ));
+        if !text.contains("access_log") {
+            out.warnings.push(format!(
+                "{name}: no `access_log`: Nginx logs to {RUN_ACCESS_LOG} in its own format; the run reads it in the design's"
+            ));
+        }
     }
     let mut mapped = lines.join("\n");
     mapped.push('\n');
@@ -292,7 +376,27 @@ mod tests {
             e.to_string().contains("line 2") && e.to_string().contains("never contacts"),
             "{e}"
         );
-        assert!(map(Path::new("nginx.conf"), "http {\n}\n", &target).is_err());
+        // A whole nginx.conf: the http line gains what the claims read, the rest keeps its lines.
+        let conf = "user nginx;\nevents { worker_connections 768; }\nhttp {\n  access_log /var/log/nginx/access.log;\n  server {\n    listen 80;\n    root /usr/share/nginx/html;\n  }\n}\n";
+        assert!(is_whole(conf) && !is_whole(text));
+        let m = map(Path::new("nginx.conf"), conf, &target).unwrap();
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains("nginx.conf:1: user nginx -> www-data"),
+            "{all}"
+        );
+        assert!(all.contains("nginx.conf:4: access_log /var/log/nginx/access.log -> access_log /var/log/nginx/access.log stackproof"), "{all}");
+        assert!(
+            m.text
+                .lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("http { log_format stackproof"),
+            "{}",
+            m.text
+        );
+        assert_eq!(m.text.lines().count(), conf.lines().count());
+        assert_eq!(m.files[0].0, "services/nginx/site.conf");
         // Upstreams: the one fastcgi_pass uses is PHP-FPM, the one proxy_pass uses the web backends.
         let text = "upstream php-handler {\n  server unix:/var/run/php/php7.4-fpm.sock;\n}\nupstream app { server 10.0.0.5:8080; server 10.0.0.6:8080; }\nserver {\n  location ~ \\.php$ { fastcgi_pass php-handler; }\n  location /api { proxy_pass http://app/; }\n}\n";
         let m = map(Path::new("default"), text, &target).unwrap();
