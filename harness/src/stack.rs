@@ -123,13 +123,17 @@ impl Stack {
             guard.disarm();
         }
 
-        let mut networks = BTreeMap::new();
-        for n in &spec.networks {
-            networks.insert(
-                n.name.clone(),
-                Network::create(&docker, &run, &n.name).await?,
-            );
-        }
+        // The networks at once: each is a round trip to the engine.
+        let creating = spec
+            .networks
+            .iter()
+            .map(|n| Network::create(&docker, &run, &n.name));
+        let networks: BTreeMap<String, Network> = futures::future::try_join_all(creating)
+            .await?
+            .into_iter()
+            .map(|n| (n.name.clone(), n))
+            .collect();
+        tracing::debug!(ms = started.elapsed().as_millis(), "networks created");
         let vars = addresses_and_vars(&spec, &networks)?;
 
         let pki = Pki::new(&crate::pki::default_base(), &run.id)?;
@@ -160,6 +164,10 @@ impl Stack {
             .into_iter()
             .map(|h| (h.name.clone(), h))
             .collect();
+        tracing::debug!(
+            ms = started.elapsed().as_millis(),
+            "hosts created and started"
+        );
 
         let client = Client::new(dns.addr, &pki.ca_pem)?;
         let stack = Stack {
@@ -194,8 +202,10 @@ impl Stack {
             .map(|h| stack.start_services(&h.name, true));
         futures::future::try_join_all(bringing_up).await?;
         let up_time = started.elapsed();
+        tracing::debug!(ms = up_time.as_millis(), "services ready");
         let all: Vec<String> = stack.spec.hosts.iter().map(|h| h.name.clone()).collect();
         let mut notes = stack.settle(&all).await;
+        tracing::debug!(ms = started.elapsed().as_millis(), "settled");
         notes.extend(stack.lint().await);
         Ok(Stack {
             up_time,
@@ -241,15 +251,29 @@ impl Stack {
             .map(|h| h.services.clone())
             .unwrap_or_default();
         let h = self.host(host)?;
+        // One service after another: on two cores the engine is the
+        // bottleneck, and installing every service's files at once measured
+        // slower (scale_up up in 4.5-5.3 s against 3.9-4.6 s).
         for name in names {
+            let t = Instant::now();
             if first {
                 self.install_on(h, self.spec.host(host), &name, &BTreeMap::new())
                     .await?;
             }
+            let installed = t.elapsed().as_millis();
             self.start_service_on(h, &name).await?;
+            let ready = t.elapsed().as_millis();
             if first && let Some(init) = &self.service(&name)?.init {
                 h.run(init).await?;
             }
+            tracing::debug!(
+                host,
+                service = name,
+                installed,
+                ready,
+                done = t.elapsed().as_millis(),
+                "service up (ms)"
+            );
         }
         Ok(())
     }
