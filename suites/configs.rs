@@ -885,3 +885,45 @@ fn a_whole_nginx_conf_with_the_site_in_it_replaces_the_designs_and_serves_the_ap
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+#[test]
+fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair() {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "scale_up", "--script"])
+        .arg(format!(
+            "lb-1:keepalived={}",
+            configs.join("scripts/2-install_keepalived").display()
+        ))
+        .arg("--config")
+        .arg(format!(
+            "lb-2:keepalived={}",
+            configs.join("keepalived/lb-02.conf").display()
+        ))
+        .args(["--claim", "scale_up.lb.single_master"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("systemctl restart keepalived: skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/etc/keepalived/keepalived.conf as ")
+            && text.contains("2-install_keepalived wrote it (keepalived) -> keepalived on lb-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keepalived.conf:29: unicast_peer 10.0.0.12 -> "),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "PASS", "scale_up.lb.single_master"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
