@@ -43,12 +43,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     ));
                 }
                 if addr.ends_with(":443") {
-                    return Err(Error::InvalidFixture {
-                        path: file.to_path_buf(),
-                        detail: format!(
-                            "line {n}: TLS on the web server is not mapped (the designs terminate TLS at the load balancer); give the port-80 site"
-                        ),
-                    });
+                    return Err(super::tls_on_web_server(file, n));
                 }
             }
             "documentroot" => {
@@ -129,14 +124,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     .filter(|w| w.contains('.'))
                     .map(|w| w.trim_start_matches("www.").to_string());
             }
-            "sslengine" | "sslcertificatefile" => {
-                return Err(Error::InvalidFixture {
-                    path: file.to_path_buf(),
-                    detail: format!(
-                        "line {n}: TLS on the web server is not mapped (the designs terminate TLS at the load balancer); give the port-80 site"
-                    ),
-                });
-            }
+            "sslengine" | "sslcertificatefile" => return Err(super::tls_on_web_server(file, n)),
             "customlog" => {
                 let path = words.get(1).copied().unwrap_or("");
                 if !path.contains("access.log") {
@@ -150,16 +138,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         }
         lines.push(line);
     }
-    let mut mapped = lines.join("\n") + "\n";
-    if let Some(d) = domain.filter(|d| d != target.run_domain) {
-        let count = mapped.matches(d.as_str()).count();
-        mapped = mapped.replace(d.as_str(), target.run_domain);
-        out.lines.push(format!(
-            "domain {d} -> {} (the run's DNS serves www.{}; replaced in {count} place(s) of the file)",
-            target.run_domain, target.run_domain
-        ));
-    }
-    out.text = mapped;
+    out.text = super::replace_domain(lines.join("\n") + "\n", domain, target.run_domain, &mut out);
     Ok(out)
 }
 
@@ -173,14 +152,7 @@ mod tests {
     fn a_php_fpm_site_is_mapped_onto_the_run() {
         let design = Design::load("simple_web").unwrap();
         let book = AddressBook::new();
-        let target = Target {
-            design: &design,
-            host: None,
-            running: vec!["server-1"],
-            domain: None,
-            run_domain: "foobar.com",
-            book: &book,
-        };
+        let target = crate::config::test_target(&design, &book, None, vec!["server-1"]);
         let text = "<VirtualHost 10.0.0.5:80>\n\tServerName www.4211.tech\n\tDocumentRoot /var/www/4211\n\t<FilesMatch \\.php$>\n\t\tSetHandler \"proxy:unix:/run/php/php8.1-fpm.sock|fcgi://localhost\"\n\t</FilesMatch>\n\tCustomLog ${APACHE_LOG_DIR}/access.log combined\n</VirtualHost>\n";
         let m = map(Path::new("000-default.conf"), text, &target).unwrap();
         let all = m.lines.join("\n");

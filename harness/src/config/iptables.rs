@@ -463,14 +463,12 @@ mod tests {
     use crate::design::Design;
 
     fn target<'a>(design: &'a Design, book: &'a AddressBook, host: &'a str) -> Target<'a> {
-        Target {
+        crate::config::test_target(
             design,
-            host: Some(host),
-            running: vec!["lb-1", "server-1", "server-2"],
-            domain: None,
-            run_domain: "foobar.com",
             book,
-        }
+            Some(host),
+            vec!["lb-1", "server-1", "server-2"],
+        )
     }
 
     #[test]

@@ -227,14 +227,7 @@ mod tests {
         let design = Design::load("scale_up").unwrap();
         let book = AddressBook::new();
         let text = "global_defs {\n  smtp_server 10.0.0.25\n}\nvrrp_instance VI_1 {\n  interface eth0\n  state MASTER\n  virtual_router_id 51\n  priority 101\n  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n  unicast_src_ip 10.0.0.11\n  unicast_peer {\n    10.0.0.12\n  }\n  virtual_ipaddress {\n    54.12.0.10/24\n  }\n}\n";
-        let target = Target {
-            design: &design,
-            host: Some("lb-2"),
-            running: vec!["lb-1", "lb-2"],
-            domain: None,
-            run_domain: "foobar.com",
-            book: &book,
-        };
+        let target = crate::config::test_target(&design, &book, Some("lb-2"), vec!["lb-1", "lb-2"]);
         let m = map(Path::new("keepalived.conf"), text, &target).unwrap();
         let all = m.lines.join("\n");
         assert!(

@@ -165,14 +165,12 @@ mod tests {
     fn a_tutorial_primary_is_mapped_and_one_file_for_both_is_warned_of() {
         let design = Design::load("distributed").unwrap();
         let book = AddressBook::new();
-        let target = Target {
-            design: &design,
-            host: Some("server-1"),
-            running: vec!["server-1", "server-2"],
-            domain: None,
-            run_domain: "foobar.com",
-            book: &book,
-        };
+        let target = crate::config::test_target(
+            &design,
+            &book,
+            Some("server-1"),
+            vec!["server-1", "server-2"],
+        );
         let text = "[mysqld]\nbind-address = 10.0.0.5\nserver-id = 1\nlog_bin = /var/log/mysql/mysql-bin.log\nbinlog_do_db = tyrell_corp\n";
         let m = map(
             Path::new("50-server.cnf"),

@@ -291,6 +291,36 @@ pub fn is_ipv4(word: &str) -> bool {
     word.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
+/// The user's domain replaced by the run's everywhere in `text` (names,
+/// paths, redirects), said in one mapping line.
+pub fn replace_domain(
+    text: String,
+    domain: Option<String>,
+    run_domain: &str,
+    out: &mut Mapped,
+) -> String {
+    match domain.filter(|d| d != run_domain) {
+        Some(d) => {
+            let count = text.matches(d.as_str()).count();
+            out.lines.push(format!(
+                "domain {d} -> {run_domain} (the run's DNS serves www.{run_domain}; replaced in {count} place(s) of the file)"
+            ));
+            text.replace(d.as_str(), run_domain)
+        }
+        None => text,
+    }
+}
+
+/// A web server's site that terminates TLS itself: no design does that.
+pub fn tls_on_web_server(file: &Path, line: usize) -> Error {
+    Error::InvalidFixture {
+        path: file.to_path_buf(),
+        detail: format!(
+            "line {line}: TLS on the web server is not mapped (the designs terminate TLS at the load balancer); give the port-80 site"
+        ),
+    }
+}
+
 /// The file name to quote in mapping lines (`haproxy.cfg:12`).
 pub fn file_label(file: &Path) -> String {
     file.file_name()
@@ -599,6 +629,25 @@ fn map_one(
         ),
         other => unreachable!("`{other}` is checked when the argument is parsed"),
     })
+}
+
+/// A mapper's view of `design` for unit tests: `host` its copy's host,
+/// `running` the hosts that run the server.
+#[cfg(test)]
+pub(crate) fn test_target<'a>(
+    design: &'a Design,
+    book: &'a AddressBook,
+    host: Option<&'a str>,
+    running: Vec<&'a str>,
+) -> Target<'a> {
+    Target {
+        design,
+        host,
+        running,
+        domain: None,
+        run_domain: "foobar.com",
+        book,
+    }
 }
 
 #[cfg(test)]

@@ -204,12 +204,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         ));
                     }
                     if words.contains(&"ssl") {
-                        return Err(Error::InvalidFixture {
-                            path: file.to_path_buf(),
-                            detail: format!(
-                                "line {n}: TLS on the web server is not mapped yet (the designs terminate TLS at the load balancer)"
-                            ),
-                        });
+                        return Err(super::tls_on_web_server(file, n));
                     }
                 }
                 "root" => {
@@ -324,16 +319,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             ));
         }
     }
-    let mut mapped = lines.join("\n");
-    mapped.push('\n');
-    if let Some(d) = domain.filter(|d| d != run_domain) {
-        let count = mapped.matches(d.as_str()).count();
-        mapped = mapped.replace(d.as_str(), run_domain);
-        out.lines.push(format!(
-            "domain {d} -> {run_domain} (the run's DNS serves www.{run_domain}; replaced in {count} place(s) of the file)"
-        ));
-    }
-    out.text = mapped;
+    out.text = super::replace_domain(lines.join("\n") + "\n", domain, run_domain, &mut out);
     Ok(out)
 }
 
@@ -346,14 +332,7 @@ mod tests {
         let text = "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n\troot /var/www/html;\n\tserver_name www.4211.tech;\n\tlocation ~ \\.php$ {\n\t\tinclude snippets/fastcgi-php.conf;\n\t\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;\n\t}\n}\n";
         let design = crate::design::Design::load("simple_web_nginx").unwrap();
         let book = crate::config::AddressBook::new();
-        let target = Target {
-            design: &design,
-            host: None,
-            running: vec!["server-1"],
-            domain: None,
-            run_domain: "foobar.com",
-            book: &book,
-        };
+        let target = crate::config::test_target(&design, &book, None, vec!["server-1"]);
         let m = map(Path::new("default"), text, &target).unwrap();
         let all = m.lines.join("\n");
         assert!(

@@ -325,14 +325,7 @@ mod tests {
                 what: "web-1".into(),
             },
         );
-        let target = Target {
-            design: &design,
-            host: None,
-            running: vec!["mon-1"],
-            domain: None,
-            run_domain: "foobar.com",
-            book: &book,
-        };
+        let target = crate::config::test_target(&design, &book, None, vec!["mon-1"]);
         let text = "global:\n  scrape_interval: 15s\n\nrule_files:\n  - alerts.yml\n\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['10.0.0.99:9093']\n\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['localhost:9090']\n  - job_name: node\n    static_configs:\n      - targets:\n        - 10.0.0.21:9100\n        - 10.0.0.11:9100\n        - '54.1.2.3:9100'\n";
         let m = map(Path::new("prometheus.yml"), text, &target).unwrap();
         let all = m.lines.join("\n");
