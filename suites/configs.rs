@@ -420,6 +420,8 @@ fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
     assert!(text.contains("```mermaid\nflowchart LR"), "{text}");
     // round_robin concerns the backends: red; replication held on them too, but the worst wins.
     assert!(text.contains("style server_1 fill:#f8d7da"), "{text}");
+    // ...and the load balancer whose `balance source` broke it.
+    assert!(text.contains("style lb_1 fill:#f8d7da"), "{text}");
     assert!(
         text.contains("| ❌ FAIL | `distributed.lb.round_robin`"),
         "{text}"
@@ -588,6 +590,10 @@ fn a_keepalived_pair_with_one_second_adverts_holds_one_master_but_fails_over_too
     );
     assert!(text.contains("virtual address 54.12.0.10 -> "), "{text}");
     // keepalived's own words about the file, as notes.
+    assert!(
+        !text.contains("your file is on"),
+        "both peers have theirs: {text}"
+    );
     assert!(
         text.contains("Truncating auth_pass to 8 characters"),
         "{text}"

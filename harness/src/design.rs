@@ -407,7 +407,21 @@ fn read_claims(
                 _ => {}
             }
         }
+        // The server a kind's area judges concerns it too, though no
+        // parameter names its host: a broken `balance` is the load
+        // balancer's, a missing series the monitoring server's.
+        let judged: &[&str] = match kind.name.split('.').next() {
+            Some("lb") => &["haproxy", "haproxy-tls"],
+            Some("monitoring") => &["prometheus"],
+            _ => &[],
+        };
+        for h in &spec.hosts {
+            if h.services.iter().any(|s| judged.contains(&s.as_str())) {
+                hosts.push(h.name.clone());
+            }
+        }
         hosts.retain(|h| !h.is_empty());
+        hosts.sort();
         hosts.dedup();
         claims.push(crate::claim::Claim {
             hosts,

@@ -568,6 +568,30 @@ pub fn apply(
             applied.overlay = Some(scratch.to_path_buf());
         }
     }
+    // A VRRP pair is one configuration in two files: half of it the user's
+    // and half the design's rarely agree (version, password, advert interval).
+    let pair = hosts_running(design, "keepalived");
+    let given: Vec<&str> = pair
+        .iter()
+        .copied()
+        .filter(|h| {
+            configs
+                .iter()
+                .any(|c| c.kind == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h))
+        })
+        .collect();
+    if !given.is_empty() && given.len() < pair.len() {
+        let rest: Vec<&str> = pair
+            .iter()
+            .copied()
+            .filter(|h| !given.contains(h))
+            .collect();
+        applied.report.push(format!(
+            "keepalived: warning: your file is on {} only; {} keeps the design's (VRRPv3, adverts every 0.1 s), so the pair may not agree on a master: give each peer its file (HOST:keepalived=PATH)",
+            given.join(", "),
+            rest.join(", ")
+        ));
+    }
     Ok(applied)
 }
 
