@@ -102,9 +102,12 @@ async fn single_holder(stack: &Stack, p: &Params) -> CheckResult {
     let (lbs, vip) = (p.list("lbs"), p.text("vip"));
     let (n, every) = (p.int("samples").max(1) as usize, p.ms("every_ms"));
     let mut samples = Vec::new();
+    // Samples start `every` apart (the time a sample takes is inside it).
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..n {
+        tick.tick().await;
         samples.push(holders(stack, &lbs, vip).await?);
-        tokio::time::sleep(every).await;
     }
     let bad: Vec<&Vec<String>> = samples.iter().filter(|s| s.len() != 1).collect();
     let evidence = format!(
