@@ -933,3 +933,20 @@ fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+#[test]
+fn mozillas_dhparam_a_custom_error_page_and_a_client_ca_become_the_runs_files() {
+    let (out, stdout, stderr) = check(
+        "secured_monitored",
+        "https_mozilla_dhparam.cfg",
+        &["https.valid_cert", "https.redirect", "lb.round_robin"],
+    );
+    for mapped in [
+        "ssl-dh-param-file /etc/haproxy/dhparam.pem -> /etc/haproxy/ffdhe2048.pem",
+        "errorfile 503 /etc/haproxy/errors/maintenance.http -> /etc/haproxy/errors/503.http",
+        "ca-file /etc/haproxy/clients-ca.pem -> /etc/haproxy/ca.pem",
+    ] {
+        assert!(stdout.contains(mapped), "{mapped}: {stdout}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+}

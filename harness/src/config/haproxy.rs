@@ -15,6 +15,12 @@ use crate::error::{Error, Result};
 
 /// Where the run's certificate and key (one PEM, as HAProxy wants) are on the host.
 pub const RUN_PEM: &str = "/etc/haproxy/www.pem";
+/// The run's CA, where a `ca-file` is mapped.
+const RUN_CA: &str = "/etc/haproxy/ca.pem";
+/// RFC 7919's ffdhe2048 group, where an `ssl-dh-param-file` is mapped.
+const RUN_DH: &str = "/etc/haproxy/ffdhe2048.pem";
+/// The error pages the run's package installs (`/etc/haproxy/errors/<code>.http`).
+const PACKAGE_ERROR_CODES: &[&str] = &["400", "403", "408", "500", "502", "503", "504"];
 /// The admin socket stackproof reads HAProxy's own view from.
 const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 /// What the server image has, for `chroot`, `user` and `group`.
@@ -229,6 +235,36 @@ pub fn map(
                     });
                 }
             }
+            "ssl-dh-param-file" if section == "global" => {
+                let path = words.get(1).copied().unwrap_or("");
+                if path != RUN_DH {
+                    line = replace_words(raw, &[(path, RUN_DH)]);
+                    out.lines.push(format!(
+                        "{}: ssl-dh-param-file {path} -> {RUN_DH} (RFC 7919's ffdhe2048 group, the run's own file)",
+                        at(n)
+                    ));
+                }
+            }
+            "errorfile" => {
+                let (code, path) = (
+                    words.get(1).copied().unwrap_or(""),
+                    words.get(2).copied().unwrap_or(""),
+                );
+                let package = format!("/etc/haproxy/errors/{code}.http");
+                if path != package && PACKAGE_ERROR_CODES.contains(&code) {
+                    line = replace_words(raw, &[(path, &package)]);
+                    out.lines.push(format!(
+                        "{}: errorfile {code} {path} -> {package} (your page is not in the run; the package's own)",
+                        at(n)
+                    ));
+                } else if path != package {
+                    line = format!("# stackproof: left out, the page is not in the run: {raw}");
+                    out.lines.push(format!(
+                        "{}: errorfile {code} {path} -> left out (your page is not in the run)",
+                        at(n)
+                    ));
+                }
+            }
             "chroot" if section == "global" => {
                 let dir = words.get(1).copied().unwrap_or("");
                 if dir != IMAGE_CHROOT {
@@ -295,6 +331,19 @@ pub fn map(
                 });
             }
             _ => {}
+        }
+        // A CA on a bind (client certificates) or a server line (verifying backends).
+        if let Some(path) = words
+            .iter()
+            .position(|w| *w == "ca-file")
+            .and_then(|i| words.get(i + 1))
+            .filter(|p| **p != RUN_CA)
+        {
+            line = replace_words(&line, &[(path, RUN_CA)]);
+            out.lines.push(format!(
+                "{}: ca-file {path} -> {RUN_CA} (the run's CA)",
+                at(n)
+            ));
         }
         lines.push(line);
     }
