@@ -257,6 +257,11 @@ impl Design {
     /// read again: the overlay may replace any of them.
     pub fn with_overlay(self, dir: PathBuf) -> Result<Design> {
         let fixtures = self.fixtures.clone().with_overlay(dir)?;
+        self.with_fixtures(fixtures)
+    }
+
+    /// The same design over `fixtures`, its topology, services and zone read again.
+    fn with_fixtures(self, fixtures: Fixtures) -> Result<Design> {
         let parts = crate::spec::Parts::read(&fixtures)?;
         Ok(Design {
             spec: parts.spec.clone(),
@@ -322,13 +327,7 @@ impl Design {
                     .join(", "),
             })?;
         let fixtures = m.apply(self.fixtures.clone())?;
-        let parts = crate::spec::Parts::read(&fixtures)?;
-        Ok(Design {
-            spec: parts.spec.clone(),
-            parts,
-            fixtures,
-            ..self
-        })
+        self.with_fixtures(fixtures)
     }
 
     /// Starts the design's servers and waits until they are ready.

@@ -328,20 +328,36 @@ pub fn file_label(file: &Path) -> String {
         .unwrap_or_else(|| file.display().to_string())
 }
 
-/// The hosts of `design` that run `kind`'s server, in the design's order.
-pub fn hosts_running<'a>(design: &'a Design, kind: &str) -> Vec<&'a str> {
-    let services = KINDS
+/// The library's services that run `kind`'s server.
+fn services_of(kind: &str) -> &'static [&'static str] {
+    KINDS
         .iter()
         .find(|(k, _)| *k == kind)
         .map(|(_, s)| *s)
-        .unwrap_or(&[]);
+        .unwrap_or(&[])
+}
+
+/// Each (host, service) of `design` running `kind`'s server, in the design's order.
+fn running<'a>(design: &'a Design, kind: &str) -> Vec<(&'a str, &'a str)> {
+    let services = services_of(kind);
     design
         .spec
         .hosts
         .iter()
-        .filter(|h| h.services.iter().any(|s| services.contains(&s.as_str())))
-        .map(|h| h.name.as_str())
+        .flat_map(|h| {
+            h.services
+                .iter()
+                .filter(|s| services.contains(&s.as_str()))
+                .map(move |s| (h.name.as_str(), s.as_str()))
+        })
         .collect()
+}
+
+/// The hosts of `design` that run `kind`'s server, in the design's order.
+pub fn hosts_running<'a>(design: &'a Design, kind: &str) -> Vec<&'a str> {
+    let mut hosts: Vec<&str> = running(design, kind).into_iter().map(|(h, _)| h).collect();
+    hosts.dedup();
+    hosts
 }
 
 /// What `--config` did to a design: the overlay folder to lay over it and
@@ -440,22 +456,8 @@ pub fn apply(
         );
     }
     for c in ordered {
-        let services = KINDS
-            .iter()
-            .find(|(k, _)| *k == c.kind)
-            .map(|(_, s)| *s)
-            .unwrap_or(&[]);
-        let running: Vec<(&str, &str)> = design
-            .spec
-            .hosts
-            .iter()
-            .flat_map(|h| {
-                h.services
-                    .iter()
-                    .filter(|s| services.contains(&s.as_str()))
-                    .map(move |s| (h.name.as_str(), s.as_str()))
-            })
-            .collect();
+        let services = services_of(&c.kind);
+        let running = running(design, &c.kind);
         if running.is_empty() {
             return Err(Error::InvalidFixture {
                 path: c.path.clone(),

@@ -96,8 +96,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     out.lines
                         .push(format!("{}: listen = {value} -> {to} ({why})", at(n)));
                 }
+                // Reached only from this host: a socket, or a loopback address.
                 let local = value.starts_with('/')
-                    || is_local(addr) && !addr.is_empty() && addr != "0.0.0.0";
+                    || matches!(addr, "127.0.0.1" | "localhost" | "::1" | "[::1]");
                 if local && remote_web {
                     out.warnings.push(format!(
                         "{}: `listen = {value}` is reached only from this host, and the design's web server ({}) is on another: its PHP pages fail",
