@@ -4,6 +4,10 @@
 //! No system resolver, no hosts file, no proxy: a name the run's DNS does not
 //! know fails, it never leaks to the machine's resolvers. Every request can
 //! use a fresh connection, so a load balancer sees each as a new client.
+//!
+//! Where the traffic leaves from is a [`Net`]: this machine, through the
+//! bridges' gateways (a local engine), or the run's probe host, through its
+//! relay agent (any engine, remote ones included; see [`crate::relay`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,10 +17,77 @@ use hickory_proto::rr::{Record, RecordType};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::runtime::{RuntimeProvider, TokioRuntimeProvider};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::error::{Error, Result};
+use crate::relay::Relay;
+use crate::relay::dns_runtime::RelayRuntime;
+
+/// Where the run's client traffic leaves from.
+#[derive(Clone, Debug)]
+pub enum Net {
+    /// From this machine, through each network's gateway (a local engine only).
+    Direct,
+    /// From the run's probe host, through its relay agent.
+    Relay(Arc<Relay>),
+}
+
+/// The environment variable choosing where claims' traffic leaves from.
+pub const TRAFFIC_ENV: &str = "STACKPROOF_TRAFFIC";
+
+impl Net {
+    /// Whether this run sends its traffic from a container: `STACKPROOF_TRAFFIC`
+    /// says `container` or `local`; unset, a remote engine (`DOCKER_HOST`
+    /// not a unix socket) needs the container, a local one does not.
+    pub fn wants_relay() -> Result<bool> {
+        match std::env::var(TRAFFIC_ENV).ok().as_deref() {
+            Some("container") => Ok(true),
+            Some("local") => Ok(false),
+            Some(other) => Err(Error::BadEnv {
+                name: TRAFFIC_ENV,
+                value: other.to_string(),
+                expected: "`container` (claims' traffic from the run's probe host, any engine) or `local` (from this machine, a local engine only)",
+            }),
+            None => Ok(std::env::var("DOCKER_HOST")
+                .is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://"))),
+        }
+    }
+
+    /// A TCP connect to `addr` within `wait`; the peer it reached.
+    pub async fn connect(&self, addr: SocketAddr, wait: Duration) -> std::io::Result<SocketAddr> {
+        let timed_out = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connect to {addr} timed out after {} ms", wait.as_millis()),
+            )
+        };
+        match self {
+            Net::Direct => {
+                let s = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| timed_out())??;
+                s.peer_addr()
+            }
+            Net::Relay(relay) => Ok(relay.connect(addr, wait).await?.1.peer),
+        }
+    }
+
+    /// A description for evidence: where the client's packets come from.
+    pub fn origin(&self) -> String {
+        match self {
+            Net::Direct => "this machine".into(),
+            Net::Relay(r) => format!(
+                "the probe host ({})",
+                r.addrs
+                    .values()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
 
 /// How long a TCP connect may take: containers answer in well under a
 /// millisecond, so a second only elapses when the host is really gone.
@@ -35,24 +106,84 @@ pub enum DnsTransport {
     Tcp,
 }
 
-/// Builds a resolver that asks only `server`, over `transport`, caching nothing
-/// (so a changed record is seen at once) and never reading the hosts file.
-pub fn resolver(server: SocketAddr, transport: DnsTransport) -> Result<TokioResolver> {
-    build_resolver(server, transport, 0)
+/// A resolver of the run: asks only the run's DNS server, never the
+/// machine's, from wherever the run's [`Net`] sends traffic.
+#[derive(Clone)]
+pub enum DnsClient {
+    /// Its sockets are this machine's.
+    Direct(TokioResolver),
+    /// Its sockets are the probe host's.
+    Relayed(Resolver<RelayRuntime>),
 }
 
-/// A resolver like [`resolver`] that caches answers for as long as their
-/// TTL says, as a client's stub resolver or an ISP's cache would: what a
-/// user behind a cache sees after a record changes.
-pub fn caching_resolver(server: SocketAddr) -> Result<TokioResolver> {
-    build_resolver(server, DnsTransport::Udp, 64)
+impl std::fmt::Debug for DnsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DnsClient::Direct(_) => "DnsClient::Direct",
+            DnsClient::Relayed(_) => "DnsClient::Relayed",
+        })
+    }
 }
 
-fn build_resolver(
+impl DnsClient {
+    /// Builds a resolver that asks only `server`, over `transport`, caching
+    /// nothing (so a changed record is seen at once) and never reading the
+    /// hosts file.
+    pub fn new(net: &Net, server: SocketAddr, transport: DnsTransport) -> Result<Self> {
+        Self::build(net, server, transport, 0)
+    }
+
+    /// A resolver like [`DnsClient::new`] that caches answers for as long as
+    /// their TTL says, as a client's stub resolver or an ISP's cache would:
+    /// what a user behind a cache sees after a record changes.
+    pub fn caching(net: &Net, server: SocketAddr) -> Result<Self> {
+        Self::build(net, server, DnsTransport::Udp, 64)
+    }
+
+    fn build(net: &Net, server: SocketAddr, transport: DnsTransport, cache: u64) -> Result<Self> {
+        Ok(match net {
+            Net::Direct => DnsClient::Direct(build_resolver(
+                server,
+                transport,
+                cache,
+                TokioRuntimeProvider::default(),
+            )?),
+            Net::Relay(relay) => DnsClient::Relayed(build_resolver(
+                server,
+                transport,
+                cache,
+                RelayRuntime::new(relay.clone()),
+            )?),
+        })
+    }
+
+    async fn lookup(
+        &self,
+        fqdn: &str,
+        rtype: RecordType,
+    ) -> std::result::Result<Vec<Record>, String> {
+        let answers = match self {
+            DnsClient::Direct(r) => r.lookup(fqdn, rtype).await.map(|l| l.answers().to_vec()),
+            DnsClient::Relayed(r) => r.lookup(fqdn, rtype).await.map(|l| l.answers().to_vec()),
+        };
+        answers.map_err(|e| e.to_string())
+    }
+
+    async fn lookup_ip(&self, host: &str) -> std::result::Result<Vec<IpAddr>, String> {
+        let ips = match self {
+            DnsClient::Direct(r) => r.lookup_ip(host).await.map(|l| l.iter().collect()),
+            DnsClient::Relayed(r) => r.lookup_ip(host).await.map(|l| l.iter().collect()),
+        };
+        ips.map_err(|e| e.to_string())
+    }
+}
+
+fn build_resolver<P: RuntimeProvider>(
     server: SocketAddr,
     transport: DnsTransport,
     cache_size: u64,
-) -> Result<TokioResolver> {
+    provider: P,
+) -> Result<Resolver<P>> {
     let protocol = match transport {
         DnsTransport::Udp => ProtocolConfig::Udp,
         DnsTransport::Tcp => ProtocolConfig::Tcp,
@@ -67,7 +198,7 @@ fn build_resolver(
     opts.timeout = Duration::from_millis(800);
     opts.attempts = 2;
     opts.ndots = 0;
-    Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+    Resolver::builder_with_config(config, provider)
         .with_options(opts)
         .build()
         .map_err(|e| Error::Dns {
@@ -78,7 +209,7 @@ fn build_resolver(
 
 /// The answer records for `name`/`rtype`, as the server sent them (CNAMEs included).
 pub async fn query(
-    resolver: &TokioResolver,
+    resolver: &DnsClient,
     name: &str,
     rtype: RecordType,
 ) -> std::result::Result<Vec<Record>, String> {
@@ -87,25 +218,25 @@ pub async fn query(
     } else {
         format!("{name}.")
     };
-    match resolver.lookup(fqdn.as_str(), rtype).await {
-        Ok(lookup) => Ok(lookup.answers().to_vec()),
-        Err(e) => Err(e.to_string()),
-    }
+    resolver.lookup(&fqdn, rtype).await
 }
 
 /// reqwest's resolver hook, answering from the run's DNS only.
-struct RunResolver(TokioResolver);
+struct RunResolver(DnsClient);
 
 impl reqwest::dns::Resolve for RunResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let resolver = self.0.clone();
+        // reqwest asks even for an address when it connects through the
+        // relay's SOCKS5 endpoint: an address is its own answer.
+        if let Ok(ip) = name.as_str().parse::<IpAddr>() {
+            let addrs = vec![SocketAddr::new(ip, 0)];
+            return Box::pin(async move { Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs) });
+        }
         let host = format!("{}.", name.as_str().trim_end_matches('.'));
         Box::pin(async move {
-            let lookup = resolver.lookup_ip(host.as_str()).await?;
-            let addrs: Vec<SocketAddr> = lookup
-                .iter()
-                .map(|ip: IpAddr| SocketAddr::new(ip, 0))
-                .collect();
+            let ips = resolver.lookup_ip(host.as_str()).await?;
+            let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -122,25 +253,43 @@ pub struct Client {
     /// that gives up after [`PROBE_CONNECT_TIMEOUT`] so one lost SYN does not
     /// hide the moment service comes back.
     pub probe: reqwest::Client,
-    /// The resolver both use (UDP, falling back to nothing).
-    pub dns: TokioResolver,
+    /// The resolver all three use (UDP, falling back to nothing).
+    pub dns: DnsClient,
+    /// The run's DNS server, as the client reaches it.
+    pub dns_server: SocketAddr,
+    /// Where the traffic leaves from.
+    pub net: Net,
 }
 
 impl Client {
-    /// A client resolving through `dns_server` and trusting only `ca_pem`.
-    pub fn new(dns_server: SocketAddr, ca_pem: &str) -> Result<Self> {
-        let dns = resolver(dns_server, DnsTransport::Udp)?;
+    /// A client resolving through `dns_server`, trusting only `ca_pem`,
+    /// sending from where `net` says.
+    pub fn new(dns_server: SocketAddr, ca_pem: &str, net: Net) -> Result<Self> {
+        let dns = DnsClient::new(&net, dns_server, DnsTransport::Udp)?;
+        // Through the relay, reqwest connects by SOCKS5 to the loopback
+        // endpoint whose connections the agent makes; it still resolves
+        // through the run's DNS itself (socks5, not socks5h).
+        let proxy = match &net {
+            Net::Direct => None,
+            Net::Relay(relay) => Some(
+                reqwest::Proxy::all(format!("socks5://{}", relay.socks))
+                    .map_err(|source| Error::Client { source })?,
+            ),
+        };
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
             .map_err(|source| Error::Client { source })?;
         let build = |fresh: bool, connect: Duration, total: Duration| {
             let mut b = reqwest::Client::builder()
                 .dns_resolver(Arc::new(RunResolver(dns.clone())))
                 .tls_certs_only([ca.clone()])
-                .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(connect)
                 .timeout(total)
                 .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
+            b = match &proxy {
+                None => b.no_proxy(),
+                Some(p) => b.proxy(p.clone()),
+            };
             if fresh {
                 b = b.pool_max_idle_per_host(0);
             }
@@ -151,6 +300,36 @@ impl Client {
             pooled: build(false, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?,
             probe: build(true, PROBE_CONNECT_TIMEOUT, Duration::from_secs(1))?,
             dns,
+            dns_server,
+            net,
         })
+    }
+
+    /// A resolver asking the run's DNS over `transport`, caching nothing.
+    pub fn resolver(&self, transport: DnsTransport) -> Result<DnsClient> {
+        DnsClient::new(&self.net, self.dns_server, transport)
+    }
+
+    /// A resolver that caches answers for their TTL (see [`DnsClient::caching`]).
+    pub fn caching_resolver(&self) -> Result<DnsClient> {
+        DnsClient::caching(&self.net, self.dns_server)
+    }
+
+    /// The TCP peer of the response `resp`, as the client saw it: through
+    /// the relay, the agent's socket's peer for the connections made since
+    /// `mark` ([`Client::mark`]).
+    pub fn peer_of(&self, resp: &reqwest::Response, mark: usize) -> Option<SocketAddr> {
+        match &self.net {
+            Net::Direct => resp.remote_addr(),
+            Net::Relay(relay) => relay.peers_since(mark).last().copied(),
+        }
+    }
+
+    /// A mark for [`Client::peer_of`].
+    pub fn mark(&self) -> usize {
+        match &self.net {
+            Net::Direct => 0,
+            Net::Relay(relay) => relay.mark(),
+        }
     }
 }

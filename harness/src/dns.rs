@@ -2,7 +2,10 @@
 //!
 //! It listens on the gateway address of the design's first network (where
 //! both the harness's client and the containers reach it), on one port for
-//! UDP and TCP. The zone comes from the design folder's zone file with
+//! UDP and TCP; when the run's traffic leaves from its probe host (a remote
+//! engine), it listens on loopback and the probe host's port 53 on the
+//! first network forwards to it ([`crate::relay::Relay::serve`]), so it is
+//! reached from inside the run's networks like any other server. The zone comes from the design folder's zone file with
 //! `{{ }}` placeholders for the run's addresses; records can be replaced
 //! while the run goes on (DNS-based failover needs that).
 
@@ -16,9 +19,10 @@ use hickory_proto::serialize::txt::Parser;
 use hickory_server::Server;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::Net;
 use crate::error::{Error, Result};
 
 /// How long a TCP client may stay idle before the server closes it.
@@ -26,8 +30,10 @@ const TCP_IDLE: Duration = Duration::from_secs(5);
 
 /// A running DNS server. Dropping it stops it.
 pub struct DnsServer {
-    /// Where it answers, UDP and TCP.
+    /// Where clients reach it, UDP and TCP.
     pub addr: SocketAddr,
+    /// Where its health checks connect from.
+    net: Net,
     /// The zone's origin, e.g. `foobar.com.`.
     pub origin: Name,
     zone: Arc<InMemoryZoneHandler>,
@@ -44,9 +50,13 @@ impl std::fmt::Debug for DnsServer {
 }
 
 impl DnsServer {
-    /// Parses `zone_text` (already rendered) and serves it on `ip`, on a free port.
+    /// Parses `zone_text` (already rendered) and serves it on `ip`, on a
+    /// free port; through the relay of `net`, on loopback, reached at
+    /// `relay_at` (the probe host's port 53).
     pub async fn start(
         ip: Ipv4Addr,
+        net: &Net,
+        relay_at: SocketAddr,
         origin: &str,
         zone_text: &str,
         zone_file: &Path,
@@ -81,6 +91,10 @@ impl DnsServer {
                 source: Box::new(e),
             }
         };
+        let ip = match net {
+            Net::Direct => ip,
+            Net::Relay(_) => Ipv4Addr::LOCALHOST,
+        };
         let tcp = TcpListener::bind((ip, 0))
             .await
             .map_err(dns_err(format!("{ip}:0/tcp")))?;
@@ -97,8 +111,16 @@ impl DnsServer {
                 tracing::warn!("the run's DNS server stopped: {e}");
             }
         });
+        let addr = match net {
+            Net::Direct => addr,
+            Net::Relay(relay) => {
+                relay.serve(relay_at, addr).await?;
+                relay_at
+            }
+        };
         Ok(DnsServer {
             addr,
+            net: net.clone(),
             origin: origin_name,
             zone,
             shutdown,
@@ -119,6 +141,7 @@ impl DnsServer {
     pub fn health_check(&self, check: HealthCheck) -> Result<HealthGuard> {
         let fqdn = self.fqdn(&check.name)?;
         let zone = self.zone.clone();
+        let net = self.net.clone();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         tokio::spawn(async move {
@@ -128,13 +151,13 @@ impl DnsServer {
                     _ = stopped.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let probes = check.addresses.iter().map(|a| async move {
-                    let connect = TcpStream::connect((*a, check.port));
-                    matches!(
-                        tokio::time::timeout(Duration::from_millis(check.timeout_ms), connect)
-                            .await,
-                        Ok(Ok(_))
-                    )
+                let probes = check.addresses.iter().map(|a| {
+                    let (net, wait) = (&net, Duration::from_millis(check.timeout_ms));
+                    async move {
+                        net.connect(SocketAddr::from((*a, check.port)), wait)
+                            .await
+                            .is_ok()
+                    }
                 });
                 let up = futures::future::join_all(probes).await;
                 let healthy: Vec<Ipv4Addr> = check

@@ -25,6 +25,17 @@ pub enum Error {
         source: DockerError,
     },
 
+    /// An environment variable holds a value stackproof does not know.
+    #[error("`{name}` is `{value}`: set it to {expected}, or unset it")]
+    BadEnv {
+        /// The variable.
+        name: &'static str,
+        /// What it holds.
+        value: String,
+        /// What it may hold.
+        expected: &'static str,
+    },
+
     /// A Docker API call failed.
     #[error("failed to {action}")]
     Docker {

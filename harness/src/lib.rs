@@ -49,6 +49,7 @@ pub mod network;
 pub mod pki;
 pub mod probe;
 pub mod reach;
+pub mod relay;
 pub mod report;
 pub mod spec;
 pub mod stack;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use testcontainers::bollard::Docker;
 
-use crate::client::Client;
+use crate::client::{Client, Net};
 use crate::dns::DnsServer;
 use crate::docker::{self, RunGuard, RunId};
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
+use crate::relay::{PROBE_HOST, PROBE_OCTET, Relay};
 use crate::spec::{DesignSpec, HostSpec, Parts, Ready, ServiceSpec};
 
 /// The DNS zone every design serves.
@@ -141,7 +142,6 @@ impl Stack {
 
         let zone_text = render(&zone_text, &vars, &zone_file)?;
         let public = &networks[&spec.networks[0].name];
-        let dns = DnsServer::start(public.gateway(), ZONE, &zone_text, &zone_file).await?;
 
         let creating = spec.hosts.iter().map(|h| {
             let nets: Vec<(&Network, Ipv4Addr)> = h
@@ -159,17 +159,38 @@ impl Stack {
             let (docker, run, tag) = (&docker, &run, &image.tag);
             async move { Host::create(docker, run, tag, &h.name, &nets, h.memory_mib).await }
         });
-        let hosts: BTreeMap<String, Host> = futures::future::try_join_all(creating)
-            .await?
-            .into_iter()
-            .map(|h| (h.name.clone(), h))
-            .collect();
+        // The probe host, when the claims' traffic leaves from a container:
+        // a leg on every network, as this machine's gateways have locally.
+        let probing = async {
+            if !Net::wants_relay()? {
+                return Ok(None);
+            }
+            let nets: Vec<(&Network, Ipv4Addr)> = spec
+                .networks
+                .iter()
+                .map(|n| (&networks[&n.name], networks[&n.name].address(PROBE_OCTET)))
+                .collect();
+            Host::create(&docker, &run, &image.tag, PROBE_HOST, &nets, None)
+                .await
+                .map(Some)
+        };
+        let (hosts, probe) =
+            futures::future::try_join(futures::future::try_join_all(creating), probing).await?;
+        let hosts: BTreeMap<String, Host> =
+            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
         tracing::debug!(
             ms = started.elapsed().as_millis(),
             "hosts created and started"
         );
+        let net = match &probe {
+            None => Net::Direct,
+            Some(host) => Net::Relay(std::sync::Arc::new(Relay::start(&docker, host).await?)),
+        };
+        let dns_at = std::net::SocketAddr::from((public.address(PROBE_OCTET), 53));
+        let dns =
+            DnsServer::start(public.gateway(), &net, dns_at, ZONE, &zone_text, &zone_file).await?;
 
-        let client = Client::new(dns.addr, &pki.ca_pem)?;
+        let client = Client::new(dns.addr, &pki.ca_pem, net)?;
         let stack = Stack {
             design: design.to_string(),
             spec,

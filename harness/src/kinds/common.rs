@@ -92,7 +92,7 @@ pub(crate) async fn www_addresses(
     stack: &crate::stack::Stack,
 ) -> std::result::Result<Vec<String>, Failure> {
     use hickory_proto::rr::RecordType;
-    let resolver = crate::client::resolver(stack.dns.addr, crate::client::DnsTransport::Udp)?;
+    let resolver = stack.client.resolver(crate::client::DnsTransport::Udp)?;
     Ok(
         crate::client::query(&resolver, crate::stack::WWW, RecordType::A)
             .await

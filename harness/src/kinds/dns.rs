@@ -55,7 +55,7 @@ async fn a_record(stack: &Stack, p: &Params) -> CheckResult {
     let expected = address_of(stack, points_at)?;
     let mut evidence = Vec::new();
     for transport in [DnsTransport::Udp, DnsTransport::Tcp] {
-        let resolver = client::resolver(stack.dns.addr, transport)?;
+        let resolver = stack.client.resolver(transport)?;
         let answers = client::query(&resolver, &fqdn, RecordType::A)
             .await
             .map_err(|e| {
@@ -159,9 +159,9 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
         addrs.push(stack.host(h)?.main_addr());
     }
     let (dead, dead_addr) = (hosts[0], addrs[0].to_string());
-    let direct = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
-    let cached = client::caching_resolver(stack.dns.addr)?;
-    let answer = |r: &'_ hickory_resolver::TokioResolver| {
+    let direct = stack.client.resolver(DnsTransport::Udp)?;
+    let cached = stack.client.caching_resolver()?;
+    let answer = |r: &'_ client::DnsClient| {
         let r = r.clone();
         async move {
             let records = client::query(&r, WWW, RecordType::A)

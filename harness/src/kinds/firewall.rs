@@ -30,12 +30,13 @@ async fn open_to_client(stack: &Stack, p: &Params) -> CheckResult {
     let port = p.int("port") as u16;
     let mut open = Vec::new();
     for &h in &p.list("hosts") {
-        let addr = (stack.host(h)?.main_addr(), port);
-        let ok = matches!(
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
-                .await,
-            Ok(Ok(_))
-        );
+        let addr = std::net::SocketAddr::from((stack.host(h)?.main_addr(), port));
+        let ok = stack
+            .client
+            .net
+            .connect(addr, Duration::from_secs(1))
+            .await
+            .is_ok();
         open.push((h.to_string(), ok));
     }
     let evidence = format!(

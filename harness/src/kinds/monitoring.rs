@@ -395,7 +395,9 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
             .map(|r| !r.is_empty())
             .unwrap_or(false)
     };
-    let quiet_before = !firing().await;
+    // Prometheus must answer before the fault: a query that fails is our
+    // measuring failing (ERROR), never an alert that did not fire.
+    let quiet_before = prometheus(stack, &query).await?.is_empty();
     // A probe of the site runs through the fault: what users saw until the alert fired.
     let (report, inner) = probe::probe_through(
         &stack.client.probe,
@@ -413,6 +415,10 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
     )
     .await;
     let fired = inner?;
+    if fired.is_none() {
+        // "never fired" only counts when Prometheus still answers.
+        prometheus(stack, &query).await?;
+    }
     let marks: Vec<(Duration, &str)> = fired.map(|d| (d, "alert fired")).into_iter().collect();
     stack.record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
     if let Some(d) = fired {

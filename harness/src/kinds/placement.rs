@@ -44,7 +44,7 @@ async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
         }
         placement.push((service, on));
     }
-    let resolver = client::resolver(stack.dns.addr, DnsTransport::Udp)?;
+    let resolver = stack.client.resolver(DnsTransport::Udp)?;
     let dns: Vec<String> = client::query(&resolver, WWW, RecordType::A)
         .await
         .map_err(super::common::dns_failure)?
@@ -52,6 +52,7 @@ async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
         .filter_map(|r| r.data.ip_addr().map(|ip| ip.to_string()))
         .collect();
     let path = "/static/hello.txt";
+    let mark = stack.client.mark();
     let resp = stack
         .client
         .fresh
@@ -59,8 +60,9 @@ async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
         .send()
         .await
         .map_err(|e| req_failed(path, &e))?;
-    let peer = resp
-        .remote_addr()
+    let peer = stack
+        .client
+        .peer_of(&resp, mark)
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let addr = stack
