@@ -46,6 +46,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 
+# 2d. socat serves the engine's socket over TCP and tcpdump captures the
+#     run's networks, for the remote-engine test (it installs them too).
+for tool in socat tcpdump; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    log "installing $tool for the remote-engine test"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null 2>&1 \
+      || { as_root apt-get update -qq >/dev/null 2>&1 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
+  fi
+done
+
 # 3. Leftovers of earlier killed runs would only cost memory: remove them.
 cargo run -q --bin stackproof -- sweep
 

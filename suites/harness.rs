@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::debian_tool;
 use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
 use stackproof::error::Error;
 use stackproof::fixtures::Fixtures;
@@ -700,48 +702,6 @@ fn an_installed_binary_finds_its_fixtures_without_the_source_tree() {
         unpacked.len() == 1 && unpacked[0].starts_with("fixtures-"),
         "{unpacked:?}"
     );
-}
-
-/// A program from Debian's packages, installed with apt-get when missing
-/// and this process may (root or passwordless sudo), saying so.
-fn debian_tool(program: &str, packages: &[&str]) -> std::path::PathBuf {
-    let found = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-            .then(|| std::path::PathBuf::from(p))
-    };
-    if let Some(p) = found(program) {
-        return p;
-    }
-    eprintln!(
-        "{program} is missing: installing {} with apt-get (once)",
-        packages.join(" ")
-    );
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    let prefix: Vec<&str> = if root { vec![] } else { vec!["sudo", "-n"] };
-    let install: Vec<&str> = ["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
-        .into_iter()
-        .chain(packages.iter().copied())
-        .collect();
-    for args in [vec!["apt-get", "update", "-qq"], install] {
-        let all: Vec<&str> = prefix.iter().copied().chain(args).collect();
-        let _ = Command::new(all[0])
-            .args(&all[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .status();
-    }
-    found(program).unwrap_or_else(|| {
-        panic!(
-            "{program} could not be installed: run `sudo apt-get install {}`",
-            packages.join(" ")
-        )
-    })
 }
 
 #[test]

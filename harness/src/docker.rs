@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 pub const LABEL_RUN: &str = "stackproof.run";
 /// Label naming the process that owns the run, so a sweep never touches a live run.
 pub const LABEL_PID: &str = "stackproof.pid";
+/// Label naming the machine of the owning process (its machine id, or
+/// host name): on an engine several machines share (a remote engine), only
+/// the machine that owns a run can tell whether its process is gone.
+pub const LABEL_MACHINE: &str = "stackproof.machine";
 /// Label with the owner's start time (clock ticks since boot), so a reused pid
 /// is not mistaken for the owner.
 pub const LABEL_STARTED: &str = "stackproof.started";
@@ -64,6 +68,7 @@ impl RunId {
         HashMap::from([
             (LABEL_RUN.to_string(), self.id.clone()),
             (LABEL_PID.to_string(), std::process::id().to_string()),
+            (LABEL_MACHINE.to_string(), this_machine()),
             (
                 LABEL_STARTED.to_string(),
                 process_start_ticks(std::process::id()).unwrap_or_default(),
@@ -91,8 +96,25 @@ fn process_start_ticks(pid: u32) -> Option<String> {
     after.split_whitespace().nth(19).map(str::to_string)
 }
 
-/// Whether the process that labelled a resource still runs.
+/// This machine's identity for [`LABEL_MACHINE`].
+fn this_machine() -> String {
+    ["/etc/machine-id", "/proc/sys/kernel/hostname"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+}
+
+/// Whether the process that labelled a resource still runs. A run another
+/// machine owns counts as alive: its pid means nothing here.
 fn owner_alive(labels: &HashMap<String, String>) -> bool {
+    if labels
+        .get(LABEL_MACHINE)
+        .is_some_and(|m| *m != this_machine())
+    {
+        return true;
+    }
     let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) else {
         return false;
     };

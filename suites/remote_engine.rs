@@ -1,0 +1,207 @@
+//! A run whose Docker engine is reached over TCP, as a remote engine is
+//! (GitLab's `docker:dind`, `DOCKER_HOST=tcp://…`): socat serves the local
+//! engine's socket on a loopback port, `stackproof check` is pointed at it,
+//! and a capture on the run's own networks shows every claim's traffic
+//! leaving from a container (the probe host), none from this machine (the
+//! networks' gateways). Its own binary, so no other run's traffic shares
+//! the capture; it also keeps to the run's own subnets.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::debian_tool;
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The engine's socket served on a free loopback port.
+fn engine_over_tcp() -> (Killed, u16) {
+    let socat = debian_tool("socat", &["socat"]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(socat)
+        .args([
+            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+            "UNIX-CONNECT:/var/run/docker.sock",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start socat");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "socat did not listen on 127.0.0.1:{port} within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), port)
+}
+
+/// The subnets of the networks labelled with `pid` as their owner, once
+/// there are `count` of them (the run creates its networks first of all).
+fn subnets_of_run(pid: u32, count: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=stackproof.pid={pid}"),
+            ])
+            .output()
+            .expect("docker network ls");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if ids.len() >= count {
+            let mut args = vec![
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            ];
+            args.extend(ids.iter().map(String::as_str));
+            let out = Command::new("docker").args(args).output().unwrap();
+            return String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never created its {count} networks"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the capture saw: TCP and UDP packets by source address.
+fn sources(capture: &str) -> BTreeMap<String, usize> {
+    let mut by_source = BTreeMap::new();
+    for line in capture.lines() {
+        // "12:00:00.000000 veth12 Out IP 172.29.7.254.43210 > 172.29.7.10.80: tcp 0"
+        let Some(after) = line.split(" IP ").nth(1) else {
+            continue;
+        };
+        let Some(src) = after.split_whitespace().next() else {
+            continue;
+        };
+        // Address and port: keep the four octets.
+        let ip: Vec<&str> = src.split('.').take(4).collect();
+        *by_source.entry(ip.join(".")).or_insert(0) += 1;
+    }
+    by_source
+}
+
+fn check_over_tcp(design: &str, networks: usize) {
+    let (_socat, port) = engine_over_tcp();
+    let tcpdump = debian_tool("tcpdump", &["tcpdump"]);
+    let report = std::env::temp_dir().join(format!("remote-{design}-{}.json", std::process::id()));
+    let check = Killed(
+        Command::new(env!("CARGO_BIN_EXE_stackproof"))
+            .args(["check", design, "--json"])
+            .arg(&report)
+            .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+            // Unset: the remote engine alone must choose the probe host.
+            .env_remove("STACKPROOF_TRAFFIC")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start stackproof check"),
+    );
+    let pid = check.0.id();
+    let subnets = subnets_of_run(pid, networks);
+    let filter = format!(
+        "({}) and (tcp or udp)",
+        subnets
+            .iter()
+            .map(|s| format!("net {s}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+    let mut dump = Killed(
+        Command::new(tcpdump)
+            .args(["-i", "any", "-nn", "-q", "-l", &filter])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump"),
+    );
+    // tcpdump says "listening on any" once it captures.
+    let mut err = BufReader::new(dump.0.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("listening") {
+        let mut line = String::new();
+        let n = err.read_line(&mut line).unwrap();
+        said.push_str(&line);
+        assert!(n > 0, "tcpdump did not start capturing: {said}");
+    }
+    let out = dump.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+
+    let mut check = check;
+    let status = check.0.wait().expect("stackproof check ran");
+    drop(dump);
+    let capture = reader.join().unwrap();
+    let by_source = sources(&capture);
+    let gateways: BTreeMap<&String, &usize> = by_source
+        .iter()
+        .filter(|(ip, _)| ip.ends_with(".1"))
+        .collect();
+    let probe: usize = by_source
+        .iter()
+        .filter(|(ip, _)| ip.ends_with(".254"))
+        .map(|(_, n)| n)
+        .sum();
+    eprintln!(
+        "{design} over tcp://127.0.0.1:{port}: exit {status}; packets captured on the run's networks ({}) by source: {by_source:?}",
+        subnets.join(", ")
+    );
+    let json = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    assert!(
+        status.success(),
+        "every claim of {design} should hold over a TCP engine (exit {status}); report: {json}"
+    );
+    assert!(
+        probe > 0,
+        "the capture saw no packet from the probe host: it proves nothing ({by_source:?})"
+    );
+    assert!(
+        gateways.is_empty(),
+        "packets left from this machine (a network's gateway), not from a container: {gateways:?}"
+    );
+}
+
+// One test, the designs one after the other: two stacks at once on two
+// cores would bend the failover timings the claims measure.
+#[test]
+fn over_a_tcp_engine_every_claim_is_sent_from_a_container() {
+    check_over_tcp("scale_up", 2);
+    check_over_tcp("secured_monitored", 2);
+}
