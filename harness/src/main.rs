@@ -859,6 +859,11 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
     let mut failures = 0;
     for i in 0..runs {
         let stack = loaded.start().await?;
+        if i == 0 {
+            // Figures through the probe host and from this machine differ
+            // a little: say which these are (STACKPROOF_TRAFFIC).
+            println!("claims' traffic from {}", stack.client.net.origin());
+        }
         record(
             "topology up, all services ready (ms)",
             stack.up_time.as_millis() as f64,
