@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use testcontainers::bollard::Docker;
+use testcontainers::bollard::errors::Error as DockerError;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -36,10 +37,42 @@ pub async fn connect() -> Result<Docker> {
         endpoint: endpoint.clone(),
         source,
     };
-    let docker = Docker::connect_with_defaults().map_err(no_engine)?;
+    let plain_tcp = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .filter(|_| std::env::var_os("DOCKER_TLS_VERIFY").is_none());
+    let docker = match plain_tcp {
+        Some(addr) => connect_tcp_nodelay(addr).map_err(no_engine)?,
+        None => Docker::connect_with_defaults().map_err(no_engine)?,
+    };
     let docker = docker.negotiate_version().await.map_err(no_engine)?;
     docker.ping().await.map_err(no_engine)?;
     Ok(docker)
+}
+
+/// An engine at `addr` over plain TCP, with TCP_NODELAY (as the docker CLI
+/// has): bollard's own connector leaves Nagle on, and the relay's small
+/// frames on its exec stream then wait for the engine's delayed ACKs
+/// (a probe request took about 50 ms instead of 10).
+fn connect_tcp_nodelay(addr: &str) -> std::result::Result<Docker, DockerError> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use testcontainers::bollard::{API_DEFAULT_VERSION, BollardRequest};
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let mut builder = Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder.pool_max_idle_per_host(0);
+    let client = std::sync::Arc::new(builder.build(connector));
+    Docker::connect_with_custom_transport(
+        move |req: BollardRequest| {
+            let client = client.clone();
+            async move { client.request(req).await.map_err(DockerError::from) }
+        },
+        Some(format!("http://{addr}")),
+        // bollard's own default read/write timeout, in seconds.
+        120,
+        API_DEFAULT_VERSION,
+    )
 }
 
 /// The identity of one run: unique per process and per topology, so parallel

@@ -244,11 +244,17 @@ impl Relay {
         });
         let mut tasks = Vec::new();
 
-        // Frames to the agent, in order.
+        // Frames to the agent, in order, whatever is queued in one write:
+        // bollard's TCP connection to a remote engine has no TCP_NODELAY,
+        // and a small write behind an unacknowledged one waits for the
+        // peer's delayed ACK (40 ms).
         tasks.push(
             tokio::spawn(async move {
-                while let Some(frame) = outgoing.recv().await {
-                    if input.write_all(&frame).await.is_err() || input.flush().await.is_err() {
+                while let Some(mut frames) = outgoing.recv().await {
+                    while let Ok(more) = outgoing.try_recv() {
+                        frames.extend_from_slice(&more);
+                    }
+                    if input.write_all(&frames).await.is_err() || input.flush().await.is_err() {
                         break;
                     }
                 }
@@ -543,7 +549,11 @@ where
             },
         }
         if local_done && remote_done {
-            break;
+            // Both sides said EOF: the agent closes the socket itself. A
+            // CLOSE now would be a frame nobody answers, which is what
+            // makes the next request wait for a delayed ACK (see start).
+            inner.forget(id);
+            return;
         }
     }
     inner.send(id, CLOSE, &[]);
