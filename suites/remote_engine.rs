@@ -132,7 +132,7 @@ fn check_over_tcp(
         .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
         .stdin(Stdio::null());
     match traffic {
-        // Unset: the remote engine alone must choose the probe host.
+        // Unset: the default must be the probe host.
         None => command.env_remove("STACKPROOF_TRAFFIC"),
         Some(t) => command.env("STACKPROOF_TRAFFIC", t),
     };

@@ -38,8 +38,8 @@ pub const TRAFFIC_ENV: &str = "STACKPROOF_TRAFFIC";
 
 impl Net {
     /// Whether this run sends its traffic from a container: `STACKPROOF_TRAFFIC`
-    /// says `container` or `local`; unset, a remote engine (`DOCKER_HOST`
-    /// not a unix socket) needs the container, a local one does not.
+    /// says `container` (the default: the same on every engine) or `local`
+    /// (from this machine's gateways, a local engine only).
     pub fn wants_relay() -> Result<bool> {
         match std::env::var(TRAFFIC_ENV).ok().as_deref() {
             Some("container") => Ok(true),
@@ -49,8 +49,7 @@ impl Net {
                 value: other.to_string(),
                 expected: "`container` (claims' traffic from the run's probe host, any engine) or `local` (from this machine, a local engine only)",
             }),
-            None => Ok(std::env::var("DOCKER_HOST")
-                .is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://"))),
+            None => Ok(true),
         }
     }
 

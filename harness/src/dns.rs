@@ -1,11 +1,11 @@
 //! The run's own authoritative DNS server (hickory), for `foobar.com`.
 //!
-//! It listens on the gateway address of the design's first network (where
-//! both the harness's client and the containers reach it), on one port for
-//! UDP and TCP; when the run's traffic leaves from its probe host (a remote
-//! engine), it listens on loopback and the probe host's port 53 on the
+//! The run's traffic leaves from its probe host (see [`crate::relay`]): the
+//! server listens on loopback, and the probe host's port 53 on the design's
 //! first network forwards to it ([`crate::relay::Relay::serve`]), so it is
-//! reached from inside the run's networks like any other server. The zone comes from the design folder's zone file with
+//! reached from inside the run's networks like any other server. With
+//! `STACKPROOF_TRAFFIC=local` it listens on that network's gateway instead,
+//! on one port for UDP and TCP. The zone comes from the design folder's zone file with
 //! `{{ }}` placeholders for the run's addresses; records can be replaced
 //! while the run goes on (DNS-based failover needs that).
 

@@ -15,7 +15,7 @@ use testcontainers::bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use crate::docker::RunId;
 use crate::error::{Error, Result};
 
-/// First host address in each subnet (.1 is the gateway, where the harness listens).
+/// First host address in each subnet (.1 is the gateway: this machine).
 pub const FIRST_HOST: u8 = 10;
 /// First virtual address (VIP) in each subnet.
 pub const FIRST_VIP: u8 = 200;
@@ -90,7 +90,7 @@ impl Network {
         Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], n)
     }
 
-    /// The gateway: the harness's own address on this network.
+    /// The gateway: this machine's own address on this network.
     pub fn gateway(&self) -> Ipv4Addr {
         self.address(1)
     }

@@ -135,13 +135,26 @@ impl Stack {
             .map(|n| (n.name.clone(), n))
             .collect();
         tracing::debug!(ms = started.elapsed().as_millis(), "networks created");
-        let vars = addresses_and_vars(&spec, &networks)?;
+        let mut vars = addresses_and_vars(&spec, &networks)?;
+        // Where clients reach the run's DNS server (the zone's `ns1`): the
+        // probe host's port 53, or this machine's gateway when the traffic
+        // is local.
+        let relayed = Net::wants_relay()?;
+        let public = &networks[&spec.networks[0].name];
+        vars.insert(
+            "dns.server".into(),
+            if relayed {
+                public.address(PROBE_OCTET)
+            } else {
+                public.gateway()
+            }
+            .to_string(),
+        );
 
         let pki = Pki::new(&crate::pki::default_base(), &run.id)?;
         let www_cert = pki.issue(&[WWW, ZONE])?;
 
         let zone_text = render(&zone_text, &vars, &zone_file)?;
-        let public = &networks[&spec.networks[0].name];
 
         let creating = spec.hosts.iter().map(|h| {
             let nets: Vec<(&Network, Ipv4Addr)> = h
@@ -162,7 +175,7 @@ impl Stack {
         // The probe host, when the claims' traffic leaves from a container:
         // a leg on every network, as this machine's gateways have locally.
         let probing = async {
-            if !Net::wants_relay()? {
+            if !relayed {
                 return Ok(None);
             }
             let nets: Vec<(&Network, Ipv4Addr)> = spec
