@@ -168,7 +168,7 @@ impl DnsClient {
         answers.map_err(|e| e.to_string())
     }
 
-    async fn lookup_ip(&self, host: &str) -> std::result::Result<Vec<IpAddr>, String> {
+    pub(crate) async fn lookup_ip(&self, host: &str) -> std::result::Result<Vec<IpAddr>, String> {
         let ips = match self {
             DnsClient::Direct(r) => r.lookup_ip(host).await.map(|l| l.iter().collect()),
             DnsClient::Relayed(r) => r.lookup_ip(host).await.map(|l| l.iter().collect()),
@@ -263,41 +263,71 @@ pub struct Client {
 impl Client {
     /// A client resolving through `dns_server`, trusting only `ca_pem`,
     /// sending from where `net` says.
-    pub fn new(dns_server: SocketAddr, ca_pem: &str, net: Net) -> Result<Self> {
+    pub async fn new(dns_server: SocketAddr, ca_pem: &str, net: Net) -> Result<Self> {
         let dns = DnsClient::new(&net, dns_server, DnsTransport::Udp)?;
-        // Through the relay, reqwest connects by SOCKS5 to the loopback
-        // endpoint whose connections the agent makes; it still resolves
-        // through the run's DNS itself (socks5, not socks5h).
-        let proxy = match &net {
-            Net::Direct => None,
-            Net::Relay(relay) => Some(
-                reqwest::Proxy::all(format!("socks5://{}", relay.socks))
-                    .map_err(|source| Error::Client { source })?,
-            ),
+        // Through the relay, reqwest hands the name to a SOCKS5 endpoint on
+        // loopback (socks5h), which resolves it through the run's DNS and
+        // tries each address in turn from the probe host, as reqwest's own
+        // connector does directly: a second address is a client's way past
+        // a dead first one. One endpoint per connect budget.
+        let proxy = |budget: Duration| {
+            let (net, dns) = (net.clone(), dns.clone());
+            async move {
+                let Net::Relay(relay) = &net else {
+                    return Ok(None);
+                };
+                let resolve: crate::relay::Resolve = Arc::new(move |name: String| {
+                    let dns = dns.clone();
+                    Box::pin(async move {
+                        let ips = dns.lookup_ip(&name).await?;
+                        Ok(ips
+                            .into_iter()
+                            .filter_map(|ip| match ip {
+                                IpAddr::V4(v4) => Some(v4),
+                                IpAddr::V6(_) => None,
+                            })
+                            .collect())
+                    })
+                });
+                let at = relay.socks(budget, resolve).await?;
+                reqwest::Proxy::all(format!("socks5h://{at}"))
+                    .map(Some)
+                    .map_err(|source| Error::Client { source })
+            }
         };
+        let (normal, probing) = (
+            proxy(CONNECT_TIMEOUT).await?,
+            proxy(PROBE_CONNECT_TIMEOUT).await?,
+        );
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
             .map_err(|source| Error::Client { source })?;
-        let build = |fresh: bool, connect: Duration, total: Duration| {
-            let mut b = reqwest::Client::builder()
-                .dns_resolver(Arc::new(RunResolver(dns.clone())))
-                .tls_certs_only([ca.clone()])
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(connect)
-                .timeout(total)
-                .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
-            b = match &proxy {
-                None => b.no_proxy(),
-                Some(p) => b.proxy(p.clone()),
+        let build =
+            |fresh: bool, connect: Duration, total: Duration, proxy: &Option<reqwest::Proxy>| {
+                let mut b = reqwest::Client::builder()
+                    .dns_resolver(Arc::new(RunResolver(dns.clone())))
+                    .tls_certs_only([ca.clone()])
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(connect)
+                    .timeout(total)
+                    .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
+                b = match proxy {
+                    None => b.no_proxy(),
+                    Some(p) => b.proxy(p.clone()),
+                };
+                if fresh {
+                    b = b.pool_max_idle_per_host(0);
+                }
+                b.build().map_err(|source| Error::Client { source })
             };
-            if fresh {
-                b = b.pool_max_idle_per_host(0);
-            }
-            b.build().map_err(|source| Error::Client { source })
-        };
         Ok(Client {
-            fresh: build(true, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?,
-            pooled: build(false, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?,
-            probe: build(true, PROBE_CONNECT_TIMEOUT, Duration::from_secs(1))?,
+            fresh: build(true, CONNECT_TIMEOUT, REQUEST_TIMEOUT, &normal)?,
+            pooled: build(false, CONNECT_TIMEOUT, REQUEST_TIMEOUT, &normal)?,
+            probe: build(
+                true,
+                PROBE_CONNECT_TIMEOUT,
+                Duration::from_secs(1),
+                &probing,
+            )?,
             dns,
             dns_server,
             net,

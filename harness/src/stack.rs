@@ -203,7 +203,7 @@ impl Stack {
         let dns =
             DnsServer::start(public.gateway(), &net, dns_at, ZONE, &zone_text, &zone_file).await?;
 
-        let client = Client::new(dns.addr, &pki.ca_pem, net)?;
+        let client = Client::new(dns.addr, &pki.ca_pem, net).await?;
         let stack = Stack {
             design: design.to_string(),
             spec,

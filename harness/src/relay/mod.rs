@@ -11,7 +11,9 @@
 //! whose bridges the harness cannot reach, works the same as a local one.
 //!
 //! The harness side: [`Relay::connect`] gives a byte stream to an address;
-//! a SOCKS5 endpoint on loopback ([`Relay::socks`]) lets reqwest use it;
+//! a SOCKS5 endpoint on loopback ([`Relay::socks`]) lets reqwest use it,
+//! resolving names and falling back from one address to the next as a
+//! client does;
 //! [`Relay::udp`] an exchange of datagrams; [`Relay::serve`] makes a
 //! port of the probe host forward to a local server (the run's DNS).
 
@@ -186,8 +188,6 @@ pub struct Relay {
     inner: Arc<Inner>,
     /// The probe host's address on each network, by design network name.
     pub addrs: std::collections::BTreeMap<String, Ipv4Addr>,
-    /// A SOCKS5 endpoint on loopback whose connections leave from the probe host.
-    pub socks: SocketAddr,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -195,7 +195,6 @@ impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
             .field("addrs", &self.addrs)
-            .field("socks", &self.socks)
             .finish_non_exhaustive()
     }
 }
@@ -290,33 +289,41 @@ impl Relay {
             .abort_handle(),
         );
 
+        Ok(Relay {
+            inner,
+            addrs: host.addrs.clone(),
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// A SOCKS5 endpoint on loopback whose connections leave from the probe
+    /// host. A name is resolved with `resolve` (the run's DNS, asked from the
+    /// probe host) and its addresses tried in turn, each with an equal share
+    /// of `budget`, as hyper's connector does: a client gets past an address
+    /// that refuses, or does not answer, to the next one.
+    pub async fn socks(&self, budget: Duration, resolve: Resolve) -> Result<SocketAddr> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(Error::io(
                 "listen on loopback for the relay's SOCKS5 endpoint",
             ))?;
-        let socks = listener.local_addr().map_err(Error::io(
+        let at = listener.local_addr().map_err(Error::io(
             "listen on loopback for the relay's SOCKS5 endpoint",
         ))?;
-        let serving = inner.clone();
-        tasks.push(
-            tokio::spawn(async move {
-                while let Ok((conn, _)) = listener.accept().await {
-                    let inner = serving.clone();
-                    tokio::spawn(async move {
-                        let _ = socks5(inner, conn).await;
-                    });
-                }
-            })
-            .abort_handle(),
-        );
-
-        Ok(Relay {
-            inner,
-            addrs: host.addrs.clone(),
-            socks,
-            tasks: Mutex::new(tasks),
-        })
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (inner, resolve) = (inner.clone(), resolve.clone());
+                tokio::spawn(async move {
+                    let _ = socks5(inner, conn, budget, resolve).await;
+                });
+            }
+        });
+        self.tasks
+            .lock()
+            .expect("relay tasks")
+            .push(task.abort_handle());
+        Ok(at)
     }
 
     /// A TCP connection to `target` from the probe host, within `wait`.
@@ -560,10 +567,24 @@ where
     inner.forget(id);
 }
 
-/// A minimal SOCKS5 server (no authentication, CONNECT to an IPv4 address:
-/// reqwest resolves through the run's DNS itself) whose connections are
-/// made by the agent.
-async fn socks5(inner: Arc<Inner>, mut conn: TcpStream) -> io::Result<()> {
+/// How a SOCKS5 endpoint resolves a name: the run's DNS, from the probe host.
+pub type Resolve = Arc<
+    dyn Fn(
+            String,
+        )
+            -> futures::future::BoxFuture<'static, std::result::Result<Vec<Ipv4Addr>, String>>
+        + Send
+        + Sync,
+>;
+
+/// A minimal SOCKS5 server (no authentication, CONNECT to an IPv4 address
+/// or a name) whose connections are made by the agent.
+async fn socks5(
+    inner: Arc<Inner>,
+    mut conn: TcpStream,
+    budget: Duration,
+    resolve: Resolve,
+) -> io::Result<()> {
     conn.set_nodelay(true)?;
     let mut head = [0u8; 2];
     conn.read_exact(&mut head).await?;
@@ -572,43 +593,69 @@ async fn socks5(inner: Arc<Inner>, mut conn: TcpStream) -> io::Result<()> {
     conn.write_all(&[5, 0]).await?;
     let mut req = [0u8; 4];
     conn.read_exact(&mut req).await?;
-    if req[1] != 1 || req[3] != 1 {
-        // Only CONNECT to an IPv4 address: "command/address type not supported".
-        conn.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
-        return Ok(());
-    }
-    let mut addr = [0u8; 6];
-    conn.read_exact(&mut addr).await?;
-    let target = SocketAddr::V4(SocketAddrV4::new(
-        Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]),
-        u16::from_be_bytes([addr[4], addr[5]]),
-    ));
-    // reqwest gives up at its own connect timeout; this only bounds a
-    // connect nobody waits for any more.
-    match connect(&inner, target, Duration::from_secs(5)).await {
-        Ok((mut stream, connected)) => {
-            let (ip, port) = match connected.local {
-                SocketAddr::V4(a) => (a.ip().octets(), a.port()),
-                SocketAddr::V6(_) => ([0; 4], 0),
-            };
-            let mut reply = vec![5, 0, 0, 1];
-            reply.extend_from_slice(&ip);
-            reply.extend_from_slice(&port.to_be_bytes());
-            conn.write_all(&reply).await?;
-            let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
-            Ok(())
+    // "command/address type not supported" / "host unreachable"
+    let refuse = |code: u8| [5, code, 0, 1, 0, 0, 0, 0, 0, 0];
+    let host = match (req[1], req[3]) {
+        (1, 1) => {
+            let mut ip = [0u8; 4];
+            conn.read_exact(&mut ip).await?;
+            Ipv4Addr::from(ip).to_string()
         }
-        Err(e) => {
-            let code = match e.kind() {
-                io::ErrorKind::ConnectionRefused => 5,
-                io::ErrorKind::HostUnreachable => 4,
-                io::ErrorKind::TimedOut => 6,
-                _ => 1,
-            };
-            conn.write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
-            Ok(())
+        (1, 3) => {
+            let mut len = [0u8; 1];
+            conn.read_exact(&mut len).await?;
+            let mut name = vec![0u8; len[0] as usize];
+            conn.read_exact(&mut name).await?;
+            String::from_utf8_lossy(&name).into_owned()
+        }
+        _ => {
+            conn.write_all(&refuse(8)).await?;
+            return Ok(());
+        }
+    };
+    let mut port = [0u8; 2];
+    conn.read_exact(&mut port).await?;
+    let port = u16::from_be_bytes(port);
+    let addrs = match host.parse::<Ipv4Addr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match resolve(format!("{}.", host.trim_end_matches('.'))).await {
+            Ok(a) if !a.is_empty() => a,
+            _ => {
+                conn.write_all(&refuse(4)).await?;
+                return Ok(());
+            }
+        },
+    };
+    // Each address gets an equal share of the budget, as hyper's connector
+    // gives them; the last error is the one reported.
+    let share = budget / addrs.len() as u32;
+    let mut last = io::Error::other("no address");
+    for ip in addrs {
+        let target = SocketAddr::V4(SocketAddrV4::new(ip, port));
+        match connect(&inner, target, share).await {
+            Ok((mut stream, connected)) => {
+                let (ip, port) = match connected.local {
+                    SocketAddr::V4(a) => (a.ip().octets(), a.port()),
+                    SocketAddr::V6(_) => ([0; 4], 0),
+                };
+                let mut reply = vec![5, 0, 0, 1];
+                reply.extend_from_slice(&ip);
+                reply.extend_from_slice(&port.to_be_bytes());
+                conn.write_all(&reply).await?;
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
+                return Ok(());
+            }
+            Err(e) => last = e,
         }
     }
+    let code = match last.kind() {
+        io::ErrorKind::ConnectionRefused => 5,
+        io::ErrorKind::HostUnreachable => 4,
+        io::ErrorKind::TimedOut => 6,
+        _ => 1,
+    };
+    conn.write_all(&refuse(code)).await?;
+    Ok(())
 }
 
 /// A UDP exchange made by the agent (see [`Relay::udp`]).
