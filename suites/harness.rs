@@ -137,16 +137,17 @@ async fn two_runs_at_once_do_not_collide() {
             .await
             .unwrap();
         assert!(body.starts_with("Hello from a static file"), "{body}");
-        // Each run's client reaches its own server.
-        let peer = s
+        // Each run's client reaches its own server (the TCP peer as the
+        // client's socket saw it: on the probe host, the agent's).
+        let mark = s.client.mark();
+        let resp = s
             .client
             .fresh
             .get("http://www.foobar.com/")
             .send()
             .await
-            .unwrap()
-            .remote_addr()
             .unwrap();
+        let peer = s.client.peer_of(&resp, mark).unwrap();
         assert_eq!(
             peer.ip(),
             std::net::IpAddr::V4(s.host("server-1").unwrap().main_addr())

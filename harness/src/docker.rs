@@ -179,7 +179,7 @@ pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
             .build();
         match docker.remove_container(&id, Some(opts)).await {
             Ok(()) => removed += 1,
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if is_not_found(&e) || is_being_removed(&e) => {}
             Err(e) => return Err(Error::docker(format!("remove container `{id}`"))(e)),
         }
     }
@@ -259,6 +259,18 @@ pub fn is_not_found(e: &testcontainers::bollard::errors::Error) -> bool {
             status_code: 404,
             ..
         }
+    )
+}
+
+/// Whether the engine answered that another call is removing it already
+/// (a run's own guard and a Ctrl-C sweep, or a sweep by another process).
+fn is_being_removed(e: &testcontainers::bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        testcontainers::bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } if message.contains("already in progress")
     )
 }
 
@@ -376,7 +388,10 @@ pub fn clean_up_on_interrupt() {
                 match remove_own_runs(&docker).await {
                     Ok(runs) if runs.is_empty() => quiet += 1,
                     Ok(_) => quiet = 0,
-                    Err(_) => break,
+                    // The run's own guard may be removing the same things
+                    // (a network is not removable while its container is
+                    // going): try again on the next pass.
+                    Err(_) => quiet = 0,
                 }
                 if quiet == 2 {
                     break;
