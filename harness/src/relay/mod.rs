@@ -126,6 +126,19 @@ impl Inner {
         )
     }
 
+    /// Opens a stream of `kind` (a UDP exchange, a listener) for `addr` and
+    /// waits for the agent to say it is open.
+    async fn request(
+        &self,
+        kind: u8,
+        addr: SocketAddr,
+    ) -> io::Result<(u32, UnboundedReceiver<Event>)> {
+        let (id, mut rx) = self.open();
+        self.send(id, kind, addr_text(addr).as_bytes());
+        self.answer(id, &mut rx, AGENT_ANSWER).await?;
+        Ok((id, rx))
+    }
+
     /// Waits for the agent's answer to an open request.
     async fn answer(
         &self,
@@ -355,9 +368,7 @@ impl Relay {
     /// A UDP exchange with `target` from the probe host: what is sent goes
     /// there, and only its answers come back.
     pub async fn udp(&self, target: SocketAddr) -> io::Result<RelayUdp> {
-        let (id, mut rx) = self.inner.open();
-        self.inner.send(id, UDP, addr_text(target).as_bytes());
-        self.inner.answer(id, &mut rx, AGENT_ANSWER).await?;
+        let (id, rx) = self.inner.request(UDP, target).await?;
         Ok(RelayUdp {
             inner: self.inner.clone(),
             id,
@@ -373,20 +384,8 @@ impl Relay {
             action: format!("listen on {at} on the probe host for {to}"),
             source: e,
         };
-        let (tcp_id, mut tcp_rx) = self.inner.open();
-        self.inner
-            .send(tcp_id, LISTEN_TCP, addr_text(at).as_bytes());
-        self.inner
-            .answer(tcp_id, &mut tcp_rx, AGENT_ANSWER)
-            .await
-            .map_err(failed)?;
-        let (udp_id, mut udp_rx) = self.inner.open();
-        self.inner
-            .send(udp_id, LISTEN_UDP, addr_text(at).as_bytes());
-        self.inner
-            .answer(udp_id, &mut udp_rx, AGENT_ANSWER)
-            .await
-            .map_err(failed)?;
+        let (_, mut tcp_rx) = self.inner.request(LISTEN_TCP, at).await.map_err(failed)?;
+        let (udp_id, mut udp_rx) = self.inner.request(LISTEN_UDP, at).await.map_err(failed)?;
 
         let inner = self.inner.clone();
         let tcp = tokio::spawn(async move {
