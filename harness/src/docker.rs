@@ -282,6 +282,25 @@ fn is_being_removed(e: &testcontainers::bollard::errors::Error) -> bool {
 pub struct RunGuard {
     run: String,
     disarmed: bool,
+    /// Its removal was handed to a [`Removal`]: nothing left to do on drop.
+    handed_off: bool,
+}
+
+/// A run's removal under way on a thread of its own ([`RunGuard::remove_in_background`]):
+/// joined when dropped, so a process that keeps it until its end leaves
+/// nothing behind, while the next run starts in the meantime.
+#[derive(Debug)]
+#[must_use = "dropping a Removal waits for it; keep it to let the removal run meanwhile"]
+pub struct Removal(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take()
+            && thread.join().is_err()
+        {
+            eprintln!("stackproof: a clean-up thread panicked");
+        }
+    }
 }
 
 impl RunGuard {
@@ -290,26 +309,35 @@ impl RunGuard {
         RunGuard {
             run: run.id.clone(),
             disarmed: false,
+            handed_off: false,
         }
     }
 
-    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run).
-    pub fn disarm(&mut self) {
-        self.disarmed = true;
+    /// Starts removing the run now, on its own thread, and returns at once.
+    pub fn remove_in_background(mut self) -> Removal {
+        self.handed_off = true;
+        self.start_removal()
     }
-}
 
-impl Drop for RunGuard {
-    fn drop(&mut self) {
+    /// A guard that guards nothing (what is left in a stack whose guard was taken).
+    pub(crate) fn handed_off(run: &str) -> Self {
+        RunGuard {
+            run: run.to_string(),
+            disarmed: false,
+            handed_off: true,
+        }
+    }
+
+    fn start_removal(&self) -> Removal {
         if self.disarmed {
             eprintln!(
                 "stackproof: keeping run `{}` (STACKPROOF_KEEP); remove it with `stackproof sweep --all`",
                 self.run
             );
-            return;
+            return Removal(None);
         }
         let run = self.run.clone();
-        let joined = std::thread::spawn(move || {
+        Removal(Some(std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
@@ -326,10 +354,20 @@ impl Drop for RunGuard {
                     }
                 }
             });
-        })
-        .join();
-        if joined.is_err() {
-            eprintln!("stackproof: clean-up thread of run `{}` panicked", self.run);
+        })))
+    }
+
+    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run).
+    pub fn disarm(&mut self) {
+        self.disarmed = true;
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if !self.handed_off {
+            // Dropping the Removal joins it: the run is gone when this returns.
+            drop(self.start_removal());
         }
     }
 }

@@ -150,8 +150,16 @@ pub struct Graded {
 }
 
 /// Runs `design` with one submission's files (its install scripts run
-/// first, in hosts of `image`) and every claim of `design`.
-pub async fn grade_one(design: &Design, sub: &Submission, image: &str, scratch: &Path) -> Graded {
+/// first, in hosts of `image`) and every claim of `design`. Its stack's
+/// removal goes to `removals`, so the next submission starts meanwhile;
+/// the caller keeps them until its end.
+pub async fn grade_one(
+    design: &Design,
+    sub: &Submission,
+    image: &str,
+    scratch: &Path,
+    removals: &std::sync::Mutex<Vec<crate::docker::Removal>>,
+) -> Graded {
     let mut graded = Graded {
         name: sub.name.clone(),
         mapping: sub.notes.clone(),
@@ -246,6 +254,8 @@ pub async fn grade_one(design: &Design, sub: &Submission, image: &str, scratch: 
     for c in &loaded.claims {
         graded.outcomes.push(claim::run(&stack, c).await);
     }
+    let removal = stack.remove_in_background();
+    removals.lock().expect("removals lock").push(removal);
     graded
 }
 

@@ -661,9 +661,12 @@ async fn grade(
         .await?
         .tag;
     let started = std::time::Instant::now();
+    // Stacks still being removed while the next submissions run; waited for below.
+    let removals = std::sync::Mutex::new(Vec::new());
     let runs = subs.iter().enumerate().map(|(i, sub)| {
         let (loaded, dir, image) = (&loaded, scratch.0.join(format!("{i}")), &image);
-        async move { (i, grade::grade_one(loaded, sub, image, &dir).await) }
+        let removals = &removals;
+        async move { (i, grade::grade_one(loaded, sub, image, &dir, removals).await) }
     });
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);
@@ -693,6 +696,8 @@ async fn grade(
         std::fs::write(&file, &text).map_err(Error::io(format!("write `{}`", file.display())))?;
         graded.push((i, g));
     }
+    drop(stream);
+    drop(removals.into_inner().expect("removals lock"));
     graded.sort_by_key(|(i, _)| *i);
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
     let md = grade::summary_markdown(&loaded, &graded);
@@ -768,6 +773,7 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
     let header: String = (1..=claims.len()).map(|i| format!("{i:>3}")).collect();
     println!("{:<32}{header}  own claim", "mutant");
     let (mut killed, mut over) = (0, 0);
+    let mut removals = Vec::new();
     for m in mutants {
         let row: Vec<char> = match loaded.start_mutant(m).await {
             Ok(stack) => {
@@ -781,6 +787,8 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
                         claim::Verdict::NotMeasured(_) => 'E',
                     });
                 }
+                // The next mutant starts while this one's stack goes.
+                removals.push(stack.remove_in_background());
                 row
             }
             Err(e) => {
@@ -815,6 +823,7 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
             }
         );
     }
+    drop(removals);
     let n = mutants.len().max(1);
     println!(
         "mutation score: {killed} of {} mutants killed by their own claim ({:.0} %); {over} break other claims too",

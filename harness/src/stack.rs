@@ -1151,6 +1151,17 @@ impl Stack {
     pub fn keep(&mut self) {
         self.guard.disarm();
     }
+
+    /// Ends the run like dropping it does, but returns while its containers
+    /// and networks are still being removed: a process that starts stack
+    /// after stack (a suite's mutants, `grade`) starts the next meanwhile,
+    /// and keeps the [`docker::Removal`] until its end, which waits for it.
+    pub fn remove_in_background(mut self) -> docker::Removal {
+        let guard = std::mem::replace(&mut self.guard, RunGuard::handed_off(&self.run.id));
+        // The client, relay and DNS server go first, as when dropped.
+        drop(self);
+        guard.remove_in_background()
+    }
 }
 
 /// The services the fixture layers define (folders holding a service.toml).

@@ -172,15 +172,26 @@ fn run(suite: Suite) -> ExitCode {
             .map(|c| claim_trial(c.clone(), design.clone(), runtime.clone(), shared.clone()))
             .collect()
     };
+    let removals: Removals = Default::default();
     let mutant_trials: Vec<Trial> = mutants
         .into_iter()
-        .map(|m| mutant_trial(m, design.clone(), &claims, runtime.clone()))
+        .map(|m| {
+            mutant_trial(
+                m,
+                design.clone(),
+                &claims,
+                runtime.clone(),
+                removals.clone(),
+            )
+        })
         .collect();
     let trials = interleave(claim_trials, mutant_trials);
 
     let conclusion = libtest_mimic::run(&args, trials);
     // Remove the shared stack inside the runtime, before it shuts down.
     runtime.block_on(async { shared.lock().await.take() });
+    // Wait for the mutants' stacks still being removed.
+    drop(std::mem::take(&mut *removals.lock().expect("removals lock")));
     conclusion.exit_code()
 }
 
@@ -292,11 +303,16 @@ fn all_claims_trial(
     })
 }
 
+/// Mutants' stacks still being removed while the next mutants run; the
+/// suite waits for them before it exits.
+type Removals = Arc<std::sync::Mutex<Vec<crate::docker::Removal>>>;
+
 fn mutant_trial(
     mutant: Mutant,
     design: Arc<Design>,
     claims: &[Claim],
     rt: Arc<tokio::runtime::Runtime>,
+    removals: Removals,
 ) -> Trial {
     let name = format!("mutant::{}::fails::{}", mutant.name, mutant.fails);
     let claim = claims.iter().find(|c| c.id == mutant.fails).cloned();
@@ -315,7 +331,8 @@ fn mutant_trial(
                 Failed::from(format!("mutant `{}` ({}) did not start, so it proves nothing:\n{e}", mutant.name, mutant.why))
             })?;
             let outcome = claim::run(&stack, &claim).await;
-            drop(stack);
+            let removal = stack.remove_in_background();
+            removals.lock().expect("removals lock").push(removal);
             println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line_short(&outcome));
             match &outcome.verdict {
                 Verdict::Broken(_) => Ok(()),
