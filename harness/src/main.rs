@@ -666,7 +666,12 @@ async fn grade(
     let runs = subs.iter().enumerate().map(|(i, sub)| {
         let (loaded, dir, image) = (&loaded, scratch.0.join(format!("{i}")), &image);
         let removals = &removals;
-        async move { (i, grade::grade_one(loaded, sub, image, &dir, removals).await) }
+        async move {
+            (
+                i,
+                grade::grade_one(loaded, sub, image, &dir, removals).await,
+            )
+        }
     });
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);

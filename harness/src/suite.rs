@@ -191,7 +191,9 @@ fn run(suite: Suite) -> ExitCode {
     // Remove the shared stack inside the runtime, before it shuts down.
     runtime.block_on(async { shared.lock().await.take() });
     // Wait for the mutants' stacks still being removed.
-    drop(std::mem::take(&mut *removals.lock().expect("removals lock")));
+    drop(std::mem::take(
+        &mut *removals.lock().expect("removals lock"),
+    ));
     conclusion.exit_code()
 }
 
