@@ -180,7 +180,20 @@ impl DesignSpec {
         if spec.networks.is_empty() {
             return Err(invalid("a design needs at least one network".into()));
         }
-        for host in &spec.hosts {
+        for (i, host) in spec.hosts.iter().enumerate() {
+            if host.name == crate::relay::PROBE_HOST {
+                return Err(invalid(format!(
+                    "host `{}` has the name of the probe host every run adds (the claims' \
+                     traffic leaves from it): rename the design's host",
+                    host.name
+                )));
+            }
+            if spec.hosts[..i].iter().any(|h| h.name == host.name) {
+                return Err(invalid(format!(
+                    "two hosts are called `{}`: give each host its own name",
+                    host.name
+                )));
+            }
             if host.networks.is_empty() {
                 return Err(invalid(format!("host `{}` is on no network", host.name)));
             }
@@ -284,4 +297,45 @@ fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
         },
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// simple_web's design file with its host renamed `name`, and a second host.
+    fn load_with_hosts(names: [&str; 2]) -> Result<DesignSpec> {
+        let dir = std::env::temp_dir().join(format!(
+            "stackproof-spec-test-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let _gone = crate::mutant::TempDir(dir.clone());
+        let hosts: String = names
+            .iter()
+            .map(|n| format!("[[hosts]]\nname = \"{n}\"\nnetworks = [\"public\"]\nservices = []\n"))
+            .collect();
+        std::fs::write(
+            dir.join(DESIGN_FILE),
+            format!(
+                "summary = \"t\"\nzone = \"dns.zone\"\n[[networks]]\nname = \"public\"\n{hosts}"
+            ),
+        )
+        .expect("write design");
+        DesignSpec::load(&Fixtures::design("simple_web")?.with_overlay(dir)?)
+    }
+
+    #[test]
+    fn a_host_named_like_the_probe_host_or_twice_is_refused() {
+        let probe = load_with_hosts(["web-1", crate::relay::PROBE_HOST])
+            .expect_err("the probe host's name is taken")
+            .to_string();
+        assert!(probe.contains("the probe host every run adds"), "{probe}");
+        let twice = load_with_hosts(["web-1", "web-1"])
+            .expect_err("a name used twice")
+            .to_string();
+        assert!(twice.contains("two hosts are called `web-1`"), "{twice}");
+        assert!(load_with_hosts(["web-1", "web-2"]).is_ok());
+    }
 }
