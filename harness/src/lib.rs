@@ -30,6 +30,7 @@ pub mod capture;
 pub mod catalogue;
 pub mod claim;
 pub mod client;
+pub mod compose;
 pub mod config;
 pub mod design;
 pub mod dns;

@@ -1,0 +1,113 @@
+//! The benchmark's comparison with docker-compose: the same hosts as a
+//! design (image, command, capabilities, memory limits, networks and
+//! addresses) started by `docker-compose up -d`, timed from the command's
+//! start to its exit (compose's own start-up included, as a user pays it).
+//!
+//! Services are not started on either side of this figure: compose would
+//! need a start script and a healthcheck per host to do what our readiness
+//! does, which would compare a different program. So it is compared with
+//! the part of our start that does the same work ([`crate::stack::Stack::hosts_up`]).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::docker::{RunGuard, RunId};
+use crate::network::FIRST_HOST;
+use crate::spec::DesignSpec;
+
+/// How long `docker-compose up -d` took to create and start `spec`'s hosts,
+/// or why it could not be measured (compose not installed, it failed).
+/// Everything it created carries the run's labels and is removed on return.
+pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Duration, String> {
+    let found = tokio::process::Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .await;
+    if !found.is_ok_and(|o| o.status.success()) {
+        return Err("docker-compose is not installed (apt-get install docker-compose)".into());
+    }
+    let run = RunId::new();
+    let _guard = RunGuard::new(&run);
+    let dir = std::env::temp_dir().join(format!("stackproof-compose-{}", run.id));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let _dir = crate::mutant::TempDir(dir.clone());
+    let file = dir.join("docker-compose.yml");
+    // A random subnet per network, as ours are; a clash with a live run
+    // makes compose fail, which is reported, never retried into a figure.
+    let subnets: Vec<(String, [u8; 3])> = spec
+        .networks
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                [172, rand::random_range(28..32), rand::random_range(0..=255)],
+            )
+        })
+        .collect();
+    std::fs::write(&file, compose_file(spec, image, &run, &subnets))
+        .map_err(|e| format!("write {}: {e}", file.display()))?;
+    let started = Instant::now();
+    let up = tokio::process::Command::new("docker-compose")
+        .args(["-p", &run.name("compose"), "-f"])
+        .arg(&file)
+        .args(["up", "-d", "--no-build"])
+        .output()
+        .await
+        .map_err(|e| format!("run docker-compose: {e}"))?;
+    let took = started.elapsed();
+    if !up.status.success() {
+        return Err(format!(
+            "docker-compose up failed: {}",
+            String::from_utf8_lossy(&up.stderr).trim()
+        ));
+    }
+    Ok(took)
+}
+
+/// The compose file: one service per host, every resource labelled as a run's.
+fn compose_file(
+    spec: &DesignSpec,
+    image: &str,
+    run: &RunId,
+    subnets: &[(String, [u8; 3])],
+) -> String {
+    let labels: String = run
+        .labels()
+        .iter()
+        .map(|(k, v)| format!("      {k}: \"{v}\"\n"))
+        .collect();
+    let mut out = String::from("version: \"2.4\"\nservices:\n");
+    for (i, h) in spec.hosts.iter().enumerate() {
+        let octet = FIRST_HOST as usize + i;
+        let _ = write!(
+            out,
+            "  {name}:\n    image: {image}\n    hostname: {name}\n    command: [\"tini\", \"-s\", \"--\", \"sleep\", \"infinity\"]\n    cap_add: [NET_ADMIN, NET_RAW]\n    labels:\n{labels}",
+            name = h.name
+        );
+        if let Some(m) = h.memory_mib {
+            let _ = write!(out, "    mem_limit: {m}m\n    memswap_limit: {m}m\n");
+        }
+        out.push_str("    networks:\n");
+        for n in &h.networks {
+            let p = subnets
+                .iter()
+                .find(|(name, _)| name == n)
+                .expect("a declared network")
+                .1;
+            let _ = writeln!(
+                out,
+                "      {n}:\n        ipv4_address: {}.{}.{}.{octet}",
+                p[0], p[1], p[2]
+            );
+        }
+    }
+    out.push_str("networks:\n");
+    for (name, p) in subnets {
+        let _ = write!(
+            out,
+            "  {name}:\n    internal: true\n    labels:\n{}    ipam:\n      config:\n        - subnet: {}.{}.{}.0/24\n",
+            labels, p[0], p[1], p[2]
+        );
+    }
+    out
+}
