@@ -962,3 +962,39 @@ fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
         "{md}"
     );
 }
+
+/// A stack handed to a background removal is still there until the
+/// removal is dropped (which waits for it), and then nothing of it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_removed_in_the_background_is_gone_once_its_removal_is_dropped() {
+    let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
+        .await
+        .unwrap();
+    let run = stack.run.id.clone();
+    let removal = stack.remove_in_background();
+    drop(removal);
+    let docker = docker::connect().await.unwrap();
+    assert_eq!(resources_with(&docker, LABEL_RUN, &run).await, (0, 0));
+}
+
+/// The bench's docker-compose side starts the design's hosts for real and
+/// removes all of it, labelled as a run of this process.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compose_comparison_starts_the_same_hosts_and_leaves_nothing() {
+    debian_tool("docker-compose", &["docker-compose"]);
+    let design = stackproof::design::Design::load("scale_up").unwrap();
+    let docker = docker::connect().await.unwrap();
+    let image = stackproof::images::ensure_server_image(&docker, &design.fixtures)
+        .await
+        .unwrap();
+    let up = stackproof::compose::hosts_up(&design.spec, &image.tag)
+        .await
+        .unwrap_or_else(|why| panic!("compose did not start the hosts: {why}"));
+    assert_eq!(up.running, design.spec.hosts.len(), "{up:?}");
+    assert!(up.took > Duration::ZERO);
+    assert_eq!(
+        resources_with(&docker, LABEL_RUN, &up.run).await,
+        (0, 0),
+        "the compose run left something behind"
+    );
+}

@@ -15,10 +15,22 @@ use crate::docker::{RunGuard, RunId};
 use crate::network::FIRST_HOST;
 use crate::spec::DesignSpec;
 
+/// What `docker-compose up -d` did with a design's hosts.
+#[derive(Debug)]
+pub struct ComposeUp {
+    /// From the command's start to its exit.
+    pub took: Duration,
+    /// The run its resources were labelled with (all removed by now).
+    pub run: String,
+    /// Its containers that were running when it exited.
+    pub running: usize,
+}
+
 /// How long `docker-compose up -d` took to create and start `spec`'s hosts,
-/// or why it could not be measured (compose not installed, it failed).
-/// Everything it created carries the run's labels and is removed on return.
-pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Duration, String> {
+/// or why it could not be measured (compose not installed, it failed, it
+/// left a host not running). Everything it created carries the run's
+/// labels and is removed on return.
+pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<ComposeUp, String> {
     let found = tokio::process::Command::new("docker-compose")
         .arg("version")
         .output()
@@ -26,6 +38,7 @@ pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Dur
     if !found.is_ok_and(|o| o.status.success()) {
         return Err("docker-compose is not installed (apt-get install docker-compose)".into());
     }
+    let docker = crate::docker::connect().await.map_err(|e| e.chain())?;
     let run = RunId::new();
     let _guard = RunGuard::new(&run);
     let dir = std::env::temp_dir().join(format!("stackproof-compose-{}", run.id));
@@ -61,7 +74,30 @@ pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Dur
             String::from_utf8_lossy(&up.stderr).trim()
         ));
     }
-    Ok(took)
+    let filter = std::collections::HashMap::from([(
+        "label",
+        vec![format!("{}={}", crate::docker::LABEL_RUN, run.id)],
+    )]);
+    let running = docker
+        .list_containers(Some(
+            testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(|e| format!("list compose's containers: {e}"))?
+        .len();
+    if running != spec.hosts.len() {
+        return Err(format!(
+            "docker-compose left {running} of {} hosts running",
+            spec.hosts.len()
+        ));
+    }
+    Ok(ComposeUp {
+        took,
+        run: run.id.clone(),
+        running,
+    })
 }
 
 /// The compose file: one service per host, every resource labelled as a run's.

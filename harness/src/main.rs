@@ -916,7 +916,7 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
         record("teardown (ms)", t.elapsed().as_millis() as f64);
         // docker-compose starting the same hosts, on an idle engine as ours did.
         match stackproof::compose::hosts_up(&loaded.spec, &image.tag).await {
-            Ok(took) => record(COMPOSE_HOSTS, took.as_millis() as f64),
+            Ok(up) => record(COMPOSE_HOSTS, up.took.as_millis() as f64),
             Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
             Err(_) => {}
         }
