@@ -998,3 +998,48 @@ async fn the_compose_comparison_starts_the_same_hosts_and_leaves_nothing() {
         "the compose run left something behind"
     );
 }
+
+/// A process that starts stack after stack (here `bench --runs 2`) starts
+/// the later one on hosts made while the first ran its claims, and the
+/// spare made after the last one, which nobody takes, is removed too.
+#[test]
+fn a_later_stack_starts_on_hosts_made_meanwhile_and_nothing_is_left() {
+    let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["bench", "simple_web", "--runs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // min, median, max of the two runs: the later stack waited for no host.
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("hosts created and started"))
+        .unwrap_or_else(|| panic!("no hosts figure in:\n{stdout}"));
+    let min: f64 = line
+        .split_whitespace()
+        .rev()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable: {line}"));
+    assert!(
+        min < 100.0,
+        "the later stack made its own hosts ({min} ms): {line}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = docker::connect().await.unwrap();
+        assert_eq!(
+            resources_with(&docker, LABEL_PID, &pid).await,
+            (0, 0),
+            "the bench left a spare (or a run) behind"
+        );
+    });
+}

@@ -52,6 +52,7 @@ pub mod probe;
 pub mod reach;
 pub mod relay;
 pub mod report;
+pub mod skeleton;
 pub mod spec;
 pub mod stack;
 pub mod suite;

@@ -661,6 +661,7 @@ async fn grade(
         .await?
         .tag;
     let started = std::time::Instant::now();
+    let prewarm = stackproof::skeleton::Prewarm::start();
     // Stacks still being removed while the next submissions run; waited for below.
     let removals = std::sync::Mutex::new(Vec::new());
     let runs = subs.iter().enumerate().map(|(i, sub)| {
@@ -702,6 +703,7 @@ async fn grade(
         graded.push((i, g));
     }
     drop(stream);
+    prewarm.finish().await;
     drop(removals.into_inner().expect("removals lock"));
     graded.sort_by_key(|(i, _)| *i);
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
@@ -779,6 +781,7 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
     println!("{:<32}{header}  own claim", "mutant");
     let (mut killed, mut over) = (0, 0);
     let mut removals = Vec::new();
+    let prewarm = stackproof::skeleton::Prewarm::start();
     for m in mutants {
         let row: Vec<char> = match loaded.start_mutant(m).await {
             Ok(stack) => {
@@ -828,6 +831,7 @@ async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
             }
         );
     }
+    prewarm.finish().await;
     drop(removals);
     let n = mutants.len().max(1);
     println!(
@@ -871,6 +875,9 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
         None => figures.push((name.to_string(), vec![value])),
     };
     let mut failures = 0;
+    // A later run's stack starts on hosts made while the previous one ran,
+    // as in a suite: "topology up, a later stack" is that figure.
+    let prewarm = (runs > 1).then(stackproof::skeleton::Prewarm::start);
     for i in 0..runs {
         let stack = loaded.start().await?;
         if i == 0 {
@@ -920,6 +927,9 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
             Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
             Err(_) => {}
         }
+    }
+    if let Some(p) = prewarm {
+        p.finish().await;
     }
     println!("{design}, {runs} run(s):");
     println!(

@@ -23,7 +23,7 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
-use crate::relay::{PROBE_HOST, PROBE_OCTET, Relay};
+use crate::relay::{PROBE_OCTET, Relay};
 use crate::spec::{DesignSpec, HostSpec, Parts, Ready, ServiceSpec};
 
 /// The DNS zone every design serves.
@@ -125,28 +125,26 @@ impl Stack {
         let image = images::ensure_server_image(&docker, &fixtures).await?;
         let started = Instant::now();
 
-        let run = RunId::new();
-        let mut guard = RunGuard::new(&run);
+        // Networks and idle hosts: made now, or the spare made while the
+        // process's previous stack ran (see `crate::skeleton`).
+        let relayed = Net::wants_relay()?;
+        let shape = crate::skeleton::Shape::of(&spec, &image.tag, relayed);
+        let crate::skeleton::Skeleton {
+            run,
+            mut guard,
+            networks,
+            hosts,
+            probe,
+        } = crate::skeleton::take_or_create(&docker, &shape).await?;
         if std::env::var_os("STACKPROOF_KEEP").is_some() {
             guard.disarm();
         }
-
-        // The networks at once: each is a round trip to the engine.
-        let creating = spec
-            .networks
-            .iter()
-            .map(|n| Network::create(&docker, &run, &n.name));
-        let networks: BTreeMap<String, Network> = futures::future::try_join_all(creating)
-            .await?
-            .into_iter()
-            .map(|n| (n.name.clone(), n))
-            .collect();
-        tracing::debug!(ms = started.elapsed().as_millis(), "networks created");
+        let hosts_up = started.elapsed();
+        tracing::debug!(ms = hosts_up.as_millis(), "hosts created and started");
         let mut vars = addresses_and_vars(&spec, &networks)?;
         // Where clients reach the run's DNS server (the zone's `ns1`): the
         // probe host's port 53, or this machine's gateway when the traffic
         // is local.
-        let relayed = Net::wants_relay()?;
         let public = &networks[&spec.networks[0].name];
         vars.insert(
             "dns.server".into(),
@@ -162,47 +160,6 @@ impl Stack {
         let www_cert = pki.issue(&[WWW, ZONE])?;
 
         let zone_text = render(&zone_text, &vars, &zone_file)?;
-
-        let creating = spec.hosts.iter().map(|h| {
-            let nets: Vec<(&Network, Ipv4Addr)> = h
-                .networks
-                .iter()
-                .map(|n| {
-                    (
-                        &networks[n],
-                        vars[&format!("{}.{n}", h.name)]
-                            .parse()
-                            .expect("we wrote it"),
-                    )
-                })
-                .collect();
-            let (docker, run, tag) = (&docker, &run, &image.tag);
-            async move { Host::create(docker, run, tag, &h.name, &nets, h.memory_mib).await }
-        });
-        // The probe host, when the claims' traffic leaves from a container:
-        // a leg on every network, as this machine's gateways have locally.
-        let probing = async {
-            if !relayed {
-                return Ok(None);
-            }
-            let nets: Vec<(&Network, Ipv4Addr)> = spec
-                .networks
-                .iter()
-                .map(|n| (&networks[&n.name], networks[&n.name].address(PROBE_OCTET)))
-                .collect();
-            Host::create(&docker, &run, &image.tag, PROBE_HOST, &nets, None)
-                .await
-                .map(Some)
-        };
-        let (hosts, probe) =
-            futures::future::try_join(futures::future::try_join_all(creating), probing).await?;
-        let hosts: BTreeMap<String, Host> =
-            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
-        let hosts_up = started.elapsed();
-        tracing::debug!(
-            ms = started.elapsed().as_millis(),
-            "hosts created and started"
-        );
         let net = match &probe {
             None => Net::Direct,
             Some(host) => Net::Relay(std::sync::Arc::new(Relay::start(&docker, host).await?)),
@@ -250,6 +207,8 @@ impl Stack {
         let mut notes = stack.settle(&all).await;
         tracing::debug!(ms = started.elapsed().as_millis(), "settled");
         notes.extend(stack.lint().await);
+        // Up: the next stack's hosts can be made now without slowing this one.
+        crate::skeleton::make_spare(&stack.docker, &shape);
         Ok(Stack {
             up_time,
             notes,

@@ -187,7 +187,15 @@ fn run(suite: Suite) -> ExitCode {
         .collect();
     let trials = interleave(claim_trials, mutant_trials);
 
+    // With every trial in this process, each stack has the next one's
+    // hosts made meanwhile; not under nextest (a process per test) nor
+    // for a filtered run, which may start a single stack.
+    let prewarm = (std::env::var_os("NEXTEST_RUN_ID").is_none() && args.filter.is_none())
+        .then(crate::skeleton::Prewarm::start);
     let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(p) = prewarm {
+        runtime.block_on(p.finish());
+    }
     // Remove the shared stack inside the runtime, before it shuts down.
     runtime.block_on(async { shared.lock().await.take() });
     // Wait for the mutants' stacks still being removed.
