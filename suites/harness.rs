@@ -1043,3 +1043,59 @@ fn a_later_stack_starts_on_hosts_made_meanwhile_and_nothing_is_left() {
         );
     });
 }
+
+/// `check --stacks 2` shares the claims out between two stacks of the
+/// design: every claim is reported once, in catalogue order, and both
+/// stacks are gone when it exits.
+#[test]
+fn check_on_two_stacks_reports_every_claim_once_in_order_and_leaves_nothing() {
+    let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web", "--stacks", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches(" up in ").count(),
+        2,
+        "two stacks started:\n{stdout}"
+    );
+    let reported: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("PASS "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(reported.len(), 7, "{stdout}");
+    let mut unique = reported.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "a claim reported twice:\n{stdout}");
+    // In the checklist's order: grouped by part, parts in catalogue order.
+    let part_index = |id: &str| {
+        let part = stackproof::report::part(id);
+        stackproof::report::PARTS.iter().position(|p| *p == part)
+    };
+    let parts: Vec<_> = reported.iter().map(|id| part_index(id)).collect();
+    assert!(
+        parts.windows(2).all(|w| w[0] <= w[1]),
+        "not in the checklist's order:\n{stdout}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = docker::connect().await.unwrap();
+        assert_eq!(
+            resources_with(&docker, LABEL_PID, &pid).await,
+            (0, 0),
+            "a stack was left behind"
+        );
+    });
+}
