@@ -295,3 +295,34 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
     }
     first
 }
+
+/// Waits until the design's Prometheus has scraped each of its targets at
+/// least once (none left with health `unknown`), for at most `within`. A
+/// fresh Prometheus scrapes nothing for about 5 s (it throttles target
+/// discovery), so a claim that compares "before" with "after" a fault on
+/// a new stack would otherwise measure Prometheus's own start. Returns
+/// quietly when it cannot tell: the claim's own queries then decide.
+pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std::time::Duration) {
+    let Some(monitor) = stack.hosts_running("prometheus").first().copied() else {
+        return;
+    };
+    let url = format!("http://{}:9090/api/v1/targets", monitor.main_addr());
+    stack.waiting_for("Prometheus's first scrape of every target");
+    let scraped = || async {
+        let Ok(resp) = stack.client.fresh.get(&url).send().await else {
+            return false;
+        };
+        let Ok(body) = resp.json::<serde_json::Value>().await else {
+            return false;
+        };
+        body["data"]["activeTargets"]
+            .as_array()
+            .is_some_and(|targets| {
+                !targets.is_empty()
+                    && targets
+                        .iter()
+                        .all(|t| t["health"].as_str() != Some("unknown"))
+            })
+    };
+    let _ = wait_for(within, scraped).await;
+}

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::common::{
-    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, prometheus, req_failed, restore_all, wait_for,
+    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, first_scrapes_done, prometheus, req_failed,
+    restore_all, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
 use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
@@ -25,6 +26,11 @@ async fn by_label(stack: &Stack, query: &str, label: &str) -> Result<Vec<(String
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
+
+/// How long a fresh stack's Prometheus may take to have scraped every
+/// target: it throttles target discovery for about 5 s after its start
+/// (Prometheus 2.42), then scrapes every second.
+const FIRST_SCRAPE: Duration = Duration::from_secs(10);
 
 /// `monitoring.targets_up`: the collectors of these hosts are up.
 pub const TARGETS_UP: Kind = Kind {
@@ -51,7 +57,7 @@ async fn targets_up(stack: &Stack, p: &Params) -> CheckResult {
         .map(|h| (h.to_string(), 1.0))
         .collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
-    let _ = wait_for(Duration::from_secs(10), || async {
+    let _ = wait_for(FIRST_SCRAPE, || async {
         by_label(stack, &query, "host")
             .await
             .is_ok_and(|v| v == want)
@@ -115,7 +121,7 @@ async fn series_for_hosts(stack: &Stack, p: &Params) -> CheckResult {
     let queries = p.list("queries");
     let first = queries.first().copied().unwrap_or_default();
     // A fresh server needs a scrape or two.
-    let _ = wait_for(Duration::from_secs(10), || async {
+    let _ = wait_for(FIRST_SCRAPE, || async {
         hosts_with(stack, first).await.is_ok_and(|h| h == all)
     })
     .await;
@@ -210,13 +216,16 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
                 .await
                 .is_ok_and(|r| r.iter().any(|s| s["value"][1].as_str() == Some("1")))
         };
-        if wait_for(Duration::from_secs(10), up).await.is_none() {
+        if wait_for(FIRST_SCRAPE, up).await.is_none() {
             return Err(Failure::new(
                 format!("no scrape target of `{up_query}` is up: the counter is not monitored"),
                 format!("{up_query}: {:?}", prometheus(stack, up_query).await?),
             ));
         }
     }
+    // Run alone on a new stack, "before" read an absent counter from a
+    // Prometheus that had scraped nothing yet.
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
     // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
     let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
     // Wait for a scrape after earlier traffic, then one more, so "before" is settled.
@@ -323,8 +332,11 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let (query, fault) = (p.text("query"), FaultSpec::of(p));
     let hosts = p.list("hosts");
     let window = p.ms("window_ms");
-    let up_before = prometheus(stack, query).await?;
     let value = |r: &serde_json::Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+    // "Up before" needs a first scrape: run alone on a new stack, this
+    // claim read "not up" from a Prometheus that had scraped nothing yet.
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    let up_before = prometheus(stack, query).await?;
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
     let guards = fault.apply(stack, &hosts).await?;
     let seen = wait_for(window * 3, || async {
@@ -395,6 +407,10 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
             .map(|r| !r.is_empty())
             .unwrap_or(false)
     };
+    // The host must have been seen up before it goes down: run alone on a
+    // new stack, the alert took the first scrape's delay longer (7.0 s
+    // against a 6 s window) and the claim failed a correct design.
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
     // Prometheus must answer before the fault: a query that fails is our
     // measuring failing (ERROR), never an alert that did not fire.
     let quiet_before = prometheus(stack, &query).await?.is_empty();
