@@ -334,6 +334,60 @@ impl Stack {
         host.remove().await
     }
 
+    /// The (host, service) pairs whose services install any of `files`
+    /// (fixture paths), in design order; `None` when none does, or when one
+    /// of them has a one-time `init` (it ran at the first start only, so a
+    /// restart would not redo it).
+    pub fn service_file_users(&self, files: &[String]) -> Option<Vec<(String, String)>> {
+        let mut users = Vec::new();
+        for h in &self.spec.hosts {
+            for name in &h.services {
+                let spec = self.services.get(name)?;
+                let uses = spec.files.iter().any(|f| {
+                    files.iter().any(|file| {
+                        file == &f.source
+                            || file.starts_with(&format!("{}/", f.source.trim_end_matches('/')))
+                    })
+                });
+                if uses {
+                    if spec.init.is_some() {
+                        return None;
+                    }
+                    users.push((h.name.clone(), name.clone()));
+                }
+            }
+        }
+        (!users.is_empty()).then_some(users)
+    }
+
+    /// Installs each service's files from `fixtures` and restarts it (its
+    /// stop, then its start, as a fresh start would run it), then lets the
+    /// hosts settle. Its logs go between stop and start, as on a fresh
+    /// host: a log the old files wrote would otherwise still be there for
+    /// files that write none (distributed's no_php_access_log held on a
+    /// running stack and failed on a fresh one until they did).
+    async fn restart_with(&self, fixtures: &Fixtures, users: &[(String, String)]) -> Result<()> {
+        for (host, service) in users {
+            let h = self.host(host)?;
+            let spec = self.service(service)?;
+            self.install_from(fixtures, h, self.spec.host(host), service, &BTreeMap::new())
+                .await?;
+            self.stop_service(host, service).await?;
+            let logs: Vec<&String> = spec.logs.iter().chain(&spec.access_log).collect();
+            if !logs.is_empty() {
+                let paths: Vec<String> = logs.iter().map(|l| format!("'{l}'")).collect();
+                h.run(&format!("rm -f {}", paths.join(" "))).await?;
+            }
+            self.start_service_on(h, service).await?;
+        }
+        let hosts: Vec<String> = users.iter().map(|(h, _)| h.clone()).collect();
+        let notes = self.settle(&hosts).await;
+        if !notes.is_empty() {
+            tracing::debug!(?notes, "not settled after restarting with other files");
+        }
+        Ok(())
+    }
+
     /// Re-renders a running service's files with `overrides` on top of the
     /// design's variables, checks them, and reloads the service (its own
     /// graceful reload). An empty `overrides` puts the design's files back.
@@ -352,6 +406,19 @@ impl Stack {
     /// Renders and copies a service's files onto `host`, then runs its config check.
     async fn install_on(
         &self,
+        host: &Host,
+        host_spec: Option<&HostSpec>,
+        service: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.install_from(&self.fixtures, host, host_spec, service, overrides)
+            .await
+    }
+
+    /// As [`Stack::install_on`], with the service's files taken from `fixtures`.
+    async fn install_from(
+        &self,
+        fixtures: &Fixtures,
         host: &Host,
         host_spec: Option<&HostSpec>,
         service: &str,
@@ -410,9 +477,9 @@ impl Stack {
                 files.push((f.target.clone(), self.run_file(what)?, mode));
                 continue;
             }
-            let source = self.fixtures.path_for(host_name, &f.source)?;
+            let source = fixtures.path_for(host_name, &f.source)?;
             let entries: Vec<(String, std::path::PathBuf)> = if source.is_dir() {
-                self.fixtures
+                fixtures
                     .walk(&f.source)?
                     .into_iter()
                     .map(|(rel, path)| {
@@ -454,7 +521,7 @@ impl Stack {
                     file: spec
                         .files
                         .iter()
-                        .filter_map(|f| self.fixtures.path_for(host_name, &f.source).ok())
+                        .filter_map(|f| fixtures.path_for(host_name, &f.source).ok())
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -691,6 +758,24 @@ impl Stack {
                 self.reconfigure(h, s, overrides).await?;
                 return Ok(FaultGuard { stack: self, id });
             }
+            Fault::ServiceFiles(fixtures, files) => {
+                let users = self
+                    .service_file_users(files)
+                    .ok_or_else(|| Error::Unknown {
+                        kind: "service file a running service installs (without a one-time init)",
+                        name: files.join(", "),
+                        known: self
+                            .services
+                            .values()
+                            .flat_map(|s| s.files.iter().map(|f| f.source.clone()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                // Registered first: a rejected file must be put back too.
+                let id = self.register(Undo::ServiceFiles(users.clone()));
+                self.restart_with(fixtures, &users).await?;
+                return Ok(FaultGuard { stack: self, id });
+            }
             Fault::AddHost(spec, overrides) => {
                 let host = self.add_host(spec, overrides).await?;
                 Undo::RemoveHost(host)
@@ -847,6 +932,7 @@ impl Stack {
                 Ok(())
             }
             Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
+            Undo::ServiceFiles(users) => self.restart_with(&self.fixtures, &users).await,
             Undo::RemoveHost(host) => self.remove_host(host).await,
             Undo::DnsRecords(name, addrs, ttl) => self.dns.set_a(&name, &addrs, ttl).await,
             Undo::Unpause(h) => self
@@ -1175,6 +1261,11 @@ pub enum Fault<'a> {
     KillService(&'a str, &'a str),
     /// Re-render a service's files with these variables and reload it.
     Reconfigure(&'a str, &'a str, &'a BTreeMap<String, String>),
+    /// Install these fixture files (paths as in `fixtures/`, services'
+    /// own files) from other fixtures, a mutant's, on every host whose
+    /// services use them, and restart those services: a running stack
+    /// taking a mutant that changes only service files.
+    ServiceFiles(&'a Fixtures, &'a [String]),
     /// Add a host the design file does not have (and remove it afterwards).
     AddHost(&'a HostSpec, &'a BTreeMap<String, String>),
     /// Replace a name's A records in the run's DNS (name, addresses, TTL).
@@ -1204,6 +1295,8 @@ pub enum Fault<'a> {
 /// How to undo one applied fault.
 #[derive(Debug)]
 enum Undo {
+    /// Put the design's own files back on these (host, service) and restart them.
+    ServiceFiles(Vec<(String, String)>),
     StartHost(String),
     StartService(String, String),
     Reconfigure(String, String),

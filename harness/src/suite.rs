@@ -23,17 +23,72 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use tokio::sync::Mutex;
 
 use crate::claim::{self, Claim, Mutant, Verdict};
 use crate::design::Design;
 use crate::kinds::{Kind, Kinds};
 use crate::report::{checklist_line, checklist_line_short};
+use crate::stack::Fault;
 use crate::stack::Stack;
 
-/// The shared stack: `None` until the first claim needs it; an error is kept
-/// so every later claim reports it instead of trying again.
-type Shared = Arc<Mutex<Option<Result<Stack, String>>>>;
+/// The design's own stacks, for the claims and for the mutants a running
+/// stack can take: each used by one test at a time, so there are never
+/// more than test threads. A stack left changed by a fault is discarded;
+/// a start that failed is remembered, and every test that needs a stack
+/// reports it.
+struct Pool {
+    design: Arc<Design>,
+    idle: std::sync::Mutex<Vec<Stack>>,
+    failed: std::sync::Mutex<Option<String>>,
+}
+
+type Shared = Arc<Pool>;
+
+impl Pool {
+    fn new(design: Arc<Design>) -> Shared {
+        Arc::new(Pool {
+            design,
+            idle: Default::default(),
+            failed: Default::default(),
+        })
+    }
+
+    /// An idle stack of the design, or a new one.
+    async fn take(&self) -> Result<Stack, Failed> {
+        let not_started = |e: &str| {
+            Failed::from(format!(
+                "the {} stack did not start:\n{e}",
+                self.design.name
+            ))
+        };
+        if let Some(e) = self.failed.lock().expect("pool lock").clone() {
+            return Err(not_started(&e));
+        }
+        if let Some(s) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(s);
+        }
+        start(&self.design, None).await.map_err(|e| {
+            *self.failed.lock().expect("pool lock") = Some(e.clone());
+            not_started(&e)
+        })
+    }
+
+    /// Back in the pool, unless a fault left it changed.
+    fn give_back(&self, stack: Stack) {
+        if stack.tainted() {
+            eprintln!(
+                "stackproof: the {} stack was left changed by a fault; the next test gets a fresh one",
+                self.design.name
+            );
+            return;
+        }
+        self.idle.lock().expect("pool lock").push(stack);
+    }
+
+    fn drain(&self) -> Vec<Stack> {
+        std::mem::take(&mut *self.idle.lock().expect("pool lock"))
+    }
+}
 
 /// Runs built-in design `design`'s suite; call it from the suite's `main`.
 pub fn main(design: &str) -> ExitCode {
@@ -98,10 +153,11 @@ impl Suite {
 
 fn run(suite: Suite) -> ExitCode {
     let mut args = Arguments::from_args();
-    // Claims take the shared stack's lock for their whole run (they stop
-    // hosts and restart services), so they go one at a time; mutants have
-    // stacks of their own and run beside them. Two threads: the machines
-    // this runs on have two cores. `--test-threads` overrides.
+    // A claim has a stack of the design to itself for its whole run (it
+    // stops hosts and restarts services): the pool starts a second one
+    // when both threads want one. Two threads: the machines this runs on
+    // have two cores, and timing claims need one each (3 threads made
+    // scale_up's failovers miss their budgets). `--test-threads` overrides.
     args.test_threads = args.test_threads.or(Some(2));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -155,7 +211,7 @@ fn run(suite: Suite) -> ExitCode {
     let design = Arc::new(design);
     let claims = design.claims.clone();
     let mutants = design.mutants.clone();
-    let shared: Shared = Arc::new(Mutex::new(None));
+    let shared: Shared = Pool::new(design.clone());
     // nextest runs every test in a process of its own (and says so while
     // listing too): one trial per claim would start a stack per claim, so
     // there the claims are one trial on one stack, each reported in its output.
@@ -169,11 +225,30 @@ fn run(suite: Suite) -> ExitCode {
     } else {
         claims
             .iter()
-            .map(|c| claim_trial(c.clone(), design.clone(), runtime.clone(), shared.clone()))
+            .map(|c| claim_trial(c.clone(), runtime.clone(), shared.clone()))
             .collect()
     };
     let removals: Removals = Default::default();
-    let mutant_trials: Vec<Trial> = mutants
+    // Mutants that change only services' files run on the claims' stack
+    // (their files installed, those services restarted, all put back
+    // after): they queue with the claims; the others start stacks of their
+    // own beside them.
+    let reuse = reuse_running_stack();
+    let (on_shared, own): (Vec<Mutant>, Vec<Mutant>) = mutants
+        .into_iter()
+        .partition(|m| reuse && m.service_files_only().is_some());
+    let mut shared_trials = claim_trials;
+    shared_trials.extend(on_shared.into_iter().map(|m| {
+        mutant_trial(
+            m,
+            design.clone(),
+            &claims,
+            runtime.clone(),
+            removals.clone(),
+            Some(shared.clone()),
+        )
+    }));
+    let own_trials: Vec<Trial> = own
         .into_iter()
         .map(|m| {
             mutant_trial(
@@ -182,10 +257,11 @@ fn run(suite: Suite) -> ExitCode {
                 &claims,
                 runtime.clone(),
                 removals.clone(),
+                None,
             )
         })
         .collect();
-    let trials = interleave(claim_trials, mutant_trials);
+    let trials = interleave(shared_trials, own_trials);
 
     // With every trial in this process, each stack has the next one's
     // hosts made meanwhile; not under nextest (a process per test) nor
@@ -196,8 +272,8 @@ fn run(suite: Suite) -> ExitCode {
     if let Some(p) = prewarm {
         runtime.block_on(p.finish());
     }
-    // Remove the shared stack inside the runtime, before it shuts down.
-    runtime.block_on(async { shared.lock().await.take() });
+    // Remove the design's stacks inside the runtime, before it shuts down.
+    runtime.block_on(async { drop(shared.drain()) });
     // Wait for the mutants' stacks still being removed.
     drop(std::mem::take(
         &mut *removals.lock().expect("removals lock"),
@@ -205,11 +281,9 @@ fn run(suite: Suite) -> ExitCode {
     conclusion.exit_code()
 }
 
-/// Claims and mutants taken turn about. The test threads take trials in
-/// this order, and claims wait for the shared stack one at a time: with
-/// every claim first, the second thread sat blocked on that stack for the
-/// whole claims phase (scale_up: 40 s of 158). Alternating, one thread
-/// mostly runs claims while the other starts mutants' stacks.
+/// Tests on the design's own stacks and mutants with stacks of their own,
+/// taken turn about (the test threads take trials in this order), so the
+/// mutants' long starts spread over the run instead of all coming last.
 fn interleave(claims: Vec<Trial>, mutants: Vec<Trial>) -> Vec<Trial> {
     let (mut claims, mut mutants) = (claims.into_iter(), mutants.into_iter());
     let mut all = Vec::new();
@@ -221,37 +295,13 @@ fn interleave(claims: Vec<Trial>, mutants: Vec<Trial>) -> Vec<Trial> {
     }
 }
 
-fn claim_trial(
-    claim: Claim,
-    design: Arc<Design>,
-    rt: Arc<tokio::runtime::Runtime>,
-    shared: Shared,
-) -> Trial {
+fn claim_trial(claim: Claim, rt: Arc<tokio::runtime::Runtime>, shared: Shared) -> Trial {
     let skipped = claim.skip.is_some();
     Trial::test(claim.id.clone(), move || {
         rt.block_on(async {
-            let mut slot = shared.lock().await;
-            // A stack whose fault could not be undone is no longer the design.
-            if matches!(slot.as_ref(), Some(Ok(s)) if s.tainted()) {
-                eprintln!(
-                    "stackproof: the {} stack was left changed by a fault; starting a fresh one",
-                    design.name
-                );
-                *slot = None;
-            }
-            if slot.is_none() {
-                *slot = Some(start(&design, None).await);
-            }
-            let stack = match slot.as_ref().expect("just set") {
-                Ok(s) => s,
-                Err(e) => {
-                    return Err(Failed::from(format!(
-                        "the {} stack did not start:\n{e}",
-                        design.name
-                    )));
-                }
-            };
-            let outcome = claim::run(stack, &claim).await;
+            let stack = shared.take().await?;
+            let outcome = claim::run(&stack, &claim).await;
+            shared.give_back(stack);
             println!("{}", checklist_line(&outcome));
             if outcome.verdict.held() {
                 Ok(())
@@ -277,23 +327,9 @@ fn all_claims_trial(
         rt.block_on(async {
             let mut not_held = Vec::new();
             for claim in &claims {
-                let mut slot = shared.lock().await;
-                if matches!(slot.as_ref(), Some(Ok(s)) if s.tainted()) {
-                    *slot = None;
-                }
-                if slot.is_none() {
-                    *slot = Some(start(&design, None).await);
-                }
-                let stack = match slot.as_ref().expect("just set") {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return Err(Failed::from(format!(
-                            "the {} stack did not start:\n{e}",
-                            design.name
-                        )));
-                    }
-                };
-                let outcome = claim::run(stack, claim).await;
+                let stack = shared.take().await?;
+                let outcome = claim::run(&stack, claim).await;
+                shared.give_back(stack);
                 println!("{}", checklist_line(&outcome));
                 if !outcome.verdict.held() && !outcome.verdict.skipped() {
                     not_held.push(format!("{} {}", outcome.verdict.label(), claim.id));
@@ -317,12 +353,23 @@ fn all_claims_trial(
 /// suite waits for them before it exits.
 type Removals = Arc<std::sync::Mutex<Vec<crate::docker::Removal>>>;
 
+/// Whether mutants that change only service files run on the claims'
+/// running stack: yes, unless `STACKPROOF_MUTANTS_FRESH=1` asks for a
+/// fresh stack each (to compare the two ways).
+fn reuse_running_stack() -> bool {
+    std::env::var("STACKPROOF_MUTANTS_FRESH").map_or(true, |v| v.is_empty() || v == "0")
+}
+
+/// A mutant's test. With `shared`, it runs on the claims' running stack
+/// when the stack can take it (see [`Mutant::service_files_only`]),
+/// otherwise on a fresh stack of its own.
 fn mutant_trial(
     mutant: Mutant,
     design: Arc<Design>,
     claims: &[Claim],
     rt: Arc<tokio::runtime::Runtime>,
     removals: Removals,
+    shared: Option<Shared>,
 ) -> Trial {
     let name = format!("mutant::{}::fails::{}", mutant.name, mutant.fails);
     let claim = claims.iter().find(|c| c.id == mutant.fails).cloned();
@@ -337,6 +384,39 @@ fn mutant_trial(
             )));
         };
         rt.block_on(async {
+            if let Some(shared) = &shared
+                && let Some(files) = mutant.service_files_only()
+            {
+                let stack = shared.take().await?;
+                if stack.service_file_users(&files).is_none() {
+                    shared.give_back(stack);
+                } else {
+                    let fixtures = mutant.apply(design.fixtures.clone()).map_err(|e| Failed::from(e.chain()))?;
+                    let applied = stack.apply(Fault::ServiceFiles(&fixtures, &files)).await.map(drop);
+                    if let Err(e) = applied {
+                        let undone = stack.restore_faults().await;
+                        shared.give_back(stack);
+                        return Err(Failed::from(format!(
+                            "mutant `{}` ({}) could not be laid on the running stack, so it proves nothing:\n{}{}",
+                            mutant.name,
+                            mutant.why,
+                            e.chain(),
+                            undone.err().map(|u| format!("\nputting the design's files back failed too: {}", u.chain())).unwrap_or_default()
+                        )));
+                    }
+                    // The claim runner undoes the mutant with the claim's own faults.
+                    let outcome = claim::run(&stack, &claim).await;
+                    shared.give_back(stack);
+                    println!(
+                        "mutant {} ({}), on the running stack ({} restarted):\n{}",
+                        mutant.name,
+                        mutant.why,
+                        files.join(", "),
+                        checklist_line_short(&outcome)
+                    );
+                    return mutant_verdict(&mutant, &claim, &outcome);
+                }
+            }
             let stack = start(&design, Some(&mutant)).await.map_err(|e| {
                 Failed::from(format!("mutant `{}` ({}) did not start, so it proves nothing:\n{e}", mutant.name, mutant.why))
             })?;
@@ -344,23 +424,28 @@ fn mutant_trial(
             let removal = stack.remove_in_background();
             removals.lock().expect("removals lock").push(removal);
             println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line_short(&outcome));
-            match &outcome.verdict {
-                Verdict::Broken(_) => Ok(()),
-                Verdict::NotMeasured(f) => Err(Failed::from(format!(
-                    "with mutant `{}` the claim `{}` could not be measured (ERROR, not FAIL), so the mutant proves nothing:\n{}",
-                    mutant.name, claim.id, f.summary
-                ))),
-                Verdict::Held => Err(Failed::from(format!(
-                    "mutant `{}` ({}) should make `{}` fail, but it held: {}",
-                    mutant.name, mutant.why, claim.id, outcome.evidence
-                ))),
-                Verdict::Skipped(why) => Err(Failed::from(format!(
-                    "mutant `{}` names claim `{}`, which the design skips ({why}), so the mutant proves nothing",
-                    mutant.name, claim.id
-                ))),
-            }
+            mutant_verdict(&mutant, &claim, &outcome)
         })
     })
+}
+
+/// A mutant's test passes when its claim FAILs; an ERROR, a hold or a skip proves nothing.
+fn mutant_verdict(mutant: &Mutant, claim: &Claim, outcome: &claim::Outcome) -> Result<(), Failed> {
+    match &outcome.verdict {
+        Verdict::Broken(_) => Ok(()),
+        Verdict::NotMeasured(f) => Err(Failed::from(format!(
+            "with mutant `{}` the claim `{}` could not be measured (ERROR, not FAIL), so the mutant proves nothing:\n{}",
+            mutant.name, claim.id, f.summary
+        ))),
+        Verdict::Held => Err(Failed::from(format!(
+            "mutant `{}` ({}) should make `{}` fail, but it held: {}",
+            mutant.name, mutant.why, claim.id, outcome.evidence
+        ))),
+        Verdict::Skipped(why) => Err(Failed::from(format!(
+            "mutant `{}` names claim `{}`, which the design skips ({why}), so the mutant proves nothing",
+            mutant.name, claim.id
+        ))),
+    }
 }
 
 async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String> {
