@@ -1004,20 +1004,7 @@ async fn the_compose_comparison_starts_the_same_hosts_and_leaves_nothing() {
 /// spare made after the last one, which nobody takes, is removed too.
 #[test]
 fn a_later_stack_starts_on_hosts_made_meanwhile_and_nothing_is_left() {
-    let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["bench", "simple_web", "--runs", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_leaving_nothing(&["bench", "simple_web", "--runs", "2"]);
     // min, median, max of the two runs: the later stack waited for no host.
     let line = stdout
         .lines()
@@ -1033,15 +1020,6 @@ fn a_later_stack_starts_on_hosts_made_meanwhile_and_nothing_is_left() {
         min < 100.0,
         "the later stack made its own hosts ({min} ms): {line}"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let docker = docker::connect().await.unwrap();
-        assert_eq!(
-            resources_with(&docker, LABEL_PID, &pid).await,
-            (0, 0),
-            "the bench left a spare (or a run) behind"
-        );
-    });
 }
 
 /// `check --stacks 2` shares the claims out between two stacks of the
@@ -1049,21 +1027,7 @@ fn a_later_stack_starts_on_hosts_made_meanwhile_and_nothing_is_left() {
 /// stacks are gone when it exits.
 #[test]
 fn check_on_two_stacks_reports_every_claim_once_in_order_and_leaves_nothing() {
-    let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["check", "simple_web", "--stacks", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli_leaving_nothing(&["check", "simple_web", "--stacks", "2"]);
     assert_eq!(
         stdout.matches(" up in ").count(),
         2,
@@ -1089,13 +1053,36 @@ fn check_on_two_stacks_reports_every_claim_once_in_order_and_leaves_nothing() {
         parts.windows(2).all(|w| w[0] <= w[1]),
         "not in the checklist's order:\n{stdout}"
     );
+}
+
+/// Runs the CLI to its end and asserts it succeeded and that nothing
+/// labelled with its process is left: its stdout.
+fn cli_leaving_nothing(args: &[&str]) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stackproof {}:\n{stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let docker = docker::connect().await.unwrap();
         assert_eq!(
             resources_with(&docker, LABEL_PID, &pid).await,
             (0, 0),
-            "a stack was left behind"
+            "stackproof {} left resources behind",
+            args.join(" ")
         );
     });
+    stdout
 }
