@@ -15,6 +15,11 @@ use crate::docker::{RunGuard, RunId};
 use crate::network::FIRST_HOST;
 use crate::spec::DesignSpec;
 
+/// How long compose may take to answer or to start the hosts (it takes
+/// about 1.5 s for scale_up's six): past it, no figure, and the run's guard
+/// removes whatever it made.
+const DEADLINE: Duration = Duration::from_secs(120);
+
 /// What `docker-compose up -d` did with a design's hosts.
 #[derive(Debug)]
 pub struct ComposeUp {
@@ -31,11 +36,15 @@ pub struct ComposeUp {
 /// left a host not running). Everything it created carries the run's
 /// labels and is removed on return.
 pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<ComposeUp, String> {
-    let found = tokio::process::Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .await;
-    if !found.is_ok_and(|o| o.status.success()) {
+    let found = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new("docker-compose")
+            .arg("version")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    if !found.is_ok_and(|o| o.is_ok_and(|o| o.status.success())) {
         return Err("docker-compose is not installed (apt-get install docker-compose)".into());
     }
     let docker = crate::docker::connect().await.map_err(|e| e.chain())?;
@@ -60,13 +69,18 @@ pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Com
     std::fs::write(&file, compose_file(spec, image, &run, &subnets))
         .map_err(|e| format!("write {}: {e}", file.display()))?;
     let started = Instant::now();
-    let up = tokio::process::Command::new("docker-compose")
-        .args(["-p", &run.name("compose"), "-f"])
-        .arg(&file)
-        .args(["up", "-d", "--no-build"])
-        .output()
-        .await
-        .map_err(|e| format!("run docker-compose: {e}"))?;
+    let up = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new("docker-compose")
+            .args(["-p", &run.name("compose"), "-f"])
+            .arg(&file)
+            .args(["up", "-d", "--no-build"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("docker-compose up did not finish within {DEADLINE:?}"))?
+    .map_err(|e| format!("run docker-compose: {e}"))?;
     let took = started.elapsed();
     if !up.status.success() {
         return Err(format!(
