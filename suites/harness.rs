@@ -387,6 +387,75 @@ async fn a_fault_is_undone_however_its_claim_ends() {
     assert!(!o.verdict.held(), "{o:?}");
 }
 
+/// A check that points www elsewhere in the run's DNS and leaves it so.
+fn leaves_www_changed<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        stack
+            .dns
+            .set_a("www", &[std::net::Ipv4Addr::new(172, 28, 0, 99)], 5)
+            .await?;
+        Ok("pointed www elsewhere".into())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
+    use stackproof::claim::{self, Claim, Verdict};
+    // The health-checked failover changes www's records and runs a check
+    // task: when it stopped that task without waiting for it, a check still
+    // connecting to the stopped LB wrote www's answer after the records were
+    // put back (www stayed on lb-2's own address). Three times on one stack.
+    let stack = Stack::start("scale_up", Fixtures::design("scale_up").unwrap())
+        .await
+        .unwrap();
+    let vip = stack.dns.a_records("www").await.unwrap();
+    let failover = stackproof::catalogue::claims("scale_up")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "scale_up.remedy.dns_failover")
+        .unwrap();
+    for round in 1..=3 {
+        let o = claim::run(&stack, &failover).await;
+        assert!(
+            o.verdict.held(),
+            "round {round}: {}",
+            stackproof::report::checklist_line(&o)
+        );
+        assert_eq!(
+            vip,
+            stack.dns.a_records("www").await.unwrap(),
+            "round {round}: www's records after the claim"
+        );
+        assert!(!stack.tainted(), "round {round}");
+    }
+    // A claim that leaves the zone changed is no PASS: the zone is put
+    // back and the stack marked, so no later claim measures another design.
+    let o = claim::run(
+        &stack,
+        &Claim::rust(
+            "test.leaves_www_changed",
+            "a claim that leaves the DNS zone changed",
+            "nothing: it changes www and leaves it",
+            leaves_www_changed,
+        ),
+    )
+    .await;
+    match &o.verdict {
+        Verdict::NotMeasured(f) => assert!(
+            f.summary.contains("DNS zone was not as before")
+                && f.summary.contains("172.28.0.99"),
+            "{}",
+            f.summary
+        ),
+        v => panic!("a claim that changed the zone should be ERROR, not {v:?}"),
+    }
+    assert!(stack.tainted());
+    assert_eq!(vip, stack.dns.a_records("www").await.unwrap(), "put back");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
     use stackproof::claim::{self, Verdict};

@@ -329,6 +329,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let started = Instant::now();
     stack.take_figures();
     stack.waiting_for("");
+    let zone = stack.dns.snapshot().await;
     let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,
@@ -346,19 +347,29 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let figures = stack.take_figures();
     let timelines = stack.take_timelines();
     let (evidence, mut verdict) = Verdict::from_check(result);
-    if let Err(e) = restored {
-        // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
-        let note = format!(
-            "\nafter the claim, undoing its faults failed, so the stack is discarded: {}",
+    let mut left_changed = restored.err().map(|e| {
+        format!(
+            "after the claim, undoing its faults failed, so the stack is discarded: {}",
             e.chain()
-        );
+        )
+    });
+    // Our own promise, checked after every claim: the run's DNS zone is as
+    // the claim found it, or the claims after it would measure another design.
+    if let Some(changed) = stack.dns.put_back(&zone).await {
+        stack.taint();
+        left_changed.get_or_insert(format!(
+            "after the claim, the run's DNS zone was not as before ({changed}): put back, and the stack is discarded"
+        ));
+    }
+    if let Some(note) = left_changed {
+        // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
         match &mut verdict {
-            Verdict::Broken(f) | Verdict::NotMeasured(f) => f.summary.push_str(&note),
+            Verdict::Broken(f) | Verdict::NotMeasured(f) => {
+                f.summary.push('\n');
+                f.summary.push_str(&note);
+            }
             Verdict::Held | Verdict::Skipped(_) => {
-                verdict = Verdict::NotMeasured(Failure::not_measured(
-                    note.trim().to_string(),
-                    evidence.clone(),
-                ))
+                verdict = Verdict::NotMeasured(Failure::not_measured(note, evidence.clone()))
             }
         }
     }

@@ -9,6 +9,7 @@
 //! `{{ }}` placeholders for the run's addresses; records can be replaced
 //! while the run goes on (DNS-based failover needs that).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -142,15 +143,10 @@ impl DnsServer {
         let fqdn = self.fqdn(&check.name)?;
         let zone = self.zone.clone();
         let net = self.net.clone();
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(check.interval_ms));
             loop {
-                tokio::select! {
-                    _ = stopped.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
+                tick.tick().await;
                 let probes = check.addresses.iter().map(|a| {
                     let (net, wait) = (&net, Duration::from_millis(check.timeout_ms));
                     async move {
@@ -175,7 +171,36 @@ impl DnsServer {
                 replace_a(&zone, fqdn.clone(), &serve, check.ttl).await;
             }
         });
-        Ok(HealthGuard { stop })
+        Ok(HealthGuard { task })
+    }
+
+    /// The zone's records as they are now, to put back with [`DnsServer::put_back`].
+    pub async fn snapshot(&self) -> ZoneSnapshot {
+        let records = self.zone.records().await.clone();
+        ZoneSnapshot {
+            lines: zone_lines(&records),
+            records,
+        }
+    }
+
+    /// Puts the zone back as `snapshot` holds it when its records differ
+    /// (names, types, TTLs, data), and says what differed: a claim must
+    /// leave the zone as it found it, and one that did not would have the
+    /// claims after it measure another design.
+    pub async fn put_back(&self, snapshot: &ZoneSnapshot) -> Option<String> {
+        let mut records = self.zone.records_mut().await;
+        let now = zone_lines(&records);
+        if now == snapshot.lines {
+            return None;
+        }
+        let gone: Vec<&String> = snapshot.lines.iter().filter(|l| !now.contains(l)).collect();
+        let new: Vec<&String> = now.iter().filter(|l| !snapshot.lines.contains(l)).collect();
+        *records = snapshot.records.clone();
+        Some(format!(
+            "records missing: [{}]; records added: [{}]",
+            gone.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
+            new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+        ))
     }
 
     /// The A records of `name` as the zone holds them now.
@@ -236,6 +261,24 @@ async fn replace_a(zone: &InMemoryZoneHandler, fqdn: Name, addrs: &[Ipv4Addr], t
     records.insert(key, Arc::new(set));
 }
 
+/// A copy of the zone's records (see [`DnsServer::snapshot`]).
+pub struct ZoneSnapshot {
+    records: BTreeMap<RrKey, Arc<RecordSet>>,
+    lines: Vec<String>,
+}
+
+/// Every record as one sorted line (`name TTL type data`), serials left out:
+/// a record set put back by hand carries another serial but the same answers.
+fn zone_lines(records: &BTreeMap<RrKey, Arc<RecordSet>>) -> Vec<String> {
+    let mut lines: Vec<String> = records
+        .values()
+        .flat_map(|set| set.records_without_rrsigs())
+        .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// A health-checked name, as the design's `dns-health.toml` describes it.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,12 +300,25 @@ pub struct HealthCheck {
 /// Stops a health check when dropped.
 #[derive(Debug)]
 pub struct HealthGuard {
-    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthGuard {
+    /// Stops the checks and returns once the task has ended, so no late
+    /// check writes the name after the caller puts the zone's records back.
+    /// (Only cancelling it let a check that was still waiting on a dead
+    /// address's connect write its answer after the restore: www stayed on
+    /// lb-2's own address, and later claims on that stack bypassed the VIP.)
+    pub async fn stop(mut self) {
+        self.task.abort();
+        // Aborted is the expected end; the guard's drop then aborts again, harmlessly.
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for HealthGuard {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.task.abort();
     }
 }
 

@@ -997,8 +997,7 @@ impl Stack {
             let what = format!("{undo:?}");
             if let Err(e) = self.undo(undo).await {
                 tracing::warn!("could not undo {what}: {}", e.chain());
-                self.tainted
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.taint();
                 first_error.get_or_insert(e);
             }
         }
@@ -1009,6 +1008,11 @@ impl Stack {
     /// design, and the next claim needs a fresh one.
     pub fn tainted(&self) -> bool {
         self.tainted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the stack as no longer the design (see [`Stack::tainted`]).
+    pub fn taint(&self) {
+        self.tainted.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Settles every host after the last applied fault is undone: a

@@ -201,7 +201,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     })
     .await;
     let (after, _) = answer(&cached).await;
-    drop(guard);
+    guard.stop().await;
     records.restore().await?;
     stopped.restore().await?;
     if let Some(d) = gone {
