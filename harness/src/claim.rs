@@ -295,6 +295,21 @@ pub struct Outcome {
     pub timelines: Vec<Timeline>,
 }
 
+impl Outcome {
+    /// ERROR for `claim`, which could not be run: `why`.
+    pub fn not_run(claim: &Claim, why: impl Into<String>) -> Outcome {
+        Outcome {
+            id: claim.id.clone(),
+            says: claim.says.clone(),
+            verdict: Verdict::NotMeasured(Failure::not_measured(why, "")),
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+            timelines: Vec::new(),
+        }
+    }
+}
+
 /// The process exit code for a set of outcomes: 0 when every claim that
 /// ran held, 1 when one broke, 2 when none broke but some could not be
 /// measured (or nothing ran). Skipped claims count for nothing.

@@ -221,7 +221,7 @@ pub async fn grade_one(
         }
         None => design.clone(),
     };
-    let stack = match loaded.start().await {
+    let mut stack = match loaded.start().await {
         Ok(s) => s,
         Err(e) => {
             let full = applied.in_users_terms(&e.chain());
@@ -251,8 +251,33 @@ pub async fn grade_one(
             return graded;
         }
     };
-    for c in &loaded.claims {
+    for (i, c) in loaded.claims.iter().enumerate() {
         graded.outcomes.push(claim::run(&stack, c).await);
+        // A claim that left the stack changed: the claims after it get a
+        // fresh one, or they would grade another design than the submission.
+        if stack.tainted() && i + 1 < loaded.claims.len() {
+            match loaded.start().await {
+                Ok(fresh) => {
+                    let changed = std::mem::replace(&mut stack, fresh);
+                    removals
+                        .lock()
+                        .expect("removals lock")
+                        .push(changed.remove_in_background());
+                }
+                Err(e) => {
+                    let why = format!(
+                        "{} left the stack changed, and a fresh one did not start: {}",
+                        c.id,
+                        e.chain().lines().next().unwrap_or("")
+                    );
+                    let rest = &loaded.claims[i + 1..];
+                    graded
+                        .outcomes
+                        .extend(rest.iter().map(|r| claim::Outcome::not_run(r, why.clone())));
+                    break;
+                }
+            }
+        }
     }
     let removal = stack.remove_in_background();
     removals.lock().expect("removals lock").push(removal);
