@@ -445,7 +445,7 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     .await;
     match &o.verdict {
         Verdict::NotMeasured(f) => assert!(
-            f.summary.contains("DNS zone was not as before")
+            f.summary.contains("DNS zone was not the design")
                 && f.summary.contains("172.28.0.99"),
             "{}",
             f.summary

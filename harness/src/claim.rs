@@ -344,7 +344,6 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     let started = Instant::now();
     stack.take_figures();
     stack.waiting_for("");
-    let zone = stack.dns.snapshot().await;
     let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,
@@ -368,12 +367,12 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
             e.chain()
         )
     });
-    // Our own promise, checked after every claim: the run's DNS zone is as
-    // the claim found it, or the claims after it would measure another design.
-    if let Some(changed) = stack.dns.put_back(&zone).await {
+    // Our own promise, checked after every claim: the run's DNS zone is the
+    // design's, or the claims after it would measure another design.
+    if let Some(changed) = stack.dns.put_back(&stack.design_zone).await {
         stack.taint();
         left_changed.get_or_insert(format!(
-            "after the claim, the run's DNS zone was not as before ({changed}): put back, and the stack is discarded"
+            "after the claim, the run's DNS zone was not the design's ({changed}): put back, and the stack is discarded"
         ));
     }
     if let Some(note) = left_changed {

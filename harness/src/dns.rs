@@ -174,6 +174,23 @@ impl DnsServer {
         Ok(HealthGuard { task })
     }
 
+    /// Serves `zone_text` (rendered; from `zone_file`) instead of the
+    /// zone's records now: a mutant of the zone on a running stack. The
+    /// caller keeps a [`DnsServer::snapshot`] to put the design's back.
+    pub async fn load_zone(&self, zone_text: &str, zone_file: &Path) -> Result<()> {
+        let (_, records) = Parser::new(zone_text, Some(zone_file.to_path_buf()), Some(self.origin.clone()))
+            .parse()
+            .map_err(|e| Error::InvalidFixture {
+                path: zone_file.to_path_buf(),
+                detail: format!("not a valid zone file: {e}"),
+            })?;
+        *self.zone.records_mut().await = records
+            .into_iter()
+            .map(|(k, set)| (k, Arc::new(set)))
+            .collect();
+        Ok(())
+    }
+
     /// The zone's records as they are now, to put back with [`DnsServer::put_back`].
     pub async fn snapshot(&self) -> ZoneSnapshot {
         let records = self.zone.records().await.clone();
@@ -262,6 +279,7 @@ async fn replace_a(zone: &InMemoryZoneHandler, fqdn: Name, addrs: &[Ipv4Addr], t
 }
 
 /// A copy of the zone's records (see [`DnsServer::snapshot`]).
+#[derive(Debug, Clone)]
 pub struct ZoneSnapshot {
     records: BTreeMap<RrKey, Arc<RecordSet>>,
     lines: Vec<String>,

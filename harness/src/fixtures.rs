@@ -273,6 +273,13 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, PathBuf>) -> Res
 
 /// Fills `{{ name }}` placeholders from `vars`. An unknown name is an error
 /// naming the file and the names that exist, never an empty string.
+/// The names of the placeholders in `text` (`{{ name }}`), in order.
+pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split("{{")
+        .skip(1)
+        .filter_map(|after| after.split_once("}}").map(|(name, _)| name.trim()))
+}
+
 pub fn render(text: &str, vars: &BTreeMap<String, String>, file: &Path) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -304,6 +311,13 @@ pub fn render(text: &str, vars: &BTreeMap<String, String>, file: &Path) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_named_in_order_and_unclosed_ones_skipped() {
+        let names: Vec<&str> =
+            placeholders("a {{ x }} b {{y}} c {{ self.public.iface }} d {{ open").collect();
+        assert_eq!(names, ["x", "y", "self.public.iface"]);
+    }
 
     #[test]
     fn render_fills_placeholders_and_names_unknown_ones() {

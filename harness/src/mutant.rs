@@ -84,14 +84,12 @@ impl Drop for TempDir {
 }
 
 impl Mutant {
-    /// The fixture files this mutant changes, when that is all it does:
-    /// patches to services' own files (`services/<name>/<file>`, not a
-    /// `service.toml`), no design overrides, no variant, no whole files.
-    /// A running stack of the base design can then take it by installing
-    /// those files and restarting the services that use them
-    /// ([`crate::stack::Fault::ServiceFiles`]); `None` for any other mutant.
-    pub fn service_files_only(&self) -> Option<Vec<String>> {
-        if self.file.design.is_some() || self.file.variant.is_some() || self.file.patch.is_empty() {
+    /// The fixture files its patches change (`services/nginx/nginx.conf`,
+    /// `dns.zone`), when the mutant is only its `mutant.toml` (no variant,
+    /// no whole files of its own); `None` otherwise. Whether a running stack
+    /// can take it: [`crate::stack::Stack::in_place`].
+    pub fn patched_files(&self) -> Option<Vec<String>> {
+        if self.file.variant.is_some() {
             return None;
         }
         let only_the_toml = std::fs::read_dir(&self.dir)
@@ -103,14 +101,6 @@ impl Mutant {
         }
         let mut files: Vec<String> = Vec::new();
         for p in &self.file.patch {
-            let mut parts = p.file.split('/');
-            let service_file = parts.next() == Some("services")
-                && parts.next().is_some()
-                && parts.next().is_some_and(|f| f != "service.toml")
-                && parts.next().is_none();
-            if !service_file {
-                return None;
-            }
             if !files.contains(&p.file) {
                 files.push(p.file.clone());
             }

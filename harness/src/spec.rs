@@ -17,7 +17,7 @@ use crate::fixtures::Fixtures;
 pub const DESIGN_FILE: &str = "design.toml";
 
 /// A design: its networks, hosts and DNS zone.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DesignSpec {
     /// One line saying what the design is.
@@ -35,7 +35,7 @@ pub struct DesignSpec {
 }
 
 /// A network of the design.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// `public` or `private`.
@@ -43,7 +43,7 @@ pub struct NetworkSpec {
 }
 
 /// A host: one container standing for one server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
     /// e.g. `server-1`.
@@ -63,7 +63,7 @@ pub struct HostSpec {
 }
 
 /// How to run one service, read from `services/<name>/service.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// e.g. `apache`.
@@ -125,6 +125,13 @@ pub struct ServiceSpec {
     /// the requests it served (its own count, not the app's).
     #[serde(default)]
     pub access_log: Option<String>,
+    /// Where it keeps what it gathered (a monitoring server's time series,
+    /// a log server's received logs): removed, with its logs, when a
+    /// running stack restarts it with a mutant's files, as a fresh host
+    /// has none (a restarted Prometheus still answered `up` for a target
+    /// the mutant no longer scrapes, from its old samples).
+    #[serde(default)]
+    pub state: Vec<String>,
 }
 
 fn default_ready_ms() -> u64 {
@@ -136,7 +143,7 @@ fn default_settle_ms() -> u64 {
 }
 
 /// A file to install on the host.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     /// Fixture path (file, or folder copied whole).
@@ -156,7 +163,7 @@ fn yes() -> bool {
 }
 
 /// Readiness: a TCP port accepting on the host, or a command exiting 0 on the host.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Ready {
     /// A port accepts a TCP connection on the host itself.
@@ -216,6 +223,13 @@ impl DesignSpec {
 }
 
 impl ServiceSpec {
+    /// Whether it installs fixture `file` (a file it names, or one inside a folder it names).
+    pub fn installs(&self, file: &str) -> bool {
+        self.files.iter().any(|f| {
+            file == f.source || file.starts_with(&format!("{}/", f.source.trim_end_matches('/')))
+        })
+    }
+
     /// Reads `services/<name>/service.toml`.
     pub fn load(fixtures: &Fixtures, name: &str) -> Result<Self> {
         let rel = format!("services/{name}/service.toml");

@@ -26,6 +26,9 @@ use crate::pki::{Leaf, Pki};
 use crate::relay::{PROBE_OCTET, Relay};
 use crate::spec::{DesignSpec, HostSpec, Parts, Ready, ServiceSpec};
 
+pub mod in_place;
+pub use in_place::InPlace;
+
 /// The DNS zone every design serves.
 pub const ZONE: &str = "foobar.com";
 /// The site's name.
@@ -52,6 +55,10 @@ pub struct Stack {
     pub services: BTreeMap<String, ServiceSpec>,
     /// The run's DNS server.
     pub dns: DnsServer,
+    /// The zone's records as the design has them, as they must be between claims.
+    pub design_zone: crate::dns::ZoneSnapshot,
+    /// A mutant laid on the stack: its fixtures and design variables.
+    laid: std::sync::Mutex<Option<(Fixtures, BTreeMap<String, String>)>>,
     /// The run's PKI.
     pub pki: Pki,
     /// The certificate for www.foobar.com, signed by the run's CA.
@@ -169,6 +176,7 @@ impl Stack {
             DnsServer::start(public.gateway(), &net, dns_at, ZONE, &zone_text, &zone_file).await?;
 
         let client = Client::new(dns.addr, &pki.ca_pem, net).await?;
+        let design_zone = dns.snapshot().await;
         let stack = Stack {
             design: design.to_string(),
             spec,
@@ -178,6 +186,8 @@ impl Stack {
             hosts,
             services,
             dns,
+            design_zone,
+            laid: Default::default(),
             pki,
             www_cert,
             client,
@@ -334,49 +344,33 @@ impl Stack {
         host.remove().await
     }
 
-    /// The (host, service) pairs whose services install any of `files`
-    /// (fixture paths), in design order; `None` when none does, or when one
-    /// of them has a one-time `init` (it ran at the first start only, so a
-    /// restart would not redo it).
-    pub fn service_file_users(&self, files: &[String]) -> Option<Vec<(String, String)>> {
-        let mut users = Vec::new();
-        for h in &self.spec.hosts {
-            for name in &h.services {
-                let spec = self.services.get(name)?;
-                let uses = spec.files.iter().any(|f| {
-                    files.iter().any(|file| {
-                        file == &f.source
-                            || file.starts_with(&format!("{}/", f.source.trim_end_matches('/')))
-                    })
-                });
-                if uses {
-                    if spec.init.is_some() {
-                        return None;
-                    }
-                    users.push((h.name.clone(), name.clone()));
-                }
-            }
-        }
-        (!users.is_empty()).then_some(users)
-    }
-
     /// Installs each service's files from `fixtures` and restarts it (its
     /// stop, then its start, as a fresh start would run it), then lets the
-    /// hosts settle. Its logs go between stop and start, as on a fresh
-    /// host: a log the old files wrote would otherwise still be there for
-    /// files that write none (distributed's no_php_access_log held on a
-    /// running stack and failed on a fresh one until they did).
-    async fn restart_with(&self, fixtures: &Fixtures, users: &[(String, String)]) -> Result<()> {
+    /// hosts settle. Its logs and `state` go between stop and start, as on
+    /// a fresh host: a log the old files wrote would otherwise still be
+    /// there for files that write none (distributed's no_php_access_log
+    /// held on a running stack and failed on a fresh one until they did).
+    async fn restart_with(
+        &self,
+        fixtures: &Fixtures,
+        users: &[(String, String)],
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
         for (host, service) in users {
             let h = self.host(host)?;
             let spec = self.service(service)?;
-            self.install_from(fixtures, h, self.spec.host(host), service, &BTreeMap::new())
+            self.install_from(fixtures, h, self.spec.host(host), service, overrides)
                 .await?;
             self.stop_service(host, service).await?;
-            let logs: Vec<&String> = spec.logs.iter().chain(&spec.access_log).collect();
-            if !logs.is_empty() {
-                let paths: Vec<String> = logs.iter().map(|l| format!("'{l}'")).collect();
-                h.run(&format!("rm -f {}", paths.join(" "))).await?;
+            let gone: Vec<&String> = spec
+                .logs
+                .iter()
+                .chain(&spec.access_log)
+                .chain(&spec.state)
+                .collect();
+            if !gone.is_empty() {
+                let paths: Vec<String> = gone.iter().map(|l| format!("'{l}'")).collect();
+                h.run(&format!("rm -rf {}", paths.join(" "))).await?;
             }
             self.start_service_on(h, service).await?;
         }
@@ -411,21 +405,40 @@ impl Stack {
         service: &str,
         overrides: &BTreeMap<String, String>,
     ) -> Result<()> {
-        self.install_from(&self.fixtures, host, host_spec, service, overrides)
+        let (fixtures, mut all) = self.laid_files();
+        all.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.install_from(&fixtures, host, host_spec, service, &all)
             .await
     }
 
-    /// As [`Stack::install_on`], with the service's files taken from `fixtures`.
-    async fn install_from(
+    /// The fixtures services install from now, and the design variables
+    /// they are rendered with on top of the run's: the design's, or a
+    /// mutant's while one is laid on the stack (see [`Stack::in_place`]),
+    /// so a claim that reconfigures a service (the app pointed at a new
+    /// replica) keeps the mutant's files as a fresh mutant stack would.
+    fn laid_files(&self) -> (Fixtures, BTreeMap<String, String>) {
+        match &*self.laid.lock().expect("laid lock") {
+            Some((fixtures, overrides)) => (fixtures.clone(), overrides.clone()),
+            None => (self.fixtures.clone(), BTreeMap::new()),
+        }
+    }
+
+    /// The fixtures the running services come from: the design's, or a
+    /// mutant's while one is laid on the stack. Kinds that compare what a
+    /// server serves with a fixture read this.
+    pub fn fixtures_now(&self) -> Fixtures {
+        self.laid_files().0
+    }
+
+    /// The variables `host`'s service files are rendered with: the run's
+    /// (design variables and addresses), `overrides` on top, then the
+    /// host's own (`self.*`, its interfaces, its design `vars`).
+    async fn vars_for(
         &self,
-        fixtures: &Fixtures,
         host: &Host,
         host_spec: Option<&HostSpec>,
-        service: &str,
         overrides: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        let host_name = host.name.as_str();
-        let spec = self.service(service)?;
+    ) -> Result<BTreeMap<String, String>> {
         let mut vars = self.vars.clone();
         for (k, v) in overrides {
             let value = render(v, &self.vars, Path::new("<overrides>"))?;
@@ -455,6 +468,19 @@ impl Stack {
             let value = render(&v, &vars, &design_file)?;
             vars.insert(format!("self.{k}"), value);
         }
+        Ok(vars)
+    }
+
+    /// `service`'s files for `host` from `fixtures`, rendered with `vars`:
+    /// (target path, content, mode), as [`Host::put_files`] takes them.
+    fn service_files(
+        &self,
+        fixtures: &Fixtures,
+        host_name: &str,
+        service: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Vec<(String, Vec<u8>, u32)>> {
+        let spec = self.service(service)?;
         let mut files = Vec::new();
         for f in &spec.files {
             let mode = match &f.mode {
@@ -511,6 +537,22 @@ impl Stack {
                 files.push((target, bytes, mode));
             }
         }
+        Ok(files)
+    }
+
+    /// As [`Stack::install_on`], with the service's files taken from `fixtures`.
+    async fn install_from(
+        &self,
+        fixtures: &Fixtures,
+        host: &Host,
+        host_spec: Option<&HostSpec>,
+        service: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let host_name = host.name.as_str();
+        let spec = self.service(service)?;
+        let vars = self.vars_for(host, host_spec, overrides).await?;
+        let files = self.service_files(fixtures, host_name, service, &vars)?;
         host.put_files(&files).await?;
         if let Some(check) = &spec.check {
             let out = host.exec(check).await?;
@@ -758,22 +800,8 @@ impl Stack {
                 self.reconfigure(h, s, overrides).await?;
                 return Ok(FaultGuard { stack: self, id });
             }
-            Fault::ServiceFiles(fixtures, files) => {
-                let users = self
-                    .service_file_users(files)
-                    .ok_or_else(|| Error::Unknown {
-                        kind: "service file a running service installs (without a one-time init)",
-                        name: files.join(", "),
-                        known: self
-                            .services
-                            .values()
-                            .flat_map(|s| s.files.iter().map(|f| f.source.clone()))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })?;
-                // Registered first: a rejected file must be put back too.
-                let id = self.register(Undo::ServiceFiles(users.clone()));
-                self.restart_with(fixtures, &users).await?;
+            Fault::Mutant(mutant) => {
+                let id = self.lay(mutant).await?;
                 return Ok(FaultGuard { stack: self, id });
             }
             Fault::AddHost(spec, overrides) => {
@@ -932,7 +960,14 @@ impl Stack {
                 Ok(())
             }
             Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
-            Undo::ServiceFiles(users) => self.restart_with(&self.fixtures, &users).await,
+            Undo::Mutant(users, zone) => {
+                *self.laid.lock().expect("laid lock") = None;
+                if let Some(zone) = zone {
+                    self.dns.put_back(&zone).await;
+                }
+                self.restart_with(&self.fixtures, &users, &BTreeMap::new())
+                    .await
+            }
             Undo::RemoveHost(host) => self.remove_host(host).await,
             Undo::DnsRecords(name, addrs, ttl) => self.dns.set_a(&name, &addrs, ttl).await,
             Undo::Unpause(h) => self
@@ -1265,11 +1300,9 @@ pub enum Fault<'a> {
     KillService(&'a str, &'a str),
     /// Re-render a service's files with these variables and reload it.
     Reconfigure(&'a str, &'a str, &'a BTreeMap<String, String>),
-    /// Install these fixture files (paths as in `fixtures/`, services'
-    /// own files) from other fixtures, a mutant's, on every host whose
-    /// services use them, and restart those services: a running stack
-    /// taking a mutant that changes only service files.
-    ServiceFiles(&'a Fixtures, &'a [String]),
+    /// Lay a mutant on the running stack: the files it changes installed
+    /// and their services restarted, its zone served (see [`Stack::in_place`]).
+    Mutant(&'a InPlace),
     /// Add a host the design file does not have (and remove it afterwards).
     AddHost(&'a HostSpec, &'a BTreeMap<String, String>),
     /// Replace a name's A records in the run's DNS (name, addresses, TTL).
@@ -1299,8 +1332,9 @@ pub enum Fault<'a> {
 /// How to undo one applied fault.
 #[derive(Debug)]
 enum Undo {
-    /// Put the design's own files back on these (host, service) and restart them.
-    ServiceFiles(Vec<(String, String)>),
+    /// Put the design's own files back on these (host, service) and
+    /// restart them; put the zone back when there is a snapshot.
+    Mutant(Vec<(String, String)>, Option<crate::dns::ZoneSnapshot>),
     StartHost(String),
     StartService(String, String),
     Reconfigure(String, String),

@@ -236,7 +236,7 @@ fn run(suite: Suite) -> ExitCode {
     let reuse = reuse_running_stack();
     let (on_shared, own): (Vec<Mutant>, Vec<Mutant>) = mutants
         .into_iter()
-        .partition(|m| reuse && m.service_files_only().is_some());
+        .partition(|m| reuse && may_run_in_place(&design, m));
     let mut shared_trials = claim_trials;
     shared_trials.extend(on_shared.into_iter().map(|m| {
         mutant_trial(
@@ -361,7 +361,7 @@ fn reuse_running_stack() -> bool {
 }
 
 /// A mutant's test. With `shared`, it runs on the claims' running stack
-/// when the stack can take it (see [`Mutant::service_files_only`]),
+/// when that gives what a fresh start would (see [`Stack::in_place`]),
 /// otherwise on a fresh stack of its own.
 fn mutant_trial(
     mutant: Mutant,
@@ -384,37 +384,46 @@ fn mutant_trial(
             )));
         };
         rt.block_on(async {
-            if let Some(shared) = &shared
-                && let Some(files) = mutant.service_files_only()
-            {
+            if let Some(shared) = &shared {
                 let stack = shared.take().await?;
-                if stack.service_file_users(&files).is_none() {
-                    shared.give_back(stack);
-                } else {
-                    let fixtures = mutant.apply(design.fixtures.clone()).map_err(|e| Failed::from(e.chain()))?;
-                    let applied = stack.apply(Fault::ServiceFiles(&fixtures, &files)).await.map(drop);
-                    if let Err(e) = applied {
-                        let undone = stack.restore_faults().await;
+                let fixtures = mutant.apply(design.fixtures.clone()).map_err(|e| Failed::from(e.chain()))?;
+                match stack.in_place(&mutant, fixtures).await {
+                    Ok(Some(in_place)) => {
+                        let applied = stack.apply(Fault::Mutant(&in_place)).await.map(drop);
+                        if let Err(e) = applied {
+                            let undone = stack.restore_faults().await;
+                            shared.give_back(stack);
+                            return Err(Failed::from(format!(
+                                "mutant `{}` ({}) could not be laid on the running stack, so it proves nothing:\n{}{}",
+                                mutant.name,
+                                mutant.why,
+                                e.chain(),
+                                undone.err().map(|u| format!("\nputting the design's files back failed too: {}", u.chain())).unwrap_or_default()
+                            )));
+                        }
+                        // The claim runner undoes the mutant with the claim's own faults.
+                        let outcome = claim::run(&stack, &claim).await;
                         shared.give_back(stack);
-                        return Err(Failed::from(format!(
-                            "mutant `{}` ({}) could not be laid on the running stack, so it proves nothing:\n{}{}",
+                        println!(
+                            "mutant {} ({}), on the running stack ({} changed):\n{}",
                             mutant.name,
                             mutant.why,
-                            e.chain(),
-                            undone.err().map(|u| format!("\nputting the design's files back failed too: {}", u.chain())).unwrap_or_default()
+                            in_place.words(),
+                            checklist_line_short(&outcome)
+                        );
+                        return mutant_verdict(&mutant, &claim, &outcome);
+                    }
+                    // Only a fresh start gives what this mutant is.
+                    Ok(None) => shared.give_back(stack),
+                    Err(e) => {
+                        shared.give_back(stack);
+                        return Err(Failed::from(format!(
+                            "mutant `{}` ({}): its files could not be compared with the running design's, so it proves nothing:\n{}",
+                            mutant.name,
+                            mutant.why,
+                            e.chain()
                         )));
                     }
-                    // The claim runner undoes the mutant with the claim's own faults.
-                    let outcome = claim::run(&stack, &claim).await;
-                    shared.give_back(stack);
-                    println!(
-                        "mutant {} ({}), on the running stack ({} restarted):\n{}",
-                        mutant.name,
-                        mutant.why,
-                        files.join(", "),
-                        checklist_line_short(&outcome)
-                    );
-                    return mutant_verdict(&mutant, &claim, &outcome);
                 }
             }
             let stack = start(&design, Some(&mutant)).await.map_err(|e| {
@@ -446,6 +455,18 @@ fn mutant_verdict(mutant: &Mutant, claim: &Claim, outcome: &claim::Outcome) -> R
             mutant.name, claim.id
         ))),
     }
+}
+
+/// Whether `mutant` keeps `design`'s topology, so a running stack of the
+/// design may take it (the stack decides: [`Stack::in_place`]).
+fn may_run_in_place(design: &Design, mutant: &Mutant) -> bool {
+    mutant.patched_files().is_some()
+        && mutant
+            .apply(design.fixtures.clone())
+            .and_then(|f| crate::spec::Parts::read(&f))
+            .is_ok_and(|theirs| {
+                crate::stack::in_place::same_topology(&design.parts.spec, &design.parts.services, &theirs)
+            })
 }
 
 async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String> {

@@ -302,6 +302,45 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
 /// discovery), so a claim that compares "before" with "after" a fault on
 /// a new stack would otherwise measure Prometheus's own start. Returns
 /// quietly when it cannot tell: the claim's own queries then decide.
+/// How long an event due within `window` is waited for: half as long
+/// again, so the evidence says how late a late one was (the verdict is the
+/// window's). It was three times the window: a mutant whose event never
+/// comes (an alert rule with `for: 1m`) cost that much each run.
+pub(crate) fn late_wait(window: std::time::Duration) -> std::time::Duration {
+    window * 3 / 2
+}
+
+/// How long a log parser (mtail) may take to count a line after it is
+/// written, before a scrape can show it.
+pub(crate) const PARSE_LAG: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Waits, at most `within`, until Prometheus has scraped every target
+/// after `since`: the oldest of the targets' last `up` samples
+/// (`min(timestamp(up))`) is newer. What was counted by then shows in a
+/// query. Replaces a fixed two-second sleep.
+pub(crate) async fn scraped_since(
+    stack: &crate::stack::Stack,
+    since: std::time::SystemTime,
+    within: std::time::Duration,
+) {
+    if stack.hosts_running("prometheus").is_empty() {
+        return;
+    }
+    stack.waiting_for("a scrape of every target after the earlier traffic");
+    let since = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let scraped = || async {
+        prometheus(stack, "min(timestamp(up))")
+            .await
+            .ok()
+            .and_then(|r| r.first()?["value"][1].as_str()?.parse::<f64>().ok())
+            .is_some_and(|oldest| oldest > since)
+    };
+    let took = wait_for(within, scraped).await;
+    tracing::debug!(?took, "every target scraped since");
+}
+
 pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std::time::Duration) {
     let Some(monitor) = stack.hosts_running("prometheus").first().copied() else {
         return;

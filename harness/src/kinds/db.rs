@@ -137,7 +137,7 @@ pub(crate) async fn replication_between(
     .await?;
     let started = Instant::now();
     let mut seen = false;
-    while started.elapsed() < budget * 3 {
+    while started.elapsed() < super::common::late_wait(budget) {
         // A replica that never replicated has no such table yet: that is "not there", not an error.
         let sql = format!("SELECT COUNT(*) FROM foobar.greetings WHERE text = '{nonce}'");
         let out = replica.exec(&format!("mariadb -N -B -e \"{sql}\"")).await?;

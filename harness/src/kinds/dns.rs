@@ -133,7 +133,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     use std::time::Duration;
     let hosts = p.list("hosts");
     let (slack, max_wait) = (p.ms("slack_ms"), p.ms("max_wait_ms"));
-    let (file, text) = stack.fixtures.read(p.text("config"))?;
+    let (file, text) = stack.fixtures_now().read(p.text("config"))?;
     let text = crate::fixtures::render(&text, &stack.vars, &file)?;
     let check: crate::dns::HealthCheck =
         toml::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", file.display()), ""))?;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{
-    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, first_scrapes_done, prometheus, req_failed,
+    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, PARSE_LAG, first_scrapes_done, late_wait, prometheus, req_failed, scraped_since,
     restore_all, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
@@ -32,6 +32,13 @@ async fn by_label(stack: &Stack, query: &str, label: &str) -> Result<Vec<(String
 /// (Prometheus 2.42), then scrapes every second.
 const FIRST_SCRAPE: Duration = Duration::from_secs(10);
 
+/// How long, once every target has been scraped, a state may still take
+/// to show (a collector that was down at its first scrape and is up at
+/// the next): three scrape intervals of the designs' 1 s. A target the
+/// configuration does not have never shows; waiting FIRST_SCRAPE for it
+/// cost a mutant 10 s.
+const AFTER_FIRST_SCRAPE: Duration = Duration::from_secs(3);
+
 /// `monitoring.targets_up`: the collectors of these hosts are up.
 pub const TARGETS_UP: Kind = Kind {
     name: "monitoring.targets_up",
@@ -57,7 +64,8 @@ async fn targets_up(stack: &Stack, p: &Params) -> CheckResult {
         .map(|h| (h.to_string(), 1.0))
         .collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
-    let _ = wait_for(FIRST_SCRAPE, || async {
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    let _ = wait_for(AFTER_FIRST_SCRAPE, || async {
         by_label(stack, &query, "host")
             .await
             .is_ok_and(|v| v == want)
@@ -121,7 +129,8 @@ async fn series_for_hosts(stack: &Stack, p: &Params) -> CheckResult {
     let queries = p.list("queries");
     let first = queries.first().copied().unwrap_or_default();
     // A fresh server needs a scrape or two.
-    let _ = wait_for(FIRST_SCRAPE, || async {
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    let _ = wait_for(AFTER_FIRST_SCRAPE, || async {
         hosts_with(stack, first).await.is_ok_and(|h| h == all)
     })
     .await;
@@ -216,7 +225,8 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
                 .await
                 .is_ok_and(|r| r.iter().any(|s| s["value"][1].as_str() == Some("1")))
         };
-        if wait_for(FIRST_SCRAPE, up).await.is_none() {
+        first_scrapes_done(stack, FIRST_SCRAPE).await;
+        if wait_for(AFTER_FIRST_SCRAPE, up).await.is_none() {
             return Err(Failure::new(
                 format!("no scrape target of `{up_query}` is up: the counter is not monitored"),
                 format!("{up_query}: {:?}", prometheus(stack, up_query).await?),
@@ -228,9 +238,9 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     first_scrapes_done(stack, FIRST_SCRAPE).await;
     // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
     let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
-    // Wait for a scrape after earlier traffic, then one more, so "before" is settled.
-    stack.waiting_for("two scrapes, so the counter is settled before");
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // "Before" is settled once every target has been scraped after the
+    // earlier traffic (and after a parser such as mtail read its log).
+    scraped_since(stack, std::time::SystemTime::now() + PARSE_LAG, FIRST_SCRAPE).await;
     let before = settled(counter_value(stack, query).await?);
     let url = format!("{}://{WWW}{}", p.text("scheme"), p.text("path"));
     let method = reqwest::Method::from_bytes(p.text("method").as_bytes()).unwrap_or_default();
@@ -339,7 +349,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let up_before = prometheus(stack, query).await?;
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
     let guards = fault.apply(stack, &hosts).await?;
-    let seen = wait_for(window * 3, || async {
+    let seen = wait_for(late_wait(window), || async {
         prometheus(stack, query)
             .await
             .is_ok_and(|v| v.iter().any(|r| value(r) == Some(0.0)))
@@ -424,7 +434,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         async {
             let guards = fault.apply(stack, &hosts).await?;
             stack.waiting_for(&format!("the {alert} alert to fire"));
-            let fired = wait_for(window * 3, firing).await;
+            let fired = wait_for(late_wait(window), firing).await;
             restore_all(guards).await?;
             Ok::<_, Failure>(fired)
         },

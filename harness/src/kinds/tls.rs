@@ -471,7 +471,7 @@ async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
         "the `{}` variant to start beside the design",
         p.text("variant")
     ));
-    let fixtures = stack.fixtures.clone().with_variant(p.text("variant"))?;
+    let fixtures = stack.fixtures_now().with_variant(p.text("variant"))?;
     let variant = Stack::start(&stack.design, fixtures).await?;
     let (sent, seen) = secret_on_the_wire(
         &variant,

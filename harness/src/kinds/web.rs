@@ -59,7 +59,7 @@ server_header = "nginx""#,
 async fn static_by(stack: &Stack, p: &Params) -> CheckResult {
     let (web, app, path) = (p.text("web"), p.text("not_through"), p.text("path"));
     let n = p.int("requests").max(1) as usize;
-    let (file, _) = stack.fixtures.read(p.text("file"))?;
+    let (file, _) = stack.fixtures_now().read(p.text("file"))?;
     let want = std::fs::read(&file)
         .map_err(|e| Failure::not_measured(format!("read {}: {e}", file.display()), ""))?;
     let app_before = log_sizes(stack, app).await?;
