@@ -1127,6 +1127,11 @@ fn check_on_two_stacks_reports_every_claim_once_in_order_and_leaves_nothing() {
 /// Runs the CLI to its end and asserts it succeeded and that nothing
 /// labelled with its process is left: its stdout.
 fn cli_leaving_nothing(args: &[&str]) -> String {
+    cli_ending_with(args, 0)
+}
+
+/// Runs the CLI; it must exit with `code` and leave no container or network.
+fn cli_ending_with(args: &[&str], code: i32) -> String {
     let child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args(args)
         .stdout(Stdio::piped())
@@ -1138,7 +1143,7 @@ fn cli_leaving_nothing(args: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(code),
         "stackproof {}:\n{stdout}\n{}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
@@ -1154,4 +1159,71 @@ fn cli_leaving_nothing(args: &[&str]) -> String {
         );
     });
     stdout
+}
+
+#[test]
+fn check_runs_the_claims_after_one_that_left_the_stack_changed_on_a_fresh_stack() {
+    // A service that starts once and refuses a second start: the claim
+    // that stops it cannot undo its fault, so the stack is no longer the
+    // design, and the claims after it must not be measured on it.
+    let base = outside_the_repo("tainted");
+    let folder = base.join("my_site");
+    let made = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["new", folder.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::create_dir_all(folder.join("services/once")).unwrap();
+    std::fs::write(
+        folder.join("services/once/service.toml"),
+        r#"name = "once"
+processes = ["onced"]
+start = "test ! -e /run/once-started && touch /run/once-started && cp /bin/sleep /usr/local/bin/onced && setsid -f /usr/local/bin/onced infinity"
+stop = "pkill -x onced; true"
+reload = "true"
+kill = "pkill -KILL -x onced; true"
+ready = { exec = "pgrep -x onced" }
+"#,
+    )
+    .unwrap();
+    let design = folder.join("design.toml");
+    let text = std::fs::read_to_string(&design).unwrap().replace(
+        r#"services = ["mariadb", "php-fpm", "nginx"]"#,
+        r#"services = ["mariadb", "php-fpm", "nginx", "once"]"#,
+    );
+    std::fs::write(&design, text).unwrap();
+    let claims = folder.join("claims.toml");
+    let text = std::fs::read_to_string(&claims).unwrap();
+    std::fs::write(
+        &claims,
+        format!(
+            r#"[[claim]]
+id = "my_site.dns.undo_fails"
+says = "a claim whose fault cannot be undone"
+kind = "outage.spof"
+fault = "stop_service"
+service = "once"
+hosts = ["server-1"]
+
+{text}"#
+        ),
+    )
+    .unwrap();
+    let stdout = cli_ending_with(&["check", folder.to_str().unwrap()], 1);
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(
+        stdout.contains("FAIL  my_site.dns.undo_fails")
+            && stdout.contains(
+                "note: my_site.dns.undo_fails left the stack changed; the claims after it run on a fresh one"
+            ),
+        "{stdout}"
+    );
+    // On the fresh stack the design is whole again. (The design's own spof
+    // claim stops the host, and `once` refuses that restart too: FAIL.)
+    for id in ["dns.www_a_record", "web.static_by_nginx", "app.dynamic_by_php"] {
+        assert!(
+            stdout.contains(&format!("PASS  my_site.{id}")),
+            "{id} holds on the fresh stack: {stdout}"
+        );
+    }
 }

@@ -103,8 +103,9 @@ pub enum Error {
     /// A service did not start: its start command failed, or it did not
     /// become ready (answer at all) within its deadline.
     #[error(
-        "failed to start `{service}` on host `{host}`: it did not {what} within {waited:?}{says}; \
-         its last log lines:\n{logs}"
+        "failed to start `{service}` on host `{host}`: it did not {what}{}{says}; \
+         its last log lines:\n{logs}",
+        waited.map(|w| format!(" within {w:?}")).unwrap_or_default()
     )]
     ServiceStart {
         /// The service.
@@ -113,8 +114,8 @@ pub enum Error {
         host: String,
         /// What readiness means for it, in words.
         what: String,
-        /// How long we waited.
-        waited: Duration,
+        /// How long we waited for it to become ready (none: its start command failed).
+        waited: Option<Duration>,
         /// What the server itself says (its status command), introduced, or empty.
         says: String,
         /// The service's last log lines.

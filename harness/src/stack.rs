@@ -609,7 +609,7 @@ impl Stack {
                 service: service.into(),
                 host: host.name.clone(),
                 what: format!("start (`{}` exited {})", spec.start, out.code),
-                waited: Duration::ZERO,
+                waited: None,
                 says: format!("; it says:\n{}\n", out.combined().trim_end()),
                 logs: host.tail(&spec.logs, 15).await,
             });
@@ -735,7 +735,7 @@ impl Stack {
                     host: host.into(),
                     service: service.into(),
                     what,
-                    waited: deadline,
+                    waited: Some(deadline),
                     says,
                     logs: h.tail(&spec.logs, 15).await,
                 });
