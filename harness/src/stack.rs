@@ -530,7 +530,7 @@ impl Stack {
                             "not UTF-8 text: set `template = false` for this file in service.toml"
                                 .into(),
                     })?;
-                    render(&text, &vars, &path)?.into_bytes()
+                    render(&text, vars, &path)?.into_bytes()
                 } else {
                     bytes
                 };
