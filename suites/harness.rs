@@ -445,8 +445,7 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     .await;
     match &o.verdict {
         Verdict::NotMeasured(f) => assert!(
-            f.summary.contains("DNS zone was not the design")
-                && f.summary.contains("172.28.0.99"),
+            f.summary.contains("DNS zone was not the design") && f.summary.contains("172.28.0.99"),
             "{}",
             f.summary
         ),
@@ -1172,7 +1171,11 @@ fn check_runs_the_claims_after_one_that_left_the_stack_changed_on_a_fresh_stack(
         .args(["new", folder.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     std::fs::create_dir_all(folder.join("services/once")).unwrap();
     std::fs::write(
         folder.join("services/once/service.toml"),
@@ -1220,7 +1223,11 @@ hosts = ["server-1"]
     );
     // On the fresh stack the design is whole again. (The design's own spof
     // claim stops the host, and `once` refuses that restart too: FAIL.)
-    for id in ["dns.www_a_record", "web.static_by_nginx", "app.dynamic_by_php"] {
+    for id in [
+        "dns.www_a_record",
+        "web.static_by_nginx",
+        "app.dynamic_by_php",
+    ] {
         assert!(
             stdout.contains(&format!("PASS  my_site.{id}")),
             "{id} holds on the fresh stack: {stdout}"

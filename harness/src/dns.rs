@@ -178,12 +178,16 @@ impl DnsServer {
     /// zone's records now: a mutant of the zone on a running stack. The
     /// caller keeps a [`DnsServer::snapshot`] to put the design's back.
     pub async fn load_zone(&self, zone_text: &str, zone_file: &Path) -> Result<()> {
-        let (_, records) = Parser::new(zone_text, Some(zone_file.to_path_buf()), Some(self.origin.clone()))
-            .parse()
-            .map_err(|e| Error::InvalidFixture {
-                path: zone_file.to_path_buf(),
-                detail: format!("not a valid zone file: {e}"),
-            })?;
+        let (_, records) = Parser::new(
+            zone_text,
+            Some(zone_file.to_path_buf()),
+            Some(self.origin.clone()),
+        )
+        .parse()
+        .map_err(|e| Error::InvalidFixture {
+            path: zone_file.to_path_buf(),
+            detail: format!("not a valid zone file: {e}"),
+        })?;
         *self.zone.records_mut().await = records
             .into_iter()
             .map(|(k, set)| (k, Arc::new(set)))
@@ -215,8 +219,14 @@ impl DnsServer {
         *records = snapshot.records.clone();
         Some(format!(
             "records missing: [{}]; records added: [{}]",
-            gone.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
-            new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            gone.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            new.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         ))
     }
 

@@ -1047,7 +1047,8 @@ impl Stack {
 
     /// Marks the stack as no longer the design (see [`Stack::tainted`]).
     pub fn taint(&self) {
-        self.tainted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.tainted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Settles every host after the last applied fault is undone: a

@@ -512,7 +512,11 @@ fn may_run_in_place(design: &Design, mutant: &Mutant) -> bool {
             .apply(design.fixtures.clone())
             .and_then(|f| crate::spec::Parts::read(&f))
             .is_ok_and(|theirs| {
-                crate::stack::in_place::same_topology(&design.parts.spec, &design.parts.services, &theirs)
+                crate::stack::in_place::same_topology(
+                    &design.parts.spec,
+                    &design.parts.services,
+                    &theirs,
+                )
             })
 }
 

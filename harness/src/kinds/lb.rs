@@ -361,7 +361,14 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
             let fault = stack.apply(Fault::StopService(backend, service)).await?;
             stack.waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
             let result = async {
-                let ejected = wait_status(stack, lb, server, "DOWN", super::common::late_wait(eject_budget)).await?;
+                let ejected = wait_status(
+                    stack,
+                    lb,
+                    server,
+                    "DOWN",
+                    super::common::late_wait(eject_budget),
+                )
+                .await?;
                 let ejected_at = stopped_at.elapsed();
                 let mark = marker("hc");
                 let urls = (0..n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
@@ -374,7 +381,14 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
             let restarted = fault.restore().await;
             let (ejected, ejected_at, ok, counted) = result?;
             restarted?;
-            let rejoined = wait_status(stack, lb, server, "UP", super::common::late_wait(rejoin_budget)).await?;
+            let rejoined = wait_status(
+                stack,
+                lb,
+                server,
+                "UP",
+                super::common::late_wait(rejoin_budget),
+            )
+            .await?;
             let rejoined_at = stopped_at.elapsed();
             Ok::<_, Failure>((
                 ejected,

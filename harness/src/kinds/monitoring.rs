@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::common::{
-    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, PARSE_LAG, first_scrapes_done, late_wait, prometheus, req_failed, scraped_since,
-    restore_all, wait_for,
+    FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, PARSE_LAG, first_scrapes_done, late_wait,
+    prometheus, req_failed, restore_all, scraped_since, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
 use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
@@ -240,7 +240,12 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
     // "Before" is settled once every target has been scraped after the
     // earlier traffic (and after a parser such as mtail read its log).
-    scraped_since(stack, std::time::SystemTime::now() + PARSE_LAG, FIRST_SCRAPE).await;
+    scraped_since(
+        stack,
+        std::time::SystemTime::now() + PARSE_LAG,
+        FIRST_SCRAPE,
+    )
+    .await;
     let before = settled(counter_value(stack, query).await?);
     let url = format!("{}://{WWW}{}", p.text("scheme"), p.text("path"));
     let method = reqwest::Method::from_bytes(p.text("method").as_bytes()).unwrap_or_default();

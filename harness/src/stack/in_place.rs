@@ -44,7 +44,11 @@ impl InPlace {
         if self.zone.is_some() {
             parts.push("the DNS zone".into());
         }
-        parts.extend(self.variants.iter().map(|f| format!("{f}, for a variant a claim starts")));
+        parts.extend(
+            self.variants
+                .iter()
+                .map(|f| format!("{f}, for a variant a claim starts")),
+        );
         parts.join(", ")
     }
 }
@@ -118,7 +122,10 @@ impl Stack {
         let zone_file = fixtures.path(&self.spec.zone)?;
         let mut zone_vars = self.vars.clone();
         for (k, v) in &overrides {
-            zone_vars.insert(k.clone(), crate::fixtures::render(v, &self.vars, &zone_file)?);
+            zone_vars.insert(
+                k.clone(),
+                crate::fixtures::render(v, &self.vars, &zone_file)?,
+            );
         }
         let their_zone = crate::fixtures::render(&parts.zone_text, &zone_vars, &zone_file)?;
         let our_zone = {
@@ -135,7 +142,10 @@ impl Stack {
             overrides,
             users,
             zone,
-            variants: patched.into_iter().filter(|f| f.starts_with("variants/")).collect(),
+            variants: patched
+                .into_iter()
+                .filter(|f| f.starts_with("variants/"))
+                .collect(),
         }))
     }
 
@@ -148,7 +158,11 @@ impl Stack {
     ) -> Result<bool> {
         // Every layer but the shared library: the design's folder, overlays.
         let dirs = fixtures.layers().iter().skip(1);
-        for e in dirs.filter_map(|d| std::fs::read_dir(d).ok()).flatten().flatten() {
+        for e in dirs
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if !e.path().is_file() || name == crate::spec::DESIGN_FILE || name == self.spec.zone {
                 continue;
