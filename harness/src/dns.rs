@@ -68,10 +68,7 @@ impl DnsServer {
         };
         let origin_name =
             Name::from_ascii(origin).map_err(|e| invalid(format!("bad origin `{origin}`: {e}")))?;
-        let (origin_name, records) =
-            Parser::new(zone_text, Some(zone_file.to_path_buf()), Some(origin_name))
-                .parse()
-                .map_err(|e| invalid(format!("not a valid zone file: {e}")))?;
+        let (origin_name, records) = parse_zone(zone_text, zone_file, origin_name)?;
         let zone = InMemoryZoneHandler::new(
             origin_name.clone(),
             records,
@@ -178,16 +175,7 @@ impl DnsServer {
     /// zone's records now: a mutant of the zone on a running stack. The
     /// caller keeps a [`DnsServer::snapshot`] to put the design's back.
     pub async fn load_zone(&self, zone_text: &str, zone_file: &Path) -> Result<()> {
-        let (_, records) = Parser::new(
-            zone_text,
-            Some(zone_file.to_path_buf()),
-            Some(self.origin.clone()),
-        )
-        .parse()
-        .map_err(|e| Error::InvalidFixture {
-            path: zone_file.to_path_buf(),
-            detail: format!("not a valid zone file: {e}"),
-        })?;
+        let (_, records) = parse_zone(zone_text, zone_file, self.origin.clone())?;
         *self.zone.records_mut().await = records
             .into_iter()
             .map(|(k, set)| (k, Arc::new(set)))
@@ -286,6 +274,16 @@ async fn replace_a(zone: &InMemoryZoneHandler, fqdn: Name, addrs: &[Ipv4Addr], t
         );
     }
     records.insert(key, Arc::new(set));
+}
+
+/// Parses a zone file's text (rendered) under `origin`.
+fn parse_zone(text: &str, file: &Path, origin: Name) -> Result<(Name, BTreeMap<RrKey, RecordSet>)> {
+    Parser::new(text, Some(file.to_path_buf()), Some(origin))
+        .parse()
+        .map_err(|e| Error::InvalidFixture {
+            path: file.to_path_buf(),
+            detail: format!("not a valid zone file: {e}"),
+        })
 }
 
 /// A copy of the zone's records (see [`DnsServer::snapshot`]).

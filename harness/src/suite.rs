@@ -42,7 +42,9 @@ struct Pool {
     failed: std::sync::Mutex<Option<String>>,
     /// Every test holds it to read; a claim of the design whose verdict is
     /// a sub-second time budget holds it to write, so it runs while no
-    /// other test of the process starts a stack or restarts services.
+    /// other test of the process starts a stack or restarts services (the
+    /// background removal of a finished stack and the making of a spare's
+    /// idle hosts may still go on).
     quiet: tokio::sync::RwLock<()>,
 }
 
@@ -270,16 +272,14 @@ fn run(suite: Suite) -> ExitCode {
             .collect()
     };
     let removals: Removals = Default::default();
-    // Mutants that change only services' files run on the claims' stack
-    // (their files installed, those services restarted, all put back
-    // after): they queue with the claims; the others start stacks of their
-    // own beside them.
+    // Mutants a running stack of the design may take (same topology; see
+    // `Stack::in_place`) queue with the claims on the design's stacks; the
+    // others start stacks of their own beside them.
     let reuse = reuse_running_stack();
     let (on_shared, own): (Vec<Mutant>, Vec<Mutant>) = mutants
         .into_iter()
         .partition(|m| reuse && may_run_in_place(&design, m));
-    let mut shared_trials = claim_trials;
-    shared_trials.extend(on_shared.into_iter().map(|m| {
+    let trial = |m: Mutant, on_pool: bool| {
         mutant_trial(
             m,
             design.clone(),
@@ -287,23 +287,12 @@ fn run(suite: Suite) -> ExitCode {
             runtime.clone(),
             removals.clone(),
             shared.clone(),
-            true,
+            on_pool,
         )
-    }));
-    let own_trials: Vec<Trial> = own
-        .into_iter()
-        .map(|m| {
-            mutant_trial(
-                m,
-                design.clone(),
-                &claims,
-                runtime.clone(),
-                removals.clone(),
-                shared.clone(),
-                false,
-            )
-        })
-        .collect();
+    };
+    let mut shared_trials = claim_trials;
+    shared_trials.extend(on_shared.into_iter().map(|m| trial(m, true)));
+    let own_trials: Vec<Trial> = own.into_iter().map(|m| trial(m, false)).collect();
     let trials = interleave(shared_trials, own_trials);
 
     // With every trial in this process, each stack has the next one's
@@ -432,8 +421,9 @@ fn mutant_trial(
             let _turn = pool.turn(None).await;
             if on_pool {
                 let shared = &pool;
-                let stack = shared.take().await?;
+                // The mutant's files first: a patch that does not apply must not cost a stack.
                 let fixtures = mutant.apply(design.fixtures.clone()).map_err(|e| Failed::from(e.chain()))?;
+                let stack = shared.take().await?;
                 match stack.in_place(&mutant, fixtures).await {
                     Ok(Some(in_place)) => {
                         let applied = stack.apply(Fault::Mutant(&in_place)).await.map(drop);
