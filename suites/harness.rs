@@ -1234,3 +1234,76 @@ hosts = ["server-1"]
         );
     }
 }
+
+/// A host's commands go to shells kept open on it (one exec each, not one
+/// per command); each command still sees what a fresh `sh -c` exec would:
+/// its own output, error and status, no input, no state from the last one,
+/// and a shell that died with its host is replaced without the caller noticing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hosts_commands_see_what_a_fresh_exec_would() {
+    use stackproof::host::Host;
+    let docker = docker::connect().await.unwrap();
+    let image =
+        stackproof::images::ensure_server_image(&docker, &Fixtures::design("simple_web").unwrap())
+            .await
+            .unwrap();
+    let run = docker::RunId::new();
+    let _guard = docker::RunGuard::new(&run);
+    let host = Host::create_isolated(&docker, &run, &image.tag, "shell")
+        .await
+        .unwrap();
+    let out = |cmd: &'static str| {
+        let host = host.clone();
+        async move {
+            let o = host.exec(cmd).await.unwrap();
+            (o.code, o.stdout, o.stderr)
+        }
+    };
+    assert_eq!(out("printf a").await, (0, "a".into(), "".into()));
+    assert_eq!(
+        out("echo out; echo err >&2; exit 3").await,
+        (3, "out\n".into(), "err\n".into())
+    );
+    assert_eq!(
+        out(r#"echo "it's 'quoted'"; printf '\n\n'"#).await,
+        (0, "it's 'quoted'\n\n\n".into(), "".into())
+    );
+    // No input: a command that reads it does not eat the commands after it.
+    assert_eq!(out("cat; echo done").await, (0, "done\n".into(), "".into()));
+    assert_eq!(out("cd /tmp; X=1; export X").await.0, 0);
+    assert_eq!(
+        out("pwd; echo ${X:-unset}").await,
+        (0, "/\nunset\n".into(), "".into())
+    );
+    // At once: each command its own shell, each output its own.
+    let many = (0..12).map(|i| {
+        let host = host.clone();
+        async move { host.exec(&format!("sleep 0.2; echo {i}")).await.unwrap() }
+    });
+    let outputs = futures::future::join_all(many).await;
+    for (i, o) in outputs.iter().enumerate() {
+        assert_eq!(o.stdout, format!("{i}\n"));
+    }
+    // Past its deadline a command is an error, and the next one runs.
+    let late = host
+        .exec_within("sleep 5", Duration::from_millis(300))
+        .await;
+    assert!(matches!(late, Err(Error::Timeout { .. })), "{late:?}");
+    assert_eq!(out("echo next").await, (0, "next\n".into(), "".into()));
+    // Restarted behind the host's back: its kept shells died with it.
+    docker
+        .restart_container(
+            &host.container,
+            Some(
+                testcontainers::bollard::query_parameters::RestartContainerOptionsBuilder::new()
+                    .t(0)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out("echo after restart").await,
+        (0, "after restart\n".into(), "".into())
+    );
+}

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::body_full;
-use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use testcontainers::bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest,
     NetworkingConfig,
@@ -24,6 +23,8 @@ use testcontainers::bollard::query_parameters::{
 use crate::docker::RunId;
 use crate::error::{Error, Result};
 use crate::network::Network;
+
+mod shell;
 
 /// How long one exec may run unless the caller says otherwise.
 pub const EXEC_DEADLINE: Duration = Duration::from_secs(60);
@@ -58,6 +59,8 @@ pub struct Host {
     /// The network it was created on (its main address).
     pub main_network: String,
     docker: Docker,
+    /// Shells kept open for its commands, shared by every copy.
+    shells: std::sync::Arc<shell::Shells>,
 }
 
 impl Host {
@@ -146,6 +149,7 @@ impl Host {
             addrs: networks.iter().map(|(n, a)| (n.name.clone(), *a)).collect(),
             main_network: main.name.clone(),
             docker: docker.clone(),
+            shells: Default::default(),
         })
     }
 
@@ -192,6 +196,7 @@ impl Host {
             addrs: BTreeMap::new(),
             main_network: String::new(),
             docker: docker.clone(),
+            shells: Default::default(),
         })
     }
 
@@ -210,59 +215,36 @@ impl Host {
         self.exec_within(cmd, EXEC_DEADLINE).await
     }
 
-    /// Runs `sh -c cmd` within `deadline`.
+    /// Runs `sh -c cmd` within `deadline`, on a shell kept open on the host
+    /// (see `host/shell.rs`): the command sees what a fresh exec would.
     pub async fn exec_within(&self, cmd: &str, deadline: Duration) -> Result<ExecOutput> {
         let run = async {
-            let opts = CreateExecOptions {
-                cmd: Some(vec!["sh", "-c", cmd]),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
-            let exec = self
-                .docker
-                .create_exec(&self.container, opts)
-                .await
-                .map_err(Error::docker(format!(
-                    "run `{cmd}` on host `{}`",
-                    self.name
-                )))?;
-            let started = self
-                .docker
-                .start_exec(&exec.id, None)
-                .await
-                .map_err(Error::docker(format!(
-                    "run `{cmd}` on host `{}`",
-                    self.name
-                )))?;
-            let (mut stdout, mut stderr) = (String::new(), String::new());
-            if let StartExecResults::Attached { mut output, .. } = started {
-                while let Some(chunk) = output.next().await {
-                    use testcontainers::bollard::container::LogOutput;
-                    match chunk.map_err(Error::docker(format!(
-                        "read output of `{cmd}` on host `{}`",
-                        self.name
-                    )))? {
-                        LogOutput::StdErr { message } => {
-                            stderr.push_str(&String::from_utf8_lossy(&message))
-                        }
-                        other => stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+            // A shell kept from before may have died since (the host was
+            // stopped and started): it ends before the command prints
+            // anything, and the command goes to a new one.
+            let mut reused = true;
+            loop {
+                let mut sh = match self.shells.take() {
+                    Some(sh) => sh,
+                    None => {
+                        reused = false;
+                        shell::Shell::open(&self.docker, &self.container)
+                            .await
+                            .map_err(|e| self.shell_error(cmd, e))?
                     }
+                };
+                match sh.run(cmd).await {
+                    Ok(out) => {
+                        self.shells.put_back(sh);
+                        return Ok(out);
+                    }
+                    Err(shell::ShellError::Ended { quiet: true, .. }) if reused => continue,
+                    // As an exec whose process was killed with the host: it
+                    // ended, with no status of its own.
+                    Err(shell::ShellError::Ended { partial, .. }) => return Ok(partial),
+                    Err(e) => return Err(self.shell_error(cmd, e)),
                 }
             }
-            let inspect = self
-                .docker
-                .inspect_exec(&exec.id)
-                .await
-                .map_err(Error::docker(format!(
-                    "inspect `{cmd}` on host `{}`",
-                    self.name
-                )))?;
-            Ok(ExecOutput {
-                code: inspect.exit_code.unwrap_or(-1),
-                stdout,
-                stderr,
-            })
         };
         match tokio::time::timeout(deadline, run).await {
             Ok(result) => result,
@@ -273,6 +255,18 @@ impl Host {
                 waited: deadline,
                 logs: String::new(),
             }),
+        }
+    }
+
+    fn shell_error(&self, cmd: &str, e: shell::ShellError) -> Error {
+        match e {
+            shell::ShellError::Open(e) => {
+                Error::docker(format!("run `{cmd}` on host `{}`", self.name))(e)
+            }
+            shell::ShellError::Ended { .. } => Error::Io {
+                action: format!("run `{cmd}` on host `{}`", self.name),
+                source: std::io::Error::other("the engine started its shell detached"),
+            },
         }
     }
 
@@ -328,6 +322,7 @@ impl Host {
 
     /// Stops the whole host (SIGTERM, then SIGKILL after 2 s): the server is off.
     pub async fn stop(&self) -> Result<()> {
+        self.shells.close_all();
         let opts = StopContainerOptionsBuilder::new().t(2).build();
         self.docker
             .stop_container(&self.container, Some(opts))
@@ -337,6 +332,7 @@ impl Host {
 
     /// Kills the whole host at once (power cut).
     pub async fn kill(&self) -> Result<()> {
+        self.shells.close_all();
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
         self.docker
             .kill_container(&self.container, Some(opts))
