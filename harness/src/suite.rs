@@ -61,14 +61,71 @@ const TIMED_KINDS: &[&str] = &[
     "dns.health_checked_failover",
 ];
 
-/// What a test holds of [`Pool::quiet`] while it runs (released on drop).
+/// What a test holds of [`Pool::quiet`] while it runs (released on drop),
+/// and under nextest the same turn among the machine's test processes.
 enum Turn<'a> {
     Shared {
         _guard: tokio::sync::RwLockReadGuard<'a, ()>,
+        _machine: Option<MachineTurn>,
     },
     Alone {
         _guard: tokio::sync::RwLockWriteGuard<'a, ()>,
+        _machine: Option<MachineTurn>,
     },
+}
+
+/// A turn among every test process of the machine: nextest runs each test
+/// in a process of its own, where [`Pool::quiet`] sees no other test. Two
+/// lock files in the temporary folder: the turn itself (shared, or alone),
+/// and a gate taken to ask for it, which one waiting to run alone holds
+/// until it does, so the tests that keep starting beside others cannot keep
+/// it waiting for ever. Released when dropped (or when the process ends).
+pub(crate) struct MachineTurn {
+    _turn: std::fs::File,
+}
+
+impl MachineTurn {
+    /// Waits for the turn in `dir` (blocking: call it off the runtime).
+    pub(crate) fn take(dir: &std::path::Path, alone: bool) -> std::io::Result<MachineTurn> {
+        let open = |name: &str| {
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                // Made by another user: reading is enough to lock it.
+                .or_else(|_| std::fs::File::open(&path))
+        };
+        let gate = open("stackproof-turn-gate.lock")?;
+        let turn = open("stackproof-turn.lock")?;
+        gate.lock()?;
+        if alone {
+            turn.lock()?;
+        } else {
+            turn.lock_shared()?;
+        }
+        drop(gate);
+        Ok(MachineTurn { _turn: turn })
+    }
+
+    /// Under nextest, the machine-wide turn; elsewhere none is needed (a
+    /// libtest run is one process, and cargo runs suites one at a time).
+    async fn under_nextest(alone: bool) -> Option<MachineTurn> {
+        std::env::var_os("NEXTEST_RUN_ID")?;
+        let dir = std::env::temp_dir();
+        match tokio::task::spawn_blocking(move || MachineTurn::take(&dir, alone)).await {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(e)) => {
+                eprintln!(
+                    "stackproof: no turn among this machine's test processes ({e}); a timed claim may share the CPU with another test"
+                );
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 type Shared = Arc<Pool>;
@@ -83,15 +140,18 @@ impl Pool {
         })
     }
 
-    /// The test's turn: alone for a claim of a timed kind, else beside others.
+    /// The test's turn: alone for a claim of a timed kind, else beside
+    /// others; under nextest, among every test process of the machine too.
     async fn turn(&self, claim: Option<&Claim>) -> Turn<'_> {
         if claim.is_some_and(|c| TIMED_KINDS.contains(&c.kind)) {
             Turn::Alone {
                 _guard: self.quiet.write().await,
+                _machine: MachineTurn::under_nextest(true).await,
             }
         } else {
             Turn::Shared {
                 _guard: self.quiet.read().await,
+                _machine: MachineTurn::under_nextest(false).await,
             }
         }
     }
@@ -360,6 +420,7 @@ fn all_claims_trial(
         rt.block_on(async {
             let mut not_held = Vec::new();
             for claim in &claims {
+                let _turn = shared.turn(Some(claim)).await;
                 let stack = shared.take().await?;
                 let outcome = claim::run(&stack, claim).await;
                 shared.give_back(stack);
@@ -529,4 +590,77 @@ async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String
         eprintln!("stackproof: note: {note}");
     }
     Ok(stack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineTurn;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "stackproof-turn-test-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Takes the turn on a thread of its own; says on `done` when it has it,
+    /// then holds it until told on the returned sender.
+    fn taker(
+        d: &std::path::Path,
+        alone: bool,
+        name: &'static str,
+        done: mpsc::Sender<&'static str>,
+    ) -> mpsc::Sender<()> {
+        let (release, hold) = mpsc::channel::<()>();
+        let d = d.to_path_buf();
+        std::thread::spawn(move || {
+            let t = MachineTurn::take(&d, alone).unwrap();
+            done.send(name).unwrap();
+            let _ = hold.recv();
+            drop(t);
+        });
+        release
+    }
+
+    #[test]
+    fn a_test_alone_waits_for_the_others_and_then_holds_off_new_ones() {
+        let d = dir("alone");
+        let (done, got) = mpsc::channel();
+        let wait = Duration::from_millis(300);
+        let first = taker(&d, false, "shared 1", done.clone());
+        assert_eq!(got.recv_timeout(wait), Ok("shared 1"));
+        // Beside another test's shared turn, one alone waits...
+        let alone = taker(&d, true, "alone", done.clone());
+        assert!(
+            got.recv_timeout(wait).is_err(),
+            "alone beside a shared turn"
+        );
+        // ...and a test asking after it does not get in first.
+        let second = taker(&d, false, "shared 2", done.clone());
+        assert!(got.recv_timeout(wait).is_err(), "a new test cut in");
+        first.send(()).unwrap();
+        assert_eq!(got.recv_timeout(wait * 3), Ok("alone"));
+        assert!(
+            got.recv_timeout(wait).is_err(),
+            "a test beside the one alone"
+        );
+        alone.send(()).unwrap();
+        assert_eq!(got.recv_timeout(wait * 3), Ok("shared 2"));
+        second.send(()).unwrap();
+        // Shared turns go side by side.
+        let a = taker(&d, false, "a", done.clone());
+        let b = taker(&d, false, "b", done.clone());
+        let mut both = [
+            got.recv_timeout(wait).unwrap(),
+            got.recv_timeout(wait).unwrap(),
+        ];
+        both.sort();
+        assert_eq!(both, ["a", "b"]);
+        drop((a, b));
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
