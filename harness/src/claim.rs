@@ -5,10 +5,6 @@
 //! diff. The runner adds the time it took and, on failure, the last log
 //! lines of the stack's services. Suites and the CLI run the same claims.
 
-// A Failure carries its evidence and logs by value: it is built once per
-// failing claim, so its size does not matter.
-#![allow(clippy::result_large_err)]
-
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -522,7 +522,7 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
         .map_err(Error::docker("list stackproof images"))?;
     let mut removed = Vec::new();
     for image in images {
-        if image.repo_tags.iter().any(|t| *t == current) {
+        if image.repo_tags.contains(&current) {
             continue;
         }
         let opts = RemoveImageOptionsBuilder::new().build();

@@ -26,6 +26,11 @@
 //! creates is labelled with its run id and removed when the stack is
 //! dropped, on panic, and on Ctrl-C; a start sweeps what killed runs left.
 
+// Errors and failures carry their evidence (the server's own words, log
+// lines) by value: each is built once, on a path that waits on containers,
+// so its size costs nothing worth a box at every construction site.
+#![allow(clippy::result_large_err)]
+
 pub mod capture;
 pub mod catalogue;
 pub mod claim;

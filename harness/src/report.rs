@@ -224,6 +224,90 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A summary for CI pages (GitHub's step summary): the verdicts, the
+/// topology coloured by them as a Mermaid diagram, a table of claims with
+/// their key figure, and every failure expanded.
+pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> String {
+    let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
+    let (held, broken, errors, skipped) = (
+        count(Verdict::held),
+        count(Verdict::broken),
+        count(|v| matches!(v, Verdict::NotMeasured(_))),
+        count(Verdict::skipped),
+    );
+    let mut md = format!(
+        "## stackproof check {}: {held} held, {broken} broken, {errors} not measured{}\n\n{}\n\n",
+        report.design,
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
+        design.spec.summary
+    );
+    let health = crate::graph::health(design, report.claims);
+    let _ = write!(
+        md,
+        "```mermaid\n{}```\n\nHosts are green when every claim concerning them held, red when one failed, amber when one could not be measured.\n\n",
+        crate::graph::mermaid(design, &health)
+    );
+    md.push_str("| verdict | claim | the design says | measured |\n|---|---|---|---|\n");
+    for o in report.claims {
+        let mark = match o.verdict {
+            Verdict::Held => "✅ PASS",
+            Verdict::Broken(_) => "❌ FAIL",
+            Verdict::NotMeasured(_) => "⚠️ ERROR",
+            Verdict::Skipped(_) => "⏭️ SKIP",
+        };
+        let figure = o
+            .figures
+            .first()
+            .map(|(n, v)| format!("{n}: {v:.0}"))
+            .unwrap_or_else(|| format!("{} ms", o.millis));
+        let _ = writeln!(
+            md,
+            "| {mark} | `{}` | {} | {} |",
+            o.id,
+            o.says.replace('|', "\\|"),
+            figure
+        );
+    }
+    for o in report.claims {
+        let Some(f) = o.verdict.failure() else {
+            if let Verdict::Skipped(why) = &o.verdict {
+                let _ = write!(md, "\n**SKIP `{}`**: {why}\n", o.id);
+            }
+            continue;
+        };
+        let logs: String = f.logs.lines().take(40).collect::<Vec<_>>().join("\n");
+        let _ = write!(
+            md,
+            "\n<details><summary><b>{} <code>{}</code></b>: {}</summary>\n\n**measured:** {}\n\n```\n{}{}\n```\n</details>\n",
+            o.verdict.label(),
+            o.id,
+            xml(f.summary.lines().next().unwrap_or("")),
+            xml(&o.evidence),
+            strip_ansi(&f.diff().unwrap_or_default()),
+            if logs.is_empty() {
+                String::new()
+            } else {
+                format!("\nlast log lines:\n{}", strip_ansi(&logs))
+            }
+        );
+    }
+    md
+}
+
+/// Writes [`markdown`] to `path`.
+pub fn write_markdown(
+    path: &Path,
+    design: &crate::design::Design,
+    report: &RunReport<'_>,
+) -> Result<()> {
+    std::fs::write(path, markdown(design, report))
+        .map_err(Error::io(format!("write `{}`", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,88 +399,4 @@ mod tests {
             "{line}"
         );
     }
-}
-
-/// A summary for CI pages (GitHub's step summary): the verdicts, the
-/// topology coloured by them as a Mermaid diagram, a table of claims with
-/// their key figure, and every failure expanded.
-pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> String {
-    let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
-    let (held, broken, errors, skipped) = (
-        count(Verdict::held),
-        count(Verdict::broken),
-        count(|v| matches!(v, Verdict::NotMeasured(_))),
-        count(Verdict::skipped),
-    );
-    let mut md = format!(
-        "## stackproof check {}: {held} held, {broken} broken, {errors} not measured{}\n\n{}\n\n",
-        report.design,
-        if skipped > 0 {
-            format!(", {skipped} skipped")
-        } else {
-            String::new()
-        },
-        design.spec.summary
-    );
-    let health = crate::graph::health(design, report.claims);
-    let _ = write!(
-        md,
-        "```mermaid\n{}```\n\nHosts are green when every claim concerning them held, red when one failed, amber when one could not be measured.\n\n",
-        crate::graph::mermaid(design, &health)
-    );
-    md.push_str("| verdict | claim | the design says | measured |\n|---|---|---|---|\n");
-    for o in report.claims {
-        let mark = match o.verdict {
-            Verdict::Held => "✅ PASS",
-            Verdict::Broken(_) => "❌ FAIL",
-            Verdict::NotMeasured(_) => "⚠️ ERROR",
-            Verdict::Skipped(_) => "⏭️ SKIP",
-        };
-        let figure = o
-            .figures
-            .first()
-            .map(|(n, v)| format!("{n}: {v:.0}"))
-            .unwrap_or_else(|| format!("{} ms", o.millis));
-        let _ = writeln!(
-            md,
-            "| {mark} | `{}` | {} | {} |",
-            o.id,
-            o.says.replace('|', "\\|"),
-            figure
-        );
-    }
-    for o in report.claims {
-        let Some(f) = o.verdict.failure() else {
-            if let Verdict::Skipped(why) = &o.verdict {
-                let _ = write!(md, "\n**SKIP `{}`**: {why}\n", o.id);
-            }
-            continue;
-        };
-        let logs: String = f.logs.lines().take(40).collect::<Vec<_>>().join("\n");
-        let _ = write!(
-            md,
-            "\n<details><summary><b>{} <code>{}</code></b>: {}</summary>\n\n**measured:** {}\n\n```\n{}{}\n```\n</details>\n",
-            o.verdict.label(),
-            o.id,
-            xml(f.summary.lines().next().unwrap_or("")),
-            xml(&o.evidence),
-            strip_ansi(&f.diff().unwrap_or_default()),
-            if logs.is_empty() {
-                String::new()
-            } else {
-                format!("\nlast log lines:\n{}", strip_ansi(&logs))
-            }
-        );
-    }
-    md
-}
-
-/// Writes [`markdown`] to `path`.
-pub fn write_markdown(
-    path: &Path,
-    design: &crate::design::Design,
-    report: &RunReport<'_>,
-) -> Result<()> {
-    std::fs::write(path, markdown(design, report))
-        .map_err(Error::io(format!("write `{}`", path.display())))
 }

@@ -1167,10 +1167,10 @@ impl Stack {
                 if out.iter().any(|(name, _)| name == s) {
                     continue;
                 }
-                if let Ok(v) = self.host(&h.name).map(|x| x.run(&cmd)) {
-                    if let Ok(v) = v.await {
-                        out.push((s.clone(), v.trim().to_string()));
-                    }
+                if let Ok(v) = self.host(&h.name).map(|x| x.run(&cmd))
+                    && let Ok(v) = v.await
+                {
+                    out.push((s.clone(), v.trim().to_string()));
                 }
             }
         }

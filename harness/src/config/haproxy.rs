@@ -84,6 +84,9 @@ const REMOVED: &[(&str, &str)] = &[
 /// Maps the user's `text` (from `file`) onto the run. `backends` are the
 /// design's, in order; `domain` the user's domain when given (`--domain`),
 /// else found in the file; `run_domain` the run's.
+// An arm's inner `if` is not its guard: a directive the arm takes and
+// leaves alone must not fall through to the arms after it.
+#[allow(clippy::collapsible_match)]
 pub fn map(
     file: &Path,
     text: &str,
@@ -219,14 +222,14 @@ pub fn map(
                     ));
                 }
                 binds.push((port.to_string(), section.clone(), n));
-                if let Some(pos) = words.iter().position(|w| *w == "crt") {
-                    if let Some(path) = words.get(pos + 1) {
-                        line = replace_words(&line, &[(path, RUN_PEM)]);
-                        out.lines.push(format!(
-                            "{}: crt {path} -> {RUN_PEM} (the run's certificate and key)",
-                            at(n)
-                        ));
-                    }
+                if let Some(pos) = words.iter().position(|w| *w == "crt")
+                    && let Some(path) = words.get(pos + 1)
+                {
+                    line = replace_words(&line, &[(path, RUN_PEM)]);
+                    out.lines.push(format!(
+                        "{}: crt {path} -> {RUN_PEM} (the run's certificate and key)",
+                        at(n)
+                    ));
                 }
                 if words.contains(&"crt-list") {
                     return Err(Error::InvalidFixture {
@@ -403,10 +406,10 @@ pub fn find_domain(text: &str) -> Option<String> {
         let code = line.split('#').next().unwrap_or("");
         let words: Vec<&str> = code.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if let Some(rest) = w.split("/live/").nth(1) {
-                if let Some(d) = rest.split('/').next().and_then(strip) {
-                    return Some(d);
-                }
+            if let Some(rest) = w.split("/live/").nth(1)
+                && let Some(d) = rest.split('/').next().and_then(strip)
+            {
+                return Some(d);
             }
             if (*w == "crt" || *w == "ssl-cert")
                 && let Some(p) = words.get(i + 1)
@@ -418,28 +421,24 @@ pub fn find_domain(text: &str) -> Option<String> {
             }
             if *w == "prefix"
                 && let Some(url) = words.get(i + 1)
-            {
-                if let Some(d) = url
+                && let Some(d) = url
                     .split("://")
                     .nth(1)
                     .and_then(|h| h.split(['/', ':']).next())
                     .and_then(strip)
-                {
-                    return Some(d);
-                }
+            {
+                return Some(d);
             }
-            if w.starts_with("hdr(host)")
+            if (w.starts_with("hdr(host)")
                 || w.starts_with("hdr_dom(host)")
                 || w.starts_with("hdr_end(host)")
-                || w.starts_with("req.hdr(host)")
-            {
-                if let Some(d) = words[i + 1..]
+                || w.starts_with("req.hdr(host)"))
+                && let Some(d) = words[i + 1..]
                     .iter()
                     .find(|x| !x.starts_with('-'))
                     .and_then(|x| strip(x))
-                {
-                    return Some(d);
-                }
+            {
+                return Some(d);
             }
         }
     }

@@ -76,6 +76,9 @@ fn statements(code: &str, depth: &mut usize) -> Vec<(String, usize)> {
 }
 
 /// Maps the user's site file, or whole nginx.conf, `text` (from `file`).
+// An arm's inner `if` is not its guard: a directive the arm takes and
+// leaves alone must not fall through to the arms after it.
+#[allow(clippy::collapsible_match)]
 pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let (domain, run_domain) = (target.domain, target.run_domain);
     let name = file_label(file);

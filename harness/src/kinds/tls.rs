@@ -279,7 +279,7 @@ async fn redirect_hsts(stack: &Stack, p: &Params) -> CheckResult {
                 https(path)
             ));
         }
-        if !max_age.is_some_and(|a| a >= min_age) {
+        if max_age.is_none_or(|a| a < min_age) {
             wrong.push(format!(
                 "{path}: HSTS max-age {} is not at least {min_age} s ({} days)",
                 max_age
