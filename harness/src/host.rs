@@ -219,25 +219,24 @@ impl Host {
     /// (see `host/shell.rs`): the command sees what a fresh exec would.
     pub async fn exec_within(&self, cmd: &str, deadline: Duration) -> Result<ExecOutput> {
         let run = async {
-            // A shell kept from before may have died since (the host was
-            // stopped and started): it ends before the command prints
-            // anything, and the command goes to a new one.
-            let mut reused = true;
             loop {
-                let mut sh = match self.shells.take() {
-                    Some(sh) => sh,
-                    None => {
-                        reused = false;
+                let (mut sh, reused) = match self.shells.take() {
+                    Some(sh) => (sh, true),
+                    None => (
                         shell::Shell::open(&self.docker, &self.container)
                             .await
-                            .map_err(|e| self.shell_error(cmd, e))?
-                    }
+                            .map_err(|e| self.shell_error(cmd, e))?,
+                        false,
+                    ),
                 };
                 match sh.run(cmd).await {
                     Ok(out) => {
                         self.shells.put_back(sh);
                         return Ok(out);
                     }
+                    // A kept shell that died since (the host was stopped and
+                    // started) ends before the command prints anything: the
+                    // command goes to another one.
                     Err(shell::ShellError::Ended { quiet: true, .. }) if reused => continue,
                     // As an exec whose process was killed with the host: it
                     // ended, with no status of its own.
