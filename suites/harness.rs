@@ -1271,6 +1271,8 @@ async fn a_hosts_commands_see_what_a_fresh_exec_would() {
     // No input: a command that reads it does not eat the commands after it.
     assert_eq!(out("cat; echo done").await, (0, "done\n".into(), "".into()));
     assert_eq!(out("cd /tmp; X=1; export X").await.0, 0);
+    // A signal to its own process group ends the command, not the shell.
+    assert_eq!(out("kill -TERM 0; echo unreachable").await.0, 143);
     assert_eq!(
         out("pwd; echo ${X:-unset}").await,
         (0, "/\nunset\n".into(), "".into())

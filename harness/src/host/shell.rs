@@ -10,8 +10,9 @@
 //! was most of the CPU a run used and slowed every service start beside it.
 //!
 //! A command still runs as `sh -c <cmd>` with no input, as a fresh exec
-//! would; its standard output, standard error and exit status come back
-//! separately, each stream ended by a marker line of its own.
+//! would, in a session of its own (a `kill 0` in a user's script ends that
+//! script, not the shell); its standard output, standard error and exit
+//! status come back separately, each stream ended by a marker line of its own.
 
 use std::pin::Pin;
 
@@ -82,13 +83,13 @@ impl Shell {
         self.output.next().now_or_never().is_none()
     }
 
-    /// Runs `sh -c cmd` with no input and returns how it ended.
+    /// Runs `sh -c cmd` with no input, in a session of its own, and returns how it ended.
     pub(crate) async fn run(&mut self, cmd: &str) -> Result<ExecOutput, ShellError> {
         let marker = format!("__stackproof_end_{:016x}", rand::random::<u64>());
         // The newline before each marker ends a last line that has none; it
         // is taken off again below.
         let script = format!(
-            "sh -c '{}' </dev/null; c=$?; printf '\\n{marker} %d\\n' \"$c\"; printf '\\n{marker}\\n' >&2\n",
+            "setsid -w sh -c '{}' </dev/null; c=$?; printf '\\n{marker} %d\\n' \"$c\"; printf '\\n{marker}\\n' >&2\n",
             cmd.replace('\'', r"'\''")
         );
         let ended = |stdout: &[u8], stderr: &[u8]| ShellError::Ended {
