@@ -631,14 +631,10 @@ fn outside_the_repo(what: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn a_design_written_outside_the_repo_runs_from_its_folder_with_a_skipped_claim() {
-    let base = outside_the_repo("own-design");
-    let folder = base.join("my_site");
-    let bin = env!("CARGO_BIN_EXE_stackproof");
-    let out = Command::new(bin)
+/// A new design folder at `folder`, made by `stackproof new` as a user would.
+fn new_design(folder: &std::path::Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args(["new", folder.to_str().unwrap()])
-        .current_dir(&base)
         .output()
         .unwrap();
     assert!(
@@ -646,6 +642,14 @@ fn a_design_written_outside_the_repo_runs_from_its_folder_with_a_skipped_claim()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_design_written_outside_the_repo_runs_from_its_folder_with_a_skipped_claim() {
+    let base = outside_the_repo("own-design");
+    let folder = base.join("my_site");
+    let bin = env!("CARGO_BIN_EXE_stackproof");
+    new_design(&folder);
     // A user skips one sentence, with the reason they give.
     let claims = folder.join("claims.toml");
     let text = std::fs::read_to_string(&claims).unwrap().replace(
@@ -694,13 +698,7 @@ fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
     let base = outside_the_repo("bad-claims");
     let folder = base.join("site");
     let bin = env!("CARGO_BIN_EXE_stackproof");
-    assert!(
-        Command::new(bin)
-            .args(["new", folder.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    new_design(&folder);
     let claims = folder.join("claims.toml");
     let good = std::fs::read_to_string(&claims).unwrap();
     for (broken, says) in [
@@ -1167,15 +1165,7 @@ fn check_runs_the_claims_after_one_that_left_the_stack_changed_on_a_fresh_stack(
     // design, and the claims after it must not be measured on it.
     let base = outside_the_repo("tainted");
     let folder = base.join("my_site");
-    let made = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["new", folder.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    new_design(&folder);
     std::fs::create_dir_all(folder.join("services/once")).unwrap();
     std::fs::write(
         folder.join("services/once/service.toml"),

@@ -296,12 +296,6 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
     first
 }
 
-/// Waits until the design's Prometheus has scraped each of its targets at
-/// least once (none left with health `unknown`), for at most `within`. A
-/// fresh Prometheus scrapes nothing for about 5 s (it throttles target
-/// discovery), so a claim that compares "before" with "after" a fault on
-/// a new stack would otherwise measure Prometheus's own start. Returns
-/// quietly when it cannot tell: the claim's own queries then decide.
 /// How long an event due within `window` is waited for: half as long
 /// again, so the evidence says how late a late one was (the verdict is the
 /// window's). It was three times the window: a mutant whose event never
@@ -341,6 +335,12 @@ pub(crate) async fn scraped_since(
     tracing::debug!(?took, "every target scraped since");
 }
 
+/// Waits until the design's Prometheus has scraped each of its targets at
+/// least once (none left with health `unknown`), for at most `within`. A
+/// fresh Prometheus scrapes nothing for about 5 s (it throttles target
+/// discovery), so a claim that compares "before" with "after" a fault on
+/// a new stack would otherwise measure Prometheus's own start. Returns
+/// quietly when it cannot tell: the claim's own queries then decide.
 pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std::time::Duration) {
     let Some(monitor) = stack.hosts_running("prometheus").first().copied() else {
         return;

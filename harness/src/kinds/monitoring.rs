@@ -219,13 +219,15 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     let n = p.int("requests").max(2);
     let interval = p.ms("interval_ms");
     let tolerance = p.number("tolerance_pct");
+    // Run alone on a new stack, "before" read an absent counter from a
+    // Prometheus that had scraped nothing yet.
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
     if !up_query.is_empty() {
         let up = || async {
             prometheus(stack, up_query)
                 .await
                 .is_ok_and(|r| r.iter().any(|s| s["value"][1].as_str() == Some("1")))
         };
-        first_scrapes_done(stack, FIRST_SCRAPE).await;
         if wait_for(AFTER_FIRST_SCRAPE, up).await.is_none() {
             return Err(Failure::new(
                 format!("no scrape target of `{up_query}` is up: the counter is not monitored"),
@@ -233,9 +235,6 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
             ));
         }
     }
-    // Run alone on a new stack, "before" read an absent counter from a
-    // Prometheus that had scraped nothing yet.
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
     // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
     let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
     // "Before" is settled once every target has been scraped after the
