@@ -352,6 +352,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
             "",
         )),
     };
+    tracing::debug!(claim = %claim.id, ms = started.elapsed().as_millis(), "check ended");
     let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
     let figures = stack.take_figures();

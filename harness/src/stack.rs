@@ -752,7 +752,13 @@ impl Stack {
     /// Starts a stopped host and its services again, and waits until they are ready.
     pub async fn start_host(&self, host: &str) -> Result<()> {
         let h = self.host(host)?;
+        let started = Instant::now();
         h.start().await?;
+        tracing::debug!(
+            host,
+            ms = started.elapsed().as_millis(),
+            "host started again"
+        );
         // A real server's /run is a tmpfs, emptied by a reboot; a container's
         // is not, and a stale pid file makes some daemons refuse to start.
         h.run("find /run -name '*.pid' -type f -delete").await?;
@@ -781,6 +787,18 @@ impl Stack {
     /// whatever way a claim ends instead (an error, `?`, its deadline, a
     /// panic), the claim runner undoes what is left ([`Stack::restore_faults`]).
     pub async fn apply(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
+        let started = Instant::now();
+        let what = format!("{fault:?}");
+        let guard = self.apply_now(fault).await;
+        tracing::debug!(
+            ms = started.elapsed().as_millis(),
+            ok = guard.is_ok(),
+            "applied {what}"
+        );
+        guard
+    }
+
+    async fn apply_now(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
         let undo = match fault {
             Fault::StopHost(h) => {
                 self.stop_host(h).await?;
@@ -943,11 +961,25 @@ impl Stack {
         id
     }
 
-    async fn undo(&self, undo: Undo) -> Result<()> {
+    /// Undoes one fault; a host or service started again is waited for
+    /// until the stack settles (see [`Stack::settle_all`]) unless `settle`
+    /// is false, for a caller that settles once after several.
+    async fn undo(&self, undo: Undo, settle: bool) -> Result<()> {
+        let started = Instant::now();
+        let what = format!("{undo:?}");
+        let undone = self.undo_now(undo, settle).await;
+        let ms = started.elapsed().as_millis();
+        tracing::debug!(ms, ok = undone.is_ok(), "undid {what}");
+        undone
+    }
+
+    async fn undo_now(&self, undo: Undo, settle: bool) -> Result<()> {
         match undo {
             Undo::StartHost(h) => {
                 self.start_host(&h).await?;
-                self.settle_all().await;
+                if settle {
+                    self.settle_all().await;
+                }
                 Ok(())
             }
             Undo::StartService(h, s) => {
@@ -956,7 +988,9 @@ impl Stack {
                     return Ok(());
                 }
                 self.start_service(&h, &s).await?;
-                self.settle_all().await;
+                if settle {
+                    self.settle_all().await;
+                }
                 Ok(())
             }
             Undo::Reconfigure(h, s) => self.reconfigure(&h, &s, &BTreeMap::new()).await,
@@ -1030,7 +1064,7 @@ impl Stack {
             let next = self.faults.lock().expect("faults lock").pop();
             let Some((_, undo)) = next else { break };
             let what = format!("{undo:?}");
-            if let Err(e) = self.undo(undo).await {
+            if let Err(e) = self.undo(undo, true).await {
                 tracing::warn!("could not undo {what}: {}", e.chain());
                 self.taint();
                 first_error.get_or_insert(e);
@@ -1367,13 +1401,71 @@ impl FaultGuard<'_> {
             i.map(|i| faults.remove(i).1)
         };
         let Some(undo) = undo else { return Ok(()) };
-        let r = self.stack.undo(undo).await;
+        let r = self.stack.undo(undo, true).await;
         if r.is_err() {
-            self.stack
-                .tainted
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.stack.taint();
         }
         r
+    }
+
+    /// Undoes several faults, returning the first error. Hosts or services
+    /// stopped on different hosts (a pair of load balancers) start side by
+    /// side and the stack settles once, as machines brought back together
+    /// would: one after the other, each waited for, took a second more.
+    /// Anything else is undone one at a time, newest first. On failure the
+    /// stack is marked tainted.
+    pub async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<()> {
+        let Some(stack) = guards.first().map(|g| g.stack) else {
+            return Ok(());
+        };
+        // Taken out of the list only when they start side by side: one at a
+        // time, each undo must still see the faults left (settle_all waits
+        // only once none is).
+        let together: Option<Vec<Undo>> = {
+            let mut faults = stack.faults.lock().expect("faults lock");
+            let mut hosts = Vec::new();
+            for g in &guards {
+                match faults.iter().find(|(id, _)| *id == g.id) {
+                    Some((_, Undo::StartHost(h) | Undo::StartService(h, _))) => hosts.push(h),
+                    _ => break,
+                }
+            }
+            let n = hosts.len();
+            hosts.sort_unstable();
+            hosts.dedup();
+            (n > 1 && n == guards.len() && hosts.len() == n).then(|| {
+                guards
+                    .iter()
+                    .filter_map(|g| {
+                        let i = faults.iter().position(|(id, _)| *id == g.id)?;
+                        Some(faults.remove(i).1)
+                    })
+                    .collect()
+            })
+        };
+        let Some(undos) = together else {
+            let mut first_error = Ok(());
+            for g in guards.into_iter().rev() {
+                if let Err(e) = g.restore().await
+                    && first_error.is_ok()
+                {
+                    first_error = Err(e);
+                }
+            }
+            return first_error;
+        };
+        let started = futures::future::join_all(undos.into_iter().map(|u| stack.undo(u, false)));
+        let first_error = started.await.into_iter().find_map(|r| r.err());
+        match first_error {
+            Some(e) => {
+                stack.taint();
+                Err(e)
+            }
+            None => {
+                stack.settle_all().await;
+                Ok(())
+            }
+        }
     }
 
     /// A host this fault added (for [`Fault::AddHost`]).

@@ -283,17 +283,9 @@ impl<'p> FaultSpec<'p> {
     }
 }
 
-/// Undoes `guards`, newest first, returning the first error.
+/// Undoes `guards` (see [`FaultGuard::restore_all`]), returning the first error.
 pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failure> {
-    let mut first = Ok(());
-    for g in guards.into_iter().rev() {
-        if let Err(e) = g.restore().await
-            && first.is_ok()
-        {
-            first = Err(Failure::from(e));
-        }
-    }
-    first
+    FaultGuard::restore_all(guards).await.map_err(Failure::from)
 }
 
 /// How long an event due within `window` is waited for: half as long
