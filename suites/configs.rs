@@ -85,6 +85,22 @@ fn balance_source_breaks_round_robin() {
     );
 }
 
+/// One request after another, least connections alternates like
+/// round-robin; only a busy server tells them apart.
+#[test]
+fn leastconn_is_not_round_robin_once_a_server_is_busy() {
+    let (out, stdout, _) = check("distributed", "lb_leastconn.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("busy with a request held open it got 0 of 10"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn an_address_on_the_listen_line_is_refused_with_the_2x_way_to_write_it() {
     let (out, stdout, stderr) = check("distributed", "lb_listen_style.cfg", &["lb.round_robin"]);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::common::{counted_by, marker, req_failed};
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
+use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::{self, http};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};
@@ -13,7 +13,7 @@ use crate::stack::{Fault, Stack, WWW};
 /// `lb.round_robin`: requests go to the backends in turn.
 pub const ROUND_ROBIN: Kind = Kind {
     name: "lb.round_robin",
-    doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends.",
+    doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends. Then, with one request held open on a backend (its body left unfinished), `requests` more: the busy backend still gets its N/backends ± 1, as taking turns gives and sending to the least busy server (`balance leastconn`) does not.",
     params: &[
         Param::required(
             "backends",
@@ -75,19 +75,51 @@ pub(crate) async fn round_robin_over(
     path: &str,
     n: usize,
 ) -> CheckResult {
+    // Requests mark-0 .. mark-(n-1) one after another; then, with request
+    // mark-2n held open, mark-n .. mark-(2n-1).
     let mark = marker("rr");
-    for i in 0..n {
+    let send = |i: usize| {
         let url = format!("{path}?{mark}-{i}");
-        stack
-            .client
-            .fresh
-            .get(format!("{scheme}://{WWW}{url}"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| req_failed(&url, &e))?;
+        async move {
+            stack
+                .client
+                .fresh
+                .get(format!("{scheme}://{WWW}{url}"))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map(drop)
+                .map_err(|e| req_failed(&url, &e))
+        }
+    };
+    for i in 0..n {
+        send(i).await?;
     }
-    let counted = counted_by(stack, web, &mark, n).await?;
+    let held = HeldRequest::send(stack, &format!("{scheme}://{WWW}{path}?{mark}-{}", 2 * n));
+    // Until the load balancer has passed it on (or surely buffers it).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let busy_phase = async {
+        for i in n..2 * n {
+            send(i).await?;
+        }
+        Ok::<_, Failure>(())
+    }
+    .await;
+    let held = held.release().await;
+    busy_phase?;
+    let held = held.map_err(|e| {
+        Failure::not_measured(
+            format!("the request held open failed, so the busy case is not measured: {e}"),
+            "",
+        )
+    })?;
+    // The held request is logged once its body is in: wait for it.
+    let mut counted = counted_by(stack, web, &mark, 2 * n + 1).await?;
+    let waiting = Instant::now();
+    while counted[2 * n].is_empty() && waiting.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        counted = counted_by(stack, web, &mark, 2 * n + 1).await?;
+    }
     let order: Vec<String> = counted
         .iter()
         .map(|hosts| match hosts.as_slice() {
@@ -96,26 +128,43 @@ pub(crate) async fn round_robin_over(
             many => many.join("+"),
         })
         .collect();
-    let counts: Vec<usize> = backends
-        .iter()
-        .map(|b| order.iter().filter(|o| o == b).count())
-        .collect();
-    let evidence = format!(
-        "{n} {scheme} requests on fresh connections; {web} access logs: {}; order {}",
+    let (turns, busy, held_on) = (&order[..n], &order[n..2 * n], &order[2 * n]);
+    let tally = |part: &[String]| -> Vec<usize> {
         backends
             .iter()
-            .zip(&counts)
+            .map(|b| part.iter().filter(|o| o == b).count())
+            .collect()
+    };
+    let (counts, busy_counts) = (tally(turns), tally(busy));
+    let listed = |counts: &[usize]| {
+        backends
+            .iter()
+            .zip(counts)
             .map(|(b, c)| format!("{b} {c}"))
             .collect::<Vec<_>>()
-            .join(", "),
-        order.join(",")
+            .join(", ")
+    };
+    let evidence = format!(
+        "{n} {scheme} requests on fresh connections; {web} access logs: {}; order {}; \
+         then {n} more while one request was held open on {held_on} ({}): {}",
+        listed(&counts),
+        turns.join(","),
+        if held.answered_while_held {
+            "answered before its body ended"
+        } else {
+            "not answered before its body ended, so it may have waited at the load balancer"
+        },
+        listed(&busy_counts),
     );
-    let uncounted: Vec<usize> = (0..n)
+    let uncounted: Vec<usize> = (0..2 * n)
         .filter(|i| !backends.contains(&order[*i].as_str()))
         .collect();
     ensure(
         uncounted.is_empty(),
-        format!("requests {uncounted:?} of {n} are in no backend's log, or in more than one"),
+        format!(
+            "requests {uncounted:?} of {} are in no backend's log, or in more than one",
+            2 * n
+        ),
         &evidence,
     )?;
     let fair = n / backends.len().max(1);
@@ -127,11 +176,93 @@ pub(crate) async fn round_robin_over(
         )?;
     }
     ensure(
-        order.windows(2).all(|w| w[0] != w[1]),
+        turns.windows(2).all(|w| w[0] != w[1]),
         "the backends did not take requests in turn",
         &evidence,
     )?;
+    ensure_measured(
+        backends.contains(&held_on.as_str()),
+        format!(
+            "the request held open is in no backend's log, or in more than one ({held_on}), so the busy case is not measured"
+        ),
+        &evidence,
+    )?;
+    for (b, c) in backends.iter().zip(&busy_counts) {
+        ensure(
+            c.abs_diff(fair) <= 1,
+            if b == held_on {
+                format!(
+                    "while {b} was busy with a request held open it got {c} of {n}, not {fair} ± 1: \
+                     requests go to the least busy server (as `balance leastconn` does), not in turn"
+                )
+            } else {
+                format!("while {held_on} was busy, {b} served {c} of {n}, not {fair} ± 1")
+            },
+            &evidence,
+        )?;
+    }
     Ok(evidence)
+}
+
+/// A request kept open at whichever backend takes it: its body is sent
+/// but for its last byte, so the load balancer's connection to that
+/// backend stays busy until [`HeldRequest::release`] sends the rest.
+struct HeldRequest {
+    finish: tokio::sync::oneshot::Sender<()>,
+    sent: tokio::task::JoinHandle<Result<(u16, Instant), String>>,
+}
+
+/// How a held request ended.
+struct Held {
+    /// Whether its answer came before its body ended (a web server that
+    /// answers a GET at once; one that reads the body first does not).
+    answered_while_held: bool,
+}
+
+impl HeldRequest {
+    fn send(stack: &Stack, url: &str) -> HeldRequest {
+        let (finish, rest) = tokio::sync::oneshot::channel::<()>();
+        let first = futures::stream::once(async { Ok::<_, std::io::Error>(b"a".to_vec()) });
+        let last = futures::stream::once(async move {
+            let _ = rest.await;
+            Ok(b"b".to_vec())
+        });
+        let request = stack
+            .client
+            .fresh
+            .get(url)
+            .header(reqwest::header::CONTENT_LENGTH, 2)
+            .body(reqwest::Body::wrap_stream(futures::StreamExt::chain(
+                first, last,
+            )));
+        let sent = tokio::spawn(async move {
+            let response = request.send().await.map_err(|e| probe::error_chain(&e))?;
+            let answered = Instant::now();
+            let status = response.status().as_u16();
+            // Read to the end: the request is only done once its body is in.
+            response.bytes().await.map_err(|e| probe::error_chain(&e))?;
+            Ok((status, answered))
+        });
+        HeldRequest { finish, sent }
+    }
+
+    /// Sends the last byte and waits for the answer (a 2xx).
+    async fn release(self) -> Result<Held, String> {
+        let released = Instant::now();
+        let _ = self.finish.send(());
+        let (status, answered) = match tokio::time::timeout(Duration::from_secs(5), self.sent).await
+        {
+            Ok(Ok(r)) => r?,
+            Ok(Err(e)) => return Err(format!("its task ended: {e}")),
+            Err(_) => return Err("no answer within 5 s of its body ending".into()),
+        };
+        if !(200..300).contains(&status) {
+            return Err(format!("answered {status}"));
+        }
+        Ok(Held {
+            answered_while_held: answered < released,
+        })
+    }
 }
 
 /// `lb.active_active`: every backend serves during one burst.
