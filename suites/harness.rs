@@ -1299,3 +1299,56 @@ async fn a_hosts_commands_see_what_a_fresh_exec_would() {
         (0, "after restart\n".into(), "".into())
     );
 }
+
+/// A claim on a stack of its own (secured_monitored's re-encryption
+/// variant) runs beside the claims in turn, and the others still run in
+/// turn: the check's claims take less than all of them one after another,
+/// every claim holds, and the lines keep catalogue order.
+#[test]
+fn a_claim_on_a_stack_of_its_own_runs_beside_the_claims_in_turn() {
+    let ids = [
+        "secured_monitored.monitoring.response_times",
+        "secured_monitored.issue.same_components",
+        "secured_monitored.remedy.reencrypt",
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args(["check", "secured_monitored"]);
+    for id in ids {
+        cmd.args(["--claim", id]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // "PASS  <id>  <ms> ms  <says>", in the order the check printed them.
+    let lines: Vec<(&str, f64)> = stdout
+        .lines()
+        .filter(|l| l.starts_with("PASS "))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            Some((*w.get(1)?, w.get(2)?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(
+        lines.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids,
+        "{stdout}"
+    );
+    let number_after = |prefix: &str, unit: &str| -> f64 {
+        let l = stdout
+            .lines()
+            .find(|l| l.contains(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line: {stdout}"));
+        let rest = &l[l.find(prefix).unwrap() + prefix.len()..];
+        rest.split(unit).next().unwrap().trim().parse().unwrap()
+    };
+    let up_ms = number_after("up in ", "ms");
+    let whole_ms = number_after("not measured, in ", "s") * 1000.0;
+    let in_turn: f64 = lines[..2].iter().map(|(_, ms)| ms).sum();
+    let beside = lines[2].1;
+    // One after the other they take in_turn + beside; side by side about the longer.
+    let claims_ms = whole_ms - up_ms;
+    assert!(
+        claims_ms < in_turn + beside - in_turn.min(beside) / 2.0,
+        "claims took {claims_ms:.0} ms: in turn {in_turn:.0} ms, beside {beside:.0} ms\n{stdout}"
+    );
+}
