@@ -187,7 +187,10 @@ pub(crate) async fn round_robin_over(
         ),
         &evidence,
     )?;
-    for (b, c) in backends.iter().zip(&busy_counts) {
+    // The busy backend first: its count is what tells the two policies apart.
+    let mut busy_first: Vec<(&&str, &usize)> = backends.iter().zip(&busy_counts).collect();
+    busy_first.sort_by_key(|(b, _)| **b != held_on);
+    for (b, c) in busy_first {
         ensure(
             c.abs_diff(fair) <= 1,
             if b == held_on {
