@@ -158,7 +158,7 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
     .await;
     restarted?;
     ensure_measured(
-        restart.sent() > 5 && restart.samples[0].result.is_ok(),
+        restart.sent() > 5 && restart.up_before_fault(),
         "the probe did not see the site up before the restart",
         &restart.summary(),
     )?;

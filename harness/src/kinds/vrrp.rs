@@ -249,7 +249,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         &report.summary(),
     )?;
     ensure(
-        matches!(report.samples[0].result, Ok(200..=299)),
+        report.up_before_fault(),
         "the site did not answer before the fault",
         &report.summary(),
     )?;
