@@ -320,31 +320,38 @@ pub fn exit_code(outcomes: &[Outcome]) -> u8 {
     }
 }
 
-/// Kinds whose check starts a stack of its own (a remedy's variant) and
-/// leaves the running one alone: applies no fault to it, sends it no
-/// traffic, records nothing on it. `check` runs their claims beside the
-/// others (see [`run_beside`]).
-pub const OWN_STACK_KINDS: &[&str] = &["tls.reencrypt_remedy"];
-
-impl Claim {
-    /// Whether its check runs on a stack of its own ([`OWN_STACK_KINDS`]).
-    pub fn runs_beside(&self) -> bool {
-        OWN_STACK_KINDS.contains(&self.kind)
-    }
-}
-
 /// Runs one claim with a deadline; on failure, gathers the services' last
 /// log lines. Whatever way the check ends (an error, its deadline, a
 /// panic), every fault it applied and did not undo is undone here; when
 /// that fails the stack is marked tainted (see [`Stack::tainted`]).
 pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
-    if let Some(skipped) = skipped(claim) {
-        return skipped;
+    use futures::FutureExt as _;
+    if let Some(reason) = &claim.skip {
+        return Outcome {
+            id: claim.id.clone(),
+            says: claim.says.clone(),
+            verdict: Verdict::Skipped(reason.clone()),
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+            timelines: Vec::new(),
+        };
     }
     let started = Instant::now();
     stack.take_figures();
     stack.waiting_for("");
-    let result = check_within_deadline(stack, claim).await;
+    let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
+    let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => Err(Failure::not_measured(
+            format!("the check panicked: {}", panic_message(&panic)),
+            "",
+        )),
+        Err(_) => Err(Failure::not_measured(
+            format!("the check did not finish within {CLAIM_DEADLINE:?}"),
+            "",
+        )),
+    };
     tracing::debug!(claim = %claim.id, ms = started.elapsed().as_millis(), "check ended");
     let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
@@ -388,60 +395,6 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         millis,
         figures,
         timelines,
-    }
-}
-
-/// Runs a claim that [`runs_beside`](Claim::runs_beside) the others while
-/// they run on `stack`: with the same deadline, but none of [`run`]'s
-/// bookkeeping on `stack` (its faults, figures, DNS zone and logs belong
-/// to the claim running there in turn). Its own stack is its own to clean.
-pub async fn run_beside(stack: &Stack, claim: &Claim) -> Outcome {
-    if let Some(skipped) = skipped(claim) {
-        return skipped;
-    }
-    debug_assert!(claim.runs_beside(), "{} does not run beside", claim.id);
-    let started = Instant::now();
-    let result = check_within_deadline(stack, claim).await;
-    let (evidence, verdict) = Verdict::from_check(result);
-    Outcome {
-        id: claim.id.clone(),
-        says: claim.says.clone(),
-        verdict,
-        evidence,
-        millis: started.elapsed().as_millis(),
-        figures: Vec::new(),
-        timelines: Vec::new(),
-    }
-}
-
-/// SKIP for a claim its design's owner skips.
-fn skipped(claim: &Claim) -> Option<Outcome> {
-    let reason = claim.skip.as_ref()?;
-    Some(Outcome {
-        id: claim.id.clone(),
-        says: claim.says.clone(),
-        verdict: Verdict::Skipped(reason.clone()),
-        evidence: String::new(),
-        millis: 0,
-        figures: Vec::new(),
-        timelines: Vec::new(),
-    })
-}
-
-/// The claim's check, ended by [`CLAIM_DEADLINE`]; a panic or the deadline is ERROR.
-async fn check_within_deadline(stack: &Stack, claim: &Claim) -> CheckResult {
-    use futures::FutureExt as _;
-    let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
-    match tokio::time::timeout(CLAIM_DEADLINE, check).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(panic)) => Err(Failure::not_measured(
-            format!("the check panicked: {}", panic_message(&panic)),
-            "",
-        )),
-        Err(_) => Err(Failure::not_measured(
-            format!("the check did not finish within {CLAIM_DEADLINE:?}"),
-            "",
-        )),
     }
 }
 

@@ -594,55 +594,43 @@ async fn check(
         drop(removing);
         outcomes
     } else {
-        let checklist = Checklist::new(claims.len());
-        // Claims in turn on the stack; those on a stack of their own (a
-        // remedy's variant) beside them from the start.
-        let in_turn = async {
-            // The stack the claims now run on, when a claim left the first changed.
-            let mut fresh: Option<stackproof::stack::Stack> = None;
-            // Stacks a claim left changed, going while the claims go on.
-            let mut replaced = Vec::new();
-            let turns: Vec<usize> = (0..claims.len())
-                .filter(|&i| !claims[i].runs_beside())
-                .collect();
-            for (k, &i) in turns.iter().enumerate() {
-                let (c, now) = (&claims[i], fresh.as_ref().unwrap_or(&stack));
-                checklist.ended(i, run_showing_waits(now, c).await);
-                if now.tainted() && k + 1 < turns.len() {
-                    // What the claims after it measure must be the design.
-                    match loaded.start().await {
-                        Ok(mut s) => {
-                            if keep {
-                                s.keep();
-                            }
-                            println!(
-                                "  note: {} left the stack changed; the claims after it run on a fresh one (run {}, up in {} ms)",
-                                c.id,
-                                s.run.id,
-                                s.up_time.as_millis()
-                            );
-                            if let Some(old) = fresh.replace(s) {
-                                replaced.push(old.remove_in_background());
-                            }
+        let mut outcomes = Vec::new();
+        let mut part = "";
+        // Stacks a claim left changed, going while the claims go on.
+        let mut replaced = Vec::new();
+        for (i, c) in claims.iter().enumerate() {
+            // Claims come grouped by the part of the design they speak for.
+            if report::part(&c.id) != part {
+                part = report::part(&c.id);
+                println!("\n{part}");
+            }
+            let o = run_showing_waits(&stack, c).await;
+            println!("{}", report::checklist_line(&o));
+            outcomes.push(o);
+            if stack.tainted() && i + 1 < claims.len() {
+                // What the claims after it measure must be the design.
+                match loaded.start().await {
+                    Ok(mut fresh) => {
+                        if keep {
+                            fresh.keep();
                         }
-                        Err(e) => println!(
-                            "  note: {} left the stack changed and a fresh one did not start ({}); the claims after it run on the changed one",
+                        println!(
+                            "  note: {} left the stack changed; the claims after it run on a fresh one (run {}, up in {} ms)",
                             c.id,
-                            e.chain().lines().next().unwrap_or("")
-                        ),
+                            fresh.run.id,
+                            fresh.up_time.as_millis()
+                        );
+                        replaced.push(std::mem::replace(&mut stack, fresh).remove_in_background());
                     }
+                    Err(e) => println!(
+                        "  note: {} left the stack changed and a fresh one did not start ({}); the claims after it run on the changed one",
+                        c.id,
+                        e.chain().lines().next().unwrap_or("")
+                    ),
                 }
             }
-            (fresh, replaced)
-        };
-        let ((fresh, replaced), ()) =
-            futures::join!(in_turn, run_beside(&stack, &claims, &checklist));
-        drop(replaced);
-        if let Some(s) = fresh {
-            // The first stack goes now; the report names the one the last claims ran on.
-            drop(std::mem::replace(&mut stack, s).remove_in_background());
         }
-        checklist.outcomes()
+        outcomes
     };
     println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
@@ -790,69 +778,11 @@ fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
     writeln!(s, "{line}")
 }
 
-/// The checklist's lines as claims end, printed in catalogue order (a
-/// part's title before its first line) as soon as every claim before
-/// them has ended: claims that run side by side end out of order.
-struct Checklist {
-    done: std::sync::Mutex<Vec<Option<claim::Outcome>>>,
-    /// (next line to print, the part printed last)
-    printed: std::sync::Mutex<(usize, String)>,
-}
-
-impl Checklist {
-    fn new(claims: usize) -> Checklist {
-        Checklist {
-            done: std::sync::Mutex::new(vec![None; claims]),
-            printed: std::sync::Mutex::new((0, String::new())),
-        }
-    }
-
-    /// Claim `i` ended with `o`: prints every line whose turn has come.
-    fn ended(&self, i: usize, o: claim::Outcome) {
-        let mut done = self.done.lock().expect("outcomes lock");
-        done[i] = Some(o);
-        let mut p = self.printed.lock().expect("print lock");
-        while let Some(Some(o)) = done.get(p.0) {
-            let part = report::part(&o.id);
-            if part != p.1 {
-                p.1 = part.to_string();
-                println!("\n{part}");
-            }
-            println!("{}", report::checklist_line(o));
-            p.0 += 1;
-        }
-    }
-
-    fn outcomes(self) -> Vec<claim::Outcome> {
-        self.done
-            .into_inner()
-            .expect("outcomes lock")
-            .into_iter()
-            .map(|o| o.expect("every claim ran"))
-            .collect()
-    }
-}
-
-/// The claims that run on a stack of their own, each started at once
-/// beside the others ([`claim::run_beside`]).
-async fn run_beside(
-    stack: &stackproof::stack::Stack,
-    claims: &[claim::Claim],
-    checklist: &Checklist,
-) {
-    let beside = claims.iter().enumerate().filter(|(_, c)| c.runs_beside());
-    futures::future::join_all(beside.map(|(i, c)| async move {
-        checklist.ended(i, claim::run_beside(stack, c).await);
-    }))
-    .await;
-}
-
 /// `check --stacks N`: the claims shared out among `first` and the `more`
 /// stacks of the same design that started with it, each stack taking the
-/// next claim in catalogue order when it is free (claims on a stack of
-/// their own start at once, beside them); lines are printed in catalogue
-/// order. The other stacks are handed back in `started` for the caller to
-/// remove.
+/// next claim in catalogue order when it is free; lines are printed in
+/// catalogue order as soon as every claim before them has ended. The other
+/// stacks are handed back in `started` for the caller to remove.
 async fn run_on_stacks(
     first: &stackproof::stack::Stack,
     more: Vec<Result<stackproof::stack::Stack, Error>>,
@@ -862,7 +792,9 @@ async fn run_on_stacks(
 ) -> Vec<claim::Outcome> {
     use std::sync::Mutex;
     let next = Mutex::new(0usize);
-    let checklist = Checklist::new(claims.len());
+    let done: Mutex<Vec<Option<claim::Outcome>>> = Mutex::new(vec![None; claims.len()]);
+    // (next line to print, the part printed last)
+    let printed = Mutex::new((0usize, String::new()));
     // Every stack up before any claim: bringing a stack up takes both
     // cores, and a failover measured meanwhile saw outages of 1.7-2.3 s
     // instead of 0.3 s.
@@ -884,21 +816,23 @@ async fn run_on_stacks(
     let healthy = std::sync::atomic::AtomicUsize::new(1 + started.len());
     let workers = std::iter::once(first)
         .chain(started.iter())
-        .map(|s| claim_worker(s, claims, &next, &checklist, &healthy));
-    futures::join!(
-        futures::future::join_all(workers),
-        run_beside(first, claims, &checklist)
-    );
-    checklist.outcomes()
+        .map(|s| claim_worker(s, claims, &next, &done, &printed, &healthy));
+    futures::future::join_all(workers).await;
+    done.into_inner()
+        .expect("outcomes lock")
+        .into_iter()
+        .map(|o| o.expect("every claim ran"))
+        .collect()
 }
 
-/// One stack's share of `check --stacks N`: takes the next claim (of those
-/// that run in turn) until none is left.
+/// One stack's share of `check --stacks N`: takes the next claim until
+/// none is left, and prints every line whose turn has come.
 async fn claim_worker(
     stack: &stackproof::stack::Stack,
     claims: &[claim::Claim],
     next: &std::sync::Mutex<usize>,
-    checklist: &Checklist,
+    done: &std::sync::Mutex<Vec<Option<claim::Outcome>>>,
+    printed: &std::sync::Mutex<(usize, String)>,
     healthy: &std::sync::atomic::AtomicUsize,
 ) {
     use std::sync::atomic::Ordering;
@@ -906,14 +840,24 @@ async fn claim_worker(
     loop {
         let i = {
             let mut n = next.lock().expect("queue lock");
-            while claims.get(*n).is_some_and(claim::Claim::runs_beside) {
-                *n += 1;
-            }
             *n += 1;
             *n - 1
         };
         let Some(c) = claims.get(i) else { return };
-        checklist.ended(i, claim::run(stack, c).await);
+        let o = claim::run(stack, c).await;
+        let mut done = done.lock().expect("outcomes lock");
+        done[i] = Some(o);
+        let mut p = printed.lock().expect("print lock");
+        while let Some(Some(o)) = done.get(p.0) {
+            let part = report::part(&o.id);
+            if part != p.1 {
+                p.1 = part.to_string();
+                println!("\n{part}");
+            }
+            println!("{}", report::checklist_line(o));
+            p.0 += 1;
+        }
+        drop((p, done));
         // A stack a claim left changed takes no more claims, unless every
         // other one has stopped too: the claims must still run somewhere.
         if stack.tainted() && !counted_out {
@@ -1103,30 +1047,15 @@ async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error>
             "hosts created and started, no service yet (ms)",
             stack.hosts_up.as_millis() as f64,
         );
-        // As `check` runs them: in turn, and those on a stack of their own beside.
-        let claims_started = std::time::Instant::now();
-        let in_turn = async {
-            let mut outcomes = Vec::new();
-            for c in claims.iter().filter(|c| !c.runs_beside()) {
-                outcomes.push(claim::run(&stack, c).await);
-            }
-            outcomes
-        };
-        let beside = futures::future::join_all(
-            claims
-                .iter()
-                .filter(|c| c.runs_beside())
-                .map(|c| claim::run_beside(&stack, c)),
-        );
-        let (mut outcomes, beside) = futures::join!(in_turn, beside);
-        let claims_ms = claims_started.elapsed().as_millis() as f64;
-        outcomes.extend(beside);
-        for o in &outcomes {
+        let mut claims_ms = 0.0;
+        for c in claims {
+            let o = claim::run(&stack, c).await;
             if !o.verdict.held() && !o.verdict.skipped() {
                 failures += 1;
-                println!("run {}: {}", i + 1, report::checklist_line(o));
+                println!("run {}: {}", i + 1, report::checklist_line(&o));
             }
-            record(&format!("{} (ms)", o.id), o.millis as f64);
+            claims_ms += o.millis as f64;
+            record(&format!("{} (ms)", c.id), o.millis as f64);
             for (name, value) in &o.figures {
                 record(&format!("  {name}"), *value);
             }

@@ -467,8 +467,10 @@ async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    // Nothing is recorded on `stack`: this check runs beside the claims
-    // that run on it in turn (claim::OWN_STACK_KINDS).
+    stack.waiting_for(&format!(
+        "the `{}` variant to start beside the design",
+        p.text("variant")
+    ));
     let fixtures = stack.fixtures_now().with_variant(p.text("variant"))?;
     let variant = Stack::start(&stack.design, fixtures).await?;
     let (sent, seen) = secret_on_the_wire(
