@@ -626,6 +626,40 @@ fn a_keepalived_pair_with_one_second_adverts_holds_one_master_but_fails_over_too
 }
 
 #[test]
+fn a_nopreempt_pair_fails_over_whichever_peer_won_the_vip() {
+    // Both peers BACKUP with `nopreempt`: which holds the VIP on a fresh
+    // stack is a race the higher priority usually wins. Either way the
+    // takeover is measured from the holder, and a peer back from a fault
+    // leaves the VIP where it is: no claim may fail for either.
+    let (out, text) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/nopreempt-lb-01.conf",
+            "lb-2:keepalived=keepalived/nopreempt-lb-02.conf",
+        ],
+        &[
+            "lb.single_master",
+            "lb.failover",
+            "lb.haproxy_crash_failover",
+        ],
+        &[],
+    );
+    for id in ["single_master", "failover", "haproxy_crash_failover"] {
+        assert!(
+            verdict(&text, "PASS", &format!("scale_up.lb.{id}")),
+            "{id}: {text}"
+        );
+    }
+    // Whichever won first, one claim met the pair the other way round.
+    assert!(
+        text.contains("kept the VIP after lb-1 came back (`nopreempt`)")
+            || text.contains("so here lb-2 is the master"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
 fn a_tutorials_primary_and_replica_files_replicate_and_split_reads_from_writes() {
     let (out, text) = check_files(
         "distributed",

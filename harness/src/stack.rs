@@ -787,6 +787,10 @@ impl Stack {
     /// whatever way a claim ends instead (an error, `?`, its deadline, a
     /// panic), the claim runner undoes what is left ([`Stack::restore_faults`]).
     pub async fn apply(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return self.apply_now(fault).await;
+        }
+        // A mutant's fault prints its files: formatted only when traced.
         let started = Instant::now();
         let what = format!("{fault:?}");
         let guard = self.apply_now(fault).await;
@@ -965,6 +969,9 @@ impl Stack {
     /// until the stack settles (see [`Stack::settle_all`]) unless `settle`
     /// is false, for a caller that settles once after several.
     async fn undo(&self, undo: Undo, settle: bool) -> Result<()> {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return self.undo_now(undo, settle).await;
+        }
         let started = Instant::now();
         let what = format!("{undo:?}");
         let undone = self.undo_now(undo, settle).await;

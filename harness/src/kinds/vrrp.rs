@@ -77,33 +77,91 @@ async fn master_back(stack: &Stack, lbs: &[&str], vip: &str, master: &str) -> Re
     })
 }
 
-/// After a fault is undone: waits for `master` to hold the VIP again. A
-/// pair that leaves it on `backup` alone (keepalived's `nopreempt`, a pair
-/// of BACKUPs) chose so, and the sentence was about the takeover: the
-/// stack is marked changed, so the claims after it get a fresh one, and
-/// the note says so. Any other holding (both, neither) fails.
-async fn master_back_or_kept(
+/// Whether `master`'s keepalived file says `nopreempt`: a peer that, back
+/// after a fault, leaves the VIP where it is, so which of the pair holds
+/// it is whichever won last, not the one with the higher priority.
+async fn does_not_preempt(stack: &Stack, master: &str, config: &str) -> Result<bool, Failure> {
+    let text = stack
+        .host(master)?
+        .run(&format!("cat {config} 2>/dev/null || true"))
+        .await?;
+    Ok(text.lines().any(|line| {
+        let code = line.split(['#', '!']).next().unwrap_or("");
+        code.split_whitespace().next() == Some("nopreempt")
+    }))
+}
+
+/// The pair's roles for a claim that faults the holder: `master` and
+/// `backup` as named, swapped (with a note) when the master does not
+/// preempt and its peer won the VIP (at the start, or after an earlier
+/// fault). A pair that preempts gets up to 10 s for `master` to hold it.
+async fn roles<'a>(
+    stack: &Stack,
+    master: &'a str,
+    backup: &'a str,
+    vip: &str,
+    no_preempt: bool,
+) -> Result<(&'a str, &'a str, Option<String>), Failure> {
+    let lbs = [master, backup];
+    if !no_preempt {
+        // An earlier fault may have left the backup holding the VIP until
+        // the master, back, takes it again.
+        let _ = master_back(stack, &lbs, vip, master).await;
+        return Ok((master, backup, None));
+    }
+    wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| h.len() == 1).await?;
+    if holders(stack, &lbs, vip).await? == [backup.to_string()] {
+        let note = format!(
+            "{backup} held the VIP from the start (it won it while {master}, which does not preempt, was not master), so here {backup} is the master and {master} the backup"
+        );
+        return Ok((backup, master, Some(note)));
+    }
+    Ok((master, backup, None))
+}
+
+/// After a fault is undone: the pair as designed again. A pair that
+/// preempts gets `master` holding the VIP back (at most 10 s); one whose
+/// master says `nopreempt` leaves it where it is, so one holder is enough,
+/// and if that is not `master` the stack is marked changed (the claims
+/// after this one get a fresh one) and the note says so.
+async fn pair_settled(
     stack: &Stack,
     lbs: &[&str],
     vip: &str,
     master: &str,
-    backup: &str,
+    no_preempt: bool,
 ) -> Result<Option<String>, Failure> {
-    let Err(not_back) = master_back(stack, lbs, vip, master).await else {
-        return Ok(None);
-    };
+    if !no_preempt {
+        return master_back(stack, lbs, vip, master).await.map(|()| None);
+    }
+    let one = wait_holders(stack, lbs, vip, Duration::from_secs(10), |h| h.len() == 1).await?;
     let now = holders(stack, lbs, vip).await?;
-    if now != [backup.to_string()] {
+    if one.is_none() || now.len() != 1 {
         return Err(Failure::new(
-            format!("{}: held by [{}]", not_back.summary, now.join(", ")),
+            format!(
+                "after the fault the pair did not settle on one VIP holder: held by [{}]",
+                now.join(", ")
+            ),
             "",
         ));
     }
+    if now[0] == master {
+        return Ok(None);
+    }
     stack.taint();
     Ok(Some(format!(
-        "{master} back, {backup} kept the VIP (a pair without preemption): the claims after this one get a fresh stack"
+        "{} kept the VIP after {master} came back (`nopreempt`): the claims after this one get a fresh stack",
+        now[0]
     )))
 }
+
+/// The keepalived file a claim reads `nopreempt` from.
+const KEEPALIVED_CONFIG: Param = Param::optional(
+    "keepalived_config",
+    Ty::Text,
+    "where keepalived's configuration is on `master` (read for `nopreempt`)",
+    "\"/etc/keepalived/keepalived.conf\"",
+);
 
 const VIP_DOC: &str = "the VIP's run address name";
 
@@ -159,7 +217,7 @@ async fn single_holder(stack: &Stack, p: &Params) -> CheckResult {
 /// `vrrp.failover`: the backup takes the VIP when the master fails.
 pub const FAILOVER: Kind = Kind {
     name: "vrrp.failover",
-    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, the measured outage stays under `outage_budget_ms`, and every request after the outage succeeds. Afterwards the master takes the VIP back before the next claim.",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, the measured outage stays under `outage_budget_ms`, and every request after the outage succeeds. Afterwards the master takes the VIP back before the next claim. A master whose keepalived says `nopreempt` keeps no claim on the VIP: the fault goes to whichever of the pair holds it, and a pair left the other way round gets the next claim a fresh stack.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),
@@ -187,6 +245,7 @@ pub const FAILOVER: Kind = Kind {
             "1500",
         ),
         Param::optional("path", Ty::Text, "the page probed", "\"/static/hello.txt\""),
+        KEEPALIVED_CONFIG,
     ],
     example: r#"
 [[claim]]
@@ -200,14 +259,14 @@ fault = "stop_host""#,
 };
 
 async fn failover(stack: &Stack, p: &Params) -> CheckResult {
-    let (master, backup, vip) = (p.host("master"), p.host("backup"), p.text("vip"));
+    let (named_master, vip) = (p.host("master"), p.text("vip"));
+    let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
+    let (master, backup, swapped) =
+        roles(stack, named_master, p.host("backup"), vip, no_preempt).await?;
     let fault = FaultSpec::of(p);
     let lbs = [master, backup];
     let (move_budget, outage_budget) = (p.ms("move_budget_ms"), p.ms("outage_budget_ms"));
     let interval = p.ms("probe_ms").max(Duration::from_millis(1));
-    // The pair as designed first: an earlier fault may have left the backup
-    // holding the VIP until the master, back, takes it again.
-    let _ = master_back(stack, &lbs, vip, master).await;
     let before = holders(stack, &lbs, vip).await?;
     ensure_eq(
         "VIP holder before the fault",
@@ -241,7 +300,18 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
     let (guards, moved) = applied?;
     let after = holders(stack, &lbs, vip).await;
     restore_all(guards).await?;
-    let kept = master_back_or_kept(stack, &lbs, vip, master, backup).await?;
+    let kept = pair_settled(stack, &lbs, vip, named_master, no_preempt)
+        .await
+        .map_err(|mut f| {
+            if f.evidence.is_empty() {
+                f.evidence = format!(
+                    "VIP on [{}] before the fault; {}",
+                    before.join(", "),
+                    report.summary()
+                );
+            }
+            f
+        })?;
     let after = after?;
     ensure_measured(
         report.sent() > 0,
@@ -286,7 +356,11 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
             .first_error()
             .map(|e| format!("; first error: {e}"))
             .unwrap_or_default()
-    ) + &kept.map(|k| format!("; {k}")).unwrap_or_default();
+    ) + &[swapped, kept]
+        .into_iter()
+        .flatten()
+        .map(|note| format!("; {note}"))
+        .collect::<String>();
     ensure_eq(
         "VIP holder after",
         vec![backup.to_string()],
@@ -314,7 +388,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
 /// `vrrp.split_brain`: with the adverts cut, both take the VIP.
 pub const SPLIT_BRAIN: Kind = Kind {
     name: "vrrp.split_brain",
-    doc: "With VRRP (IP protocol `protocol`) dropped between `master` and `backup` while clients still reach both, both hold the VIP within `wait_ms`; reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen).",
+    doc: "With VRRP (IP protocol `protocol`) dropped between `master` and `backup` while clients still reach both, both hold the VIP within `wait_ms`; reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "its peer"),
@@ -333,6 +407,7 @@ pub const SPLIT_BRAIN: Kind = Kind {
         ),
         Param::optional("hold_ms", Ty::Ms, "how long the split is held", "1000"),
         Param::optional("probe_ms", Ty::Ms, "the probe's interval", "20"),
+        KEEPALIVED_CONFIG,
     ],
     example: r#"
 [[claim]]
@@ -345,19 +420,16 @@ backup = "lb-2""#,
 };
 
 async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
-    let (master, backup, vip, proto) = (
-        p.host("master"),
-        p.host("backup"),
-        p.text("vip"),
-        p.text("protocol"),
-    );
+    let (named_master, vip, proto) = (p.host("master"), p.text("vip"), p.text("protocol"));
+    let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
+    let (master, backup, swapped) =
+        roles(stack, named_master, p.host("backup"), vip, no_preempt).await?;
     let lbs = [master, backup];
     let (wait, hold, interval) = (
         p.ms("wait_ms"),
         p.ms("hold_ms"),
         p.ms("probe_ms").max(Duration::from_millis(1)),
     );
-    let _ = master_back(stack, &lbs, vip, master).await;
     let before = holders(stack, &lbs, vip).await?;
     ensure_eq(
         "VIP holder before the adverts are cut",
@@ -380,15 +452,22 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             tokio::time::sleep(hold).await;
             let still = holders(stack, &lbs, vip).await?;
             cut.restore().await?;
+            // Once the adverts meet, the higher priority wins, `nopreempt`
+            // or not; which one that is is the design's, so one holder is
+            // enough there, and the named master for a pair that preempts.
             let healed = wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| {
-                h == [master.to_string()]
+                h.len() == 1 && (no_preempt || h[0] == named_master)
             })
             .await?;
-            Ok::<_, Failure>((both, still, healed))
+            let holder = holders(stack, &lbs, vip).await?;
+            if healed.is_some() && holder != [named_master.to_string()] {
+                stack.taint();
+            }
+            Ok::<_, Failure>((both, still, healed, holder))
         },
     )
     .await;
-    let (both, still, healed) = split?;
+    let (both, still, healed, holder) = split?;
     ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
     if let Some(d) = both {
         stack.record(
@@ -413,7 +492,7 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             .unwrap_or_else(|| "never".into())
     };
     let evidence = format!(
-        "VRRP (IP protocol {proto}) dropped between {master} and {backup}, HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: {master} alone again after {}",
+        "VRRP (IP protocol {proto}) dropped between {master} and {backup}, HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: one master again after {} (held by [{}]){}",
         ms(both),
         hold.as_millis(),
         still.join(", "),
@@ -423,7 +502,9 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             .first_error()
             .map(|e| format!(" (first error: {e})"))
             .unwrap_or_default(),
-        ms(healed)
+        ms(healed),
+        holder.join(", "),
+        swapped.map(|note| format!("; {note}")).unwrap_or_default()
     );
     ensure(
         both.is_some(),
