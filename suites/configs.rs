@@ -852,6 +852,50 @@ fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out()
 }
 
 #[test]
+fn ufw_scripts_are_taken_as_ufw_runs_them_defaults_and_enable_included() {
+    // No `ufw default` lines: ufw's own default still drops what comes in.
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb_short.sh"],
+        &["firewall.lb_exposes_only_web"],
+        &[],
+    );
+    assert!(
+        text.contains(
+            "ufw's default for INPUT (/etc/default/ufw, not set in the file) -> policy INPUT DROP"
+        ),
+        "{text}"
+    );
+    assert!(
+        verdict(
+            &text,
+            "PASS",
+            "secured_monitored.firewall.lb_exposes_only_web"
+        ),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // `ufw enable` forgotten: no firewall on the server, none in the run.
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb_not_enabled.sh"],
+        &["firewall.lb_exposes_only_web"],
+        &[],
+    );
+    assert!(text.contains("ufw stays off on the server"), "{text}");
+    assert!(
+        verdict(
+            &text,
+            "FAIL",
+            "secured_monitored.firewall.lb_exposes_only_web"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("8405 open"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
 fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
     let dir = std::env::temp_dir().join(format!("sp-fw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

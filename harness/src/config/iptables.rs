@@ -63,6 +63,12 @@ impl Rules {
         }
     }
 
+    /// One table with its built-in chains' ACCEPT policies and no rules.
+    fn table_text(mut self, name: &str) -> String {
+        self.table(name);
+        self.render()
+    }
+
     fn render(&self) -> String {
         let mut out = String::new();
         for t in &self.tables {
@@ -123,6 +129,8 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut table = "filter".to_string();
     let mut ufw_enabled = false;
     let mut ufw_used = false;
+    // The chains whose policy a `ufw default` line set.
+    let mut ufw_defaults_set: Vec<&str> = Vec::new();
     // Addresses and interfaces of one rule, in the run's terms.
     let map_words = |words: &[&str], n: usize, out: &mut Mapped| -> Result<Vec<String>> {
         let mut mapped = Vec::with_capacity(words.len());
@@ -249,12 +257,14 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                 };
                 match args.as_slice() {
                     ["enable", ..] => ufw_enabled = true,
+                    ["disable", ..] => ufw_enabled = false,
                     ["default", policy, direction, ..] => {
                         let chain = match *direction {
                             "incoming" => "INPUT",
                             "outgoing" => "OUTPUT",
                             _ => "FORWARD",
                         };
+                        ufw_defaults_set.push(chain);
                         let p = if *policy == "allow" { "ACCEPT" } else { "DROP" };
                         rules.policy("filter", chain, p);
                         out.lines.push(format!(
@@ -383,7 +393,26 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     }
     if ufw_used {
         if !ufw_enabled {
-            out.warnings.push(format!("{name}: no `ufw enable`: on the server these rules are not active; the run loads them as if enabled"));
+            // ufw that is never enabled filters nothing: the server has no
+            // firewall, and neither does the run (its claims then say what
+            // that leaves open).
+            out.warnings.push(format!("{name}: no `ufw enable` (or a `ufw disable` after it): ufw stays off on the server, so these rules filter nothing there and the run loads none. If ufw is already enabled on that server, add `ufw enable` to the file"));
+            out.lines.push(
+                "ufw never enabled -> no rules loaded, every policy ACCEPT (the firewall is off)"
+                    .into(),
+            );
+            out.text = Rules::default().table_text("filter");
+            return Ok(out);
+        }
+        // ufw's own defaults (Debian's /etc/default/ufw) where the file
+        // sets none: incoming and forwarded traffic dropped, outgoing allowed.
+        for (chain, policy) in [("INPUT", "DROP"), ("FORWARD", "DROP"), ("OUTPUT", "ACCEPT")] {
+            if !ufw_defaults_set.contains(&chain) {
+                rules.policy("filter", chain, policy);
+                out.lines.push(format!(
+                    "ufw's default for {chain} (/etc/default/ufw, not set in the file) -> policy {chain} {policy}"
+                ));
+            }
         }
         // What ufw itself always allows (its before.rules): loopback and replies.
         let filter = rules.table("filter");
@@ -472,6 +501,26 @@ mod tests {
     }
 
     #[test]
+    fn ufw_never_enabled_or_disabled_again_filters_nothing() {
+        let design = Design::load("secured_monitored").unwrap();
+        let book = AddressBook::new();
+        let t = target(&design, &book, "lb-1");
+        for script in [
+            "ufw default deny incoming\nufw allow 80/tcp\nufw allow 443/tcp\n",
+            "ufw default deny incoming\nufw allow 80/tcp\nufw --force enable\nufw disable\n",
+        ] {
+            let m = map(Path::new("ufw.sh"), script, &t).unwrap();
+            assert!(m.text.contains(":INPUT ACCEPT [0:0]"), "{}", m.text);
+            assert!(!m.text.contains("-A INPUT"), "{}", m.text);
+            assert!(
+                m.warnings.iter().any(|w| w.contains("ufw stays off")),
+                "{:?}",
+                m.warnings
+            );
+        }
+    }
+
+    #[test]
     fn ufw_commands_become_rules_and_unknown_addresses_stop() {
         let design = Design::load("secured_monitored").unwrap();
         let book = AddressBook::new();
@@ -515,6 +564,9 @@ mod tests {
             m.text
         );
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        // No `ufw default` line: ufw's own defaults drop what comes in.
+        assert!(m.text.contains(":INPUT DROP [0:0]"), "{}", m.text);
+        assert!(m.text.contains(":OUTPUT ACCEPT [0:0]"), "{}", m.text);
         assert!(
             m.lines
                 .iter()
