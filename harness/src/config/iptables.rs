@@ -86,6 +86,15 @@ impl Rules {
     }
 }
 
+/// Where a `ufw` rule command puts its rule.
+#[derive(Clone, Copy)]
+enum UfwMode {
+    Append,
+    /// `ufw insert N`: before the rule now at N (0-based here).
+    Insert(usize),
+    Delete,
+}
+
 /// ufw's application profiles as Debian's packages define them, and their ports.
 const UFW_PROFILES: &[(&str, &str)] = &[
     ("OpenSSH", "22/tcp"),
@@ -240,11 +249,34 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             "ufw" => {
                 ufw_used = true;
                 // `ufw --force enable`; `ufw allow 'Nginx Full'` (an application profile).
-                let args: Vec<&str> = words[1..]
+                // `comment 'why'` (ufw 0.35+) labels a rule: not part of it.
+                let words = match words.iter().position(|w| *w == "comment") {
+                    Some(i) => &words[..i],
+                    None => &words[..],
+                };
+                let mut args: Vec<&str> = words[1..]
                     .iter()
                     .copied()
                     .filter(|w| !w.starts_with("--"))
                     .collect();
+                // `insert N <rule>` puts the rule at position N, `delete <rule>`
+                // takes it out again; `prepend` is `insert 1`.
+                let mode = match args.as_slice() {
+                    ["insert", pos, ..] => {
+                        let at_pos = pos.parse::<usize>().unwrap_or(1).max(1) - 1;
+                        args.drain(..2);
+                        UfwMode::Insert(at_pos)
+                    }
+                    ["prepend", ..] => {
+                        args.remove(0);
+                        UfwMode::Insert(0)
+                    }
+                    ["delete", ..] => {
+                        args.remove(0);
+                        UfwMode::Delete
+                    }
+                    _ => UfwMode::Append,
+                };
                 let joined = args.get(1..).unwrap_or(&[]).join(" ");
                 let profile = joined.trim_matches(['\'', '"']);
                 let profile_ports = UFW_PROFILES
@@ -258,6 +290,16 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                 match args.as_slice() {
                     ["enable", ..] => ufw_enabled = true,
                     ["disable", ..] => ufw_enabled = false,
+                    ["reset", ..] => {
+                        // Off, every rule and default back to the package's.
+                        rules = Rules::default();
+                        ufw_defaults_set.clear();
+                        ufw_enabled = false;
+                        out.lines.push(format!(
+                            "{}: ufw reset -> every rule removed, ufw off, its defaults back",
+                            at(n)
+                        ));
+                    }
                     ["default", policy, direction, ..] => {
                         let chain = match *direction {
                             "incoming" => "INPUT",
@@ -325,6 +367,10 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                                         "OpenSSH" | "ssh" => "22",
                                         "http" => "80",
                                         "https" => "443",
+                                        "mysql" => "3306",
+                                        "domain" => "53",
+                                        "smtp" => "25",
+                                        "postgresql" => "5432",
                                         other => other,
                                     };
                                     port = Some(p.to_string());
@@ -333,11 +379,26 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                                 }
                             }
                         }
+                        // ufw itself refuses a port it cannot read (an
+                        // application profile it does not have, `'HAProxy'`),
+                        // and the script goes on without the rule.
+                        if let Some(bad) = port.as_deref().filter(|list| {
+                            !list.split([',', ':']).all(|p| p.parse::<u16>().is_ok())
+                        }) {
+                            out.warnings.push(format!(
+                                "{name}:{n}: `{code}`: ufw knows no port, service or application profile `{}` (`ufw app list` shows the profiles) and refuses the line; skipped, as on the server",
+                                bad.trim_matches(['\'', '"'])
+                            ));
+                            out.lines
+                                .push(format!("{}: `{code}` -> skipped (ufw refuses it)", at(n)));
+                            continue;
+                        }
                         let protos: Vec<String> = match proto {
                             Some(p) => vec![p],
                             None if port.is_some() => vec!["tcp".into(), "udp".into()],
                             None => vec![String::new()],
                         };
+                        let mut made = Vec::with_capacity(protos.len());
                         for p in &protos {
                             let mut rule = parts.clone();
                             if !p.is_empty() {
@@ -351,15 +412,30 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                                 None => {}
                             }
                             rule.push(format!("-j {jump}"));
-                            rules.table("filter").rules.push(rule.join(" "));
+                            made.push(rule.join(" "));
                         }
-                        let added = &rules.table("filter").rules;
-                        out.lines.push(format!(
-                            "{}: {} -> {}",
-                            at(n),
-                            code,
-                            added[added.len() - protos.len()..].join("; ")
-                        ));
+                        let filter = &mut rules.table("filter").rules;
+                        let what = match mode {
+                            UfwMode::Append => {
+                                filter.extend(made.iter().cloned());
+                                made.join("; ")
+                            }
+                            UfwMode::Insert(i) => {
+                                let i = i.min(filter.len());
+                                filter.splice(i..i, made.iter().cloned());
+                                format!("{} (inserted at {})", made.join("; "), i + 1)
+                            }
+                            UfwMode::Delete => {
+                                let before = filter.len();
+                                filter.retain(|r| !made.contains(r));
+                                if filter.len() < before {
+                                    format!("removed {}", made.join("; "))
+                                } else {
+                                    "nothing removed (no such rule, as ufw says)".to_string()
+                                }
+                            }
+                        };
+                        out.lines.push(format!("{}: {} -> {}", at(n), code, what));
                     }
                     _ => out
                         .lines
@@ -498,6 +574,36 @@ mod tests {
             Some(host),
             vec!["lb-1", "server-1", "server-2"],
         )
+    }
+
+    #[test]
+    fn ufw_reset_insert_delete_and_comments_act_as_ufw_does() {
+        let design = Design::load("secured_monitored").unwrap();
+        let book = AddressBook::new();
+        let t = target(&design, &book, "lb-1");
+        let script = "ufw allow 9100\nufw --force reset\nufw allow 22/tcp comment 'ssh access'\nufw allow 80/tcp\nufw allow 'HAProxy'\nufw insert 1 deny 8405/tcp\nufw delete allow 80/tcp\nufw --force enable\n";
+        let m = map(Path::new("ufw.sh"), script, &t).unwrap();
+        let user_rules: Vec<&str> = m
+            .text
+            .lines()
+            .filter(|l| l.starts_with("-A INPUT -p"))
+            .collect();
+        assert_eq!(
+            user_rules,
+            [
+                "-A INPUT -p tcp --dport 8405 -j DROP",
+                "-A INPUT -p tcp --dport 22 -j ACCEPT"
+            ],
+            "{}",
+            m.text
+        );
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("ufw.sh:5") && w.contains("profile `HAProxy`")),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]
