@@ -181,6 +181,28 @@ fn two_frontends_on_one_port_are_a_warning_and_secrets_never_show() {
 }
 
 #[test]
+fn a_tutorials_https_setup_with_an_acme_backend_holds_its_https_claims() {
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:haproxy=haproxy/https_acme_backend.cfg"],
+        &["lb.round_robin", "https.valid_cert", "https.redirect"],
+        &[],
+    );
+    // certbot's challenge server is on the load balancer itself, not a backend.
+    assert!(
+        text.contains("server letsencrypt 127.0.0.1:54321 -> kept"),
+        "{text}"
+    );
+    for id in ["lb.round_robin", "https.valid_cert", "https.redirect"] {
+        assert!(
+            verdict(&text, "PASS", &format!("secured_monitored.{id}")),
+            "{id}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
 fn letsencrypt_https_without_hsts_holds_tls_but_fails_the_redirect_claim() {
     let (out, stdout, stderr) = check(
         "secured_monitored",

@@ -150,6 +150,17 @@ pub fn map(
                     .rsplit_once(':')
                     .map(|(_, p)| p.to_string())
                     .filter(|p| p.parse::<u16>().is_ok());
+                let bare = addr.rsplit_once(':').map_or(addr, |(a, _)| a);
+                if matches!(bare, "127.0.0.1" | "localhost" | "::1" | "[::1]") {
+                    // The load balancer itself (certbot's standalone challenge
+                    // server behind an ACME backend): not a web backend.
+                    out.lines.push(format!(
+                        "{}: server {user_name} {addr} -> kept (the load balancer itself, not one of the design's backends)",
+                        at(n)
+                    ));
+                    lines.push(line);
+                    continue;
+                }
                 match backends.get(servers_in_section) {
                     Some(b) => {
                         let target = match &port {
@@ -520,6 +531,31 @@ mod tests {
             std::fs::read_to_string(path).unwrap().lines().count(),
             m.text.lines().count()
         );
+    }
+
+    #[test]
+    fn a_loopback_server_stays_the_load_balancer_and_takes_no_backend() {
+        let m = mapped("https_acme_backend.cfg");
+        let all = m.lines.join("\n");
+        assert!(
+            all.contains("server letsencrypt 127.0.0.1:54321 -> kept (the load balancer itself"),
+            "{all}"
+        );
+        assert!(
+            m.text.contains("server letsencrypt 127.0.0.1:54321"),
+            "{}",
+            m.text
+        );
+        // The two web servers still map onto the design's two backends.
+        assert!(
+            all.contains("server 1234-web-01 35.174.1.10:80 -> "),
+            "{all}"
+        );
+        assert!(
+            all.contains("server 1234-web-02 52.91.2.20:80 -> "),
+            "{all}"
+        );
+        assert!(!all.contains("not mapped"), "{all}");
     }
 
     #[test]
