@@ -1009,6 +1009,38 @@ fn a_whole_nginx_conf_with_the_site_in_it_replaces_the_designs_and_serves_the_ap
 }
 
 #[test]
+fn an_nginx_script_that_edits_the_enabled_site_in_place_is_checked_as_nginx_serves_it() {
+    // `sed -i` on sites-enabled/default turns Debian's link into a file of
+    // its own: the PHP block it adds is only there, not in sites-available.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/scripts/0-lemp_in_place");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "distributed", "--script"])
+        .arg(format!("nginx={}", script.display()))
+        .args(["--claim", "distributed.app.dynamic_by_app"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("0-lemp_in_place: wrote /etc/nginx/sites-enabled/default"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fastcgi_pass unix:/run/php/php8.2-fpm.sock -> 127.0.0.1:9000"),
+        "{text}"
+    );
+    assert!(
+        verdict(&text, "PASS", "distributed.app.dynamic_by_app"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
 fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair() {
     let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
     let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))

@@ -12,12 +12,16 @@ use crate::docker::{self, RunGuard, RunId};
 use crate::error::{Error, Result};
 use crate::host::Host;
 
-/// The file each server's configuration is read from after the script
-/// (where Debian's package has it; a shell glob for PHP's version).
+/// Where each server's configuration is read from after the script: a
+/// shell glob of the files the server loads (where Debian's package has
+/// them). A site is read where the server reads it, `sites-enabled/`: a
+/// `sed -i` on `sites-enabled/default` replaces the link to
+/// `sites-available/default` with a file of its own, and that file is the
+/// one served. Of several files, the one the script changed is checked.
 const WRITES: &[(&str, &str)] = &[
     ("haproxy", "/etc/haproxy/haproxy.cfg"),
-    ("nginx", "/etc/nginx/sites-available/default"),
-    ("apache", "/etc/apache2/sites-available/000-default.conf"),
+    ("nginx", "/etc/nginx/sites-enabled/*"),
+    ("apache", "/etc/apache2/sites-enabled/*"),
     ("keepalived", "/etc/keepalived/keepalived.conf"),
     ("mariadb", "/etc/mysql/mariadb.conf.d/50-server.cnf"),
     ("php-fpm", "/etc/php/*/fpm/pool.d/www.conf"),
@@ -94,9 +98,18 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
         0o755,
     ));
     host.put_files(&files).await?;
-    let before = host
-        .run(&format!("md5sum {target} 2>/dev/null || true"))
-        .await?;
+    // The sites a fresh install of the package enables (the run's image
+    // leaves them out: a design's services bring their own).
+    host.run(
+        "ln -sfn /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default 2>/dev/null; \
+         ln -sfn ../sites-available/000-default.conf /etc/apache2/sites-enabled/000-default.conf 2>/dev/null; true",
+    )
+    .await?;
+    // Each file the glob names (links followed), with its checksum.
+    let sums = format!(
+        "for f in {target}; do [ -f \"$f\" ] && echo \"$(md5sum < \"$f\" | cut -c1-32) $f\"; done; true"
+    );
+    let before = host.run(&sums).await?;
     let out = host
         .exec_within(
             "cd /tmp/stackproof && bash ./install.sh </dev/null",
@@ -106,9 +119,7 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
     let shims = host
         .run("cat /tmp/stackproof/shims.log 2>/dev/null || true")
         .await?;
-    let after = host
-        .run(&format!("md5sum {target} 2>/dev/null || true"))
-        .await?;
+    let after = host.run(&sums).await?;
     let name = script
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -128,28 +139,42 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
             tail.join(" / ")
         ));
     }
-    if after.trim().is_empty() {
-        return Err(Error::InvalidFixture {
-            path: script.to_path_buf(),
-            detail: format!("the script left no {target}: nothing to check"),
-        });
-    }
-    if before == after {
-        report.push(format!(
-            "{name}: warning: the script did not change {target} (the package's default is checked)"
-        ));
-    } else {
-        report.push(format!("{name}: wrote {target}"));
-    }
-    let config = host.run(&format!("cat {target}")).await?;
+    let files_after: Vec<(&str, &str)> = after.lines().filter_map(|l| l.split_once(' ')).collect();
+    let changed: Vec<&str> = files_after
+        .iter()
+        .filter(|(sum, path)| !before.lines().any(|l| l == format!("{sum} {path}")))
+        .map(|(_, path)| *path)
+        .collect();
+    let target = match (changed.as_slice(), files_after.first()) {
+        ([], None) => {
+            return Err(Error::InvalidFixture {
+                path: script.to_path_buf(),
+                detail: format!("the script left no {target}: nothing to check"),
+            });
+        }
+        ([], Some((_, first))) => {
+            report.push(format!(
+                "{name}: warning: the script did not change {first} (the package's default is checked)"
+            ));
+            first.to_string()
+        }
+        ([one], _) => {
+            report.push(format!("{name}: wrote {one}"));
+            one.to_string()
+        }
+        ([one, others @ ..], _) => {
+            report.push(format!(
+                "{name}: warning: the script changed {} files the server loads; {one} is checked, not {}",
+                changed.len(),
+                others.join(", ")
+            ));
+            one.to_string()
+        }
+    };
+    let config = host.run(&format!("cat '{target}'")).await?;
     let dir = scratch.join(format!("script-{}", name.replace('/', "_")));
     std::fs::create_dir_all(&dir).map_err(Error::io(format!("create `{}`", dir.display())))?;
-    let file = dir.join(Path::new(target).file_name().expect("a file name"));
-    let target = host
-        .run(&format!("ls {target} | head -1"))
-        .await?
-        .trim()
-        .to_string();
+    let file = dir.join(Path::new(&target).file_name().expect("a file name"));
     std::fs::write(&file, config).map_err(Error::io(format!("write `{}`", file.display())))?;
     host.remove().await?;
     Ok(ScriptRun {
