@@ -20,7 +20,10 @@ use crate::host::Host;
 /// one served. Of several files, the one the script changed is checked.
 const WRITES: &[(&str, &str)] = &[
     ("haproxy", "/etc/haproxy/haproxy.cfg"),
-    ("nginx", "/etc/nginx/sites-enabled/*"),
+    (
+        "nginx",
+        "/etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf /etc/nginx/nginx.conf",
+    ),
     ("apache", "/etc/apache2/sites-enabled/*"),
     ("keepalived", "/etc/keepalived/keepalived.conf"),
     ("mariadb", "/etc/mysql/mariadb.conf.d/50-server.cnf"),
@@ -140,11 +143,30 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
         ));
     }
     let files_after: Vec<(&str, &str)> = after.lines().filter_map(|l| l.split_once(' ')).collect();
-    let changed: Vec<&str> = files_after
+    let mut changed: Vec<&str> = files_after
         .iter()
         .filter(|(sum, path)| !before.lines().any(|l| l == format!("{sum} {path}")))
         .map(|(_, path)| *path)
         .collect();
+    // An nginx.conf that still includes the enabled sites is not a whole
+    // configuration: the site is checked, and its own edits are said to be
+    // left out (a whole nginx.conf, its server blocks inline, is checked).
+    const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
+    if kind == "nginx"
+        && changed.contains(&NGINX_CONF)
+        && host
+            .run(&format!(
+                "grep -Eq '^[[:space:]]*include[[:space:]]+/etc/nginx/sites-enabled' {NGINX_CONF} && echo yes || true"
+            ))
+            .await?
+            .trim()
+            == "yes"
+    {
+        changed.retain(|f| *f != NGINX_CONF);
+        report.push(format!(
+            "{name}: warning: the script changed {NGINX_CONF}, which includes the enabled sites: the site is checked, and the run's nginx.conf is used instead of the one it changed"
+        ));
+    }
     let target = match (changed.as_slice(), files_after.first()) {
         ([], None) => {
             return Err(Error::InvalidFixture {
