@@ -310,7 +310,26 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         }
         lines.push(line);
     }
-    if whole {
+    // Debian's nginx.conf as it comes: no server block of its own, the
+    // sites included from sites-enabled/ (where the design's site is).
+    let has_server_block = text.lines().any(|l| {
+        let code = l.split('#').next().unwrap_or("").trim_start();
+        code.strip_prefix("server")
+            .is_some_and(|rest| rest.trim_start().starts_with('{'))
+    });
+    let includes_sites = text.lines().enumerate().find(|(_, l)| {
+        let code = l.split('#').next().unwrap_or("").trim();
+        code.starts_with("include") && code.contains("/etc/nginx/sites-enabled")
+    });
+    if whole
+        && !has_server_block
+        && let Some((i, _)) = includes_sites
+    {
+        out.lines.push(format!(
+            "{}: no server block of its own; its sites come from sites-enabled/, which holds the design's site (give your site file to check your site)",
+            at(i + 1)
+        ));
+    } else if whole {
         // The design's site file would be served beside the user's servers.
         out.files.push((
             "services/nginx/site.conf".into(),
@@ -329,6 +348,27 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debians_nginx_conf_keeps_the_designs_site_it_includes() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/nginx/debian-nginx.conf");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(is_whole(&text));
+        let design = crate::design::Design::load("distributed").unwrap();
+        let book = crate::config::AddressBook::new();
+        let target = crate::config::test_target(&design, &book, None, vec!["server-1", "server-2"]);
+        let m = map(&path, &text, &target).unwrap();
+        assert!(
+            m.lines
+                .iter()
+                .any(|l| l.contains("no server block of its own")),
+            "{:?}",
+            m.lines
+        );
+        // The design's site stays in sites-enabled/ for the include to find.
+        assert!(m.files.is_empty(), "{:?}", m.files);
+    }
 
     #[test]
     fn a_debian_default_site_is_mapped_line_by_line() {
