@@ -203,6 +203,27 @@ fn a_tutorials_https_setup_with_an_acme_backend_holds_its_https_claims() {
 }
 
 #[test]
+fn a_tutorials_own_section_names_still_give_the_monitoring_its_counters() {
+    // http_front / https_front / http_back and an exporter frontend named
+    // `prometheus`: the claims query the design's names (www, web, metrics).
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:haproxy=haproxy/https_own_names_exporter.cfg"],
+        &["monitoring.qps", "monitoring.response_times"],
+        &[],
+    );
+    assert!(text.contains("frontend https_front -> www"), "{text}");
+    assert!(text.contains("backend http_back -> web"), "{text}");
+    for id in ["monitoring.qps", "monitoring.response_times"] {
+        assert!(
+            verdict(&text, "PASS", &format!("secured_monitored.{id}")),
+            "{id}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
 fn letsencrypt_https_without_hsts_holds_tls_but_fails_the_redirect_claim() {
     let (out, stdout, stderr) = check(
         "secured_monitored",

@@ -81,6 +81,110 @@ const REMOVED: &[(&str, &str)] = &[
     ("block", "http-request deny if <condition>"),
 ];
 
+/// The section names the built-in designs' HAProxy files use, which their
+/// claims' queries name (`haproxy_frontend_http_requests_total{proxy="www"}`,
+/// the response times of `proxy="web"`).
+const SITE_FRONTEND: &str = "www";
+const WEB_BACKEND: &str = "web";
+const METRICS_FRONTEND: &str = "metrics";
+
+/// The user's sections to be known by the design's names: (frontends,
+/// backends), each `(user's name, design's name, why)`. The site's
+/// frontend is the one bound to 443 with TLS, else to 80; its default
+/// backend is the web backend; a frontend serving HAProxy's Prometheus
+/// exporter is the metrics one. A name already the design's, or taken by
+/// another section, stays; `listen` sections (a frontend and a backend in
+/// one) keep theirs.
+type Renames = (
+    Vec<(String, &'static str, &'static str)>,
+    Vec<(String, &'static str, &'static str)>,
+);
+
+fn section_renames(text: &str) -> Renames {
+    struct Front {
+        name: String,
+        tls_443: bool,
+        port_80: bool,
+        exporter: bool,
+        default_backend: Option<String>,
+    }
+    let (mut fronts, mut backs): (Vec<Front>, Vec<String>) = (Vec::new(), Vec::new());
+    let mut in_front = false;
+    for raw in text.lines() {
+        let words: Vec<&str> = raw
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let Some(&first) = words.first() else {
+            continue;
+        };
+        if SECTIONS.contains(&first) {
+            in_front = first == "frontend";
+            let name = words.get(1).copied().unwrap_or("").to_string();
+            match first {
+                "frontend" => fronts.push(Front {
+                    name,
+                    tls_443: false,
+                    port_80: false,
+                    exporter: false,
+                    default_backend: None,
+                }),
+                "backend" => backs.push(name),
+                _ => {}
+            }
+            continue;
+        }
+        let Some(f) = fronts.last_mut().filter(|_| in_front) else {
+            continue;
+        };
+        match first {
+            "bind" => {
+                let port = words
+                    .get(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .unwrap_or("");
+                f.tls_443 |= port == "443" && words.contains(&"ssl");
+                f.port_80 |= port == "80";
+            }
+            "default_backend" => f.default_backend = words.get(1).map(|b| b.to_string()),
+            _ => {}
+        }
+        f.exporter |= words.contains(&"prometheus-exporter");
+    }
+    let mut front_renames = Vec::new();
+    let mut back_renames = Vec::new();
+    let front_free = |want: &str| fronts.iter().all(|f| f.name != want);
+    let site = fronts
+        .iter()
+        .find(|f| f.tls_443)
+        .or_else(|| fronts.iter().find(|f| f.port_80 && !f.exporter));
+    if let Some(site) = site {
+        if site.name != SITE_FRONTEND && front_free(SITE_FRONTEND) {
+            front_renames.push((site.name.clone(), SITE_FRONTEND, "the site's frontend"));
+        }
+        if let Some(b) = &site.default_backend
+            && b != WEB_BACKEND
+            && backs.contains(b)
+            && !backs.iter().any(|b| b == WEB_BACKEND)
+        {
+            back_renames.push((b.clone(), WEB_BACKEND, "the web servers' backend"));
+        }
+    }
+    if let Some(m) = fronts.iter().find(|f| f.exporter)
+        && m.name != METRICS_FRONTEND
+        && front_free(METRICS_FRONTEND)
+    {
+        front_renames.push((
+            m.name.clone(),
+            METRICS_FRONTEND,
+            "the Prometheus exporter's frontend",
+        ));
+    }
+    (front_renames, back_renames)
+}
+
 /// Maps the user's `text` (from `file`) onto the run. `backends` are the
 /// design's, in order; `domain` the user's domain when given (`--domain`),
 /// else found in the file; `run_domain` the run's.
@@ -107,6 +211,7 @@ pub fn map(
     // (port, section) of every bind, for the "two frontends on one port" trap.
     let mut binds: Vec<(String, String, usize)> = Vec::new();
     let mut lines = Vec::new();
+    let (front_renames, back_renames) = section_renames(text);
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let code = raw.split('#').next().unwrap_or("");
@@ -120,7 +225,21 @@ pub fn map(
                 .trim()
                 .to_string();
             servers_in_section = 0;
-            let line = raw.to_string();
+            let mut line = raw.to_string();
+            let renames = match first {
+                "frontend" => &front_renames,
+                "backend" => &back_renames,
+                _ => &Vec::new(),
+            };
+            if let Some(old) = words.get(1)
+                && let Some((_, new, what)) = renames.iter().find(|(o, _, _)| o == old)
+            {
+                line = replace_words(&line, &[(old, new)]);
+                out.lines.push(format!(
+                    "{}: {first} {old} -> {new} ({what}, by the name the design's monitoring and claims use)",
+                    at(n)
+                ));
+            }
             // HAProxy 1.x style: `listen www 0.0.0.0:80` binds on the section's
             // own line, which 2.x refuses: said beside the server's own refusal.
             if let Some(addr) = words.get(2).filter(|a| a.contains(':')) {
@@ -140,6 +259,12 @@ pub fn map(
             ));
         }
         let mut line = raw.to_string();
+        if matches!(first, "default_backend" | "use_backend")
+            && let Some(old) = words.get(1)
+            && let Some((_, new, _)) = back_renames.iter().find(|(o, _, _)| o == old)
+        {
+            line = replace_words(&line, &[(old, new)]);
+        }
         match first {
             "server" if section.starts_with("backend") || section.starts_with("listen") => {
                 let (user_name, addr) = (
@@ -530,6 +655,42 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(path).unwrap().lines().count(),
             m.text.lines().count()
+        );
+    }
+
+    #[test]
+    fn sections_take_the_designs_names_and_references_follow() {
+        let m = mapped("https_own_names_exporter.cfg");
+        for renamed in [
+            "frontend https_front -> www",
+            "frontend prometheus -> metrics",
+            "backend http_back -> web",
+        ] {
+            assert!(
+                m.lines.iter().any(|l| l.contains(renamed)),
+                "{renamed}: {:?}",
+                m.lines
+            );
+        }
+        assert!(m.text.contains("frontend www\n"), "{}", m.text);
+        assert!(m.text.contains("default_backend web\n"), "{}", m.text);
+        assert!(m.text.contains("backend web\n"), "{}", m.text);
+        // The redirecting frontend on 80 keeps its name: only one can be the site's.
+        assert!(m.text.contains("frontend http_front\n"), "{}", m.text);
+        // use_backend follows too; names that are already the design's stay.
+        let text = "frontend site\n    bind *:80\n    use_backend pool if { path_beg /app }\n    default_backend pool\nbackend pool\n    server a 10.0.0.1:80 check\n";
+        let m = map(Path::new("h.cfg"), text, &backends(), None, "foobar.com").unwrap();
+        assert!(
+            m.text.contains("use_backend web if { path_beg /app }"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("frontend www\n"), "{}", m.text);
+        let m = mapped("lb_listen_style.cfg");
+        assert!(
+            !m.lines.iter().any(|l| l.contains("by the name the design")),
+            "{:?}",
+            m.lines
         );
     }
 
