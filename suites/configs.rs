@@ -809,6 +809,32 @@ fn a_lamp_tutorials_apache_site_serves_static_and_php() {
 }
 
 #[test]
+fn a_prometheus_that_scrapes_every_15_s_is_waited_for_as_long_as_its_first_scrapes_take() {
+    // Prometheus spreads a job's first scrapes over its interval: with 15 s,
+    // a fixed 10 s wait saw one of three exporters and failed a setup that
+    // monitors all three.
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["prometheus=prometheus/prometheus_15s.yml"],
+        &["monitoring.clients_up"],
+        &[
+            "--address",
+            "10.0.0.10=lb-1",
+            "--address",
+            "10.0.0.11=server-1",
+            "--address",
+            "10.0.0.12=server-2",
+        ],
+    );
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.monitoring.clients_up"),
+        "{text}"
+    );
+    assert!(text.contains("lb-1=1, server-1=1, server-2=1"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
 fn a_users_prometheus_scrapes_every_host_but_alerts_too_late_and_misses_mtail() {
     let (out, text) = check_files(
         "scale_up",

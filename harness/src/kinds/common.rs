@@ -312,6 +312,10 @@ pub(crate) async fn scraped_since(
     if stack.hosts_running("prometheus").is_empty() {
         return;
     }
+    let within = match longest_scrape_interval(stack).await {
+        Some(every) => within.max(every * 3 / 2),
+        None => within,
+    };
     stack.waiting_for("a scrape of every target after the earlier traffic");
     let since = since
         .duration_since(std::time::UNIX_EPOCH)
@@ -327,6 +331,60 @@ pub(crate) async fn scraped_since(
     tracing::debug!(?took, "every target scraped since");
 }
 
+/// The longest scrape interval of the running Prometheus, from the
+/// configuration it loaded (its status API gives it whole, every job's
+/// interval written out, before any target is discovered), or None when
+/// it cannot tell.
+pub(crate) async fn longest_scrape_interval(
+    stack: &crate::stack::Stack,
+) -> Option<std::time::Duration> {
+    let monitor = stack.hosts_running("prometheus").first().copied()?;
+    let url = format!("http://{}:9090/api/v1/status/config", monitor.main_addr());
+    let body: serde_json::Value = stack
+        .client
+        .fresh
+        .get(&url)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["data"]["yaml"]
+        .as_str()?
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("scrape_interval:"))
+        .filter_map(|v| prometheus_duration(v.trim()))
+        .max()
+}
+
+/// A Prometheus duration (`15s`, `1m30s`, `500ms`) as a Duration.
+pub(crate) fn prometheus_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        total += std::time::Duration::from_millis(n * ms);
+        rest = &rest[unit_len..];
+    }
+    (!text.is_empty()).then_some(total)
+}
+
 /// Waits until the design's Prometheus has scraped each of its targets at
 /// least once (none left with health `unknown`), for at most `within`. A
 /// fresh Prometheus scrapes nothing for about 5 s (it throttles target
@@ -338,6 +396,12 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
         return;
     };
     let url = format!("http://{}:9090/api/v1/targets", monitor.main_addr());
+    // A user's Prometheus may scrape every 15 s or more: its first scrapes
+    // are spread over that long, after the 5 s discovery throttle.
+    let within = match longest_scrape_interval(stack).await {
+        Some(every) => within.max(std::time::Duration::from_secs(5) + every * 3 / 2),
+        None => within,
+    };
     stack.waiting_for("Prometheus's first scrape of every target");
     let scraped = || async {
         let Ok(resp) = stack.client.fresh.get(&url).send().await else {
@@ -356,4 +420,24 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
             })
     };
     let _ = wait_for(within, scraped).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prometheus_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn prometheus_durations_read_as_prometheus_writes_them() {
+        assert_eq!(prometheus_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(prometheus_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            prometheus_duration("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(prometheus_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(prometheus_duration(""), None);
+        assert_eq!(prometheus_duration("15"), None);
+        assert_eq!(prometheus_duration("fast"), None);
+    }
 }

@@ -265,15 +265,23 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
         }
     }
     let span = started.elapsed().as_secs_f64();
-    // Until a scrape shows every request, or the counter stops growing.
+    // Until a scrape shows every request, or the counter stops growing
+    // for longer than a scrape interval (a user's may be 15 s).
+    let every = super::common::longest_scrape_interval(stack)
+        .await
+        .unwrap_or(Duration::from_secs(1));
+    let (poll_for, still_for) = (
+        Duration::from_secs(5).max(every * 2 + Duration::from_secs(1)),
+        Duration::from_secs(3).max(every + Duration::from_secs(1)),
+    );
     let mut after = before;
     let polling = Instant::now();
-    while polling.elapsed() < Duration::from_secs(5) {
+    while polling.elapsed() < poll_for {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = settled(counter_value(stack, query).await?);
         let done = match (before, now) {
             (Some(b), Some(a)) => {
-                a - b >= n as f64 || (now == after && polling.elapsed() > Duration::from_secs(3))
+                a - b >= n as f64 || (now == after && polling.elapsed() > still_for)
             }
             _ => false,
         };
