@@ -809,14 +809,14 @@ fn a_lamp_tutorials_apache_site_serves_static_and_php() {
 }
 
 #[test]
-fn a_prometheus_that_scrapes_every_15_s_is_waited_for_as_long_as_its_first_scrapes_take() {
+fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
     // Prometheus spreads a job's first scrapes over its interval: with 15 s,
     // a fixed 10 s wait saw one of three exporters and failed a setup that
     // monitors all three.
     let (out, text) = check_files(
         "secured_monitored",
         &["prometheus=prometheus/prometheus_15s.yml"],
-        &["monitoring.clients_up"],
+        &["monitoring.clients_up", "monitoring.detects_down"],
         &[
             "--address",
             "10.0.0.10=lb-1",
@@ -831,6 +831,15 @@ fn a_prometheus_that_scrapes_every_15_s_is_waited_for_as_long_as_its_first_scrap
         "{text}"
     );
     assert!(text.contains("lb-1=1, server-1=1, server-2=1"), "{text}");
+    // "Within 2 scrape intervals" is 2 of this Prometheus's 15 s.
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.monitoring.detects_down"),
+        "{text}"
+    );
+    assert!(
+        text.contains("window 2 scrapes of `nginx`, every 15000 ms, + 500 ms = 30500 ms"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
 

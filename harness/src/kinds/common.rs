@@ -358,6 +358,46 @@ pub(crate) async fn longest_scrape_interval(
         .max()
 }
 
+/// How often the running Prometheus scrapes the job `job` (its loaded
+/// configuration writes every job's interval out), or None.
+pub(crate) async fn scrape_interval_of(
+    stack: &crate::stack::Stack,
+    job: &str,
+) -> Option<std::time::Duration> {
+    let monitor = stack.hosts_running("prometheus").first().copied()?;
+    let url = format!("http://{}:9090/api/v1/status/config", monitor.main_addr());
+    let body: serde_json::Value = stack
+        .client
+        .fresh
+        .get(&url)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    job_scrape_interval(body["data"]["yaml"].as_str()?, job)
+}
+
+/// In a Prometheus configuration as its status API writes it: `job`'s
+/// scrape interval, else the global one.
+fn job_scrape_interval(yaml: &str, job: &str) -> Option<std::time::Duration> {
+    let (mut global, mut current) = (None, None::<&str>);
+    for line in yaml.lines().map(str::trim) {
+        if let Some(name) = line.trim_start_matches("- ").strip_prefix("job_name:") {
+            current = Some(name.trim().trim_matches(['\'', '"']));
+        } else if let Some(v) = line.strip_prefix("scrape_interval:") {
+            let every = prometheus_duration(v.trim());
+            match current {
+                None => global = every,
+                Some(j) if j == job => return every,
+                Some(_) => {}
+            }
+        }
+    }
+    global
+}
+
 /// A Prometheus duration (`15s`, `1m30s`, `500ms`) as a Duration.
 pub(crate) fn prometheus_duration(text: &str) -> Option<std::time::Duration> {
     let mut total = std::time::Duration::ZERO;
@@ -426,6 +466,23 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
 mod tests {
     use super::prometheus_duration;
     use std::time::Duration;
+
+    #[test]
+    fn a_jobs_scrape_interval_or_the_global_one() {
+        let yaml = "global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\nscrape_configs:\n- job_name: node\n  scrape_interval: 15s\n- job_name: nginx\n  scrape_interval: 5s\n";
+        assert_eq!(
+            super::job_scrape_interval(yaml, "nginx"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            super::job_scrape_interval(yaml, "node"),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            super::job_scrape_interval(yaml, "other"),
+            Some(Duration::from_secs(15))
+        );
+    }
 
     #[test]
     fn prometheus_durations_read_as_prometheus_writes_them() {

@@ -325,7 +325,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
 /// `monitoring.detects_down`: a stopped service shows as 0 in time.
 pub const DETECTS_DOWN: Kind = Kind {
     name: "monitoring.detects_down",
-    doc: "`query` has a series at 1 before; with `fault` applied to `hosts`, some series of it reads 0 within `window_ms` (the scrape interval and its slack).",
+    doc: "`query` has a series at 1 before; with `fault` applied to `hosts`, some series of it reads 0 within `window_ms` (the scrape interval and its slack), or, with `window_scrapes` set, within that many of the series' job's scrape intervals (as the running Prometheus has them) plus 500 ms.",
     params: &[
         Param::required(
             "query",
@@ -337,6 +337,12 @@ pub const DETECTS_DOWN: Kind = Kind {
         FAULT_SERVICE,
         FAULT_ARG,
         Param::optional("window_ms", Ty::Ms, "how soon it must show", "2500"),
+        Param::optional(
+            "window_scrapes",
+            Ty::Int,
+            "how soon it must show, in scrape intervals of the series' job (0: `window_ms`)",
+            "0",
+        ),
     ],
     example: r#"
 [[claim]]
@@ -353,13 +359,34 @@ service = "nginx""#,
 async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     let (query, fault) = (p.text("query"), FaultSpec::of(p));
     let hosts = p.list("hosts");
-    let window = p.ms("window_ms");
+    let mut window = p.ms("window_ms");
     let value = |r: &serde_json::Value| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
     // "Up before" needs a first scrape: run alone on a new stack, this
     // claim read "not up" from a Prometheus that had scraped nothing yet.
     first_scrapes_done(stack, FIRST_SCRAPE).await;
     let up_before = prometheus(stack, query).await?;
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
+    // "Within N scrape intervals": of the job that scrapes the series.
+    let scrapes = p.int("window_scrapes");
+    let mut window_words = String::new();
+    let job = up_before
+        .first()
+        .and_then(|r| r["metric"]["job"].as_str())
+        .unwrap_or_default();
+    if scrapes > 0
+        && let Some(every) = super::common::scrape_interval_of(stack, job).await
+    {
+        window = every * scrapes as u32 + Duration::from_millis(500);
+        let whose = if job.is_empty() {
+            "the global interval".to_string()
+        } else {
+            format!("`{job}`")
+        };
+        window_words = format!(
+            "{scrapes} scrapes of {whose}, every {} ms, + 500 ms = ",
+            every.as_millis()
+        );
+    }
     let guards = fault.apply(stack, &hosts).await?;
     let seen = wait_for(late_wait(window), || async {
         prometheus(stack, query)
@@ -372,7 +399,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
         stack.record("down detected (ms)", d.as_millis() as f64);
     }
     let evidence = format!(
-        "{query} before: {}; {}: monitoring showed it down {} (window {} ms)",
+        "{query} before: {}; {}: monitoring showed it down {} (window {window_words}{} ms)",
         if was_up { "1" } else { "not 1" },
         fault.words(&hosts),
         seen.map(|d| format!("after {} ms", d.as_millis()))
