@@ -816,7 +816,11 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
     let (out, text) = check_files(
         "secured_monitored",
         &["prometheus=prometheus/prometheus_15s.yml"],
-        &["monitoring.clients_up", "monitoring.detects_down"],
+        &[
+            "monitoring.clients_up",
+            "monitoring.detects_down",
+            "monitoring.response_times",
+        ],
         &[
             "--address",
             "10.0.0.10=lb-1",
@@ -838,6 +842,11 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
     );
     assert!(
         text.contains("window 2 scrapes of `nginx`, every 15000 ms, + 500 ms = 30500 ms"),
+        "{text}"
+    );
+    // The slowed backend's series rises in the scrape after the burst.
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.monitoring.response_times"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -1070,16 +1079,11 @@ fn an_nginx_script_that_edits_the_enabled_site_in_place_is_checked_as_nginx_serv
     // its own: the PHP block it adds is only there, not in sites-available.
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/scripts/0-lemp_in_place");
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["check", "distributed", "--script"])
-        .arg(format!("nginx={}", script.display()))
-        .args(["--claim", "distributed.app.dynamic_by_app"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (out, text) = check_files(
+        "distributed",
+        &[],
+        &["app.dynamic_by_app"],
+        &["--script", &format!("nginx={}", script.display())],
     );
     assert!(
         text.contains("0-lemp_in_place: wrote /etc/nginx/sites-enabled/default"),

@@ -331,13 +331,10 @@ pub(crate) async fn scraped_since(
     tracing::debug!(?took, "every target scraped since");
 }
 
-/// The longest scrape interval of the running Prometheus, from the
-/// configuration it loaded (its status API gives it whole, every job's
-/// interval written out, before any target is discovered), or None when
-/// it cannot tell.
-pub(crate) async fn longest_scrape_interval(
-    stack: &crate::stack::Stack,
-) -> Option<std::time::Duration> {
+/// The configuration the running Prometheus loaded, as its status API
+/// writes it out (every job's interval resolved, before any target is
+/// discovered), or None when there is none or it does not answer.
+async fn loaded_prometheus_config(stack: &crate::stack::Stack) -> Option<String> {
     let monitor = stack.hosts_running("prometheus").first().copied()?;
     let url = format!("http://{}:9090/api/v1/status/config", monitor.main_addr());
     let body: serde_json::Value = stack
@@ -350,33 +347,27 @@ pub(crate) async fn longest_scrape_interval(
         .json()
         .await
         .ok()?;
-    body["data"]["yaml"]
-        .as_str()?
+    Some(body["data"]["yaml"].as_str()?.to_string())
+}
+
+/// The longest scrape interval of the running Prometheus, or None.
+pub(crate) async fn longest_scrape_interval(
+    stack: &crate::stack::Stack,
+) -> Option<std::time::Duration> {
+    loaded_prometheus_config(stack)
+        .await?
         .lines()
         .filter_map(|l| l.trim().strip_prefix("scrape_interval:"))
         .filter_map(|v| prometheus_duration(v.trim()))
         .max()
 }
 
-/// How often the running Prometheus scrapes the job `job` (its loaded
-/// configuration writes every job's interval out), or None.
+/// How often the running Prometheus scrapes the job `job`, or None.
 pub(crate) async fn scrape_interval_of(
     stack: &crate::stack::Stack,
     job: &str,
 ) -> Option<std::time::Duration> {
-    let monitor = stack.hosts_running("prometheus").first().copied()?;
-    let url = format!("http://{}:9090/api/v1/status/config", monitor.main_addr());
-    let body: serde_json::Value = stack
-        .client
-        .fresh
-        .get(&url)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    job_scrape_interval(body["data"]["yaml"].as_str()?, job)
+    job_scrape_interval(&loaded_prometheus_config(stack).await?, job)
 }
 
 /// In a Prometheus configuration as its status API writes it: `job`'s

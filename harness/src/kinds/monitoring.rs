@@ -698,7 +698,13 @@ async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
         p.number("rise_ms"),
     );
     let (slowed, other) = (backends[0], backends.get(1).copied().unwrap_or(backends[0]));
-    let _ = wait_for(Duration::from_secs(5), || async {
+    // A scrape or two, however often the running Prometheus scrapes.
+    let every = super::common::longest_scrape_interval(stack)
+        .await
+        .unwrap_or(Duration::from_secs(1));
+    let scrapes_wait = Duration::from_secs(5).max(every * 2 + Duration::from_secs(1));
+    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    let _ = wait_for(scrapes_wait, || async {
         response_series(stack, query)
             .await
             .is_ok_and(|r| r.len() >= backends.len())
@@ -730,7 +736,7 @@ async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
     let rose = |rows: &[(String, f64)]| matches!((has(rows, slowed), has(&before, slowed)), (Some(a), Some(b)) if a >= b + rise);
     let mut after = response_series(stack, query).await?;
     let started = Instant::now();
-    while !rose(&after) && started.elapsed() < Duration::from_secs(5) {
+    while !rose(&after) && started.elapsed() < scrapes_wait {
         tokio::time::sleep(Duration::from_millis(250)).await;
         after = response_series(stack, query).await?;
     }
