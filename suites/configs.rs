@@ -693,6 +693,13 @@ fn a_nopreempt_pair_fails_over_whichever_peer_won_the_vip() {
             "{id}: {text}"
         );
     }
+    // The health check asks systemd, which the run's hosts do not run.
+    assert!(
+        text.contains(
+            "script `/usr/bin/systemctl is-active --quiet haproxy` -> `/usr/bin/pgrep -x haproxy`"
+        ),
+        "{text}"
+    );
     // Whichever won first, one claim met the pair the other way round.
     assert!(
         text.contains("kept the VIP after lb-1 came back (`nopreempt`)")

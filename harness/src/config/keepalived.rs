@@ -161,6 +161,19 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             ) if words.len() >= 2 => {
                 let command = code.trim()[word.len()..].trim().trim_matches('"');
                 let program = command.split_whitespace().next().unwrap_or("");
+                // `systemctl is-active haproxy` asks systemd, which the run's
+                // hosts do not run: always "failed" there. The same question
+                // asked of the processes keeps the check's meaning.
+                if word == "script"
+                    && let Some(unit) = systemd_status_unit(command)
+                {
+                    let instead = format!("/usr/bin/pgrep -x {unit}");
+                    line = line.replacen(command, &instead, 1);
+                    out.lines.push(format!(
+                        "{}: script `{command}` -> `{instead}` (the run's hosts have no systemd; the same check, asked of the processes)",
+                        at(n)
+                    ));
+                }
                 if program.starts_with('/')
                     && !program.starts_with("/usr/")
                     && !program.starts_with("/bin/")
@@ -216,11 +229,66 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     Ok(out)
 }
 
+/// The unit a health command asks systemd about (`systemctl is-active
+/// --quiet haproxy`, `systemctl status haproxy.service`, `service haproxy
+/// status`), or None for any other command.
+fn systemd_status_unit(command: &str) -> Option<String> {
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .filter(|w| !w.starts_with('-'))
+        .collect();
+    let program = words.first()?.rsplit('/').next()?;
+    let unit = match (program, words.as_slice()) {
+        ("systemctl", [_, "is-active" | "status", unit]) => *unit,
+        ("service", [_, unit, "status"]) => *unit,
+        _ => return None,
+    };
+    let unit = unit.trim_end_matches(".service");
+    unit.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        .then(|| unit.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AddressBook;
     use crate::design::Design;
+
+    #[test]
+    fn a_health_check_that_asks_systemd_asks_the_processes_instead() {
+        assert_eq!(
+            systemd_status_unit("/usr/bin/systemctl is-active --quiet haproxy").as_deref(),
+            Some("haproxy")
+        );
+        assert_eq!(
+            systemd_status_unit("systemctl status haproxy.service").as_deref(),
+            Some("haproxy")
+        );
+        assert_eq!(
+            systemd_status_unit("service haproxy status").as_deref(),
+            Some("haproxy")
+        );
+        assert_eq!(systemd_status_unit("/usr/bin/killall -0 haproxy"), None);
+        assert_eq!(systemd_status_unit("systemctl restart haproxy"), None);
+        let design = Design::load("scale_up").unwrap();
+        let book = AddressBook::new();
+        let text = "vrrp_script chk {\n  script \"/usr/bin/systemctl is-active --quiet haproxy\"\n  interval 1\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 101\n  unicast_src_ip 10.0.0.11\n  unicast_peer {\n    10.0.0.12\n  }\n  virtual_ipaddress {\n    10.0.0.10/24\n  }\n  track_script {\n    chk\n  }\n}\n";
+        let target = crate::config::test_target(&design, &book, Some("lb-1"), vec!["lb-1", "lb-2"]);
+        let m = map(Path::new("keepalived.conf"), text, &target).unwrap();
+        assert!(
+            m.text.contains("script \"/usr/bin/pgrep -x haproxy\""),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.lines
+                .iter()
+                .any(|l| l.contains("the run's hosts have no systemd")),
+            "{:?}",
+            m.lines
+        );
+    }
 
     #[test]
     fn a_pair_file_is_mapped_onto_each_host() {
