@@ -190,6 +190,13 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
         text.contains(&dir.join("services/apache/site.conf").display().to_string()),
         "the file is not named: {text}"
     );
+    // Only the file that is not the library's: the service's own built-in
+    // files are not the cause.
+    let from = text.lines().next().unwrap_or_default();
+    assert!(
+        !from.contains(&Fixtures::builtin_dir().display().to_string()),
+        "built-in files are named beside the user's: {from}"
+    );
 }
 
 #[test]

@@ -560,13 +560,7 @@ impl Stack {
                 return Err(Error::ConfigRejected {
                     service: service.into(),
                     host: host_name.into(),
-                    file: spec
-                        .files
-                        .iter()
-                        .filter_map(|f| fixtures.path_for(host_name, &f.source).ok())
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    file: rejected_files(fixtures, host_name, &spec.files),
                     command: check.clone(),
                     output: out.combined(),
                 });
@@ -1498,4 +1492,35 @@ async fn interfaces(host: &Host) -> Result<Vec<String>> {
         .map(|d| d.trim().split('@').next().unwrap_or("").to_string())
         .filter(|d| !d.is_empty() && d != "lo")
         .collect())
+}
+
+/// The files to name when a service rejects its configuration: those that
+/// are not the built-in library's (a user's mapped file, a mutant's, a
+/// design folder's) when there are any, else the service's own
+/// configuration files (no helper scripts or fixed assets).
+fn rejected_files(fixtures: &Fixtures, host: &str, files: &[crate::spec::FileSpec]) -> String {
+    let found: Vec<(&crate::spec::FileSpec, std::path::PathBuf)> = files
+        .iter()
+        .filter_map(|f| Some((f, fixtures.path_for(host, &f.source).ok()?)))
+        .collect();
+    let builtin = Fixtures::builtin_dir();
+    let own: Vec<&std::path::PathBuf> = found
+        .iter()
+        .filter(|(_, p)| !p.starts_with(&builtin))
+        .map(|(_, p)| p)
+        .collect();
+    let shown: Vec<&std::path::PathBuf> = if own.is_empty() {
+        found
+            .iter()
+            .filter(|(f, _)| f.template && f.mode.is_none())
+            .map(|(_, p)| p)
+            .collect()
+    } else {
+        own
+    };
+    shown
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
