@@ -119,7 +119,7 @@ async fn spof(stack: &Stack, p: &Params) -> CheckResult {
 /// `outage.restart_downtime`: a restart drops requests; a graceful reload does not.
 pub const RESTART_DOWNTIME: Kind = Kind {
     name: "outage.restart_downtime",
-    doc: "While a probe requests `path` every `probe_ms`: stopping and starting `service` on `host` (what a deploy that restarts it does) fails at least one request, and a graceful reload (the service's own reload command) fails none. Both are reported.",
+    doc: "While a probe requests `path` every `probe_ms`: stopping and starting `service` on `host` (what a deploy that restarts it does) fails at least one request, and a graceful reload (the service's own reload command), done `reloads` times, fails none. Both are reported.",
     params: &[
         Param::required("host", Ty::Host, "where the service runs"),
         Param::required("service", Ty::Service, "the server restarted"),
@@ -130,6 +130,12 @@ pub const RESTART_DOWNTIME: Kind = Kind {
             Ty::Ms,
             "how long the probe goes on after each action",
             "300",
+        ),
+        Param::optional(
+            "reloads",
+            Ty::Int,
+            "graceful reloads probed, one after another (a server that restarts in 10 ms can slip between one reload's requests)",
+            "1",
         ),
     ],
     example: r#"
@@ -162,33 +168,49 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
         "the probe did not see the site up before the restart",
         &restart.summary(),
     )?;
-    let (reload, reloaded) = probe::probe_through(
-        client,
-        &url,
-        interval,
-        settle,
-        3000,
-        stack.reload_service(host, service),
-    )
-    .await;
-    reloaded?;
+    let mut reloads = Vec::new();
+    for _ in 0..p.int("reloads").max(1) {
+        let (reload, reloaded) = probe::probe_through(
+            client,
+            &url,
+            interval,
+            settle,
+            3000,
+            stack.reload_service(host, service),
+        )
+        .await;
+        reloaded?;
+        reloads.push(reload);
+    }
     stack.record_timeline(
         &format!("stop and start {service} on {host}"),
         &restart,
         None,
     );
-    stack.record_timeline(
-        &format!("graceful reload of {service} on {host}"),
-        &reload,
-        None,
-    );
+    for reload in &reloads {
+        stack.record_timeline(
+            &format!("graceful reload of {service} on {host}"),
+            reload,
+            None,
+        );
+    }
+    let failed: usize = reloads.iter().map(|r| r.failed()).sum();
     stack.record("stop+start outage (ms)", restart.outage_ms() as f64);
-    stack.record("graceful reload failed requests", reload.failed() as f64);
+    stack.record("graceful reload failed requests", failed as f64);
     let evidence = format!(
-        "probe every {} ms: stop+start of {service} on {host}: {}; graceful reload: {}",
+        "probe every {} ms: stop+start of {service} on {host}: {}; graceful reload{}: {}",
         interval.as_millis(),
         restart.summary(),
-        reload.summary()
+        if reloads.len() > 1 {
+            format!(" ×{}", reloads.len())
+        } else {
+            String::new()
+        },
+        reloads
+            .iter()
+            .map(|r| r.summary())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     ensure(
         restart.failed() >= 1,
@@ -198,10 +220,13 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
     ensure_eq(
         &format!(
             "failed requests during a graceful reload (first error: {})",
-            reload.first_error().unwrap_or_default()
+            reloads
+                .iter()
+                .find_map(|r| r.first_error())
+                .unwrap_or_default()
         ),
         0,
-        reload.failed(),
+        failed,
         &evidence,
     )?;
     Ok(evidence)
