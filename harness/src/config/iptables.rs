@@ -63,12 +63,6 @@ impl Rules {
         }
     }
 
-    /// One table with its built-in chains' ACCEPT policies and no rules.
-    fn table_text(mut self, name: &str) -> String {
-        self.table(name);
-        self.render()
-    }
-
     fn render(&self) -> String {
         let mut out = String::new();
         for t in &self.tables {
@@ -140,6 +134,8 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut ufw_used = false;
     // The chains whose policy a `ufw default` line set.
     let mut ufw_defaults_set: Vec<&str> = Vec::new();
+    // The rules ufw commands made (a script may mix them with iptables').
+    let mut ufw_made: Vec<String> = Vec::new();
     // Addresses and interfaces of one rule, in the run's terms.
     let map_words = |words: &[&str], n: usize, out: &mut Mapped| -> Result<Vec<String>> {
         let mut mapped = Vec::with_capacity(words.len());
@@ -294,6 +290,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         // Off, every rule and default back to the package's.
                         rules = Rules::default();
                         ufw_defaults_set.clear();
+                        ufw_made.clear();
                         ufw_enabled = false;
                         out.lines.push(format!(
                             "{}: ufw reset -> every rule removed, ufw off, its defaults back",
@@ -414,6 +411,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                             rule.push(format!("-j {jump}"));
                             made.push(rule.join(" "));
                         }
+                        if !matches!(mode, UfwMode::Delete) {
+                            ufw_made.extend(made.iter().cloned());
+                        }
                         let filter = &mut rules.table("filter").rules;
                         let what = match mode {
                             UfwMode::Append => {
@@ -472,12 +472,20 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             // ufw that is never enabled filters nothing: the server has no
             // firewall, and neither does the run (its claims then say what
             // that leaves open).
-            out.warnings.push(format!("{name}: no `ufw enable` (or a `ufw disable` after it): ufw stays off on the server, so these rules filter nothing there and the run loads none. If ufw is already enabled on that server, add `ufw enable` to the file"));
+            out.warnings.push(format!("{name}: no `ufw enable` (or a `ufw disable` after it): ufw stays off on the server, so its rules filter nothing there and the run loads none of them. If ufw is already enabled on that server, add `ufw enable` to the file"));
             out.lines.push(
-                "ufw never enabled -> no rules loaded, every policy ACCEPT (the firewall is off)"
+                "ufw never enabled -> none of its rules or default policies loaded (ufw is off)"
                     .into(),
             );
-            out.text = Rules::default().table_text("filter");
+            // What iptables commands of the script made stays: those are active.
+            rules
+                .table("filter")
+                .rules
+                .retain(|r| !ufw_made.contains(r));
+            for chain in &ufw_defaults_set {
+                rules.policy("filter", chain, "ACCEPT");
+            }
+            out.text = rules.render();
             return Ok(out);
         }
         // ufw's own defaults (Debian's /etc/default/ufw) where the file
@@ -611,6 +619,20 @@ mod tests {
         let design = Design::load("secured_monitored").unwrap();
         let book = AddressBook::new();
         let t = target(&design, &book, "lb-1");
+        // An iptables rule beside ufw's is active whatever ufw's state.
+        let m = map(
+            Path::new("fw.sh"),
+            "iptables -A INPUT -p tcp --dport 3306 -j DROP\nufw default deny incoming\nufw allow 80/tcp\n",
+            &t,
+        )
+        .unwrap();
+        assert!(
+            m.text.contains("-A INPUT -p tcp --dport 3306 -j DROP"),
+            "{}",
+            m.text
+        );
+        assert!(!m.text.contains("--dport 80"), "{}", m.text);
+        assert!(m.text.contains(":INPUT ACCEPT [0:0]"), "{}", m.text);
         for script in [
             "ufw default deny incoming\nufw allow 80/tcp\nufw allow 443/tcp\n",
             "ufw default deny incoming\nufw allow 80/tcp\nufw --force enable\nufw disable\n",
