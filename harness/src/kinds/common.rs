@@ -358,7 +358,7 @@ pub(crate) async fn longest_scrape_interval(
         .await?
         .lines()
         .filter_map(|l| l.trim().strip_prefix("scrape_interval:"))
-        .filter_map(|v| prometheus_duration(v.trim()))
+        .filter_map(|v| duration_with_units(v.trim()))
         .max()
 }
 
@@ -378,7 +378,7 @@ fn job_scrape_interval(yaml: &str, job: &str) -> Option<std::time::Duration> {
         if let Some(name) = line.trim_start_matches("- ").strip_prefix("job_name:") {
             current = Some(name.trim().trim_matches(['\'', '"']));
         } else if let Some(v) = line.strip_prefix("scrape_interval:") {
-            let every = prometheus_duration(v.trim());
+            let every = duration_with_units(v.trim());
             match current {
                 None => global = every,
                 Some(j) if j == job => return every,
@@ -389,8 +389,9 @@ fn job_scrape_interval(yaml: &str, job: &str) -> Option<std::time::Duration> {
     global
 }
 
-/// A Prometheus duration (`15s`, `1m30s`, `500ms`) as a Duration.
-pub(crate) fn prometheus_duration(text: &str) -> Option<std::time::Duration> {
+/// A duration with units as Prometheus and HAProxy write them (`15s`,
+/// `1m30s`, `500ms`, `100us`) as a Duration.
+pub(crate) fn duration_with_units(text: &str) -> Option<std::time::Duration> {
     let mut total = std::time::Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
@@ -400,6 +401,11 @@ pub(crate) fn prometheus_duration(text: &str) -> Option<std::time::Duration> {
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
+        if &rest[..unit_len] == "us" {
+            total += std::time::Duration::from_micros(n);
+            rest = &rest[unit_len..];
+            continue;
+        }
         let ms = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -455,7 +461,7 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
 
 #[cfg(test)]
 mod tests {
-    use super::prometheus_duration;
+    use super::duration_with_units;
     use std::time::Duration;
 
     #[test]
@@ -476,16 +482,20 @@ mod tests {
     }
 
     #[test]
-    fn prometheus_durations_read_as_prometheus_writes_them() {
-        assert_eq!(prometheus_duration("15s"), Some(Duration::from_secs(15)));
-        assert_eq!(prometheus_duration("1m30s"), Some(Duration::from_secs(90)));
+    fn duration_with_unitss_read_as_prometheus_writes_them() {
+        assert_eq!(duration_with_units("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(duration_with_units("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(
-            prometheus_duration("500ms"),
+            duration_with_units("500ms"),
             Some(Duration::from_millis(500))
         );
-        assert_eq!(prometheus_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(prometheus_duration(""), None);
-        assert_eq!(prometheus_duration("15"), None);
-        assert_eq!(prometheus_duration("fast"), None);
+        assert_eq!(duration_with_units("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            duration_with_units("1500us"),
+            Some(Duration::from_micros(1500))
+        );
+        assert_eq!(duration_with_units(""), None);
+        assert_eq!(duration_with_units("15"), None);
+        assert_eq!(duration_with_units("fast"), None);
     }
 }

@@ -422,15 +422,12 @@ pub(crate) async fn check_timing(
     Ok((inter, fall, rise))
 }
 
-/// "500ms", "2s", "2000" (ms) → Duration.
+/// An HAProxy time: "2000" (milliseconds), or with units ("500ms", "2s", "1m").
 fn parse_haproxy_time(t: &str) -> Option<Duration> {
-    if let Some(ms) = t.strip_suffix("ms") {
-        return ms.parse().ok().map(Duration::from_millis);
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().ok().map(Duration::from_millis);
     }
-    if let Some(s) = t.strip_suffix('s') {
-        return s.parse().ok().map(Duration::from_secs);
-    }
-    t.parse().ok().map(Duration::from_millis)
+    super::common::duration_with_units(t)
 }
 
 /// Polls HAProxy on `lb` until `server` is in a state starting with `want`
@@ -598,4 +595,23 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_haproxy_time;
+    use std::time::Duration;
+
+    #[test]
+    fn haproxy_times_read_with_and_without_units() {
+        assert_eq!(parse_haproxy_time("2000"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_haproxy_time("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_haproxy_time("2s"), Some(Duration::from_secs(2)));
+        // A minute was read as nothing, and the budget fell back to 2 s.
+        assert_eq!(parse_haproxy_time("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_haproxy_time("fast"), None);
+    }
 }
