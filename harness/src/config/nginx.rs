@@ -75,6 +75,26 @@ fn statements(code: &str, depth: &mut usize) -> Vec<(String, usize)> {
     out
 }
 
+/// For an nginx.conf with no server block of its own whose sites come
+/// from sites-enabled/ (Debian's as it comes): the line number of that
+/// `include`. None for a site file or a whole configuration.
+pub fn sites_line(text: &str) -> Option<usize> {
+    let has_server_block = text.lines().any(|l| {
+        let code = l.split('#').next().unwrap_or("").trim_start();
+        code.strip_prefix("server")
+            .is_some_and(|rest| rest.trim_start().starts_with('{'))
+    });
+    if has_server_block {
+        return None;
+    }
+    text.lines()
+        .position(|l| {
+            let code = l.split('#').next().unwrap_or("").trim();
+            code.starts_with("include") && code.contains("/etc/nginx/sites-enabled")
+        })
+        .map(|i| i + 1)
+}
+
 /// Maps the user's site file, or whole nginx.conf, `text` (from `file`).
 // An arm's inner `if` is not its guard: a directive the arm takes and
 // leaves alone must not fall through to the arms after it.
@@ -310,24 +330,10 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         }
         lines.push(line);
     }
-    // Debian's nginx.conf as it comes: no server block of its own, the
-    // sites included from sites-enabled/ (where the design's site is).
-    let has_server_block = text.lines().any(|l| {
-        let code = l.split('#').next().unwrap_or("").trim_start();
-        code.strip_prefix("server")
-            .is_some_and(|rest| rest.trim_start().starts_with('{'))
-    });
-    let includes_sites = text.lines().enumerate().find(|(_, l)| {
-        let code = l.split('#').next().unwrap_or("").trim();
-        code.starts_with("include") && code.contains("/etc/nginx/sites-enabled")
-    });
-    if whole
-        && !has_server_block
-        && let Some((i, _)) = includes_sites
-    {
+    if whole && let Some(i) = sites_line(text) {
         out.lines.push(format!(
             "{}: no server block of its own; its sites come from sites-enabled/, which holds the design's site (give your site file to check your site)",
-            at(i + 1)
+            at(i)
         ));
     } else if whole {
         // The design's site file would be served beside the user's servers.

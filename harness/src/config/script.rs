@@ -148,19 +148,13 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
         .filter(|(sum, path)| !before.lines().any(|l| l == format!("{sum} {path}")))
         .map(|(_, path)| *path)
         .collect();
-    // An nginx.conf that still includes the enabled sites is not a whole
-    // configuration: the site is checked, and its own edits are said to be
-    // left out (a whole nginx.conf, its server blocks inline, is checked).
+    // An nginx.conf with no site of its own that includes the enabled
+    // sites is not a whole configuration: the site is checked, and its own
+    // edits are said to be left out (a whole nginx.conf is checked).
     const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
     if kind == "nginx"
         && changed.contains(&NGINX_CONF)
-        && host
-            .run(&format!(
-                "grep -Eq '^[[:space:]]*include[[:space:]]+/etc/nginx/sites-enabled' {NGINX_CONF} && echo yes || true"
-            ))
-            .await?
-            .trim()
-            == "yes"
+        && super::nginx::sites_line(&host.run(&format!("cat {NGINX_CONF}")).await?).is_some()
     {
         changed.retain(|f| *f != NGINX_CONF);
         report.push(format!(
