@@ -104,8 +104,9 @@ pub enum Error {
     /// become ready (answer at all) within its deadline.
     #[error(
         "failed to start `{service}` on host `{host}`: it did not {what}{}{says}; \
-         its last log lines:\n{logs}",
-        waited.map(|w| format!(" within {w:?}")).unwrap_or_default()
+         {}",
+        waited.map(|w| format!(" within {w:?}")).unwrap_or_default(),
+        last_log_lines(logs)
     )]
     ServiceStart {
         /// The service.
@@ -138,7 +139,8 @@ pub enum Error {
     /// A wait ran out of time.
     #[error(
         "timed out after {waited:?} waiting for `{service}` on host `{host}` to {what}; \
-         its last log lines:\n{logs}"
+         {}",
+        last_log_lines(logs)
     )]
     Timeout {
         /// The host.
@@ -228,5 +230,18 @@ impl Error {
             cause = c.source();
         }
         out
+    }
+}
+
+/// "its last log lines:" and the lines, or what it means that there are
+/// none: an empty log is no evidence, so it is never shown as if it were.
+fn last_log_lines(logs: &str) -> String {
+    if logs
+        .lines()
+        .all(|l| l.trim().is_empty() || l.starts_with("--- "))
+    {
+        "it wrote no log lines the run can read (its file names no log, or it stopped before writing one)".into()
+    } else {
+        format!("its last log lines:\n{logs}")
     }
 }
