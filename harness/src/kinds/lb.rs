@@ -393,6 +393,9 @@ service = "nginx""#,
     check: crate::kind_check!(health_check),
 };
 
+/// Where HAProxy's configuration is on a load balancer of the library's services.
+pub(crate) const HAPROXY_CONFIG: &str = "/etc/haproxy/haproxy.cfg";
+
 /// HAProxy's check timing for `server` from the running configuration:
 /// (inter, fall, rise), with HAProxy's defaults (2 s, 3, 2) where unset.
 pub(crate) async fn check_timing(

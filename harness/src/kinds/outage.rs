@@ -278,12 +278,20 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
     let hosts = p.list("hosts");
     let n = p.int("requests") as usize;
     let url = |path: &str| format!("{}://{WWW}{path}", p.text("scheme"));
+    // How long HAProxy may take to notice is its own timers' business (a
+    // precondition, not the promise): read from its running configuration.
+    let eject_wait = if lb.is_empty() {
+        None
+    } else {
+        let (inter, fall, _) =
+            super::lb::check_timing(stack, lb, super::lb::HAPROXY_CONFIG, hosts[0]).await?;
+        Some((ejection_wait(inter, fall), inter, fall))
+    };
     let guards = fault.apply(stack, &hosts).await?;
     let during = async {
-        let ejected = if lb.is_empty() {
-            None
-        } else {
-            super::lb::wait_status(stack, lb, hosts[0], "DOWN", Duration::from_secs(5)).await?
+        let ejected = match eject_wait {
+            None => None,
+            Some((wait, _, _)) => super::lb::wait_status(stack, lb, hosts[0], "DOWN", wait).await?,
         };
         let (reads, _) = probe::burst(&stack.client.fresh, &url(p.text("read_path")), n).await;
         let (writes, write_err) =
@@ -297,15 +305,16 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
     let evidence = format!(
         "{}{}: {reads} of {n} reads and {writes} of {n} writes succeeded{}",
         fault.words(&hosts),
-        if lb.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; HAProxy on {lb} took it out {}",
+        match eject_wait {
+            None => String::new(),
+            Some((wait, inter, fall)) => format!(
+                "; HAProxy on {lb} took it out {} (waited up to {} ms: {fall} timed-out checks at its inter {} ms, from its running configuration)",
                 ejected
                     .map(|d| format!("after {} ms", d.as_millis()))
-                    .unwrap_or_else(|| "NEVER".into())
-            )
+                    .unwrap_or_else(|| "NEVER".into()),
+                wait.as_millis(),
+                inter.as_millis()
+            ),
         },
         write_err
             .map(|e| format!(" (first write error: {e})"))
@@ -318,4 +327,37 @@ async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
+}
+
+/// How long to wait for HAProxy to mark a stopped server DOWN. A stopped
+/// host does not refuse a check, it lets it time out: each of the `fall`
+/// failed checks can take `inter` (HAProxy's check timeout at the
+/// connection's layer) and `inter` more to the next one, after up to one
+/// `inter` before the first; a second on top for our polling. Never more
+/// than a minute, so a file with `inter 10m` cannot hang the claim.
+fn ejection_wait(inter: Duration, fall: u32) -> Duration {
+    (inter * (2 * fall + 1) + Duration::from_secs(1)).min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ejection_wait_follows_haproxys_timers_within_a_minute() {
+        // HAProxy's defaults (inter 2 s, fall 3): 15 s; a stopped host was
+        // seen DOWN after 11-12 s, where a fixed 5 s failed.
+        assert_eq!(
+            ejection_wait(Duration::from_secs(2), 3),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            ejection_wait(Duration::from_millis(500), 2),
+            Duration::from_millis(3500)
+        );
+        assert_eq!(
+            ejection_wait(Duration::from_secs(600), 3),
+            Duration::from_secs(60)
+        );
+    }
 }
