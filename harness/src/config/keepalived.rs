@@ -37,6 +37,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut peers_mapped = 0;
     let mut vips_mapped = 0;
     let mut saw_unicast = false;
+    // The `vrrp_instance` being read: the depth it opened at, and whether it
+    // names a unicast peer (one that does not advertises to multicast).
+    let mut instance: Option<(usize, bool)> = None;
     // While inside an LVS `virtual_server` block: the depth it opened at.
     let mut lvs_depth: Option<usize> = None;
     let mut lines = Vec::new();
@@ -91,6 +94,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             }
             Some(addr) if block == "unicast_peer" && is_ipv4(addr) => {
                 saw_unicast = true;
+                if let Some((_, named)) = instance.as_mut() {
+                    *named = true;
+                }
                 let known = target.lookup(addr);
                 let to = match (&known, peers.get(peers_mapped)) {
                     (Some(k), _) if k.what != host => Some((k.placeholder.clone(), k.what.clone())),
@@ -192,17 +198,48 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             _ => {}
         }
         // Follow the blocks (`vrrp_instance VI_1 {`, `unicast_peer {`, `}`).
+        let mut instance_ended_unnamed = false;
         for ch in code.chars() {
             match ch {
-                '{' => blocks.push(words.first().copied().unwrap_or("").to_string()),
+                '{' => {
+                    let opens = words.first().copied().unwrap_or("");
+                    if opens == "vrrp_instance" && lvs_depth.is_none() {
+                        instance = Some((blocks.len(), false));
+                    }
+                    blocks.push(opens.to_string());
+                }
                 '}' => {
                     blocks.pop();
                     if lvs_depth == Some(blocks.len()) {
                         lvs_depth = None;
                     }
+                    if let Some((depth, named)) = instance
+                        && depth == blocks.len()
+                    {
+                        instance_ended_unnamed |= !named;
+                        instance = None;
+                    }
                 }
                 _ => {}
             }
+        }
+        if instance_ended_unnamed && !peers.is_empty() {
+            // Multicast adverts never cross the run's networks (Docker's
+            // `internal` bridges drop traffic to addresses outside their
+            // subnet), while on the LAN a tutorial means they do: the pair
+            // is given its peers by unicast, in one line before the end of
+            // the block, so it is judged as on the network it was written for.
+            let to: Vec<String> = peers
+                .iter()
+                .map(|p| format!("{{{{ {p}.{net} }}}}"))
+                .collect();
+            let indent = raw[..raw.len() - raw.trim_start().len()].to_string() + "    ";
+            lines.push(format!("{indent}unicast_peer {{ {} }}", to.join(" ")));
+            out.lines.push(format!(
+                "{}: (no unicast_peer) -> unicast_peer {{ {} }} added before this line: multicast VRRP adverts (224.0.0.18) do not cross the run's networks, so the pair talks by unicast, as on a LAN that passes multicast; keepalived's own messages count this added line",
+                at(n),
+                to.join(" ")
+            ));
         }
         lines.push(line);
     }
@@ -222,7 +259,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     }
     if !saw_unicast {
         out.warnings.push(format!(
-            "{name}: no unicast_peer: VRRP adverts go to multicast 224.0.0.18 (cloud networks such as AWS's drop it; the run's bridge passes it)"
+            "{name}: no unicast_peer: VRRP adverts go to multicast 224.0.0.18, which cloud networks such as AWS's drop: there both peers would hold the VIP. The run judges the pair as on a LAN that passes multicast"
         ));
     }
     out.text = lines.join("\n") + "\n";
@@ -288,6 +325,29 @@ mod tests {
             "{:?}",
             m.lines
         );
+    }
+
+    #[test]
+    fn a_multicast_instance_gets_its_peer_by_unicast_in_one_added_line() {
+        let design = Design::load("scale_up").unwrap();
+        let book = AddressBook::new();
+        let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    10.0.0.10\n  }\n}\n";
+        let target = crate::config::test_target(&design, &book, Some("lb-1"), vec!["lb-1", "lb-2"]);
+        let m = map(Path::new("keepalived.conf"), text, &target).unwrap();
+        assert!(
+            m.text
+                .ends_with("  }\n    unicast_peer { {{ lb-2.public }} }\n}\n"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.lines.iter().any(|l| l.starts_with(
+                "keepalived.conf:7: (no unicast_peer) -> unicast_peer { {{ lb-2.public }} } added"
+            )),
+            "{:?}",
+            m.lines
+        );
+        assert_eq!(m.text.lines().count(), text.lines().count() + 1);
     }
 
     #[test]
