@@ -1165,3 +1165,90 @@ fn mozillas_dhparam_a_custom_error_page_and_a_client_ca_become_the_runs_files() 
     }
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
 }
+
+/// HAProxy's default checks (inter 2 s, fall 3) take 6 s or more to take a
+/// stopped server out: the claim waits as long as the running file says,
+/// not a fixed 5 s. The remedy, the design's own variant, would replace
+/// the user's file, so it is skipped with the reason rather than passed.
+#[test]
+fn default_check_timers_are_waited_for_and_the_remedy_never_replaces_the_users_file() {
+    let (out, text) = check_files(
+        "secured_monitored",
+        &["lb-1:haproxy=haproxy/https_default_checks.cfg"],
+        &["issue.same_components", "remedy.reencrypt"],
+        &[],
+    );
+    assert!(
+        verdict(&text, "PASS", "secured_monitored.issue.same_components"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 timed-out checks at its inter 2000 ms"),
+        "the wait is explained by the file's timers: {text}"
+    );
+    assert!(
+        verdict(&text, "SKIP", "secured_monitored.remedy.reencrypt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("which would replace your own `services/haproxy-tls/haproxy.cfg`"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+/// A student's file with no `global` section has no `daemon` line: HAProxy
+/// is started the same way whatever the file says, so the run goes on.
+#[test]
+fn a_file_with_no_global_section_starts_like_any_other() {
+    let (out, text) = check_files(
+        "distributed",
+        &["haproxy=haproxy/lb_no_global.cfg"],
+        &["lb.round_robin", "lb.health_check"],
+        &[],
+    );
+    assert!(
+        text.contains("server 530-web-01 34.229.71.116:80 -> server-1"),
+        "{text}"
+    );
+    for id in ["lb.round_robin", "lb.health_check"] {
+        assert!(
+            verdict(&text, "PASS", &format!("distributed.{id}")),
+            "{id}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+/// Most tutorials' pairs advertise to multicast, which the run's networks
+/// do not carry: mapped to unicast (and said so), such a pair holds one
+/// master and splits when its adverts are dropped, as on the LAN it was
+/// written for.
+#[test]
+fn a_multicast_pair_is_judged_as_on_a_lan_that_carries_its_adverts() {
+    let (out, text) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/multicast-lb-01.conf",
+            "lb-2:keepalived=keepalived/multicast-lb-02.conf",
+        ],
+        &["lb.single_master", "issue.split_brain"],
+        &[],
+    );
+    assert!(
+        text.contains("multicast-lb-01.conf:27: (no unicast_peer) -> unicast_peer { 172.")
+            && text.contains("multicast-lb-02.conf:27: (no unicast_peer) -> unicast_peer { 172."),
+        "{text}"
+    );
+    assert!(
+        text.contains("which cloud networks such as AWS's drop"),
+        "{text}"
+    );
+    for id in ["lb.single_master", "issue.split_brain"] {
+        assert!(
+            verdict(&text, "PASS", &format!("scale_up.{id}")),
+            "{id}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

@@ -78,6 +78,9 @@ pub enum Cause {
     /// We could not measure (a deadline, a query of ours, a fault we could
     /// not apply, a probe that sent nothing): ERROR.
     Tooling,
+    /// What the claim would measure is not the run's to judge (a remedy
+    /// that would replace the user's own file): SKIP, with the reason.
+    NotApplicable,
 }
 
 /// Why a claim did not hold, or could not be measured.
@@ -116,6 +119,14 @@ impl Failure {
         Failure {
             cause: Cause::Tooling,
             ..Failure::new(summary, evidence)
+        }
+    }
+
+    /// The claim says nothing about what is running, for the reason given: a SKIP.
+    pub fn not_applicable(reason: impl Into<String>) -> Self {
+        Failure {
+            cause: Cause::NotApplicable,
+            ..Failure::new(reason, "")
         }
     }
 
@@ -247,6 +258,7 @@ impl Verdict {
                 match f.cause {
                     Cause::Design => Verdict::Broken(f),
                     Cause::Tooling => Verdict::NotMeasured(f),
+                    Cause::NotApplicable => Verdict::Skipped(f.summary),
                 },
             ),
         }

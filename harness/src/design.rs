@@ -260,6 +260,12 @@ impl Design {
         self.with_fixtures(fixtures)
     }
 
+    /// The design with the user's own mapped files (`--config`) laid over it.
+    pub fn with_users_files(self, dir: PathBuf) -> Result<Design> {
+        let fixtures = self.fixtures.clone().with_users_files(dir)?;
+        self.with_fixtures(fixtures)
+    }
+
     /// The same design over `fixtures`, its topology, services and zone read again.
     fn with_fixtures(self, fixtures: Fixtures) -> Result<Design> {
         let parts = crate::spec::Parts::read(&fixtures)?;

@@ -21,6 +21,8 @@ pub struct Fixtures {
     layers: Vec<PathBuf>,
     /// Temporary layers (a mutant's patched files), removed with the last clone.
     owned: Vec<std::sync::Arc<crate::mutant::TempDir>>,
+    /// The layer of the user's own files (`--config`, mapped), when there is one.
+    users: Option<PathBuf>,
 }
 
 impl Fixtures {
@@ -52,6 +54,7 @@ impl Fixtures {
         let mut f = Fixtures {
             layers: vec![Self::builtin_dir()],
             owned: Vec::new(),
+            users: None,
         };
         if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
             f = f.with_overlay(PathBuf::from(dir))?;
@@ -65,6 +68,7 @@ impl Fixtures {
         let mut f = Fixtures {
             layers: vec![Self::builtin_dir(), dir],
             owned: Vec::new(),
+            users: None,
         };
         if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
             f = f.with_overlay(PathBuf::from(dir))?;
@@ -90,6 +94,42 @@ impl Fixtures {
         }
         self.layers.push(dir);
         Ok(self)
+    }
+
+    /// Lays the user's own files (`--config`, mapped onto the run) on top,
+    /// remembered as theirs: a claim that would replace them says so.
+    pub fn with_users_files(mut self, dir: PathBuf) -> Result<Self> {
+        self.users = Some(dir.clone());
+        self.with_overlay(dir)
+    }
+
+    /// The user's own files (relative paths) that variant `name` replaces:
+    /// a claim measuring the variant then measures the design's files, not
+    /// theirs. A file for one host (`hosts/<host>/<rel>`) counts as `<rel>`.
+    pub fn users_files_replaced_by(&self, variant: &str) -> Vec<PathBuf> {
+        let Some(users) = &self.users else {
+            return Vec::new();
+        };
+        let mut theirs = BTreeMap::new();
+        let mut replacing = BTreeMap::new();
+        let _ = collect(users, users, &mut theirs);
+        for layer in &self.layers {
+            let root = layer.join("variants").join(variant);
+            if root.is_dir() {
+                let _ = collect(&root, &root, &mut replacing);
+            }
+        }
+        let plain = |rel: &Path| -> PathBuf {
+            match rel.strip_prefix("hosts") {
+                Ok(rest) => rest.components().skip(1).collect(),
+                Err(_) => rel.to_path_buf(),
+            }
+        };
+        theirs
+            .keys()
+            .filter(|rel| replacing.keys().any(|v| plain(v) == plain(rel)))
+            .cloned()
+            .collect()
     }
 
     /// Adds a temporary folder on top that lives as long as these fixtures.
@@ -351,6 +391,7 @@ mod tests {
         let f = Fixtures {
             layers: vec![a.clone()],
             owned: Vec::new(),
+            users: None,
         }
         .with_overlay(b.clone())
         .unwrap();
@@ -373,12 +414,26 @@ mod tests {
         assert_eq!(f.path_for("h2", "app/two").unwrap(), b.join("app/two"));
         assert!(
             Fixtures {
-                layers: vec![a],
-                owned: Vec::new()
+                layers: vec![a.clone()],
+                owned: Vec::new(),
+                users: None,
             }
             .with_overlay(base.join("missing"))
             .is_err()
         );
+        // A variant that replaces a file of the user's own (here one for a
+        // single host) is told apart from one that replaces only the design's.
+        let users = base.join("users");
+        std::fs::create_dir_all(users.join("hosts/h1/app")).unwrap();
+        std::fs::write(users.join("hosts/h1/app/two"), "mine").unwrap();
+        std::fs::create_dir_all(a.join("variants/fix/app")).unwrap();
+        std::fs::write(a.join("variants/fix/app/two"), "fixed").unwrap();
+        let theirs = f.clone().with_users_files(users).unwrap();
+        assert_eq!(
+            theirs.users_files_replaced_by("fix"),
+            vec![PathBuf::from("hosts/h1/app/two")]
+        );
+        assert!(f.users_files_replaced_by("fix").is_empty());
         std::fs::remove_dir_all(base).unwrap();
     }
 }

@@ -212,7 +212,7 @@ pub async fn grade_one(
     let loaded = match applied
         .overlay
         .clone()
-        .map(|dir| design.clone().with_overlay(dir))
+        .map(|dir| design.clone().with_users_files(dir))
     {
         Some(Ok(d)) => d,
         Some(Err(e)) => {

@@ -526,7 +526,7 @@ async fn check(
         &scratch.0.join("mapped"),
     )?;
     if let Some(dir) = &applied.overlay {
-        loaded = loaded.with_overlay(dir.clone())?;
+        loaded = loaded.with_users_files(dir.clone())?;
     }
     let design = loaded.name.as_str();
     println!("stackproof check {design}: starting the design");

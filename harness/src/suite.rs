@@ -297,7 +297,7 @@ fn run(suite: Suite) -> ExitCode {
                 eprintln!("stackproof: {r}");
             }
             if let Some(dir) = applied.overlay {
-                design = match design.with_overlay(dir) {
+                design = match design.with_users_files(dir) {
                     Ok(d) => d,
                     Err(e) => {
                         eprintln!("stackproof: {}", e.chain());

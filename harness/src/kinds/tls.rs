@@ -454,6 +454,22 @@ still_hold = ["my_site.https.valid_cert"]"#,
 };
 
 async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
+    // The remedy is the design's own variant: over a user's file it would
+    // measure the design's files in its place, and say nothing of theirs.
+    let replaced = stack
+        .fixtures_now()
+        .users_files_replaced_by(p.text("variant"));
+    if !replaced.is_empty() {
+        return Err(Failure::not_applicable(format!(
+            "the remedy is the design's `{}` variant, which would replace your own {} (--config): it would measure the design's files, not yours. To check your own re-encrypting setup, give it with --config: `tls.clear_behind_lb` then FAILs, finding no clear text",
+            p.text("variant"),
+            replaced
+                .iter()
+                .map(|r| format!("`{}`", r.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let claims = crate::design::claims_of(stack)?;
     let still_hold: Vec<&crate::claim::Claim> = p
         .list("still_hold")
