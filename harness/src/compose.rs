@@ -52,7 +52,7 @@ pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<Com
     let _guard = RunGuard::new(&run);
     let dir = std::env::temp_dir().join(format!("stackproof-compose-{}", run.id));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let _dir = crate::mutant::TempDir(dir.clone());
+    let _dir = crate::tempdir::TempDir::adopt(dir.clone());
     let file = dir.join("docker-compose.yml");
     // A random subnet per network, as ours are; a clash with a live run
     // makes compose fail, which is reported, never retried into a figure.

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub struct Fixtures {
     layers: Vec<PathBuf>,
     /// Temporary layers (a mutant's patched files), removed with the last clone.
-    owned: Vec<std::sync::Arc<crate::mutant::TempDir>>,
+    owned: Vec<std::sync::Arc<crate::tempdir::TempDir>>,
     /// The layer of the user's own files (`--config`, mapped), when there is one.
     users: Option<PathBuf>,
 }
@@ -136,7 +136,7 @@ impl Fixtures {
     pub(crate) fn with_owned_overlay(
         mut self,
         dir: PathBuf,
-        guard: std::sync::Arc<crate::mutant::TempDir>,
+        guard: std::sync::Arc<crate::tempdir::TempDir>,
     ) -> Result<Self> {
         self.owned.push(guard);
         self.with_overlay(dir)

@@ -149,15 +149,15 @@ pub struct Graded {
     pub error: Option<String>,
 }
 
-/// Runs `design` with one submission's files (its install scripts run
-/// first, in hosts of `image`) and every claim of `design`. Its stack's
-/// removal goes to `removals`, so the next submission starts meanwhile;
-/// the caller keeps them until its end.
+/// Runs `design` (a loaded design, and the name or folder it was loaded
+/// from) with one submission's files (its install scripts run first) and
+/// every claim of `design`, the way `check --config` does. Its stacks'
+/// removals go to `removals`, so the next submission starts meanwhile; the
+/// caller keeps them until its end.
 pub async fn grade_one(
     design: &Design,
+    located_as: &str,
     sub: &Submission,
-    image: &str,
-    scratch: &Path,
     removals: &std::sync::Mutex<Vec<crate::docker::Removal>>,
 ) -> Graded {
     let mut graded = Graded {
@@ -166,25 +166,9 @@ pub async fn grade_one(
         outcomes: Vec::new(),
         error: None,
     };
-    let mut sub = sub.clone();
-    for s in std::mem::take(&mut sub.scripts) {
-        match config::script::run(&s.path, &s.kind, image, scratch).await {
-            Ok(ran) => {
-                graded.mapping.extend(ran.report);
-                sub.configs.push(ConfigArg {
-                    origin: Some(format!("{} as {} wrote it", ran.target, s.path.display())),
-                    path: ran.config,
-                    ..s
-                });
-            }
-            Err(e) => {
-                graded.error = Some(format!("the install script failed: {}", e.chain()));
-                return graded;
-            }
-        }
-    }
     // Files of servers this design does not run are said, not graded.
-    sub.configs.retain(|c| {
+    let mut configs = sub.configs.clone();
+    configs.retain(|c| {
         let runs = !config::hosts_running(design, &c.kind).is_empty();
         if !runs {
             graded.mapping.push(format!(
@@ -196,35 +180,31 @@ pub async fn grade_one(
         }
         runs
     });
-    let sub = &sub;
-    if sub.configs.is_empty() {
+    if configs.is_empty() && sub.scripts.is_empty() {
         graded.error = Some(format!("nothing to grade: {}", sub.notes.join("; ")));
         return graded;
     }
-    let applied = match config::apply(design, &sub.configs, None, &[], &scratch.join("mapped")) {
-        Ok(a) => a,
+    let plan = crate::run::Plan::new(located_as).with_users_files(
+        configs,
+        sub.scripts.clone(),
+        None,
+        Vec::new(),
+    );
+    let prepared = match plan.prepare().await {
+        Ok(p) => p,
         Err(e) => {
             graded.error = Some(e.chain());
             return graded;
         }
     };
-    graded.mapping.extend(applied.report.iter().cloned());
-    let loaded = match applied
-        .overlay
-        .clone()
-        .map(|dir| design.clone().with_users_files(dir))
-    {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            graded.error = Some(e.chain());
-            return graded;
-        }
-        None => design.clone(),
-    };
-    let mut stack = match loaded.start().await {
+    graded
+        .mapping
+        .extend(prepared.script_report().iter().cloned());
+    graded.mapping.extend(prepared.mapping().iter().cloned());
+    let stack = match prepared.start().await {
         Ok(s) => s,
         Err(e) => {
-            let full = applied.in_users_terms(&e.chain());
+            let full = prepared.explain(&e);
             // The table's note: the server's first complaint, then the whole of it.
             let first = full
                 .lines()
@@ -235,15 +215,15 @@ pub async fn grade_one(
                 })
                 .map(|l| l.split("] : ").skip(1).collect::<Vec<_>>().join("] : "))
                 .unwrap_or_else(|| full.lines().next().unwrap_or("").to_string());
-            let mut why = format!(
-                "{} refused: {first}",
-                sub.configs[0]
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            );
-            for h in &applied.hints {
+            let file = sub
+                .configs
+                .first()
+                .or(sub.scripts.first())
+                .and_then(|c| c.path.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut why = format!("{file} refused: {first}");
+            for h in prepared.hints() {
                 let _ = write!(why, "; instead: {h}");
             }
             let _ = write!(why, "\n{full}");
@@ -251,36 +231,19 @@ pub async fn grade_one(
             return graded;
         }
     };
-    for (i, c) in loaded.claims.iter().enumerate() {
-        graded.outcomes.push(claim::run(&stack, c).await);
-        // A claim that left the stack changed: the claims after it get a
-        // fresh one, or they would grade another design than the submission.
-        if stack.tainted() && i + 1 < loaded.claims.len() {
-            match loaded.start().await {
-                Ok(fresh) => {
-                    let changed = std::mem::replace(&mut stack, fresh);
-                    removals
-                        .lock()
-                        .expect("removals lock")
-                        .push(changed.remove_in_background());
-                }
-                Err(e) => {
-                    let why = format!(
-                        "{} left the stack changed, and a fresh one did not start: {}",
-                        c.id,
-                        e.chain().lines().next().unwrap_or("")
-                    );
-                    let rest = &loaded.claims[i + 1..];
-                    graded
-                        .outcomes
-                        .extend(rest.iter().map(|r| claim::Outcome::not_run(r, why.clone())));
-                    break;
-                }
-            }
-        }
-    }
-    let removal = stack.remove_in_background();
-    removals.lock().expect("removals lock").push(removal);
+    let ran = crate::run::in_turn(
+        &prepared.design,
+        stack,
+        &prepared.claims,
+        false,
+        claim::run,
+        |_| {},
+    )
+    .await;
+    graded.outcomes = ran.outcomes;
+    let mut kept = removals.lock().expect("removals lock");
+    kept.extend(ran.removals);
+    kept.push(ran.stack.remove_in_background());
     graded
 }
 

@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::fixtures::Fixtures;
+use crate::tempdir::TempDir;
 
 /// A broken variant of a design's fixtures, and the claim it must make fail.
 #[derive(Debug, Clone)]
@@ -72,17 +73,6 @@ struct Patch {
     with: String,
 }
 
-/// A scratch folder removed when dropped (a materialised mutant's files,
-/// users' mapped configuration files).
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Mutant {
     /// The fixture files its patches change (`services/nginx/nginx.conf`,
     /// `dns.zone`), when the mutant is only its `mutant.toml` (no variant,
@@ -122,13 +112,8 @@ impl Mutant {
             path: toml_path.clone(),
             detail,
         };
-        let out = std::env::temp_dir().join(format!(
-            "stackproof-mutant-{}-{}-{:08x}",
-            std::process::id(),
-            self.name,
-            rand::random::<u32>()
-        ));
-        let guard = Arc::new(TempDir(out.clone()));
+        let guard = Arc::new(TempDir::new(&format!("mutant-{}", self.name)));
+        let out = guard.path().to_path_buf();
         let write = |rel: &str, text: &str| -> Result<()> {
             let path = out.join(rel);
             std::fs::create_dir_all(path.parent().expect("a relative file path"))

@@ -325,7 +325,7 @@ mod tests {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let _gone = crate::mutant::TempDir(dir.clone());
+        let _gone = crate::tempdir::TempDir::adopt(dir.clone());
         let hosts: String = names
             .iter()
             .map(|n| format!("[[hosts]]\nname = \"{n}\"\nnetworks = [\"public\"]\nservices = []\n"))

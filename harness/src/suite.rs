@@ -276,40 +276,31 @@ fn run(suite: Suite) -> ExitCode {
     );
     runtime.spawn(async { crate::docker::clean_up_on_interrupt() });
 
-    let mut design = match Design::load_with(&suite.design, &suite.kinds) {
-        Ok(d) => d,
+    // The design as check prepares it: its claims, the crate's own, the
+    // user's files mapped onto the run (the mapped folder lives as long as the suite).
+    let plan = crate::run::Plan::new(&suite.design)
+        .with_kinds(suite.kinds)
+        .with_claims(suite.extra)
+        .with_users_files(suite.configs, Vec::new(), None, suite.addresses);
+    let prepared = match runtime.block_on(plan.prepare()) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("stackproof: {}", e.chain());
             return ExitCode::FAILURE;
         }
     };
-    design.claims.extend(suite.extra);
-    // The user's own files, mapped onto the run; the folder lives as long as the suite.
-    let scratch = std::env::temp_dir().join(format!(
-        "stackproof-suite-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _scratch = crate::mutant::TempDir(scratch.clone());
-    match crate::config::apply(&design, &suite.configs, None, &suite.addresses, &scratch) {
-        Ok(applied) => {
-            for r in &applied.report {
-                eprintln!("stackproof: {r}");
-            }
-            if let Some(dir) = applied.overlay {
-                design = match design.with_users_files(dir) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("stackproof: {}", e.chain());
-                        return ExitCode::FAILURE;
-                    }
-                };
-            }
-        }
-        Err(e) => {
-            eprintln!("stackproof: {}", e.chain());
-            return ExitCode::FAILURE;
-        }
+    for r in prepared.mapping() {
+        eprintln!("stackproof: {r}");
+    }
+    let design = prepared.design.clone();
+    // A suite that would measure nothing must not pass, as `check` exits 2.
+    if design.claims.iter().all(|c| c.skip.is_some()) {
+        eprintln!(
+            "stackproof: every claim of {} is skipped ({}): nothing would be measured",
+            design.name,
+            design.claims.len()
+        );
+        return ExitCode::from(2);
     }
     let design = Arc::new(design);
     let claims = design.claims.clone();
@@ -354,6 +345,10 @@ fn run(suite: Suite) -> ExitCode {
     shared_trials.extend(on_shared.into_iter().map(|m| trial(m, true)));
     let own_trials: Vec<Trial> = own.into_iter().map(|m| trial(m, false)).collect();
     let trials = interleave(shared_trials, own_trials);
+    if let Some(unmatched) = filter_matching_nothing(&args, &trials, &design.name) {
+        eprintln!("stackproof: {unmatched}");
+        return ExitCode::from(2);
+    }
 
     // With every trial in this process, each stack has the next one's
     // hosts made meanwhile; not under nextest (a process per test) nor
@@ -371,6 +366,37 @@ fn run(suite: Suite) -> ExitCode {
         &mut *removals.lock().expect("removals lock"),
     ));
     conclusion.exit_code()
+}
+
+/// The message for a name filter (`cargo test --test scale_up -- typo`)
+/// that matches none of this suite's tests, naming the tests there are:
+/// a run that measured nothing must not pass. A filter aimed at another
+/// design's suite (`scale_up.lb.failover`, seen by every suite of `cargo
+/// test --workspace -- scale_up.lb.failover`) is not this suite's to refuse.
+fn filter_matching_nothing(args: &Arguments, trials: &[Trial], design: &str) -> Option<String> {
+    let filter = args.filter.as_deref().filter(|_| !args.list)?;
+    let matches = |name: &str| {
+        if args.exact {
+            name == filter
+        } else {
+            name.contains(filter)
+        }
+    };
+    if trials.iter().any(|t| matches(t.name())) {
+        return None;
+    }
+    let prefix = filter.split('.').next().unwrap_or("");
+    if prefix != design && crate::design::builtin_names().iter().any(|d| d == prefix) {
+        return None;
+    }
+    Some(format!(
+        "no test of {design}'s suite matches `{filter}`; its tests are: {}",
+        trials
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Tests on the design's own stacks and mutants with stacks of their own,
@@ -594,7 +620,7 @@ async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String
 
 #[cfg(test)]
 mod tests {
-    use super::MachineTurn;
+    use super::{Arguments, MachineTurn, Trial, filter_matching_nothing};
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -662,5 +688,44 @@ mod tests {
         assert_eq!(both, ["a", "b"]);
         drop((a, b));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_filter_that_matches_no_test_here_is_refused_unless_aimed_at_another_suite() {
+        let trials = || {
+            vec![
+                Trial::test("simple_web.issue.spof", || Ok(())),
+                Trial::test("mutant::x::fails::simple_web.issue.spof", || Ok(())),
+            ]
+        };
+        let args = |filter: &str, exact: bool| Arguments {
+            filter: Some(filter.into()),
+            exact,
+            ..Arguments::default()
+        };
+        let refused = filter_matching_nothing(&args("typo", false), &trials(), "simple_web");
+        assert!(
+            refused.as_deref().is_some_and(
+                |m| m.contains("matches `typo`") && m.contains("simple_web.issue.spof")
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            filter_matching_nothing(&args("spof", false), &trials(), "simple_web"),
+            None
+        );
+        assert!(filter_matching_nothing(&args("spof", true), &trials(), "simple_web").is_some());
+        assert!(
+            filter_matching_nothing(&args("simple_web.nope", false), &trials(), "simple_web")
+                .is_some()
+        );
+        assert_eq!(
+            filter_matching_nothing(
+                &args("scale_up.lb.failover", false),
+                &trials(),
+                "simple_web"
+            ),
+            None
+        );
     }
 }

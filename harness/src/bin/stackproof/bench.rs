@@ -1,0 +1,179 @@
+//! `stackproof bench`: a design's figures over several runs, with the
+//! budgets beside them. Figures, never verdicts.
+
+use std::process::ExitCode;
+
+use stackproof::claim;
+use stackproof::design::Design;
+use stackproof::docker;
+use stackproof::error::Error;
+use stackproof::images;
+use stackproof::report;
+use stackproof::run;
+
+/// Prints min/median/max of each figure over `runs` runs. Figures, not
+/// verdicts: the budgets in DESIGN.md are compared by a person, because
+/// timings on a shared machine are not fit to fail a build.
+pub async fn bench(design: &str, runs: usize, cold: bool) -> Result<ExitCode, Error> {
+    let loaded = Design::load(design)?;
+    let claims = &loaded.claims;
+    let design = loaded.name.as_str();
+    let docker = docker::connect().await?;
+    let fixtures = loaded.fixtures.clone();
+    if cold {
+        images::remove_images(&docker).await?;
+    }
+    let image = images::ensure_server_image(&docker, &fixtures).await?;
+    println!(
+        "image {}: {} in {:.1} s",
+        image.tag,
+        if image.built {
+            "built (cold)"
+        } else {
+            "present (warm)"
+        },
+        image.elapsed.as_secs_f64()
+    );
+    let mut figures: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut record = |name: &str, value: f64| match figures.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => v.push(value),
+        None => figures.push((name.to_string(), vec![value])),
+    };
+    let mut failures = 0;
+    // A later run's stack starts on hosts made while the previous one ran,
+    // as in a suite: "topology up, a later stack" is that figure.
+    let prewarm = (runs > 1).then(stackproof::skeleton::Prewarm::start);
+    for i in 0..runs {
+        let stack = loaded.start().await?;
+        if i == 0 {
+            // Figures through the probe host and from this machine differ
+            // a little: say which these are (STACKPROOF_TRAFFIC).
+            println!("claims' traffic from {}", stack.client.net.origin());
+        }
+        record(
+            "topology up, all services ready (ms)",
+            stack.up_time.as_millis() as f64,
+        );
+        if i > 0 {
+            // The same figure for a stack that is not the process's first.
+            record(
+                "topology up, a later stack of the process (ms)",
+                stack.up_time.as_millis() as f64,
+            );
+        }
+        record(
+            "hosts created and started, no service yet (ms)",
+            stack.hosts_up.as_millis() as f64,
+        );
+        let ran = run::in_turn(&loaded, stack, claims, false, claim::run, |_| {}).await;
+        let stack = ran.stack;
+        drop(ran.removals);
+        let mut claims_ms = 0.0;
+        for o in &ran.outcomes {
+            if !o.verdict.held() && !o.verdict.skipped() {
+                failures += 1;
+                println!("run {}: {}", i + 1, report::checklist_line(o));
+            }
+            claims_ms += o.millis as f64;
+            record(&format!("{} (ms)", o.id), o.millis as f64);
+            for (name, value) in &o.figures {
+                record(&format!("  {name}"), *value);
+            }
+        }
+        record(WHOLE_CHECK, stack.up_time.as_millis() as f64 + claims_ms);
+        record(
+            "memory of the running topology (MiB)",
+            stack.memory_bytes().await? as f64 / 1048576.0,
+        );
+        let t = std::time::Instant::now();
+        drop(stack);
+        record("teardown (ms)", t.elapsed().as_millis() as f64);
+        // docker-compose starting the same hosts, on an idle engine as ours did.
+        match stackproof::compose::hosts_up(&loaded.spec, &image.tag).await {
+            Ok(up) => record(COMPOSE_HOSTS, up.took.as_millis() as f64),
+            Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
+            Err(_) => {}
+        }
+    }
+    if let Some(p) = prewarm {
+        p.finish().await;
+    }
+    println!("{design}, {runs} run(s):");
+    println!(
+        "  {:<52} {:>9} {:>9} {:>9}",
+        "figure", "min", "median", "max"
+    );
+    let mut figures_sorted = Vec::new();
+    for (name, mut v) in figures {
+        v.sort_by(|a, b| a.total_cmp(b));
+        figures_sorted.push((name.clone(), v.clone()));
+        println!(
+            "  {name:<52} {:>9.1} {:>9.1} {:>9.1}",
+            v[0],
+            v[v.len() / 2],
+            v[v.len() - 1]
+        );
+    }
+    // The budgets beside the figures they concern: figures, not a verdict.
+    let budgets: Vec<&(&str, &str, f64, &str)> = BUDGETS
+        .iter()
+        .filter(|(d, ..)| d.is_empty() || *d == design)
+        .collect();
+    let mut header = false;
+    for (_, prefix, budget, note) in budgets {
+        for (name, v) in figures_sorted
+            .iter()
+            .filter(|(n, _)| n.trim_start().starts_with(prefix))
+        {
+            if !header {
+                println!("budgets (the median beside each):");
+                header = true;
+            }
+            let median = v[v.len() / 2];
+            println!(
+                "  {:<52} {median:>9.1} {:>9} {budget:>9.0}  {note}",
+                name.trim_start(),
+                if median <= *budget { "within" } else { "over" }
+            );
+        }
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The bench's figure for a whole warm `check`: topology up, then every claim.
+const WHOLE_CHECK: &str = "whole check: up, then every claim (ms)";
+/// docker-compose's side of the comparison (see `stackproof::compose`).
+const COMPOSE_HOSTS: &str = "docker-compose up -d, the same hosts, no service (ms)";
+
+/// The performance budgets (design, figure name prefix, budget, what it
+/// says), printed beside the measured medians. An empty design is any.
+const BUDGETS: &[(&str, &str, f64, &str)] = &[
+    (
+        "scale_up",
+        WHOLE_CHECK,
+        15_000.0,
+        "warm check under 15 s (30 s on 2026-11-27; 42 s on 2026-11-30 through the probe host, 32-33 s once commands went to kept shells)",
+    ),
+    (
+        "scale_up",
+        "topology up",
+        2_100.0,
+        "under half of docker-compose's 4.1-4.2 s with services and healthchecks (hosts alone: see the compose line)",
+    ),
+    (
+        "scale_up",
+        "memory of the running topology",
+        1_536.0,
+        "under 1.5 GiB",
+    ),
+    (
+        "",
+        "failover outage",
+        1_000.0,
+        "a load-balancer failover under 1 s",
+    ),
+];

@@ -1,0 +1,201 @@
+//! `stackproof check`: a design's checklist, one line per claim with its
+//! evidence, and the reports a CI system reads.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use stackproof::claim;
+use stackproof::error::Error;
+use stackproof::report::{self, RunReport};
+use stackproof::run::{self, Plan};
+
+/// Where `check` writes its reports.
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+}
+
+/// A user's own files for `check`, and the domain they serve.
+pub struct UserFiles {
+    pub configs: Vec<stackproof::config::ConfigArg>,
+    pub scripts: Vec<stackproof::config::ConfigArg>,
+    pub domain: Option<String>,
+    pub addresses: Vec<stackproof::config::AddressArg>,
+    pub mutant: Option<String>,
+}
+
+pub async fn check(
+    design: &str,
+    fixtures: Option<PathBuf>,
+    only: &[String],
+    outputs: Outputs,
+    keep: bool,
+    stacks: u8,
+    users: UserFiles,
+) -> Result<ExitCode, Error> {
+    if let Some(m) = &users.mutant {
+        println!("stackproof check {design}: with mutant `{m}`");
+    }
+    let prepared = Plan::new(design)
+        .with_fixtures(fixtures)
+        .with_mutant(users.mutant)
+        .with_only(only.to_vec())
+        .with_users_files(users.configs, users.scripts, users.domain, users.addresses)
+        .prepare()
+        .await?;
+    for line in prepared.script_report() {
+        println!("  {line}");
+    }
+    let loaded = &prepared.design;
+    let design = loaded.name.as_str();
+    println!("stackproof check {design}: starting the design");
+    let started = std::time::Instant::now();
+    // With --stacks N, the others start at the same time as the first: every
+    // stack is up before any claim runs (see run::on_stacks).
+    let others = (1..stacks).map(|_| prepared.start());
+    let (first, others) = futures::join!(prepared.start(), futures::future::join_all(others));
+    let mut stack = match first {
+        Ok(s) => s,
+        Err(e) if prepared.has_users_files() => {
+            println!("your files, mapped onto the run (line numbers are your file's):");
+            for r in prepared.mapping() {
+                println!("{r}");
+            }
+            eprintln!("stackproof: {}", prepared.explain(&e));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
+    if prepared.has_users_files() {
+        println!("  your files, mapped onto the run (line numbers are your file's):");
+        for r in prepared.mapping_on(&stack) {
+            println!("  {}", r.replace('\n', "\n  "));
+        }
+    }
+    if keep {
+        stack.keep();
+    }
+    println!(
+        "  up in {} ms (run {}, image {}{})",
+        stack.up_time.as_millis(),
+        stack.run.id,
+        stack.image.tag,
+        if stack.image.built {
+            format!(", built in {:.1} s", stack.image.elapsed.as_secs_f64())
+        } else {
+            String::new()
+        }
+    );
+    for note in &stack.notes {
+        println!("  note: {}", note.replace('\n', "\n        "));
+    }
+    // Grouped by the part of the design they speak for, in catalogue order within a part.
+    let mut claims = prepared.claims.clone();
+    claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(&c.id)));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if usize::from(stacks) > cores {
+        println!(
+            "  note: {stacks} stacks on {cores} cores: a timing claim (a failover's outage) may then measure the machine's load, not the design"
+        );
+    }
+    // Each outcome as it ends, under its part's heading.
+    let part = std::cell::Cell::new("");
+    let show = |event: run::Event<'_>| match event {
+        run::Event::Ended(o) => {
+            if report::part(&o.id) != part.get() {
+                part.set(report::part(&o.id));
+                println!("\n{}", part.get());
+            }
+            println!("{}", report::checklist_line(o));
+        }
+        run::Event::Note(note) => println!("  note: {note}"),
+    };
+    let (outcomes, _removals) = if stacks > 1 {
+        let (outcomes, more) = run::on_stacks(&stack, others, &claims, keep, show).await;
+        // The other stacks go now, in the background, while the reports are written.
+        let removals: Vec<_> = more.into_iter().map(|s| s.remove_in_background()).collect();
+        (outcomes, removals)
+    } else {
+        let ran = run::in_turn(loaded, stack, &claims, keep, run_showing_waits, show).await;
+        stack = ran.stack;
+        (ran.outcomes, ran.removals)
+    };
+    println!();
+    let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
+    let (held, broken, unmeasured, skipped) = (
+        count(claim::Verdict::held),
+        count(claim::Verdict::broken),
+        count(|v| matches!(v, claim::Verdict::NotMeasured(_))),
+        count(claim::Verdict::skipped),
+    );
+    println!(
+        "{held} held, {broken} broken, {unmeasured} not measured{}, in {:.1} s",
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64()
+    );
+    // The plain closing line CI systems read.
+    println!("{held} passed, {} failed", broken + unmeasured);
+    let versions = stack.versions().await;
+    let r = RunReport {
+        versions: &versions,
+        design,
+        run: &stack.run.id,
+        up_ms: stack.up_time.as_millis(),
+        image_built: stack.image.built,
+        image: &stack.image.tag,
+        claims: &outcomes,
+    };
+    if let Some(p) = outputs.json {
+        report::write_json(&p, &r)?;
+    }
+    if let Some(p) = outputs.junit {
+        report::write_junit(&p, &r)?;
+    }
+    if let Some(p) = outputs.markdown {
+        report::write_markdown(&p, loaded, &r)?;
+    }
+    if let Some(p) = outputs.html {
+        let page = stackproof::html::page(loaded, &r, started.elapsed().as_secs_f64());
+        std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
+    }
+    drop(stack);
+    Ok(ExitCode::from(claim::exit_code(&outcomes)))
+}
+
+/// Runs one claim; at a terminal, a spinner shows it with what it waits
+/// for meanwhile ("scale_up.lb.failover: the VIP to move from lb-1 to lb-2").
+async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -> claim::Outcome {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return claim::run(stack, c).await;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+            .expect("static template"),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let run = claim::run(stack, c);
+    tokio::pin!(run);
+    let outcome = loop {
+        tokio::select! {
+            o = &mut run => break o,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                let waiting = stack.waiting();
+                spinner.set_message(if waiting.is_empty() {
+                    c.id.clone()
+                } else {
+                    format!("{}: waiting for {waiting}", c.id)
+                });
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    outcome
+}

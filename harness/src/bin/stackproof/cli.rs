@@ -1,0 +1,174 @@
+//! The command line: every command, its arguments and their help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "stackproof",
+    version,
+    about = "Proves a web infrastructure design against real containers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Start a design and check every claim: one line per claim with what was measured.
+    Check {
+        /// A built-in design (simple_web, distributed, secured_monitored,
+        /// scale_up, simple_web_nginx) or a design folder (`./my_design`).
+        design: String,
+        /// Your own fixtures folder, laid over the built-in one (only the files you replace).
+        #[arg(long, env = "STACKPROOF_FIXTURES")]
+        fixtures: Option<PathBuf>,
+        /// Run the design with one of its mutants laid over it, to see what it breaks.
+        #[arg(long)]
+        mutant: Option<String>,
+        /// Check only these claims (repeatable); default: all.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report here (for CI systems).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write a self-contained HTML report here: the topology coloured by
+        /// verdict, every claim with its evidence, a timeline for every fault.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write a Markdown summary here (for CI pages: `--markdown "$GITHUB_STEP_SUMMARY"`),
+        /// with the topology coloured by verdict.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Keep the containers afterwards, for inspection (remove with `stackproof sweep --all`).
+        #[arg(long)]
+        keep: bool,
+        /// Start the design this many times and share the claims out among
+        /// the stacks (each claim still runs alone on its stack). Pays on a
+        /// machine with a core or more per stack; timing claims need one.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+        stacks: u8,
+        /// Your own configuration file, as it is on your server, mapped onto the
+        /// run (repeatable): KIND=PATH or HOST:KIND=PATH, KIND one of haproxy,
+        /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.
+        #[arg(long = "config", value_name = "[HOST:]KIND=PATH")]
+        configs: Vec<stackproof::config::ConfigArg>,
+        /// An install script of yours that writes a server's configuration
+        /// (KIND=PATH, e.g. haproxy=./install_lb.sh): run in a throwaway host
+        /// with the package installed and no network, package and service
+        /// commands made harmless; the file it wrote is checked as --config.
+        #[arg(long = "script", value_name = "KIND=PATH")]
+        scripts: Vec<stackproof::config::ConfigArg>,
+        /// Your domain, when your files do not name it in a certificate path,
+        /// redirect or Host rule (it becomes the run's foobar.com).
+        #[arg(long)]
+        domain: Option<String>,
+        /// What an address in your files is in the design (repeatable), for
+        /// files that only use addresses (firewall rules, scrape targets):
+        /// ADDRESS=HOST, e.g. 10.0.0.5=lb-1. Addresses in HAProxy `server`
+        /// lines and keepalived peers are learned without it.
+        #[arg(long = "address", value_name = "ADDRESS=HOST")]
+        addresses: Vec<stackproof::config::AddressArg>,
+    },
+    /// Grade a class: one run of a design per submission folder, with the files
+    /// found in it by name (haproxy.cfg), mapped as --config does; a checklist
+    /// per submission and a table (submission x claim) as Markdown and CSV.
+    Grade {
+        /// The design the submissions implement.
+        design: String,
+        /// One folder per submission.
+        #[arg(required = true)]
+        submissions: Vec<PathBuf>,
+        /// Where to write summary.md, summary.csv and each submission's checklist.
+        #[arg(long, default_value = "grades")]
+        out: PathBuf,
+        /// How many submissions to run at once (default: what memory and cores allow).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Merge the JSON reports of many runs (a CI matrix's shards) into one
+    /// HTML page, one JUnit file and one Markdown summary; exits as the
+    /// worst run did (0 held, 1 a claim broke, 2 one was not measured).
+    Merge {
+        /// Reports written by `check --json`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write one self-contained HTML page with every run.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write one JUnit file (a <testsuites> of every run).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write one Markdown summary (GitHub's step summary).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
+    /// Draw a design's topology without running anything.
+    Graph {
+        /// A built-in design or a design folder.
+        design: String,
+        /// mermaid (GitHub renders it in Markdown), dot (Graphviz) or svg.
+        #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot", "svg"])]
+        format: String,
+    },
+    /// The check kinds a claims file can use: what each proves, its parameters, an example.
+    Kinds {
+        /// One kind to explain (default: all).
+        name: Option<String>,
+    },
+    /// Write a small working design folder to start from: a copy of a
+    /// built-in design with its claim IDs renamed (`stackproof check <folder>` runs it).
+    New {
+        /// The folder to create; its name becomes the design's name and claim-ID prefix.
+        folder: PathBuf,
+        /// The built-in design to start from.
+        #[arg(long, default_value = "simple_web_nginx")]
+        from: String,
+    },
+    /// List the designs, or one design's claims and mutants.
+    List {
+        /// A design to list the claims of.
+        design: Option<String>,
+    },
+    /// Run every mutant of a design against every claim: a matrix (mutant x
+    /// claim) and the mutation score. Takes a few minutes per design.
+    Mutants {
+        /// The design.
+        design: String,
+    },
+    /// Build the images now (a check builds them when missing); save or load
+    /// them for a CI cache; remove images of older recipes.
+    Images {
+        /// Load images saved with `--save` from this folder first.
+        #[arg(long)]
+        load: Option<PathBuf>,
+        /// Save the current image (and its base) into this folder, one tar.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Remove server images of older recipes (about 1 GB each).
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Measure a design: image step, time to ready, each claim, memory, teardown (min/median/max).
+    Bench {
+        /// The design to measure.
+        design: String,
+        /// How many times to start the design and run its claims.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Remove the images first, to measure a cold build (takes about a minute more).
+        #[arg(long)]
+        cold: bool,
+    },
+    /// Remove what killed runs left behind (`--all`: every stackproof container and network).
+    Sweep {
+        /// Also remove runs whose process still lives.
+        #[arg(long)]
+        all: bool,
+    },
+}

@@ -1,0 +1,99 @@
+//! `stackproof grade`: a class, one run per submission, as many at once
+//! as the machine allows.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use stackproof::design::Design;
+use stackproof::docker;
+use stackproof::error::Error;
+use stackproof::images;
+use stackproof::report;
+
+/// `stackproof grade`: every submission, as many at once as the machine allows.
+pub async fn grade(
+    design: &str,
+    dirs: &[PathBuf],
+    out: &std::path::Path,
+    jobs: Option<usize>,
+) -> Result<ExitCode, Error> {
+    use futures::StreamExt as _;
+    use stackproof::grade;
+    let loaded = Design::load(design)?;
+    let subs = grade::find(dirs)?;
+    let (auto, why) = grade::parallelism(&loaded);
+    let n = jobs.unwrap_or(auto).max(1);
+    println!(
+        "stackproof grade {}: {} submission(s), {}",
+        loaded.name,
+        subs.len(),
+        if jobs.is_some() {
+            format!("{n} at once (--jobs)")
+        } else {
+            why
+        }
+    );
+    std::fs::create_dir_all(out).map_err(Error::io(format!("create `{}`", out.display())))?;
+    // The image once, before the submissions start side by side.
+    let docker = docker::connect().await?;
+    images::ensure_server_image(&docker, &loaded.fixtures).await?;
+    let started = std::time::Instant::now();
+    let prewarm = stackproof::skeleton::Prewarm::start();
+    // Stacks still being removed while the next submissions run; waited for below.
+    let removals = std::sync::Mutex::new(Vec::new());
+    let runs = subs.iter().enumerate().map(|(i, sub)| {
+        let (loaded, removals) = (&loaded, &removals);
+        async move { (i, grade::grade_one(loaded, design, sub, removals).await) }
+    });
+    let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
+    let mut stream = futures::stream::iter(runs).buffer_unordered(n);
+    while let Some((i, g)) = stream.next().await {
+        let mut text = format!("\n== {} ==\n", g.name);
+        for m in &g.mapping {
+            let _ = writeln_str(&mut text, m);
+        }
+        match &g.error {
+            Some(e) => {
+                let _ = writeln_str(
+                    &mut text,
+                    &format!(
+                        "ERROR: could not run: {}",
+                        stackproof::config::mask_secrets(e)
+                    ),
+                );
+            }
+            None => {
+                for o in &g.outcomes {
+                    let _ = writeln_str(&mut text, &report::checklist_line_short(o));
+                }
+            }
+        }
+        print!("{text}");
+        let file = out.join(format!("{}.txt", g.name));
+        std::fs::write(&file, &text).map_err(Error::io(format!("write `{}`", file.display())))?;
+        graded.push((i, g));
+    }
+    drop(stream);
+    prewarm.finish().await;
+    drop(removals.into_inner().expect("removals lock"));
+    graded.sort_by_key(|(i, _)| *i);
+    let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
+    let md = grade::summary_markdown(&loaded, &graded);
+    let csv = grade::summary_csv(&loaded, &graded);
+    for (name, text) in [("summary.md", &md), ("summary.csv", &csv)] {
+        let file = out.join(name);
+        std::fs::write(&file, text).map_err(Error::io(format!("write `{}`", file.display())))?;
+    }
+    println!(
+        "\n{md}\ngraded {} submission(s) in {:.1} s; wrote {}",
+        graded.len(),
+        started.elapsed().as_secs_f64(),
+        out.join("summary.md").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(s, "{line}")
+}

@@ -1,0 +1,192 @@
+//! The commands that read and print without running a design: merge,
+//! graph, kinds, new, list, images, sweep.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use stackproof::catalogue;
+use stackproof::design::Design;
+use stackproof::docker;
+use stackproof::error::Error;
+use stackproof::fixtures::Fixtures;
+use stackproof::images;
+
+/// `stackproof merge`: a CI matrix's reports as one.
+pub fn merge(
+    reports: &[PathBuf],
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+) -> Result<ExitCode, Error> {
+    use stackproof::merge;
+    let saved = merge::read(reports)?;
+    if let Some(p) = &html {
+        merge::write(p, &merge::html(&saved)?)?;
+    }
+    if let Some(p) = &junit {
+        merge::write(p, &merge::junit(&saved))?;
+    }
+    if let Some(p) = &markdown {
+        merge::write(p, &merge::markdown(&saved)?)?;
+    }
+    for r in &saved {
+        let (h, b, e, s) = merge::counts(&r.claims);
+        out!(
+            "{}: {h} held, {b} broken, {e} not measured, {s} skipped",
+            r.design
+        );
+    }
+    Ok(ExitCode::from(merge::exit_code(&saved)))
+}
+
+/// `stackproof graph`: the topology, without running anything.
+pub fn graph(design: &str, format: &str) -> Result<ExitCode, Error> {
+    let loaded = Design::load(design)?;
+    let none = Default::default();
+    out_raw!(
+        "{}",
+        match format {
+            "dot" => stackproof::graph::dot(&loaded, &none),
+            "svg" => format!(
+                "{}\n",
+                stackproof::html::topology_standalone(&loaded, &none)
+            ),
+            _ => stackproof::graph::mermaid(&loaded, &none),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof kinds`: the check kinds, or one explained.
+pub fn kinds(name: Option<String>) -> Result<ExitCode, Error> {
+    let kinds = stackproof::kinds::Kinds::builtin();
+    match name {
+        None => {
+            out!(
+                "{} check kinds (`stackproof kinds <name>` explains one):\n",
+                kinds.iter().count()
+            );
+            for k in kinds.iter() {
+                let first = k.doc.split(". ").next().unwrap_or(k.doc);
+                out!("  {:<30} {}", k.name, first.trim_end_matches('.'));
+            }
+        }
+        Some(n) => {
+            let kind = kinds.get(&n).ok_or_else(|| Error::Unknown {
+                kind: "check kind",
+                name: n.clone(),
+                known: kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+            })?;
+            out_raw!("{}", kinds.only(kind.name).markdown());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof new`: a small working design to start from.
+pub fn new_design(folder: &Path, from: &str) -> Result<ExitCode, Error> {
+    let written = stackproof::design::new_design(folder, from)?;
+    out!(
+        "wrote {} ({} files, from {from}); run it with:\n  stackproof check {}",
+        folder.display(),
+        written,
+        folder.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof list`: the designs.
+pub fn list_designs() -> Result<ExitCode, Error> {
+    for d in catalogue::designs() {
+        let loaded = Design::load(&d)?;
+        out!(
+            "{d:<20} {} claims, {} mutants",
+            loaded.claims.len(),
+            loaded.mutants.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof list <design>`: its claims and mutants.
+pub fn list_design(d: &str) -> Result<ExitCode, Error> {
+    let loaded = Design::load(d)?;
+    for c in &loaded.claims {
+        out!(
+            "{:<48} {}\n{:<48} {}: {}{}",
+            c.id,
+            c.says,
+            "",
+            c.kind,
+            c.proves,
+            c.skip
+                .as_ref()
+                .map(|r| format!(" (SKIPPED: {r})"))
+                .unwrap_or_default()
+        );
+    }
+    for m in &loaded.mutants {
+        out!("mutant {:<41} fails {} ({})", m.name, m.fails, m.why);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof images`: build, load, save or prune the images.
+pub async fn images(
+    load: Option<PathBuf>,
+    save: Option<PathBuf>,
+    prune: bool,
+) -> Result<ExitCode, Error> {
+    let docker = docker::connect().await?;
+    let fixtures = Fixtures::from_env()?;
+    if let Some(dir) = load {
+        let files = images::load(&docker, &dir).await?;
+        println!("loaded {} file(s) from {}", files.len(), dir.display());
+    }
+    let r = images::ensure_server_image(&docker, &fixtures).await?;
+    println!(
+        "{} on {}: {} in {:.1} s",
+        r.tag,
+        r.base,
+        if r.built { "built" } else { "present" },
+        r.elapsed.as_secs_f64()
+    );
+    if let Some(dir) = save {
+        let (path, size) = images::save(&docker, &fixtures, &dir).await?;
+        println!(
+            "saved {} ({:.0} MiB)",
+            path.display(),
+            size as f64 / 1048576.0
+        );
+    }
+    if prune {
+        let removed = images::prune(&docker, &fixtures).await?;
+        println!(
+            "removed {} image(s) of older recipes{}",
+            removed.len(),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", removed.join(", "))
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackproof sweep`: what killed runs left behind.
+pub async fn sweep(all: bool) -> Result<ExitCode, Error> {
+    let docker = docker::connect().await?;
+    let (what, runs) = if all {
+        ("", docker::remove_all(&docker).await?)
+    } else {
+        ("dead ", docker::sweep_dead_runs(&docker).await?)
+    };
+    let names = if runs.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", runs.join(", "))
+    };
+    println!("removed {} {what}run(s){names}", runs.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,131 @@
+//! `stackproof`: the checklist, the CI gate and the teacher's grader.
+//! Arguments are parsed here and each command prints; the work is the
+//! library's (`stackproof::run` takes every run from inputs to verdicts).
+
+// Errors carry their evidence by value, as in the library (see its lib.rs).
+#![allow(clippy::result_large_err)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stackproof::docker;
+use stackproof::error::Error;
+
+mod cli;
+
+/// Prints a line for a listing command; when the reader has gone (`| head`),
+/// stops quietly instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// As [`out!`], without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+mod bench;
+mod check;
+mod grade;
+mod info;
+mod mutants;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        docker::clean_up_on_interrupt();
+        match run(cli.command).await {
+            Ok(code) => code,
+            Err(_) if docker::interrupted() => {
+                // The interrupt handler is removing the run and will exit(130).
+                std::future::pending().await
+            }
+            Err(e) => {
+                eprintln!("stackproof: {}", e.chain());
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+async fn run(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Check {
+            design,
+            fixtures,
+            mutant,
+            claims,
+            json,
+            junit,
+            html,
+            markdown,
+            keep,
+            stacks,
+            configs,
+            scripts,
+            domain,
+            addresses,
+        } => {
+            let users = check::UserFiles {
+                configs,
+                scripts,
+                domain,
+                addresses,
+                mutant,
+            };
+            let out = check::Outputs {
+                json,
+                junit,
+                html,
+                markdown,
+            };
+            check::check(&design, fixtures, &claims, out, keep, stacks, users).await
+        }
+        Command::Grade {
+            design,
+            submissions,
+            out,
+            jobs,
+        } => grade::grade(&design, &submissions, &out, jobs).await,
+        Command::Merge {
+            reports,
+            html,
+            junit,
+            markdown,
+        } => info::merge(&reports, html, junit, markdown),
+        Command::Graph { design, format } => info::graph(&design, &format),
+        Command::Kinds { name } => info::kinds(name),
+        Command::New { folder, from } => info::new_design(&folder, &from),
+        Command::List { design: None } => info::list_designs(),
+        Command::List { design: Some(d) } => info::list_design(&d),
+        Command::Mutants { design } => mutants::mutants_matrix(&design).await,
+        Command::Images { load, save, prune } => info::images(load, save, prune).await,
+        Command::Bench { design, runs, cold } => bench::bench(&design, runs.max(1), cold).await,
+        Command::Sweep { all } => info::sweep(all).await,
+    }
+}

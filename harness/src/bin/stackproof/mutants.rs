@@ -1,0 +1,96 @@
+//! `stackproof mutants`: the mutation matrix of a design.
+
+use std::process::ExitCode;
+
+use stackproof::claim;
+use stackproof::design::Design;
+use stackproof::error::Error;
+use stackproof::run;
+
+/// Every mutant against every claim, the way mutation-testing tools report:
+/// which claims discriminate, which mutants break more than they should.
+pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
+    let loaded = Design::load(design)?;
+    let (claims, mutants) = (&loaded.claims, &loaded.mutants);
+    let design = loaded.name.as_str();
+    let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
+    println!(
+        "stackproof mutants {design}: {} mutants x {} claims",
+        mutants.len(),
+        claims.len()
+    );
+    for (i, c) in claims.iter().enumerate() {
+        println!("  {:>2}  {}", i + 1, short(&c.id));
+    }
+    println!(
+        "F = FAIL, . = held, E = ERROR (not measured), - = skipped, S = the design did not start"
+    );
+    let header: String = (1..=claims.len()).map(|i| format!("{i:>3}")).collect();
+    println!("{:<32}{header}  own claim", "mutant");
+    let (mut killed, mut over) = (0, 0);
+    let mut removals = Vec::new();
+    let prewarm = stackproof::skeleton::Prewarm::start();
+    for m in mutants {
+        let mutated = loaded.clone().with_mutant(&m.name)?;
+        let row: Vec<char> = match mutated.start().await {
+            Ok(stack) => {
+                let ran = run::in_turn(&mutated, stack, claims, false, claim::run, |_| {}).await;
+                // The next mutant starts while this one's stacks go.
+                removals.extend(ran.removals);
+                removals.push(ran.stack.remove_in_background());
+                ran.outcomes
+                    .iter()
+                    .map(|o| match o.verdict {
+                        claim::Verdict::Held => '.',
+                        claim::Verdict::Skipped(_) => '-',
+                        claim::Verdict::Broken(_) => 'F',
+                        claim::Verdict::NotMeasured(_) => 'E',
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                eprintln!(
+                    "  mutant {} did not start: {}",
+                    m.name,
+                    e.chain().lines().next().unwrap_or("")
+                );
+                vec!['S'; claims.len()]
+            }
+        };
+        let own = claims.iter().position(|c| c.id == m.fails);
+        let caught = own.is_some_and(|i| row[i] == 'F');
+        killed += usize::from(caught);
+        let others = row
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| Some(*i) != own && **v == 'F')
+            .count();
+        over += usize::from(others > 0);
+        println!(
+            "{:<32}{}  {} {}{}",
+            m.name,
+            row.iter().map(|v| format!("{v:>3}")).collect::<String>(),
+            own.map(|i| (i + 1).to_string())
+                .unwrap_or_else(|| "?".into()),
+            if caught { "killed" } else { "SURVIVED" },
+            if others > 0 {
+                format!(", also breaks {others} other claim(s)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    prewarm.finish().await;
+    drop(removals);
+    let n = mutants.len().max(1);
+    println!(
+        "mutation score: {killed} of {} mutants killed by their own claim ({:.0} %); {over} break other claims too",
+        mutants.len(),
+        killed as f64 * 100.0 / n as f64
+    );
+    Ok(if killed == mutants.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
