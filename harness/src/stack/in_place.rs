@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Stack, Undo};
+use super::Stack;
+use super::fault::Undo;
 use crate::error::Result;
 use crate::fixtures::Fixtures;
 use crate::mutant::Mutant;
