@@ -265,22 +265,6 @@ impl Verdict {
     }
 }
 
-/// What a probe saw through a fault, for the reports' timelines.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Timeline {
-    /// What it shows ("stop_host lb-1").
-    pub name: String,
-    /// Each request: (sent at ms, took ms, answered 2xx).
-    pub samples: Vec<(f64, f64, bool)>,
-    /// The fault's window, in ms from the probe's start.
-    pub fault: (f64, f64),
-    /// When the service had to be back by, in ms from the fault's start.
-    pub budget_ms: Option<f64>,
-    /// What happened and when, in ms from the probe's start ("VIP moved", "ejected", "alert fired").
-    #[serde(default)]
-    pub marks: Vec<(f64, String)>,
-}
-
 /// How a claim came out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
@@ -350,8 +334,8 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         };
     }
     let started = Instant::now();
-    stack.take_figures();
-    stack.waiting_for("");
+    stack.recorder.take_figures();
+    stack.recorder.waiting_for("");
     let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,
@@ -367,8 +351,8 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     tracing::debug!(claim = %claim.id, ms = started.elapsed().as_millis(), "check ended");
     let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
-    let figures = stack.take_figures();
-    let timelines = stack.take_timelines();
+    let figures = stack.recorder.take_figures();
+    let timelines = stack.recorder.take_timelines();
     let (evidence, mut verdict) = Verdict::from_check(result);
     let mut left_changed = restored.err().map(|e| {
         format!(
@@ -429,3 +413,4 @@ async fn all_logs(stack: &Stack) -> String {
 }
 
 pub use crate::mutant::{Mutant, mutants};
+pub use crate::recorder::Timeline;

@@ -55,6 +55,7 @@ pub mod network;
 pub mod pki;
 pub mod probe;
 pub mod reach;
+pub mod recorder;
 pub mod relay;
 pub mod report;
 pub mod run;

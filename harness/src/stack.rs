@@ -22,6 +22,7 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
+use crate::recorder::Recorder;
 use crate::relay::{PROBE_OCTET, Relay};
 use crate::spec::{DesignSpec, HostSpec, Parts, Ready, ServiceSpec};
 
@@ -79,12 +80,8 @@ pub struct Stack {
     pub hosts_up: Duration,
     /// Hosts added at run time so far (for their addresses).
     extra_hosts: AtomicU8,
-    /// Figures the running claim measured (outage ms...), for reports and the benchmark.
-    figures: std::sync::Mutex<Vec<(String, f64)>>,
-    /// What the running claim's probes saw through its faults.
-    timelines: std::sync::Mutex<Vec<crate::claim::Timeline>>,
-    /// What the running claim waits for now ("the VIP to move to lb-2"), for a person watching.
-    waiting: std::sync::Mutex<String>,
+    /// What the running claim measured and waits for, for the reports and a person watching.
+    pub recorder: Recorder,
     /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
     faults: std::sync::Mutex<Vec<(u64, fault::Undo)>>,
     /// Set when undoing a fault failed: the stack no longer is the design,
@@ -198,9 +195,7 @@ impl Stack {
             up_time: Duration::ZERO,
             hosts_up,
             extra_hosts: AtomicU8::new(0),
-            figures: Default::default(),
-            timelines: Default::default(),
-            waiting: Default::default(),
+            recorder: Recorder::default(),
             faults: Default::default(),
             tainted: Default::default(),
             notes: Vec::new(),
@@ -884,15 +879,6 @@ impl Stack {
             .collect()
     }
 
-    /// Records a figure the current claim measured (e.g. `failover outage (ms)`);
-    /// the claim's outcome carries it, and `stackproof bench` aggregates it.
-    pub fn record(&self, name: &str, value: f64) {
-        self.figures
-            .lock()
-            .expect("figures lock")
-            .push((name.to_string(), value));
-    }
-
     /// Each server's version, as the server reports it (`HAProxy version
     /// 2.6.12...`), asked on the first host that runs it.
     pub async fn versions(&self) -> Vec<(String, String)> {
@@ -913,66 +899,6 @@ impl Stack {
             }
         }
         out
-    }
-
-    /// Records what a probe loop saw through a fault, for the reports.
-    pub fn record_timeline(
-        &self,
-        name: &str,
-        report: &crate::probe::ProbeReport,
-        budget: Option<Duration>,
-    ) {
-        self.record_timeline_marked(name, report, budget, &[]);
-    }
-
-    /// As [`Stack::record_timeline`], with what happened when, each at a
-    /// time from the fault's start ("VIP moved" after 146 ms).
-    pub fn record_timeline_marked(
-        &self,
-        name: &str,
-        report: &crate::probe::ProbeReport,
-        budget: Option<Duration>,
-        marks: &[(Duration, &str)],
-    ) {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        self.timelines
-            .lock()
-            .expect("timelines lock")
-            .push(crate::claim::Timeline {
-                name: name.to_string(),
-                samples: report
-                    .samples
-                    .iter()
-                    .map(|s| (ms(s.at), ms(s.took), matches!(s.result, Ok(200..=299))))
-                    .collect(),
-                fault: (ms(report.fault.0), ms(report.fault.1)),
-                budget_ms: budget.map(ms),
-                marks: marks
-                    .iter()
-                    .map(|(d, what)| (ms(report.fault.0 + *d), what.to_string()))
-                    .collect(),
-            });
-    }
-
-    /// Says what the running claim waits for now, for a person watching
-    /// (`check` shows it beside the claim while it runs).
-    pub fn waiting_for(&self, what: &str) {
-        *self.waiting.lock().expect("waiting lock") = what.to_string();
-    }
-
-    /// What the running claim last said it waits for (emptied by the claim runner).
-    pub fn waiting(&self) -> String {
-        self.waiting.lock().expect("waiting lock").clone()
-    }
-
-    /// Takes the timelines recorded since the last call.
-    pub fn take_timelines(&self) -> Vec<crate::claim::Timeline> {
-        std::mem::take(&mut *self.timelines.lock().expect("timelines lock"))
-    }
-
-    /// Takes the figures recorded since the last call.
-    pub fn take_figures(&self) -> Vec<(String, f64)> {
-        std::mem::take(&mut *self.figures.lock().expect("figures lock"))
     }
 
     /// Disarms clean-up (STACKPROOF_KEEP): the run stays for inspection.

@@ -316,7 +316,9 @@ pub(crate) async fn scraped_since(
         Some(every) => within.max(every * 3 / 2),
         None => within,
     };
-    stack.waiting_for("a scrape of every target after the earlier traffic");
+    stack
+        .recorder
+        .waiting_for("a scrape of every target after the earlier traffic");
     let since = since
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -439,7 +441,9 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
         Some(every) => within.max(std::time::Duration::from_secs(5) + every * 3 / 2),
         None => within,
     };
-    stack.waiting_for("Prometheus's first scrape of every target");
+    stack
+        .recorder
+        .waiting_for("Prometheus's first scrape of every target");
     let scraped = || async {
         let Ok(resp) = stack.client.fresh.get(&url).send().await else {
             return false;

@@ -149,7 +149,9 @@ pub(crate) async fn replication_between(
     }
     let delay = started.elapsed();
     if seen {
-        stack.record("replication delay (ms)", delay.as_millis() as f64);
+        stack
+            .recorder
+            .record("replication delay (ms)", delay.as_millis() as f64);
     }
     let status = replica.run("mariadb -e 'SHOW SLAVE STATUS\\G'").await?;
     let field = |name: &str| {

@@ -192,7 +192,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     // Warm the cache: from now on the caching resolver answers from memory until the TTL runs out.
     let _ = answer(&cached).await;
     let stopped = stack.apply(Fault::StopHost(dead)).await?;
-    stack.waiting_for(&format!(
+    stack.recorder.waiting_for(&format!(
         "{dead}'s address to leave the answers (budget {} ms)",
         budget.as_millis()
     ));
@@ -205,7 +205,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     records.restore().await?;
     stopped.restore().await?;
     if let Some(d) = gone {
-        stack.record(
+        stack.recorder.record(
             "DNS failover: dead address dropped (ms)",
             d.as_millis() as f64,
         );

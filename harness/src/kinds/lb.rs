@@ -493,7 +493,9 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         async {
             let stopped_at = Instant::now();
             let fault = stack.apply(Fault::StopService(backend, service)).await?;
-            stack.waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
+            stack
+                .recorder
+                .waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
             let result = async {
                 let ejected = wait_status(
                     stack,
@@ -542,17 +544,21 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
     if rejoined.is_some() {
         marks.push((at[2], "rejoined"));
     }
-    stack.record_timeline_marked(
+    stack.recorder.record_timeline_marked(
         &format!("{service} stopped on {backend}"),
         &report,
         Some(eject_budget),
         &marks,
     );
     if let Some(e) = ejected {
-        stack.record("health check: eject (ms)", e.as_millis() as f64);
+        stack
+            .recorder
+            .record("health check: eject (ms)", e.as_millis() as f64);
     }
     if let Some(r) = rejoined {
-        stack.record("health check: rejoin (ms)", r.as_millis() as f64);
+        stack
+            .recorder
+            .record("health check: rejoin (ms)", r.as_millis() as f64);
     }
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))

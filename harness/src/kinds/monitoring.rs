@@ -297,7 +297,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     };
     let monitored_qps = counted / span;
     let error = (monitored_qps - sent_qps).abs() / sent_qps * 100.0;
-    stack.record("monitored rate error (%)", error);
+    stack.recorder.record("monitored rate error (%)", error);
     let evidence = format!(
         "sent {n} {} requests over {span:.2} s ({answered} answered) = {sent_qps:.1} qps; `{query}` in Prometheus {} → {} = {monitored_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
         p.text("method"),
@@ -396,7 +396,9 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     .await;
     restore_all(guards).await?;
     if let Some(d) = seen {
-        stack.record("down detected (ms)", d.as_millis() as f64);
+        stack
+            .recorder
+            .record("down detected (ms)", d.as_millis() as f64);
     }
     let evidence = format!(
         "{query} before: {}; {}: monitoring showed it down {} (window {window_words}{} ms)",
@@ -472,7 +474,9 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         2000,
         async {
             let guards = fault.apply(stack, &hosts).await?;
-            stack.waiting_for(&format!("the {alert} alert to fire"));
+            stack
+                .recorder
+                .waiting_for(&format!("the {alert} alert to fire"));
             let fired = wait_for(late_wait(window), firing).await;
             restore_all(guards).await?;
             Ok::<_, Failure>(fired)
@@ -485,9 +489,13 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         prometheus(stack, &query).await?;
     }
     let marks: Vec<(Duration, &str)> = fired.map(|d| (d, "alert fired")).into_iter().collect();
-    stack.record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
+    stack
+        .recorder
+        .record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
     if let Some(d) = fired {
-        stack.record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
+        stack
+            .recorder
+            .record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
     }
     let evidence = format!(
         "{query} {} before; {}: alert {} (window {} ms)",
@@ -604,7 +612,7 @@ async fn logs_centralised(stack: &Stack, p: &Params) -> CheckResult {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if let Some(slowest) = found.iter().flatten().max() {
-        stack.record(
+        stack.recorder.record(
             "central log: last line arrived (ms)",
             slowest.as_millis() as f64,
         );

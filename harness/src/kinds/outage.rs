@@ -182,21 +182,25 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
         reloaded?;
         reloads.push(reload);
     }
-    stack.record_timeline(
+    stack.recorder.record_timeline(
         &format!("stop and start {service} on {host}"),
         &restart,
         None,
     );
     for reload in &reloads {
-        stack.record_timeline(
+        stack.recorder.record_timeline(
             &format!("graceful reload of {service} on {host}"),
             reload,
             None,
         );
     }
     let failed: usize = reloads.iter().map(|r| r.failed()).sum();
-    stack.record("stop+start outage (ms)", restart.outage_ms() as f64);
-    stack.record("graceful reload failed requests", failed as f64);
+    stack
+        .recorder
+        .record("stop+start outage (ms)", restart.outage_ms() as f64);
+    stack
+        .recorder
+        .record("graceful reload failed requests", failed as f64);
     let evidence = format!(
         "probe every {} ms: stop+start of {service} on {host}: {}; graceful reload{}: {}",
         interval.as_millis(),

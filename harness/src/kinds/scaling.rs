@@ -236,7 +236,9 @@ async fn add_replica(stack: &Stack, p: &Params) -> CheckResult {
     let host = added.added_host().expect("an added host");
     let new_addr = host.main_addr();
     let result = async {
-        stack.waiting_for(&format!("{new_name} to catch up with {primary_name}"));
+        stack
+            .recorder
+            .waiting_for(&format!("{new_name} to catch up with {primary_name}"));
         // Caught up: the app's table exists and holds the primary's rows.
         let caught_up = wait_for(Duration::from_secs(10), || async {
             host.exec("mariadb -N -e 'SELECT COUNT(*) FROM foobar.greetings'")
@@ -357,7 +359,7 @@ async fn memory_isolation(stack: &Stack, p: &Params) -> CheckResult {
         "the probe sent no request",
         &report.summary(),
     )?;
-    stack.record_timeline(
+    stack.recorder.record_timeline(
         &format!("a {hog_mib} MiB memory hog on {name}"),
         &report,
         None,

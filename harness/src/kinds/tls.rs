@@ -483,7 +483,7 @@ async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    stack.waiting_for(&format!(
+    stack.recorder.waiting_for(&format!(
         "the `{}` variant to start beside the design",
         p.text("variant")
     ));

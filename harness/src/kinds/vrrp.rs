@@ -282,7 +282,9 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         5000,
         async {
             let guards = fault.apply(stack, &[master]).await?;
-            stack.waiting_for(&format!("the VIP to move from {master} to {backup}"));
+            stack
+                .recorder
+                .waiting_for(&format!("the VIP to move from {master} to {backup}"));
             let moved = wait_holders(
                 stack,
                 &lbs,
@@ -329,16 +331,22 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         None => true,
     };
     let moved_mark: Vec<(Duration, &str)> = moved.map(|d| (d, "VIP moved")).into_iter().collect();
-    stack.record_timeline_marked(
+    stack.recorder.record_timeline_marked(
         &fault.words(&[master]),
         &report,
         Some(outage_budget),
         &moved_mark,
     );
-    stack.record("failover outage (ms)", report.outage_ms() as f64);
-    stack.record("failover failed requests", report.failed() as f64);
+    stack
+        .recorder
+        .record("failover outage (ms)", report.outage_ms() as f64);
+    stack
+        .recorder
+        .record("failover failed requests", report.failed() as f64);
     if let Some(d) = moved {
-        stack.record("failover VIP moved (ms)", d.as_millis() as f64);
+        stack
+            .recorder
+            .record("failover VIP moved (ms)", d.as_millis() as f64);
     }
     let evidence = format!(
         "probe every {} ms; VIP on [{}] before, [{}] after {} (moved in {}, budget {} ms); {}; outage budget {} ms{}",
@@ -447,7 +455,9 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             let cut = stack
                 .apply(Fault::Partition(master, backup, Some(proto)))
                 .await?;
-            stack.waiting_for(&format!("both {master} and {backup} to take the VIP"));
+            stack
+                .recorder
+                .waiting_for(&format!("both {master} and {backup} to take the VIP"));
             let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
             tokio::time::sleep(hold).await;
             let still = holders(stack, &lbs, vip).await?;
@@ -470,23 +480,25 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
     let (both, still, healed, holder) = split?;
     ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
     if let Some(d) = both {
-        stack.record(
+        stack.recorder.record(
             "split brain: both hold the VIP after (ms)",
             d.as_millis() as f64,
         );
     }
     if let Some(d) = healed {
-        stack.record(
+        stack.recorder.record(
             "split brain: one master again after (ms)",
             d.as_millis() as f64,
         );
     }
-    stack.record_timeline(
+    stack.recorder.record_timeline(
         &format!("VRRP dropped between {master} and {backup}"),
         &report,
         None,
     );
-    stack.record("split brain: failed requests", report.failed() as f64);
+    stack
+        .recorder
+        .record("split brain: failed requests", report.failed() as f64);
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into())

@@ -411,7 +411,7 @@ async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
     } else {
         100.0
     };
-    stack.record("access-log QPS error (%)", error);
+    stack.recorder.record("access-log QPS error (%)", error);
     let evidence = format!(
         "sent {n} requests every {} ms: {sent_qps:.1} qps; {host}'s {web} access log has {count} of them, with timestamps: {log_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
         interval.as_millis()

@@ -187,7 +187,7 @@ async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -
         tokio::select! {
             o = &mut run => break o,
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                let waiting = stack.waiting();
+                let waiting = stack.recorder.waiting();
                 spinner.set_message(if waiting.is_empty() {
                     c.id.clone()
                 } else {
