@@ -1191,7 +1191,7 @@ fn default_check_timers_are_waited_for_and_the_remedy_never_replaces_the_users_f
         "{text}"
     );
     assert!(
-        text.contains("which would replace your own `services/haproxy-tls/haproxy.cfg`"),
+        text.contains("which would replace your own `services/haproxy-tls/haproxy.cfg` (--config)"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");

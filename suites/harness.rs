@@ -47,9 +47,12 @@ fn a_panicking_test_leaves_nothing_behind() {
     let panicked = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
-                .await
-                .unwrap();
+            let stack = Stack::start(
+                "simple_web",
+                stackproof::design::fixtures("simple_web").unwrap(),
+            )
+            .await
+            .unwrap();
             tx.send(stack.run.id.clone()).unwrap();
             panic!("a claim blew up mid-run");
         })
@@ -116,8 +119,14 @@ async fn a_dead_runs_leftovers_are_swept_and_a_live_run_is_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_at_once_do_not_collide() {
     let (a, b) = tokio::try_join!(
-        Stack::start("simple_web", Fixtures::design("simple_web").unwrap()),
-        Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
+        Stack::start(
+            "simple_web",
+            stackproof::design::fixtures("simple_web").unwrap()
+        ),
+        Stack::start(
+            "simple_web",
+            stackproof::design::fixtures("simple_web").unwrap()
+        )
     )
     .unwrap();
     assert_ne!(a.run.id, b.run.id);
@@ -170,7 +179,7 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
         "<VirtualHost *:80>\n    NoSuchDirective on\n</VirtualHost>\n",
     )
     .unwrap();
-    let fixtures = Fixtures::design("simple_web")
+    let fixtures = stackproof::design::fixtures("simple_web")
         .unwrap()
         .with_overlay(dir.clone())
         .unwrap();
@@ -342,9 +351,12 @@ fn breaks_its_own_undo<'a>(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_is_undone_however_its_claim_ends() {
     use stackproof::claim::{self, Claim, Verdict};
-    let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
-        .await
-        .unwrap();
+    let stack = Stack::start(
+        "simple_web",
+        stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
     let static_claim = stackproof::catalogue::claims("simple_web")
         .unwrap()
         .into_iter()
@@ -415,9 +427,12 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     // task: when it stopped that task without waiting for it, a check still
     // connecting to the stopped LB wrote www's answer after the records were
     // put back (www stayed on lb-2's own address). Three times on one stack.
-    let stack = Stack::start("scale_up", Fixtures::design("scale_up").unwrap())
-        .await
-        .unwrap();
+    let stack = Stack::start(
+        "scale_up",
+        stackproof::design::fixtures("scale_up").unwrap(),
+    )
+    .await
+    .unwrap();
     let vip = stack.dns.a_records("www").await.unwrap();
     let failover = stackproof::catalogue::claims("scale_up")
         .unwrap()
@@ -477,7 +492,7 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
                 "option httpchk GET /no-such-page",
             );
     std::fs::write(&cfg, base).unwrap();
-    let fixtures = Fixtures::design("distributed")
+    let fixtures = stackproof::design::fixtures("distributed")
         .unwrap()
         .with_overlay(dir.clone())
         .unwrap();
@@ -518,9 +533,12 @@ async fn answers(stack: &Stack, from: &str, to: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     use stackproof::stack::Fault;
-    let stack = Stack::start("distributed", Fixtures::design("distributed").unwrap())
-        .await
-        .unwrap();
+    let stack = Stack::start(
+        "distributed",
+        stackproof::design::fixtures("distributed").unwrap(),
+    )
+    .await
+    .unwrap();
     assert!(
         answers(&stack, "lb-1", "server-1").await,
         "server-1 answers before any fault"
@@ -708,6 +726,8 @@ fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
     new_design(&folder);
     let claims = folder.join("claims.toml");
     let good = std::fs::read_to_string(&claims).unwrap();
+    std::fs::create_dir_all(folder.join("variants/fix")).unwrap();
+    let remedy = "[[claim]]\nid = \"site.remedy.x\"\nsays = \"the fix\"\nkind = \"tls.reencrypt_remedy\"\nlb = \"server-1\"\nbackends = [\"server-1\"]\nnetwork = \"public\"\n";
     for (broken, says) in [
         (
             good.replace(
@@ -731,6 +751,19 @@ fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
         (
             good.replace("web = \"nginx\"\nserver_header", "server_header"),
             vec!["needs parameter `web`"],
+        ),
+        // A remedy's variant and the claims that must still hold with it.
+        (
+            format!("{good}\n{remedy}variant = \"nope\"\n"),
+            vec!["no variant `nope`", "variants/nope/"],
+        ),
+        (
+            format!("{good}\n{remedy}still_hold = [\"site.dns.www_a_record\"]\n"),
+            vec!["has no `variant`"],
+        ),
+        (
+            format!("{good}\n{remedy}variant = \"fix\"\nstill_hold = [\"site.typo\"]\n"),
+            vec!["`still_hold` names `site.typo`", "site.issue.spof"],
         ),
     ] {
         std::fs::write(&claims, &broken).unwrap();
@@ -1040,9 +1073,12 @@ fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
 /// removal is dropped (which waits for it), and then nothing of it is.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_removed_in_the_background_is_gone_once_its_removal_is_dropped() {
-    let stack = Stack::start("simple_web", Fixtures::design("simple_web").unwrap())
-        .await
-        .unwrap();
+    let stack = Stack::start(
+        "simple_web",
+        stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
     let run = stack.run.id.clone();
     let removal = stack.remove_in_background();
     drop(removal);
@@ -1240,10 +1276,12 @@ hosts = ["server-1"]
 async fn a_hosts_commands_see_what_a_fresh_exec_would() {
     use stackproof::host::Host;
     let docker = docker::connect().await.unwrap();
-    let image =
-        stackproof::images::ensure_server_image(&docker, &Fixtures::design("simple_web").unwrap())
-            .await
-            .unwrap();
+    let image = stackproof::images::ensure_server_image(
+        &docker,
+        &stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
     let run = docker::RunId::new();
     let _guard = docker::RunGuard::new(&run);
     let host = Host::create_isolated(&docker, &run, &image.tag, "shell")

@@ -148,7 +148,7 @@ mod tests {
         for design in super::designs() {
             let design = design.as_str();
             let claims = super::claims(design).unwrap();
-            let mutants = crate::claim::mutants(design).unwrap();
+            let mutants = crate::design::mutants(design).unwrap();
             for c in &claims {
                 assert!(
                     mutants.iter().any(|m| m.fails == c.id),

@@ -10,14 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::stack::Stack;
 
 /// How long one claim may take before it counts as not measured (faults included).
 pub const CLAIM_DEADLINE: Duration = Duration::from_secs(120);
-
-/// What a check returns: evidence on success.
-pub type CheckResult = std::result::Result<String, Failure>;
 
 /// One claim of a design: an entry of its `claims.toml`, bound to its check kind.
 #[derive(Clone)]
@@ -38,6 +34,18 @@ pub struct Claim {
     pub skip: Option<String>,
     /// The hosts it concerns (its host parameters), for reports that draw the topology.
     pub hosts: Vec<String>,
+    /// A documented remedy it is measured on, started beside the design.
+    pub variant: Option<Variant>,
+}
+
+/// A claim's variant: the design with `variants/<name>/` laid over it, on
+/// which the claim's own check runs and `still_hold` must all hold.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// The folder under `variants/`.
+    pub name: String,
+    /// Claims of the design that must still hold with the variant.
+    pub still_hold: Vec<Claim>,
 }
 
 impl Claim {
@@ -58,6 +66,7 @@ impl Claim {
             check,
             skip: None,
             hosts: Vec::new(),
+            variant: None,
         }
     }
 }
@@ -65,135 +74,6 @@ impl Claim {
 impl std::fmt::Debug for Claim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Claim").field("id", &self.id).finish()
-    }
-}
-
-/// Why a check ended without the claim holding: the design broke the
-/// sentence, or our own tooling could not measure it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Cause {
-    /// The design's files make the sentence false: FAIL.
-    #[default]
-    Design,
-    /// We could not measure (a deadline, a query of ours, a fault we could
-    /// not apply, a probe that sent nothing): ERROR.
-    Tooling,
-    /// What the claim would measure is not the run's to judge (a remedy
-    /// that would replace the user's own file): SKIP, with the reason.
-    NotApplicable,
-}
-
-/// Why a claim did not hold, or could not be measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Failure {
-    /// One line: what went wrong.
-    pub summary: String,
-    /// What the claim expected and what it saw, when there is a comparison.
-    pub expected: Option<String>,
-    /// What it saw.
-    pub actual: Option<String>,
-    /// What it had measured before it failed.
-    pub evidence: String,
-    /// The last log lines of the services involved.
-    pub logs: String,
-    /// Whose doing it is; the runner turns it into the [`Verdict`].
-    #[serde(skip)]
-    pub cause: Cause,
-}
-
-impl Failure {
-    /// The design broke the claim: a FAIL, with the evidence measured so far.
-    pub fn new(summary: impl Into<String>, evidence: impl Into<String>) -> Self {
-        Failure {
-            summary: summary.into(),
-            expected: None,
-            actual: None,
-            evidence: evidence.into(),
-            logs: String::new(),
-            cause: Cause::Design,
-        }
-    }
-
-    /// Our tooling could not measure: an ERROR, never a FAIL or a PASS.
-    pub fn not_measured(summary: impl Into<String>, evidence: impl Into<String>) -> Self {
-        Failure {
-            cause: Cause::Tooling,
-            ..Failure::new(summary, evidence)
-        }
-    }
-
-    /// The claim says nothing about what is running, for the reason given: a SKIP.
-    pub fn not_applicable(reason: impl Into<String>) -> Self {
-        Failure {
-            cause: Cause::NotApplicable,
-            ..Failure::new(reason, "")
-        }
-    }
-
-    /// Renders the expected/actual pair as a line diff (pretty_assertions).
-    pub fn diff(&self) -> Option<String> {
-        let (e, a) = (self.expected.as_ref()?, self.actual.as_ref()?);
-        Some(format!("{}", pretty_assertions::StrComparison::new(e, a)))
-    }
-}
-
-impl From<Error> for Failure {
-    /// A server rejecting the design's own configuration is the design's
-    /// doing (FAIL); every other harness error means we could not measure.
-    fn from(e: Error) -> Self {
-        match e {
-            Error::ConfigRejected { .. } | Error::ServiceStart { .. } => {
-                Failure::new(e.chain(), "")
-            }
-            _ => Failure::not_measured(e.chain(), ""),
-        }
-    }
-}
-
-/// Fails as not measured (ERROR) unless `cond`: for what our own probes must
-/// have done before a verdict means anything (e.g. sent at least one request).
-pub fn ensure_measured(
-    cond: bool,
-    summary: impl Into<String>,
-    evidence: &str,
-) -> std::result::Result<(), Failure> {
-    if cond {
-        Ok(())
-    } else {
-        Err(Failure::not_measured(summary, evidence))
-    }
-}
-
-/// Fails unless `expected == actual`, showing both as a diff.
-pub fn ensure_eq<T: std::fmt::Debug + PartialEq>(
-    what: &str,
-    expected: T,
-    actual: T,
-    evidence: &str,
-) -> std::result::Result<(), Failure> {
-    if expected == actual {
-        return Ok(());
-    }
-    Err(Failure {
-        expected: Some(format!("{expected:#?}")),
-        actual: Some(format!("{actual:#?}")),
-        ..Failure::new(
-            format!("{what}: expected {expected:?}, saw {actual:?}"),
-            evidence,
-        )
-    })
-}
-
-/// Fails with `summary` unless `cond`.
-pub fn ensure(
-    cond: bool,
-    summary: impl Into<String>,
-    evidence: &str,
-) -> std::result::Result<(), Failure> {
-    if cond {
-        Ok(())
-    } else {
-        Err(Failure::new(summary, evidence))
     }
 }
 
@@ -333,6 +213,9 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
             timelines: Vec::new(),
         };
     }
+    if let Some(variant) = &claim.variant {
+        return on_variant(stack, claim, variant).await;
+    }
     let started = Instant::now();
     stack.recorder.take_figures();
     stack.recorder.waiting_for("");
@@ -394,6 +277,130 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     }
 }
 
+/// A claim measured on its variant: the design with `variants/<name>/`
+/// laid over it, started beside the running stack. The claim's own check
+/// runs there, then every claim of `still_hold`; it holds when they all do.
+/// Over a user's own file that the variant would replace, it says nothing
+/// of theirs: a SKIP with the reason.
+async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant) -> Outcome {
+    let started = Instant::now();
+    let ended = |verdict: Verdict, evidence: String, own: Option<Outcome>| {
+        let (figures, timelines) = own.map(|o| (o.figures, o.timelines)).unwrap_or_default();
+        Outcome {
+            id: claim.id.clone(),
+            says: claim.says.clone(),
+            verdict,
+            evidence,
+            millis: started.elapsed().as_millis(),
+            figures,
+            timelines,
+        }
+    };
+    let fixtures = stack.fixtures_now();
+    let replaced = fixtures.users_files_replaced_by(&variant.name);
+    if !replaced.is_empty() {
+        let why = format!(
+            "the remedy is the design's `{}` variant, which would replace your own {} (--config): it would measure the design's files, not yours. To check your own remedy, give its file with --config and read the claims of the weakness it removes",
+            variant.name,
+            replaced
+                .iter()
+                .map(|r| format!("`{}`", r.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ended(Verdict::Skipped(why), String::new(), None);
+    }
+    stack.recorder.waiting_for(&format!(
+        "the `{}` variant to start beside the design",
+        variant.name
+    ));
+    let beside = match fixtures.with_variant(&variant.name) {
+        Ok(f) => Stack::start(&stack.design, f).await,
+        Err(e) => Err(e),
+    };
+    let beside = match beside {
+        Ok(s) => s,
+        Err(e) => {
+            let f = Failure::from(e);
+            let verdict = match f.cause {
+                Cause::Design => Verdict::Broken(f),
+                _ => Verdict::NotMeasured(f),
+            };
+            return ended(
+                verdict,
+                format!("variant `{}` did not start", variant.name),
+                None,
+            );
+        }
+    };
+    let own_claim = Claim {
+        variant: None,
+        ..claim.clone()
+    };
+    let own = Box::pin(run(&beside, &own_claim)).await;
+    let mut held = Vec::new();
+    for c in variant.still_hold.iter().filter(|c| c.skip.is_none()) {
+        held.push(Box::pin(run(&beside, c)).await);
+    }
+    drop(beside);
+    let prefix = format!("{}.", stack.design);
+    let listed = |f: fn(&Verdict) -> bool| -> Vec<String> {
+        held.iter()
+            .filter(|o| f(&o.verdict))
+            .map(|o| {
+                format!(
+                    "{} ({})",
+                    o.id.trim_start_matches(&prefix),
+                    o.verdict
+                        .failure()
+                        .map(|f| f.summary.as_str())
+                        .unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    let (failing, unmeasured) = (
+        listed(Verdict::broken),
+        listed(|v| matches!(v, Verdict::NotMeasured(_))),
+    );
+    let evidence = format!(
+        "variant `{}`: {}; claims still holding with it: {} of {}{}",
+        variant.name,
+        if own.evidence.is_empty() {
+            "-"
+        } else {
+            own.evidence.as_str()
+        },
+        held.iter().filter(|o| o.verdict.held()).count(),
+        held.len(),
+        if failing.is_empty() {
+            String::new()
+        } else {
+            format!("; failing: {}", failing.join("; "))
+        }
+    );
+    let verdict = match &own.verdict {
+        Verdict::Broken(f) => Verdict::Broken(Failure {
+            evidence: evidence.clone(),
+            ..f.clone()
+        }),
+        _ if !failing.is_empty() => Verdict::Broken(Failure::new(
+            "claims that held without the variant fail with it",
+            evidence.clone(),
+        )),
+        Verdict::NotMeasured(f) => Verdict::NotMeasured(f.clone()),
+        _ if !unmeasured.is_empty() => Verdict::NotMeasured(Failure::not_measured(
+            format!(
+                "with the variant, claims could not be measured: {}",
+                unmeasured.join("; ")
+            ),
+            evidence.clone(),
+        )),
+        other => other.clone(),
+    };
+    ended(verdict, evidence, Some(own))
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -412,5 +419,6 @@ async fn all_logs(stack: &Stack) -> String {
     out
 }
 
-pub use crate::mutant::{Mutant, mutants};
+pub use crate::failure::{Cause, CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+pub use crate::mutant::Mutant;
 pub use crate::recorder::Timeline;

@@ -178,6 +178,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_builtin_mutant_applies_to_its_design() {
+        for design in ["simple_web", "distributed", "secured_monitored", "scale_up"] {
+            for m in mutants(design).unwrap() {
+                let f = m
+                    .apply(fixtures(design).unwrap())
+                    .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
+                crate::spec::DesignSpec::load(&f)
+                    .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
+            }
+        }
+    }
+
+    #[test]
     fn builtin_designs_are_found_by_name_and_by_path() {
         let names = builtin_names();
         assert_eq!(
@@ -216,6 +229,17 @@ pub struct Design {
     pub mutants: Vec<crate::mutant::Mutant>,
 }
 
+/// The fixture layers of design `name_or_path` (a built-in name or a
+/// folder): the library, the design's folder, STACKPROOF_FIXTURES.
+pub fn fixtures(name_or_path: &str) -> Result<Fixtures> {
+    DesignDir::locate(name_or_path)?.fixtures()
+}
+
+/// The mutants of `design` (a name or a folder): `<design>/mutants/<name>/mutant.toml`.
+pub fn mutants(design: &str) -> Result<Vec<crate::mutant::Mutant>> {
+    DesignDir::locate(design)?.mutants()
+}
+
 /// The claims file of a design folder.
 pub const CLAIMS_FILE: &str = "claims.toml";
 
@@ -235,6 +259,12 @@ struct ClaimEntry {
     proves: Option<String>,
     #[serde(default)]
     skip: Option<String>,
+    /// A documented remedy (a folder under `variants/`) the claim is measured on.
+    #[serde(default)]
+    variant: Option<String>,
+    /// Claims of the design that must still hold with `variant`.
+    #[serde(default)]
+    still_hold: Vec<String>,
     #[serde(flatten)]
     params: toml::Table,
 }
@@ -347,21 +377,6 @@ impl Design {
     }
 }
 
-/// The claims of the design a stack runs, read again from its fixtures with
-/// the library's kinds (for kinds that run other claims, on a variant).
-pub fn claims_of(stack: &crate::stack::Stack) -> Result<Vec<crate::claim::Claim>> {
-    let located = DesignDir {
-        name: stack.design.clone(),
-        dir: stack.fixtures.layers().get(1).cloned().unwrap_or_default(),
-    };
-    read_claims(
-        &located,
-        &stack.fixtures,
-        &stack.spec,
-        &crate::kinds::Kinds::builtin(),
-    )
-}
-
 /// Reads `claims.toml`: each claim's kind found, its parameters checked
 /// against the kind and the design (hosts, services, networks by name).
 fn read_claims(
@@ -382,6 +397,8 @@ fn read_claims(
         networks: spec.networks.iter().map(|n| n.name.as_str()).collect(),
     };
     let mut claims: Vec<crate::claim::Claim> = Vec::new();
+    // (claim index, variant, still_hold, where), resolved once every claim is read.
+    let mut variants = Vec::new();
     for entry in file.claim {
         let here = at_line(&path, &text, &format!("\"{}\"", entry.id));
         if claims.iter().any(|c| c.id == entry.id) {
@@ -428,6 +445,19 @@ fn read_claims(
         hosts.retain(|h| !h.is_empty());
         hosts.sort();
         hosts.dedup();
+        match (entry.variant, entry.still_hold.is_empty()) {
+            (Some(v), _) => variants.push((claims.len(), v, entry.still_hold, here.clone())),
+            (None, false) => {
+                return Err(Error::InvalidFixture {
+                    path: here,
+                    detail: format!(
+                        "claim `{}`: `still_hold` names claims to run with a variant, and the claim has no `variant`",
+                        entry.id
+                    ),
+                });
+            }
+            (None, true) => {}
+        }
         claims.push(crate::claim::Claim {
             hosts,
             proves: entry.proves.unwrap_or_else(|| kind.doc.to_string()),
@@ -437,6 +467,43 @@ fn read_claims(
             params: std::sync::Arc::new(params),
             check: kind.check,
             skip: entry.skip,
+            variant: None,
+        });
+    }
+    for (i, name, still_hold, here) in variants {
+        if fixtures.clone().with_variant(&name).is_err() {
+            return Err(Error::InvalidFixture {
+                path: here,
+                detail: format!(
+                    "claim `{}`: no variant `{name}`: a variant is a folder `variants/{name}/` of the design",
+                    claims[i].id
+                ),
+            });
+        }
+        let mut held = Vec::new();
+        for id in &still_hold {
+            match claims.iter().find(|c| &c.id == id) {
+                Some(c) if c.variant.is_none() => held.push(c.clone()),
+                _ => {
+                    return Err(Error::InvalidFixture {
+                        path: here,
+                        detail: format!(
+                            "claim `{}`: `still_hold` names `{id}`, which is not a claim of this design without a variant of its own; they are: {}",
+                            claims[i].id,
+                            claims
+                                .iter()
+                                .filter(|c| c.variant.is_none())
+                                .map(|c| c.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        claims[i].variant = Some(crate::claim::Variant {
+            name,
+            still_hold: held,
         });
     }
     if claims.is_empty() {

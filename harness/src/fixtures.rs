@@ -76,11 +76,6 @@ impl Fixtures {
         Ok(f)
     }
 
-    /// The layers of design `name_or_path` (a built-in name or a folder).
-    pub fn design(name_or_path: &str) -> Result<Self> {
-        crate::design::DesignDir::locate(name_or_path)?.fixtures()
-    }
-
     /// Adds a folder on top: its files replace those of the layers below.
     pub fn with_overlay(mut self, dir: PathBuf) -> Result<Self> {
         if !dir.is_dir() {
@@ -103,7 +98,8 @@ impl Fixtures {
         self.with_overlay(dir)
     }
 
-    /// The user's own files (relative paths) that variant `name` replaces:
+    /// The user's own files (fixture paths, a host's own file as the shared
+    /// path it stands for) that variant `name` replaces:
     /// a claim measuring the variant then measures the design's files, not
     /// theirs. A file for one host (`hosts/<host>/<rel>`) counts as `<rel>`.
     pub fn users_files_replaced_by(&self, variant: &str) -> Vec<PathBuf> {
@@ -125,11 +121,13 @@ impl Fixtures {
                 Err(_) => rel.to_path_buf(),
             }
         };
-        theirs
+        let mut replaced: Vec<PathBuf> = theirs
             .keys()
-            .filter(|rel| replacing.keys().any(|v| plain(v) == plain(rel)))
-            .cloned()
-            .collect()
+            .map(|rel| plain(rel))
+            .filter(|rel| replacing.keys().any(|v| plain(v) == *rel))
+            .collect();
+        replaced.dedup();
+        replaced
     }
 
     /// Adds a temporary folder on top that lives as long as these fixtures.
@@ -431,7 +429,7 @@ mod tests {
         let theirs = f.clone().with_users_files(users).unwrap();
         assert_eq!(
             theirs.users_files_replaced_by("fix"),
-            vec![PathBuf::from("hosts/h1/app/two")]
+            vec![PathBuf::from("app/two")]
         );
         assert!(f.users_files_replaced_by("fix").is_empty());
         std::fs::remove_dir_all(base).unwrap();

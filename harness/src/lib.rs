@@ -41,6 +41,7 @@ pub mod design;
 pub mod dns;
 pub mod docker;
 pub mod error;
+pub mod failure;
 pub mod fixtures;
 pub mod grade;
 pub mod graph;
@@ -64,3 +65,102 @@ pub mod spec;
 pub mod stack;
 pub mod suite;
 pub mod tempdir;
+
+/// The modules form layers: loading (fixtures, spec, design, mutants)
+/// knows nothing of what runs containers above it; kinds depend on the
+/// stack, never on the loader; reports read outcomes. An import cycle
+/// between two modules breaks that, and this test names it.
+#[cfg(test)]
+mod layers {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// Every top-level module and the modules its code (not its tests or
+    /// comments) names as `crate::<module>`.
+    fn imports() -> BTreeMap<String, BTreeSet<String>> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/src");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() && !p.ends_with("bin") {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for f in files {
+            let rel = f.strip_prefix(&root).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_string();
+            if module == "lib" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let deps = graph.entry(module.clone()).or_default();
+            for line in code.lines().map(str::trim) {
+                if line.starts_with("//") {
+                    continue;
+                }
+                for (i, _) in line.match_indices("crate::") {
+                    let name: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        deps.insert(name);
+                    }
+                }
+            }
+        }
+        graph
+    }
+
+    #[test]
+    fn no_module_imports_a_module_that_imports_it_back() {
+        let graph = imports();
+        assert!(graph.len() > 20, "modules found: {:?}", graph.keys());
+        // Depth-first: a module met again while still on the path closes a cycle.
+        fn visit(
+            m: &str,
+            graph: &BTreeMap<String, BTreeSet<String>>,
+            path: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|p| p == m) {
+                let mut cycle = path[at..].to_vec();
+                cycle.push(m.to_string());
+                return Some(cycle);
+            }
+            if !done.insert(m.to_string()) {
+                return None;
+            }
+            path.push(m.to_string());
+            for d in graph.get(m).into_iter().flatten() {
+                if let Some(c) = visit(d, graph, path, done) {
+                    return Some(c);
+                }
+            }
+            path.pop();
+            None
+        }
+        let mut done = BTreeSet::new();
+        for m in graph.keys() {
+            let cycle = visit(m, &graph, &mut Vec::new(), &mut done);
+            assert!(
+                cycle.is_none(),
+                "an import cycle: {}",
+                cycle.unwrap().join(" -> ")
+            );
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! What the servers themselves count: log lines, status counters, processes.
 //! Claims read these rather than anything the app says about itself.
 
-use crate::claim::Failure;
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::host::Host;
 
 /// Lines in a log file on `host`. A log that does not exist is never read

@@ -210,11 +210,6 @@ fn merge(base: &mut toml::Table, over: &toml::Table) -> std::result::Result<(), 
     Ok(())
 }
 
-/// The mutants of `design` (a name or a folder): `<design>/mutants/<name>/mutant.toml`.
-pub fn mutants(design: &str) -> Result<Vec<Mutant>> {
-    crate::design::DesignDir::locate(design)?.mutants()
-}
-
 /// The mutants in folder `root`, by name.
 pub(crate) fn mutants_in(root: &Path) -> Result<Vec<Mutant>> {
     let mut out = Vec::new();
@@ -289,18 +284,5 @@ mod tests {
         assert_eq!(base["vars"]["one"].as_str(), Some("1"));
         assert_eq!(base["vars"]["two"].as_str(), Some("II"));
         assert_eq!(base["zone"].as_str(), Some("z"));
-    }
-
-    #[test]
-    fn every_builtin_mutant_applies_to_its_design() {
-        for design in ["simple_web", "distributed", "secured_monitored", "scale_up"] {
-            for m in mutants(design).unwrap() {
-                let f = m
-                    .apply(Fixtures::design(design).unwrap())
-                    .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
-                crate::spec::DesignSpec::load(&f)
-                    .unwrap_or_else(|e| panic!("mutant {design}/{}: {}", m.name, e.chain()));
-            }
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use crate::claim::Failure;
+use crate::failure::Failure;
 use crate::host::Host;
 use crate::stack::Stack;
 

@@ -311,7 +311,7 @@ pub fn write_markdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::Failure;
+    use crate::failure::Failure;
 
     #[test]
     fn junit_escapes_and_counts_failures() {

@@ -337,7 +337,7 @@ mod tests {
             ),
         )
         .expect("write design");
-        DesignSpec::load(&Fixtures::design("simple_web")?.with_overlay(dir)?)
+        DesignSpec::load(&crate::design::fixtures("simple_web")?.with_overlay(dir)?)
     }
 
     #[test]

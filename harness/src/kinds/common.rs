@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Param, Params, Ty};
-use crate::claim::Failure;
+use crate::failure::Failure;
 use crate::probe;
 use crate::stack::{Fault, FaultGuard, Stack};
 

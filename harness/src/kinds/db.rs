@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::common::req_failed;
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
 use crate::stack::{Fault, Stack};
@@ -391,7 +391,7 @@ pub(crate) async fn single_writer_over(
     let url = |path: &str| format!("{scheme}://{}{path}", crate::stack::WWW);
     let (write, read) = (url(write_path), url(read_path));
     let (writes_before, _) = probe::burst(&stack.client.fresh, &write, 2).await;
-    crate::claim::ensure_measured(
+    crate::failure::ensure_measured(
         writes_before == 2,
         format!(
             "before the fault only {writes_before} of 2 writes succeeded, so their failing later proves nothing"

@@ -3,8 +3,8 @@
 use hickory_proto::rr::{RData, RecordType};
 
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
 use crate::client::{self, DnsTransport};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::stack::{Stack, ZONE};
 
 /// `dns.a_record`: a name resolves to exactly one address, the one named.
@@ -145,7 +145,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
         check.ttl, check.interval_ms, check.timeout_ms, check.port
     );
     let ttl = check.ttl;
-    crate::claim::ensure_measured(
+    crate::failure::ensure_measured(
         budget <= max_wait,
         format!(
             "the design's TTL and check interval give a failover budget of {} ms, longer than this claim waits ({} ms)",

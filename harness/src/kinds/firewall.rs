@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, ensure_eq, ensure_measured};
+use crate::failure::{CheckResult, ensure_eq, ensure_measured};
 use crate::reach::{self, Listener, Reach};
 use crate::stack::Stack;
 
@@ -257,7 +257,7 @@ async fn reachability(stack: &Stack, p: &Params) -> CheckResult {
                 network.is_empty() || stack.host(&r.from).is_ok_and(|h| h.addr(network).is_some())
             })
             .collect();
-        Ok::<_, crate::claim::Failure>((listening, local, rows))
+        Ok::<_, crate::failure::Failure>((listening, local, rows))
     }
     .await;
     if unlisted > 0 {

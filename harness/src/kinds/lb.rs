@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::common::{counted_by, marker, req_failed};
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::{self, http};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};

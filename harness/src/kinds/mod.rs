@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::claim::CheckResult;
 use crate::error::{Error, Result};
+use crate::failure::CheckResult;
 use crate::stack::Stack;
 
 pub mod common;
@@ -50,7 +50,7 @@ macro_rules! kind_check {
         fn boxed<'a>(
             stack: &'a $crate::stack::Stack,
             params: &'a $crate::kinds::Params,
-        ) -> futures::future::BoxFuture<'a, $crate::claim::CheckResult> {
+        ) -> futures::future::BoxFuture<'a, $crate::failure::CheckResult> {
             Box::pin($f(stack, params))
         }
         boxed as $crate::kinds::KindCheck

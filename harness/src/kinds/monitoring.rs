@@ -8,7 +8,7 @@ use super::common::{
     prometheus, req_failed, restore_all, scraped_since, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};
 

@@ -4,8 +4,8 @@ use hickory_proto::rr::RecordType;
 
 use super::common::req_failed;
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure_eq};
 use crate::client::{self, DnsTransport};
+use crate::failure::{CheckResult, Failure, ensure_eq};
 use crate::measure::http;
 use crate::stack::{Stack, WWW};
 
@@ -121,7 +121,7 @@ roles = ["web", "php", "db"]"#,
 
 async fn tiers(stack: &Stack, p: &Params) -> CheckResult {
     let (hosts, roles) = (p.list("hosts"), p.list("roles"));
-    crate::claim::ensure_measured(
+    crate::failure::ensure_measured(
         hosts.len() == roles.len(),
         format!(
             "{} hosts but {} roles: give one role per host",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::common::wait_for;
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
 use crate::spec::HostSpec;
@@ -354,7 +354,7 @@ async fn memory_isolation(stack: &Stack, p: &Params) -> CheckResult {
     )
     .await;
     let hog_out = hog_out?;
-    crate::claim::ensure_measured(
+    crate::failure::ensure_measured(
         report.sent() > 0,
         "the probe sent no request",
         &report.summary(),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::common::{FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, restore_all};
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
 use crate::stack::{Fault, Stack};

@@ -2,7 +2,7 @@
 
 use super::common::{counted_by, header, log_sizes, marker, req_failed};
 use super::{Kind, Param, Params, Ty};
-use crate::claim::{CheckResult, Failure, ensure, ensure_eq};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
 use crate::stack::Stack;
 
