@@ -1,25 +1,37 @@
 //! stackproof proves, with real servers, that a web infrastructure design
 //! does what its text says.
 //!
-//! A design is a folder ([`design`]): `design.toml` names networks, hosts
-//! and the services on each host, `claims.toml` its sentences, each a check
-//! kind of the library ([`kinds`]) with its parameters. [`design::Design::load`]
-//! reads and checks it all; [`design::Design::start`] builds it as
-//! containers from an image made locally from Debian 12 packages, with the
-//! run's own DNS server, CA and client; [`claim::run`] measures one claim
-//! on the running servers and reports its evidence:
+//! A design is a folder: `design.toml` names networks, hosts and the
+//! services on each host, `claims.toml` its sentences, each a check kind of
+//! the library with its parameters. A [`Plan`] names a design (and what is
+//! laid over it: a user's config files, a mutant) and [`Plan::prepare`]
+//! reads and checks it all before anything starts. [`Prepared::start`]
+//! builds it as containers from an image made locally from Debian 12
+//! packages, with the run's own DNS server, CA and client, and
+//! [`run::in_turn`] measures its claims one after another on the running
+//! servers, each [`Outcome`] with its evidence and its [`Verdict`]:
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), stackproof::error::Error> {
-//! use stackproof::{claim, design::Design};
-//! let design = Design::load("simple_web")?; // or a folder: "./my_design"
-//! let stack = design.start().await?;
-//! for c in &design.claims {
-//!     let outcome = claim::run(&stack, c).await;
-//!     println!("{}", stackproof::report::checklist_line(&outcome));
-//! }
+//! # async fn demo() -> Result<(), stackproof::Error> {
+//! use stackproof::{Event, Plan, Verdict, claim, report, run};
+//!
+//! let prepared = Plan::new("simple_web").prepare().await?; // or a folder: "./my_design"
+//! let stack = prepared.start().await?;
+//! let show = |e: Event<'_>| {
+//!     if let Event::Ended(outcome) = e {
+//!         println!("{}", report::checklist_line(outcome));
+//!     }
+//! };
+//! let ran = run::in_turn(&prepared.design, stack, &prepared.claims, false, claim::run, show).await;
+//! let held = ran.outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Held)).count();
+//! println!("{held} of {} claims held", ran.outcomes.len());
 //! # Ok(()) }
 //! ```
+//!
+//! A crate of your own runs a design's claims under `cargo test` with a
+//! [`Suite`], and adds check kinds of its own ([`Kind`], with
+//! [`kind_check!`]) and Rust claims ([`Claim::rust`]); see
+//! `examples/own-suite/`.
 //!
 //! Every claim can fail: a design folder's `mutants/` holds broken variants,
 //! and each suite proves its mutant makes its claim fail. Everything a run
@@ -65,6 +77,16 @@ pub mod spec;
 pub mod stack;
 pub mod suite;
 pub mod tempdir;
+
+// The types a user's crate needs, at the crate's root.
+pub use claim::{Claim, Outcome, Verdict};
+pub use design::Design;
+pub use error::Error;
+pub use failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+pub use kinds::{Kind, Kinds, Param, Params, Ty};
+pub use run::{Event, Plan, Prepared};
+pub use stack::{Fault, Stack, WWW};
+pub use suite::Suite;
 
 /// The modules form layers: loading (fixtures, spec, design, mutants)
 /// knows nothing of what runs containers above it; kinds depend on the

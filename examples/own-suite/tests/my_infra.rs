@@ -3,9 +3,7 @@
 //! one Rust claim on the same stack, and every mutant of `infra/mutants/`
 //! failing the claim it names. `cargo test` runs it.
 
-use stackproof::claim::{CheckResult, Claim, ensure};
-use stackproof::kinds::{Kind, Param, Params, Ty};
-use stackproof::stack::Stack;
+use stackproof::{CheckResult, Claim, Failure, Kind, Param, Params, Stack, Suite, Ty, WWW, ensure};
 
 /// A check kind of this crate's own: a page's body contains a text.
 const PAGE_SAYS: Kind = Kind {
@@ -20,14 +18,14 @@ const PAGE_SAYS: Kind = Kind {
 };
 
 async fn page_says(stack: &Stack, p: &Params) -> CheckResult {
-    let url = format!("http://{}{}", stackproof::stack::WWW, p.text("path"));
+    let url = format!("http://{WWW}{}", p.text("path"));
     let resp = stack
         .client
         .fresh
         .get(&url)
         .send()
         .await
-        .map_err(|e| stackproof::claim::Failure::new(format!("GET {url}: {e}"), ""))?;
+        .map_err(|e| Failure::new(format!("GET {url}: {e}"), ""))?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     let evidence = format!("GET {url} → {status}, {} bytes", body.len());
@@ -64,7 +62,7 @@ fn php_unprivileged<'a>(
 }
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::Suite::new(concat!(env!("CARGO_MANIFEST_DIR"), "/infra"))
+    Suite::new(concat!(env!("CARGO_MANIFEST_DIR"), "/infra"))
         .kind(PAGE_SAYS)
         .claim(Claim::rust(
             "my_infra.app.php_unprivileged",
