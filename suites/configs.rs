@@ -8,7 +8,7 @@
 use std::process::{Command, Output};
 
 /// `stackproof check <design> --config haproxy=<file> --claim ...`.
-fn check(design: &str, file: &str, claims: &[&str]) -> (Output, String, String) {
+fn check(design: &str, file: &str, claims: &[&str]) -> (Output, String, String, Verdicts) {
     check_with(design, file, claims, &[])
 }
 
@@ -18,7 +18,7 @@ fn check_with(
     file: &str,
     claims: &[&str],
     extra: &[&std::ffi::OsStr],
-) -> (Output, String, String) {
+) -> (Output, String, String, Verdicts) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/haproxy")
         .join(file);
@@ -29,21 +29,50 @@ fn check_with(
         cmd.args(["--claim", &format!("{design}.{c}")]);
     }
     cmd.args(extra);
-    let out = cmd.output().unwrap();
+    let (out, verdicts) = run_with_report(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, stdout, stderr)
+    (out, stdout, stderr, verdicts)
 }
 
-fn verdict(stdout: &str, label: &str, id: &str) -> bool {
-    stdout
-        .lines()
-        .any(|l| l.starts_with(label) && l.split_whitespace().nth(1) == Some(id))
+/// Each claim's verdict, as the run's JSON report (`check --json`) has it.
+#[derive(Debug, Default)]
+struct Verdicts(std::collections::BTreeMap<String, String>);
+
+impl Verdicts {
+    /// Whether claim `id` came out as `label` (`PASS`, `FAIL`, `ERROR`, `SKIP`).
+    fn is(&self, label: &str, id: &str) -> bool {
+        self.0.get(id).is_some_and(|v| v == label)
+    }
+}
+
+/// Runs `cmd` (a `stackproof check`) with `--json` to a file of its own and
+/// reads the verdicts from it (none when the run stopped before its claims).
+fn run_with_report(mut cmd: Command) -> (Output, Verdicts) {
+    let json = std::env::temp_dir().join(format!(
+        "sp-configs-{}-{:?}.json",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&json);
+    let out = cmd.arg("--json").arg(&json).output().unwrap();
+    let mut verdicts = Verdicts::default();
+    if let Ok(text) = std::fs::read_to_string(&json) {
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for c in report["claims"].as_array().unwrap() {
+            verdicts.0.insert(
+                c["id"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            );
+        }
+        let _ = std::fs::remove_file(&json);
+    }
+    (out, verdicts)
 }
 
 #[test]
 fn debians_default_config_with_public_servers_balances_round_robin() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, v) = check(
         "distributed",
         "lb_debian_default.cfg",
         &[
@@ -68,33 +97,24 @@ fn debians_default_config_with_public_servers_balances_round_robin() {
         "lb.health_check",
         "issue.spof_lb",
     ] {
-        assert!(
-            verdict(&stdout, "PASS", &format!("distributed.{id}")),
-            "{id}: {stdout}"
-        );
+        assert!(v.is("PASS", &format!("distributed.{id}")), "{id}: {stdout}");
     }
 }
 
 #[test]
 fn balance_source_breaks_round_robin() {
-    let (out, stdout, _) = check("distributed", "lb_balance_source.cfg", &["lb.round_robin"]);
+    let (out, stdout, _, v) = check("distributed", "lb_balance_source.cfg", &["lb.round_robin"]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
-        "{stdout}"
-    );
+    assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
 }
 
 /// One request after another, least connections alternates like
 /// round-robin; only a busy server tells them apart.
 #[test]
 fn leastconn_is_not_round_robin_once_a_server_is_busy() {
-    let (out, stdout, _) = check("distributed", "lb_leastconn.cfg", &["lb.round_robin"]);
+    let (out, stdout, _, v) = check("distributed", "lb_leastconn.cfg", &["lb.round_robin"]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
-        "{stdout}"
-    );
+    assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
     assert!(
         stdout.contains("busy with a request held open it got 0 of 10"),
         "{stdout}"
@@ -103,7 +123,7 @@ fn leastconn_is_not_round_robin_once_a_server_is_busy() {
 
 #[test]
 fn an_address_on_the_listen_line_is_refused_with_the_2x_way_to_write_it() {
-    let (out, stdout, stderr) = check("distributed", "lb_listen_style.cfg", &["lb.round_robin"]);
+    let (out, stdout, stderr, _) = check("distributed", "lb_listen_style.cfg", &["lb.round_robin"]);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("please use the 'bind' keyword"),
@@ -123,25 +143,19 @@ fn an_address_on_the_listen_line_is_refused_with_the_2x_way_to_write_it() {
 
 #[test]
 fn one_server_fails_the_claims_that_count_backends() {
-    let (out, stdout, _) = check(
+    let (out, stdout, _, v) = check(
         "distributed",
         "lb_one_server.cfg",
         &["lb.round_robin", "lb.active_active"],
     );
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        verdict(&stdout, "FAIL", "distributed.lb.round_robin"),
-        "{stdout}"
-    );
-    assert!(
-        verdict(&stdout, "FAIL", "distributed.lb.active_active"),
-        "{stdout}"
-    );
+    assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
+    assert!(v.is("FAIL", "distributed.lb.active_active"), "{stdout}");
 }
 
 #[test]
 fn a_third_server_is_left_out_and_said_so() {
-    let (out, stdout, _) = check("distributed", "lb_three_servers.cfg", &["lb.round_robin"]);
+    let (out, stdout, _, _) = check("distributed", "lb_three_servers.cfg", &["lb.round_robin"]);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("web-03 3.94.181.29:80 -> not mapped"),
@@ -151,7 +165,8 @@ fn a_third_server_is_left_out_and_said_so() {
 
 #[test]
 fn haproxy_1x_directives_stop_with_the_servers_words_and_the_2x_replacement() {
-    let (out, stdout, stderr) = check("distributed", "lb_1x_directives.cfg", &["lb.round_robin"]);
+    let (out, stdout, stderr, _) =
+        check("distributed", "lb_1x_directives.cfg", &["lb.round_robin"]);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("haproxy -c"),
@@ -167,7 +182,7 @@ fn haproxy_1x_directives_stop_with_the_servers_words_and_the_2x_replacement() {
 
 #[test]
 fn two_frontends_on_one_port_are_a_warning_and_secrets_never_show() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, _) = check(
         "distributed",
         "lb_two_frontends_port80.cfg",
         &["lb.round_robin"],
@@ -182,7 +197,7 @@ fn two_frontends_on_one_port_are_a_warning_and_secrets_never_show() {
 
 #[test]
 fn a_tutorials_https_setup_with_an_acme_backend_holds_its_https_claims() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:haproxy=haproxy/https_acme_backend.cfg"],
         &["lb.round_robin", "https.valid_cert", "https.redirect"],
@@ -195,7 +210,7 @@ fn a_tutorials_https_setup_with_an_acme_backend_holds_its_https_claims() {
     );
     for id in ["lb.round_robin", "https.valid_cert", "https.redirect"] {
         assert!(
-            verdict(&text, "PASS", &format!("secured_monitored.{id}")),
+            v.is("PASS", &format!("secured_monitored.{id}")),
             "{id}: {text}"
         );
     }
@@ -206,7 +221,7 @@ fn a_tutorials_https_setup_with_an_acme_backend_holds_its_https_claims() {
 fn a_tutorials_own_section_names_still_give_the_monitoring_its_counters() {
     // http_front / https_front / http_back and an exporter frontend named
     // `prometheus`: the claims query the design's names (www, web, metrics).
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:haproxy=haproxy/https_own_names_exporter.cfg"],
         &["monitoring.qps", "monitoring.response_times"],
@@ -216,7 +231,7 @@ fn a_tutorials_own_section_names_still_give_the_monitoring_its_counters() {
     assert!(text.contains("backend http_back -> web"), "{text}");
     for id in ["monitoring.qps", "monitoring.response_times"] {
         assert!(
-            verdict(&text, "PASS", &format!("secured_monitored.{id}")),
+            v.is("PASS", &format!("secured_monitored.{id}")),
             "{id}: {text}"
         );
     }
@@ -225,7 +240,7 @@ fn a_tutorials_own_section_names_still_give_the_monitoring_its_counters() {
 
 #[test]
 fn letsencrypt_https_without_hsts_holds_tls_but_fails_the_redirect_claim() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, v) = check(
         "secured_monitored",
         "https_letsencrypt.cfg",
         &["https.valid_cert", "https.redirect", "lb.round_robin"],
@@ -241,40 +256,31 @@ fn letsencrypt_https_without_hsts_holds_tls_but_fails_the_redirect_claim() {
         "{stdout}"
     );
     assert!(
-        verdict(&stdout, "PASS", "secured_monitored.https.valid_cert"),
+        v.is("PASS", "secured_monitored.https.valid_cert"),
         "{stdout}\n{stderr}"
     );
-    assert!(
-        verdict(&stdout, "PASS", "secured_monitored.lb.round_robin"),
-        "{stdout}"
-    );
-    assert!(
-        verdict(&stdout, "FAIL", "secured_monitored.https.redirect"),
-        "{stdout}"
-    );
+    assert!(v.is("PASS", "secured_monitored.lb.round_robin"), "{stdout}");
+    assert!(v.is("FAIL", "secured_monitored.https.redirect"), "{stdout}");
     assert!(stdout.contains("HSTS max-age missing"), "{stdout}");
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn a_redirect_with_no_code_is_302_and_fails() {
-    let (out, stdout, _) = check(
+    let (out, stdout, _, v) = check(
         "secured_monitored",
         "https_hsts_no_code.cfg",
         &["https.redirect"],
     );
     assert!(stdout.contains("has no `code`"), "{stdout}");
-    assert!(
-        verdict(&stdout, "FAIL", "secured_monitored.https.redirect"),
-        "{stdout}"
-    );
+    assert!(v.is("FAIL", "secured_monitored.https.redirect"), "{stdout}");
     assert!(stdout.contains("answered 302, not 301"), "{stdout}");
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn servers_without_a_port_behind_tls_are_reached_on_443_and_the_site_breaks() {
-    let (out, stdout, _) = check(
+    let (out, stdout, _, v) = check(
         "secured_monitored",
         "https_server_no_port.cfg",
         &["lb.round_robin"],
@@ -283,16 +289,13 @@ fn servers_without_a_port_behind_tls_are_reached_on_443_and_the_site_breaks() {
         stdout.contains("(no port: HAProxy connects on the port the client used"),
         "{stdout}"
     );
-    assert!(
-        verdict(&stdout, "FAIL", "secured_monitored.lb.round_robin"),
-        "{stdout}"
-    );
+    assert!(v.is("FAIL", "secured_monitored.lb.round_robin"), "{stdout}");
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn a_complete_https_config_holds_the_secured_claims() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, _) = check(
         "secured_monitored",
         "https_complete.cfg",
         &[
@@ -308,7 +311,7 @@ fn a_complete_https_config_holds_the_secured_claims() {
 
 #[test]
 fn health_checked_servers_without_a_port_are_refused_by_haproxy_itself() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, _) = check(
         "distributed",
         "lb_no_port_with_check.cfg",
         &["lb.round_robin"],
@@ -430,17 +433,16 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
 fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/scripts/1-install_load_balancer");
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args([
-            "check",
-            "distributed",
-            "--claim",
-            "distributed.lb.round_robin",
-            "--script",
-        ])
-        .arg(format!("haproxy={}", script.display()))
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args([
+        "check",
+        "distributed",
+        "--claim",
+        "distributed.lb.round_robin",
+        "--script",
+    ])
+    .arg(format!("haproxy={}", script.display()));
+    let (out, v) = run_with_report(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -453,16 +455,13 @@ fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
     ] {
         assert!(stdout.contains(said), "`{said}` missing: {stdout}");
     }
-    assert!(
-        verdict(&stdout, "PASS", "distributed.lb.round_robin"),
-        "{stdout}"
-    );
+    assert!(v.is("PASS", "distributed.lb.round_robin"), "{stdout}");
 }
 
 #[test]
 fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
     let md = std::env::temp_dir().join(format!("sp-summary-{}.md", std::process::id()));
-    let (out, _, _) = check_with(
+    let (out, _, _, _) = check_with(
         "distributed",
         "lb_balance_source.cfg",
         &["lb.round_robin", "db.replication"],
@@ -498,7 +497,7 @@ fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
 #[test]
 fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
     let html = std::env::temp_dir().join(format!("sp-report-{}.html", std::process::id()));
-    let (out, _, _) = check_with(
+    let (out, _, _, _) = check_with(
         "distributed",
         "lb_balance_source.cfg",
         &["lb.round_robin", "dns.www_to_lb"],
@@ -544,7 +543,7 @@ fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
 }
 
 /// `stackproof check simple_web_nginx --config nginx=<file> --claim ...`.
-fn check_nginx(file: &str, claims: &[&str]) -> (Output, String) {
+fn check_nginx(file: &str, claims: &[&str]) -> (Output, String, Verdicts) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/nginx")
         .join(file);
@@ -554,18 +553,18 @@ fn check_nginx(file: &str, claims: &[&str]) -> (Output, String) {
     for c in claims {
         cmd.args(["--claim", &format!("simple_web_nginx.{c}")]);
     }
-    let out = cmd.output().unwrap();
+    let (out, verdicts) = run_with_report(cmd);
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out, text)
+    (out, text, verdicts)
 }
 
 #[test]
 fn debians_default_site_serves_static_files_but_no_php() {
-    let (out, text) = check_nginx(
+    let (out, text, v) = check_nginx(
         "default_custom_header",
         &["web.static_by_nginx", "app.dynamic_by_php"],
     );
@@ -574,11 +573,11 @@ fn debians_default_site_serves_static_files_but_no_php() {
         "{text}"
     );
     assert!(
-        verdict(&text, "PASS", "simple_web_nginx.web.static_by_nginx"),
+        v.is("PASS", "simple_web_nginx.web.static_by_nginx"),
         "{text}"
     );
     assert!(
-        verdict(&text, "FAIL", "simple_web_nginx.app.dynamic_by_php"),
+        v.is("FAIL", "simple_web_nginx.app.dynamic_by_php"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -586,7 +585,7 @@ fn debians_default_site_serves_static_files_but_no_php() {
 
 #[test]
 fn the_php_socket_of_the_users_server_becomes_the_designs_php_fpm() {
-    let (out, text) = check_nginx(
+    let (out, text, _) = check_nginx(
         "default_with_php",
         &["web.static_by_nginx", "app.dynamic_by_php", "db.query_flow"],
     );
@@ -604,7 +603,12 @@ fn the_php_socket_of_the_users_server_becomes_the_designs_php_fpm() {
 
 /// `stackproof check <design> --config <arg>... --claim ...`, each arg
 /// `[HOST:]KIND=<file under tests/configs>`; stdout and stderr together.
-fn check_files(design: &str, files: &[&str], claims: &[&str], extra: &[&str]) -> (Output, String) {
+fn check_files(
+    design: &str,
+    files: &[&str],
+    claims: &[&str],
+    extra: &[&str],
+) -> (Output, String, Verdicts) {
     let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
     cmd.args(["check", design]);
@@ -617,18 +621,18 @@ fn check_files(design: &str, files: &[&str], claims: &[&str], extra: &[&str]) ->
         cmd.args(["--claim", &format!("{design}.{c}")]);
     }
     cmd.args(extra);
-    let out = cmd.output().unwrap();
+    let (out, verdicts) = run_with_report(cmd);
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out, text)
+    (out, text, verdicts)
 }
 
 #[test]
 fn a_keepalived_pair_with_one_second_adverts_holds_one_master_but_fails_over_too_slowly() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "scale_up",
         &[
             "lb-1:keepalived=keepalived/lb-01.conf",
@@ -658,12 +662,9 @@ fn a_keepalived_pair_with_one_second_adverts_holds_one_master_but_fails_over_too
         "{text}"
     );
     assert!(!text.contains("Sup3rS3cret"), "{text}");
-    assert!(
-        verdict(&text, "PASS", "scale_up.lb.single_master"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "scale_up.lb.single_master"), "{text}");
     // advert_int 1: the backup waits three adverts before it takes over.
-    assert!(verdict(&text, "FAIL", "scale_up.lb.failover"), "{text}");
+    assert!(v.is("FAIL", "scale_up.lb.failover"), "{text}");
     assert!(text.contains("budget 1000 ms"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
@@ -674,7 +675,7 @@ fn a_nopreempt_pair_fails_over_whichever_peer_won_the_vip() {
     // stack is a race the higher priority usually wins. Either way the
     // takeover is measured from the holder, and a peer back from a fault
     // leaves the VIP where it is: no claim may fail for either.
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "scale_up",
         &[
             "lb-1:keepalived=keepalived/nopreempt-lb-01.conf",
@@ -688,10 +689,7 @@ fn a_nopreempt_pair_fails_over_whichever_peer_won_the_vip() {
         &[],
     );
     for id in ["single_master", "failover", "haproxy_crash_failover"] {
-        assert!(
-            verdict(&text, "PASS", &format!("scale_up.lb.{id}")),
-            "{id}: {text}"
-        );
+        assert!(v.is("PASS", &format!("scale_up.lb.{id}")), "{id}: {text}");
     }
     // The health check asks systemd, which the run's hosts do not run.
     assert!(
@@ -711,7 +709,7 @@ fn a_nopreempt_pair_fails_over_whichever_peer_won_the_vip() {
 
 #[test]
 fn a_tutorials_primary_and_replica_files_replicate_and_split_reads_from_writes() {
-    let (out, text) = check_files(
+    let (out, text, _) = check_files(
         "distributed",
         &[
             "server-1:mariadb=mariadb/primary.cnf",
@@ -739,7 +737,7 @@ fn a_tutorials_primary_and_replica_files_replicate_and_split_reads_from_writes()
 
 #[test]
 fn debians_default_server_file_on_both_databases_keeps_them_local_and_breaks_replication() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "distributed",
         &["mariadb=mariadb/50-server.cnf"],
         &["db.replication", "issue.no_firewall"],
@@ -753,21 +751,15 @@ fn debians_default_server_file_on_both_databases_keeps_them_local_and_breaks_rep
         text.contains("both get server-id 1 (the default)"),
         "{text}"
     );
-    assert!(
-        verdict(&text, "FAIL", "distributed.db.replication"),
-        "{text}"
-    );
+    assert!(v.is("FAIL", "distributed.db.replication"), "{text}");
     // Nothing listens on the network, so the "no firewall" weakness is not there.
-    assert!(
-        verdict(&text, "FAIL", "distributed.issue.no_firewall"),
-        "{text}"
-    );
+    assert!(v.is("FAIL", "distributed.issue.no_firewall"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
 
 #[test]
 fn debians_php_pool_and_an_nginx_upstream_serve_the_app() {
-    let (out, text) = check_files(
+    let (out, text, _) = check_files(
         "simple_web_nginx",
         &["php-fpm=php-fpm/www.conf", "nginx=nginx/upstream_php"],
         &["app.dynamic_by_php", "db.query_flow", "web.static_by_nginx"],
@@ -792,7 +784,7 @@ fn debians_php_pool_and_an_nginx_upstream_serve_the_app() {
 
 #[test]
 fn a_lamp_tutorials_apache_site_serves_static_and_php() {
-    let (out, text) = check_files(
+    let (out, text, _) = check_files(
         "simple_web",
         &["apache=apache/000-default.conf"],
         &[
@@ -820,7 +812,7 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
     // Prometheus spreads a job's first scrapes over its interval: with 15 s,
     // a fixed 10 s wait saw one of three exporters and failed a setup that
     // monitors all three.
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["prometheus=prometheus/prometheus_15s.yml"],
         &[
@@ -838,13 +830,13 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
         ],
     );
     assert!(
-        verdict(&text, "PASS", "secured_monitored.monitoring.clients_up"),
+        v.is("PASS", "secured_monitored.monitoring.clients_up"),
         "{text}"
     );
     assert!(text.contains("lb-1=1, server-1=1, server-2=1"), "{text}");
     // "Within 2 scrape intervals" is 2 of this Prometheus's 15 s.
     assert!(
-        verdict(&text, "PASS", "secured_monitored.monitoring.detects_down"),
+        v.is("PASS", "secured_monitored.monitoring.detects_down"),
         "{text}"
     );
     assert!(
@@ -853,7 +845,7 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
     );
     // The slowed backend's series rises in the scrape after the burst.
     assert!(
-        verdict(&text, "PASS", "secured_monitored.monitoring.response_times"),
+        v.is("PASS", "secured_monitored.monitoring.response_times"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -861,7 +853,7 @@ fn a_prometheus_that_scrapes_every_15_s_is_given_its_own_intervals() {
 
 #[test]
 fn a_users_prometheus_scrapes_every_host_but_alerts_too_late_and_misses_mtail() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "scale_up",
         &["prometheus=prometheus/prometheus.yml"],
         &[
@@ -880,18 +872,12 @@ fn a_users_prometheus_scrapes_every_host_but_alerts_too_late_and_misses_mtail() 
         "{text}"
     );
     assert!(text.contains("added: label host=\"db-1\""), "{text}");
-    assert!(
-        verdict(&text, "PASS", "scale_up.monitoring.resources"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "scale_up.monitoring.resources"), "{text}");
     // Scrapes every 5 s and `for: 5s`: longer than the design's 6 s window.
-    assert!(
-        verdict(&text, "FAIL", "scale_up.monitoring.alert_on_down"),
-        "{text}"
-    );
+    assert!(v.is("FAIL", "scale_up.monitoring.alert_on_down"), "{text}");
     // No mtail job: the access-log counter is not monitored.
     assert!(
-        verdict(&text, "FAIL", "scale_up.monitoring.access_logs_parsed"),
+        v.is("FAIL", "scale_up.monitoring.access_logs_parsed"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -899,7 +885,7 @@ fn a_users_prometheus_scrapes_every_host_but_alerts_too_late_and_misses_mtail() 
 
 #[test]
 fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:iptables=iptables/ufw_lb.sh"],
         &[
@@ -914,41 +900,31 @@ fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out()
         "{text}"
     );
     assert!(
-        verdict(
-            &text,
-            "PASS",
-            "secured_monitored.firewall.lb_exposes_only_web"
-        ),
+        v.is("PASS", "secured_monitored.firewall.lb_exposes_only_web"),
         "{text}"
     );
-    assert!(
-        verdict(&text, "PASS", "secured_monitored.https.valid_cert"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "secured_monitored.https.valid_cert"), "{text}");
     // ufw lets in nothing but 22, 80 and 443: the node exporter is dropped.
     assert!(
-        verdict(&text, "FAIL", "secured_monitored.monitoring.clients_up"),
+        v.is("FAIL", "secured_monitored.monitoring.clients_up"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
     // The same script without 443: the site's HTTPS is dropped at the firewall.
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:iptables=iptables/ufw_lb_no_https.sh"],
         &["https.valid_cert"],
         &[],
     );
-    assert!(
-        verdict(&text, "FAIL", "secured_monitored.https.valid_cert"),
-        "{text}"
-    );
+    assert!(v.is("FAIL", "secured_monitored.https.valid_cert"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
 
 #[test]
 fn ufw_scripts_are_taken_as_ufw_runs_them_defaults_and_enable_included() {
     // No `ufw default` lines: ufw's own default still drops what comes in.
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:iptables=iptables/ufw_lb_short.sh"],
         &["firewall.lb_exposes_only_web"],
@@ -961,16 +937,12 @@ fn ufw_scripts_are_taken_as_ufw_runs_them_defaults_and_enable_included() {
         "{text}"
     );
     assert!(
-        verdict(
-            &text,
-            "PASS",
-            "secured_monitored.firewall.lb_exposes_only_web"
-        ),
+        v.is("PASS", "secured_monitored.firewall.lb_exposes_only_web"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
     // `ufw enable` forgotten: no firewall on the server, none in the run.
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:iptables=iptables/ufw_lb_not_enabled.sh"],
         &["firewall.lb_exposes_only_web"],
@@ -978,11 +950,7 @@ fn ufw_scripts_are_taken_as_ufw_runs_them_defaults_and_enable_included() {
     );
     assert!(text.contains("ufw stays off on the server"), "{text}");
     assert!(
-        verdict(
-            &text,
-            "FAIL",
-            "secured_monitored.firewall.lb_exposes_only_web"
-        ),
+        v.is("FAIL", "secured_monitored.firewall.lb_exposes_only_web"),
         "{text}"
     );
     assert!(text.contains("8405 open"), "{text}");
@@ -1005,26 +973,26 @@ fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
         cmd.args(["check", "secured_monitored", "--config", &config])
             .args(["--claim", "secured_monitored.firewall.web_only_from_lb"])
             .args(extra);
-        let out = cmd.output().unwrap();
+        let (out, v) = run_with_report(cmd);
         let text = format!(
             "{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        (out, text)
+        (out, text, v)
     };
-    let (out, text) = run(&[]);
+    let (out, text, _) = run(&[]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("line 5: 10.0.0.2 is none of the run's hosts"),
         "{text}"
     );
     assert!(text.contains("--address 10.0.0.2=HOST"), "{text}");
-    let (out, text) = run(&["--address", "10.0.0.2=lb-1"]);
+    let (out, text, v) = run(&["--address", "10.0.0.2=lb-1"]);
     assert!(text.contains("rules.v4:5: 10.0.0.2 -> "), "{text}");
     assert!(text.contains("10.0.0.0/16 -> "), "{text}");
     assert!(
-        verdict(&text, "PASS", "secured_monitored.firewall.web_only_from_lb"),
+        v.is("PASS", "secured_monitored.firewall.web_only_from_lb"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -1033,7 +1001,7 @@ fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
 
 #[test]
 fn a_cipher_openssl_does_not_know_is_a_warning_and_tls_still_holds() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["haproxy=haproxy/https_cipher_typo.cfg"],
         &["https.valid_cert"],
@@ -1047,16 +1015,13 @@ fn a_cipher_openssl_does_not_know_is_a_warning_and_tls_still_holds() {
     );
     assert!(text.contains("cipher `DES-CBC3-SHA` is unknown"), "{text}");
     assert!(!text.contains("cipher `!aNULL`"), "{text}");
-    assert!(
-        verdict(&text, "PASS", "secured_monitored.https.valid_cert"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "secured_monitored.https.valid_cert"), "{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
 #[test]
 fn a_whole_nginx_conf_with_the_site_in_it_replaces_the_designs_and_serves_the_app() {
-    let (out, text) = check_files(
+    let (out, text, _) = check_files(
         "simple_web_nginx",
         &["nginx=nginx/nginx.conf"],
         &["web.static_by_nginx", "app.dynamic_by_php"],
@@ -1086,7 +1051,7 @@ fn an_nginx_script_that_edits_the_enabled_site_in_place_is_checked_as_nginx_serv
     // its own: the PHP block it adds is only there, not in sites-available.
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs/scripts/0-lemp_in_place");
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "distributed",
         &[],
         &["app.dynamic_by_app"],
@@ -1100,18 +1065,15 @@ fn an_nginx_script_that_edits_the_enabled_site_in_place_is_checked_as_nginx_serv
         text.contains("fastcgi_pass unix:/run/php/php8.2-fpm.sock -> 127.0.0.1:9000"),
         "{text}"
     );
-    assert!(
-        verdict(&text, "PASS", "distributed.app.dynamic_by_app"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "distributed.app.dynamic_by_app"), "{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
 #[test]
 fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair() {
     let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["check", "scale_up", "--script"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args(["check", "scale_up", "--script"])
         .arg(format!(
             "lb-1:keepalived={}",
             configs.join("scripts/2-install_keepalived").display()
@@ -1121,9 +1083,8 @@ fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair
             "lb-2:keepalived={}",
             configs.join("keepalived/lb-02.conf").display()
         ))
-        .args(["--claim", "scale_up.lb.single_master"])
-        .output()
-        .unwrap();
+        .args(["--claim", "scale_up.lb.single_master"]);
+    let (out, v) = run_with_report(cmd);
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -1142,16 +1103,13 @@ fn a_keepalived_install_script_for_one_peer_and_a_file_for_the_other_make_a_pair
         text.contains("keepalived.conf:29: unicast_peer 10.0.0.12 -> "),
         "{text}"
     );
-    assert!(
-        verdict(&text, "PASS", "scale_up.lb.single_master"),
-        "{text}"
-    );
+    assert!(v.is("PASS", "scale_up.lb.single_master"), "{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
 #[test]
 fn mozillas_dhparam_a_custom_error_page_and_a_client_ca_become_the_runs_files() {
-    let (out, stdout, stderr) = check(
+    let (out, stdout, stderr, _) = check(
         "secured_monitored",
         "https_mozilla_dhparam.cfg",
         &["https.valid_cert", "https.redirect", "lb.round_robin"],
@@ -1172,24 +1130,21 @@ fn mozillas_dhparam_a_custom_error_page_and_a_client_ca_become_the_runs_files() 
 /// the user's file, so it is skipped with the reason rather than passed.
 #[test]
 fn default_check_timers_are_waited_for_and_the_remedy_never_replaces_the_users_file() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "secured_monitored",
         &["lb-1:haproxy=haproxy/https_default_checks.cfg"],
         &["issue.same_components", "remedy.reencrypt"],
         &[],
     );
     assert!(
-        verdict(&text, "PASS", "secured_monitored.issue.same_components"),
+        v.is("PASS", "secured_monitored.issue.same_components"),
         "{text}"
     );
     assert!(
         text.contains("3 timed-out checks at its inter 2000 ms"),
         "the wait is explained by the file's timers: {text}"
     );
-    assert!(
-        verdict(&text, "SKIP", "secured_monitored.remedy.reencrypt"),
-        "{text}"
-    );
+    assert!(v.is("SKIP", "secured_monitored.remedy.reencrypt"), "{text}");
     assert!(
         text.contains("which would replace your own `services/haproxy-tls/haproxy.cfg` (--config)"),
         "{text}"
@@ -1201,7 +1156,7 @@ fn default_check_timers_are_waited_for_and_the_remedy_never_replaces_the_users_f
 /// is started the same way whatever the file says, so the run goes on.
 #[test]
 fn a_file_with_no_global_section_starts_like_any_other() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "distributed",
         &["haproxy=haproxy/lb_no_global.cfg"],
         &["lb.round_robin", "lb.health_check"],
@@ -1212,10 +1167,7 @@ fn a_file_with_no_global_section_starts_like_any_other() {
         "{text}"
     );
     for id in ["lb.round_robin", "lb.health_check"] {
-        assert!(
-            verdict(&text, "PASS", &format!("distributed.{id}")),
-            "{id}: {text}"
-        );
+        assert!(v.is("PASS", &format!("distributed.{id}")), "{id}: {text}");
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
@@ -1226,7 +1178,7 @@ fn a_file_with_no_global_section_starts_like_any_other() {
 /// written for.
 #[test]
 fn a_multicast_pair_is_judged_as_on_a_lan_that_carries_its_adverts() {
-    let (out, text) = check_files(
+    let (out, text, v) = check_files(
         "scale_up",
         &[
             "lb-1:keepalived=keepalived/multicast-lb-01.conf",
@@ -1245,10 +1197,7 @@ fn a_multicast_pair_is_judged_as_on_a_lan_that_carries_its_adverts() {
         "{text}"
     );
     for id in ["lb.single_master", "issue.split_brain"] {
-        assert!(
-            verdict(&text, "PASS", &format!("scale_up.{id}")),
-            "{id}: {text}"
-        );
+        assert!(v.is("PASS", &format!("scale_up.{id}")), "{id}: {text}");
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
