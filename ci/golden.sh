@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The verdicts a restructuring must not change: for every built-in design,
+# the mutation matrix (`stackproof mutants`: each mutant against each claim)
+# and the verdict of each claim of `check --json` (figures left out: they
+# move from run to run). `record` writes them to tests/golden/; `compare`
+# runs them again and prints what moved (exit 1 when anything did).
+#
+#   bash ci/golden.sh record [design...]     # about 40 minutes for all five
+#   bash ci/golden.sh compare [design...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-compare}
+shift || true
+designs=("$@")
+[ ${#designs[@]} -gt 0 ] || designs=(simple_web simple_web_nginx distributed secured_monitored scale_up)
+golden=tests/golden
+cargo build -q --bin stackproof
+bin=target/debug/stackproof
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+verdicts() { # report.json -> "id VERDICT" lines, sorted
+  python3 -c 'import json,sys
+for c in json.load(open(sys.argv[1]))["claims"]:
+    print(c["id"], c["verdict"])' "$1" | sort
+}
+
+moved=0
+for d in "${designs[@]}"; do
+  "$bin" check "$d" --json "$tmp/$d.json" >"$tmp/$d.check.txt" 2>&1 || true
+  verdicts "$tmp/$d.json" >"$tmp/$d.verdicts.txt"
+  # The matrix's rows only: its header names the claims, the score line sums it.
+  "$bin" mutants "$d" 2>&1 | grep -vE '^stackproof mutants|^mutation score' >"$tmp/$d.mutants.txt" || true
+  for f in verdicts mutants; do
+    if [ "$mode" = record ]; then
+      cp "$tmp/$d.$f.txt" "$golden/$d.$f.txt"
+      echo "golden: recorded $golden/$d.$f.txt"
+    elif ! diff -u "$golden/$d.$f.txt" "$tmp/$d.$f.txt"; then
+      echo "golden: $d's $f moved (above: golden, then this run)"
+      moved=1
+    else
+      echo "golden: $d's $f as recorded"
+    fi
+  done
+done
+exit $moved
