@@ -1,0 +1,220 @@
+//! A class graded, an install script run, and the reports a user reads.
+
+use std::process::Command;
+
+use crate::{check_with, run_with_report};
+
+#[test]
+fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
+    let class = std::env::temp_dir().join(format!("sp-class-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for (student, file) in [
+        ("alice/0-load_balancer", Some("lb_debian_default.cfg")),
+        ("bob", Some("lb_balance_source.cfg")),
+        ("carol", Some("lb_1x_directives.cfg")),
+        ("dave", None),
+    ] {
+        let dir = class.join(student);
+        std::fs::create_dir_all(&dir).unwrap();
+        match file {
+            Some(f) => std::fs::copy(configs.join(f), dir.join("haproxy.cfg"))
+                .map(drop)
+                .unwrap(),
+            None => std::fs::write(dir.join("README.md"), "forgot the file").unwrap(),
+        }
+    }
+    // alice also hands in her keepalived file, which `distributed` has no use for.
+    std::fs::copy(
+        configs.join("../keepalived/lb-01.conf"),
+        class.join("alice/keepalived.conf"),
+    )
+    .unwrap();
+    // frank's databases run Debian's default server file, found by name.
+    std::fs::create_dir_all(class.join("frank/mysql")).unwrap();
+    std::fs::copy(
+        configs.join("lb_debian_default.cfg"),
+        class.join("frank/haproxy.cfg"),
+    )
+    .unwrap();
+    std::fs::copy(
+        configs.join("../mariadb/50-server.cnf"),
+        class.join("frank/mysql/50-server.cnf"),
+    )
+    .unwrap();
+    // erin hands in the install script only.
+    std::fs::create_dir_all(class.join("erin")).unwrap();
+    std::fs::copy(
+        configs.join("../scripts/1-install_load_balancer"),
+        class.join("erin/1-install_load_balancer"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "grade",
+            "distributed",
+            "alice",
+            "bob",
+            "carol",
+            "dave",
+            "erin",
+            "frank",
+            "--out",
+            "grades",
+        ])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    let md = std::fs::read_to_string(class.join("grades/summary.md")).unwrap_or_default();
+    let alice = std::fs::read_to_string(class.join("grades/alice.txt")).unwrap_or_default();
+    std::fs::remove_dir_all(&class).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("at once:"),
+        "says how many at once and why: {stdout}"
+    );
+    let row = |name: &str| {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("\"{name}\"")))
+            .unwrap_or("")
+            .to_string()
+    };
+    let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
+    let col = |id: &str| header.iter().position(|h| *h == id).unwrap();
+    let cell = |name: &str, id: &str| row(name).split(',').nth(col(id)).unwrap_or("").to_string();
+    assert_eq!(cell("alice", "distributed.lb.round_robin"), "PASS", "{csv}");
+    assert_eq!(cell("bob", "distributed.lb.round_robin"), "FAIL", "{csv}");
+    assert_eq!(cell("bob", "distributed.db.replication"), "PASS", "{csv}");
+    assert!(row("carol").contains("reqadd"), "{csv}");
+    assert!(row("dave").contains("no haproxy.cfg found"), "{csv}");
+    assert!(md.contains("| alice | 14/14 |"), "{md}");
+    assert_eq!(
+        cell("erin", "distributed.lb.round_robin"),
+        "PASS",
+        "{csv}\n{stdout}"
+    );
+    assert!(
+        alice.contains("not graded, no host of distributed runs keepalived"),
+        "{alice}"
+    );
+    assert_eq!(cell("frank", "distributed.lb.round_robin"), "PASS", "{csv}");
+    assert_eq!(cell("frank", "distributed.db.replication"), "FAIL", "{csv}");
+}
+
+#[test]
+fn an_install_script_runs_harmlessly_and_the_file_it_wrote_is_checked() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs/scripts/1-install_load_balancer");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+    cmd.args([
+        "check",
+        "distributed",
+        "--claim",
+        "distributed.lb.round_robin",
+        "--script",
+    ])
+    .arg(format!("haproxy={}", script.display()));
+    let (out, v) = run_with_report(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for said in [
+        "1-install_load_balancer: apt-get -y install haproxy=2.0.*: skipped",
+        "add-apt-repository -y ppa:vbernat/haproxy-2.0: skipped",
+        "service haproxy restart: skipped",
+        "1-install_load_balancer: wrote /etc/haproxy/haproxy.cfg",
+        "server 4211-web-01 100.25.34.211:80 -> server-1",
+    ] {
+        assert!(stdout.contains(said), "`{said}` missing: {stdout}");
+    }
+    assert!(v.is("PASS", "distributed.lb.round_robin"), "{stdout}");
+}
+
+#[test]
+fn the_markdown_summary_colours_the_broken_part_of_the_topology_red() {
+    let md = std::env::temp_dir().join(format!("sp-summary-{}.md", std::process::id()));
+    let (out, _, _, _) = check_with(
+        "distributed",
+        "lb_balance_source.cfg",
+        &["lb.round_robin", "db.replication"],
+        &["--markdown".as_ref(), md.as_os_str()],
+    );
+    let text = std::fs::read_to_string(&md).unwrap_or_default();
+    let _ = std::fs::remove_file(&md);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(text.contains("```mermaid\nflowchart LR"), "{text}");
+    // round_robin concerns the backends: red; replication held on them too, but the worst wins.
+    assert!(text.contains("style server_1 fill:#f8d7da"), "{text}");
+    // ...and the load balancer whose `balance source` broke it.
+    assert!(text.contains("style lb_1 fill:#f8d7da"), "{text}");
+    assert!(
+        text.contains("| ❌ FAIL | `distributed.lb.round_robin`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| ✅ PASS | `distributed.db.replication`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<details><summary><b>FAIL <code>distributed.lb.round_robin</code></b>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
+    let html = std::env::temp_dir().join(format!("sp-report-{}.html", std::process::id()));
+    let (out, _, _, _) = check_with(
+        "distributed",
+        "lb_balance_source.cfg",
+        &["lb.round_robin", "dns.www_to_lb"],
+        &["--html".as_ref(), html.as_os_str()],
+    );
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
+    let _ = std::fs::remove_file(&html);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        page.contains("<svg") && page.contains("class=\"topology\""),
+        "{page}"
+    );
+    for host in ["lb-1", "server-1", "server-2"] {
+        assert!(
+            page.contains(&format!("data-host=\"{host}\"")),
+            "{host}: {page}"
+        );
+    }
+    // The backends of the broken round-robin are red; the claims are listed with their verdicts.
+    assert!(page.contains("fill=\"#f8d7da\""), "{page}");
+    assert!(
+        page.contains(
+            "<span class=\"FAIL\">FAIL</span></td><td><code>distributed.lb.round_robin</code>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<span class=\"PASS\">PASS</span></td><td><code>distributed.dns.www_to_lb</code>"
+        ),
+        "{page}"
+    );
+    // Self-contained: nothing is fetched.
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("@import"),
+        "{page}"
+    );
+}

@@ -1,0 +1,478 @@
+//! Faults are applied and undone however a claim ends; a stack a claim
+//! left changed is replaced; a host's kept shells behave as fresh execs.
+
+use super::*;
+
+/// A check that stops Apache and then errors out mid-fault, without undoing it.
+fn errors_mid_fault<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .await?;
+        Err(stackproof::claim::Failure::not_measured(
+            "gave up in the middle of a fault",
+            "",
+        ))
+    })
+}
+
+/// A check that stops the whole server and then panics mid-fault.
+fn panics_mid_fault<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopHost("server-1"))
+            .await?;
+        panic!("a claim blew up mid-fault");
+    })
+}
+
+/// A check whose fault cannot be undone: it stops Apache, then removes its binary.
+fn breaks_its_own_undo<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        let _fault = stack
+            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .await?;
+        stack
+            .host("server-1")?
+            .run("mv /usr/sbin/apache2 /usr/sbin/apache2.gone")
+            .await?;
+        Ok("stopped apache and hid its binary".into())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_is_undone_however_its_claim_ends() {
+    use stackproof::claim::{self, Claim, Verdict};
+    let stack = Stack::start(
+        "simple_web",
+        stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
+    let static_claim = stackproof::catalogue::claims("simple_web")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "simple_web.web.static_by_apache")
+        .unwrap();
+    for (id, check) in [
+        (
+            "test.errors_mid_fault",
+            errors_mid_fault as stackproof::kinds::KindCheck,
+        ),
+        ("test.panics_mid_fault", panics_mid_fault),
+    ] {
+        let broken = Claim::rust(
+            id,
+            "a claim that ends in the middle of its fault",
+            "nothing: it errors or panics mid-fault",
+            check,
+        );
+        let o = claim::run(&stack, &broken).await;
+        assert!(
+            matches!(o.verdict, Verdict::NotMeasured(_)),
+            "{id} should be ERROR: {o:?}"
+        );
+        assert!(
+            !stack.tainted(),
+            "{id}: the fault was undone, so the stack is whole"
+        );
+        let next = claim::run(&stack, &static_claim).await;
+        assert!(
+            next.verdict.held(),
+            "after {id}, the next claim should find the design whole: {}",
+            stackproof::report::checklist_line(&next)
+        );
+    }
+    // A fault that cannot be undone taints the stack, and the claim is not a PASS.
+    let o = claim::run(
+        &stack,
+        &Claim::rust(
+            "test.breaks_its_own_undo",
+            "a claim whose fault cannot be undone",
+            "nothing: its fault cannot be undone",
+            breaks_its_own_undo,
+        ),
+    )
+    .await;
+    assert!(stack.tainted(), "a failed undo must taint the stack");
+    assert!(!o.verdict.held(), "{o:?}");
+}
+
+/// A check that points www elsewhere in the run's DNS and leaves it so.
+fn leaves_www_changed<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::kinds::Params,
+) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+    Box::pin(async move {
+        stack
+            .dns
+            .set_a("www", &[std::net::Ipv4Addr::new(172, 28, 0, 99)], 5)
+            .await?;
+        Ok("pointed www elsewhere".into())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
+    use stackproof::claim::{self, Claim, Verdict};
+    // The health-checked failover changes www's records and runs a check
+    // task: when it stopped that task without waiting for it, a check still
+    // connecting to the stopped LB wrote www's answer after the records were
+    // put back (www stayed on lb-2's own address). Three times on one stack.
+    let stack = Stack::start(
+        "scale_up",
+        stackproof::design::fixtures("scale_up").unwrap(),
+    )
+    .await
+    .unwrap();
+    let vip = stack.dns.a_records("www").await.unwrap();
+    let failover = stackproof::catalogue::claims("scale_up")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "scale_up.remedy.dns_failover")
+        .unwrap();
+    for round in 1..=3 {
+        let o = claim::run(&stack, &failover).await;
+        assert!(
+            o.verdict.held(),
+            "round {round}: {}",
+            stackproof::report::checklist_line(&o)
+        );
+        assert_eq!(
+            vip,
+            stack.dns.a_records("www").await.unwrap(),
+            "round {round}: www's records after the claim"
+        );
+        assert!(!stack.tainted(), "round {round}");
+    }
+    // A claim that leaves the zone changed is no PASS: the zone is put
+    // back and the stack marked, so no later claim measures another design.
+    let o = claim::run(
+        &stack,
+        &Claim::rust(
+            "test.leaves_www_changed",
+            "a claim that leaves the DNS zone changed",
+            "nothing: it changes www and leaves it",
+            leaves_www_changed,
+        ),
+    )
+    .await;
+    match &o.verdict {
+        Verdict::NotMeasured(f) => assert!(
+            f.summary.contains("DNS zone was not the design") && f.summary.contains("172.28.0.99"),
+            "{}",
+            f.summary
+        ),
+        v => panic!("a claim that changed the zone should be ERROR, not {v:?}"),
+    }
+    assert!(stack.tainted());
+    assert_eq!(vip, stack.dns.a_records("www").await.unwrap(), "put back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
+    use stackproof::claim::{self, Verdict};
+    // HAProxy checks a page the web servers do not have: every backend DOWN.
+    let dir = std::env::temp_dir().join(format!("sp-broken-{}", std::process::id()));
+    let cfg = dir.join("services/haproxy/haproxy.cfg");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let base =
+        std::fs::read_to_string(Fixtures::builtin_dir().join("services/haproxy/haproxy.cfg"))
+            .unwrap()
+            .replace(
+                "option httpchk GET /static/hello.txt",
+                "option httpchk GET /no-such-page",
+            );
+    std::fs::write(&cfg, base).unwrap();
+    let fixtures = stackproof::design::fixtures("distributed")
+        .unwrap()
+        .with_overlay(dir.clone())
+        .unwrap();
+    let started = Stack::start("distributed", fixtures).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stack = started.expect("the servers start: a broken design is not a start failure");
+    let notes = stack.notes.join("\n");
+    assert!(
+        notes.contains("haproxy") && notes.contains("DOWN") && notes.contains("L7STS"),
+        "the note should quote HAProxy's own view of its servers:\n{notes}"
+    );
+    let rr = stackproof::catalogue::claims("distributed")
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "distributed.lb.round_robin")
+        .unwrap();
+    let o = claim::run(&stack, &rr).await;
+    assert!(
+        matches!(o.verdict, Verdict::Broken(_)),
+        "round-robin over no live backend is a FAIL: {}",
+        stackproof::report::checklist_line(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fault_takes_effect_and_its_guard_undoes_it() {
+    use stackproof::stack::Fault;
+    let stack = Stack::start(
+        "distributed",
+        stackproof::design::fixtures("distributed").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        answers(&stack, "lb-1", "server-1").await,
+        "server-1 answers before any fault"
+    );
+    let cut: &[(&str, Fault<'_>, &str)] = &[
+        (
+            "partition",
+            Fault::Partition("lb-1", "server-1", None),
+            "server-1",
+        ),
+        (
+            "packet loss",
+            Fault::LosePackets("server-1", 1.0),
+            "server-1",
+        ),
+        ("paused host", Fault::PauseHost("server-2"), "server-2"),
+        (
+            "paused service",
+            Fault::PauseService("server-2", "nginx"),
+            "server-2",
+        ),
+        (
+            "disconnected",
+            Fault::Disconnect("server-2", "public"),
+            "server-2",
+        ),
+    ];
+    for (what, fault, target) in cut {
+        let guard = stack.apply(fault.clone()).await.unwrap();
+        assert!(
+            !answers(&stack, "lb-1", target).await,
+            "{what}: {target} still answers"
+        );
+        guard.restore().await.unwrap();
+        assert!(
+            answers(&stack, "lb-1", target).await,
+            "{what}: {target} does not answer after the undo"
+        );
+    }
+    // A partition of one protocol only leaves the web alone.
+    let vrrp_only = stack
+        .apply(Fault::Partition("lb-1", "server-1", Some("112")))
+        .await
+        .unwrap();
+    assert!(
+        answers(&stack, "lb-1", "server-1").await,
+        "dropping VRRP must not drop HTTP"
+    );
+    vrrp_only.restore().await.unwrap();
+
+    // A slow link: 64 kbit/s makes 64 KiB take seconds instead of milliseconds.
+    let server = stack.host("server-1").unwrap();
+    server
+        .run("head -c 65536 /dev/urandom > /var/www/html/static/big.bin")
+        .await
+        .unwrap();
+    let fetch = || async {
+        let addr = stack.host("server-1").unwrap().main_addr();
+        let started = Instant::now();
+        let out = stack
+            .host("lb-1")
+            .unwrap()
+            .exec(&format!(
+                "curl -sf -m 20 -o /dev/null http://{addr}/static/big.bin"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(out.code, 0, "{}", out.combined());
+        started.elapsed()
+    };
+    let fast = fetch().await;
+    let slow_guard = stack.apply(Fault::SlowLink("server-1", 64)).await.unwrap();
+    let slow = fetch().await;
+    slow_guard.restore().await.unwrap();
+    let back = fetch().await;
+    println!("64 KiB from server-1: {fast:?} before, {slow:?} at 64 kbit/s, {back:?} after");
+    assert!(
+        slow > Duration::from_secs(3)
+            && fast < Duration::from_secs(1)
+            && back < Duration::from_secs(1),
+        "64 KiB took {fast:?} before, {slow:?} on a 64 kbit/s link, {back:?} after"
+    );
+
+    // A CPU quota shows in the host's own cgroup, and goes with its guard.
+    let quota = "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us";
+    let cpu_guard = stack.apply(Fault::CpuQuota("server-1", 0.2)).await.unwrap();
+    let limited = server.run(quota).await.unwrap();
+    cpu_guard.restore().await.unwrap();
+    let lifted = server.run(quota).await.unwrap();
+    assert!(limited.contains("20000"), "quota while limited: {limited}");
+    assert!(
+        lifted.contains("-1") || lifted.contains("max"),
+        "quota after: {lifted}"
+    );
+
+    // Faults left applied are undone by the runner's sweep, as after a claim.
+    let _left = stack.apply(Fault::PauseHost("server-2")).await.unwrap();
+    let _also = stack
+        .apply(Fault::Partition("lb-1", "server-1", None))
+        .await
+        .unwrap();
+    stack.restore_faults().await.unwrap();
+    assert!(!stack.tainted());
+    assert!(answers(&stack, "lb-1", "server-1").await && answers(&stack, "lb-1", "server-2").await);
+}
+
+#[test]
+fn check_runs_the_claims_after_one_that_left_the_stack_changed_on_a_fresh_stack() {
+    // A service that starts once and refuses a second start: the claim
+    // that stops it cannot undo its fault, so the stack is no longer the
+    // design, and the claims after it must not be measured on it.
+    let base = outside_the_repo("tainted");
+    let folder = base.join("my_site");
+    new_design(&folder);
+    std::fs::create_dir_all(folder.join("services/once")).unwrap();
+    std::fs::write(
+        folder.join("services/once/service.toml"),
+        r#"name = "once"
+processes = ["onced"]
+start = "test ! -e /run/once-started && touch /run/once-started && cp /bin/sleep /usr/local/bin/onced && setsid -f /usr/local/bin/onced infinity"
+stop = "pkill -x onced; true"
+reload = "true"
+kill = "pkill -KILL -x onced; true"
+ready = { exec = "pgrep -x onced" }
+"#,
+    )
+    .unwrap();
+    let design = folder.join("design.toml");
+    let text = std::fs::read_to_string(&design).unwrap().replace(
+        r#"services = ["mariadb", "php-fpm", "nginx"]"#,
+        r#"services = ["mariadb", "php-fpm", "nginx", "once"]"#,
+    );
+    std::fs::write(&design, text).unwrap();
+    let claims = folder.join("claims.toml");
+    let text = std::fs::read_to_string(&claims).unwrap();
+    std::fs::write(
+        &claims,
+        format!(
+            r#"[[claim]]
+id = "my_site.dns.undo_fails"
+says = "a claim whose fault cannot be undone"
+kind = "outage.spof"
+fault = "stop_service"
+service = "once"
+hosts = ["server-1"]
+
+{text}"#
+        ),
+    )
+    .unwrap();
+    let stdout = cli_ending_with(&["check", folder.to_str().unwrap()], 1);
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(
+        stdout.contains("FAIL  my_site.dns.undo_fails")
+            && stdout.contains(
+                "note: my_site.dns.undo_fails left the stack changed; the claims after it run on a fresh one"
+            ),
+        "{stdout}"
+    );
+    // On the fresh stack the design is whole again. (The design's own spof
+    // claim stops the host, and `once` refuses that restart too: FAIL.)
+    for id in [
+        "dns.www_a_record",
+        "web.static_by_nginx",
+        "app.dynamic_by_php",
+    ] {
+        assert!(
+            stdout.contains(&format!("PASS  my_site.{id}")),
+            "{id} holds on the fresh stack: {stdout}"
+        );
+    }
+}
+
+/// A host's commands go to shells kept open on it (one exec each, not one
+/// per command); each command still sees what a fresh `sh -c` exec would:
+/// its own output, error and status, no input, no state from the last one,
+/// and a shell that died with its host is replaced without the caller noticing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hosts_commands_see_what_a_fresh_exec_would() {
+    use stackproof::host::Host;
+    let docker = docker::connect().await.unwrap();
+    let image = stackproof::images::ensure_server_image(
+        &docker,
+        &stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
+    let run = docker::RunId::new();
+    let _guard = docker::RunGuard::new(&run);
+    let host = Host::create_isolated(&docker, &run, &image.tag, "shell")
+        .await
+        .unwrap();
+    let out = |cmd: &'static str| {
+        let host = host.clone();
+        async move {
+            let o = host.exec(cmd).await.unwrap();
+            (o.code, o.stdout, o.stderr)
+        }
+    };
+    assert_eq!(out("printf a").await, (0, "a".into(), "".into()));
+    assert_eq!(
+        out("echo out; echo err >&2; exit 3").await,
+        (3, "out\n".into(), "err\n".into())
+    );
+    assert_eq!(
+        out(r#"echo "it's 'quoted'"; printf '\n\n'"#).await,
+        (0, "it's 'quoted'\n\n\n".into(), "".into())
+    );
+    // No input: a command that reads it does not eat the commands after it.
+    assert_eq!(out("cat; echo done").await, (0, "done\n".into(), "".into()));
+    assert_eq!(out("cd /tmp; X=1; export X").await.0, 0);
+    // A signal to its own process group ends the command, not the shell.
+    assert_eq!(out("kill -TERM 0; echo unreachable").await.0, 143);
+    assert_eq!(
+        out("pwd; echo ${X:-unset}").await,
+        (0, "/\nunset\n".into(), "".into())
+    );
+    // At once: each command its own shell, each output its own.
+    let many = (0..12).map(|i| {
+        let host = host.clone();
+        async move { host.exec(&format!("sleep 0.2; echo {i}")).await.unwrap() }
+    });
+    let outputs = futures::future::join_all(many).await;
+    for (i, o) in outputs.iter().enumerate() {
+        assert_eq!(o.stdout, format!("{i}\n"));
+    }
+    // Past its deadline a command is an error, and the next one runs.
+    let late = host
+        .exec_within("sleep 5", Duration::from_millis(300))
+        .await;
+    assert!(matches!(late, Err(Error::Timeout { .. })), "{late:?}");
+    assert_eq!(out("echo next").await, (0, "next\n".into(), "".into()));
+    // Restarted behind the host's back: its kept shells died with it.
+    docker
+        .restart_container(
+            &host.container,
+            Some(
+                testcontainers::bollard::query_parameters::RestartContainerOptionsBuilder::new()
+                    .t(0)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out("echo after restart").await,
+        (0, "after restart\n".into(), "".into())
+    );
+}

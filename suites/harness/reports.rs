@@ -1,0 +1,262 @@
+//! The reports a CI system and a person read: JUnit against its schema,
+//! the HTML page in Chromium, merged shards, listings cut short.
+
+use super::*;
+
+#[test]
+fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
+    use stackproof::claim::{Failure, Outcome, Verdict};
+    use stackproof::report::{RunReport, write_junit};
+    let outcome = |id: &str, verdict: Verdict| Outcome {
+        id: id.into(),
+        says: "a sentence with <markup> & \"quotes\"".into(),
+        verdict,
+        evidence: "measured: 5 of 5".into(),
+        millis: 1234,
+        figures: vec![("outage (ms)".into(), 305.0)],
+        timelines: Vec::new(),
+    };
+    let claims = vec![
+        outcome("d.lb.round_robin", Verdict::Held),
+        outcome(
+            "d.lb.health_check",
+            Verdict::Broken(Failure::new(
+                "HAProxy did not eject it",
+                "evidence \u{1b}[31mred\u{1b}[0m",
+            )),
+        ),
+        outcome(
+            "d.db.replication",
+            Verdict::NotMeasured(Failure::not_measured("Prometheus did not answer", "")),
+        ),
+        outcome(
+            "d.issue.restart_downtime",
+            Verdict::Skipped("we deploy with reloads only".into()),
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("sp-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("report.xml");
+    write_junit(
+        &file,
+        &RunReport {
+            design: "d",
+            run: "r-1",
+            up_ms: 1,
+            image_built: false,
+            image: "img",
+            claims: &claims,
+            versions: &[],
+        },
+    )
+    .unwrap();
+    let xml = std::fs::read_to_string(&file).unwrap();
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
+    let out = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "the JUnit report does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "<failure message=\"HAProxy did not eject it\"",
+        "<error message=\"Prometheus did not answer\"",
+        "<skipped message=\"we deploy with reloads only\"/>",
+        "failures=\"1\" errors=\"1\" skipped=\"1\"",
+    ] {
+        assert!(xml.contains(part), "`{part}` missing:\n{xml}");
+    }
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
+    let dir = outside_the_repo("chromium");
+    let html = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web", "--html"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
+    let headless = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,2400",
+            ])
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    // The page as the browser built it, script run.
+    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
+    let png = dir.join("report.png");
+    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    // Keep the picture for docs/ when asked (STACKPROOF_SCREENSHOT=docs/screenshot-simple_web.png).
+    if let Some(keep) = std::env::var_os("STACKPROOF_SCREENSHOT") {
+        let _ = std::fs::copy(&png, keep);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        dom.contains("class=\"topology\""),
+        "the diagram is not in the rendered page: {dom}"
+    );
+    for id in stackproof::catalogue::claims("simple_web")
+        .unwrap()
+        .iter()
+        .map(|c| c.id.clone())
+    {
+        assert!(dom.contains(&id), "claim {id} is not in the rendered page");
+    }
+    assert!(
+        size > 20_000,
+        "the screenshot is {size} bytes: nothing was drawn ({})",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+}
+
+#[test]
+fn a_mutant_run_draws_its_broken_part_red_in_the_html_report() {
+    let dir = outside_the_repo("mutant-html");
+    let html = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "check",
+            "simple_web",
+            "--mutant",
+            "second_server",
+            "--claim",
+            "simple_web.issue.spof",
+            "--html",
+        ])
+        .arg(&html)
+        .output()
+        .unwrap();
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The mutant's second server is in the picture, and the host the broken claim concerns is red.
+    assert!(page.contains("data-host=\"server-2\""), "{page}");
+    assert!(page.contains("fill=\"#f8d7da\""), "{page}");
+}
+
+#[test]
+fn a_listing_cut_short_by_its_reader_ends_quietly() {
+    use std::io::Read as _;
+    // As `stackproof list scale_up | head -1`: the reader is gone before the
+    // listing is written (reading the design takes longer than closing the pipe).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["list", "scale_up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{status:?}: {stderr}");
+}
+
+#[test]
+fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
+    let dir = std::env::temp_dir().join(format!("sp-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two shards, as a matrix runs them: one design as it is, one broken.
+    for (design, extra) in [
+        ("simple_web", &[][..]),
+        ("simple_web_nginx", &["--mutant", "no_php_location"][..]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+            .args(["check", design, "--json"])
+            .arg(dir.join(format!("{design}.json")))
+            .args(["--claim", &format!("{design}.dns.www_a_record")])
+            .args(["--claim", &format!("{design}.app.dynamic_by_php")])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c < 2),
+            "{design}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .arg("merge")
+        .arg(dir.join("simple_web.json"))
+        .arg(dir.join("simple_web_nginx.json"))
+        .arg("--html")
+        .arg(dir.join("all.html"))
+        .arg("--junit")
+        .arg(dir.join("all.xml"))
+        .arg("--markdown")
+        .arg(dir.join("all.md"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let html = std::fs::read_to_string(dir.join("all.html")).unwrap_or_default();
+    let md = std::fs::read_to_string(dir.join("all.md")).unwrap_or_default();
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
+    let lint = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(dir.join("all.xml"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The worst shard decides: the mutant broke a claim.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("simple_web: 2 held, 0 broken")
+            && stdout.contains("simple_web_nginx: 1 held, 1 broken"),
+        "{stdout}"
+    );
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        html.contains("<section id=\"simple_web\">")
+            && html.contains("<section id=\"simple_web_nginx\">"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<svg").count(), 2, "a topology per design");
+    assert!(html.contains("simple_web_nginx.app.dynamic_by_php"));
+    assert!(
+        md.contains("## stackproof check simple_web:")
+            && md.contains("## stackproof check simple_web_nginx:"),
+        "{md}"
+    );
+}
