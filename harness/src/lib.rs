@@ -43,17 +43,17 @@
 // so its size costs nothing worth a box at every construction site.
 #![allow(clippy::result_large_err)]
 
-pub mod capture;
+pub(crate) mod capture;
 pub mod catalogue;
 pub mod claim;
-pub mod client;
+pub(crate) mod client;
 pub mod compose;
 pub mod config;
 pub mod design;
-pub mod dns;
+pub(crate) mod dns;
 pub mod docker;
 pub mod error;
-pub mod failure;
+pub(crate) mod failure;
 pub mod fixtures;
 pub mod grade;
 pub mod graph;
@@ -61,22 +61,22 @@ pub mod host;
 pub mod html;
 pub mod images;
 pub mod kinds;
-pub mod measure;
+pub(crate) mod measure;
 pub mod merge;
-pub mod mutant;
-pub mod network;
-pub mod pki;
-pub mod probe;
-pub mod reach;
-pub mod recorder;
-pub mod relay;
+pub(crate) mod mutant;
+pub(crate) mod network;
+pub(crate) mod pki;
+pub(crate) mod probe;
+pub(crate) mod reach;
+pub(crate) mod recorder;
+pub(crate) mod relay;
 pub mod report;
 pub mod run;
 pub mod skeleton;
-pub mod spec;
+pub(crate) mod spec;
 pub mod stack;
 pub mod suite;
-pub mod tempdir;
+pub(crate) mod tempdir;
 
 // The types a user's crate needs, at the crate's root.
 pub use claim::{Claim, Outcome, Verdict};
