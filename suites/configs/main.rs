@@ -80,22 +80,12 @@ pub(crate) fn run_with_report(mut cmd: Command) -> (Output, Verdicts) {
 
 /// `stackproof check simple_web_nginx --config nginx=<file> --claim ...`.
 pub(crate) fn check_nginx(file: &str, claims: &[&str]) -> (Output, String, Verdicts) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/configs/nginx")
-        .join(file);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
-    cmd.args(["check", "simple_web_nginx", "--config"])
-        .arg(format!("nginx={}", path.display()));
-    for c in claims {
-        cmd.args(["--claim", &format!("simple_web_nginx.{c}")]);
-    }
-    let (out, verdicts) = run_with_report(cmd);
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text, verdicts)
+    check_files(
+        "simple_web_nginx",
+        &[&format!("nginx=nginx/{file}")],
+        claims,
+        &[],
+    )
 }
 
 /// `stackproof check <design> --config <arg>... --claim ...`, each arg
