@@ -258,6 +258,9 @@ pub struct Client {
     pub dns_server: SocketAddr,
     /// Where the traffic leaves from.
     pub net: Net,
+    /// The run's SOCKS5 endpoints on loopback (through the probe host), each
+    /// open only to whoever has its secret; none when traffic leaves from here.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 impl Client {
@@ -289,9 +292,9 @@ impl Client {
                             .collect())
                     })
                 });
-                let at = relay.socks(budget, resolve).await?;
-                reqwest::Proxy::all(format!("socks5h://{at}"))
-                    .map(Some)
+                let endpoint = relay.socks(budget, resolve).await?;
+                reqwest::Proxy::all(endpoint.url())
+                    .map(|p| Some((p, endpoint.addr)))
                     .map_err(|source| Error::Client { source })
             }
         };
@@ -301,24 +304,26 @@ impl Client {
         );
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
             .map_err(|source| Error::Client { source })?;
-        let build =
-            |fresh: bool, connect: Duration, total: Duration, proxy: &Option<reqwest::Proxy>| {
-                let mut b = reqwest::Client::builder()
-                    .dns_resolver(Arc::new(RunResolver(dns.clone())))
-                    .tls_certs_only([ca.clone()])
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(connect)
-                    .timeout(total)
-                    .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
-                b = match proxy {
-                    None => b.no_proxy(),
-                    Some(p) => b.proxy(p.clone()),
-                };
-                if fresh {
-                    b = b.pool_max_idle_per_host(0);
-                }
-                b.build().map_err(|source| Error::Client { source })
+        let build = |fresh: bool,
+                     connect: Duration,
+                     total: Duration,
+                     proxy: &Option<(reqwest::Proxy, SocketAddr)>| {
+            let mut b = reqwest::Client::builder()
+                .dns_resolver(Arc::new(RunResolver(dns.clone())))
+                .tls_certs_only([ca.clone()])
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(connect)
+                .timeout(total)
+                .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
+            b = match proxy {
+                None => b.no_proxy(),
+                Some((p, _)) => b.proxy(p.clone()),
             };
+            if fresh {
+                b = b.pool_max_idle_per_host(0);
+            }
+            b.build().map_err(|source| Error::Client { source })
+        };
         Ok(Client {
             fresh: build(true, CONNECT_TIMEOUT, REQUEST_TIMEOUT, &normal)?,
             pooled: build(false, CONNECT_TIMEOUT, REQUEST_TIMEOUT, &normal)?,
@@ -328,6 +333,11 @@ impl Client {
                 Duration::from_secs(1),
                 &probing,
             )?,
+            endpoints: [&normal, &probing]
+                .into_iter()
+                .flatten()
+                .map(|(_, at)| *at)
+                .collect(),
             dns,
             dns_server,
             net,

@@ -242,3 +242,45 @@ fn an_installed_binary_finds_its_fixtures_without_the_source_tree() {
         "{unpacked:?}"
     );
 }
+
+/// The run's traffic endpoint (a SOCKS5 port on loopback, through the probe
+/// host into the run's networks) is open to the run's client alone: another
+/// process on the machine finds the port but not the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runs_traffic_endpoint_refuses_whoever_lacks_its_secret() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(
+        "simple_web",
+        stackproof::design::fixtures("simple_web").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !stack.client.endpoints.is_empty(),
+        "traffic leaves through the probe host"
+    );
+    for at in &stack.client.endpoints {
+        // No authentication offered: "no acceptable methods", then closed.
+        let mut conn = tokio::net::TcpStream::connect(at).await.unwrap();
+        conn.write_all(&[5, 1, 0]).await.unwrap();
+        let mut heard = Vec::new();
+        conn.read_to_end(&mut heard).await.unwrap();
+        assert_eq!(heard, [5, 0xFF], "{at}");
+        // A guessed password: the sub-negotiation fails, then closed.
+        let mut conn = tokio::net::TcpStream::connect(at).await.unwrap();
+        conn.write_all(&[5, 1, 2, 1, 10]).await.unwrap();
+        conn.write_all(b"stackproof\x05guess").await.unwrap();
+        let mut heard = Vec::new();
+        conn.read_to_end(&mut heard).await.unwrap();
+        assert_eq!(heard, [5, 2, 1, 1], "{at}");
+    }
+    // The run's own client still gets through.
+    let page = stack
+        .client
+        .fresh
+        .get(format!("http://{}/static/hello.txt", stackproof::WWW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+}

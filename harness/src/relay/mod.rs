@@ -310,11 +310,14 @@ impl Relay {
     }
 
     /// A SOCKS5 endpoint on loopback whose connections leave from the probe
-    /// host. A name is resolved with `resolve` (the run's DNS, asked from the
-    /// probe host) and its addresses tried in turn, each with an equal share
-    /// of `budget`, as hyper's connector does: a client gets past an address
-    /// that refuses, or does not answer, to the next one.
-    pub async fn socks(&self, budget: Duration, resolve: Resolve) -> Result<SocketAddr> {
+    /// host, for whoever knows its secret (RFC 1929 username and password,
+    /// made per endpoint: another process on a shared machine finds the
+    /// port, not the way into the run's networks). A name is resolved with
+    /// `resolve` (the run's DNS, asked from the probe host) and its
+    /// addresses tried in turn, each with an equal share of `budget`, as
+    /// hyper's connector does: a client gets past an address that refuses,
+    /// or does not answer, to the next one.
+    pub async fn socks(&self, budget: Duration, resolve: Resolve) -> Result<SocksEndpoint> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(Error::io(
@@ -323,12 +326,18 @@ impl Relay {
         let at = listener.local_addr().map_err(Error::io(
             "listen on loopback for the relay's SOCKS5 endpoint",
         ))?;
+        let endpoint = SocksEndpoint {
+            addr: at,
+            user: "stackproof".into(),
+            password: format!("{:032x}", rand::random::<u128>()),
+        };
         let inner = self.inner.clone();
+        let secret = Arc::new(endpoint.clone());
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (inner, resolve) = (inner.clone(), resolve.clone());
+                let (inner, resolve, secret) = (inner.clone(), resolve.clone(), secret.clone());
                 tokio::spawn(async move {
-                    let _ = socks5(inner, conn, budget, resolve).await;
+                    let _ = socks5(inner, conn, budget, resolve, &secret).await;
                 });
             }
         });
@@ -336,7 +345,7 @@ impl Relay {
             .lock()
             .expect("relay tasks")
             .push(task.abort_handle());
-        Ok(at)
+        Ok(endpoint)
     }
 
     /// A TCP connection to `target` from the probe host, within `wait`.
@@ -576,20 +585,84 @@ pub type Resolve = Arc<
         + Sync,
 >;
 
-/// A minimal SOCKS5 server (no authentication, CONNECT to an IPv4 address
-/// or a name) whose connections are made by the agent.
+/// A SOCKS5 endpoint of the run and its secret.
+#[derive(Clone)]
+pub struct SocksEndpoint {
+    /// Where it listens (loopback).
+    pub addr: SocketAddr,
+    /// The username it asks for.
+    pub user: String,
+    /// The password it asks for, random per endpoint.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SocksEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of every log and message.
+        f.debug_struct("SocksEndpoint")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocksEndpoint {
+    /// The proxy URL a client uses (`socks5h://user:password@addr`: names
+    /// resolved by the endpoint).
+    pub fn url(&self) -> String {
+        format!("socks5h://{}:{}@{}", self.user, self.password, self.addr)
+    }
+}
+
+/// The start of a SOCKS5 conversation: the client must offer
+/// username/password (RFC 1929) and give `secret`'s. Anything else is
+/// refused as the RFCs say (no acceptable method, or a failed
+/// sub-negotiation) and the connection closed: Ok(false).
+async fn authenticated<S>(conn: &mut S, secret: &SocksEndpoint) -> io::Result<bool>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut head = [0u8; 2];
+    conn.read_exact(&mut head).await?;
+    let mut methods = vec![0u8; head[1] as usize];
+    conn.read_exact(&mut methods).await?;
+    if head[0] != 5 || !methods.contains(&2) {
+        conn.write_all(&[5, 0xFF]).await?;
+        return Ok(false);
+    }
+    conn.write_all(&[5, 2]).await?;
+    let mut ver_len = [0u8; 2];
+    conn.read_exact(&mut ver_len).await?;
+    let mut user = vec![0u8; ver_len[1] as usize];
+    conn.read_exact(&mut user).await?;
+    let mut len = [0u8; 1];
+    conn.read_exact(&mut len).await?;
+    let mut password = vec![0u8; len[0] as usize];
+    conn.read_exact(&mut password).await?;
+    let ok = ver_len[0] == 1
+        && same(&user, secret.user.as_bytes())
+        && same(&password, secret.password.as_bytes());
+    conn.write_all(&[1, if ok { 0 } else { 1 }]).await?;
+    Ok(ok)
+}
+
+/// Whether `a` and `b` are equal, in a time that does not tell where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A minimal SOCKS5 server (username/password only, CONNECT to an IPv4
+/// address or a name) whose connections are made by the agent.
 async fn socks5(
     inner: Arc<Inner>,
     mut conn: TcpStream,
     budget: Duration,
     resolve: Resolve,
+    secret: &SocksEndpoint,
 ) -> io::Result<()> {
     conn.set_nodelay(true)?;
-    let mut head = [0u8; 2];
-    conn.read_exact(&mut head).await?;
-    let mut methods = vec![0u8; head[1] as usize];
-    conn.read_exact(&mut methods).await?;
-    conn.write_all(&[5, 0]).await?;
+    if !authenticated(&mut conn, secret).await? {
+        return Ok(());
+    }
     let mut req = [0u8; 4];
     conn.read_exact(&mut req).await?;
     // "command/address type not supported" / "host unreachable"
@@ -695,5 +768,56 @@ impl Drop for RelayUdp {
     fn drop(&mut self) {
         self.inner.send(self.id, CLOSE, &[]);
         self.inner.forget(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn secret() -> SocksEndpoint {
+        SocksEndpoint {
+            addr: (Ipv4Addr::LOCALHOST, 1080).into(),
+            user: "stackproof".into(),
+            password: "0123456789abcdef".into(),
+        }
+    }
+
+    /// What the endpoint answers a client that says `hello`, then `auth`.
+    async fn answers(hello: &[u8], auth: &[u8]) -> (bool, Vec<u8>) {
+        let (mut client, mut server) = tokio::io::duplex(256);
+        client.write_all(hello).await.unwrap();
+        client.write_all(auth).await.unwrap();
+        let ok = authenticated(&mut server, &secret()).await.unwrap();
+        drop(server);
+        let mut heard = Vec::new();
+        client.read_to_end(&mut heard).await.unwrap();
+        (ok, heard)
+    }
+
+    fn auth(user: &str, password: &str) -> Vec<u8> {
+        let mut a = vec![1, user.len() as u8];
+        a.extend_from_slice(user.as_bytes());
+        a.push(password.len() as u8);
+        a.extend_from_slice(password.as_bytes());
+        a
+    }
+
+    #[tokio::test]
+    async fn the_traffic_endpoint_refuses_whoever_lacks_its_secret() {
+        // No authentication offered: "no acceptable methods".
+        assert_eq!(answers(&[5, 1, 0], &[]).await, (false, vec![5, 0xFF]));
+        // The wrong password: the sub-negotiation fails.
+        assert_eq!(
+            answers(&[5, 2, 0, 2], &auth("stackproof", "guess")).await,
+            (false, vec![5, 2, 1, 1])
+        );
+        // The run's own client.
+        assert_eq!(
+            answers(&[5, 1, 2], &auth("stackproof", "0123456789abcdef")).await,
+            (true, vec![5, 2, 1, 0])
+        );
+        assert!(!format!("{:?}", secret()).contains("0123"));
     }
 }
