@@ -7,17 +7,27 @@
 #
 #   bash ci/golden.sh record [design...]     # about 40 minutes for all five
 #   bash ci/golden.sh compare [design...]
+#
+# STACKPROOF_BIN runs another build (an older commit's, to record what it
+# gave); GOLDEN_DIR writes or reads another folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-compare}
 shift || true
 designs=("$@")
 [ ${#designs[@]} -gt 0 ] || designs=(simple_web simple_web_nginx distributed secured_monitored scale_up)
-golden=tests/golden
-cargo build -q --bin stackproof
-bin=target/debug/stackproof
+golden=${GOLDEN_DIR:-tests/golden}
+mkdir -p "$golden"
+if [ -n "${STACKPROOF_BIN:-}" ]; then
+  bin=$STACKPROOF_BIN
+else
+  cargo build -q --bin stackproof
+  # A copy: a rebuild while this runs must not change the binary under it.
+  bin=$(mktemp)
+  cp target/debug/stackproof "$bin"
+fi
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; [ -n "${STACKPROOF_BIN:-}" ] || rm -f "$bin"' EXIT
 
 verdicts() { # report.json -> "id VERDICT" lines, sorted
   python3 -c 'import json,sys

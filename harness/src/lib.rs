@@ -50,6 +50,7 @@ pub(crate) mod client;
 pub mod compose;
 pub mod config;
 pub mod design;
+pub mod diff;
 pub(crate) mod dns;
 pub mod docker;
 pub mod error;

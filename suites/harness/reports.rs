@@ -260,3 +260,55 @@ fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
         "{md}"
     );
 }
+
+/// A pull request's question, `stackproof diff BASE.json HEAD.json`: two
+/// runs of the design are the same (exit 0); a mutant's run is a
+/// regression, named (exit 1), in words and as Markdown.
+#[test]
+fn diff_names_what_a_mutant_broke_and_nothing_between_two_runs_of_the_design() {
+    let dir = outside_the_repo("diff");
+    let bin = env!("CARGO_BIN_EXE_stackproof");
+    let check = |name: &str, extra: &[&str]| {
+        let out = Command::new(bin)
+            .args(["check", "simple_web", "--json"])
+            .arg(dir.join(name))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            dir.join(name).exists(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    check("base.json", &[]);
+    check("again.json", &[]);
+    check("mutant.json", &["--mutant", "static_through_php"]);
+    let diff = |head: &str| {
+        Command::new(bin)
+            .arg("diff")
+            .arg(dir.join("base.json"))
+            .arg(dir.join(head))
+            .arg("--markdown")
+            .arg(dir.join("diff.md"))
+            .output()
+            .unwrap()
+    };
+    let same = diff("again.json");
+    let said = String::from_utf8_lossy(&same.stdout).into_owned();
+    assert_eq!(same.status.code(), Some(0), "{said}");
+    assert!(said.contains("0 claim(s) moved"), "{said}");
+    let broke = diff("mutant.json");
+    let said = String::from_utf8_lossy(&broke.stdout).into_owned();
+    let md = std::fs::read_to_string(dir.join("diff.md")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(broke.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("REGRESSED  simple_web.web.static_by_apache PASS -> FAIL"),
+        "{said}"
+    );
+    assert!(
+        md.contains("| 🔴 `simple_web.web.static_by_apache` | PASS | FAIL |"),
+        "{md}"
+    );
+}

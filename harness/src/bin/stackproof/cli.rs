@@ -108,6 +108,25 @@ pub enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// What changed between two runs of a design (a pull request's base and
+    /// head, each written by `check --json`): claims whose verdict moved,
+    /// claims new or gone, figures that moved by more than --threshold.
+    /// Exits 1 when a claim that held no longer does, else 0.
+    Diff {
+        /// The base run's report.
+        base: PathBuf,
+        /// The head run's report.
+        head: PathBuf,
+        /// Also write the comparison as Markdown here (a PR comment, `$GITHUB_STEP_SUMMARY`).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Also write it as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// A figure moved when it changed by more than this share of the base's value.
+        #[arg(long, default_value_t = stackproof::diff::DEFAULT_THRESHOLD)]
+        threshold: f64,
+    },
     /// Draw a design's topology without running anything.
     Graph {
         /// A built-in design or a design folder.

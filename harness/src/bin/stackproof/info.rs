@@ -39,6 +39,30 @@ pub fn merge(
     Ok(ExitCode::from(merge::exit_code(&saved)))
 }
 
+/// `stackproof diff`: what changed between two runs of a design.
+pub fn diff(
+    base: &Path,
+    head: &Path,
+    markdown: Option<PathBuf>,
+    json: Option<PathBuf>,
+    threshold: f64,
+) -> Result<ExitCode, Error> {
+    use stackproof::merge;
+    let saved = merge::read(&[base.to_path_buf(), head.to_path_buf()])?;
+    let d = stackproof::diff::diff(&saved[0], &saved[1], threshold)?;
+    out_raw!("{}", d.text());
+    if let Some(p) = &markdown {
+        merge::write(p, &d.markdown())?;
+    }
+    if let Some(p) = &json {
+        merge::write(
+            p,
+            &serde_json::to_string_pretty(&d).expect("plain data serialises"),
+        )?;
+    }
+    Ok(ExitCode::from(d.exit_code()))
+}
+
 /// `stackproof graph`: the topology, without running anything.
 pub fn graph(design: &str, format: &str) -> Result<ExitCode, Error> {
     let loaded = Design::load(design)?;

@@ -118,6 +118,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             junit,
             markdown,
         } => info::merge(&reports, html, junit, markdown),
+        Command::Diff {
+            base,
+            head,
+            markdown,
+            json,
+            threshold,
+        } => info::diff(&base, &head, markdown, json, threshold),
         Command::Graph { design, format } => info::graph(&design, &format),
         Command::Kinds { name } => info::kinds(name),
         Command::New { folder, from } => info::new_design(&folder, &from),
