@@ -130,7 +130,7 @@ fn process_start_ticks(pid: u32) -> Option<String> {
 }
 
 /// This machine's identity for [`LABEL_MACHINE`].
-fn this_machine() -> String {
+pub(crate) fn this_machine() -> String {
     ["/etc/machine-id", "/proc/sys/kernel/hostname"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
@@ -357,9 +357,14 @@ impl RunGuard {
         })))
     }
 
-    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run).
+    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run),
+    /// and tells the process's reaper to leave them when the process ends.
     pub fn disarm(&mut self) {
         self.disarmed = true;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let run = self.run.clone();
+            runtime.spawn(async move { crate::reaper::keep(&run).await });
+        }
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) mod network;
 pub(crate) mod pki;
 pub(crate) mod probe;
 pub(crate) mod reach;
+pub(crate) mod reaper;
 pub(crate) mod recorder;
 pub(crate) mod relay;
 pub mod report;

@@ -59,6 +59,8 @@ pub(crate) struct Skeleton {
 
 /// Creates the networks at once, then every host at once.
 async fn create(docker: &Docker, shape: &Shape) -> Result<Skeleton> {
+    // Before anything of the run exists: a SIGKILL from here on leaves nothing.
+    crate::reaper::ensure(docker, &shape.image).await;
     let run = RunId::new();
     let guard = RunGuard::new(&run);
     // The networks at once: each is a round trip to the engine.

@@ -165,6 +165,57 @@ fn ctrl_c_of_the_cli_removes_its_run() {
     });
 }
 
+/// A run killed with SIGKILL (no handler runs, no later run sweeps) leaves
+/// nothing: its process's reaper removes every container and network
+/// labelled with the process within seconds, and then itself.
+#[test]
+fn a_run_killed_with_sigkill_leaves_nothing_with_no_later_run() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["check", "simple_web"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = docker::connect().await.unwrap();
+        let started = Instant::now();
+        while resources_with(&docker, LABEL_PID, &pid).await.0 < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the CLI never started its hosts"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            resources_with(&docker, "stackproof.reaper", &pid).await.0,
+            1,
+            "the run has its reaper"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let killed = Instant::now();
+        loop {
+            let left = resources_with(&docker, LABEL_PID, &pid).await;
+            let reaper = resources_with(&docker, "stackproof.reaper", &pid).await;
+            if left == (0, 0) && reaper.0 == 0 {
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(15),
+                "15 s after SIGKILL: {left:?} of the run and {} reaper(s) left",
+                reaper.0
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "nothing left {} ms after SIGKILL",
+            killed.elapsed().as_millis()
+        );
+    });
+}
+
 /// A stack handed to a background removal is still there until the
 /// removal is dropped (which waits for it), and then nothing of it is.
 #[tokio::test(flavor = "multi_thread")]

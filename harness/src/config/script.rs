@@ -82,6 +82,7 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
         source,
     })?;
     let docker = docker::connect().await?;
+    crate::reaper::ensure(&docker, image).await;
     let run = RunId::new();
     let _guard = RunGuard::new(&run);
     let host = Host::create_isolated(&docker, &run, image, "script").await?;
