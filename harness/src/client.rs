@@ -263,10 +263,17 @@ pub struct Client {
     pub endpoints: Vec<SocketAddr>,
 }
 
+/// Makes ring the process's TLS provider (once; a provider installed
+/// before, by a user's crate, stays): reqwest is built without one of its own.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     /// A client resolving through `dns_server`, trusting only `ca_pem`,
     /// sending from where `net` says.
     pub async fn new(dns_server: SocketAddr, ca_pem: &str, net: Net) -> Result<Self> {
+        install_crypto_provider();
         let dns = DnsClient::new(&net, dns_server, DnsTransport::Udp)?;
         // Through the relay, reqwest hands the name to a SOCKS5 endpoint on
         // loopback (socks5h), which resolves it through the run's DNS and

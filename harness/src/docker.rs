@@ -357,14 +357,9 @@ impl RunGuard {
         })))
     }
 
-    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run),
-    /// and tells the process's reaper to leave them when the process ends.
+    /// Keeps the resources (STACKPROOF_KEEP=1, for debugging a failed run).
     pub fn disarm(&mut self) {
         self.disarmed = true;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let run = self.run.clone();
-            runtime.spawn(async move { crate::reaper::keep(&run).await });
-        }
     }
 }
 

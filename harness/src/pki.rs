@@ -176,8 +176,7 @@ mod tests {
         assert!(leaf.key_pem.contains("PRIVATE KEY"));
         // A real verifier (rustls/webpki) accepts the chain for the name, and refuses another name.
         use rustls::client::danger::ServerCertVerifier;
-        // Both ring and aws-lc are in the tree (rcgen, reqwest): pick one for rustls.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::client::install_crypto_provider();
         use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
         let mut roots = rustls::RootCertStore::empty();
         roots

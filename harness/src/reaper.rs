@@ -79,6 +79,15 @@ pub async fn ensure(docker: &Docker, image: &str) {
         .await;
 }
 
+/// Tells the reaper, from a synchronous caller inside the runtime, to
+/// leave run `run` alone (`--keep`).
+pub fn keep_soon(run: &str) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let run = run.to_string();
+        runtime.spawn(async move { keep(&run).await });
+    }
+}
+
 /// Tells the reaper to leave run `run` alone (`--keep`).
 pub async fn keep(run: &str) {
     if let Some(Some(held)) = REAPER.get() {

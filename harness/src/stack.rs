@@ -143,6 +143,7 @@ impl Stack {
         } = crate::skeleton::take_or_create(&docker, &shape).await?;
         if std::env::var_os("STACKPROOF_KEEP").is_some() {
             guard.disarm();
+            crate::reaper::keep(&run.id).await;
         }
         let hosts_up = started.elapsed();
         tracing::debug!(ms = hosts_up.as_millis(), "hosts created and started");
@@ -474,6 +475,7 @@ impl Stack {
     /// Disarms clean-up (STACKPROOF_KEEP): the run stays for inspection.
     pub fn keep(&mut self) {
         self.guard.disarm();
+        crate::reaper::keep_soon(&self.run.id);
     }
 
     /// Ends the run like dropping it does, but returns while its containers
