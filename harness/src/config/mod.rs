@@ -17,6 +17,9 @@ pub mod php_fpm;
 pub mod prometheus;
 pub mod script;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::path::{Path, PathBuf};
 
 use crate::design::Design;
