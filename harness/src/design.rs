@@ -314,7 +314,7 @@ impl Design {
     ) -> Result<Design> {
         let parts = crate::spec::Parts::read(&fixtures)?;
         let spec = parts.spec.clone();
-        let claims = read_claims(&located, &fixtures, &spec, kinds)?;
+        let claims = read_claims(&located, &fixtures, &parts, kinds)?;
         let mutants = located.mutants()?;
         for m in &mutants {
             if !claims.iter().any(|c| c.id == m.fails) {
@@ -382,9 +382,10 @@ impl Design {
 fn read_claims(
     located: &DesignDir,
     fixtures: &Fixtures,
-    spec: &crate::spec::DesignSpec,
+    parts: &crate::spec::Parts,
     kinds: &crate::kinds::Kinds,
 ) -> Result<Vec<crate::claim::Claim>> {
+    let spec = &parts.spec;
     use crate::kinds::{Known, Params, at_line};
     let (path, text) = fixtures.read(CLAIMS_FILE)?;
     let file: ClaimsFile = toml::from_str(&text).map_err(|e| Error::InvalidFixture {
@@ -419,6 +420,12 @@ fn read_claims(
                 ),
             })?;
         let params = Params::check(kind, entry.params, &known, &here, &entry.id)?;
+        if let Err(detail) = check_placement(kind, &params, parts) {
+            return Err(Error::InvalidFixture {
+                path: here,
+                detail: format!("claim `{}`: {detail}", entry.id),
+            });
+        }
         let mut hosts: Vec<String> = Vec::new();
         for p in kind.params {
             match p.ty {
@@ -516,4 +523,73 @@ fn read_claims(
         });
     }
     Ok(claims)
+}
+
+/// Kinds that read a server's own view (HAProxy's admin socket, keepalived's
+/// VIP), the parameter naming the host, and the process that must run there.
+const NEEDS_SERVER: &[(&str, &str, &str, &str)] = &[
+    ("lb.health_check", "lb", "haproxy", "HAProxy"),
+    ("outage.reads_only", "lb", "haproxy", "HAProxy"),
+    ("vrrp.failover", "master", "keepalived", "keepalived"),
+    ("vrrp.failover", "backup", "keepalived", "keepalived"),
+    ("vrrp.split_brain", "master", "keepalived", "keepalived"),
+    ("vrrp.split_brain", "backup", "keepalived", "keepalived"),
+];
+
+/// What a claim names that the design's topology must bear out, checked
+/// before anything starts: a `*_service` fault's service runs on each host
+/// it is applied to, and a kind that reads a server's own view finds that
+/// server on the host it names.
+fn check_placement(
+    kind: &crate::kinds::Kind,
+    params: &crate::kinds::Params,
+    parts: &crate::spec::Parts,
+) -> std::result::Result<(), String> {
+    let declares = |n: &str| kind.params.iter().any(|p| p.name == n);
+    let services_on = |host: &str| -> Vec<String> {
+        parts
+            .spec
+            .host(host)
+            .map(|h| h.services.clone())
+            .unwrap_or_default()
+    };
+    if declares("fault") && declares("service") && declares("hosts") {
+        let (fault, service) = (params.text("fault"), params.text("service"));
+        if fault.ends_with("_service") {
+            if service.is_empty() {
+                return Err(format!(
+                    "`fault = \"{fault}\"` needs `service`, the service it happens to"
+                ));
+            }
+            for host in params.list("hosts") {
+                let on = services_on(host);
+                if !on.iter().any(|s| s == service) {
+                    return Err(format!(
+                        "`fault = \"{fault}\"` on `{host}` with `service = \"{service}\"`, which `{host}` does not run; it runs: {}",
+                        on.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    for (name, param, process, server) in NEEDS_SERVER {
+        if kind.name != *name || params.text(param).is_empty() {
+            continue;
+        }
+        let host = params.text(param);
+        let on = services_on(host);
+        let runs = on.iter().any(|s| {
+            parts
+                .services
+                .get(s)
+                .is_some_and(|spec| spec.processes.iter().any(|p| p == process))
+        });
+        if !runs {
+            return Err(format!(
+                "`{name}` reads {server}'s own view on `{param}` = `{host}`, and `{host}` runs no {server} (its services: {})",
+                on.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }

@@ -184,6 +184,23 @@ fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
             good.replace("web = \"nginx\"\nserver_header", "server_header"),
             vec!["needs parameter `web`"],
         ),
+        // What a claim names must be where it says: a service a fault stops
+        // runs on that host; a kind that reads HAProxy's view finds HAProxy.
+        (
+            good.replace(
+                "fault = \"stop_host\"",
+                "fault = \"stop_service\"\nservice = \"apache\"",
+            ),
+            vec!["`server-1` does not run; it runs: mariadb, php-fpm, nginx"],
+        ),
+        (
+            format!(
+                "{good}\n[[claim]]\nid = \"site.lb.health_check\"\nsays = \"x\"\nkind = \"lb.health_check\"\nlb = \"server-1\"\nbackend = \"server-1\"\nservice = \"nginx\"\n"
+            ),
+            vec![
+                "`lb.health_check` reads HAProxy's own view on `lb` = `server-1`, and `server-1` runs no HAProxy",
+            ],
+        ),
         // A remedy's variant and the claims that must still hold with it.
         (
             format!("{good}\n{remedy}variant = \"nope\"\n"),
