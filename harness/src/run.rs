@@ -110,10 +110,12 @@ impl Plan {
         }
         // STACKPROOF_FIXTURES is a layer already; the same folder given as a flag is not laid twice.
         let from_env = std::env::var_os("STACKPROOF_FIXTURES").map(PathBuf::from);
-        if let Some(dir) = self.fixtures
-            && from_env.as_ref() != Some(&dir)
-        {
-            design = design.with_overlay(dir)?;
+        let mut overlay_report = Vec::new();
+        if let Some(dir) = self.fixtures.or(from_env.clone()) {
+            if from_env.as_ref() != Some(&dir) {
+                design = design.with_overlay(dir.clone())?;
+            }
+            overlay_report = overlay_use(&design, &dir);
         }
         let claims = select(&design.claims, &self.only)?;
         let scratch = TempDir::new("config");
@@ -149,6 +151,7 @@ impl Plan {
             claims,
             applied,
             script_report,
+            overlay_report,
             _scratch: scratch,
         })
     }
@@ -175,6 +178,103 @@ pub fn select(all: &[Claim], only: &[String]) -> Result<Vec<Claim>> {
         .collect())
 }
 
+/// Which files of the user's fixtures folder `dir` the design reads, and
+/// which nothing reads (a misspelt name, a copy under `designs/`, a
+/// service no host runs): one line for the used ones, a warning each for
+/// the others.
+fn overlay_use(design: &Design, dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    let (mut used, mut unused) = (Vec::new(), Vec::new());
+    for rel in files {
+        match why_unused(design, &rel) {
+            None => used.push(rel),
+            Some(why) => unused.push(format!("warning: {rel} is not used: {why}")),
+        }
+    }
+    let mut report = vec![format!(
+        "your fixtures {}: {} file(s) laid over the design{}",
+        dir.display(),
+        used.len(),
+        if used.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", used.join(", "))
+        }
+    )];
+    report.extend(unused);
+    report
+}
+
+/// Why nothing of `design` reads the overlay file `rel`, or None when something does.
+fn why_unused(design: &Design, rel: &str) -> Option<String> {
+    let spec = &design.parts.spec;
+    // A file for one host: `hosts/<host>/<rest>` stands for `<rest>` there.
+    let (host, rel) = match rel.strip_prefix("hosts/") {
+        Some(rest) => {
+            let (h, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            if spec.host(h).is_none() {
+                return Some(format!("the design has no host `{h}`"));
+            }
+            (Some(h), rest)
+        }
+        None => (None, rel),
+    };
+    if matches!(rel, "design.toml" | "claims.toml") || rel == spec.zone {
+        return None;
+    }
+    if rel.starts_with("variants/") || rel.starts_with("images/") {
+        return None;
+    }
+    let running: Vec<&str> = spec
+        .hosts
+        .iter()
+        .filter(|h| host.is_none_or(|only| only == h.name))
+        .flat_map(|h| h.services.iter().map(String::as_str))
+        .collect();
+    if let Some(rest) = rel.strip_prefix("services/") {
+        let (service, _) = rest.split_once('/').unwrap_or((rest, ""));
+        if !running.contains(&service) {
+            return Some(format!(
+                "no host{} runs `{service}`",
+                host.map(|h| format!(" (here `{h}`)")).unwrap_or_default()
+            ));
+        }
+        if rel == format!("services/{service}/service.toml") {
+            return None;
+        }
+    }
+    // Any other file is read when a running service installs it (or a folder holding it).
+    let installed = running.iter().any(|s| {
+        design.parts.services.get(*s).is_some_and(|svc| {
+            svc.files.iter().any(|f| {
+                f.source == rel || rel.starts_with(&format!("{}/", f.source.trim_end_matches('/')))
+            })
+        })
+    });
+    if installed {
+        None
+    } else if rel.starts_with("mutants/") || rel.starts_with("designs/") {
+        Some(
+            "a folder of your fixtures lays files over the design's by their path in the design (services/<name>/<file>), not under mutants/ or designs/"
+                .into(),
+        )
+    } else {
+        Some("no service of the design installs a file by that name".into())
+    }
+}
+
 /// A plan read, checked and mapped: what starts, and which claims run.
 pub struct Prepared {
     /// The design with everything laid over it.
@@ -183,6 +283,7 @@ pub struct Prepared {
     pub claims: Vec<Claim>,
     applied: Applied,
     script_report: Vec<String>,
+    overlay_report: Vec<String>,
     /// The mapped files live as long as the run.
     _scratch: TempDir,
 }
@@ -191,6 +292,12 @@ impl Prepared {
     /// Starts the design.
     pub async fn start(&self) -> Result<Stack> {
         self.design.start().await
+    }
+
+    /// What a folder of the user's fixtures (`--fixtures`) laid over the
+    /// design, and a warning for each of its files nothing of the design reads.
+    pub fn overlay_report(&self) -> &[String] {
+        &self.overlay_report
     }
 
     /// What the install scripts did, one line per call made harmless.
@@ -445,5 +552,43 @@ mod tests {
             .chain();
         assert!(e.contains("unknown claim `simple_web.typo`"), "{e}");
         assert!(e.contains("simple_web.issue.spof"), "{e}");
+    }
+
+    #[test]
+    fn a_fixtures_folder_says_what_it_laid_over_and_what_nothing_reads() {
+        let dir = crate::tempdir::TempDir::new("overlay");
+        let write = |rel: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "# mine\n").unwrap();
+        };
+        write("services/nginx/site.conf");
+        write("services/nginx/sites.conf");
+        write("services/apache/site.conf");
+        write("designs/distributed/claims.toml");
+        write("hosts/server-2/services/nginx/site.conf");
+        let design = Design::load("distributed").unwrap();
+        let report = overlay_use(&design, dir.path());
+        let all = report.join("\n");
+        assert!(
+            report[0].ends_with(
+                "2 file(s) laid over the design: hosts/server-2/services/nginx/site.conf, services/nginx/site.conf"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("warning: services/nginx/sites.conf is not used: no service of the design installs a file by that name"),
+            "{all}"
+        );
+        assert!(
+            all.contains("warning: services/apache/site.conf is not used: no host runs `apache`"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "warning: designs/distributed/claims.toml is not used: a folder of your fixtures"
+            ),
+            "{all}"
+        );
     }
 }

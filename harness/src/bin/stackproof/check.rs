@@ -45,7 +45,11 @@ pub async fn check(
         .with_users_files(users.configs, users.scripts, users.domain, users.addresses)
         .prepare()
         .await?;
-    for line in prepared.script_report() {
+    for line in prepared
+        .overlay_report()
+        .iter()
+        .chain(prepared.script_report())
+    {
         println!("  {line}");
     }
     let loaded = &prepared.design;
