@@ -173,6 +173,9 @@ pub async fn probe_through<F: Future>(
 }
 
 /// An error with its causes, on one line ("error sending request: connect: refused").
+/// The run's traffic endpoint reports a failed connection in SOCKS terms;
+/// those become what happened at the server ("nothing listens on that
+/// port"), since the endpoint is ours, not the design's.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
@@ -181,7 +184,52 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         cause = c.source();
     }
-    s
+    in_plain_words(&s)
+}
+
+/// `chain` with the SOCKS endpoint's reply codes said as what they mean.
+fn in_plain_words(chain: &str) -> String {
+    const SAID: &[(&str, &str)] = &[
+        (
+            "connection refused",
+            "connection refused: nothing listens on that port",
+        ),
+        (
+            "host unreachable",
+            "host unreachable: no host answers at that address",
+        ),
+        ("network unreachable", "network unreachable"),
+        ("ttl expired", "connection timed out: nothing answered"),
+        ("general server failure", "the connection failed"),
+    ];
+    for (socks, plain) in SAID {
+        for prefix in [
+            format!("error connecting to socks proxy: SOCKS error: {socks}"),
+            format!("SOCKS error: {socks}"),
+        ] {
+            if chain.contains(&prefix) {
+                return chain.replacen(&prefix, plain, 1);
+            }
+        }
+    }
+    chain.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_endpoints_socks_words_become_what_happened_at_the_server() {
+        assert_eq!(
+            super::in_plain_words(
+                "error sending request for url (https://www.foobar.com/): client error (Connect): error connecting to socks proxy: SOCKS error: connection refused"
+            ),
+            "error sending request for url (https://www.foobar.com/): client error (Connect): connection refused: nothing listens on that port"
+        );
+        assert_eq!(
+            super::in_plain_words("operation timed out"),
+            "operation timed out"
+        );
+    }
 }
 
 /// Sends each URL in turn on a fresh connection; returns how many got a 2xx.
