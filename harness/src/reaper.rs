@@ -23,9 +23,18 @@ use crate::docker::{LABEL_MACHINE, LABEL_PID};
 /// remove itself before the rest).
 pub const LABEL_REAPER: &str = "stackproof.reaper";
 
-/// Where the engine's socket is, on the engine's own machine (also for a
-/// remote engine: the bind mount is the engine's path).
+/// Where the reaper finds the engine's socket.
 const ENGINE_SOCKET: &str = "/var/run/docker.sock";
+
+/// Where the engine's socket is on the engine's own machine: DOCKER_HOST's
+/// path for a local socket elsewhere (a rootless engine), else the usual
+/// path (also for a remote engine: a bind mount names the engine's path).
+fn engine_socket_on_its_machine() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| ENGINE_SOCKET.to_string())
+}
 
 /// The reaper's program (Perl from the image): reads "keep <run>" lines
 /// until its input closes, then removes what the process's labels name
@@ -116,7 +125,10 @@ async fn start(docker: &Docker, image: &str) -> Result<Held, String> {
         host_config: Some(HostConfig {
             auto_remove: Some(true),
             network_mode: Some("none".into()),
-            binds: Some(vec![format!("{ENGINE_SOCKET}:{ENGINE_SOCKET}")]),
+            binds: Some(vec![format!(
+                "{}:{ENGINE_SOCKET}",
+                engine_socket_on_its_machine()
+            )]),
             ..Default::default()
         }),
         ..Default::default()
