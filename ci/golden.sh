@@ -25,6 +25,7 @@ else
   # A copy: a rebuild while this runs must not change the binary under it.
   bin=$(mktemp)
   cp target/debug/stackproof "$bin"
+  chmod +x "$bin"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [ -n "${STACKPROOF_BIN:-}" ] || rm -f "$bin"' EXIT
