@@ -77,8 +77,9 @@ impl std::fmt::Debug for Claim {
     }
 }
 
-/// A claim's verdict: exactly one of held, broken or not measured, the
-/// last two with why. Reports print PASS, FAIL and ERROR.
+/// A claim's verdict: held, broken, not measured, skipped, or (measured
+/// more than once) flaky, each but the first with why. Reports print PASS,
+/// FAIL, ERROR, SKIP and FLAKY.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "verdict", content = "why")]
 pub enum Verdict {
@@ -94,6 +95,20 @@ pub enum Verdict {
     /// The design's owner skips it, for the reason given: SKIP. Never run.
     #[serde(rename = "SKIP")]
     Skipped(String),
+    /// Measured several times (`check --repeat`), it both held and did not: FLAKY.
+    #[serde(rename = "FLAKY")]
+    Flaky(Flaky),
+}
+
+/// A claim that held in some runs and not in others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flaky {
+    /// How many runs it held in.
+    pub held: usize,
+    /// How many runs there were.
+    pub runs: usize,
+    /// The first run it did not hold in, and why.
+    pub first: Failure,
 }
 
 impl Verdict {
@@ -104,6 +119,7 @@ impl Verdict {
             Verdict::Broken(_) => "FAIL",
             Verdict::NotMeasured(_) => "ERROR",
             Verdict::Skipped(_) => "SKIP",
+            Verdict::Flaky(_) => "FLAKY",
         }
     }
 
@@ -112,6 +128,7 @@ impl Verdict {
         match self {
             Verdict::Held | Verdict::Skipped(_) => None,
             Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f),
+            Verdict::Flaky(flaky) => Some(&flaky.first),
         }
     }
 
@@ -125,9 +142,14 @@ impl Verdict {
         matches!(self, Verdict::Skipped(_))
     }
 
-    /// Whether the design broke the claim.
+    /// Whether the design broke the claim (always, or in some runs: FLAKY).
     pub fn broken(&self) -> bool {
-        matches!(self, Verdict::Broken(_))
+        matches!(self, Verdict::Broken(_) | Verdict::Flaky(_))
+    }
+
+    /// Whether it both held and broke over repeated runs.
+    pub fn flaky(&self) -> bool {
+        matches!(self, Verdict::Flaky(_))
     }
 
     fn from_check(result: CheckResult) -> (String, Verdict) {
@@ -258,7 +280,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
                 f.summary.push('\n');
                 f.summary.push_str(&note);
             }
-            Verdict::Held | Verdict::Skipped(_) => {
+            Verdict::Held | Verdict::Skipped(_) | Verdict::Flaky(_) => {
                 verdict = Verdict::NotMeasured(Failure::not_measured(note, evidence.clone()))
             }
         }

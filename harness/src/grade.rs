@@ -284,6 +284,7 @@ fn cell(o: Option<&Outcome>) -> &'static str {
         Some(Verdict::Broken(_)) => "FAIL",
         Some(Verdict::NotMeasured(_)) => "ERROR",
         Some(Verdict::Skipped(_)) => "SKIP",
+        Some(Verdict::Flaky(_)) => "FLAKY",
         None => "-",
     }
 }

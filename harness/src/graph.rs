@@ -38,7 +38,7 @@ pub fn health(design: &Design, outcomes: &[Outcome]) -> BTreeMap<String, Health>
     for o in outcomes {
         let h = match o.verdict {
             Verdict::Held => Health::Held,
-            Verdict::Broken(_) => Health::Broken,
+            Verdict::Broken(_) | Verdict::Flaky(_) => Health::Broken,
             Verdict::NotMeasured(_) => Health::NotMeasured,
             Verdict::Skipped(_) => continue,
         };

@@ -321,7 +321,7 @@ const STYLE: &str = r#"
 body{font-family:system-ui,sans-serif;margin:24px;color:#212529;max-width:1200px}
 h1{font-size:1.4em;margin-bottom:4px} .facts{color:#555;margin-bottom:16px}
 .sum span{display:inline-block;padding:2px 10px;border-radius:10px;margin-right:6px;font-weight:600}
-.PASS{background:#d4edda;color:#1e7e34}.FAIL{background:#f8d7da;color:#c82333}
+.PASS{background:#d4edda;color:#1e7e34}.FAIL{background:#f8d7da;color:#c82333}.FLAKY{background:#fde2c8;color:#a04a00}
 .ERROR{background:#fff3cd;color:#8a6d00}.SKIP{background:#e2e3e5;color:#41464b}
 svg.topology{max-width:100%;height:auto;border:1px solid #dee2e6;border-radius:8px;background:#fcfcfd}
 svg .net{fill:#e9f2fb;stroke:#9ec5fe} svg .netlabel{font-size:12px;fill:#0a58ca}

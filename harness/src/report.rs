@@ -172,6 +172,8 @@ pub fn junit_suite(report: &RunReport<'_>) -> String {
             }
             Verdict::Broken(f) => ("failure", Some(f)),
             Verdict::NotMeasured(f) => ("error", Some(f)),
+            // As Maven Surefire writes a test that failed and passed on rerun.
+            Verdict::Flaky(flaky) => ("flakyFailure", Some(&flaky.first)),
         };
         if let Some(f) = f {
             let body = format!(
@@ -258,6 +260,7 @@ pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> Strin
             Verdict::Broken(_) => "❌ FAIL",
             Verdict::NotMeasured(_) => "⚠️ ERROR",
             Verdict::Skipped(_) => "⏭️ SKIP",
+            Verdict::Flaky(_) => "🔀 FLAKY",
         };
         let figure = o
             .figures

@@ -426,6 +426,78 @@ pub async fn in_turn(
     }
 }
 
+/// One outcome per claim from `runs` (each a run of the same claims, in
+/// the same order: `check --repeat`). Held every time: PASS, each figure
+/// given as its median with its min, p95 and max beside it. Never held: the
+/// first run's FAIL or ERROR, saying how many runs. Both: FLAKY, with how
+/// many runs it held in and the first failure's evidence.
+pub fn fold_repeats(runs: Vec<Vec<Outcome>>) -> Vec<Outcome> {
+    use crate::claim::{Flaky, Verdict};
+    let n = runs.len();
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|i| {
+            let all: Vec<&Outcome> = runs.iter().filter_map(|r| r.get(i)).collect();
+            let last = all[all.len() - 1];
+            let held = all.iter().filter(|o| o.verdict.held()).count();
+            let millis = all.iter().map(|o| o.millis).max().unwrap_or(0);
+            let mut folded = Outcome {
+                millis,
+                figures: figure_spread(&all),
+                ..last.clone()
+            };
+            if last.verdict.skipped() {
+                return folded;
+            }
+            let failed = all.iter().find(|o| !o.verdict.held());
+            folded.evidence = format!("held {held} of {n} runs; last: {}", last.evidence);
+            folded.verdict = match failed {
+                None => Verdict::Held,
+                Some(f) if held == 0 => f.verdict.clone(),
+                Some(f) => Verdict::Flaky(Flaky {
+                    held,
+                    runs: n,
+                    first: f.verdict.failure().cloned().unwrap_or_else(|| {
+                        crate::failure::Failure::new("did not hold", f.evidence.clone())
+                    }),
+                }),
+            };
+            folded
+        })
+        .collect()
+}
+
+/// Each figure of `outcomes` (the same claim's runs): its median, and
+/// `min`, `p95` and `max` beside it when there is more than one value.
+fn figure_spread(outcomes: &[&Outcome]) -> Vec<(String, f64)> {
+    let mut names: Vec<&str> = Vec::new();
+    for o in outcomes {
+        for (name, _) in &o.figures {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let mut v: Vec<f64> = outcomes
+            .iter()
+            .flat_map(|o| o.figures.iter().filter(|(n, _)| n == name).map(|(_, x)| *x))
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        out.push((name.to_string(), at(0.5)));
+        if v.len() > 1 {
+            out.push((format!("{name} min"), v[0]));
+            out.push((format!("{name} p95"), at(0.95)));
+            out.push((format!("{name} max"), v[v.len() - 1]));
+        }
+    }
+    out
+}
+
 /// Shares `claims` among `first` and the `more` stacks that started with
 /// it: each stack takes the next claim when it is free, and every outcome
 /// is reported in the claims' order as soon as the claims before it have
@@ -590,5 +662,64 @@ mod tests {
             ),
             "{all}"
         );
+    }
+
+    #[test]
+    fn repeats_fold_into_pass_flaky_or_the_first_failure_with_the_figures_spread() {
+        use crate::claim::Verdict;
+        use crate::failure::Failure;
+        let o = |id: &str, held: bool, outage: f64| Outcome {
+            id: id.into(),
+            says: String::new(),
+            verdict: if held {
+                Verdict::Held
+            } else {
+                Verdict::Broken(Failure::new("too slow", format!("outage {outage}")))
+            },
+            evidence: format!("outage {outage}"),
+            millis: 10,
+            figures: vec![("outage (ms)".into(), outage)],
+            timelines: Vec::new(),
+        };
+        let runs = vec![
+            vec![
+                o("a", true, 300.0),
+                o("b", true, 1.0),
+                o("c", false, 1500.0),
+            ],
+            vec![
+                o("a", false, 1200.0),
+                o("b", true, 2.0),
+                o("c", false, 1600.0),
+            ],
+            vec![
+                o("a", true, 400.0),
+                o("b", true, 3.0),
+                o("c", false, 1700.0),
+            ],
+        ];
+        let folded = fold_repeats(runs);
+        match &folded[0].verdict {
+            Verdict::Flaky(f) => {
+                assert_eq!((f.held, f.runs), (2, 3));
+                assert_eq!(f.first.summary, "too slow");
+                assert_eq!(f.first.evidence, "outage 1200");
+            }
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(folded[0].verdict.label(), "FLAKY");
+        assert!(folded[1].verdict.held());
+        assert_eq!(
+            folded[1].figures,
+            [
+                ("outage (ms)".to_string(), 2.0),
+                ("outage (ms) min".to_string(), 1.0),
+                ("outage (ms) p95".to_string(), 3.0),
+                ("outage (ms) max".to_string(), 3.0),
+            ]
+        );
+        assert!(folded[1].evidence.starts_with("held 3 of 3 runs"));
+        assert!(folded[2].verdict.broken() && !folded[2].verdict.flaky());
+        assert_eq!(crate::claim::exit_code(&folded), 1);
     }
 }

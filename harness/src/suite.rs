@@ -578,6 +578,11 @@ fn mutant_verdict(mutant: &Mutant, claim: &Claim, outcome: &claim::Outcome) -> R
             "mutant `{}` names claim `{}`, which the design skips ({why}), so the mutant proves nothing",
             mutant.name, claim.id
         ))),
+        // A suite measures each claim once; a flaky verdict only comes from repeats.
+        Verdict::Flaky(f) => Err(Failed::from(format!(
+            "with mutant `{}` the claim `{}` held {} of {} times: a mutant must break it every time",
+            mutant.name, claim.id, f.held, f.runs
+        ))),
     }
 }
 

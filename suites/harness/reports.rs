@@ -312,3 +312,84 @@ fn diff_names_what_a_mutant_broke_and_nothing_between_two_runs_of_the_design() {
         "{md}"
     );
 }
+
+/// A claim made to flake on purpose (it holds every other time) comes out
+/// FLAKY over repeats, with its counts and its first failure, fails the
+/// run's exit code, and is a `<flakyFailure>` in JUnit; a steady claim
+/// beside it stays PASS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
+    use stackproof::{Claim, Event, Verdict, claim, run};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    fn every_other_time<'a>(
+        _: &'a Stack,
+        _: &'a stackproof::Params,
+    ) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
+        Box::pin(async {
+            let n = CALLS.fetch_add(1, Ordering::SeqCst);
+            stackproof::ensure(n % 2 == 0, format!("call {n} was odd"), "")?;
+            Ok(format!("call {n} was even"))
+        })
+    }
+    let prepared = stackproof::Plan::new("simple_web")
+        .with_claims(vec![Claim::rust(
+            "simple_web.test.flaky",
+            "holds every other time",
+            "its own counter is even",
+            every_other_time,
+        )])
+        .with_only(vec![
+            "simple_web.dns.www_a_record".into(),
+            "simple_web.test.flaky".into(),
+        ])
+        .prepare()
+        .await
+        .unwrap();
+    let mut stack = prepared.start().await.unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let ran = run::in_turn(
+            &prepared.design,
+            stack,
+            &prepared.claims,
+            false,
+            claim::run,
+            |_: Event<'_>| {},
+        )
+        .await;
+        stack = ran.stack;
+        runs.push(ran.outcomes);
+    }
+    let folded = run::fold_repeats(runs);
+    assert!(folded[0].verdict.held(), "{:?}", folded[0].verdict);
+    match &folded[1].verdict {
+        Verdict::Flaky(f) => {
+            assert_eq!((f.held, f.runs), (2, 4));
+            assert_eq!(f.first.summary, "call 1 was odd");
+        }
+        v => panic!("{v:?}"),
+    }
+    assert_eq!(claim::exit_code(&folded), 1);
+    let junit = outside_the_repo("flaky").join("junit.xml");
+    let versions = Vec::new();
+    stackproof::report::write_junit(
+        &junit,
+        &stackproof::report::RunReport {
+            design: "simple_web",
+            run: &stack.run.id,
+            up_ms: 0,
+            image_built: false,
+            image: "",
+            claims: &folded,
+            versions: &versions,
+        },
+    )
+    .unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    std::fs::remove_dir_all(junit.parent().unwrap()).unwrap();
+    assert!(
+        xml.contains("<flakyFailure message=\"call 1 was odd\""),
+        "{xml}"
+    );
+}

@@ -18,6 +18,12 @@ pub struct Outputs {
 }
 
 /// A user's own files for `check`, and the domain they serve.
+/// `--repeat N` and `--allow-flaky`.
+pub struct Repeat {
+    pub times: u16,
+    pub allow_flaky: bool,
+}
+
 pub struct UserFiles {
     pub configs: Vec<stackproof::config::ConfigArg>,
     pub scripts: Vec<stackproof::config::ConfigArg>,
@@ -32,9 +38,15 @@ pub async fn check(
     only: &[String],
     outputs: Outputs,
     keep: bool,
-    stacks: u8,
+    (stacks, repeat): (u8, Repeat),
     users: UserFiles,
 ) -> Result<ExitCode, Error> {
+    if repeat.times > 1 && stacks > 1 {
+        eprintln!(
+            "stackproof: --repeat runs every claim again on one stack; drop --stacks (or --repeat)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     if let Some(m) = &users.mutant {
         println!("stackproof check {design}: with mutant `{m}`");
     }
@@ -121,6 +133,26 @@ pub async fn check(
         // The other stacks go now, in the background, while the reports are written.
         let removals: Vec<_> = more.into_iter().map(|s| s.remove_in_background()).collect();
         (outcomes, removals)
+    } else if repeat.times > 1 {
+        // Every claim again and again on the stack; one line per claim at the end.
+        let (mut runs, mut removals) = (Vec::new(), Vec::new());
+        for r in 1..=repeat.times {
+            let ran = run::in_turn(loaded, stack, &claims, keep, run_showing_waits, |_| {}).await;
+            stack = ran.stack;
+            removals.extend(ran.removals);
+            let held = ran.outcomes.iter().filter(|o| o.verdict.held()).count();
+            println!(
+                "  run {r} of {}: {held} of {} held",
+                repeat.times,
+                claims.len()
+            );
+            runs.push(ran.outcomes);
+        }
+        let outcomes = run::fold_repeats(runs);
+        for o in &outcomes {
+            show(run::Event::Ended(o));
+        }
+        (outcomes, removals)
     } else {
         let ran = run::in_turn(loaded, stack, &claims, keep, run_showing_waits, show).await;
         stack = ran.stack;
@@ -128,14 +160,20 @@ pub async fn check(
     };
     println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
-    let (held, broken, unmeasured, skipped) = (
+    let (held, broken, unmeasured, skipped, flaky) = (
         count(claim::Verdict::held),
         count(claim::Verdict::broken),
         count(|v| matches!(v, claim::Verdict::NotMeasured(_))),
         count(claim::Verdict::skipped),
+        count(claim::Verdict::flaky),
     );
     println!(
-        "{held} held, {broken} broken, {unmeasured} not measured{}, in {:.1} s",
+        "{held} held, {broken} broken{}, {unmeasured} not measured{}, in {:.1} s",
+        if flaky > 0 {
+            format!(" ({flaky} of them FLAKY)")
+        } else {
+            String::new()
+        },
         if skipped > 0 {
             format!(", {skipped} skipped")
         } else {
@@ -169,6 +207,14 @@ pub async fn check(
         std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
     }
     drop(stack);
+    if repeat.allow_flaky {
+        // FLAKY claims are reported as such and let the run pass.
+        let mut judged = outcomes.clone();
+        for o in judged.iter_mut().filter(|o| o.verdict.flaky()) {
+            o.verdict = claim::Verdict::Held;
+        }
+        return Ok(ExitCode::from(claim::exit_code(&judged)));
+    }
     Ok(ExitCode::from(claim::exit_code(&outcomes)))
 }
 

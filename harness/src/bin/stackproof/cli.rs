@@ -53,6 +53,14 @@ pub enum Command {
         /// machine with a core or more per stack; timing claims need one.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
         stacks: u8,
+        /// Run every claim this many times (faults undone between): per claim,
+        /// how many times it held and each figure's min/p50/p95/max. A claim
+        /// that both held and broke is FLAKY, which fails the run unless --allow-flaky.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+        repeat: u16,
+        /// Let FLAKY claims pass the run (they are still reported as FLAKY).
+        #[arg(long)]
+        allow_flaky: bool,
         /// Your own configuration file, as it is on your server, mapped onto the
         /// run (repeatable): KIND=PATH or HOST:KIND=PATH, KIND one of haproxy,
         /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.

@@ -86,6 +86,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             markdown,
             keep,
             stacks,
+            repeat,
+            allow_flaky,
             configs,
             scripts,
             domain,
@@ -104,7 +106,20 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 html,
                 markdown,
             };
-            check::check(&design, fixtures, &claims, out, keep, stacks, users).await
+            let repeat = check::Repeat {
+                times: repeat,
+                allow_flaky,
+            };
+            check::check(
+                &design,
+                fixtures,
+                &claims,
+                out,
+                keep,
+                (stacks, repeat),
+                users,
+            )
+            .await
         }
         Command::Grade {
             design,

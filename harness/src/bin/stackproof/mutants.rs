@@ -44,6 +44,7 @@ pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
                         claim::Verdict::Held => '.',
                         claim::Verdict::Skipped(_) => '-',
                         claim::Verdict::Broken(_) => 'F',
+                        claim::Verdict::Flaky(_) => '~',
                         claim::Verdict::NotMeasured(_) => 'E',
                     })
                     .collect()
