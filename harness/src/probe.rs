@@ -215,6 +215,22 @@ fn in_plain_words(chain: &str) -> String {
     chain.to_string()
 }
 
+/// Sends each URL in turn on a fresh connection; returns how many got a 2xx.
+pub async fn successes(client: &reqwest::Client, urls: impl IntoIterator<Item = String>) -> usize {
+    let mut ok = 0;
+    for url in urls {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ok += 1;
+        }
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -230,20 +246,4 @@ mod tests {
             "operation timed out"
         );
     }
-}
-
-/// Sends each URL in turn on a fresh connection; returns how many got a 2xx.
-pub async fn successes(client: &reqwest::Client, urls: impl IntoIterator<Item = String>) -> usize {
-    let mut ok = 0;
-    for url in urls {
-        if client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ok += 1;
-        }
-    }
-    ok
 }

@@ -328,7 +328,7 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
     ) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
         Box::pin(async {
             let n = CALLS.fetch_add(1, Ordering::SeqCst);
-            stackproof::ensure(n % 2 == 0, format!("call {n} was odd"), "")?;
+            stackproof::ensure(n.is_multiple_of(2), format!("call {n} was odd"), "")?;
             Ok(format!("call {n} was even"))
         })
     }

@@ -48,9 +48,9 @@ pub type KindCheck = for<'a> fn(&'a Stack, &'a Params) -> BoxFuture<'a, CheckRes
 macro_rules! kind_check {
     ($f:path) => {{
         fn boxed<'a>(
-            stack: &'a $crate::stack::Stack,
-            params: &'a $crate::kinds::Params,
-        ) -> futures::future::BoxFuture<'a, $crate::failure::CheckResult> {
+            stack: &'a $crate::Stack,
+            params: &'a $crate::Params,
+        ) -> futures::future::BoxFuture<'a, $crate::CheckResult> {
             Box::pin($f(stack, params))
         }
         boxed as $crate::kinds::KindCheck
