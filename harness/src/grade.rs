@@ -151,12 +151,13 @@ pub struct Graded {
 
 /// Runs `design` (a loaded design, and the name or folder it was loaded
 /// from) with one submission's files (its install scripts run first) and
-/// every claim of `design`, the way `check --config` does. Its stacks'
+/// the claims of `only` (all when empty), the way `check --config` does. Its stacks'
 /// removals go to `removals`, so the next submission starts meanwhile; the
 /// caller keeps them until its end.
 pub async fn grade_one(
     design: &Design,
     located_as: &str,
+    only: &[String],
     sub: &Submission,
     removals: &std::sync::Mutex<Vec<crate::docker::Removal>>,
 ) -> Graded {
@@ -184,12 +185,9 @@ pub async fn grade_one(
         graded.error = Some(format!("nothing to grade: {}", sub.notes.join("; ")));
         return graded;
     }
-    let plan = crate::run::Plan::new(located_as).with_users_files(
-        configs,
-        sub.scripts.clone(),
-        None,
-        Vec::new(),
-    );
+    let plan = crate::run::Plan::new(located_as)
+        .with_only(only.to_vec())
+        .with_users_files(configs, sub.scripts.clone(), None, Vec::new());
     let prepared = match plan.prepare().await {
         Ok(p) => p,
         Err(e) => {

@@ -218,3 +218,38 @@ fn the_html_report_is_self_contained_and_shows_the_broken_part_in_red() {
         "{page}"
     );
 }
+
+/// A task that asks for round-robin only is graded on round-robin only:
+/// `--claim` picks the table's columns and the claims each run measures.
+#[test]
+fn a_class_is_graded_on_the_claims_the_task_asks_for() {
+    let class = std::env::temp_dir().join(format!("sp-class-claim-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for (student, file) in [
+        ("ann", "lb_debian_default.cfg"),
+        ("ben", "lb_balance_source.cfg"),
+    ] {
+        std::fs::create_dir_all(class.join(student)).unwrap();
+        std::fs::copy(configs.join(file), class.join(student).join("haproxy.cfg")).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["grade", "distributed", "ann", "ben", "--out", "grades"])
+        .args(["--claim", "distributed.lb.round_robin"])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    std::fs::remove_dir_all(&class).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0], "submission,distributed.lb.round_robin,error",
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("\"ann\",PASS,"), "{csv}");
+    assert!(lines[2].starts_with("\"ben\",FAIL,"), "{csv}");
+}

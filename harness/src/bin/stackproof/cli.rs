@@ -98,6 +98,9 @@ pub enum Command {
         /// How many submissions to run at once (default: what memory and cores allow).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Grade only these claims (repeatable; default: all): what the task asks for.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
     },
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the

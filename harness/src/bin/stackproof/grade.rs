@@ -16,10 +16,13 @@ pub async fn grade(
     dirs: &[PathBuf],
     out: &std::path::Path,
     jobs: Option<usize>,
+    only: &[String],
 ) -> Result<ExitCode, Error> {
     use futures::StreamExt as _;
     use stackproof::grade;
-    let loaded = Design::load(design)?;
+    let mut loaded = Design::load(design)?;
+    // The table's columns are the claims graded.
+    loaded.claims = stackproof::run::select(&loaded.claims, only)?;
     let subs = grade::find(dirs)?;
     let (auto, why) = grade::parallelism(&loaded);
     let n = jobs.unwrap_or(auto).max(1);
@@ -43,7 +46,12 @@ pub async fn grade(
     let removals = std::sync::Mutex::new(Vec::new());
     let runs = subs.iter().enumerate().map(|(i, sub)| {
         let (loaded, removals) = (&loaded, &removals);
-        async move { (i, grade::grade_one(loaded, design, sub, removals).await) }
+        async move {
+            (
+                i,
+                grade::grade_one(loaded, design, only, sub, removals).await,
+            )
+        }
     });
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);

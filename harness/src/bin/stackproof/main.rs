@@ -126,7 +126,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             submissions,
             out,
             jobs,
-        } => grade::grade(&design, &submissions, &out, jobs).await,
+            claims,
+        } => grade::grade(&design, &submissions, &out, jobs, &claims).await,
         Command::Merge {
             reports,
             html,
