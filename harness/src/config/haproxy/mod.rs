@@ -203,6 +203,7 @@ pub fn map(
         lines.push(m.line(i + 1, raw)?);
     }
     m.warn_of_shared_ports();
+    m.warn_of_open_stats_pages();
     m.add_admin_socket(&mut lines);
     let domain = domain.map(str::to_string).or_else(|| find_domain(text));
     Ok(m.finish(lines, domain, run_domain))
@@ -222,6 +223,9 @@ struct Mapper<'a> {
     has_admin_socket: bool,
     /// (port, section, line) of every bind, for the "two frontends on one port" trap.
     binds: Vec<(String, String, usize)>,
+    /// Sections serving HAProxy's stats page: (section, line), and those with `stats auth`.
+    stats_pages: Vec<(String, usize)>,
+    stats_auth: Vec<String>,
     out: Mapped,
 }
 
@@ -239,6 +243,8 @@ impl<'a> Mapper<'a> {
             servers_in_section: 0,
             has_admin_socket: false,
             binds: Vec::new(),
+            stats_pages: Vec::new(),
+            stats_auth: Vec::new(),
             out: Mapped::default(),
         }
     }
@@ -299,6 +305,12 @@ impl<'a> Mapper<'a> {
             }
             "errorfile" => line = self.errorfile_line(n, raw, &words),
             "log" => line = self.log_line(n, raw, &words),
+            "stats" if matches!(words.get(1), Some(&("enable" | "uri"))) => {
+                if !self.stats_pages.iter().any(|(s, _)| *s == self.section) {
+                    self.stats_pages.push((self.section.clone(), n));
+                }
+            }
+            "stats" if words.get(1) == Some(&"auth") => self.stats_auth.push(self.section.clone()),
             "stats" if words.get(1) == Some(&"socket") => {
                 if words.get(2) == Some(&ADMIN_SOCKET) {
                     self.has_admin_socket = true;
@@ -443,6 +455,12 @@ impl<'a> Mapper<'a> {
             ));
         }
         self.binds.push((port.to_string(), self.section.clone(), n));
+        if words.contains(&"ssl") && port != "443" {
+            self.out.warnings.push(format!(
+                "{}: TLS is bound on port {port}, not 443: a browser asking for https://www.<your domain>/ knocks on 443",
+                self.at(n)
+            ));
+        }
         if let Some(pos) = words.iter().position(|w| *w == "crt")
             && let Some(path) = words.get(pos + 1)
         {
@@ -544,6 +562,20 @@ impl<'a> Mapper<'a> {
             self.at(n)
         ));
         replace_words(&line, &[(path, RUN_CA)])
+    }
+
+    /// A stats page anyone who reaches it can read (and, with `stats admin`,
+    /// act on): no `stats auth` in its section or the defaults.
+    fn warn_of_open_stats_pages(&mut self) {
+        let defaults_auth = self.stats_auth.iter().any(|s| s.starts_with("defaults"));
+        for (section, n) in &self.stats_pages {
+            if !defaults_auth && !self.stats_auth.contains(section) {
+                self.out.warnings.push(format!(
+                    "{}: `{section}` serves HAProxy's stats page with no `stats auth`: whoever reaches it reads every backend's state and address",
+                    self.at(*n)
+                ));
+            }
+        }
     }
 
     /// Two frontends on one port: the kernel spreads connections between them.

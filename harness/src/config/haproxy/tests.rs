@@ -234,3 +234,28 @@ fn an_address_that_cannot_be_mapped_stops_before_anything_starts() {
         "{e}"
     );
 }
+
+#[test]
+fn an_open_stats_page_and_tls_off_443_are_what_a_reviewer_would_say() {
+    let text = "frontend www\n    bind *:80\n    bind *:403 ssl crt /etc/ssl/site.pem\n    default_backend web\nlisten stats\n    bind *:8404\n    stats enable\n    stats uri /stats\nlisten guarded\n    bind *:8405\n    stats uri /s\n    stats auth admin:secret\nbackend web\n    server a 10.0.0.1:80\n";
+    let m = map(
+        Path::new("haproxy.cfg"),
+        text,
+        &backends(),
+        None,
+        "foobar.com",
+    )
+    .unwrap();
+    let all = m.warnings.join("\n");
+    assert!(
+        all.contains("haproxy.cfg:3: TLS is bound on port 403, not 443"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "haproxy.cfg:7: `listen stats` serves HAProxy's stats page with no `stats auth`"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("`listen guarded`"), "{all}");
+}
