@@ -188,7 +188,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         "{}: `{word}` runs {program}, a file of your server the run does not have: keepalived {}",
                         at(n),
                         if word == "script" {
-                            "counts the check as failed, so this host's priority drops as if its HAProxy were down"
+                            "disables a check whose script it cannot find (it logs that it is not found), so this host's priority no longer follows what the check watched"
                         } else {
                             "logs that it cannot run it"
                         }
