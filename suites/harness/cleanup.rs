@@ -132,6 +132,18 @@ async fn two_runs_at_once_do_not_collide() {
     }
 }
 
+/// Waits (up to 2 minutes) until process `pid` has `n` containers.
+async fn wait_for_containers_of(docker: &Docker, pid: &str, n: usize) {
+    let started = Instant::now();
+    while resources_with(docker, LABEL_PID, pid).await.0 < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "process {pid} never started {n} container(s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn ctrl_c_of_the_cli_removes_its_run() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackproof"))
@@ -144,14 +156,7 @@ fn ctrl_c_of_the_cli_removes_its_run() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let docker = docker::connect().await.unwrap();
-        let started = Instant::now();
-        while resources_with(&docker, LABEL_PID, &pid).await.0 == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "the CLI never started a container"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_containers_of(&docker, &pid, 1).await;
         Command::new("kill").args(["-INT", &pid]).status().unwrap();
         let status = child.wait().unwrap();
         let mut stderr = String::new();
@@ -180,14 +185,7 @@ fn a_run_killed_with_sigkill_leaves_nothing_with_no_later_run() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let docker = docker::connect().await.unwrap();
-        let started = Instant::now();
-        while resources_with(&docker, LABEL_PID, &pid).await.0 < 2 {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "the CLI never started its hosts"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_containers_of(&docker, &pid, 2).await;
         assert_eq!(
             resources_with(&docker, "stackproof.reaper", &pid).await.0,
             1,
