@@ -54,9 +54,34 @@ impl Verdicts {
     }
 }
 
+/// Claims whose verdict is a sub-second budget.
+const TIMED: &[&str] = &[
+    "lb.failover",
+    "lb.haproxy_crash_failover",
+    "issue.split_brain",
+    "issue.restart_downtime",
+    "lb.health_check",
+];
+
+/// Checks run side by side (read) unless one measures a timed claim (write).
+static TURN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Runs `cmd` (a `stackproof check`) with `--json` to a file of its own and
 /// reads the verdicts from it (none when the run stopped before its claims).
 pub(crate) fn run_with_report(mut cmd: Command) -> (Output, Verdicts) {
+    // A claim whose verdict is a sub-second budget (a failover's outage)
+    // runs with no other check beside it: a stack starting on the other
+    // core stretched a correct pair's outage from 0.3 s to 1.8 s.
+    let timed = cmd
+        .get_args()
+        .any(|a| TIMED.iter().any(|t| a.to_string_lossy().ends_with(t)));
+    let _alone;
+    let _beside;
+    if timed {
+        _alone = TURN.write().unwrap_or_else(|e| e.into_inner());
+    } else {
+        _beside = TURN.read().unwrap_or_else(|e| e.into_inner());
+    }
     let json = std::env::temp_dir().join(format!(
         "sp-configs-{}-{:?}.json",
         std::process::id(),
