@@ -56,6 +56,26 @@ pub fn catalogue_markdown() -> Result<String> {
     Ok(md)
 }
 
+/// What every kind holds to, whatever it checks.
+const RULES: &str = "## Rules every kind holds to\n\n\
+1. **A budget is the design's promise, never the configuration's.** A timing claim's \
+   budget is written in `claims.toml` beside its sentence (`window_ms`, `budget_ms`, \
+   `eject_within_ms`, `outage_budget_ms`) and printed with the figure. The running \
+   configuration's own timers (a scrape interval, a TTL, HAProxy's `inter` × `fall`) \
+   explain the figure and may make the wait shorter, never the budget longer: timers \
+   that alone exceed the promise are a FAIL, with the figure, before any fault.\n\
+2. **ERROR only when stackproof could not measure.** Whatever the design's files cause \
+   (a refused request, a missing series, a budget its settings exceed) is a FAIL with \
+   the evidence; ERROR is our own deadline, query or tool failing.\n\
+3. **Probe as the site's real clients do.** Balancing claims send fresh connections \
+   and also one browser-like session that keeps the cookies the site sets and its \
+   connection alive: a persistence cookie that pins a browser to one server breaks \
+   \"in turn\", and the cookies the site set are reported.\n\
+4. **Vary the traffic along every dimension the sentence names.** Claims that count \
+   requests send a representative mix (GET, HEAD and POST; answers 200, 301 and 404; \
+   static and dynamic pages) and compare per status where the monitoring labels them, \
+   so a parser that counts only 200s, only GETs or only one path cannot pass.\n\n";
+
 /// The library of check kinds as Markdown (`docs/kinds.md`): each kind,
 /// its parameters, an example, and the built-in claims that use it.
 pub fn kinds_markdown() -> Result<String> {
@@ -79,6 +99,7 @@ pub fn kinds_markdown() -> Result<String> {
         kinds.iter().count(),
         crate::kinds::common::FAULTS.join(", ")
     );
+    md.push_str(RULES);
     md.push_str("| kind | built-in claims using it |\n|---|---|\n");
     for k in kinds.iter() {
         let used = users.get(k.name).cloned().unwrap_or_default();

@@ -261,6 +261,33 @@ pub struct Client {
     /// The run's SOCKS5 endpoints on loopback (through the probe host), each
     /// open only to whoever has its secret; none when traffic leaves from here.
     pub endpoints: Vec<SocketAddr>,
+    /// What every client above is built from, for [`Client::browser`].
+    recipe: Recipe,
+}
+
+/// What the run's HTTP clients are built from: the run's resolver, its CA
+/// alone as trust, and the relay's endpoint.
+#[derive(Clone, Debug)]
+struct Recipe {
+    dns: DnsClient,
+    ca: reqwest::Certificate,
+    proxy: Option<reqwest::Proxy>,
+}
+
+impl Recipe {
+    fn builder(&self, connect: Duration, total: Duration) -> reqwest::ClientBuilder {
+        let b = reqwest::Client::builder()
+            .dns_resolver(Arc::new(RunResolver(self.dns.clone())))
+            .tls_certs_only([self.ca.clone()])
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect)
+            .timeout(total)
+            .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
+        match &self.proxy {
+            None => b.no_proxy(),
+            Some(p) => b.proxy(p.clone()),
+        }
+    }
 }
 
 /// Makes ring the process's TLS provider (once; a provider installed
@@ -311,21 +338,16 @@ impl Client {
         );
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
             .map_err(|source| Error::Client { source })?;
+        let recipe = |proxy: &Option<(reqwest::Proxy, SocketAddr)>| Recipe {
+            dns: dns.clone(),
+            ca: ca.clone(),
+            proxy: proxy.as_ref().map(|(p, _)| p.clone()),
+        };
         let build = |fresh: bool,
                      connect: Duration,
                      total: Duration,
                      proxy: &Option<(reqwest::Proxy, SocketAddr)>| {
-            let mut b = reqwest::Client::builder()
-                .dns_resolver(Arc::new(RunResolver(dns.clone())))
-                .tls_certs_only([ca.clone()])
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(connect)
-                .timeout(total)
-                .user_agent(concat!("stackproof/", env!("CARGO_PKG_VERSION")));
-            b = match proxy {
-                None => b.no_proxy(),
-                Some((p, _)) => b.proxy(p.clone()),
-            };
+            let mut b = recipe(proxy).builder(connect, total);
             if fresh {
                 b = b.pool_max_idle_per_host(0);
             }
@@ -345,10 +367,21 @@ impl Client {
                 .flatten()
                 .map(|(_, at)| *at)
                 .collect(),
+            recipe: recipe(&normal),
             dns,
             dns_server,
             net,
         })
+    }
+
+    /// A new browser-like session: it keeps the cookies the site sets and
+    /// sends them back, and keeps its connections alive between requests.
+    pub fn browser(&self) -> Result<reqwest::Client> {
+        self.recipe
+            .builder(CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+            .cookie_store(true)
+            .build()
+            .map_err(|source| Error::Client { source })
     }
 
     /// A resolver asking the run's DNS over `transport`, caching nothing.

@@ -41,6 +41,19 @@ fn balance_source_breaks_round_robin() {
     assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
 }
 
+/// Fresh clients alternate; a browser keeps HAProxy's persistence cookie
+/// and all its requests go to one server, which is not "in turn".
+#[test]
+fn a_persistence_cookie_pins_a_browser_to_one_server() {
+    let (out, stdout, _, v) = check("distributed", "lb_sticky_cookie.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
+    assert!(
+        stdout.contains("one browser session sent 10") && stdout.contains("cookie SERVERID"),
+        "{stdout}"
+    );
+}
+
 /// One request after another, least connections alternates like
 /// round-robin; only a busy server tells them apart.
 #[test]

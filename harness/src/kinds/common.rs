@@ -356,12 +356,27 @@ async fn loaded_prometheus_config(stack: &crate::stack::Stack) -> Option<String>
 pub(crate) async fn longest_scrape_interval(
     stack: &crate::stack::Stack,
 ) -> Option<std::time::Duration> {
-    loaded_prometheus_config(stack)
-        .await?
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("scrape_interval:"))
-        .filter_map(|v| duration_with_units(v.trim()))
-        .max()
+    scrape_intervals(stack).await?.into_iter().max()
+}
+
+/// The shortest scrape interval of the running Prometheus, or None.
+pub(crate) async fn shortest_scrape_interval(
+    stack: &crate::stack::Stack,
+) -> Option<std::time::Duration> {
+    scrape_intervals(stack).await?.into_iter().min()
+}
+
+/// Every scrape interval of the running Prometheus's loaded configuration
+/// (the global one and each job's, resolved).
+async fn scrape_intervals(stack: &crate::stack::Stack) -> Option<Vec<std::time::Duration>> {
+    Some(
+        loaded_prometheus_config(stack)
+            .await?
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("scrape_interval:"))
+            .filter_map(|v| duration_with_units(v.trim()))
+            .collect(),
+    )
 }
 
 /// How often the running Prometheus scrapes the job `job`, or None.

@@ -13,7 +13,7 @@ use crate::stack::{Fault, Stack, WWW};
 /// `lb.round_robin`: requests go to the backends in turn.
 pub const ROUND_ROBIN: Kind = Kind {
     name: "lb.round_robin",
-    doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends. Then, with one request held open on a backend (its body left unfinished), `requests` more: the busy backend still gets its N/backends ± 1, as taking turns gives and sending to the least busy server (`balance leastconn`) does not.",
+    doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends. Then, with one request held open on a backend (its body left unfinished), `requests` more: the busy backend still gets its N/backends ± 1, as taking turns gives and sending to the least busy server (`balance leastconn`) does not. Then one browser-like session (it opens `/`, keeps the cookies the site sets and its connection alive) sends `requests` more: they too are split N/backends ± 1 and in turn, which a persistence cookie (HAProxy's `cookie SERVERID insert`) or a TCP-mode balancer under keep-alive breaks; the cookies the site set are reported.",
     params: &[
         Param::required(
             "backends",
@@ -107,6 +107,32 @@ pub(crate) async fn round_robin_over(
     .await;
     let held = held.release().await;
     busy_phase?;
+    // One browser-like session: it keeps the cookies the site sets (a
+    // persistence cookie pins it to one server) and its connections.
+    let browser_mark = marker("rrb");
+    let browser = stack.client.browser().map_err(|e| Failure::not_measured(e.to_string(), ""))?;
+    let mut cookies = std::collections::BTreeSet::new();
+    for i in 0..=n {
+        // First the site's front page, as a browser opens it (not counted).
+        let url = match i {
+            0 => "/".to_string(),
+            i => format!("{path}?{browser_mark}-{}", i - 1),
+        };
+        let answer = browser.get(format!("{scheme}://{WWW}{url}")).send().await;
+        if let Ok(r) = &answer {
+            cookies.extend(
+                r.headers()
+                    .get_all(reqwest::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|c| c.to_str().ok()?.split('=').next().map(str::to_string)),
+            );
+        }
+        if i > 0 {
+            answer
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| req_failed(&url, &e))?;
+        }
+    }
     let held = held.map_err(|e| {
         Failure::not_measured(
             format!("the request held open failed, so the busy case is not measured: {e}"),
@@ -120,14 +146,18 @@ pub(crate) async fn round_robin_over(
         tokio::time::sleep(Duration::from_millis(100)).await;
         counted = counted_by(stack, web, &mark, 2 * n + 1).await?;
     }
-    let order: Vec<String> = counted
-        .iter()
-        .map(|hosts| match hosts.as_slice() {
-            [one] => one.clone(),
-            [] => "none".into(),
-            many => many.join("+"),
-        })
-        .collect();
+    let one_each = |counted: Vec<Vec<String>>| -> Vec<String> {
+        counted
+            .iter()
+            .map(|hosts| match hosts.as_slice() {
+                [one] => one.clone(),
+                [] => "none".into(),
+                many => many.join("+"),
+            })
+            .collect()
+    };
+    let order = one_each(counted);
+    let session = one_each(counted_by(stack, web, &browser_mark, n).await?);
     let (turns, busy, held_on) = (&order[..n], &order[n..2 * n], &order[2 * n]);
     let tally = |part: &[String]| -> Vec<usize> {
         backends
@@ -135,7 +165,7 @@ pub(crate) async fn round_robin_over(
             .map(|b| part.iter().filter(|o| o == b).count())
             .collect()
     };
-    let (counts, busy_counts) = (tally(turns), tally(busy));
+    let (counts, busy_counts, session_counts) = (tally(turns), tally(busy), tally(&session));
     let listed = |counts: &[usize]| {
         backends
             .iter()
@@ -146,7 +176,8 @@ pub(crate) async fn round_robin_over(
     };
     let evidence = format!(
         "{n} {scheme} requests on fresh connections; {web} access logs: {}; order {}; \
-         then {n} more while one request was held open on {held_on} ({}): {}",
+         then {n} more while one request was held open on {held_on} ({}): {}; \
+         then {n} from one browser-like session (cookies kept, connection kept alive; cookies set: {}): {}; order {}",
         listed(&counts),
         turns.join(","),
         if held.answered_while_held {
@@ -155,6 +186,13 @@ pub(crate) async fn round_robin_over(
             "not answered before its body ended, so it may have waited at the load balancer"
         },
         listed(&busy_counts),
+        if cookies.is_empty() {
+            "none".to_string()
+        } else {
+            cookies.iter().cloned().collect::<Vec<_>>().join(", ")
+        },
+        listed(&session_counts),
+        session.join(","),
     );
     let uncounted: Vec<usize> = (0..2 * n)
         .filter(|i| !backends.contains(&order[*i].as_str()))
@@ -204,6 +242,28 @@ pub(crate) async fn round_robin_over(
             &evidence,
         )?;
     }
+    let pinned = if cookies.is_empty() {
+        String::new()
+    } else {
+        format!(" (the site set the cookie {}: a persistence cookie pins a browser to one server)", cookies.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    ensure(
+        session.iter().all(|o| backends.contains(&o.as_str())),
+        "a browser session's requests are in no backend's log, or in more than one",
+        &evidence,
+    )?;
+    for (b, c) in backends.iter().zip(&session_counts) {
+        ensure(
+            c.abs_diff(fair) <= 1,
+            format!("one browser session sent {n}: {b} served {c}, not {fair} ± 1{pinned}"),
+            &evidence,
+        )?;
+    }
+    ensure(
+        session.windows(2).all(|w| w[0] != w[1]),
+        format!("one browser session's requests did not go to the backends in turn{pinned}"),
+        &evidence,
+    )?;
     Ok(evidence)
 }
 
@@ -353,7 +413,7 @@ async fn active_active(stack: &Stack, p: &Params) -> CheckResult {
 /// `lb.health_check`: a dead backend is taken out in time and rejoins.
 pub const HEALTH_CHECK: Kind = Kind {
     name: "lb.health_check",
-    doc: "With `service` stopped on `backend`, HAProxy on `lb` marks it DOWN within inter × fall (+ slack), read from its running configuration (HAProxy's defaults 2 s, 3, 2 where unset); then `requests` requests all succeed and none is served by `backend`; started again, it is UP within rise × inter (+ slack).",
+    doc: "With `service` stopped on `backend`, HAProxy on `lb` marks it DOWN within inter × fall (+ slack), read from its running configuration (HAProxy's defaults 2 s, 3, 2 where unset), and never later than `eject_within_ms`, the design's promise; then `requests` requests all succeed and none is served by `backend`; started again, it is UP within rise × inter (+ slack) and `rejoin_within_ms`. The file's timers can only shorten the promise: timers that exceed it are a FAIL without the fault.",
     params: &[
         Param::required("lb", Ty::Host, "the host running HAProxy"),
         Param::required("backend", Ty::Host, "the backend taken down"),
@@ -381,6 +441,18 @@ pub const HEALTH_CHECK: Kind = Kind {
             "700",
         ),
         Param::optional("requests", Ty::Int, "requests sent while it is out", "10"),
+        Param::optional(
+            "eject_within_ms",
+            Ty::Ms,
+            "the promise: a dead server takes no more traffic after this long (HAProxy's default checks take 6 s)",
+            "20000",
+        ),
+        Param::optional(
+            "rejoin_within_ms",
+            Ty::Ms,
+            "the promise: a started server takes traffic again within this long",
+            "60000",
+        ),
     ],
     example: r#"
 [[claim]]
@@ -465,8 +537,37 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
     };
     let n = p.int("requests").max(1) as usize;
     let (inter, fall, rise) = check_timing(stack, lb, p.text("config"), server).await?;
-    let eject_budget = inter * fall + p.ms("slack_ms");
-    let rejoin_budget = inter * rise + p.ms("slack_ms");
+    let (eject_within, rejoin_within) = (p.ms("eject_within_ms"), p.ms("rejoin_within_ms"));
+    let timers = format!(
+        "inter {} ms, fall {fall}, rise {rise}: out after {} ms, back after {} ms (promised: {} ms and {} ms)",
+        inter.as_millis(),
+        (inter * fall).as_millis(),
+        (inter * rise).as_millis(),
+        eject_within.as_millis(),
+        rejoin_within.as_millis()
+    );
+    // The file's timers explain the figure and may make the budget
+    // shorter, never longer than the promise.
+    ensure(
+        inter * fall <= eject_within,
+        format!(
+            "HAProxy's checks on {server} take {} s to take a dead server out, past the {} s promised: it keeps getting requests until then",
+            (inter * fall).as_secs_f64(),
+            eject_within.as_secs_f64()
+        ),
+        &timers,
+    )?;
+    ensure(
+        inter * rise <= rejoin_within,
+        format!(
+            "HAProxy's checks on {server} take {} s to bring a started server back, past the {} s promised",
+            (inter * rise).as_secs_f64(),
+            rejoin_within.as_secs_f64()
+        ),
+        &timers,
+    )?;
+    let eject_budget = (inter * fall + p.ms("slack_ms")).min(eject_within);
+    let rejoin_budget = (inter * rise + p.ms("slack_ms")).min(rejoin_within);
     let before = measure::haproxy_status(stack.host(lb)?).await?;
     // The design must check the server and see it UP first ("no check" is a
     // server HAProxy never health-checks): the design's doing, so a FAIL.
@@ -573,9 +674,8 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         .filter(|c| c.len() == 1 && c[0] != backend)
         .count();
     let evidence = format!(
-        "inter {} ms, fall {fall}, rise {rise}; {service} stopped on {backend}: marked DOWN after {} (budget inter×fall+slack {} ms); \
-         then {ok} of {n} requests succeeded, {via_others} via the other backends, {via_down} via {backend}; {service} started: UP after {} (budget rise×inter+slack {} ms)",
-        inter.as_millis(),
+        "{timers}; {service} stopped on {backend}: marked DOWN after {} (budget {} ms); \
+         then {ok} of {n} requests succeeded, {via_others} via the other backends, {via_down} via {backend}; {service} started: UP after {} (budget {} ms)",
         ms(ejected),
         eject_budget.as_millis(),
         ms(rejoined),

@@ -37,6 +37,7 @@ pub mod outage;
 pub mod placement;
 pub mod scaling;
 pub mod tls;
+pub(crate) mod traffic;
 pub mod vrrp;
 pub mod web;
 

@@ -343,7 +343,7 @@ async fn app_tier_down(stack: &Stack, p: &Params) -> CheckResult {
 /// `web.access_log_rate`: the rate read from the web server's own access log matches the sent rate.
 pub const ACCESS_LOG_RATE: Kind = Kind {
     name: "web.access_log_rate",
-    doc: "`requests` marked requests, one every `interval_ms`, are all found in `web`'s access log on `host`, and the rate computed from the log's own timestamps (its first field, seconds since the epoch) is within `tolerance_pct` % of the sent rate.",
+    doc: "`requests` marked requests, one every `interval_ms`, a representative mix (GET, HEAD and POST; answers 200, 301 and 404; static and dynamic pages; or only `path` when it is given), are all found in `web`'s access log on `host`, every kind of them, and the rate computed from the log's own timestamps (its first field, seconds since the epoch) is within `tolerance_pct` % of the sent rate.",
     params: &[
         Param::required("host", Ty::Host, "the web server's host"),
         Param::required(
@@ -354,10 +354,10 @@ pub const ACCESS_LOG_RATE: Kind = Kind {
         Param::optional(
             "path",
             Ty::Text,
-            "the page asked for",
-            "\"/static/hello.txt\"",
+            "one page asked for instead of the mix (\"\": the mix)",
+            "\"\"",
         ),
-        Param::optional("requests", Ty::Int, "requests sent", "40"),
+        Param::optional("requests", Ty::Int, "requests sent", "42"),
         Param::optional("interval_ms", Ty::Ms, "the time between requests", "50"),
         Param::optional("tolerance_pct", Ty::Number, "allowed error, in %", "10"),
     ],
@@ -372,27 +372,15 @@ web = "nginx""#,
 };
 
 async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
-    let (host, web, path) = (p.host("host"), p.text("web"), p.text("path"));
+    let (host, web) = (p.host("host"), p.text("web"));
+    let path = Some(p.text("path")).filter(|p| !p.is_empty());
     let n = p.int("requests").max(2) as usize;
     let (interval, tolerance) = (p.ms("interval_ms"), p.number("tolerance_pct"));
     let log = super::common::access_log(stack, web)?;
     let mark = marker("qps");
-    let started = std::time::Instant::now();
-    let mut tick = tokio::time::interval(interval);
-    let mut sent_at = Vec::new();
-    for i in 0..n {
-        tick.tick().await;
-        sent_at.push(started.elapsed());
-        let url = format!("{path}?{mark}-{i}");
-        stack
-            .client
-            .pooled
-            .get(http(&url))
-            .send()
-            .await
-            .map_err(|e| req_failed(&url, &e))?;
-    }
-    let sent_qps = (n - 1) as f64 / (sent_at[n - 1] - sent_at[0]).as_secs_f64();
+    let asks = super::traffic::mix_without(&[]);
+    let sent = super::traffic::send(stack, "http", asks, path, &mark, n, interval).await?;
+    let sent_qps = (n - 1) as f64 / sent.span.as_secs_f64();
     let h = stack.host(host)?;
     crate::measure::log_lines(h, log).await?;
     let lines = h.run(&format!("grep '{mark}-' {log} || true")).await?;
@@ -400,6 +388,28 @@ async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
+    // Which of the requests the log holds, by kind.
+    let mut found = vec![false; n];
+    for l in lines.lines() {
+        if let Some(i) = l
+            .split(&format!("{mark}-"))
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok())
+            .filter(|i| *i < n)
+        {
+            found[i] = true;
+        }
+    }
+    let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
+    for (i, f) in found.iter().enumerate() {
+        if !f {
+            let a = sent.ask(i);
+            let status = sent.statuses[i].map_or("no answer".to_string(), |s| s.to_string());
+            *missing
+                .entry(format!("{} {} ({status})", a.method, a.what))
+                .or_default() += 1;
+        }
+    }
     let (count, log_qps) = match (times.first(), times.last()) {
         (Some(first), Some(last)) if times.len() > 1 && last > first => {
             (times.len(), (times.len() - 1) as f64 / (last - first))
@@ -413,9 +423,27 @@ async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
     };
     stack.recorder.record("access-log QPS error (%)", error);
     let evidence = format!(
-        "sent {n} requests every {} ms: {sent_qps:.1} qps; {host}'s {web} access log has {count} of them, with timestamps: {log_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
-        interval.as_millis()
+        "sent {n} requests every {} ms ({}): {sent_qps:.1} qps; {host}'s {web} access log has {count} of them{}, with timestamps: {log_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
+        interval.as_millis(),
+        sent.words(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; missing: {}",
+                missing
+                    .iter()
+                    .map(|(k, c)| format!("{k} ×{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     );
+    ensure(
+        missing.is_empty(),
+        "the access log does not hold every kind of request sent",
+        &evidence,
+    )?;
     ensure_eq("requests found in the access log", n, count, &evidence)?;
     ensure(
         error <= tolerance,
