@@ -83,6 +83,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// A claim names a service on a host the design does not put it on
+    /// (a design that moved its primary database to a host of its own).
+    #[error("host `{host}` runs no `{service}` in this design ({})", if on.is_empty() { "no host does".to_string() } else { format!("it runs on {}", on.join(", ")) })]
+    NotOnHost {
+        /// The service.
+        service: String,
+        /// The host the claim names.
+        host: String,
+        /// The hosts that do run it.
+        on: Vec<String>,
+    },
+
     /// A server rejected its configuration.
     #[error(
         "`{service}` on host `{host}` rejects its configuration (from `{file}`):\n$ {command}\n{output}"

@@ -84,7 +84,7 @@ impl From<Error> for Failure {
     /// doing (FAIL); every other harness error means we could not measure.
     fn from(e: Error) -> Self {
         match e {
-            Error::ConfigRejected { .. } | Error::ServiceStart { .. } => {
+            Error::ConfigRejected { .. } | Error::ServiceStart { .. } | Error::NotOnHost { .. } => {
                 Failure::new(e.chain(), "")
             }
             _ => Failure::not_measured(e.chain(), ""),

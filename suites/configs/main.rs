@@ -8,6 +8,7 @@
 use std::process::{Command, Output};
 
 mod class;
+mod errors;
 mod haproxy;
 mod servers;
 

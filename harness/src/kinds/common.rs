@@ -69,18 +69,26 @@ pub(crate) async fn prometheus(
             "",
         )
     };
-    let body: serde_json::Value = stack
+    let answer = stack
         .client
         .fresh
         .get(&url)
         .query(&[("query", query)])
         .send()
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| asked(&e))?
-        .json()
-        .await
         .map_err(|e| asked(&e))?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.map_err(|e| asked(&e))?;
+    if !status.is_success() {
+        // Prometheus says why in its own words (a PromQL parse error).
+        return Err(Failure::not_measured(
+            format!(
+                "Prometheus could not run `{query}` ({status}): {}",
+                body["error"].as_str().unwrap_or("no reason given")
+            ),
+            "",
+        ));
+    }
     Ok(body["data"]["result"]
         .as_array()
         .cloned()

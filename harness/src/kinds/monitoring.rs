@@ -8,7 +8,7 @@ use super::common::{
     prometheus, req_failed, restore_all, scraped_since, wait_for,
 };
 use super::{Kind, Param, Params, Ty};
-use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::probe;
 use crate::stack::{Fault, Stack, WWW};
 
@@ -369,7 +369,11 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
             .map(|v| v.to_string())
             .unwrap_or_else(|| "absent".into()),
     );
-    ensure_measured(sent.answered() > 0, "no request was answered", &evidence)?;
+    ensure(
+        sent.answered() > 0,
+        "the site answered none of the requests, so there was nothing to count",
+        &evidence,
+    )?;
     ensure(
         before.is_some() && after.is_some(),
         format!("Prometheus has no series for `{query}`"),
@@ -725,9 +729,9 @@ async fn logs_centralised(stack: &Stack, p: &Params) -> CheckResult {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    ensure_measured(
+    ensure(
         answered.iter().filter(|s| **s == 200).count() == 2,
-        "the marked pages were not served, so there was nothing to log",
+        "the site did not serve the marked pages, so there was nothing to log",
         &evidence,
     )?;
     let missing: Vec<String> = wanted
@@ -848,9 +852,9 @@ async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
         shown(&before),
         shown(&after)
     );
-    ensure_measured(
+    ensure(
         answered > 0,
-        "no request was answered while the backend was slowed",
+        "the site answered no request while one backend was slowed",
         &evidence,
     )?;
     ensure(
