@@ -307,8 +307,14 @@ impl Prepared {
 
     /// One section per user's file: its mapping lines, additions, warnings
     /// (placeholders such as `{{ server-1.private }}` until a stack fills them).
-    pub fn mapping(&self) -> &[String] {
-        &self.applied.report
+    pub fn mapping(&self) -> Vec<String> {
+        // Before a stack runs there are no addresses: its placeholders in
+        // words, never `{{ server-1.public }}` on the user's screen.
+        self.applied
+            .report
+            .iter()
+            .map(|r| placeholders_in_words(r))
+            .collect()
     }
 
     /// The mapping with the running stack's addresses in place of its placeholders.
@@ -721,5 +727,43 @@ mod tests {
         assert!(folded[1].evidence.starts_with("held 3 of 3 runs"));
         assert!(folded[2].verdict.broken() && !folded[2].verdict.flaky());
         assert_eq!(crate::claim::exit_code(&folded), 1);
+    }
+}
+
+/// `{{ server-1.public }}` as "server-1's public address", and the other
+/// placeholders of a mapped file likewise.
+fn placeholders_in_words(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let name = rest[start + 2..start + len].trim();
+        let parts: Vec<&str> = name.split('.').collect();
+        out.push_str(&match parts.as_slice() {
+            ["self", net, "iface"] => format!("(this host's interface on {net})"),
+            [net, "subnet"] => format!("(the {net} subnet)"),
+            [net, "vip"] => format!("(the VIP on {net})"),
+            [host, net] => format!("({host}'s address on {net})"),
+            _ => format!("({name})"),
+        });
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod words_tests {
+    #[test]
+    fn placeholders_read_as_words_before_a_stack_runs() {
+        assert_eq!(
+            super::placeholders_in_words(
+                "server web-01 1.2.3.4:80 -> server-1 {{ server-1.public }}:80; -i {{ self.private.iface }} -s {{ private.subnet }}"
+            ),
+            "server web-01 1.2.3.4:80 -> server-1 (server-1's address on public):80; -i (this host's interface on private) -s (the private subnet)"
+        );
     }
 }

@@ -21,7 +21,10 @@ fn tls_on_the_wrong_port_fails_the_https_claims_it_breaks() {
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
     for id in claims {
-        assert!(v.is("FAIL", &format!("secured_monitored.{id}")), "{id}: {text}");
+        assert!(
+            v.is("FAIL", &format!("secured_monitored.{id}")),
+            "{id}: {text}"
+        );
     }
     assert!(text.contains("TLS is bound on port 403"), "{text}");
 }
@@ -79,4 +82,27 @@ scheme = "https"
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(v.is("ERROR", "secured_copy.monitoring.qps"), "{text}");
     assert!(text.contains("Prometheus could not run"), "{text}");
+}
+
+/// A haproxy.cfg with no Prometheus exporter frontend: the response-time
+/// claim says what Prometheus does scrape, not "series before: []".
+#[test]
+fn no_exporter_frontend_is_said_in_words() {
+    let (out, text, v) = check_files(
+        "secured_monitored",
+        &["haproxy=haproxy/https_no_exporter.cfg"],
+        &["monitoring.response_times"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        v.is("FAIL", "secured_monitored.monitoring.response_times"),
+        "{text}"
+    );
+    assert!(
+        text.contains("holds no response-time series at all"),
+        "{text}"
+    );
+    assert!(text.contains("jobs Prometheus scrapes: "), "{text}");
+    assert!(!text.contains("series before: []"), "{text}");
 }

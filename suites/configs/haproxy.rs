@@ -357,3 +357,29 @@ fn a_file_with_no_global_section_starts_like_any_other() {
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// A refused file is read in the user's terms: HAProxy's alert names the
+/// user's section (not the run's `www`), and the mapping lines show no
+/// placeholder of ours (no addresses exist before a stack runs).
+#[test]
+fn a_refused_file_speaks_of_the_users_sections_and_no_placeholders() {
+    let (out, stdout, stderr, _) = check(
+        "distributed",
+        "lb_backend_name_typo.cfg",
+        &["lb.round_robin"],
+    );
+    let text = format!("{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "Proxy 'http_front': unable to find required default_backend: 'http_backend'"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Proxy 'www'"), "{text}");
+    assert!(!text.contains("{{"), "{text}");
+    assert!(
+        text.contains("-> server-1 (server-1's address on public):80"),
+        "{text}"
+    );
+}

@@ -368,6 +368,34 @@ fn ufw_scripts_are_taken_as_ufw_runs_them_defaults_and_enable_included() {
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
 
+/// `ufw default deny incomming`: ufw refuses the line and sets nothing, so
+/// its own default (drop what comes in) stays: a warning, and the verdict
+/// of the firewall ufw really builds.
+#[test]
+fn a_misspelt_ufw_default_is_refused_as_ufw_refuses_it() {
+    let (out, text, v) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb_typo.sh"],
+        &["firewall.lb_exposes_only_web"],
+        &[],
+    );
+    assert!(
+        text.contains("ufw refuses this line, direction `incomming`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ufw's default for INPUT (/etc/default/ufw, not set in the file) -> policy INPUT DROP"
+        ),
+        "{text}"
+    );
+    assert!(
+        v.is("PASS", "secured_monitored.firewall.lb_exposes_only_web"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
 #[test]
 fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
     let dir = std::env::temp_dir().join(format!("sp-fw-{}", std::process::id()));
@@ -526,4 +554,22 @@ fn a_multicast_pair_is_judged_as_on_a_lan_that_carries_its_adverts() {
         assert!(v.is("PASS", &format!("scale_up.{id}")), "{id}: {text}");
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+/// A template given as it is in the repository, placeholders and all: one
+/// line naming the file, the line and what to do, before any container.
+#[test]
+fn an_unrendered_template_is_named_by_its_line() {
+    let (out, text, _) = check_files(
+        "scale_up",
+        &["lb-1:keepalived=keepalived/template-unrendered.conf"],
+        &["lb.single_master"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("template-unrendered.conf`: line 8: `{{STATE}}` is a template placeholder nobody filled in"),
+        "{text}"
+    );
+    assert!(!text.contains("known: app-1.private"), "{text}");
 }

@@ -192,6 +192,18 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             }
             continue;
         }
+        // `echo "y" | sudo ufw enable`, `yes | ufw enable`: the answer to
+        // ufw's prompt piped in, then the command itself.
+        let code = match code.rsplit_once('|') {
+            Some((feed, command))
+                if ["echo ", "yes", "printf "]
+                    .iter()
+                    .any(|f| feed.trim_start().starts_with(f)) =>
+            {
+                command.trim()
+            }
+            _ => code,
+        };
         // A script: one command a line, `sudo` and full paths allowed.
         let words: Vec<&str> = code
             .split_whitespace()
@@ -297,14 +309,46 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                             at(n)
                         ));
                     }
-                    ["default", policy, direction, ..] => {
-                        let chain = match *direction {
-                            "incoming" => "INPUT",
-                            "outgoing" => "OUTPUT",
-                            _ => "FORWARD",
+                    ["default", policy, rest @ ..] => {
+                        // `ufw default POLICY [incoming|outgoing|routed]`: a
+                        // word ufw does not know makes it refuse the line
+                        // (and set no policy), as `incomming` does.
+                        let direction = rest.first().copied().unwrap_or("incoming");
+                        let chain = match direction {
+                            "incoming" => Some("INPUT"),
+                            "outgoing" => Some("OUTPUT"),
+                            "routed" => Some("FORWARD"),
+                            _ => None,
+                        };
+                        let p = match *policy {
+                            "allow" => Some("ACCEPT"),
+                            "deny" => Some("DROP"),
+                            "reject" => Some("REJECT"),
+                            _ => None,
+                        };
+                        let (Some(chain), Some(p)) = (chain, p) else {
+                            let wrong = if chain.is_none() {
+                                format!(
+                                    "direction `{direction}` (ufw knows incoming, outgoing, routed)"
+                                )
+                            } else {
+                                format!("policy `{policy}` (ufw knows allow, deny, reject)")
+                            };
+                            out.warnings.push(format!(
+                                "{}: `ufw default {}`: ufw refuses this line, {wrong}, so it sets no policy; fix the spelling",
+                                at(n),
+                                std::iter::once(*policy).chain(rest.iter().copied()).collect::<Vec<_>>().join(" ")
+                            ));
+                            out.lines.push(format!(
+                                "{}: ufw default {policy} {direction} -> nothing (ufw refuses it)",
+                                at(n)
+                            ));
+                            continue;
                         };
                         ufw_defaults_set.push(chain);
-                        let p = if *policy == "allow" { "ACCEPT" } else { "DROP" };
+                        // A chain's policy cannot be REJECT: closed either way
+                        // to a reachability probe, so DROP.
+                        let p = if p == "REJECT" { "DROP" } else { p };
                         rules.policy("filter", chain, p);
                         out.lines.push(format!(
                             "{}: ufw default {policy} {direction} -> policy {chain} {p}",
@@ -719,6 +763,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("--address 54.1.2.3=HOST"), "{e}");
+    }
+
+    #[test]
+    fn a_ufw_default_ufw_refuses_sets_no_policy() {
+        let design = Design::load("secured_monitored").unwrap();
+        let book = AddressBook::new();
+        let t = target(&design, &book, "lb-1");
+        let m = map(
+            Path::new("ufw.sh"),
+            "ufw default deny incomming\nufw default drop outgoing\nufw default reject\nufw allow 80/tcp\necho \"y\" | sudo ufw enable\n",
+            &t,
+        )
+        .unwrap();
+        let warned = m.warnings.join("\n");
+        assert!(warned.contains("direction `incomming`"), "{warned}");
+        assert!(warned.contains("policy `drop`"), "{warned}");
+        // `ufw default reject` (no direction) is incoming; closed as DROP.
+        assert!(m.text.contains(":INPUT DROP"), "{}", m.text);
+        assert!(m.text.contains(":OUTPUT ACCEPT"), "{}", m.text);
+        // Enabled through a pipe that answers ufw's prompt.
+        assert!(
+            m.lines.iter().all(|l| !l.contains("ufw never enabled")),
+            "{:?}",
+            m.lines
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Mapped {
     pub files: Vec<(String, String)>,
     /// Addresses this file gave a meaning, for the files mapped after it.
     pub learned: Vec<(String, Known)>,
+    /// Sections renamed to the design's names: (the run's name, the user's).
+    pub renamed: Vec<(String, String)>,
 }
 
 /// The server software `--config` takes, and the services of the library that run it.
@@ -375,6 +377,8 @@ pub struct Applied {
     pub hints: Vec<String>,
     /// Each mapped file and the user's file it came from.
     pub sources: Vec<(PathBuf, PathBuf)>,
+    /// Sections renamed to the design's names: (the run's name, the user's).
+    pub renamed: Vec<(String, String)>,
 }
 
 impl Applied {
@@ -382,6 +386,11 @@ impl Applied {
     /// (a server's refusal then names the file the user knows).
     pub fn in_users_terms(&self, message: &str) -> String {
         let mut m = message.to_string();
+        // A server quotes a section by the name it ran under ('www'):
+        // the user wrote another.
+        for (run, user) in &self.renamed {
+            m = m.replace(&format!("'{run}'"), &format!("'{user}'"));
+        }
         for (mapped, user) in &self.sources {
             m = m.replace(
                 &mapped.display().to_string(),
@@ -393,6 +402,25 @@ impl Applied {
         }
         m.lines().map(mask_secrets).collect::<Vec<_>>().join("\n")
     }
+}
+
+/// The first template placeholder left in a user's file (`{{VRID}}`,
+/// `{% if %}`, `<%= @vip %>`), with its line number, outside comments.
+fn unfilled_template(text: &str) -> Option<(usize, String)> {
+    for (i, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with('#') || code.starts_with("//") || code.starts_with(';') {
+            continue;
+        }
+        for (open, close) in [("{{", "}}"), ("{%", "%}"), ("<%", "%>")] {
+            if let Some(start) = line.find(open)
+                && let Some(len) = line[start..].find(close)
+            {
+                return Some((i + 1, line[start..start + len + close.len()].to_string()));
+            }
+        }
+    }
+    None
 }
 
 /// The order files are mapped in: those that say what an address is
@@ -492,6 +520,14 @@ pub fn apply(
             path: c.path.clone(),
             source,
         })?;
+        if let Some((n, placeholder)) = unfilled_template(&text) {
+            return Err(Error::InvalidFixture {
+                path: c.path.clone(),
+                detail: format!(
+                    "line {n}: `{placeholder}` is a template placeholder nobody filled in: give the file as your template tool writes it for the server (or fill it in by hand)"
+                ),
+            });
+        }
         let targets: Vec<(&str, &str)> = running
             .iter()
             .copied()
@@ -564,6 +600,7 @@ pub fn apply(
             );
             applied.report.push(section.join("\n"));
             applied.hints.extend(mapped.hints.iter().cloned());
+            applied.renamed.extend(mapped.renamed.iter().cloned());
             applied
                 .sources
                 .push((main_target.expect("one file written"), c.path.clone()));
@@ -676,6 +713,20 @@ pub(crate) fn test_target<'a>(
         domain: None,
         run_domain: "foobar.com",
         book,
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    #[test]
+    fn a_placeholder_left_in_a_file_is_found_with_its_line() {
+        let text =
+            "vrrp_instance VI_1 {\n    # state {{ STATE }} from ansible\n    state {{STATE}}\n}\n";
+        assert_eq!(
+            super::unfilled_template(text),
+            Some((3, "{{STATE}}".to_string()))
+        );
+        assert_eq!(super::unfilled_template("bind *:80\n"), None);
     }
 }
 

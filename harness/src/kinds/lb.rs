@@ -110,7 +110,10 @@ pub(crate) async fn round_robin_over(
     // One browser-like session: it keeps the cookies the site sets (a
     // persistence cookie pins it to one server) and its connections.
     let browser_mark = marker("rrb");
-    let browser = stack.client.browser().map_err(|e| Failure::not_measured(e.to_string(), ""))?;
+    let browser = stack
+        .client
+        .browser()
+        .map_err(|e| Failure::not_measured(e.to_string(), ""))?;
     let mut cookies = std::collections::BTreeSet::new();
     for i in 0..=n {
         // First the site's front page, as a browser opens it (not counted).
@@ -245,7 +248,10 @@ pub(crate) async fn round_robin_over(
     let pinned = if cookies.is_empty() {
         String::new()
     } else {
-        format!(" (the site set the cookie {}: a persistence cookie pins a browser to one server)", cookies.iter().cloned().collect::<Vec<_>>().join(", "))
+        format!(
+            " (the site set the cookie {}: a persistence cookie pins a browser to one server)",
+            cookies.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
     };
     ensure(
         session.iter().all(|o| backends.contains(&o.as_str())),

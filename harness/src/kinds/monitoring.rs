@@ -255,7 +255,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
             what: "page",
         }],
     };
-    let one_path = (p.text("method") != "").then(|| p.text("path"));
+    let one_path = (!p.text("method").is_empty()).then(|| p.text("path"));
     // Run alone on a new stack, "before" read an absent counter from a
     // Prometheus that had scraped nothing yet.
     first_scrapes_done(stack, FIRST_SCRAPE).await;
@@ -384,7 +384,9 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
         let off = (counted - *sent as f64).abs() / *sent as f64 * 100.0;
         ensure(
             off <= tolerance.max(100.0 / *sent as f64),
-            format!("{sent} requests answered {status} raised the counter by {counted}: the monitoring miscounts them"),
+            format!(
+                "{sent} requests answered {status} raised the counter by {counted}: the monitoring miscounts them"
+            ),
             &evidence,
         )?;
     }
@@ -476,7 +478,11 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
         if was_up { "1" } else { "not 1" },
         window.as_millis()
     );
-    ensure(was_up, "monitoring did not show it up before the fault", &before)?;
+    ensure(
+        was_up,
+        "monitoring did not show it up before the fault",
+        &before,
+    )?;
     if let Some(every) = every
         && every > window
     {
@@ -491,9 +497,10 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
         ));
     }
     let guards = fault.apply(stack, &hosts).await?;
-    stack
-        .recorder
-        .waiting_for(&format!("`{query}` to read 0 (window {} ms)", window.as_millis()));
+    stack.recorder.waiting_for(&format!(
+        "`{query}` to read 0 (window {} ms)",
+        window.as_millis()
+    ));
     let seen = wait_for(window, || async {
         prometheus(stack, query)
             .await
@@ -830,6 +837,32 @@ async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
         .copied()
         .filter(|s| has(&before, s).is_none())
         .collect();
+    if before.is_empty() {
+        // Nothing to compare: say what Prometheus does scrape, not "[]".
+        let mut up = std::collections::BTreeMap::<String, f64>::new();
+        for (job, v) in by_label(stack, "up", "job").await.unwrap_or_default() {
+            let worst = up.entry(job).or_insert(1.0);
+            *worst = worst.min(v);
+        }
+        return Err(Failure::new(
+            format!(
+                "the monitoring server holds no response-time series at all: none of its scrape targets exports `{query}` (for HAProxy: a frontend with `http-request use-service prometheus-exporter`, scraped by Prometheus)"
+            ),
+            format!(
+                "`{query}` returns nothing; jobs Prometheus scrapes: {}",
+                if up.is_empty() {
+                    "none".to_string()
+                } else {
+                    up.iter()
+                        .map(|(job, v)| {
+                            format!("{job} ({})", if *v == 1.0 { "up" } else { "down" })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ));
+    }
     ensure(
         missing.is_empty(),
         format!("the monitoring server holds no response-time series for {missing:?}"),

@@ -174,7 +174,10 @@ mod tests {
     fn the_mix_has_every_method_status_and_kind_of_page() {
         let methods: std::collections::BTreeSet<_> = MIX.iter().map(|a| a.method).collect();
         let statuses: std::collections::BTreeSet<_> = MIX.iter().map(|a| a.status).collect();
-        assert_eq!(methods.into_iter().collect::<Vec<_>>(), ["GET", "HEAD", "POST"]);
+        assert_eq!(
+            methods.into_iter().collect::<Vec<_>>(),
+            ["GET", "HEAD", "POST"]
+        );
         assert_eq!(statuses.into_iter().collect::<Vec<_>>(), [200, 301, 404]);
         assert!(MIX.iter().any(|a| a.what == "static page"));
         assert!(MIX.iter().any(|a| a.what == "dynamic page"));

@@ -394,7 +394,12 @@ async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
         if let Some(i) = l
             .split(&format!("{mark}-"))
             .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok())
+            .and_then(|rest| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
             .filter(|i| *i < n)
         {
             found[i] = true;

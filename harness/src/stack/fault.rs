@@ -35,13 +35,18 @@ impl Stack {
     async fn apply_now(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
         // A service fault on a host the design does not put it on is the
         // design's doing (its primary moved elsewhere), not a failed stop.
-        if let Fault::StopService(h, s) | Fault::KillService(h, s) | Fault::PauseService(h, s) = fault
+        if let Fault::StopService(h, s) | Fault::KillService(h, s) | Fault::PauseService(h, s) =
+            fault
             && !self.hosts_running(s).iter().any(|host| host.name == h)
         {
             return Err(Error::NotOnHost {
                 service: s.to_string(),
                 host: h.to_string(),
-                on: self.hosts_running(s).iter().map(|h| h.name.clone()).collect(),
+                on: self
+                    .hosts_running(s)
+                    .iter()
+                    .map(|h| h.name.clone())
+                    .collect(),
             });
         }
         let undo = match fault {

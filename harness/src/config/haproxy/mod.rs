@@ -361,6 +361,7 @@ impl<'a> Mapper<'a> {
             && let Some((_, new, what)) = renames.iter().find(|(o, _, _)| o == old)
         {
             line = replace_words(&line, &[(old, new)]);
+            self.out.renamed.push((new.to_string(), old.to_string()));
             self.out.lines.push(format!(
                 "{}: {first} {old} -> {new} ({what}, by the name the design's monitoring and claims use)",
                 self.at(n)
