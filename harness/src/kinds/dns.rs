@@ -144,7 +144,8 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
         timers.as_millis(),
         budget.as_millis()
     );
-    let (ttl, check_interval_ms, check_timeout_ms) = (check.ttl, check.interval_ms, check.timeout_ms);
+    let (ttl, check_interval_ms, check_timeout_ms) =
+        (check.ttl, check.interval_ms, check.timeout_ms);
     ensure(
         timers <= budget,
         format!(
@@ -184,8 +185,9 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
         .await?;
     let guard = stack.dns.health_check(check)?;
     // A precondition: its wait follows the design's own check interval.
-    let first_checks = Duration::from_secs(5)
-        .max(Duration::from_millis(2 * check_interval_ms + check_timeout_ms));
+    let first_checks = Duration::from_secs(5).max(Duration::from_millis(
+        2 * check_interval_ms + check_timeout_ms,
+    ));
     let every = super::common::wait_for(first_checks, || async {
         let (a, _) = answer(&direct).await;
         all.iter().all(|x| a.contains(x))
