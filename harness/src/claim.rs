@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::recorder::Recorder;
 use crate::stack::Stack;
 
 /// How long one claim may take before it counts as not measured (faults included).
@@ -223,6 +224,12 @@ pub fn exit_code(outcomes: &[Outcome]) -> u8 {
 /// panic), every fault it applied and did not undo is undone here; when
 /// that fails the stack is marked tainted (see [`Stack::tainted`]).
 pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
+    run_recorded(stack, claim, &Recorder::default()).await
+}
+
+/// As [`run`], recording on `rec`, which a caller can watch while the
+/// claim runs (`check` shows what it waits for).
+pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outcome {
     use futures::FutureExt as _;
     if let Some(reason) = &claim.skip {
         return Outcome {
@@ -236,12 +243,14 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
         };
     }
     if let Some(variant) = &claim.variant {
-        return on_variant(stack, claim, variant).await;
+        return on_variant(stack, claim, variant, rec).await;
     }
     let started = Instant::now();
-    stack.recorder.take_figures();
-    stack.recorder.waiting_for("");
-    let check = std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params)).catch_unwind();
+    rec.take_figures();
+    rec.take_timelines();
+    rec.waiting_for("");
+    let check =
+        std::panic::AssertUnwindSafe((claim.check)(stack, &claim.params, rec)).catch_unwind();
     let result = match tokio::time::timeout(CLAIM_DEADLINE, check).await {
         Ok(Ok(r)) => r,
         Ok(Err(panic)) => Err(Failure::not_measured(
@@ -256,8 +265,8 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
     tracing::debug!(claim = %claim.id, ms = started.elapsed().as_millis(), "check ended");
     let restored = stack.restore_faults().await;
     let millis = started.elapsed().as_millis();
-    let figures = stack.recorder.take_figures();
-    let timelines = stack.recorder.take_timelines();
+    let figures = rec.take_figures();
+    let timelines = rec.take_timelines();
     let (evidence, mut verdict) = Verdict::from_check(result);
     let mut left_changed = restored.err().map(|e| {
         format!(
@@ -304,7 +313,7 @@ pub async fn run(stack: &Stack, claim: &Claim) -> Outcome {
 /// runs there, then every claim of `still_hold`; it holds when they all do.
 /// Over a user's own file that the variant would replace, it says nothing
 /// of theirs: a SKIP with the reason.
-async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant) -> Outcome {
+async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recorder) -> Outcome {
     let started = Instant::now();
     let ended = |verdict: Verdict, evidence: String, own: Option<Outcome>| {
         let (figures, timelines) = own.map(|o| (o.figures, o.timelines)).unwrap_or_default();
@@ -332,7 +341,7 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant) -> Outcome 
         );
         return ended(Verdict::Skipped(why), String::new(), None);
     }
-    stack.recorder.waiting_for(&format!(
+    rec.waiting_for(&format!(
         "the `{}` variant to start beside the design",
         variant.name
     ));

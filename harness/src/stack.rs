@@ -21,7 +21,6 @@ use crate::host::Host;
 use crate::images::{self, ImageReport};
 use crate::network::{FIRST_HOST, FIRST_VIP, Network};
 use crate::pki::{Leaf, Pki};
-use crate::recorder::Recorder;
 use crate::relay::{PROBE_OCTET, Relay};
 use crate::spec::{DesignSpec, HostSpec, Parts, ServiceSpec};
 
@@ -80,8 +79,6 @@ pub struct Stack {
     pub hosts_up: Duration,
     /// Hosts added at run time so far (for their addresses).
     extra_hosts: AtomicU8,
-    /// What the running claim measured and waits for, for the reports and a person watching.
-    pub recorder: Recorder,
     /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
     faults: std::sync::Mutex<Vec<(u64, fault::Undo)>>,
     /// Set when undoing a fault failed: the stack no longer is the design,
@@ -196,7 +193,6 @@ impl Stack {
             up_time: Duration::ZERO,
             hosts_up,
             extra_hosts: AtomicU8::new(0),
-            recorder: Recorder::default(),
             faults: Default::default(),
             tainted: Default::default(),
             notes: Vec::new(),

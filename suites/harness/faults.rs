@@ -7,6 +7,7 @@ use super::*;
 fn errors_mid_fault<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
+    _: &'a stackproof::Recorder,
 ) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
@@ -23,6 +24,7 @@ fn errors_mid_fault<'a>(
 fn panics_mid_fault<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
+    _: &'a stackproof::Recorder,
 ) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
@@ -36,6 +38,7 @@ fn panics_mid_fault<'a>(
 fn breaks_its_own_undo<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
+    _: &'a stackproof::Recorder,
 ) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         let _fault = stack
@@ -111,6 +114,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
 fn leaves_www_changed<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
+    _: &'a stackproof::Recorder,
 ) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
     Box::pin(async move {
         stack

@@ -325,6 +325,7 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
     fn every_other_time<'a>(
         _: &'a Stack,
         _: &'a stackproof::Params,
+        _: &'a stackproof::Recorder,
     ) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
         Box::pin(async {
             let n = CALLS.fetch_add(1, Ordering::SeqCst);

@@ -3,7 +3,9 @@
 //! one Rust claim on the same stack, and every mutant of `infra/mutants/`
 //! failing the claim it names. `cargo test` runs it.
 
-use stackproof::{CheckResult, Claim, Failure, Kind, Param, Params, Stack, Suite, Ty, WWW, ensure};
+use stackproof::{
+    CheckResult, Claim, Failure, Kind, Param, Params, Recorder, Stack, Suite, Ty, WWW, ensure,
+};
 
 /// A check kind of this crate's own: a page's body contains a text.
 const PAGE_SAYS: Kind = Kind {
@@ -17,7 +19,7 @@ const PAGE_SAYS: Kind = Kind {
     check: stackproof::kind_check!(page_says),
 };
 
-async fn page_says(stack: &Stack, p: &Params) -> CheckResult {
+async fn page_says(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let url = format!("http://{WWW}{}", p.text("path"));
     let resp = stack
         .client
@@ -42,6 +44,7 @@ async fn page_says(stack: &Stack, p: &Params) -> CheckResult {
 fn php_unprivileged<'a>(
     stack: &'a Stack,
     _: &'a Params,
+    _: &'a Recorder,
 ) -> futures::future::BoxFuture<'a, CheckResult> {
     Box::pin(async move {
         let users = stack

@@ -314,6 +314,7 @@ pub(crate) const PARSE_LAG: std::time::Duration = std::time::Duration::from_mill
 /// query. Replaces a fixed two-second sleep.
 pub(crate) async fn scraped_since(
     stack: &crate::stack::Stack,
+    rec: &crate::recorder::Recorder,
     since: std::time::SystemTime,
     within: std::time::Duration,
 ) {
@@ -324,9 +325,7 @@ pub(crate) async fn scraped_since(
         Some(every) => within.max(every * 3 / 2),
         None => within,
     };
-    stack
-        .recorder
-        .waiting_for("a scrape of every target after the earlier traffic");
+    rec.waiting_for("a scrape of every target after the earlier traffic");
     let since = since
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -453,7 +452,11 @@ pub(crate) fn duration_with_units(text: &str) -> Option<std::time::Duration> {
 /// discovery), so a claim that compares "before" with "after" a fault on
 /// a new stack would otherwise measure Prometheus's own start. Returns
 /// quietly when it cannot tell: the claim's own queries then decide.
-pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std::time::Duration) {
+pub(crate) async fn first_scrapes_done(
+    stack: &crate::stack::Stack,
+    rec: &crate::recorder::Recorder,
+    within: std::time::Duration,
+) {
     let Some(monitor) = stack.hosts_running("prometheus").first().copied() else {
         return;
     };
@@ -464,9 +467,7 @@ pub(crate) async fn first_scrapes_done(stack: &crate::stack::Stack, within: std:
         Some(every) => within.max(std::time::Duration::from_secs(5) + every * 3 / 2),
         None => within,
     };
-    stack
-        .recorder
-        .waiting_for("Prometheus's first scrape of every target");
+    rec.waiting_for("Prometheus's first scrape of every target");
     let scraped = || async {
         let Ok(resp) = stack.client.fresh.get(&url).send().await else {
             return false;

@@ -7,6 +7,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack};
 
 /// `db.query_flow`: the app's pages come from the database.
@@ -35,7 +36,7 @@ kind = "db.query_flow""#,
     check: crate::kind_check!(query_flow),
 };
 
-async fn query_flow(stack: &Stack, p: &Params) -> CheckResult {
+async fn query_flow(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (service, path) = (p.text("database"), p.text("path"));
     let db = stack
         .hosts_running(service)
@@ -107,9 +108,10 @@ replica = "db-2""#,
     check: crate::kind_check!(replication),
 };
 
-async fn replication(stack: &Stack, p: &Params) -> CheckResult {
+async fn replication(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     replication_between(
         stack,
+        rec,
         p.host("primary"),
         p.host("replica"),
         p.ms("budget_ms"),
@@ -120,6 +122,7 @@ async fn replication(stack: &Stack, p: &Params) -> CheckResult {
 /// The replication check between two hosts (also for a replica a claim adds).
 pub(crate) async fn replication_between(
     stack: &Stack,
+    rec: &Recorder,
     primary_name: &str,
     replica_name: &str,
     budget: Duration,
@@ -149,9 +152,7 @@ pub(crate) async fn replication_between(
     }
     let delay = started.elapsed();
     if seen {
-        stack
-            .recorder
-            .record("replication delay (ms)", delay.as_millis() as f64);
+        rec.record("replication delay (ms)", delay.as_millis() as f64);
     }
     let status = replica.run("mariadb -e 'SHOW SLAVE STATUS\\G'").await?;
     let field = |name: &str| {
@@ -208,7 +209,7 @@ replica = "db-2""#,
     check: crate::kind_check!(replica_read_only),
 };
 
-async fn replica_read_only(stack: &Stack, p: &Params) -> CheckResult {
+async fn replica_read_only(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let name = p.host("replica");
     let replica = stack.host(name)?;
     let out = replica
@@ -287,7 +288,7 @@ not_to = ["db-2"]"#,
     check: crate::kind_check!(routing),
 };
 
-async fn routing(stack: &Stack, p: &Params) -> CheckResult {
+async fn routing(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (path, column, user) = (p.text("path"), p.text("counter"), p.text("user"));
     let n = p.int("requests");
     let mut hosts = vec![p.host("to")];
@@ -367,7 +368,7 @@ primary = "db-1""#,
     check: crate::kind_check!(single_writer),
 };
 
-async fn single_writer(stack: &Stack, p: &Params) -> CheckResult {
+async fn single_writer(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     single_writer_over(
         stack,
         p.host("primary"),
@@ -440,7 +441,7 @@ db = "db-1""#,
     check: crate::kind_check!(single_database),
 };
 
-async fn single_database(stack: &Stack, p: &Params) -> CheckResult {
+async fn single_database(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (name, user) = (p.host("db"), p.text("user"));
     let n = p.int("requests");
     let db = stack.host(name)?;

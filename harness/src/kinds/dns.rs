@@ -5,6 +5,7 @@ use hickory_proto::rr::{RData, RecordType};
 use super::{Kind, Param, Params, Ty};
 use crate::client::{self, DnsTransport};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
+use crate::recorder::Recorder;
 use crate::stack::{Stack, ZONE};
 
 /// `dns.a_record`: a name resolves to exactly one address, the one named.
@@ -49,7 +50,7 @@ pub(crate) fn address_of(stack: &Stack, points_at: &str) -> Result<String, Failu
     })
 }
 
-async fn a_record(stack: &Stack, p: &Params) -> CheckResult {
+async fn a_record(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let points_at = p.text("points_at");
     let fqdn = format!("{}.{ZONE}", p.text("name"));
     let expected = address_of(stack, points_at)?;
@@ -122,7 +123,7 @@ hosts = ["lb-1", "lb-2"]"#,
     check: crate::kind_check!(health_checked_failover),
 };
 
-async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
+async fn health_checked_failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     use crate::stack::{Fault, WWW};
     use std::time::Duration;
     let hosts = p.list("hosts");
@@ -197,7 +198,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     // Warm the cache: from now on the caching resolver answers from memory until the TTL runs out.
     let _ = answer(&cached).await;
     let stopped = stack.apply(Fault::StopHost(dead)).await?;
-    stack.recorder.waiting_for(&format!(
+    rec.waiting_for(&format!(
         "{dead}'s address to leave the answers (budget {} ms)",
         budget.as_millis()
     ));
@@ -210,7 +211,7 @@ async fn health_checked_failover(stack: &Stack, p: &Params) -> CheckResult {
     records.restore().await?;
     stopped.restore().await?;
     if let Some(d) = gone {
-        stack.recorder.record(
+        rec.record(
             "DNS failover: dead address dropped (ms)",
             d.as_millis() as f64,
         );

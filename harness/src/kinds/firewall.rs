@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, ensure_eq, ensure_measured};
 use crate::reach::{self, Listener, Reach};
+use crate::recorder::Recorder;
 use crate::stack::Stack;
 
 /// `firewall.open_to_client`: nothing stops the client reaching a port (a weakness).
@@ -26,7 +27,7 @@ port = 3306"#,
     check: crate::kind_check!(open_to_client),
 };
 
-async fn open_to_client(stack: &Stack, p: &Params) -> CheckResult {
+async fn open_to_client(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let port = p.int("port") as u16;
     let mut open = Vec::new();
     for &h in &p.list("hosts") {
@@ -205,7 +206,7 @@ allow = [{ from = ["app-1", "app-2"], process = "mariadbd", ports = [3306] }]"#,
     check: crate::kind_check!(reachability),
 };
 
-async fn reachability(stack: &Stack, p: &Params) -> CheckResult {
+async fn reachability(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let hosts = p.list("hosts");
     let rules = p.rules("allow");
     let (ports_of, network) = (p.text("ports_of"), p.text("from_network"));

@@ -8,6 +8,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::{self, http};
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack, WWW};
 
 /// `lb.round_robin`: requests go to the backends in turn.
@@ -54,7 +55,7 @@ web = "nginx""#,
     check: crate::kind_check!(round_robin),
 };
 
-async fn round_robin(stack: &Stack, p: &Params) -> CheckResult {
+async fn round_robin(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     round_robin_over(
         stack,
         &p.list("backends"),
@@ -367,7 +368,7 @@ web = "nginx""#,
     check: crate::kind_check!(active_active),
 };
 
-async fn active_active(stack: &Stack, p: &Params) -> CheckResult {
+async fn active_active(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (backends, web, path) = (p.list("backends"), p.text("web"), p.text("path"));
     let n = p.int("requests").max(1) as usize;
     let mark = marker("aa");
@@ -535,7 +536,7 @@ pub(crate) async fn wait_status(
     Ok(None)
 }
 
-async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
+async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (lb, backend, service) = (p.host("lb"), p.host("backend"), p.text("service"));
     let server = match p.text("server_name") {
         "" => backend,
@@ -600,9 +601,7 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
         async {
             let stopped_at = Instant::now();
             let fault = stack.apply(Fault::StopService(backend, service)).await?;
-            stack
-                .recorder
-                .waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
+            rec.waiting_for(&format!("HAProxy on {lb} to mark {server} DOWN"));
             let result = async {
                 let ejected = wait_status(
                     stack,
@@ -651,21 +650,17 @@ async fn health_check(stack: &Stack, p: &Params) -> CheckResult {
     if rejoined.is_some() {
         marks.push((at[2], "rejoined"));
     }
-    stack.recorder.record_timeline_marked(
+    rec.record_timeline_marked(
         &format!("{service} stopped on {backend}"),
         &report,
         Some(eject_budget),
         &marks,
     );
     if let Some(e) = ejected {
-        stack
-            .recorder
-            .record("health check: eject (ms)", e.as_millis() as f64);
+        rec.record("health check: eject (ms)", e.as_millis() as f64);
     }
     if let Some(r) = rejoined {
-        stack
-            .recorder
-            .record("health check: rejoin (ms)", r.as_millis() as f64);
+        rec.record("health check: rejoin (ms)", r.as_millis() as f64);
     }
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))

@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
 use crate::failure::CheckResult;
+use crate::recorder::Recorder;
 use crate::stack::Stack;
 
 pub mod common;
@@ -41,18 +42,20 @@ pub(crate) mod traffic;
 pub mod vrrp;
 pub mod web;
 
-/// A kind's check: measures one claim on a running stack, given its parameters.
-pub type KindCheck = for<'a> fn(&'a Stack, &'a Params) -> BoxFuture<'a, CheckResult>;
+/// A kind's check: measures one claim on a running stack, given its
+/// parameters, and records its figures, timelines and waits on the recorder.
+pub type KindCheck = for<'a> fn(&'a Stack, &'a Params, &'a Recorder) -> BoxFuture<'a, CheckResult>;
 
-/// Turns `async fn check(&Stack, &Params) -> CheckResult` into a [`KindCheck`].
+/// Turns `async fn check(&Stack, &Params, &Recorder) -> CheckResult` into a [`KindCheck`].
 #[macro_export]
 macro_rules! kind_check {
     ($f:path) => {{
         fn boxed<'a>(
             stack: &'a $crate::Stack,
             params: &'a $crate::Params,
+            recorder: &'a $crate::Recorder,
         ) -> futures::future::BoxFuture<'a, $crate::CheckResult> {
-            Box::pin($f(stack, params))
+            Box::pin($f(stack, params, recorder))
         }
         boxed as $crate::kinds::KindCheck
     }};

@@ -7,6 +7,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Stack, WWW};
 
 /// `outage.spof`: with these hosts (or services) down, the site is down.
@@ -44,7 +45,7 @@ still_up = ["web-1", "web-2"]"#,
     check: crate::kind_check!(spof),
 };
 
-async fn spof(stack: &Stack, p: &Params) -> CheckResult {
+async fn spof(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (fault, path) = (FaultSpec::of(p), p.text("path"));
     let hosts = p.list("hosts");
     let n = p.int("requests").max(1) as usize;
@@ -150,7 +151,7 @@ service = "nginx""#,
     check: crate::kind_check!(restart_downtime),
 };
 
-async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
+async fn restart_downtime(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (host, service) = (p.host("host"), p.text("service"));
     let (interval, settle) = (p.ms("probe_ms"), p.ms("settle_ms"));
     let interval = interval.max(Duration::from_millis(1));
@@ -189,25 +190,21 @@ async fn restart_downtime(stack: &Stack, p: &Params) -> CheckResult {
         reloaded?;
         reloads.push(reload);
     }
-    stack.recorder.record_timeline(
+    rec.record_timeline(
         &format!("stop and start {service} on {host}"),
         &restart,
         None,
     );
     for reload in &reloads {
-        stack.recorder.record_timeline(
+        rec.record_timeline(
             &format!("graceful reload of {service} on {host}"),
             reload,
             None,
         );
     }
     let failed: usize = reloads.iter().map(|r| r.failed()).sum();
-    stack
-        .recorder
-        .record("stop+start outage (ms)", restart.outage_ms() as f64);
-    stack
-        .recorder
-        .record("graceful reload failed requests", failed as f64);
+    rec.record("stop+start outage (ms)", restart.outage_ms() as f64);
+    rec.record("graceful reload failed requests", failed as f64);
     let evidence = format!(
         "probe every {} ms: stop+start of {service} on {host}: {}; graceful reload{}: {}",
         interval.as_millis(),
@@ -284,7 +281,7 @@ lb = "lb-1""#,
     check: crate::kind_check!(reads_only),
 };
 
-async fn reads_only(stack: &Stack, p: &Params) -> CheckResult {
+async fn reads_only(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (fault, lb) = (FaultSpec::of(p), p.text("lb"));
     let hosts = p.list("hosts");
     let n = p.int("requests") as usize;

@@ -7,6 +7,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::client::{self, DnsTransport};
 use crate::failure::{CheckResult, Failure, ensure_eq};
 use crate::measure::http;
+use crate::recorder::Recorder;
 use crate::stack::{Stack, WWW};
 
 /// `placement.single_host`: everything on one server, and that server is the site.
@@ -31,7 +32,7 @@ services = ["nginx", "php-fpm", "mariadb"]"#,
     check: crate::kind_check!(single_host),
 };
 
-async fn single_host(stack: &Stack, p: &Params) -> CheckResult {
+async fn single_host(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let host = p.host("host");
     let services = p.list("services");
     let mut placement = Vec::new();
@@ -119,7 +120,7 @@ roles = ["web", "php", "db"]"#,
     check: crate::kind_check!(tiers),
 };
 
-async fn tiers(stack: &Stack, p: &Params) -> CheckResult {
+async fn tiers(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (hosts, roles) = (p.list("hosts"), p.list("roles"));
     crate::failure::ensure_measured(
         hosts.len() == roles.len(),

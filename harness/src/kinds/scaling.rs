@@ -9,6 +9,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::spec::HostSpec;
 use crate::stack::{Fault, Stack};
 
@@ -93,7 +94,7 @@ unchanged = ["lb-1/haproxy", "web-1/nginx", "db-1/mariadb"]"#,
     check: crate::kind_check!(add_app_server),
 };
 
-async fn add_app_server(stack: &Stack, p: &Params) -> CheckResult {
+async fn add_app_server(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (web, app, new_name) = (p.host("web"), p.host("app"), p.text("new_host"));
     let (web_service, app_service) = (p.text("web_service"), p.text("app_service"));
     let unchanged = p.list("unchanged");
@@ -219,7 +220,7 @@ new_host = "db-2""#,
     check: crate::kind_check!(add_replica),
 };
 
-async fn add_replica(stack: &Stack, p: &Params) -> CheckResult {
+async fn add_replica(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (primary_name, app, new_name) = (p.host("primary"), p.host("app"), p.text("new_host"));
     let user = p.text("user");
     let n = p.int("requests");
@@ -236,9 +237,7 @@ async fn add_replica(stack: &Stack, p: &Params) -> CheckResult {
     let host = added.added_host().expect("an added host");
     let new_addr = host.main_addr();
     let result = async {
-        stack
-            .recorder
-            .waiting_for(&format!("{new_name} to catch up with {primary_name}"));
+        rec.waiting_for(&format!("{new_name} to catch up with {primary_name}"));
         // Caught up: the app's table exists and holds the primary's rows.
         let caught_up = wait_for(Duration::from_secs(10), || async {
             host.exec("mariadb -N -e 'SELECT COUNT(*) FROM foobar.greetings'")
@@ -332,7 +331,7 @@ host = "app-1""#,
     check: crate::kind_check!(memory_isolation),
 };
 
-async fn memory_isolation(stack: &Stack, p: &Params) -> CheckResult {
+async fn memory_isolation(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (name, service, hog_mib) = (p.host("host"), p.text("service"), p.int("hog_mib"));
     let h = stack.host(name)?;
     // cgroup v1 or v2, whichever the engine gives the container.
@@ -359,7 +358,7 @@ async fn memory_isolation(stack: &Stack, p: &Params) -> CheckResult {
         "the probe sent no request",
         &report.summary(),
     )?;
-    stack.recorder.record_timeline(
+    rec.record_timeline(
         &format!("a {hog_mib} MiB memory hog on {name}"),
         &report,
         None,

@@ -6,6 +6,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::capture::Capture;
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
+use crate::recorder::Recorder;
 use crate::stack::{Stack, WWW};
 
 /// `tls.no_https`: the design serves no HTTPS, and requests cross in clear text.
@@ -30,7 +31,7 @@ from = "web-1""#,
     check: crate::kind_check!(no_https),
 };
 
-async fn no_https(stack: &Stack, p: &Params) -> CheckResult {
+async fn no_https(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let name = p.host("lb");
     let lb = stack.host(name)?;
     let lb_addr = lb.main_addr();
@@ -133,7 +134,7 @@ from = "client""#,
     check: crate::kind_check!(certificate),
 };
 
-async fn certificate(stack: &Stack, p: &Params) -> CheckResult {
+async fn certificate(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let from_name = p.host("from");
     // reqwest trusts the run's CA only: success means the chain and the name verify.
     let verified = stack
@@ -239,7 +240,7 @@ kind = "tls.redirect_hsts""#,
     check: crate::kind_check!(redirect_hsts),
 };
 
-async fn redirect_hsts(stack: &Stack, p: &Params) -> CheckResult {
+async fn redirect_hsts(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let min_age = p.int("min_age_days") * 24 * 3600;
     let mut seen = Vec::new();
     let mut wrong = Vec::new();
@@ -390,7 +391,7 @@ backends = ["web-1", "web-2"]"#,
     check: crate::kind_check!(clear_behind_lb),
 };
 
-async fn clear_behind_lb(stack: &Stack, p: &Params) -> CheckResult {
+async fn clear_behind_lb(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let lb = p.host("lb");
     let (sent, seen) =
         secret_on_the_wire(stack, lb, &p.list("backends"), p.text("network")).await?;
@@ -442,7 +443,7 @@ still_hold = ["my_site.https.valid_cert"]"#,
     check: crate::kind_check!(reencrypt_remedy),
 };
 
-async fn reencrypt_remedy(stack: &Stack, p: &Params) -> CheckResult {
+async fn reencrypt_remedy(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (sent, seen) =
         secret_on_the_wire(stack, p.host("lb"), &p.list("backends"), p.text("network")).await?;
     let evidence = format!(

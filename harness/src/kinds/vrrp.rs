@@ -8,6 +8,7 @@ use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack};
 
 /// The VIP's address: a run address name such as `public.vip`.
@@ -184,7 +185,7 @@ lbs = ["lb-1", "lb-2"]"#,
     check: crate::kind_check!(single_holder),
 };
 
-async fn single_holder(stack: &Stack, p: &Params) -> CheckResult {
+async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (lbs, vip) = (p.list("lbs"), p.text("vip"));
     let (n, every) = (p.int("samples").max(1) as usize, p.ms("every_ms"));
     let mut samples = Vec::new();
@@ -258,7 +259,7 @@ fault = "stop_host""#,
     check: crate::kind_check!(failover),
 };
 
-async fn failover(stack: &Stack, p: &Params) -> CheckResult {
+async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (named_master, vip) = (p.host("master"), p.text("vip"));
     let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
     let (master, backup, swapped) =
@@ -282,9 +283,7 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         5000,
         async {
             let guards = fault.apply(stack, &[master]).await?;
-            stack
-                .recorder
-                .waiting_for(&format!("the VIP to move from {master} to {backup}"));
+            rec.waiting_for(&format!("the VIP to move from {master} to {backup}"));
             let moved = wait_holders(
                 stack,
                 &lbs,
@@ -331,22 +330,16 @@ async fn failover(stack: &Stack, p: &Params) -> CheckResult {
         None => true,
     };
     let moved_mark: Vec<(Duration, &str)> = moved.map(|d| (d, "VIP moved")).into_iter().collect();
-    stack.recorder.record_timeline_marked(
+    rec.record_timeline_marked(
         &fault.words(&[master]),
         &report,
         Some(outage_budget),
         &moved_mark,
     );
-    stack
-        .recorder
-        .record("failover outage (ms)", report.outage_ms() as f64);
-    stack
-        .recorder
-        .record("failover failed requests", report.failed() as f64);
+    rec.record("failover outage (ms)", report.outage_ms() as f64);
+    rec.record("failover failed requests", report.failed() as f64);
     if let Some(d) = moved {
-        stack
-            .recorder
-            .record("failover VIP moved (ms)", d.as_millis() as f64);
+        rec.record("failover VIP moved (ms)", d.as_millis() as f64);
     }
     let evidence = format!(
         "probe every {} ms; VIP on [{}] before, [{}] after {} (moved in {}, budget {} ms); {}; outage budget {} ms{}",
@@ -427,7 +420,7 @@ backup = "lb-2""#,
     check: crate::kind_check!(split_brain),
 };
 
-async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
+async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (named_master, vip, proto) = (p.host("master"), p.text("vip"), p.text("protocol"));
     let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
     let (master, backup, swapped) =
@@ -455,9 +448,7 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
             let cut = stack
                 .apply(Fault::Partition(master, backup, Some(proto)))
                 .await?;
-            stack
-                .recorder
-                .waiting_for(&format!("both {master} and {backup} to take the VIP"));
+            rec.waiting_for(&format!("both {master} and {backup} to take the VIP"));
             let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
             tokio::time::sleep(hold).await;
             let still = holders(stack, &lbs, vip).await?;
@@ -480,25 +471,23 @@ async fn split_brain(stack: &Stack, p: &Params) -> CheckResult {
     let (both, still, healed, holder) = split?;
     ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
     if let Some(d) = both {
-        stack.recorder.record(
+        rec.record(
             "split brain: both hold the VIP after (ms)",
             d.as_millis() as f64,
         );
     }
     if let Some(d) = healed {
-        stack.recorder.record(
+        rec.record(
             "split brain: one master again after (ms)",
             d.as_millis() as f64,
         );
     }
-    stack.recorder.record_timeline(
+    rec.record_timeline(
         &format!("VRRP dropped between {master} and {backup}"),
         &report,
         None,
     );
-    stack
-        .recorder
-        .record("split brain: failed requests", report.failed() as f64);
+    rec.record("split brain: failed requests", report.failed() as f64);
     let ms = |d: Option<Duration>| {
         d.map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into())

@@ -4,6 +4,7 @@ use super::common::{counted_by, header, log_sizes, marker, req_failed};
 use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
+use crate::recorder::Recorder;
 use crate::stack::Stack;
 
 /// `web.static_by`: static files come from the web server, never the app.
@@ -56,7 +57,7 @@ server_header = "nginx""#,
     check: crate::kind_check!(static_by),
 };
 
-async fn static_by(stack: &Stack, p: &Params) -> CheckResult {
+async fn static_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (web, app, path) = (p.text("web"), p.text("not_through"), p.text("path"));
     let n = p.int("requests").max(1) as usize;
     let (file, _) = stack.fixtures_now().read(p.text("file"))?;
@@ -158,7 +159,7 @@ web = "nginx""#,
     check: crate::kind_check!(dynamic_by),
 };
 
-async fn dynamic_by(stack: &Stack, p: &Params) -> CheckResult {
+async fn dynamic_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (web, app, path) = (p.text("web"), p.text("app"), p.text("path"));
     let n = p.int("requests").max(1) as usize;
     let before = log_sizes(stack, app).await?;
@@ -309,7 +310,7 @@ async fn status_of(stack: &Stack, path: &str) -> String {
     }
 }
 
-async fn app_tier_down(stack: &Stack, p: &Params) -> CheckResult {
+async fn app_tier_down(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (host, service) = (p.host("host"), p.text("service"));
     let (dynamic_path, static_path) = (p.text("dynamic_path"), p.text("static_path"));
     let before = status_of(stack, dynamic_path).await;
@@ -371,7 +372,7 @@ web = "nginx""#,
     check: crate::kind_check!(access_log_rate),
 };
 
-async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
+async fn access_log_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (host, web) = (p.host("host"), p.text("web"));
     let path = Some(p.text("path")).filter(|p| !p.is_empty());
     let n = p.int("requests").max(2) as usize;
@@ -426,7 +427,7 @@ async fn access_log_rate(stack: &Stack, p: &Params) -> CheckResult {
     } else {
         100.0
     };
-    stack.recorder.record("access-log QPS error (%)", error);
+    rec.record("access-log QPS error (%)", error);
     let evidence = format!(
         "sent {n} requests every {} ms ({}): {sent_qps:.1} qps; {host}'s {web} access log has {count} of them{}, with timestamps: {log_qps:.1} qps; error {error:.1} % (allowed {tolerance} %)",
         interval.as_millis(),

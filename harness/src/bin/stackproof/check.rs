@@ -231,13 +231,14 @@ async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -
             .expect("static template"),
     );
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let run = claim::run(stack, c);
+    let recorder = stackproof::Recorder::default();
+    let run = claim::run_recorded(stack, c, &recorder);
     tokio::pin!(run);
     let outcome = loop {
         tokio::select! {
             o = &mut run => break o,
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                let waiting = stack.recorder.waiting();
+                let waiting = recorder.waiting();
                 spinner.set_message(if waiting.is_empty() {
                     c.id.clone()
                 } else {

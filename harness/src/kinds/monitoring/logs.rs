@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::failure::{CheckResult, ensure};
 use crate::kinds::common::req_failed;
 use crate::kinds::{Kind, Param, Params, Ty};
+use crate::recorder::Recorder;
 use crate::stack::{Stack, WWW};
 
 /// `monitoring.logs_centralised`: log lines reach the central log host.
@@ -48,7 +49,7 @@ servers = ["web-1", "web-2"]"#,
     check: crate::kind_check!(logs_centralised),
 };
 
-async fn logs_centralised(stack: &Stack, p: &Params) -> CheckResult {
+async fn logs_centralised(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (log_host, dir, scheme) = (p.host("log_host"), p.text("dir"), p.text("scheme"));
     let (servers, tags) = (p.list("servers"), p.list("tags"));
     let budget = p.ms("budget_ms");
@@ -96,7 +97,7 @@ async fn logs_centralised(stack: &Stack, p: &Params) -> CheckResult {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if let Some(slowest) = found.iter().flatten().max() {
-        stack.recorder.record(
+        rec.record(
             "central log: last line arrived (ms)",
             slowest.as_millis() as f64,
         );

@@ -7,6 +7,7 @@ use super::common::{first_scrapes_done, prometheus, wait_for};
 use super::{Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack, WWW};
 
 mod logs;
@@ -61,7 +62,7 @@ hosts = ["lb-1", "web-1", "web-2"]"#,
     check: crate::kind_check!(targets_up),
 };
 
-async fn targets_up(stack: &Stack, p: &Params) -> CheckResult {
+async fn targets_up(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let query = format!("up{{job=\"{}\"}}", p.text("job"));
     let mut want: Vec<(String, f64)> = p
         .list("hosts")
@@ -69,7 +70,7 @@ async fn targets_up(stack: &Stack, p: &Params) -> CheckResult {
         .map(|h| (h.to_string(), 1.0))
         .collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     let _ = wait_for(AFTER_FIRST_SCRAPE, || async {
         by_label(stack, &query, "host")
             .await
@@ -125,7 +126,7 @@ async fn hosts_with(stack: &Stack, query: &str) -> Result<Vec<String>, Failure> 
     Ok(hosts)
 }
 
-async fn series_for_hosts(stack: &Stack, p: &Params) -> CheckResult {
+async fn series_for_hosts(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let mut all: Vec<String> = match p.list("hosts") {
         h if h.is_empty() => stack.hosts.keys().cloned().collect(),
         h => h.into_iter().map(String::from).collect(),
@@ -134,7 +135,7 @@ async fn series_for_hosts(stack: &Stack, p: &Params) -> CheckResult {
     let queries = p.list("queries");
     let first = queries.first().copied().unwrap_or_default();
     // A fresh server needs a scrape or two.
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     let _ = wait_for(AFTER_FIRST_SCRAPE, || async {
         hosts_with(stack, first).await.is_ok_and(|h| h == all)
     })
@@ -203,7 +204,7 @@ async fn response_series(stack: &Stack, query: &str) -> Result<Vec<(String, f64)
         .collect())
 }
 
-async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
+async fn response_times(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let backends = p.list("backends");
     let query = p.text("query");
     let (kbit, n, rise) = (
@@ -217,7 +218,7 @@ async fn response_times(stack: &Stack, p: &Params) -> CheckResult {
         .await
         .unwrap_or(Duration::from_secs(1));
     let scrapes_wait = Duration::from_secs(5).max(every * 2 + Duration::from_secs(1));
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     let _ = wait_for(scrapes_wait, || async {
         response_series(stack, query)
             .await

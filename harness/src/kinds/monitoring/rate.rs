@@ -6,6 +6,7 @@ use super::{AFTER_FIRST_SCRAPE, FIRST_SCRAPE, by_label};
 use crate::failure::{CheckResult, Failure, ensure};
 use crate::kinds::common::{PARSE_LAG, first_scrapes_done, prometheus, scraped_since, wait_for};
 use crate::kinds::{Kind, Param, Params, Ty};
+use crate::recorder::Recorder;
 use crate::stack::Stack;
 
 /// `monitoring.counter_rate`: the monitored rate matches the sent rate.
@@ -94,7 +95,7 @@ fn label_means(value: &str, status: u16) -> bool {
     value == code || value.eq_ignore_ascii_case(&format!("{}xx", &code[..1]))
 }
 
-async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
+async fn counter_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (query, up_query) = (p.text("query"), p.text("up_query"));
     let (per_status, status_label) = (p.text("per_status"), p.text("status_label"));
     let n = p.int("requests").max(2) as usize;
@@ -112,7 +113,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     let one_path = (!p.text("method").is_empty()).then(|| p.text("path"));
     // Run alone on a new stack, "before" read an absent counter from a
     // Prometheus that had scraped nothing yet.
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     if !up_query.is_empty() {
         let up = || async {
             prometheus(stack, up_query)
@@ -132,6 +133,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     // earlier traffic (and after a parser such as mtail read its log).
     scraped_since(
         stack,
+        rec,
         std::time::SystemTime::now() + PARSE_LAG,
         FIRST_SCRAPE,
     )
@@ -201,7 +203,7 @@ async fn counter_rate(stack: &Stack, p: &Params) -> CheckResult {
     };
     let monitored_qps = counted / span;
     let error = (monitored_qps - sent_qps).abs() / sent_qps * 100.0;
-    stack.recorder.record("monitored rate error (%)", error);
+    rec.record("monitored rate error (%)", error);
     let per_words = if per.is_empty() {
         String::new()
     } else {

@@ -10,6 +10,7 @@ use crate::kinds::common::{
 };
 use crate::kinds::{Kind, Param, Params, Ty};
 use crate::probe;
+use crate::recorder::Recorder;
 use crate::stack::{Stack, WWW};
 
 /// `monitoring.detects_down`: a stopped service shows as 0 in time.
@@ -46,7 +47,7 @@ window_ms = 30000"#,
     check: crate::kind_check!(detects_down),
 };
 
-async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
+async fn detects_down(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (query, fault) = (p.text("query"), FaultSpec::of(p));
     let hosts = p.list("hosts");
     let window = p.ms("window_ms");
@@ -72,7 +73,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     }
     // "Up before" needs a first scrape: run alone on a new stack, this
     // claim read "not up" from a Prometheus that had scraped nothing yet.
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     let up_before = prometheus(stack, query).await?;
     let was_up = up_before.iter().any(|r| value(r) == Some(1.0));
     // The scrape interval of the job that scrapes the series explains the
@@ -111,7 +112,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
         ));
     }
     let guards = fault.apply(stack, &hosts).await?;
-    stack.recorder.waiting_for(&format!(
+    rec.waiting_for(&format!(
         "`{query}` to read 0 (window {} ms)",
         window.as_millis()
     ));
@@ -123,9 +124,7 @@ async fn detects_down(stack: &Stack, p: &Params) -> CheckResult {
     .await;
     restore_all(guards).await?;
     if let Some(d) = seen {
-        stack
-            .recorder
-            .record("down detected (ms)", d.as_millis() as f64);
+        rec.record("down detected (ms)", d.as_millis() as f64);
     }
     let evidence = format!(
         "{before}; {}: monitoring showed it down {}",
@@ -164,7 +163,7 @@ hosts = ["web-1"]"#,
     check: crate::kind_check!(alert_fires),
 };
 
-async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
+async fn alert_fires(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (alert, fault) = (p.text("alert"), FaultSpec::of(p));
     let hosts = p.list("hosts");
     let window = p.ms("window_ms");
@@ -181,7 +180,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
     // The host must have been seen up before it goes down: run alone on a
     // new stack, the alert took the first scrape's delay longer (7.0 s
     // against a 6 s window) and the claim failed a correct design.
-    first_scrapes_done(stack, FIRST_SCRAPE).await;
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
     // Prometheus must answer before the fault: a query that fails is our
     // measuring failing (ERROR), never an alert that did not fire.
     let quiet_before = prometheus(stack, &query).await?.is_empty();
@@ -194,9 +193,7 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         2000,
         async {
             let guards = fault.apply(stack, &hosts).await?;
-            stack
-                .recorder
-                .waiting_for(&format!("the {alert} alert to fire"));
+            rec.waiting_for(&format!("the {alert} alert to fire"));
             let fired = wait_for(late_wait(window), firing).await;
             restore_all(guards).await?;
             Ok::<_, Failure>(fired)
@@ -209,13 +206,9 @@ async fn alert_fires(stack: &Stack, p: &Params) -> CheckResult {
         prometheus(stack, &query).await?;
     }
     let marks: Vec<(Duration, &str)> = fired.map(|d| (d, "alert fired")).into_iter().collect();
-    stack
-        .recorder
-        .record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
+    rec.record_timeline_marked(&fault.words(&hosts), &report, Some(window), &marks);
     if let Some(d) = fired {
-        stack
-            .recorder
-            .record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
+        rec.record(&format!("{alert} alert fired (ms)"), d.as_millis() as f64);
     }
     let evidence = format!(
         "{query} {} before; {}: alert {} (window {} ms)",
