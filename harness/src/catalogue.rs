@@ -76,6 +76,13 @@ const RULES: &str = "## Rules every kind holds to\n\n\
    static and dynamic pages) and compare per status where the monitoring labels them, \
    so a parser that counts only 200s, only GETs or only one path cannot pass.\n\n";
 
+/// Kinds no built-in design uses, and the design a suite runs each on
+/// against real servers (a balancer other than HAProxy, say).
+const RUN_ELSEWHERE: &[(&str, &str)] = &[(
+    "lb.skips_dead_backend",
+    "an Nginx balancer over three servers (suites/configs/own_designs.rs)",
+)];
+
 /// The library of check kinds as Markdown (`docs/kinds.md`): each kind,
 /// its parameters, an example, and the built-in claims that use it.
 pub fn kinds_markdown() -> Result<String> {
@@ -109,7 +116,10 @@ pub fn kinds_markdown() -> Result<String> {
             k.name,
             k.name.replace('.', ""),
             if used.is_empty() {
-                "none".to_string()
+                match RUN_ELSEWHERE.iter().find(|(kind, _)| *kind == k.name) {
+                    Some((_, on)) => format!("none built in; the suites run it on {on}"),
+                    None => "none".to_string(),
+                }
             } else {
                 format!(
                     "{}: {}",

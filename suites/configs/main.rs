@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 mod class;
 mod errors;
 mod haproxy;
+mod own_designs;
 mod servers;
 
 /// `stackproof check <design> --config haproxy=<file> --claim ...`.

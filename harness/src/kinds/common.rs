@@ -147,17 +147,25 @@ pub(crate) fn access_log<'s>(stack: &'s Stack, service: &str) -> Result<&'s str,
 }
 
 /// For each of the `n` requests marked `<marker>-<i>`, the hosts whose
-/// `service` access log has it (a request counted twice or nowhere shows).
+/// `service` access log has it (a request counted twice or nowhere shows),
+/// among the hosts `among` names (none: every host running it). A claim
+/// counts on the backends it names: a balancer running the same web
+/// server logs every request too.
 /// A log the design does not write is a FAIL naming it, never "0 requests".
 pub(crate) async fn counted_by(
     stack: &Stack,
     service: &str,
+    among: &[&str],
     marker: &str,
     n: usize,
 ) -> Result<Vec<Vec<String>>, Failure> {
     let log = access_log(stack, service)?;
     let mut by_request = vec![Vec::new(); n];
-    for host in stack.hosts_running(service) {
+    for host in stack
+        .hosts_running(service)
+        .into_iter()
+        .filter(|h| among.is_empty() || among.contains(&h.name.as_str()))
+    {
         crate::measure::log_lines(host, log).await?;
         let lines = host
             .run(&format!("grep -o '{marker}-[0-9]*' {log} || true"))

@@ -41,7 +41,7 @@ pub const ROUND_ROBIN: Kind = Kind {
         Param::optional(
             "requests",
             Ty::Int,
-            "requests sent (even: a fair split is exact)",
+            "requests sent per phase (a multiple of the number of backends: each gets N/backends ± 1)",
             "10",
         ),
     ],
@@ -144,11 +144,11 @@ pub(crate) async fn round_robin_over(
         )
     })?;
     // The held request is logged once its body is in: wait for it.
-    let mut counted = counted_by(stack, web, &mark, 2 * n + 1).await?;
+    let mut counted = counted_by(stack, web, backends, &mark, 2 * n + 1).await?;
     let waiting = Instant::now();
     while counted[2 * n].is_empty() && waiting.elapsed() < Duration::from_secs(2) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        counted = counted_by(stack, web, &mark, 2 * n + 1).await?;
+        counted = counted_by(stack, web, backends, &mark, 2 * n + 1).await?;
     }
     let one_each = |counted: Vec<Vec<String>>| -> Vec<String> {
         counted
@@ -161,7 +161,7 @@ pub(crate) async fn round_robin_over(
             .collect()
     };
     let order = one_each(counted);
-    let session = one_each(counted_by(stack, web, &browser_mark, n).await?);
+    let session = one_each(counted_by(stack, web, backends, &browser_mark, n).await?);
     let (turns, busy, held_on) = (&order[..n], &order[n..2 * n], &order[2 * n]);
     let tally = |part: &[String]| -> Vec<usize> {
         backends
@@ -217,11 +217,15 @@ pub(crate) async fn round_robin_over(
             &evidence,
         )?;
     }
-    ensure(
-        turns.windows(2).all(|w| w[0] != w[1]),
-        "the backends did not take requests in turn",
-        &evidence,
-    )?;
+    if !turns.windows(2).all(|w| w[0] != w[1]) {
+        let why = nginx_per_worker_turns(stack, backends)
+            .await
+            .unwrap_or_default();
+        return Err(Failure::new(
+            format!("the backends did not take requests in turn{why}"),
+            evidence,
+        ));
+    }
     ensure_measured(
         backends.contains(&held_on.as_str()),
         format!(
@@ -272,6 +276,55 @@ pub(crate) async fn round_robin_over(
         &evidence,
     )?;
     Ok(evidence)
+}
+
+/// Why an Nginx balancer may not alternate: with several worker processes
+/// and an `upstream` with no shared `zone`, each worker keeps its own turn,
+/// so requests landing on different workers can go to the same server.
+/// Said in words when a host that is not a backend runs such an Nginx.
+async fn nginx_per_worker_turns(stack: &Stack, backends: &[&str]) -> Option<String> {
+    for host in stack
+        .hosts
+        .values()
+        .filter(|h| !backends.contains(&h.name.as_str()))
+    {
+        let Ok(out) = host
+            .run("pgrep -c -f 'nginx: worker' 2>/dev/null && nginx -T 2>/dev/null || true")
+            .await
+        else {
+            continue;
+        };
+        let mut lines = out.lines();
+        let workers: usize = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        let config: Vec<&str> = lines
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .collect();
+        let (mut in_upstream, mut unzoned) = (None::<String>, Vec::new());
+        let mut has_zone = false;
+        for l in &config {
+            if let Some(rest) = l.strip_prefix("upstream ") {
+                in_upstream = Some(rest.trim_end_matches('{').trim().to_string());
+                has_zone = false;
+            } else if in_upstream.is_some() && l.starts_with("zone ") {
+                has_zone = true;
+            } else if *l == "}"
+                && let Some(name) = in_upstream.take()
+                && !has_zone
+            {
+                unzoned.push(name);
+            }
+        }
+        if workers > 1 && !unzoned.is_empty() {
+            return Some(format!(
+                ": Nginx on {} runs {workers} worker processes and its upstream `{}` has no shared `zone`, so each worker keeps its own turn and two requests in a row can reach the same server; add `zone {} 64k;` to the upstream (or set `worker_processes 1;`)",
+                host.name, unzoned[0], unzoned[0]
+            ));
+        }
+    }
+    None
 }
 
 /// A request kept open at whichever backend takes it: its body is sent
@@ -384,7 +437,7 @@ async fn active_active(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         .iter()
         .filter(|r| r.as_ref().is_ok_and(|r| r.status().is_success()))
         .count();
-    let counted = counted_by(stack, web, &mark, n).await?;
+    let counted = counted_by(stack, web, &backends, &mark, n).await?;
     let split: Vec<(String, usize)> = backends
         .iter()
         .map(|b| {
@@ -615,7 +668,14 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
                 let mark = marker("hc");
                 let urls = (0..n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
                 let ok = probe::successes(&stack.client.fresh, urls).await;
-                let counted = counted_by(stack, service, &mark, n).await?;
+                // Every host running the web server but the balancer itself.
+                let backends: Vec<&str> = stack
+                    .hosts_running(service)
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .filter(|h| *h != lb)
+                    .collect();
+                let counted = counted_by(stack, service, &backends, &mark, n).await?;
                 Ok::<_, Failure>((ejected, ejected_at, ok, counted))
             }
             .await;

@@ -28,6 +28,7 @@ use crate::failure::CheckResult;
 use crate::recorder::Recorder;
 use crate::stack::Stack;
 
+pub mod backends;
 pub mod common;
 pub mod db;
 pub mod dns;
@@ -189,6 +190,7 @@ pub const LIBRARY: &[Kind] = &[
     lb::ROUND_ROBIN,
     lb::ACTIVE_ACTIVE,
     lb::HEALTH_CHECK,
+    backends::SKIPS_DEAD_BACKEND,
     vrrp::SINGLE_HOLDER,
     vrrp::FAILOVER,
     vrrp::SPLIT_BRAIN,

@@ -81,7 +81,7 @@ async fn static_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         answers.push((status, server, body.as_ref() == want.as_slice()));
     }
     let app_after = log_sizes(stack, app).await?;
-    let counted = counted_by(stack, web, &mark, n).await?;
+    let counted = counted_by(stack, web, &[], &mark, n).await?;
     let evidence = format!(
         "{n} × GET {path}: {}; in {web}'s access logs: {}; {app} access log {}",
         answers
@@ -183,7 +183,7 @@ async fn dynamic_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         ));
     }
     let after = log_sizes(stack, app).await?;
-    let counted = counted_by(stack, web, &mark, n).await?;
+    let counted = counted_by(stack, web, &[], &mark, n).await?;
     let grown: u64 = after.values().sum::<u64>() - before.values().sum::<u64>();
     let evidence = format!(
         "{n} × GET {path}: {}; in {web}'s access logs: {}; {app} access log {}",
