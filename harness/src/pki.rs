@@ -93,8 +93,18 @@ impl Pki {
     /// Issues a server certificate for `names` (DNS names or IP addresses),
     /// writing `<first name>.pem` and `<first name>.key` (0600).
     pub fn issue(&self, names: &[&str]) -> Result<Leaf> {
+        self.issue_with(names, "ecdsa-p256")
+    }
+
+    /// As [`Pki::issue`], with a key of `key`'s kind (`ecdsa-p256`, `ecdsa-p384`).
+    pub fn issue_with(&self, names: &[&str], key: &str) -> Result<Leaf> {
         let first = names.first().copied().unwrap_or("leaf");
-        let key = KeyPair::generate().map_err(pki_err(format!("generate a key for `{first}`")))?;
+        let algorithm = match key {
+            "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
+            _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+        };
+        let key = KeyPair::generate_for(algorithm)
+            .map_err(pki_err(format!("generate a key for `{first}`")))?;
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names.clone())
             .map_err(pki_err(format!("make parameters for `{first}`")))?;

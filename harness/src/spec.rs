@@ -32,6 +32,54 @@ pub struct DesignSpec {
     /// themselves hold placeholders such as `{{ db-1.public }}`.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// The site's certificate, as the run's CA issues it (`[certificate]`).
+    #[serde(default)]
+    pub certificate: CertificateSpec,
+}
+
+/// The certificate the run's CA issues for the site.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSpec {
+    /// Its names, in the zone: `www` for www.foobar.com, `@` for foobar.com.
+    #[serde(default = "CertificateSpec::default_names")]
+    pub names: Vec<String>,
+    /// Its key: `ecdsa-p256` or `ecdsa-p384`.
+    #[serde(default = "CertificateSpec::default_key")]
+    pub key: String,
+}
+
+impl Default for CertificateSpec {
+    fn default() -> Self {
+        CertificateSpec {
+            names: Self::default_names(),
+            key: Self::default_key(),
+        }
+    }
+}
+
+impl CertificateSpec {
+    /// The keys the run's CA can make (rcgen on ring).
+    pub const KEYS: &[&str] = &["ecdsa-p256", "ecdsa-p384"];
+
+    fn default_names() -> Vec<String> {
+        vec!["www".into(), "@".into()]
+    }
+
+    fn default_key() -> String {
+        "ecdsa-p256".into()
+    }
+
+    /// Its names in full in `zone` (`www` -> `www.foobar.com`, `@` -> `foobar.com`).
+    pub fn full_names(&self, zone: &str) -> Vec<String> {
+        self.names
+            .iter()
+            .map(|n| match n.as_str() {
+                "@" => zone.to_string(),
+                n => format!("{n}.{zone}"),
+            })
+            .collect()
+    }
 }
 
 /// A network of the design.
@@ -186,6 +234,28 @@ impl DesignSpec {
         };
         if spec.networks.is_empty() {
             return Err(invalid("a design needs at least one network".into()));
+        }
+        let cert = &spec.certificate;
+        if cert.names.is_empty() {
+            return Err(invalid(
+                "[certificate] names no name: give at least one (`www`, or `@` for the zone itself)".into(),
+            ));
+        }
+        if let Some(bad) = cert
+            .names
+            .iter()
+            .find(|n| *n != "@" && (n.is_empty() || n.contains(['.', ' ', '/'])))
+        {
+            return Err(invalid(format!(
+                "[certificate] name `{bad}`: write a name in the zone (`www`, `shop`), or `@` for the zone itself"
+            )));
+        }
+        if !CertificateSpec::KEYS.contains(&cert.key.as_str()) {
+            return Err(invalid(format!(
+                "[certificate] key `{}`: the run's CA makes {}",
+                cert.key,
+                CertificateSpec::KEYS.join(" or ")
+            )));
         }
         for (i, host) in spec.hosts.iter().enumerate() {
             if host.name == crate::relay::PROBE_HOST {

@@ -160,7 +160,9 @@ impl Stack {
         );
 
         let pki = Pki::new(&crate::pki::default_base(), &run.id)?;
-        let www_cert = pki.issue(&[WWW, ZONE])?;
+        let names = spec.certificate.full_names(ZONE);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let www_cert = pki.issue_with(&names, &spec.certificate.key)?;
 
         let zone_text = render(&zone_text, &vars, &zone_file)?;
         let net = match &probe {

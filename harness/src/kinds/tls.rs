@@ -195,14 +195,32 @@ async fn certificate(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         accepted.join(", "),
         refused.join(", ")
     );
+    // Which name failed comes first: a certificate for the apex only also
+    // fails verification, for that reason.
+    let names: Vec<&str> = san
+        .split(',')
+        .filter_map(|n| n.trim().strip_prefix("DNS:"))
+        .collect();
+    ensure(
+        san.trim().is_empty() || names.contains(&WWW),
+        format!(
+            "the certificate names {} but not {WWW}, the name users ask for",
+            if names.is_empty() {
+                "no DNS name".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+        &evidence,
+    )?;
     ensure(
         verified.is_ok(),
         "the certificate does not verify against the run's CA",
         &evidence,
     )?;
     ensure(
-        san.contains(&format!("DNS:{WWW}")),
-        "the certificate does not name www.foobar.com",
+        names.contains(&WWW),
+        format!("the certificate does not name {WWW}"),
         &evidence,
     )?;
     ensure_eq(
