@@ -194,6 +194,9 @@ pub enum Command {
         /// Remove the images first, to measure a cold build (takes about a minute more).
         #[arg(long)]
         cold: bool,
+        /// Measure only these claims (repeatable), e.g. `--claim scale_up.lb.failover --runs 20`
+        #[arg(long = "claim")]
+        claims: Vec<String>,
     },
     /// Remove what killed runs left behind (`--all`: every stackproof container and network).
     Sweep {

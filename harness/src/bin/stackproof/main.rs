@@ -148,7 +148,12 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::List { design: Some(d) } => info::list_design(&d),
         Command::Mutants { design } => mutants::mutants_matrix(&design).await,
         Command::Images { load, save, prune } => info::images(load, save, prune).await,
-        Command::Bench { design, runs, cold } => bench::bench(&design, runs.max(1), cold).await,
+        Command::Bench {
+            design,
+            runs,
+            cold,
+            claims,
+        } => bench::bench(&design, runs.max(1), cold, &claims).await,
         Command::Sweep { all } => info::sweep(all).await,
     }
 }
