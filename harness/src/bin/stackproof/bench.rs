@@ -133,10 +133,10 @@ pub async fn bench(
             .filter(|(n, _)| n.trim_start().starts_with(prefix))
         {
             if !header {
-                println!("budgets (the median beside each):");
+                println!("budgets (the p50 beside each):");
                 header = true;
             }
-            let median = v[v.len() / 2];
+            let median = percentile(v, 50.0);
             println!(
                 "  {:<52} {median:>9.1} {:>9} {budget:>9.0}  {note}",
                 name.trim_start(),
