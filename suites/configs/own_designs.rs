@@ -1,7 +1,8 @@
 //! A design nobody here wrote, as a user writes it in a folder of their
-//! own: an Nginx load balancer (upstream) over three web servers. The
-//! balancing kinds work on a second balancer and on N = 3 backends, and
-//! its own mutants are caught for the right reason.
+//! own: an Nginx load balancer (upstream) over three web servers, the
+//! balancer a service the user wrote (`services/nginx-lb/service.toml`).
+//! The balancing kinds work on a second balancer and on N = 3 backends,
+//! and its own mutants are caught for the right reason.
 
 use crate::run_with_report;
 
@@ -9,7 +10,8 @@ use crate::run_with_report;
 const FILES: &[(&str, &str)] = &[
     (
         "design.toml",
-        r#"# An Nginx load balancer (upstream, round-robin) over three web servers.
+        r#"# An Nginx load balancer (upstream, round-robin) over three web servers;
+# the balancer is a service of this design's own (services/nginx-lb/).
 summary = "Nginx on lb-1 balancing over web-1, web-2 and web-3"
 zone = "dns.zone"
 
@@ -19,7 +21,7 @@ name = "public"
 [[hosts]]
 name = "lb-1"
 networks = ["public"]
-services = ["nginx"]
+services = ["nginx-lb"]     # this design's own service: services/nginx-lb/
 
 [[hosts]]
 name = "web-1"
@@ -51,19 +53,47 @@ www   IN A    {{ lb-1.public }}
 "#,
     ),
     (
-        "hosts/lb-1/services/nginx/site.conf",
-        r#"# lb-1 balances; it serves nothing itself.
-upstream backends {
-    server {{ web-1.public }}:80;
-    server {{ web-2.public }}:80;
-    server {{ web-3.public }}:80;
-}
-
-server {
-    listen 80 default_server;
-    server_name www.foobar.com;
-    location / {
-        proxy_pass http://backends;
+        "services/nginx-lb/service.toml",
+        r#"# Nginx as a load balancer, with a configuration of its own beside the
+# library's web server (it would be `nginx` with our site otherwise).
+name = "nginx-lb"
+processes = ["nginx"]
+check = "nginx -t -c /etc/nginx-lb/nginx.conf"
+start = "nginx -c /etc/nginx-lb/nginx.conf"
+stop = "nginx -c /etc/nginx-lb/nginx.conf -s quit"
+reload = "nginx -c /etc/nginx-lb/nginx.conf -s reload"
+kill = "pkill -KILL -x nginx"
+version = "nginx -v 2>&1"
+ready = { tcp = 80 }
+ready_means = "accept TCP on port 80"
+logs = ["/var/log/nginx/lb-error.log", "/var/log/nginx/lb-access.log"]
+access_log = "/var/log/nginx/lb-access.log"
+files = [
+  { source = "services/nginx-lb/nginx.conf", target = "/etc/nginx-lb/nginx.conf" },
+]
+"#,
+    ),
+    (
+        "services/nginx-lb/nginx.conf",
+        r#"# lb-1 balances round-robin over the three web servers; it serves nothing itself.
+user www-data;
+worker_processes 1;
+pid /run/nginx-lb.pid;
+error_log /var/log/nginx/lb-error.log;
+events { worker_connections 512; }
+http {
+    access_log /var/log/nginx/lb-access.log;
+    upstream backends {
+        server {{ web-1.public }}:80;
+        server {{ web-2.public }}:80;
+        server {{ web-3.public }}:80;
+    }
+    server {
+        listen 80 default_server;
+        server_name www.foobar.com;
+        location / {
+            proxy_pass http://backends;
+        }
     }
 }
 "#,
@@ -99,9 +129,9 @@ backend = "web-1"
 why = "the upstream hashes the client's address: one client always reaches the same server"
 
 [[patch]]
-file = "hosts/lb-1/services/nginx/site.conf"
-replace = "upstream backends {\n"
-with = "upstream backends {\n    ip_hash;\n"
+file = "services/nginx-lb/nginx.conf"
+replace = "    upstream backends {\n"
+with = "    upstream backends {\n        ip_hash;\n"
 "#,
     ),
     (
@@ -110,14 +140,14 @@ with = "upstream backends {\n    ip_hash;\n"
 why = "max_fails=0 never marks a server down and proxy_next_upstream off never retries another: every third request goes to the dead server and fails"
 
 [[patch]]
-file = "hosts/lb-1/services/nginx/site.conf"
-replace = "    server {{ web-1.public }}:80;\n"
-with = "    server {{ web-1.public }}:80 max_fails=0;\n"
+file = "services/nginx-lb/nginx.conf"
+replace = "        server {{ web-1.public }}:80;\n"
+with = "        server {{ web-1.public }}:80 max_fails=0;\n"
 
 [[patch]]
-file = "hosts/lb-1/services/nginx/site.conf"
-replace = "        proxy_pass http://backends;\n"
-with = "        proxy_pass http://backends;\n        proxy_next_upstream off;\n"
+file = "services/nginx-lb/nginx.conf"
+replace = "            proxy_pass http://backends;\n"
+with = "            proxy_pass http://backends;\n            proxy_next_upstream off;\n"
 "#,
     ),
 ];
