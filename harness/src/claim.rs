@@ -295,7 +295,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
         }
     }
     if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut verdict {
-        f.logs = all_logs(stack).await;
+        f.logs = claims_logs(stack, claim).await;
     }
     Outcome {
         id: claim.id.clone(),
@@ -440,9 +440,18 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-async fn all_logs(stack: &Stack) -> String {
+/// The last log lines of the hosts `claim` names (a backend, an LB), or of
+/// every host when it names none: what a reader of its failure needs.
+async fn claims_logs(stack: &Stack, claim: &Claim) -> String {
+    let all: Vec<String> = stack.spec.hosts.iter().map(|h| h.name.clone()).collect();
+    let named = claim.params.hosts_named(&all);
     let mut out = String::new();
-    for h in &stack.spec.hosts {
+    for h in stack
+        .spec
+        .hosts
+        .iter()
+        .filter(|h| named.is_empty() || named.contains(&h.name.as_str()))
+    {
         for s in &h.services {
             let _ = write!(out, "{}", stack.logs(&h.name, s).await);
         }
