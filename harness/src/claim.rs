@@ -443,14 +443,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// The last log lines of the hosts `claim` names (a backend, an LB), or of
 /// every host when it names none: what a reader of its failure needs.
 async fn claims_logs(stack: &Stack, claim: &Claim) -> String {
-    let all: Vec<String> = stack.spec.hosts.iter().map(|h| h.name.clone()).collect();
-    let named = claim.params.hosts_named(&all);
+    let named = &claim.hosts;
     let mut out = String::new();
     for h in stack
         .spec
         .hosts
         .iter()
-        .filter(|h| named.is_empty() || named.contains(&h.name.as_str()))
+        .filter(|h| named.is_empty() || named.contains(&h.name))
     {
         for s in &h.services {
             let _ = write!(out, "{}", stack.logs(&h.name, s).await);

@@ -391,26 +391,6 @@ impl Params {
     }
 
     /// A host, text, service or network parameter.
-    /// Which of `hosts` the claim names anywhere in its parameters (a
-    /// `host`, a list of `backends`...), in the order given.
-    pub fn hosts_named<'h>(&self, hosts: &'h [String]) -> Vec<&'h str> {
-        fn strings(v: &toml::Value, out: &mut Vec<String>) {
-            match v {
-                toml::Value::String(s) => out.push(s.clone()),
-                toml::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
-                toml::Value::Table(t) => t.values().for_each(|v| strings(v, out)),
-                _ => {}
-            }
-        }
-        let mut named = Vec::new();
-        self.values.values().for_each(|v| strings(v, &mut named));
-        hosts
-            .iter()
-            .filter(|h| named.contains(h))
-            .map(String::as_str)
-            .collect()
-    }
-
     pub fn text(&self, name: &str) -> &str {
         self.get(name).as_str().unwrap_or_default()
     }
