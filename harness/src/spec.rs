@@ -334,7 +334,21 @@ impl Parts {
         for host in &spec.hosts {
             for name in &host.services {
                 if !services.contains_key(name) {
-                    services.insert(name.clone(), load_service(fixtures, name)?);
+                    // Named by a host of design.toml: say which, and where.
+                    let service = load_service(fixtures, name).map_err(|e| match e {
+                        Error::Unknown { name, known, .. } => Error::InvalidFixture {
+                            path: fixtures
+                                .read(DESIGN_FILE)
+                                .map(|(p, _)| p)
+                                .unwrap_or_else(|_| DESIGN_FILE.into()),
+                            detail: format!(
+                                "host `{}` runs service `{name}`, which neither the library nor the design's services/ define; known: {known}",
+                                host.name
+                            ),
+                        },
+                        other => other,
+                    })?;
+                    services.insert(name.clone(), service);
                 }
             }
         }
