@@ -63,10 +63,28 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         let mut scripts = Vec::new();
         let mut notes = Vec::new();
         for (file_name, kind) in BY_NAME {
-            let found: Vec<&PathBuf> = files
+            let mut found: Vec<&PathBuf> = files
                 .iter()
                 .filter(|f| f.file_name().is_some_and(|n| n == *file_name))
                 .collect();
+            // The curriculum's own names (`1-haproxy_ssl_termination`): a
+            // file with no extension and no shebang is a config by its content.
+            if found.is_empty() {
+                found = files
+                    .iter()
+                    .filter(|f| f.extension().is_none())
+                    .filter(|f| {
+                        std::fs::read_to_string(f)
+                            .is_ok_and(|t| !t.starts_with("#!") && sniff(&t) == Some(*kind))
+                    })
+                    .collect();
+                if let Some(first) = found.first() {
+                    notes.push(format!(
+                        "{} read as {file_name} by its content",
+                        first.strip_prefix(dir).unwrap_or(first).display()
+                    ));
+                }
+            }
             match found.as_slice() {
                 // One file per server: `my.cnf` when there is no `50-server.cnf`.
                 _ if configs.iter().any(|c: &ConfigArg| c.kind == *kind) => {}
@@ -120,6 +138,37 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         });
     }
     Ok(out)
+}
+
+/// Which server's configuration `text` is, by what only that server's
+/// files say, or None.
+fn sniff(text: &str) -> Option<&'static str> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let starts = |word: &str| lines.iter().any(|l| l.starts_with(word));
+    // Blocks in braces are Nginx's, Apache's or keepalived's, never HAProxy's.
+    let braces = lines.iter().any(|l| l.ends_with('{'));
+    if !braces
+        && (starts("frontend ") || starts("backend ") || starts("listen "))
+        && (starts("bind ") || starts("server "))
+    {
+        Some("haproxy")
+    } else if starts("vrrp_instance") {
+        Some("keepalived")
+    } else if starts("scrape_configs:") {
+        Some("prometheus")
+    } else if starts("*filter") && starts("COMMIT") {
+        Some("iptables")
+    } else if starts("[mysqld]") || starts("[mariadb]") {
+        Some("mariadb")
+    } else if starts("pm =") && starts("listen =") {
+        Some("php-fpm")
+    } else {
+        None
+    }
 }
 
 fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
@@ -370,4 +419,52 @@ pub fn summary_csv(design: &Design, graded: &[Graded]) -> String {
         );
     }
     csv
+}
+
+#[cfg(test)]
+mod naming_tests {
+    #[test]
+    fn a_file_named_as_the_curriculum_names_it_is_read_by_its_content() {
+        let dir = std::env::temp_dir().join(format!("sp-grade-names-{}", std::process::id()));
+        let sub = dir.join("student-1").join("0x10-https_ssl");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(
+            sub.join("1-haproxy_ssl_termination"),
+            "global\n\tmaxconn 256\n\nfrontend www-https\n\tbind *:443 ssl crt /etc/haproxy/certs/www.pem\n\tdefault_backend web\n\nbackend web\n\tbalance roundrobin\n\tserver web-01 10.0.0.11:80 check\n",
+        )
+        .unwrap();
+        std::fs::write(
+            sub.join("0-world_wide_web"),
+            "#!/usr/bin/env bash\ndig www.holberton.online\n",
+        )
+        .unwrap();
+        std::fs::write(sub.join("README.md"), "# HTTPS\n").unwrap();
+        let found = super::find(&[dir.join("student-1")]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = &found[0];
+        assert_eq!(s.configs.len(), 1, "{s:?}");
+        assert_eq!(s.configs[0].kind, "haproxy");
+        assert!(s.configs[0].path.ends_with("1-haproxy_ssl_termination"));
+        assert!(
+            s.notes
+                .iter()
+                .any(|n| n.contains("read as haproxy.cfg by its content")),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn each_server_is_told_by_what_only_its_files_say() {
+        assert_eq!(super::sniff("vrrp_instance VI_1 {\n}"), Some("keepalived"));
+        assert_eq!(
+            super::sniff("global:\n  scrape_interval: 15s\nscrape_configs:\n"),
+            Some("prometheus")
+        );
+        assert_eq!(
+            super::sniff("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"),
+            Some("iptables")
+        );
+        assert_eq!(super::sniff("server {\n  listen 80;\n}\n"), None);
+    }
 }
