@@ -69,11 +69,15 @@ fn a_class_is_graded_one_run_per_submission_and_one_broken_one_stops_nothing() {
     let md = std::fs::read_to_string(class.join("grades/summary.md")).unwrap_or_default();
     let alice = std::fs::read_to_string(class.join("grades/alice.txt")).unwrap_or_default();
     std::fs::remove_dir_all(&class).unwrap();
-    assert!(
-        out.status.success(),
+    // Graded, all but the two that could not run (carol's file is refused,
+    // dave handed in none): exit 1, and the rows say why.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains("could not be graded"), "{stdout}");
     assert!(
         stdout.contains("at once:"),
         "says how many at once and why: {stdout}"
@@ -252,4 +256,33 @@ fn a_class_is_graded_on_the_claims_the_task_asks_for() {
     );
     assert!(lines[1].starts_with("\"ann\",PASS,"), "{csv}");
     assert!(lines[2].starts_with("\"ben\",FAIL,"), "{csv}");
+}
+
+/// `--shard I/N`: a stable slice of the class by name, so N machines share it.
+#[test]
+fn a_shard_grades_its_slice_of_the_class() {
+    let class = std::env::temp_dir().join(format!("sp-class-shard-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for student in ["amy", "bo", "cy"] {
+        std::fs::create_dir_all(class.join(student)).unwrap();
+        std::fs::copy(
+            configs.join("lb_debian_default.cfg"),
+            class.join(student).join("haproxy.cfg"),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["grade", "distributed", "cy", "amy", "bo", "--out", "grades"])
+        .args(["--claim", "distributed.dns.www_to_lb", "--shard", "2/2"])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    std::fs::remove_dir_all(&class).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("shard 2/2: bo"), "{stdout}");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert!(rows[0].starts_with("\"bo\",PASS"), "{csv}");
 }

@@ -101,6 +101,10 @@ pub enum Command {
         /// Grade only these claims (repeatable; default: all): what the task asks for.
         #[arg(long = "claim")]
         claims: Vec<String>,
+        /// Grade only slice I of N (`2/5`): the submissions sorted by name,
+        /// every Nth from the Ith, so N machines share a class.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
     },
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the
@@ -204,4 +208,18 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `I/N` with 1 <= I <= N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{text}`: write the slice as I/N, e.g. 2/5 (the 2nd of 5)");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }

@@ -10,20 +10,41 @@ use stackproof::error::Error;
 use stackproof::images;
 use stackproof::report;
 
-/// `stackproof grade`: every submission, as many at once as the machine allows.
+/// `stackproof grade`: every submission (of the shard), as many at once as
+/// the machine allows. Exits 0 when every submission was graded (whatever
+/// its verdicts), 1 when one could not be (its row says why: a file its
+/// server refuses, a design that did not start).
 pub async fn grade(
     design: &str,
     dirs: &[PathBuf],
     out: &std::path::Path,
     jobs: Option<usize>,
     only: &[String],
+    shard: Option<(usize, usize)>,
 ) -> Result<ExitCode, Error> {
     use futures::StreamExt as _;
     use stackproof::grade;
     let mut loaded = Design::load(design)?;
     // The table's columns are the claims graded.
     loaded.claims = stackproof::run::select(&loaded.claims, only)?;
-    let subs = grade::find(dirs)?;
+    let mut subs = grade::find(dirs)?;
+    if let Some((i, n)) = shard {
+        // A stable slice: by name, every Nth from the Ith.
+        subs.sort_by(|a, b| a.name.cmp(&b.name));
+        subs = subs
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i - 1)
+            .map(|(_, s)| s)
+            .collect();
+        println!(
+            "shard {i}/{n}: {}",
+            subs.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let (auto, why) = grade::parallelism(&loaded);
     let n = jobs.unwrap_or(auto).max(1);
     println!(
@@ -98,7 +119,13 @@ pub async fn grade(
         started.elapsed().as_secs_f64(),
         out.join("summary.md").display()
     );
-    Ok(ExitCode::SUCCESS)
+    let ungraded = graded.iter().filter(|g| g.error.is_some()).count();
+    Ok(if ungraded == 0 {
+        ExitCode::SUCCESS
+    } else {
+        println!("{ungraded} submission(s) could not be graded (their rows say why)");
+        ExitCode::from(1)
+    })
 }
 
 fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {

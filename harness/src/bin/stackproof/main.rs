@@ -127,7 +127,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             out,
             jobs,
             claims,
-        } => grade::grade(&design, &submissions, &out, jobs, &claims).await,
+            shard,
+        } => grade::grade(&design, &submissions, &out, jobs, &claims, shard).await,
         Command::Merge {
             reports,
             html,
