@@ -196,6 +196,12 @@ pub struct Graded {
     pub outcomes: Vec<Outcome>,
     /// Why it could not run (a file the server refuses, nothing to grade...).
     pub error: Option<String>,
+    /// Its run's id, ms to ready and image, once it started (for its report).
+    pub run: String,
+    /// ms from nothing to every service ready.
+    pub up_ms: u128,
+    /// The image its hosts ran.
+    pub image: String,
 }
 
 /// Runs `design` (a loaded design, and the name or folder it was loaded
@@ -215,6 +221,9 @@ pub async fn grade_one(
         mapping: sub.notes.clone(),
         outcomes: Vec::new(),
         error: None,
+        run: String::new(),
+        up_ms: 0,
+        image: String::new(),
     };
     // Files of servers this design does not run are said, not graded.
     let mut configs = sub.configs.clone();
@@ -278,6 +287,9 @@ pub async fn grade_one(
             return graded;
         }
     };
+    graded.run = stack.run.id.clone();
+    graded.up_ms = stack.up_time.as_millis();
+    graded.image = stack.image.tag.clone();
     let ran = crate::run::in_turn(
         &prepared.design,
         stack,
@@ -335,6 +347,119 @@ fn cell(o: Option<&Outcome>) -> &'static str {
         None => "-",
     }
 }
+
+/// The class as one self-contained HTML page: the class's pass rate per
+/// claim on top (which sentence the class got wrong most), then one row per
+/// submission, one cell per claim coloured by verdict, each submission
+/// linking to its own report (`<name>.html`, beside it); a click on a
+/// column's head sorts by it.
+pub fn class_html(design: &Design, graded: &[Graded]) -> String {
+    use crate::html::esc;
+    let prefix = format!("{}.", design.name);
+    let short = |id: &str| id.trim_start_matches(&prefix).to_string();
+    let ran: Vec<&Graded> = graded.iter().filter(|g| g.error.is_none()).collect();
+    let mut h = format!(
+        "<h1>stackproof grade {}</h1><div class=\"facts\">{}<br>{} submission(s), {} graded, {} could not be graded</div>",
+        esc(&design.name),
+        esc(&design.spec.summary),
+        graded.len(),
+        ran.len(),
+        graded.len() - ran.len()
+    );
+    // The class's pass rate per claim, the worst first.
+    let mut rates: Vec<(String, usize)> = design
+        .claims
+        .iter()
+        .map(|c| {
+            let held = ran
+                .iter()
+                .filter(|g| g.outcomes.iter().any(|o| o.id == c.id && o.verdict.held()))
+                .count();
+            (c.id.clone(), held)
+        })
+        .collect();
+    rates.sort_by_key(|(_, held)| *held);
+    h.push_str("<h2>Pass rate per claim</h2><table class=\"rates\"><tr><th>claim</th><th>says</th><th>held</th></tr>");
+    for (id, held) in &rates {
+        let says = design
+            .claims
+            .iter()
+            .find(|c| &c.id == id)
+            .map(|c| c.says.as_str())
+            .unwrap_or("");
+        let pct = if ran.is_empty() {
+            0
+        } else {
+            held * 100 / ran.len()
+        };
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"{}\">{held}/{} ({pct} %)</td></tr>",
+            esc(&short(id)),
+            esc(says),
+            if *held == ran.len() { "PASS" } else { "FAIL" },
+            ran.len()
+        );
+    }
+    h.push_str(
+        "</table><h2>Submissions</h2><table id=\"class\"><tr><th>submission</th><th>held</th>",
+    );
+    for c in &design.claims {
+        let _ = write!(
+            h,
+            "<th title=\"{}\">{}</th>",
+            esc(&c.says),
+            esc(&short(&c.id))
+        );
+    }
+    h.push_str("<th>why not graded</th></tr>");
+    for g in graded {
+        let held = g.outcomes.iter().filter(|o| o.verdict.held()).count();
+        let name = if g.error.is_none() {
+            format!("<a href=\"{0}.html\">{0}</a>", esc(&g.name))
+        } else {
+            esc(&g.name)
+        };
+        let _ = write!(h, "<tr><td>{name}</td><td>{held}</td>");
+        for c in &design.claims {
+            let o = g.outcomes.iter().find(|o| o.id == c.id);
+            let v = cell(o);
+            let why = o
+                .and_then(|o| match &o.verdict {
+                    Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f.summary.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let _ = write!(h, "<td class=\"v {v}\" title=\"{}\">{v}</td>", esc(&why));
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td></tr>",
+            esc(g
+                .error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or(""))
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(CLASS_SORT);
+    crate::html::wrap(&format!("stackproof grade {}", design.name), &h)
+}
+
+/// Sorts the class table by the column whose head is clicked.
+const CLASS_SORT: &str = r#"<script>
+document.querySelectorAll('#class th').forEach(function(th,col){
+  th.style.cursor='pointer';
+  th.addEventListener('click',function(){
+    var table=th.closest('table'),rows=[].slice.call(table.rows,1);
+    var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+    rows.sort(function(a,b){var x=a.cells[col].textContent,y=b.cells[col].textContent;
+      var n=parseFloat(x)-parseFloat(y);var c=isNaN(n)?x.localeCompare(y):n;return asc?c:-c;});
+    rows.forEach(function(r){table.appendChild(r);});
+  });
+});
+</script>"#;
 
 /// The class's table as Markdown: one row per submission, one column per claim.
 pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {

@@ -238,12 +238,21 @@ fn a_class_is_graded_on_the_claims_the_task_asks_for() {
     }
     let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args(["grade", "distributed", "ann", "ben", "--out", "grades"])
-        .args(["--claim", "distributed.lb.round_robin"])
+        .args(["--claim", "distributed.lb.round_robin", "--html"])
         .current_dir(&class)
         .output()
         .unwrap();
     let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    let page = std::fs::read_to_string(class.join("grades/class.html")).unwrap_or_default();
+    let ann = std::fs::read_to_string(class.join("grades/ann.html")).unwrap_or_default();
     std::fs::remove_dir_all(&class).unwrap();
+    // The class page: the pass rate per claim, a row per submission linking
+    // its own report, cells coloured by verdict.
+    assert!(page.contains("Pass rate per claim"), "{page}");
+    assert!(page.contains(">1/2 (50 %)<"), "{page}");
+    assert!(page.contains("<a href=\"ann.html\">ann</a>"), "{page}");
+    assert!(page.contains("class=\"v FAIL\""), "{page}");
+    assert!(ann.contains("stackproof check distributed"), "{ann}");
     assert!(
         out.status.success(),
         "{}",

@@ -105,6 +105,10 @@ pub enum Command {
         /// every Nth from the Ith, so N machines share a class.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// Also write class.html (the class's pass rate per claim, every
+        /// submission's verdicts, sortable) and each submission's own report.
+        #[arg(long)]
+        html: bool,
     },
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the

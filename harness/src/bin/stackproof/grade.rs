@@ -21,6 +21,7 @@ pub async fn grade(
     jobs: Option<usize>,
     only: &[String],
     shard: Option<(usize, usize)>,
+    html: bool,
 ) -> Result<ExitCode, Error> {
     use futures::StreamExt as _;
     use stackproof::grade;
@@ -109,7 +110,33 @@ pub async fn grade(
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
     let md = grade::summary_markdown(&loaded, &graded);
     let csv = grade::summary_csv(&loaded, &graded);
-    for (name, text) in [("summary.md", &md), ("summary.csv", &csv)] {
+    let mut pages = vec![
+        ("summary.md".to_string(), md.clone()),
+        ("summary.csv".to_string(), csv),
+    ];
+    if html {
+        pages.push((
+            "class.html".to_string(),
+            grade::class_html(&loaded, &graded),
+        ));
+        for g in graded.iter().filter(|g| g.error.is_none()) {
+            let report = report::RunReport {
+                design: &loaded.name,
+                run: &g.run,
+                up_ms: g.up_ms,
+                image_built: false,
+                image: &g.image,
+                claims: &g.outcomes,
+                versions: &[],
+            };
+            let checked_s = g.outcomes.iter().map(|o| o.millis as f64 / 1000.0).sum();
+            pages.push((
+                format!("{}.html", g.name),
+                stackproof::html::page(&loaded, &report, checked_s),
+            ));
+        }
+    }
+    for (name, text) in &pages {
         let file = out.join(name);
         std::fs::write(&file, text).map_err(Error::io(format!("write `{}`", file.display())))?;
     }

@@ -128,7 +128,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             jobs,
             claims,
             shard,
-        } => grade::grade(&design, &submissions, &out, jobs, &claims, shard).await,
+            html,
+        } => grade::grade(&design, &submissions, &out, jobs, &claims, shard, html).await,
         Command::Merge {
             reports,
             html,
