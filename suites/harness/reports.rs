@@ -134,6 +134,80 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
     );
 }
 
+/// `grade --html`: the class page as a browser builds it, with its rates,
+/// its rows and a screenshot that is not blank.
+#[test]
+fn the_class_page_renders_in_chromium_with_every_submission() {
+    let dir = outside_the_repo("class-html");
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for (student, file) in [
+        ("ana", "lb_debian_default.cfg"),
+        ("bea", "lb_balance_source.cfg"),
+    ] {
+        std::fs::create_dir_all(dir.join(student)).unwrap();
+        std::fs::copy(configs.join(file), dir.join(student).join("haproxy.cfg")).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args([
+            "grade",
+            "distributed",
+            "ana",
+            "bea",
+            "--out",
+            "grades",
+            "--html",
+        ])
+        .args([
+            "--claim",
+            "distributed.lb.round_robin",
+            "--claim",
+            "distributed.dns.www_to_lb",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let page = dir.join("grades/class.html");
+    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
+    let headless = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1280,900",
+            ])
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
+    let png = dir.join("class.png");
+    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(dom.contains("Pass rate per claim"), "{dom}");
+    assert!(dom.contains("<a href=\"ana.html\">ana</a>"), "{dom}");
+    assert!(dom.contains("<a href=\"bea.html\">bea</a>"), "{dom}");
+    // round_robin: ana holds, bea (balance source) does not; www_to_lb both.
+    assert!(
+        dom.contains(">1/2 (50 %)<") && dom.contains(">2/2 (100 %)<"),
+        "{dom}"
+    );
+    assert!(
+        size > 10_000,
+        "the screenshot is {size} bytes: nothing was drawn ({})",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+}
+
 #[test]
 fn a_mutant_run_draws_its_broken_part_red_in_the_html_report() {
     let dir = outside_the_repo("mutant-html");
