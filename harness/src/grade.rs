@@ -186,7 +186,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 }
 
 /// How one submission came out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Graded {
     /// The submission's name.
     pub name: String,
@@ -345,6 +345,90 @@ fn cell(o: Option<&Outcome>) -> &'static str {
         Some(Verdict::Skipped(_)) => "SKIP",
         Some(Verdict::Flaky(_)) => "FLAKY",
         None => "-",
+    }
+}
+
+/// A graded class, or one shard of it, as `grade` writes it (`class.json`)
+/// and `merge` joins shards of it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ClassReport {
+    /// The design, as `grade` was given it (a built-in name or a folder).
+    pub design: String,
+    /// The claims graded, in order.
+    pub claims: Vec<String>,
+    /// Every submission of this shard.
+    pub submissions: Vec<Graded>,
+}
+
+impl ClassReport {
+    /// Reads `class.json` files (shards of one class) as one class: the
+    /// same design and claims in each, the submissions of all, by name.
+    pub fn merged(paths: &[PathBuf]) -> Result<ClassReport> {
+        let mut all: Option<ClassReport> = None;
+        for p in paths {
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Fixture {
+                path: p.clone(),
+                source,
+            })?;
+            let shard: ClassReport =
+                serde_json::from_str(&text).map_err(|e| Error::InvalidFixture {
+                    path: p.clone(),
+                    detail: format!("not a class.json written by `stackproof grade` ({e})"),
+                })?;
+            match &mut all {
+                None => all = Some(shard),
+                Some(a) if a.design == shard.design && a.claims == shard.claims => {
+                    a.submissions.extend(shard.submissions)
+                }
+                Some(a) => {
+                    return Err(Error::InvalidFixture {
+                        path: p.clone(),
+                        detail: format!(
+                            "graded {} on [{}], the first shard {} on [{}]: merge shards of one class, graded alike",
+                            shard.design,
+                            shard.claims.join(", "),
+                            a.design,
+                            a.claims.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        let mut all = all.ok_or_else(|| Error::InvalidFixture {
+            path: PathBuf::from("class.json"),
+            detail: "no class.json given".into(),
+        })?;
+        all.submissions.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    /// One JUnit file: a `<testsuite>` per graded submission.
+    pub fn junit(&self) -> String {
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+        for g in &self.submissions {
+            if let Some(e) = &g.error {
+                // Not graded: one test case in error, with the reason.
+                let esc = crate::html::esc;
+                let _ = write!(
+                    x,
+                    "<testsuite name=\"stackproof.{0}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0\">\n  <testcase classname=\"{0}\" name=\"graded\"><error message=\"{1}\">{1}</error></testcase>\n</testsuite>\n",
+                    esc(&g.name),
+                    esc(e.lines().next().unwrap_or(""))
+                );
+                continue;
+            }
+            x.push_str(&crate::report::junit_suite(&crate::report::RunReport {
+                design: &g.name,
+                run: &g.run,
+                up_ms: g.up_ms,
+                image_built: false,
+                image: &g.image,
+                claims: &g.outcomes,
+                versions: &[],
+            }));
+        }
+        x.push_str("</testsuites>\n");
+        x
     }
 }
 

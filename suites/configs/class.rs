@@ -267,9 +267,10 @@ fn a_class_is_graded_on_the_claims_the_task_asks_for() {
     assert!(lines[2].starts_with("\"ben\",FAIL,"), "{csv}");
 }
 
-/// `--shard I/N`: a stable slice of the class by name, so N machines share it.
+/// `--shard I/N`: a stable slice of the class by name, so N machines share
+/// it; `merge` joins the shards' class.json into one table, page and JUnit.
 #[test]
-fn a_shard_grades_its_slice_of_the_class() {
+fn a_class_graded_in_shards_merges_into_one() {
     let class = std::env::temp_dir().join(format!("sp-class-shard-{}", std::process::id()));
     let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
     for student in ["amy", "bo", "cy"] {
@@ -280,18 +281,42 @@ fn a_shard_grades_its_slice_of_the_class() {
         )
         .unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["grade", "distributed", "cy", "amy", "bo", "--out", "grades"])
-        .args(["--claim", "distributed.dns.www_to_lb", "--shard", "2/2"])
+    let shard = |which: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+            .args(["grade", "distributed", "cy", "amy", "bo"])
+            .args(["--out", &format!("grades-{}", which.replace('/', "-"))])
+            .args(["--claim", "distributed.dns.www_to_lb", "--shard", which])
+            .current_dir(&class)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (first, second) = (shard("1/2"), shard("2/2"));
+    let merged = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["merge", "grades-1-2/class.json", "grades-2-2/class.json"])
+        .args([
+            "--csv", "all.csv", "--html", "all.html", "--junit", "all.xml",
+        ])
         .current_dir(&class)
         .output()
         .unwrap();
-    let csv = std::fs::read_to_string(class.join("grades/summary.csv")).unwrap_or_default();
+    let read = |f: &str| std::fs::read_to_string(class.join(f)).unwrap_or_default();
+    let (csv, page, junit) = (read("all.csv"), read("all.html"), read("all.xml"));
     std::fs::remove_dir_all(&class).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("shard 2/2: bo"), "{stdout}");
+    assert!(first.contains("shard 1/2: amy, cy"), "{first}");
+    assert!(second.contains("shard 2/2: bo"), "{second}");
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&merged.stdout),
+        String::from_utf8_lossy(&merged.stderr)
+    );
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 1, "{csv}");
-    assert!(rows[0].starts_with("\"bo\",PASS"), "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    for (row, name) in rows.iter().zip(["amy", "bo", "cy"]) {
+        assert!(row.starts_with(&format!("\"{name}\",PASS")), "{csv}");
+    }
+    assert!(page.contains(">3/3 (100 %)<"), "{page}");
+    assert_eq!(junit.matches("<testsuite ").count(), 3, "{junit}");
 }

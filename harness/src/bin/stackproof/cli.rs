@@ -113,6 +113,9 @@ pub enum Command {
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the
     /// worst run did (0 held, 1 a claim broke, 2 one was not measured).
+    /// Given `grade`'s class.json files (a class graded in shards), writes
+    /// one class page, table and JUnit file; exits 1 when a submission
+    /// could not be graded.
     Merge {
         /// Reports written by `check --json`.
         #[arg(required = true)]
@@ -126,6 +129,9 @@ pub enum Command {
         /// Write one Markdown summary (GitHub's step summary).
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Write one CSV table (shards of a class: `grade`'s class.json files).
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// What changed between two runs of a design (a pull request's base and
     /// head, each written by `check --json`): claims whose verdict moved,

@@ -110,9 +110,19 @@ pub async fn grade(
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
     let md = grade::summary_markdown(&loaded, &graded);
     let csv = grade::summary_csv(&loaded, &graded);
+    // Read back by `merge`, to join the shards of a class.
+    let class = grade::ClassReport {
+        design: design.to_string(),
+        claims: loaded.claims.iter().map(|c| c.id.clone()).collect(),
+        submissions: graded.clone(),
+    };
     let mut pages = vec![
         ("summary.md".to_string(), md.clone()),
         ("summary.csv".to_string(), csv),
+        (
+            "class.json".to_string(),
+            serde_json::to_string_pretty(&class).expect("plain data serialises"),
+        ),
     ];
     if html {
         pages.push((

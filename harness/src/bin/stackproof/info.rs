@@ -17,8 +17,21 @@ pub fn merge(
     html: Option<PathBuf>,
     junit: Option<PathBuf>,
     markdown: Option<PathBuf>,
+    csv: Option<PathBuf>,
 ) -> Result<ExitCode, Error> {
     use stackproof::merge;
+    let is_class = reports
+        .first()
+        .is_some_and(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"submissions\"")));
+    if is_class {
+        return merge_class(reports, html, junit, markdown, csv);
+    }
+    if let Some(p) = &csv {
+        return Err(Error::InvalidFixture {
+            path: p.clone(),
+            detail: "--csv is the table of a class: give `grade`'s class.json files".into(),
+        });
+    }
     let saved = merge::read(reports)?;
     if let Some(p) = &html {
         merge::write(p, &merge::html(&saved)?)?;
@@ -37,6 +50,45 @@ pub fn merge(
         );
     }
     Ok(ExitCode::from(merge::exit_code(&saved)))
+}
+
+/// `merge` of a class graded in shards: one page, table and JUnit file.
+fn merge_class(
+    shards: &[PathBuf],
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> Result<ExitCode, Error> {
+    use stackproof::{grade, merge};
+    let class = grade::ClassReport::merged(shards)?;
+    let mut design = stackproof::design::Design::load(&class.design)?;
+    design.claims = stackproof::run::select(&design.claims, &class.claims)?;
+    let graded = &class.submissions;
+    if let Some(p) = &html {
+        merge::write(p, &grade::class_html(&design, graded))?;
+    }
+    if let Some(p) = &junit {
+        merge::write(p, &class.junit())?;
+    }
+    if let Some(p) = &markdown {
+        merge::write(p, &grade::summary_markdown(&design, graded))?;
+    }
+    if let Some(p) = &csv {
+        merge::write(p, &grade::summary_csv(&design, graded))?;
+    }
+    let ungraded = graded.iter().filter(|g| g.error.is_some()).count();
+    out!(
+        "{}: {} submission(s) from {} shard(s), {ungraded} could not be graded",
+        design.name,
+        graded.len(),
+        shards.len()
+    );
+    Ok(if ungraded == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `stackproof diff`: what changed between two runs of a design.

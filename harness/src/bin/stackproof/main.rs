@@ -135,7 +135,8 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             html,
             junit,
             markdown,
-        } => info::merge(&reports, html, junit, markdown),
+            csv,
+        } => info::merge(&reports, html, junit, markdown, csv),
         Command::Diff {
             base,
             head,
