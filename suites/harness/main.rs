@@ -20,6 +20,7 @@ use testcontainers::bollard::query_parameters::{
 };
 
 mod cleanup;
+mod cluster;
 mod faults;
 mod input;
 mod reports;
