@@ -37,6 +37,9 @@ pub struct Claim {
     pub hosts: Vec<String>,
     /// A documented remedy it is measured on, started beside the design.
     pub variant: Option<Variant>,
+    /// What to look at when it fails, from the claims file (`look_at`):
+    /// said after the failure's own words, never instead of them.
+    pub look_at: Option<String>,
 }
 
 /// A claim's variant: the design with `variants/<name>/` laid over it, on
@@ -66,6 +69,7 @@ impl Claim {
             params: Default::default(),
             check,
             skip: None,
+            look_at: None,
             hosts: Vec::new(),
             variant: None,
         }
@@ -296,6 +300,12 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     }
     if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut verdict {
         f.logs = claims_logs(stack, claim).await;
+    }
+    // The claims file's pointer for a reader of a FAIL (a student): what
+    // to look at, after the failure's own words.
+    if let (Verdict::Broken(f), Some(look_at)) = (&mut verdict, &claim.look_at) {
+        f.summary.push_str("\nlook at: ");
+        f.summary.push_str(look_at);
     }
     Outcome {
         id: claim.id.clone(),

@@ -259,6 +259,9 @@ struct ClaimEntry {
     proves: Option<String>,
     #[serde(default)]
     skip: Option<String>,
+    /// What to look at when it fails (a directive, a file), for the reader.
+    #[serde(default)]
+    look_at: Option<String>,
     /// A documented remedy (a folder under `variants/`) the claim is measured on.
     #[serde(default)]
     variant: Option<String>,
@@ -474,6 +477,7 @@ fn read_claims(
             params: std::sync::Arc::new(params),
             check: kind.check,
             skip: entry.skip,
+            look_at: entry.look_at,
             variant: None,
         });
     }
