@@ -38,7 +38,7 @@ pub struct Failure {
     pub evidence: String,
     /// The last log lines of the services involved.
     pub logs: String,
-    /// Whose doing it is; the runner turns it into the [`Verdict`].
+    /// Whose doing it is; the runner turns it into the [`crate::Verdict`].
     #[serde(skip)]
     pub cause: Cause,
 }

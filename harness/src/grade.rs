@@ -42,7 +42,9 @@ pub struct Submission {
     pub notes: Vec<String>,
 }
 
-/// The submissions in `dirs`, each searched (three levels deep) for the files of [`BY_NAME`].
+/// The submissions in `dirs`, each searched (three levels deep) for the
+/// servers' files by name (`haproxy.cfg`...) or, named as the curriculum
+/// names them, by content.
 pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
     let mut out = Vec::new();
     for dir in dirs {
