@@ -54,6 +54,19 @@ fn a_persistence_cookie_pins_a_browser_to_one_server() {
     );
 }
 
+/// TCP mode balances connections: fresh ones alternate, a browser's one
+/// kept-alive connection stays with one server for all its requests.
+#[test]
+fn tcp_mode_keeps_a_browsers_requests_on_one_server() {
+    let (out, stdout, _, v) = check("distributed", "lb_tcp_mode.cfg", &["lb.round_robin"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(v.is("FAIL", "distributed.lb.round_robin"), "{stdout}");
+    assert!(
+        stdout.contains("its kept-alive connection stayed with one server"),
+        "{stdout}"
+    );
+}
+
 /// One request after another, least connections alternates like
 /// round-robin; only a busy server tells them apart.
 #[test]

@@ -256,7 +256,8 @@ pub(crate) async fn round_robin_over(
         )?;
     }
     let pinned = if cookies.is_empty() {
-        String::new()
+        // Fresh connections alternated, one kept-alive connection did not.
+        " (no cookie was set: its kept-alive connection stayed with one server, as a balancer in TCP mode, or with `option prefer-last-server`, keeps it)".to_string()
     } else {
         format!(
             " (the site set the cookie {}: a persistence cookie pins a browser to one server)",
