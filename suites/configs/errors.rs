@@ -9,6 +9,7 @@ use crate::{check_files, run_with_report};
 #[test]
 fn tls_on_the_wrong_port_fails_the_https_claims_it_breaks() {
     let claims = [
+        "https.valid_cert",
         "monitoring.qps",
         "issue.ssl_termination_plaintext",
         "issue.single_writer",
@@ -27,6 +28,11 @@ fn tls_on_the_wrong_port_fails_the_https_claims_it_breaks() {
         );
     }
     assert!(text.contains("TLS is bound on port 403"), "{text}");
+    // Where TLS is instead, not "does not verify" nor a proxy's words.
+    assert!(
+        text.contains("nothing listens on port 443 of lb-1 (connection refused); TLS answers on port 403 instead"),
+        "{text}"
+    );
 }
 
 /// A design whose primary database moved to a host of its own: the claim

@@ -162,6 +162,45 @@ async fn certificate(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
             }
         ),
     )?;
+    // Nothing on 443 at all: say so, and where TLS answers instead (a
+    // `bind *:403 ssl` typo), rather than "does not verify".
+    if let Err(e) = &verified
+        && crate::probe::error_chain(e).contains("nothing listens on that port")
+    {
+        // Asked on the load balancer itself: its own firewall may well
+        // drop the port from outside.
+        let lb_host = stack.host(p.host("lb"))?;
+        let mut tls_on = Vec::new();
+        for l in crate::reach::listeners(lb_host).await? {
+            let handshake = lb_host
+                .exec(&format!(
+                    "timeout 2 openssl s_client -connect 127.0.0.1:{} -servername {WWW} </dev/null >/dev/null 2>&1",
+                    l.port
+                ))
+                .await?;
+            if handshake.code == 0 && !tls_on.contains(&l.port) {
+                tls_on.push(l.port);
+            }
+        }
+        return Err(crate::failure::Failure::new(
+            format!(
+                "nothing listens on port 443 of {} (connection refused){}",
+                p.host("lb"),
+                match tls_on.as_slice() {
+                    [] => ", and no port of it answers TLS".to_string(),
+                    ports => format!(
+                        "; TLS answers on port {} instead",
+                        ports
+                            .iter()
+                            .map(u16::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            ),
+            format!("HTTPS GET: FAILED ({})", crate::probe::error_chain(e)),
+        ));
+    }
     let san = client
         .run(&format!(
             "timeout 5 openssl s_client -connect {lb}:443 -servername {WWW} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName | tail -n +2"
