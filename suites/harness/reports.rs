@@ -75,6 +75,35 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     }
 }
 
+/// `page` as headless Chromium builds it (script run), and a screenshot of
+/// it in `dir` at `size` ("width,height"), with the screenshot's output.
+fn in_chromium(
+    page: &std::path::Path,
+    dir: &std::path::Path,
+    size: &str,
+) -> (String, std::path::PathBuf, std::process::Output) {
+    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
+    let headless = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--window-size={size}"))
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .env("HOME", dir)
+            .output()
+            .unwrap()
+    };
+    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
+    let png = dir.join("page.png");
+    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    (dom, png, shot)
+}
+
 #[test]
 fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
     let dir = outside_the_repo("chromium");
@@ -90,26 +119,7 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
-    let headless = |extra: &[&str]| {
-        Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--window-size=1280,2400",
-            ])
-            .args(extra)
-            .arg(format!("file://{}", html.display()))
-            .env("HOME", &dir)
-            .output()
-            .unwrap()
-    };
-    // The page as the browser built it, script run.
-    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
-    let png = dir.join("report.png");
-    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    let (dom, png, shot) = in_chromium(&html, &dir, "1280,2400");
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     // Keep the picture for docs/ when asked (STACKPROOF_SCREENSHOT=docs/screenshot-simple_web.png).
     if let Some(keep) = std::env::var_os("STACKPROOF_SCREENSHOT") {
@@ -173,24 +183,7 @@ fn the_class_page_renders_in_chromium_with_every_submission() {
         String::from_utf8_lossy(&out.stdout)
     );
     let page = dir.join("grades/class.html");
-    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
-    let headless = |extra: &[&str]| {
-        Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--window-size=1280,900",
-            ])
-            .args(extra)
-            .arg(format!("file://{}", page.display()))
-            .env("HOME", &dir)
-            .output()
-            .unwrap()
-    };
-    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
-    let png = dir.join("class.png");
-    let shot = headless(&[&format!("--screenshot={}", png.display())]);
+    let (dom, png, shot) = in_chromium(&page, &dir, "1280,900");
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(dom.contains("Pass rate per claim"), "{dom}");

@@ -15,16 +15,8 @@ pub const SKIPS_DEAD_BACKEND: Kind = Kind {
     name: "lb.skips_dead_backend",
     doc: "For any load balancer, from the traffic and the backends' own `web` access logs: `requests` requests all succeed and `backend` serves some; with `service` stopped on `backend`, the site answers `requests` requests in a row within `within_ms` (the design's promise; requests failing before that are counted), each served by one of the other backends; started again, `backend` serves a request again within `rejoin_within_ms`. Works with N backends.",
     params: &[
-        Param::required(
-            "backends",
-            Ty::Hosts,
-            "the backends, as the load balancer lists them",
-        ),
-        Param::required(
-            "web",
-            Ty::Service,
-            "the backends' web server (its access log counts)",
-        ),
+        super::lb::BACKENDS,
+        super::lb::WEB,
         Param::required("backend", Ty::Host, "the backend taken down"),
         Param::optional(
             "service",

@@ -11,21 +11,27 @@ use crate::probe;
 use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack, WWW};
 
+/// The backends a balancing claim names, and their web server: the
+/// parameters every balancing kind starts with.
+pub(crate) const BACKENDS: Param = Param::required(
+    "backends",
+    Ty::Hosts,
+    "the backends, as the load balancer lists them",
+);
+/// The backends' web server, whose access log counts.
+pub(crate) const WEB: Param = Param::required(
+    "web",
+    Ty::Service,
+    "the backends' web server (its access log counts)",
+);
+
 /// `lb.round_robin`: requests go to the backends in turn.
 pub const ROUND_ROBIN: Kind = Kind {
     name: "lb.round_robin",
     doc: "`requests` marked requests on fresh connections, one after another: each is found in exactly one backend's `web` access log, each backend served N/backends ± 1, and consecutive requests went to different backends. Then, with one request held open on a backend (its body left unfinished), `requests` more: the busy backend still gets its N/backends ± 1, as taking turns gives and sending to the least busy server (`balance leastconn`) does not. Then one browser-like session (it opens `/`, keeps the cookies the site sets and its connection alive) sends `requests` more: they too are split N/backends ± 1 and in turn, which a persistence cookie (HAProxy's `cookie SERVERID insert`) or a TCP-mode balancer under keep-alive breaks; the cookies the site set are reported.",
     params: &[
-        Param::required(
-            "backends",
-            Ty::Hosts,
-            "the backends, as the load balancer lists them",
-        ),
-        Param::required(
-            "web",
-            Ty::Service,
-            "the backends' web server (its access log counts)",
-        ),
+        BACKENDS,
+        WEB,
         Param::optional(
             "scheme",
             Ty::Choice(&["http", "https"]),
