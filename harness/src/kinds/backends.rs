@@ -30,12 +30,7 @@ pub const SKIPS_DEAD_BACKEND: Kind = Kind {
             "the page asked for",
             "\"/static/hello.txt\"",
         ),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional(
             "requests",
             Ty::Int,

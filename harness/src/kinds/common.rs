@@ -215,6 +215,15 @@ pub const FAULTS: &[&str] = &[
     "cpu_quota",
 ];
 
+/// How the client asks: `http` or `https` (the parameter every kind that
+/// sends the site's requests takes).
+pub(crate) const SCHEME: Param = Param::optional(
+    "scheme",
+    Ty::Choice(&["http", "https"]),
+    "how the client asks",
+    "\"http\"",
+);
+
 /// The `fault_arg` parameter every fault-taking kind declares.
 pub(crate) const FAULT_ARG_DOC: &str = "what some faults need: the network for `disconnect`, the peer host for `partition`, kbit/s for `slow_link`, the share lost (0.0-1.0) for `lose_packets`, CPUs for `cpu_quota`";
 

@@ -339,12 +339,7 @@ pub const SINGLE_WRITER: Kind = Kind {
             "the primary's database service",
             "\"mariadb-primary\"",
         ),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional(
             "write_path",
             Ty::Text,

@@ -32,12 +32,7 @@ pub const ROUND_ROBIN: Kind = Kind {
     params: &[
         BACKENDS,
         WEB,
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional(
             "path",
             Ty::Text,

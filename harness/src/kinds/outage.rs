@@ -255,12 +255,7 @@ pub const READS_ONLY: Kind = Kind {
             "the HAProxy host to wait on for the ejection (\"\": none)",
             "\"\"",
         ),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional("read_path", Ty::Text, "a page that reads", "\"/index.php\""),
         Param::optional(
             "write_path",

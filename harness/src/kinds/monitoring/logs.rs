@@ -31,12 +31,7 @@ pub const LOGS_CENTRALISED: Kind = Kind {
             "where the log host files each sender's lines",
             "\"/var/log/central\"",
         ),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional("budget_ms", Ty::Ms, "how soon a line must arrive", "5000"),
     ],
     example: r#"

@@ -180,12 +180,7 @@ pub const RESPONSE_TIMES: Kind = Kind {
             "20",
         ),
         Param::optional("rise_ms", Ty::Number, "how much its series must rise", "5"),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
     ],
     example: r#"
 [[claim]]

@@ -25,12 +25,7 @@ pub const COUNTER_RATE: Kind = Kind {
             "PromQL whose series must be 1 before measuring (\"\": none)",
             "\"\"",
         ),
-        Param::optional(
-            "scheme",
-            Ty::Choice(&["http", "https"]),
-            "how the client asks",
-            "\"http\"",
-        ),
+        crate::kinds::common::SCHEME,
         Param::optional(
             "leave_out",
             Ty::Texts,
