@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a machine for stackproof: an engine that answers, the images built
-# (stackproof installs mmdebstrap itself when it must bootstrap the base).
+# (stackproof installs mmdebstrap itself when it must build the image from
+# Debian's packages).
 # Used by .ci/run; usable on any Debian-like machine with Docker installed.
 set -euo pipefail
 
@@ -28,8 +29,9 @@ fi
 log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) answers"
 
 # 2. No registry is reachable: when the engine has no Debian image, stackproof
-#    bootstraps one with mmdebstrap and installs mmdebstrap itself (as root),
-#    exactly as it does for a user running README's first command.
+#    builds the server image in one mmdebstrap pass and installs mmdebstrap
+#    itself (as root), exactly as it does for a user running README's first
+#    command.
 
 # 2b. xmllint validates the JUnit reports against the schema CI systems read
 #     (the harness test installs it itself too, when it may).

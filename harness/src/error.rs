@@ -55,12 +55,12 @@ pub enum Error {
         detail: String,
     },
 
-    /// The base image had to be bootstrapped but mmdebstrap is not installed.
+    /// The server image had to be built with mmdebstrap but it is not installed.
     #[error(
         "the engine has no `debian:bookworm-slim` and cannot pull it, and `mmdebstrap` is not \
-         installed to bootstrap it (stackproof installs it itself only as root or with \
-         passwordless sudo): run `sudo apt-get install mmdebstrap` and try again, or set \
-         STACKPROOF_BASE_IMAGE to a Debian 12 image the engine has"
+         installed to build the server image from Debian's packages (stackproof installs it \
+         itself only as root or with passwordless sudo): run `sudo apt-get install mmdebstrap` \
+         and try again, or set STACKPROOF_BASE_IMAGE to a Debian 12 image the engine has"
     )]
     NoBootstrapTool,
 

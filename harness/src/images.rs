@@ -1,12 +1,13 @@
 //! Images, built here from Debian 12 packages: no registry is needed.
 //!
-//! Two layers. The base is `debian:bookworm-slim` when the engine has it or
-//! can pull it; otherwise we bootstrap `stackproof/base:bookworm` ourselves
-//! with `mmdebstrap --variant=minbase bookworm` and import it. On top, the
-//! server image is built from the recipe in `fixtures/images/server/`
-//! (a Dockerfile that installs every service's package), tagged with a hash
-//! of the recipe and the base, and reused whenever that tag exists: a warm run
-//! builds nothing.
+//! One server image, from the recipe in `fixtures/images/server/` (the
+//! packages of every service, the files dpkg leaves out, the steps before
+//! and after the install). When the engine has `debian:bookworm-slim` or can
+//! pull it, the recipe's Dockerfile builds on it; otherwise (no registry, as
+//! on our machines) one `mmdebstrap` pass installs every package and the
+//! result is imported as the image: one download and one install. The tag
+//! is a hash of the recipe (and the base), reused whenever it exists: a warm
+//! run builds nothing.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -25,8 +26,6 @@ use crate::fixtures::Fixtures;
 
 /// The Debian image we prefer as a base.
 pub const DEBIAN_SLIM: &str = "debian:bookworm-slim";
-/// The base we bootstrap when the engine has no Debian image and cannot pull one.
-pub const BOOTSTRAPPED_BASE: &str = "stackproof/base:bookworm";
 /// The fixture folder holding the server image's recipe.
 pub const SERVER_RECIPE: &str = "images/server";
 /// How long a pull may try before we conclude no registry is reachable.
@@ -117,8 +116,8 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.set_message(line.to_string()),
-            // On CI, only the builder's step lines: enough to see where it is.
-            None if line.starts_with("Step ") => {
+            // On CI, only the builder's and mmdebstrap's step lines: enough to see where it is.
+            None if line.starts_with("Step ") || line.starts_with("I: ") => {
                 eprintln!(
                     "stackproof:   [{:>3}s] {line}",
                     self.started.elapsed().as_secs()
@@ -142,81 +141,180 @@ impl Progress {
 pub struct ImageReport {
     /// The server image tag.
     pub tag: String,
-    /// The base it was built on.
+    /// What it was built from: a base image, or [`ONE_PASS`].
     pub base: String,
     /// Whether anything was built (false on a warm run).
     pub built: bool,
     /// Time spent.
     pub elapsed: Duration,
+    /// The image's size as the engine counts it, in bytes.
+    pub size: u64,
 }
 
+/// How the server image is made when the engine has no Debian image: one
+/// mmdebstrap pass over Debian's packages, imported as the image itself.
+pub const ONE_PASS: &str = "mmdebstrap bookworm (one pass)";
+
 /// Makes sure the server image for the current recipe exists, building it
-/// (and the base, if needed) when it does not.
+/// when it does not: on a Debian base image when the engine has one (or can
+/// pull it), otherwise in one mmdebstrap pass.
 pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result<ImageReport> {
     let started = Instant::now();
-    let recipe = fixtures.walk(SERVER_RECIPE)?;
-    let base = ensure_base(docker).await?;
-    let base_id = docker
-        .inspect_image(&base)
+    let recipe = Recipe::read(fixtures)?;
+    let base = choose_base(docker).await?;
+    let base_id = match &base {
+        Some(base) => {
+            docker
+                .inspect_image(base)
+                .await
+                .map_err(Error::docker(format!("inspect base image `{base}`")))?
+                .id
+        }
+        None => None,
+    };
+    let hash = recipe.hash(base_id.as_deref().unwrap_or(ONE_PASS));
+    let tag = format!("stackproof/server:{hash}");
+    let report = |built: bool, size: u64| ImageReport {
+        tag: tag.clone(),
+        base: base.clone().unwrap_or_else(|| ONE_PASS.to_string()),
+        built,
+        elapsed: started.elapsed(),
+        size,
+    };
+    if let Ok(image) = docker.inspect_image(&tag).await {
+        return Ok(report(false, image.size.unwrap_or(0) as u64));
+    }
+    match &base {
+        Some(base) => build_on_base(docker, &recipe, base, &tag, &hash).await?,
+        None => build_in_one_pass(docker, &recipe, &tag, &hash).await?,
+    }
+    let image = docker
+        .inspect_image(&tag)
         .await
-        .map_err(Error::docker(format!("inspect base image `{base}`")))?
-        .id
-        .unwrap_or_default();
+        .map_err(|e| Error::ImageBuild {
+            image: tag.clone(),
+            detail: format!("the build ended without an image: {e}"),
+        })?;
+    Ok(report(true, image.size.unwrap_or(0) as u64))
+}
 
-    let mut hasher = Sha256::new();
-    hasher.update(base_id.as_bytes());
-    let mut context = tar::Builder::new(Vec::new());
-    for (rel, path) in &recipe {
-        let bytes = std::fs::read(path).map_err(|source| Error::Fixture {
-            path: path.clone(),
+/// The server image's recipe, `fixtures/images/server/`: the packages, the
+/// files dpkg leaves out, the steps before and after the install, and the
+/// Dockerfile that applies them on a base image.
+struct Recipe {
+    /// Relative path and the file on disk, in a stable order.
+    files: std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>,
+}
+
+impl Recipe {
+    fn read(fixtures: &Fixtures) -> Result<Recipe> {
+        let files = fixtures.walk(SERVER_RECIPE)?;
+        for needed in [
+            "packages",
+            "dpkg-excludes",
+            "policy-rc.d",
+            "after-install.sh",
+        ] {
+            if !files.contains_key(std::path::Path::new(needed)) {
+                return Err(Error::Fixture {
+                    path: std::path::Path::new(SERVER_RECIPE).join(needed),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the server image's recipe needs it",
+                    ),
+                });
+            }
+        }
+        Ok(Recipe { files })
+    }
+
+    fn file(&self, name: &str) -> &std::path::Path {
+        &self.files[std::path::Path::new(name)]
+    }
+
+    /// The lines of one of its files, without comments and blank lines.
+    fn lines(&self, name: &str) -> Result<Vec<String>> {
+        let path = self.file(name);
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Fixture {
+            path: path.to_path_buf(),
             source,
         })?;
-        hasher.update(rel.to_string_lossy().as_bytes());
-        hasher.update(&bytes);
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        context
-            .append_data(&mut header, rel, bytes.as_slice())
-            .map_err(Error::io("pack the image recipe"))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect())
     }
-    let digest = hasher.finalize();
-    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let tag = format!("stackproof/server:{hash}");
 
-    if docker.inspect_image(&tag).await.is_ok() {
-        return Ok(ImageReport {
-            tag,
-            base,
-            built: false,
-            elapsed: started.elapsed(),
-        });
+    /// A short hash of every file and of what it is built on: the tag.
+    fn hash(&self, built_on: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(built_on.as_bytes());
+        for (rel, path) in &self.files {
+            hasher.update(rel.to_string_lossy().as_bytes());
+            hasher.update(std::fs::read(path).unwrap_or_default());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
-    let context = context
-        .into_inner()
-        .map_err(Error::io("pack the image recipe"))?;
+
+    /// The recipe as a build context for the engine's builder.
+    fn context(&self) -> Result<Vec<u8>> {
+        let mut context = tar::Builder::new(Vec::new());
+        for (rel, path) in &self.files {
+            let bytes = std::fs::read(path).map_err(|source| Error::Fixture {
+                path: path.clone(),
+                source,
+            })?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            context
+                .append_data(&mut header, rel, bytes.as_slice())
+                .map_err(Error::io("pack the image recipe"))?;
+        }
+        context
+            .into_inner()
+            .map_err(Error::io("pack the image recipe"))
+    }
+}
+
+/// The recipe's Dockerfile on `base`, by the engine's builder.
+async fn build_on_base(
+    docker: &Docker,
+    recipe: &Recipe,
+    base: &str,
+    tag: &str,
+    hash: &str,
+) -> Result<()> {
+    let context = recipe.context()?;
     let progress = Progress::new(&format!(
         "building `{tag}` on `{base}` (about a minute, once)"
     ));
     let opts = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
-        .t(&tag)
+        .t(tag)
         .rm(true)
         .forcerm(true)
-        .buildargs(&HashMap::from([("BASE", base.as_str())]))
-        .labels(&HashMap::from([("stackproof.recipe", hash.as_str())]))
+        .buildargs(&HashMap::from([("BASE", base)]))
+        .labels(&HashMap::from([("stackproof.recipe", hash)]))
         .build();
     let mut stream = docker.build_image(opts, None, Some(body_full(context.into())));
     let mut tail: Vec<String> = Vec::new();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| Error::ImageBuild {
-            image: tag.clone(),
+            image: tag.to_string(),
             detail: format!("{e}\n{}", tail.join("")),
         })?;
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
             return Err(Error::ImageBuild {
-                image: tag,
+                image: tag.to_string(),
                 detail: format!("{err}\nlast lines:\n{}", tail.join("")),
             });
         }
@@ -228,24 +326,13 @@ pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result
             }
         }
     }
-    if docker.inspect_image(&tag).await.is_err() {
-        return Err(Error::ImageBuild {
-            image: tag,
-            detail: format!("the builder ended without an image:\n{}", tail.join("")),
-        });
-    }
     progress.done(&format!("built `{tag}`"));
-    Ok(ImageReport {
-        tag,
-        base,
-        built: true,
-        elapsed: started.elapsed(),
-    })
+    Ok(())
 }
 
-/// Picks or makes the base image: STACKPROOF_BASE_IMAGE, then
-/// `debian:bookworm-slim` (present or pullable), then our bootstrapped one.
-pub async fn ensure_base(docker: &Docker) -> Result<String> {
+/// Picks the base image: STACKPROOF_BASE_IMAGE, then `debian:bookworm-slim`
+/// (present or pullable). `None`: there is none, build in one pass.
+async fn choose_base(docker: &Docker) -> Result<Option<String>> {
     if let Ok(base) = std::env::var("STACKPROOF_BASE_IMAGE") {
         docker
             .inspect_image(&base)
@@ -253,18 +340,12 @@ pub async fn ensure_base(docker: &Docker) -> Result<String> {
             .map_err(Error::docker(format!(
                 "find STACKPROOF_BASE_IMAGE `{base}` in the engine (load or build it first)"
             )))?;
-        return Ok(base);
+        return Ok(Some(base));
     }
-    for image in [DEBIAN_SLIM, BOOTSTRAPPED_BASE] {
-        if docker.inspect_image(image).await.is_ok() {
-            return Ok(image.to_string());
-        }
+    if docker.inspect_image(DEBIAN_SLIM).await.is_ok() || try_pull(docker, DEBIAN_SLIM).await {
+        return Ok(Some(DEBIAN_SLIM.to_string()));
     }
-    if try_pull(docker, DEBIAN_SLIM).await {
-        return Ok(DEBIAN_SLIM.to_string());
-    }
-    bootstrap_base(docker).await?;
-    Ok(BOOTSTRAPPED_BASE.to_string())
+    Ok(None)
 }
 
 async fn try_pull(docker: &Docker, image: &str) -> bool {
@@ -284,55 +365,98 @@ async fn try_pull(docker: &Docker, image: &str) -> bool {
     pulled && docker.inspect_image(image).await.is_ok()
 }
 
-/// `mmdebstrap --variant=minbase bookworm` into a tarball, imported as the base.
-async fn bootstrap_base(docker: &Docker) -> Result<()> {
+/// The server image in one pass: `mmdebstrap --variant=minbase` with every
+/// package of the recipe included, dpkg's path filters applied as it
+/// installs, written to a tarball and imported as the image. One download
+/// and one install, where a base image and a build on it were two.
+async fn build_in_one_pass(docker: &Docker, recipe: &Recipe, tag: &str, hash: &str) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
     if !has_mmdebstrap() {
         install_mmdebstrap().await?;
     }
-    let progress = Progress::new(
-        "no registry: bootstrapping a Debian 12 base with mmdebstrap (about 20 s, once)",
-    );
-    let tarball = std::env::temp_dir().join(format!("stackproof-base-{}.tar", std::process::id()));
-    let out = tokio::process::Command::new("mmdebstrap")
-        .args(["--variant=minbase", "--quiet", "bookworm"])
-        .arg(&tarball)
-        .output()
-        .await
-        .map_err(Error::io("run mmdebstrap"))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&tarball);
+    let progress = Progress::new(&format!(
+        "no registry: building `{tag}` from Debian 12 packages with mmdebstrap (about a minute, once)"
+    ));
+    let scratch = crate::tempdir::TempDir::new("image");
+    std::fs::create_dir_all(scratch.path())
+        .map_err(Error::io(format!("create `{}`", scratch.path().display())))?;
+    let tarball = scratch.path().join("server.tar");
+    let mut cmd = tokio::process::Command::new("mmdebstrap");
+    cmd.args([
+        "--variant=minbase",
+        "--aptopt=APT::Install-Recommends \"false\"",
+    ]);
+    for filter in recipe.lines("dpkg-excludes")? {
+        // Kept in the image too (mmdebstrap writes them to dpkg.cfg.d).
+        cmd.arg(format!("--dpkgopt={filter}"));
+    }
+    let file = |name: &str| recipe.file(name).display().to_string();
+    cmd.arg(format!(
+        "--essential-hook=copy-in {} /usr/sbin",
+        file("policy-rc.d")
+    ))
+    .arg("--essential-hook=chmod 755 \"$1/usr/sbin/policy-rc.d\"")
+    .arg(format!("--include={}", recipe.lines("packages")?.join(",")))
+    .arg("--customize-hook=mkdir -p \"$1/tmp/recipe\"")
+    .arg(format!(
+        "--customize-hook=copy-in {} /tmp/recipe",
+        file("after-install.sh")
+    ))
+    .arg("--customize-hook=chroot \"$1\" sh /tmp/recipe/after-install.sh")
+    .args(["bookworm".as_ref(), tarball.as_os_str()])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(Error::io("run mmdebstrap"))?;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut tail: Vec<String> = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        progress.step(&line);
+        tail.push(line);
+        if tail.len() > 30 {
+            tail.remove(0);
+        }
+    }
+    let status = child.wait().await.map_err(Error::io("run mmdebstrap"))?;
+    if !status.success() {
         return Err(Error::ImageBuild {
-            image: BOOTSTRAPPED_BASE.into(),
+            image: tag.to_string(),
             detail: format!(
-                "mmdebstrap failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                "mmdebstrap failed ({status}); its last lines:\n{}",
+                tail.join("\n")
             ),
         });
     }
     progress.step("importing the root file system");
-    let bytes = std::fs::read(&tarball).map_err(Error::io(format!("read `{}`", tarball.display())));
-    let _ = std::fs::remove_file(&tarball);
-    let bytes = bytes?;
-    let (repo, tag) = BOOTSTRAPPED_BASE.split_once(':').expect("repo:tag");
+    let (repo, version) = tag.split_once(':').expect("repo:tag");
     let opts = CreateImageOptionsBuilder::new()
         .from_src("-")
         .repo(repo)
-        .tag(tag)
+        .tag(version)
+        .changes(vec![
+            "ENV DEBIAN_FRONTEND=noninteractive".to_string(),
+            format!("LABEL stackproof.recipe={hash}"),
+        ])
         .build();
-    let mut stream = docker.create_image(Some(opts), Some(body_full(bytes.into())), None);
+    let body = tokio::fs::File::open(&tarball)
+        .await
+        .map_err(Error::io(format!("open `{}`", tarball.display())))?;
+    let body = testcontainers::bollard::body_try_stream(tokio_util::io::ReaderStream::new(body));
+    let mut stream = docker.create_image(Some(opts), Some(body), None);
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| Error::ImageBuild {
-            image: BOOTSTRAPPED_BASE.into(),
+            image: tag.to_string(),
             detail: e.to_string(),
         })?;
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
             return Err(Error::ImageBuild {
-                image: BOOTSTRAPPED_BASE.into(),
+                image: tag.to_string(),
                 detail: err,
             });
         }
     }
-    progress.done(&format!("bootstrapped `{BOOTSTRAPPED_BASE}`"));
+    progress.done(&format!("built `{tag}`"));
     Ok(())
 }
 
@@ -391,7 +515,7 @@ async fn install_mmdebstrap() -> Result<()> {
         let out = cmd.output().await.map_err(Error::io("run apt-get"))?;
         if !out.status.success() {
             return Err(Error::ImageBuild {
-                image: BOOTSTRAPPED_BASE.into(),
+                image: "the server image".into(),
                 detail: format!(
                     "`{}` failed (install mmdebstrap yourself, or set STACKPROOF_BASE_IMAGE):\n{}",
                     args.join(" "),
@@ -407,7 +531,7 @@ async fn install_mmdebstrap() -> Result<()> {
     Ok(())
 }
 
-/// Removes the server images and the bootstrapped base (`stackproof bench --cold`).
+/// Removes every `stackproof/*` image (`stackproof bench --cold`).
 pub async fn remove_images(docker: &Docker) -> Result<()> {
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
@@ -434,7 +558,7 @@ fn saved_file(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
     dir.join(format!("{}.tar", tag.replace(['/', ':'], "-")))
 }
 
-/// Saves the current server image and its base into `dir` (one tar, as
+/// Saves the current server image (and its base, if it has one) into `dir` (one tar, as
 /// `docker save` writes it), for a CI cache; returns the file and its size.
 pub async fn save(
     docker: &Docker,
@@ -455,7 +579,11 @@ pub async fn save(
         image.base,
         path.display()
     ));
-    let mut stream = docker.export_images(&[image.tag.as_str(), image.base.as_str()]);
+    let mut names = vec![image.tag.as_str()];
+    if image.base != ONE_PASS {
+        names.push(image.base.as_str());
+    }
+    let mut stream = docker.export_images(&names);
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(Error::docker(format!("save image `{}`", image.tag)))?;

@@ -31,14 +31,16 @@ pub async fn bench(
     }
     let image = images::ensure_server_image(&docker, &fixtures).await?;
     println!(
-        "image {}: {} in {:.1} s",
+        "image {} from {}: {} in {:.1} s, {:.0} MiB",
         image.tag,
+        image.base,
         if image.built {
             "built (cold)"
         } else {
             "present (warm)"
         },
-        image.elapsed.as_secs_f64()
+        image.elapsed.as_secs_f64(),
+        image.size as f64 / 1048576.0
     );
     let mut figures: Vec<(String, Vec<f64>)> = Vec::new();
     let mut record = |name: &str, value: f64| match figures.iter_mut().find(|(n, _)| n == name) {

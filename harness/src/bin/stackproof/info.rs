@@ -221,11 +221,12 @@ pub async fn images(
     }
     let r = images::ensure_server_image(&docker, &fixtures).await?;
     println!(
-        "{} on {}: {} in {:.1} s",
+        "{} from {}: {} in {:.1} s, {:.0} MiB",
         r.tag,
         r.base,
         if r.built { "built" } else { "present" },
-        r.elapsed.as_secs_f64()
+        r.elapsed.as_secs_f64(),
+        r.size as f64 / 1048576.0
     );
     if let Some(dir) = save {
         let (path, size) = images::save(&docker, &fixtures, &dir).await?;
