@@ -234,3 +234,92 @@ fn over_a_tcp_engine_every_claim_is_sent_from_a_container() {
     assert_all_from_containers("scale_up", 2);
     assert_all_from_containers("secured_monitored", 2);
 }
+
+/// The grading pod's own command (ci/kubernetes/grade-class.yaml), run here
+/// as the pod runs it: `sh -c` with JOB_COMPLETION_INDEX set, DOCKER_HOST
+/// as the manifest writes it (the engine reached over TCP, as the pod
+/// reaches its sidecar), the pod's volumes mapped to temporary folders.
+/// Shard 1 of 4 takes the first of four students by name, and only her.
+#[test]
+fn the_kubernetes_grading_pod_command_grades_its_shard_over_a_tcp_engine() {
+    use yaml_rust2::YamlLoader;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("ci/kubernetes/grade-class.yaml")).unwrap();
+    let job = YamlLoader::load_from_str(&manifest).unwrap().remove(0);
+    let grade = job["spec"]["template"]["spec"]["containers"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str() == Some("grade"))
+        .unwrap()
+        .clone();
+    let command = grade["args"][0].as_str().unwrap();
+    let docker_host = grade["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("DOCKER_HOST"))
+        .and_then(|e| e["value"].as_str())
+        .unwrap()
+        .to_string();
+
+    let pod = std::env::temp_dir().join(format!("sp-pod-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pod);
+    for student in ["amy", "bo", "cy", "dee"] {
+        let dir = pod.join("class").join(student);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            root.join("tests/configs/haproxy/https_complete.cfg"),
+            dir.join("haproxy.cfg"),
+        )
+        .unwrap();
+    }
+    // An empty image cache: the engine has the image already.
+    std::fs::create_dir_all(pod.join("images")).unwrap();
+    std::fs::create_dir_all(pod.join("results")).unwrap();
+    let at = |volume: &str| format!("{}/{volume}", pod.display());
+    let command = command
+        .replace(" /class/", &format!(" {}/", at("class")))
+        .replace(" /images", &format!(" {}", at("images")))
+        .replace(" /results/", &format!(" {}/", at("results")));
+
+    let (_socat, port) = engine_over_tcp();
+    let (scheme_host, _) = docker_host.rsplit_once(':').unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_stackproof"))
+        .parent()
+        .unwrap();
+    let started = Instant::now();
+    let out = Command::new("sh")
+        .args(["-c", &command])
+        .env("JOB_COMPLETION_INDEX", "0")
+        .env("DOCKER_HOST", format!("{scheme_host}:{port}"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "pod command over {scheme_host}:{port}: exit {} in {:.1} s\n{command}\n{stdout}\n{}",
+        out.status,
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the pod command failed");
+    assert!(stdout.contains("shard 1/4: amy\n"), "{stdout}");
+    let class: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pod.join("results/shard-0/class.json")).unwrap(),
+    )
+    .unwrap();
+    let graded: Vec<&str> = class["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(graded, ["amy"]);
+    assert!(pod.join("results/shard-0/class.html").exists());
+    let _ = std::fs::remove_dir_all(&pod);
+}

@@ -233,6 +233,24 @@ impl Error {
         move |source| Error::Io { action, source }
     }
 
+    /// Whether stackproof itself failed (the engine, the image, its own
+    /// files), so a later try may go through: not what a user's files or
+    /// design made happen (a server refusing its configuration, a service
+    /// that never became ready, a script that failed), which a retry repeats.
+    pub fn is_stackproofs_own(&self) -> bool {
+        matches!(
+            self,
+            Error::NoEngine { .. }
+                | Error::BadEnv { .. }
+                | Error::Docker { .. }
+                | Error::ImageBuild { .. }
+                | Error::NoBootstrapTool
+                | Error::Fixture { .. }
+                | Error::Pki { .. }
+                | Error::Io { .. }
+        )
+    }
+
     /// The whole chain of causes, one per line, for printing.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();

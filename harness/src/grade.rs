@@ -198,12 +198,30 @@ pub struct Graded {
     pub outcomes: Vec<Outcome>,
     /// Why it could not run (a file the server refuses, nothing to grade...).
     pub error: Option<String>,
+    /// Whether that was stackproof's own failure (the engine, the image),
+    /// which a retry may get past, rather than the submission's.
+    #[serde(default)]
+    pub tool_failed: bool,
     /// Its run's id, ms to ready and image, once it started (for its report).
     pub run: String,
     /// ms from nothing to every service ready.
     pub up_ms: u128,
     /// The image its hosts ran.
     pub image: String,
+}
+
+/// A class's exit status, for `grade` and `merge` alike: 0 every submission
+/// graded (whatever its verdicts); 1 one could not be because of what it
+/// holds, which a retry repeats; 2 stackproof itself failed on one (the
+/// engine, the image), which a retry may get past.
+pub fn exit_status(graded: &[Graded]) -> u8 {
+    if graded.iter().any(|g| g.tool_failed) {
+        2
+    } else if graded.iter().any(|g| g.error.is_some()) {
+        1
+    } else {
+        0
+    }
 }
 
 /// Runs `design` (a loaded design, and the name or folder it was loaded
@@ -223,6 +241,7 @@ pub async fn grade_one(
         mapping: sub.notes.clone(),
         outcomes: Vec::new(),
         error: None,
+        tool_failed: false,
         run: String::new(),
         up_ms: 0,
         image: String::new(),
@@ -251,6 +270,7 @@ pub async fn grade_one(
     let prepared = match plan.prepare().await {
         Ok(p) => p,
         Err(e) => {
+            graded.tool_failed = e.is_stackproofs_own();
             graded.error = Some(e.chain());
             return graded;
         }
@@ -261,6 +281,11 @@ pub async fn grade_one(
     graded.mapping.extend(prepared.mapping().iter().cloned());
     let stack = match prepared.start().await {
         Ok(s) => s,
+        Err(e) if e.is_stackproofs_own() => {
+            graded.tool_failed = true;
+            graded.error = Some(format!("stackproof could not run it: {}", e.chain()));
+            return graded;
+        }
         Err(e) => {
             let full = prepared.explain(&e);
             // The table's note: the server's first complaint, then the whole of it.

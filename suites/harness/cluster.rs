@@ -1,4 +1,4 @@
-//! The manifests that grade a class on a Kubernetes cluster (ci/k8s/) say
+//! The manifests that grade a class on a Kubernetes cluster (ci/kubernetes/) say
 //! what `grade --shard` and `merge` need: no cluster runs here, so this
 //! reads them as the API server would and checks they agree with the CLI.
 
@@ -6,7 +6,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 fn manifest(name: &str) -> Yaml {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("ci/k8s")
+        .join("ci/kubernetes")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut docs = YamlLoader::load_from_str(&text)
@@ -15,12 +15,13 @@ fn manifest(name: &str) -> Yaml {
     docs.remove(0)
 }
 
-/// The container named `name` of a Job's pod.
+/// The container named `name` of a Job's pod (an init container too).
 fn container<'a>(job: &'a Yaml, name: &str) -> &'a Yaml {
-    job["spec"]["template"]["spec"]["containers"]
-        .as_vec()
-        .unwrap()
+    let pod = &job["spec"]["template"]["spec"];
+    ["containers", "initContainers"]
         .iter()
+        .filter_map(|list| pod[*list].as_vec())
+        .flatten()
         .find(|c| c["name"].as_str() == Some(name))
         .unwrap_or_else(|| panic!("no container `{name}`"))
 }
@@ -44,7 +45,7 @@ fn the_grading_job_gives_each_pod_its_own_shard_and_engine() {
     );
     let grade = container(&job, "grade");
     let command = grade["args"][0].as_str().unwrap();
-    assert!(command.starts_with("stackproof grade "), "{command}");
+    assert!(command.contains(" && stackproof grade "), "{command}");
     // Index 0..N-1 becomes slice 1..N of N, each shard its own folder.
     assert!(
         command.contains(&format!("--shard $((JOB_COMPLETION_INDEX + 1))/{shards}")),
@@ -67,6 +68,19 @@ fn the_grading_job_gives_each_pod_its_own_shard_and_engine() {
         engine["securityContext"]["privileged"].as_bool(),
         Some(true)
     );
+    // A sidecar: started first, ready before the grader, stopped after it
+    // (a plain second container would keep the pod, and the Job, running).
+    let init: Vec<&str> = spec["template"]["spec"]["initContainers"]
+        .as_vec()
+        .expect("the engine is an init container")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(init, ["engine"]);
+    assert_eq!(engine["restartPolicy"].as_str(), Some("Always"));
+    let probe = engine["startupProbe"]["exec"]["command"].as_vec().unwrap();
+    let probe: Vec<&str> = probe.iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(probe.contains(&"info"), "{probe:?}");
     let listens = engine["args"][0].as_str().unwrap();
     let port = docker_host.rsplit(':').next().unwrap();
     assert!(
@@ -85,6 +99,55 @@ fn the_grading_job_gives_each_pod_its_own_shard_and_engine() {
             assert!(volumes.contains(&m["name"].as_str().unwrap()), "{m:?}");
         }
     }
+}
+
+/// The Job retries what a retry may fix and never what it repeats, by
+/// `grade`'s own exit statuses.
+#[test]
+fn the_grading_job_retries_stackproofs_failures_and_never_a_submissions() {
+    use stackproof::grade::{Graded, exit_status};
+    let job = manifest("grade-class.yaml");
+    let spec = &job["spec"];
+    assert!(spec["backoffLimitPerIndex"].as_i64().unwrap() >= 1);
+    let rules = spec["podFailurePolicy"]["rules"].as_vec().unwrap();
+    let never_retried: Vec<i64> = rules
+        .iter()
+        .filter(|r| r["action"].as_str() == Some("FailIndex"))
+        .flat_map(|r| {
+            assert_eq!(r["onExitCodes"]["containerName"].as_str(), Some("grade"));
+            assert_eq!(r["onExitCodes"]["operator"].as_str(), Some("In"));
+            r["onExitCodes"]["values"].as_vec().unwrap().clone()
+        })
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let submission = |error: Option<&str>, tool_failed: bool| Graded {
+        name: "amy".into(),
+        mapping: vec![],
+        outcomes: vec![],
+        error: error.map(String::from),
+        tool_failed,
+        run: String::new(),
+        up_ms: 0,
+        image: String::new(),
+    };
+    let refused = exit_status(&[submission(Some("haproxy.cfg refused: ..."), false)]);
+    let engine_lost = exit_status(&[submission(Some("the engine went away"), true)]);
+    let graded = exit_status(&[submission(None, false)]);
+    assert_eq!(graded, 0);
+    assert!(
+        never_retried.contains(&(refused as i64)),
+        "{never_retried:?}"
+    );
+    assert!(
+        !never_retried.contains(&(engine_lost as i64)),
+        "{never_retried:?}"
+    );
+    // The image cache is loaded before grading.
+    let command = container(&job, "grade")["args"][0].as_str().unwrap();
+    assert!(
+        command.starts_with("stackproof images --load /images && "),
+        "{command}"
+    );
 }
 
 #[test]

@@ -114,8 +114,8 @@ pub enum Command {
     /// HTML page, one JUnit file and one Markdown summary; exits as the
     /// worst run did (0 held, 1 a claim broke, 2 one was not measured).
     /// Given `grade`'s class.json files (a class graded in shards), writes
-    /// one class page, table and JUnit file; exits 1 when a submission
-    /// could not be graded.
+    /// one class page, table and JUnit file; exits as `grade` does (1 a
+    /// submission could not be graded, 2 stackproof failed on one).
     Merge {
         /// Reports written by `check --json`.
         #[arg(required = true)]

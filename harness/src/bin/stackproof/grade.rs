@@ -12,8 +12,10 @@ use stackproof::report;
 
 /// `stackproof grade`: every submission (of the shard), as many at once as
 /// the machine allows. Exits 0 when every submission was graded (whatever
-/// its verdicts), 1 when one could not be (its row says why: a file its
-/// server refuses, a design that did not start).
+/// its verdicts); 1 when one could not be because of what it holds (its row
+/// says why: a file its server refuses, nothing to grade), which a retry
+/// repeats; 2 when stackproof itself failed (the engine, the image), which
+/// a retry may get past (a cluster's Job retries that exit, not 1).
 pub async fn grade(
     design: &str,
     dirs: &[PathBuf],
@@ -157,12 +159,16 @@ pub async fn grade(
         out.join("summary.md").display()
     );
     let ungraded = graded.iter().filter(|g| g.error.is_some()).count();
-    Ok(if ungraded == 0 {
-        ExitCode::SUCCESS
-    } else {
+    let tool_failed = graded.iter().filter(|g| g.tool_failed).count();
+    if tool_failed > 0 {
+        println!(
+            "{tool_failed} submission(s) not graded because stackproof itself failed \
+             (their rows say how); run again"
+        );
+    } else if ungraded > 0 {
         println!("{ungraded} submission(s) could not be graded (their rows say why)");
-        ExitCode::from(1)
-    })
+    }
+    Ok(ExitCode::from(grade::exit_status(&graded)))
 }
 
 fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {

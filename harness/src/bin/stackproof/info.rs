@@ -84,11 +84,7 @@ fn merge_class(
         graded.len(),
         shards.len()
     );
-    Ok(if ungraded == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(grade::exit_status(graded)))
 }
 
 /// `stackproof diff`: what changed between two runs of a design.
