@@ -40,6 +40,9 @@ pub struct Claim {
     /// What to look at when it fails, from the claims file (`look_at`):
     /// said after the failure's own words, never instead of them.
     pub look_at: Option<String>,
+    /// Its budgets judged on this percentile of its runs when repeated
+    /// (`percentile = 95` in the claims file); none: on every run.
+    pub percentile: Option<u8>,
 }
 
 /// A claim's variant: the design with `variants/<name>/` laid over it, on
@@ -70,6 +73,7 @@ impl Claim {
             check,
             skip: None,
             look_at: None,
+            percentile: None,
             hosts: Vec::new(),
             variant: None,
         }
@@ -163,7 +167,7 @@ impl Verdict {
             Err(f) => (
                 f.evidence.clone(),
                 match f.cause {
-                    Cause::Design => Verdict::Broken(f),
+                    Cause::Design | Cause::OverBudget => Verdict::Broken(f),
                     Cause::Tooling => Verdict::NotMeasured(f),
                     Cause::NotApplicable => Verdict::Skipped(f.summary),
                 },
@@ -192,6 +196,38 @@ pub struct Outcome {
     /// What its probes saw through its faults.
     #[serde(default)]
     pub timelines: Vec<Timeline>,
+    /// The budgets its figures were judged on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
+}
+
+/// A figure's budget: declared by the kind ([`Recorder::budget`]), judged
+/// by the runner on each run, or on a percentile of the runs of a repeated
+/// claim whose claims file says `percentile = P`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The figure, as recorded (`failover outage (ms)`).
+    pub figure: String,
+    /// The most it may be.
+    pub at_most: f64,
+    /// Judged on this percentile of a repeated claim's runs; none: on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentile: Option<u8>,
+}
+
+impl Budget {
+    /// The first of `budgets` that a value of `figures` goes past, with the value.
+    pub fn first_exceeded<'a>(
+        budgets: &'a [Budget],
+        figures: &[(String, f64)],
+    ) -> Option<(&'a Budget, f64)> {
+        budgets.iter().find_map(|b| {
+            figures
+                .iter()
+                .find(|(name, v)| *name == b.figure && *v > b.at_most)
+                .map(|(_, v)| (b, *v))
+        })
+    }
 }
 
 impl Outcome {
@@ -205,6 +241,7 @@ impl Outcome {
             millis: 0,
             figures: Vec::new(),
             timelines: Vec::new(),
+            budgets: Vec::new(),
         }
     }
 }
@@ -244,6 +281,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
             millis: 0,
             figures: Vec::new(),
             timelines: Vec::new(),
+            budgets: Vec::new(),
         };
     }
     if let Some(variant) = &claim.variant {
@@ -271,6 +309,33 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     let millis = started.elapsed().as_millis();
     let figures = rec.take_figures();
     let timelines = rec.take_timelines();
+    let budgets: Vec<Budget> = rec
+        .take_budgets()
+        .into_iter()
+        .map(|(figure, at_most)| Budget {
+            figure,
+            at_most,
+            percentile: claim.percentile,
+        })
+        .collect();
+    // A check that held is judged on its budgets here, so a repeated claim
+    // can tell a run over budget from one that broke (Cause::OverBudget).
+    let result = match result {
+        Ok(evidence) => match Budget::first_exceeded(&budgets, &figures) {
+            Some((b, value)) => Err(Failure {
+                cause: Cause::OverBudget,
+                ..Failure::new(
+                    format!(
+                        "{} was {value:.0}, past its budget of {:.0}",
+                        b.figure, b.at_most
+                    ),
+                    evidence,
+                )
+            }),
+            None => Ok(evidence),
+        },
+        Err(f) => Err(f),
+    };
     let (evidence, mut verdict) = Verdict::from_check(result);
     let mut left_changed = restored.err().map(|e| {
         format!(
@@ -315,6 +380,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
         millis,
         figures,
         timelines,
+        budgets,
     }
 }
 
@@ -326,7 +392,9 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
 async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recorder) -> Outcome {
     let started = Instant::now();
     let ended = |verdict: Verdict, evidence: String, own: Option<Outcome>| {
-        let (figures, timelines) = own.map(|o| (o.figures, o.timelines)).unwrap_or_default();
+        let (figures, timelines, budgets) = own
+            .map(|o| (o.figures, o.timelines, o.budgets))
+            .unwrap_or_default();
         Outcome {
             id: claim.id.clone(),
             says: claim.says.clone(),
@@ -335,6 +403,7 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
             millis: started.elapsed().as_millis(),
             figures,
             timelines,
+            budgets,
         }
     };
     let fixtures = stack.fixtures_now();

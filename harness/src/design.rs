@@ -262,6 +262,9 @@ struct ClaimEntry {
     /// What to look at when it fails (a directive, a file), for the reader.
     #[serde(default)]
     look_at: Option<String>,
+    /// Its budgets judged on this percentile of its runs when repeated.
+    #[serde(default)]
+    percentile: Option<u8>,
     /// A documented remedy (a folder under `variants/`) the claim is measured on.
     #[serde(default)]
     variant: Option<String>,
@@ -468,6 +471,15 @@ fn read_claims(
             }
             (None, true) => {}
         }
+        if let Some(p) = entry.percentile.filter(|p| !(1..=100).contains(p)) {
+            return Err(Error::InvalidFixture {
+                path: here,
+                detail: format!(
+                    "claim `{}`: `percentile = {p}`: a percentile is 1 to 100 (95 judges a repeated claim's budgets on the 95th percentile of its runs)",
+                    entry.id
+                ),
+            });
+        }
         claims.push(crate::claim::Claim {
             hosts,
             proves: entry.proves.unwrap_or_else(|| kind.doc.to_string()),
@@ -478,6 +490,7 @@ fn read_claims(
             check: kind.check,
             skip: entry.skip,
             look_at: entry.look_at,
+            percentile: entry.percentile,
             variant: None,
         });
     }

@@ -247,6 +247,7 @@ mod tests {
             millis: 0,
             figures: figures.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
             timelines: Vec::new(),
+            budgets: Vec::new(),
         }
     }
 

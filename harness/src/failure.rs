@@ -23,6 +23,9 @@ pub enum Cause {
     /// What the claim would measure is not the run's to judge (a remedy
     /// that would replace the user's own file): SKIP, with the reason.
     NotApplicable,
+    /// Everything held but a figure went past its budget ([`crate::Recorder::budget`]):
+    /// FAIL; when repeated, a claim judged on a percentile weighs it with its other runs.
+    OverBudget,
 }
 
 /// Why a claim did not hold, or could not be measured.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default)]
 pub struct Recorder {
     figures: Mutex<Vec<(String, f64)>>,
+    budgets: Mutex<Vec<(String, f64)>>,
     timelines: Mutex<Vec<Timeline>>,
     waiting: Mutex<String>,
 }
@@ -24,6 +25,22 @@ impl Recorder {
             .lock()
             .expect("figures lock")
             .push((name.to_string(), value));
+    }
+
+    /// Declares that the figure `name` (recorded with [`Recorder::record`])
+    /// must stay at most `at_most`. The runner judges it, not the kind: on
+    /// the run, or, for a claim whose claims file says `percentile = P` and
+    /// that is repeated (`check --repeat`), on the P-th percentile of its runs.
+    pub fn budget(&self, name: &str, at_most: f64) {
+        self.budgets
+            .lock()
+            .expect("budgets lock")
+            .push((name.to_string(), at_most));
+    }
+
+    /// Takes the budgets declared since the last call.
+    pub fn take_budgets(&self) -> Vec<(String, f64)> {
+        std::mem::take(&mut *self.budgets.lock().expect("budgets lock"))
     }
 
     /// Records what a probe loop saw through a fault, for the reports.

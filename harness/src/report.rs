@@ -327,6 +327,7 @@ mod tests {
                 millis: 5,
                 figures: vec![],
                 timelines: Vec::new(),
+                budgets: Vec::new(),
             },
             Outcome {
                 id: "a.c".into(),
@@ -336,6 +337,7 @@ mod tests {
                 millis: 7,
                 figures: vec![],
                 timelines: Vec::new(),
+                budgets: Vec::new(),
             },
             Outcome {
                 id: "a.d".into(),
@@ -345,6 +347,7 @@ mod tests {
                 millis: 7,
                 figures: vec![],
                 timelines: Vec::new(),
+                budgets: Vec::new(),
             },
         ];
         let path = std::env::temp_dir().join(format!("sp-junit-{}.xml", std::process::id()));
@@ -393,6 +396,7 @@ mod tests {
             millis: 3,
             figures: vec![],
             timelines: Vec::new(),
+            budgets: Vec::new(),
         };
         let line = strip_ansi(&checklist_line(&o));
         assert!(line.starts_with("FAIL  x.y"), "{line}");

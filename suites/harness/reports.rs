@@ -15,6 +15,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
         millis: 1234,
         figures: vec![("outage (ms)".into(), 305.0)],
         timelines: Vec::new(),
+        budgets: Vec::new(),
     };
     let claims = vec![
         outcome("d.lb.round_robin", Verdict::Held),

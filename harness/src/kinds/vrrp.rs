@@ -218,7 +218,7 @@ async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
 /// `vrrp.failover`: the backup takes the VIP when the master fails.
 pub const FAILOVER: Kind = Kind {
     name: "vrrp.failover",
-    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, the measured outage stays under `outage_budget_ms`, and every request after the outage succeeds. Afterwards the master takes the VIP back before the next claim. A master whose keepalived says `nopreempt` keeps no claim on the VIP: the fault goes to whichever of the pair holds it, and a pair left the other way round gets the next claim a fresh stack.",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Afterwards the master takes the VIP back before the next claim. A master whose keepalived says `nopreempt` keeps no claim on the VIP: the fault goes to whichever of the pair holds it, and a pair left the other way round gets the next claim a fresh stack.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),
@@ -374,15 +374,13 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         &evidence,
     )?;
     ensure(
-        report.outage_ms() < outage_budget.as_millis(),
-        "the outage exceeded the budget",
-        &evidence,
-    )?;
-    ensure(
         after_outage_ok,
         "requests kept failing after the failover",
         &evidence,
     )?;
+    // Judged by the runner: on this run, or on a percentile of a repeated
+    // claim's runs (`percentile` in the claims file).
+    rec.budget("failover outage (ms)", outage_budget.as_millis() as f64);
     Ok(evidence)
 }
 
