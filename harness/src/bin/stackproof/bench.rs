@@ -48,6 +48,8 @@ pub async fn bench(
         None => figures.push((name.to_string(), vec![value])),
     };
     let mut failures = 0;
+    // Each claim's (id, runs it held in, runs it ran in): the soak's verdict.
+    let mut held: Vec<(String, usize, usize)> = Vec::new();
     // A later run's stack starts on hosts made while the previous one ran,
     // as in a suite: "topology up, a later stack" is that figure.
     let prewarm = (runs > 1).then(stackproof::skeleton::Prewarm::start);
@@ -78,6 +80,17 @@ pub async fn bench(
         drop(ran.removals);
         let mut claims_ms = 0.0;
         for o in &ran.outcomes {
+            match held.iter_mut().find(|(id, ..)| *id == o.id) {
+                Some((_, h, n)) => {
+                    *h += o.verdict.held() as usize;
+                    *n += !o.verdict.skipped() as usize;
+                }
+                None => held.push((
+                    o.id.clone(),
+                    o.verdict.held() as usize,
+                    !o.verdict.skipped() as usize,
+                )),
+            }
             if !o.verdict.held() && !o.verdict.skipped() {
                 failures += 1;
                 println!("run {}: {}", i + 1, report::checklist_line(o));
@@ -121,6 +134,13 @@ pub async fn bench(
             percentile(&v, 50.0),
             percentile(&v, 95.0),
             v[v.len() - 1]
+        );
+    }
+    println!("claims held, of the runs they ran in:");
+    for (id, h, n) in &held {
+        println!(
+            "  {id:<52} {h:>3}/{n}{}",
+            if h < n { "  did not always hold" } else { "" }
         );
     }
     // The budgets beside the figures they concern: figures, not a verdict.
