@@ -14,6 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-20}"
 mkdir -p target/soak
+# The fixtures compiled into the binary: editing fixtures/ meanwhile changes nothing.
+export STACKPROOF_EMBEDDED=1
 cargo build --quiet --bin stackproof || exit 2
 status=0
 for design in simple_web simple_web_nginx distributed secured_monitored scale_up; do

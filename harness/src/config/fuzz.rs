@@ -131,7 +131,11 @@ fn mutate(seed: &str, rng: &mut Rng) -> String {
 }
 
 /// Maps `text` as a user's `kind` file; panics are what this test hunts.
-fn map_one(design: &Design, kind: &str, host: Option<&str>, text: &[u8], scratch: &Path) {
+/// Maps one file as `--config` does and returns the shape of what came out
+/// (the kind, then each report or error line with its numbers and quoted
+/// names blanked): how many distinct shapes a run reaches is its coverage
+/// of the mappers' behaviour, and it stops growing when the run plateaus.
+fn map_one(design: &Design, kind: &str, host: Option<&str>, text: &[u8], scratch: &Path) -> String {
     let file = scratch.join("users-file");
     std::fs::write(&file, text).unwrap();
     let arg = ConfigArg {
@@ -142,7 +146,38 @@ fn map_one(design: &Design, kind: &str, host: Option<&str>, text: &[u8], scratch
     };
     let out = scratch.join("mapped");
     let _ = std::fs::remove_dir_all(&out);
-    let _ = apply(design, &[arg], None, &[], &out);
+    let said = match apply(design, &[arg], None, &[], &out) {
+        Ok(applied) => applied.report.join("\n"),
+        Err(e) => format!("refused: {}", e.chain()),
+    };
+    format!("{kind}: {}", shape(&said))
+}
+
+/// `text` with what varies from file to file blanked: digits, and whatever
+/// is quoted in backticks or double quotes.
+fn shape(text: &str) -> String {
+    let mut out = String::new();
+    let mut quoted: Option<char> = None;
+    for c in text.chars() {
+        match (quoted, c) {
+            (Some(q), c) if c == q => {
+                quoted = None;
+                out.push(c);
+            }
+            (Some(_), _) => {}
+            (None, '`' | '"') => {
+                quoted = Some(c);
+                out.push(c);
+            }
+            (None, c) if c.is_ascii_digit() => {
+                if !out.ends_with('#') {
+                    out.push('#');
+                }
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
 }
 
 fn seeds(folder: &str) -> Vec<(PathBuf, String)> {
@@ -168,20 +203,29 @@ fn no_users_file_makes_a_mapper_panic() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let mut rng = Rng(0x5eed_5eed_5eed_5eed);
-    let mut cases = 0usize;
+    // Read between rounds while `run` holds them: cells.
+    let cases = std::cell::Cell::new(0usize);
     let mut found = Vec::new();
+    let shapes = std::cell::RefCell::new(std::collections::HashSet::new());
     let mut run = |design: &Design, kind: &str, host: Option<&str>, text: Vec<u8>, what: &str| {
-        cases += 1;
+        cases.set(cases.get() + 1);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             map_one(design, kind, host, &text, scratch.path())
         }));
-        if caught.is_err() && found.len() < 10 {
-            found.push(format!(
+        match caught {
+            Ok(shape) => {
+                shapes.borrow_mut().insert(shape);
+            }
+            Err(_) if found.len() < 10 => found.push(format!(
                 "{kind} ({what}): {:?}",
                 String::from_utf8_lossy(&text)
-            ));
+            )),
+            Err(_) => {}
         }
     };
+    // The coverage trail: distinct outcomes after each doubling of the time.
+    let mut trail: Vec<String> = Vec::new();
+    let mut next_mark = 1u64;
     let started = std::time::Instant::now();
     let mut round = 0;
     loop {
@@ -206,13 +250,25 @@ fn no_users_file_makes_a_mapper_panic() {
             }
         }
         round += 1;
-        if started.elapsed().as_secs() >= seconds {
+        let elapsed = started.elapsed().as_secs();
+        if elapsed >= next_mark || elapsed >= seconds {
+            trail.push(format!(
+                "{elapsed} s: {} files, {} outcomes",
+                cases.get(),
+                shapes.borrow().len()
+            ));
+            next_mark = (elapsed + 1).next_power_of_two();
+        }
+        if elapsed >= seconds {
             break;
         }
     }
     eprintln!(
-        "{cases} files mapped in {:.1} s, {round} round(s)",
-        started.elapsed().as_secs_f64()
+        "{} files mapped in {:.1} s, {round} round(s), {} distinct outcomes (mapping or refusal, numbers and names blanked); by time: {}",
+        cases.get(),
+        started.elapsed().as_secs_f64(),
+        shapes.borrow().len(),
+        trail.join("; ")
     );
     assert!(
         found.is_empty(),
