@@ -74,6 +74,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file of the user's (`--config`, `--script`, a submission) that is
+    /// no configuration at all: empty, not text, far too big.
+    #[error("`{path}`: {detail}")]
+    UsersFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, and what to give instead.
+        detail: String,
+    },
+
     /// A fixture file is readable but not valid.
     #[error("invalid fixture `{path}`: {detail}")]
     InvalidFixture {

@@ -19,6 +19,8 @@ pub mod script;
 
 #[cfg(test)]
 mod fuzz;
+mod users_file;
+pub use users_file::{USERS_FILE_LIMIT, read_users_file};
 
 use std::path::{Path, PathBuf};
 
@@ -516,10 +518,7 @@ pub fn apply(
                 ),
             });
         }
-        let text = std::fs::read_to_string(&c.path).map_err(|source| Error::Fixture {
-            path: c.path.clone(),
-            source,
-        })?;
+        let text = read_users_file(&c.path, &c.kind)?;
         if let Some((n, placeholder)) = unfilled_template(&text) {
             return Err(Error::InvalidFixture {
                 path: c.path.clone(),

@@ -77,10 +77,7 @@ pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Resu
                 format!("--script does not know where `{kind}` keeps its configuration")
             },
         })?;
-    let text = std::fs::read(script).map_err(|source| Error::Fixture {
-        path: script.to_path_buf(),
-        source,
-    })?;
+    let text = super::read_users_file(script, "install script")?.into_bytes();
     let docker = docker::connect().await?;
     crate::reaper::ensure(&docker, image).await;
     let run = RunId::new();
