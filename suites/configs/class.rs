@@ -292,6 +292,19 @@ fn a_class_graded_in_shards_merges_into_one() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let (first, second) = (shard("1/2"), shard("2/2"));
+    // The same class in one go, to compare with the merged shards.
+    let whole = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["grade", "distributed", "cy", "amy", "bo"])
+        .args([
+            "--out",
+            "grades-whole",
+            "--claim",
+            "distributed.dns.www_to_lb",
+        ])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    assert_eq!(whole.status.code(), Some(0));
     let merged = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args(["merge", "grades-1-2/class.json", "grades-2-2/class.json"])
         .args([
@@ -302,6 +315,7 @@ fn a_class_graded_in_shards_merges_into_one() {
         .unwrap();
     let read = |f: &str| std::fs::read_to_string(class.join(f)).unwrap_or_default();
     let (csv, page, junit) = (read("all.csv"), read("all.html"), read("all.xml"));
+    let whole_csv = read("grades-whole/summary.csv");
     std::fs::remove_dir_all(&class).unwrap();
     assert!(first.contains("shard 1/2: amy, cy"), "{first}");
     assert!(second.contains("shard 2/2: bo"), "{second}");
@@ -314,6 +328,13 @@ fn a_class_graded_in_shards_merges_into_one() {
     );
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{csv}");
+    // Sharded and merged, the class's table is the one graded in one go.
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(String::from).collect();
+        l.sort();
+        l
+    };
+    pretty_assertions::assert_eq!(sorted(&csv), sorted(&whole_csv));
     for (row, name) in rows.iter().zip(["amy", "bo", "cy"]) {
         assert!(row.starts_with(&format!("\"{name}\",PASS")), "{csv}");
     }
