@@ -498,8 +498,8 @@ async fn install_mmdebstrap() -> Result<()> {
         return Err(Error::NoBootstrapTool);
     };
     let progress = Progress::new(&format!(
-        "no registry and no Debian image: installing `mmdebstrap` with apt-get{} to bootstrap \
-         the Debian 12 base (once)",
+        "no registry and no Debian image: installing `mmdebstrap` with apt-get{} to build \
+         the server image from Debian 12 packages (once)",
         if prefix.is_empty() { "" } else { " (sudo)" }
     ));
     for args in [
