@@ -84,6 +84,7 @@ pub(crate) mod reach;
 pub(crate) mod reaper;
 pub(crate) mod recorder;
 pub(crate) mod relay;
+pub(crate) mod repeat;
 pub mod report;
 pub mod run;
 #[doc(hidden)]
