@@ -154,6 +154,8 @@ pub struct ImageReport {
 /// How the server image is made when the engine has no Debian image: one
 /// mmdebstrap pass over Debian's packages, imported as the image itself.
 pub const ONE_PASS: &str = "mmdebstrap bookworm (one pass)";
+/// How long the one pass may take: about a minute here, ten on a slow mirror.
+const ONE_PASS_DEADLINE: Duration = Duration::from_secs(20 * 60);
 
 /// Makes sure the server image for the current recipe exists, building it
 /// when it does not: on a Debian base image when the engine has one (or can
@@ -411,14 +413,31 @@ async fn build_in_one_pass(docker: &Docker, recipe: &Recipe, tag: &str, hash: &s
     let mut child = cmd.spawn().map_err(Error::io("run mmdebstrap"))?;
     let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut tail: Vec<String> = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        progress.step(&line);
-        tail.push(line);
-        if tail.len() > 30 {
-            tail.remove(0);
+    // A mirror that stops answering would hold the run forever: a deadline
+    // well past the minute a build takes (the child is killed on drop).
+    let finished = tokio::time::timeout(ONE_PASS_DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            progress.step(&line);
+            tail.push(line);
+            if tail.len() > 30 {
+                tail.remove(0);
+            }
         }
-    }
-    let status = child.wait().await.map_err(Error::io("run mmdebstrap"))?;
+        child.wait().await
+    })
+    .await;
+    let status = match finished {
+        Ok(status) => status.map_err(Error::io("run mmdebstrap"))?,
+        Err(_) => {
+            return Err(Error::ImageBuild {
+                image: tag.to_string(),
+                detail: format!(
+                    "mmdebstrap did not finish within {ONE_PASS_DEADLINE:?} (is the Debian mirror reachable?); its last lines:\n{}",
+                    tail.join("\n")
+                ),
+            });
+        }
+    };
     if !status.success() {
         return Err(Error::ImageBuild {
             image: tag.to_string(),

@@ -76,6 +76,17 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     }
 }
 
+/// A stackproof command ended with exit 0; its output otherwise.
+fn assert_exit_0(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `page` as headless Chromium builds it (script run), and a screenshot of
 /// it in `dir` at `size` ("width,height"), with the screenshot's output.
 fn in_chromium(
@@ -114,12 +125,7 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         .arg(&html)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_exit_0(&out);
     let (dom, png, shot) = in_chromium(&html, &dir, "1280,2400");
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     // Keep the picture for docs/ when asked (STACKPROOF_SCREENSHOT=docs/screenshot-simple_web.png).
@@ -177,12 +183,7 @@ fn the_class_page_renders_in_chromium_with_every_submission() {
         .current_dir(&dir)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_exit_0(&out);
     let page = dir.join("grades/class.html");
     let (dom, png, shot) = in_chromium(&page, &dir, "1280,900");
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);

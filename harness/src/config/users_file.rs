@@ -14,23 +14,26 @@ pub const USERS_FILE_LIMIT: u64 = 1024 * 1024;
 /// text, refusing in one line, with the file and what to give instead, one
 /// that is empty, not text or over [`USERS_FILE_LIMIT`].
 pub fn read_users_file(path: &Path, kind: &str) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Fixture {
+    let unreadable = |source| Error::Fixture {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
     let refuse = |detail: String| {
         Err(Error::UsersFile {
             path: path.to_path_buf(),
             detail,
         })
     };
-    if bytes.len() as u64 > USERS_FILE_LIMIT {
+    // The size first: a wrong path to a disk image must not be read whole.
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > USERS_FILE_LIMIT {
         return refuse(format!(
             "{:.1} MiB is not a {kind} file (at most {} KiB is read): is it the right path?",
-            bytes.len() as f64 / 1048576.0,
+            size as f64 / 1048576.0,
             USERS_FILE_LIMIT / 1024
         ));
     }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
