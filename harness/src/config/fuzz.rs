@@ -8,19 +8,127 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ConfigArg, apply};
+use super::{AddressArg, ConfigArg, apply};
 use crate::design::Design;
 
-/// (kind, its folder under tests/configs, a design that runs it, the host).
-const TARGETS: &[(&str, &str, &str, Option<&str>)] = &[
-    ("haproxy", "haproxy", "secured_monitored", None),
-    ("nginx", "nginx", "distributed", None),
-    ("apache", "apache", "simple_web", None),
-    ("keepalived", "keepalived", "scale_up", Some("lb-1")),
-    ("mariadb", "mariadb", "distributed", Some("server-2")),
-    ("php-fpm", "php-fpm", "distributed", None),
-    ("prometheus", "prometheus", "scale_up", None),
-    ("iptables", "iptables", "secured_monitored", Some("lb-1")),
+/// (kind, its folder under tests/configs, the designs and hosts it is
+/// mapped onto): each kind onto every design that runs it, since what a
+/// mapper checks depends on the design (one balancer or two, TLS or not).
+type Target = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, Option<&'static str>)],
+);
+const TARGETS: &[Target] = &[
+    (
+        "haproxy",
+        "haproxy",
+        &[
+            ("distributed", None),
+            ("secured_monitored", None),
+            ("scale_up", None),
+        ],
+    ),
+    (
+        "nginx",
+        "nginx",
+        &[
+            ("simple_web_nginx", None),
+            ("distributed", None),
+            ("scale_up", None),
+        ],
+    ),
+    ("apache", "apache", &[("simple_web", None)]),
+    (
+        "keepalived",
+        "keepalived",
+        &[("scale_up", Some("lb-1")), ("scale_up", Some("lb-2"))],
+    ),
+    (
+        "mariadb",
+        "mariadb",
+        &[
+            ("simple_web", None),
+            ("distributed", Some("server-1")),
+            ("distributed", Some("server-2")),
+        ],
+    ),
+    (
+        "php-fpm",
+        "php-fpm",
+        &[
+            ("simple_web", None),
+            ("distributed", None),
+            ("scale_up", None),
+        ],
+    ),
+    (
+        "prometheus",
+        "prometheus",
+        &[("secured_monitored", None), ("scale_up", None)],
+    ),
+    (
+        "iptables",
+        "iptables",
+        &[
+            ("secured_monitored", Some("lb-1")),
+            ("secured_monitored", Some("server-1")),
+        ],
+    ),
+];
+
+/// Whole sites: several of a student's files for one design at once, with
+/// the addresses they name given as `--address` does, so that what one file
+/// says of the hosts (a balancer's server lines) is mapped in another (a
+/// firewall's sources). (design, its files as (kind, host, file under
+/// tests/configs), its `--address` arguments.)
+type Site = (
+    &'static str,
+    &'static [(&'static str, Option<&'static str>, &'static str)],
+    &'static [&'static str],
+);
+const SITES: &[Site] = &[
+    (
+        "secured_monitored",
+        &[
+            ("haproxy", None, "haproxy/https_complete.cfg"),
+            ("iptables", Some("server-1"), "iptables/rules_server.v4"),
+            ("iptables", Some("server-2"), "iptables/ufw_server.sh"),
+            ("iptables", Some("lb-1"), "iptables/iptables_lb.sh"),
+            ("prometheus", None, "prometheus/prometheus.yml"),
+        ],
+        &["34.229.66.76=lb-1"],
+    ),
+    (
+        "scale_up",
+        &[
+            ("haproxy", None, "haproxy/lb_debian_default.cfg"),
+            ("keepalived", Some("lb-1"), "keepalived/lb-01.conf"),
+            ("keepalived", Some("lb-2"), "keepalived/lb-02.conf"),
+            ("nginx", None, "nginx/upstream_php"),
+            ("php-fpm", None, "php-fpm/www.conf"),
+        ],
+        &[],
+    ),
+    (
+        "distributed",
+        &[
+            ("haproxy", None, "haproxy/lb_listen_style.cfg"),
+            ("mariadb", Some("server-1"), "mariadb/primary.cnf"),
+            ("mariadb", Some("server-2"), "mariadb/replica.cnf"),
+            ("nginx", None, "nginx/default_with_php"),
+        ],
+        &["100.25.34.211=server-1", "54.160.85.72=server-2"],
+    ),
+];
+
+/// The command line's own arguments that name users' files and addresses.
+const ARGUMENTS: &[&str] = &[
+    "lb-1:haproxy=tests/configs/haproxy/lb_one_server.cfg",
+    "nginx=/etc/nginx/sites-available/default",
+    "server-2:mariadb=./50-server.cnf",
+    "10.0.0.5=lb-1",
+    "34.229.66.76=lb-2",
 ];
 
 /// A small deterministic generator (xorshift): the same cases every run.
@@ -74,6 +182,103 @@ const PIECES: &[&str] = &[
     "\0",
     "1e999",
 ];
+
+/// The words the code under test compares against: its string literals
+/// with no space in them (`server-template`, `nopreempt`, `--dport`), as a
+/// libFuzzer dictionary gives them. A mutation can then write a directive
+/// that no seed holds and reach the branch that answers it.
+fn dictionary(sources: &[&str]) -> Vec<String> {
+    let mut words = std::collections::BTreeSet::new();
+    for source in sources {
+        // Every other piece between double quotes is a literal (escaped
+        // quotes are rare enough in our sources to ignore).
+        for literal in source.split('"').skip(1).step_by(2) {
+            let plain = literal
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c));
+            if plain && (2..=32).contains(&literal.len()) {
+                words.insert(literal.to_string());
+            }
+        }
+    }
+    words.into_iter().collect()
+}
+
+/// The sources of the mappers of users' files: their dictionary.
+const MAPPER_SOURCES: &[&str] = &[
+    include_str!("mod.rs"),
+    include_str!("haproxy/mod.rs"),
+    include_str!("iptables/mod.rs"),
+    include_str!("nginx.rs"),
+    include_str!("apache.rs"),
+    include_str!("keepalived.rs"),
+    include_str!("mariadb.rs"),
+    include_str!("php_fpm.rs"),
+    include_str!("prometheus.rs"),
+];
+
+/// The sources of the loader of design folders: its dictionary.
+const LOADER_SOURCES: &[&str] = &[
+    include_str!("../design.rs"),
+    include_str!("../spec.rs"),
+    include_str!("../mutant.rs"),
+    include_str!("../fixtures.rs"),
+];
+
+/// Deterministic mutations of users' text.
+struct Mutator {
+    rng: Rng,
+    words: Vec<String>,
+}
+
+impl Mutator {
+    fn new(seed: u64, sources: &[&str]) -> Mutator {
+        Mutator {
+            rng: Rng(seed),
+            words: dictionary(sources),
+        }
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.rng.below(n)
+    }
+
+    /// One to three mutations of `seed`.
+    fn mutate(&mut self, seed: &str) -> String {
+        let mut text = seed.to_string();
+        for _ in 0..1 + self.rng.below(3) {
+            text = if self.rng.below(4) == 0 && !self.words.is_empty() {
+                self.put_a_word(&text)
+            } else {
+                mutate(&text, &mut self.rng)
+            };
+        }
+        text
+    }
+
+    /// A word of the dictionary put at the start of a line (where a
+    /// directive goes), or in place of one of the text's words.
+    fn put_a_word(&mut self, text: &str) -> String {
+        let word = self.words[self.rng.below(self.words.len())].clone();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        if lines.is_empty() {
+            return word;
+        }
+        let i = self.rng.below(lines.len());
+        let line = &mut lines[i];
+        if self.rng.below(2) == 0 {
+            let indent = line.len() - line.trim_start().len();
+            line.insert_str(indent, &format!("{word} "));
+        } else {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if !words.is_empty() {
+                let old = words[self.rng.below(words.len())].to_string();
+                *line = line.replacen(&old, &word, 1);
+            }
+        }
+        lines.join("\n")
+    }
+}
 
 /// One mutation of `seed`.
 fn mutate(seed: &str, rng: &mut Rng) -> String {
@@ -130,20 +335,8 @@ fn mutate(seed: &str, rng: &mut Rng) -> String {
     }
 }
 
-/// Maps `text` as a user's `kind` file (panics are what this test hunts)
-/// and returns the shapes of what came out: each report or error line with
-/// every word the file itself holds and every word that is not plain
-/// lowercase (paths, addresses, numbers, names) blanked, so what is left
-/// is the mapper's own wording, one rule or refusal each. How
-/// many distinct shapes a run reaches is its coverage of the mappers'
-/// behaviour; it stops growing when the run plateaus.
-fn map_one(
-    design: &Design,
-    kind: &str,
-    host: Option<&str>,
-    text: &[u8],
-    scratch: &Path,
-) -> Vec<String> {
+/// Maps `text` as a user's `kind` file; a panic is what this hunts.
+fn map_one(design: &Design, kind: &str, host: Option<&str>, text: &[u8], scratch: &Path) {
     let file = scratch.join("users-file");
     std::fs::write(&file, text).unwrap();
     let arg = ConfigArg {
@@ -154,71 +347,46 @@ fn map_one(
     };
     let out = scratch.join("mapped");
     let _ = std::fs::remove_dir_all(&out);
-    let said = match apply(design, &[arg], None, &[], &out) {
-        Ok(applied) => applied.report.join("\n"),
-        Err(e) => format!("refused: {}", e.chain()),
-    };
-    let words = |t: &str| -> Vec<String> {
-        t.split(|c: char| c.is_whitespace() || "`'\"{}();,:/=[]<>@*".contains(c))
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let theirs: std::collections::HashSet<String> =
-        words(&String::from_utf8_lossy(text)).into_iter().collect();
-    said.lines()
-        .map(|line| {
-            let line = words(line);
-            let mut ours: Vec<&str> = Vec::new();
-            for w in &line {
-                // Our wording is plain lowercase words; anything else is a
-                // fragment of the file (a path, an address, a quoted piece).
-                let plain = w.chars().all(|c| c.is_ascii_lowercase());
-                let w = if theirs.contains(w) || !plain {
-                    "_"
-                } else {
-                    w.as_str()
-                };
-                if !(w == "_" && ours.last() == Some(&"_")) {
-                    ours.push(w);
-                }
-            }
-            format!("{kind}: {}", shape(&ours.join(" ")))
-        })
-        .collect()
+    let _ = apply(design, &[arg], None, &[], &out);
 }
 
-/// `text` with what varies from file to file blanked: digits, and whatever
-/// is quoted in backticks or double quotes.
-fn shape(text: &str) -> String {
-    let mut out = String::new();
-    let mut quoted: Option<char> = None;
-    for c in text.chars() {
-        match (quoted, c) {
-            (Some(q), c) if c == q => {
-                quoted = None;
-                out.push(c);
-            }
-            (Some(_), _) => {}
-            (None, '`' | '"') => {
-                quoted = Some(c);
-                out.push(c);
-            }
-            (None, c) if c.is_ascii_digit() => {
-                if !out.ends_with('#') {
-                    out.push('#');
-                }
-            }
-            (None, c) => out.push(c),
-        }
+/// Maps the files of `site` (written from `texts`) together; a panic is
+/// what this hunts. Whether the mapping was taken.
+fn map_site(design: &Design, site: &Site, texts: &[String], scratch: &Path) -> bool {
+    let (_, files, addresses) = site;
+    let mut args = Vec::new();
+    for (i, ((kind, host, _), text)) in files.iter().zip(texts).enumerate() {
+        let path = scratch.join(format!("site-file-{i}"));
+        std::fs::write(&path, text).unwrap();
+        args.push(ConfigArg {
+            host: host.map(str::to_string),
+            kind: kind.to_string(),
+            path,
+            origin: None,
+        });
     }
-    out
+    let addresses: Vec<AddressArg> = addresses.iter().map(|a| a.parse().unwrap()).collect();
+    let out = scratch.join("mapped");
+    let _ = std::fs::remove_dir_all(&out);
+    apply(design, &args, None, &addresses, &out).is_ok()
+}
+
+/// How long the random cases run: `STACKPROOF_FUZZ_SECONDS`, 2 by default.
+fn budget() -> std::time::Duration {
+    let seconds = std::env::var("STACKPROOF_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    std::time::Duration::from_secs(seconds)
+}
+
+/// Where the realistic users' files are: the seeds.
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
 }
 
 fn seeds(folder: &str) -> Vec<(PathBuf, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/configs")
-        .join(folder);
+    let dir = configs().join(folder);
     let mut out: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -229,141 +397,239 @@ fn seeds(folder: &str) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// The trail a long run prints: how many cases had run after each doubling
+/// of the time (`ci/fuzz.sh` measures the code they reached).
+struct Trail {
+    started: std::time::Instant,
+    next_mark: u64,
+    marks: Vec<String>,
+}
+
+impl Trail {
+    fn new() -> Trail {
+        Trail {
+            started: std::time::Instant::now(),
+            next_mark: 1,
+            marks: Vec::new(),
+        }
+    }
+
+    /// Notes `cases` at a doubling; true once the time budget is spent.
+    fn mark(&mut self, cases: usize) -> bool {
+        let elapsed = self.started.elapsed();
+        let spent = elapsed >= budget();
+        if elapsed.as_secs() >= self.next_mark || spent {
+            self.marks.push(format!("{} s {cases}", elapsed.as_secs()));
+            self.next_mark = (elapsed.as_secs() + 1).next_power_of_two();
+        }
+        spent
+    }
+
+    fn summary(&self, cases: usize, what: &str) -> String {
+        format!(
+            "{cases} {what} in {:.1} s (by time: {})",
+            self.started.elapsed().as_secs_f64(),
+            self.marks.join(", ")
+        )
+    }
+}
+
+/// The cases a target ran and the first ten that panicked.
+#[derive(Default)]
+struct Hunt {
+    cases: usize,
+    panicked: Vec<String>,
+}
+
+impl Hunt {
+    /// Runs one case; a panic is noted as `what` the case was.
+    fn case(&mut self, what: impl FnOnce() -> String, case: impl FnOnce()) {
+        self.cases += 1;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(case));
+        if caught.is_err() && self.panicked.len() < 10 {
+            self.panicked.push(what());
+        }
+    }
+}
+
 #[test]
 fn no_users_file_makes_a_mapper_panic() {
     let scratch = crate::tempdir::TempDir::new("fuzz");
     std::fs::create_dir_all(scratch.path()).unwrap();
-    let seconds: u64 = std::env::var("STACKPROOF_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let mut rng = Rng(0x5eed_5eed_5eed_5eed);
-    // Read between rounds while `run` holds them: cells.
-    let cases = std::cell::Cell::new(0usize);
-    let mut found = Vec::new();
-    let shapes = std::cell::RefCell::new(std::collections::HashSet::new());
-    let mut run = |design: &Design, kind: &str, host: Option<&str>, text: Vec<u8>, what: &str| {
-        cases.set(cases.get() + 1);
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            map_one(design, kind, host, &text, scratch.path())
-        }));
-        match caught {
-            Ok(lines) => shapes.borrow_mut().extend(lines),
-            Err(_) if found.len() < 10 => found.push(format!(
-                "{kind} ({what}): {:?}",
-                String::from_utf8_lossy(&text)
-            )),
-            Err(_) => {}
+    let mut designs = std::collections::HashMap::new();
+    for (_, _, onto) in TARGETS {
+        for (design, _) in *onto {
+            designs
+                .entry(*design)
+                .or_insert_with(|| Design::load(design).unwrap());
+        }
+    }
+    let mut mutator = Mutator::new(0x5eed_5eed_5eed_5eed, MAPPER_SOURCES);
+    let mut hunt = Hunt::default();
+    // One file of `kind`, mapped onto every design that runs it.
+    let each_design = |hunt: &mut Hunt, kind: &str, text: &[u8], what: &str| {
+        let (_, _, onto) = TARGETS.iter().find(|t| t.0 == kind).unwrap();
+        for (design, host) in *onto {
+            hunt.case(
+                || {
+                    format!(
+                        "{kind} onto {design} ({what}): {:?}",
+                        String::from_utf8_lossy(text)
+                    )
+                },
+                || map_one(&designs[design], kind, *host, text, scratch.path()),
+            );
         }
     };
-    // The coverage trail: distinct outcomes after each doubling of the time.
-    let mut trail: Vec<String> = Vec::new();
-    let mut next_mark = 1u64;
-    let started = std::time::Instant::now();
+    let sites: Vec<Vec<String>> = SITES
+        .iter()
+        .map(|(_, files, _)| {
+            files
+                .iter()
+                .map(|(_, _, f)| std::fs::read_to_string(configs().join(f)).unwrap())
+                .collect()
+        })
+        .collect();
+    for (site, texts) in SITES.iter().zip(&sites) {
+        // A seed refused whole would leave its site unfuzzed.
+        assert!(
+            map_site(&designs[site.0], site, texts, scratch.path()),
+            "the {} site of the fuzz seeds is not mapped as it is",
+            site.0
+        );
+    }
+    let mut trail = Trail::new();
     let mut round = 0;
     loop {
-        for (kind, folder, design, host) in TARGETS {
-            let design = Design::load(design).unwrap();
+        for (kind, folder, _) in TARGETS {
             for (path, seed) in seeds(folder) {
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
                 if round == 0 {
                     // The fixed cases: empty, binary, huge, the seed itself.
-                    run(&design, kind, *host, Vec::new(), "empty");
-                    run(&design, kind, *host, vec![0xff, 0xfe, 0, 0x80], "binary");
-                    run(&design, kind, *host, seed.repeat(200).into_bytes(), "huge");
-                    run(&design, kind, *host, seed.clone().into_bytes(), &name);
+                    each_design(&mut hunt, kind, b"", "empty");
+                    each_design(&mut hunt, kind, &[0xff, 0xfe, 0, 0x80], "binary");
+                    each_design(&mut hunt, kind, seed.repeat(200).as_bytes(), "huge");
+                    each_design(&mut hunt, kind, seed.as_bytes(), &name);
                 }
                 for _ in 0..8 {
-                    let mut text = seed.clone();
-                    for _ in 0..1 + rng.below(3) {
-                        text = mutate(&text, &mut rng);
-                    }
-                    run(&design, kind, *host, text.into_bytes(), &name);
+                    let text = mutator.mutate(&seed);
+                    each_design(&mut hunt, kind, text.as_bytes(), &name);
                 }
             }
         }
-        round += 1;
-        let elapsed = started.elapsed().as_secs();
-        if elapsed >= next_mark || elapsed >= seconds {
-            trail.push(format!(
-                "{elapsed} s: {} files, {} outcomes",
-                cases.get(),
-                shapes.borrow().len()
-            ));
-            next_mark = (elapsed + 1).next_power_of_two();
+        // Whole sites, one of their files mutated.
+        for (site, seed) in SITES.iter().zip(&sites) {
+            for _ in 0..4 {
+                let mut texts = seed.clone();
+                let i = mutator.below(texts.len());
+                texts[i] = mutator.mutate(&texts[i]);
+                hunt.case(
+                    || format!("the {} site, {}: {:?}", site.0, site.1[i].2, texts[i]),
+                    || {
+                        map_site(&designs[site.0], site, &texts, scratch.path());
+                    },
+                );
+            }
         }
-        if elapsed >= seconds {
+        // `--config` and `--address` as typed.
+        for argument in ARGUMENTS {
+            let text = mutator.mutate(argument);
+            hunt.case(
+                || format!("the argument {text:?}"),
+                || {
+                    let _ = text.parse::<ConfigArg>();
+                    let _ = text.parse::<AddressArg>();
+                },
+            );
+        }
+        round += 1;
+        if trail.mark(hunt.cases) {
             break;
         }
     }
-    eprintln!(
-        "{} files mapped in {:.1} s, {round} round(s), {} distinct outcomes (the mappers' own wording of a rule or refusal: plain lowercase words not in the file); by time: {}",
-        cases.get(),
-        started.elapsed().as_secs_f64(),
-        shapes.borrow().len(),
-        trail.join("; ")
-    );
+    eprintln!("{}", trail.summary(hunt.cases, "users' files mapped"));
     assert!(
-        found.is_empty(),
+        hunt.panicked.is_empty(),
         "mappers panicked on:\n{}",
-        found.join("\n")
+        hunt.panicked.join("\n")
     );
 }
 
-/// A design folder of the user's (a copy of simple_web_nginx with one
-/// service of its own), its files mutated one at a time.
+/// Design folders of the user's (copies of simple_web_nginx and scale_up,
+/// with a service of their own), their files mutated one at a time.
 #[test]
 fn no_design_folder_makes_the_loader_panic() {
     let scratch = crate::tempdir::TempDir::new("fuzz-design");
-    let dir = scratch.path().join("site");
-    crate::design::new_design(&dir, "simple_web_nginx").unwrap();
-    let service = dir.join("services/nginx/service.toml");
-    std::fs::create_dir_all(service.parent().unwrap()).unwrap();
-    let library =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/services/nginx/service.toml");
-    std::fs::copy(library, &service).unwrap();
-    let mutant = std::fs::read_dir(dir.join("mutants"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path()
-        .join("mutant.toml");
-    let files = [
-        dir.join("design.toml"),
-        dir.join("claims.toml"),
-        dir.join("dns.zone"),
-        mutant,
-        service,
-    ];
-    let mut rng = Rng(0x0dd_5eed);
-    let (mut cases, mut found) = (0, Vec::new());
-    for file in &files {
-        let seed = std::fs::read_to_string(file).unwrap();
-        for _ in 0..120 {
-            let mut text = seed.clone();
-            for _ in 0..1 + rng.below(3) {
-                text = mutate(&text, &mut rng);
-            }
-            std::fs::write(file, &text).unwrap();
-            cases += 1;
-            let loaded = std::panic::catch_unwind(|| {
-                if let Ok(d) = Design::load(dir.to_str().unwrap()) {
-                    for m in &d.mutants {
-                        let _ = m.apply(d.fixtures.clone());
-                    }
-                }
-            });
-            if loaded.is_err() && found.len() < 10 {
-                found.push(format!("{}: {text:?}", file.display()));
-            }
+    let mut files = Vec::new();
+    for base in ["simple_web_nginx", "scale_up"] {
+        let dir = scratch.path().join(base);
+        crate::design::new_design(&dir, base).unwrap();
+        let service = dir.join("services/nginx/service.toml");
+        std::fs::create_dir_all(service.parent().unwrap()).unwrap();
+        let library =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/services/nginx/service.toml");
+        std::fs::copy(library, &service).unwrap();
+        let mutant = std::fs::read_dir(dir.join("mutants"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+            .join("mutant.toml");
+        for file in [
+            dir.join("design.toml"),
+            dir.join("claims.toml"),
+            dir.join("dns.zone"),
+            mutant,
+            service.clone(),
+        ] {
+            let seed = std::fs::read_to_string(&file).unwrap();
+            files.push((dir.clone(), file, seed));
         }
-        std::fs::write(file, &seed).unwrap();
     }
-    eprintln!("{cases} design folders loaded");
+    let mut mutator = Mutator::new(0x0dd_5eed, LOADER_SOURCES);
+    let vars: std::collections::BTreeMap<String, String> = [
+        ("lb-1.private", "10.0.1.2"),
+        ("self.public.iface", "eth0"),
+        ("domain", "foobar.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut hunt = Hunt::default();
+    let mut trail = Trail::new();
+    // The first round is fixed (120 cases a file); then rounds of 8 a file
+    // until the time budget is spent.
+    let mut per_file = 120;
+    loop {
+        for (dir, file, seed) in &files {
+            for _ in 0..per_file {
+                let text = mutator.mutate(seed);
+                std::fs::write(file, &text).unwrap();
+                hunt.case(
+                    || format!("{}: {text:?}", file.display()),
+                    || {
+                        // A user's template, filled as a run fills it.
+                        let _ = crate::fixtures::render(&text, &vars, file);
+                        if let Ok(d) = Design::load(dir.to_str().unwrap()) {
+                            for m in &d.mutants {
+                                let _ = m.apply(d.fixtures.clone());
+                            }
+                        }
+                    },
+                );
+            }
+            std::fs::write(file, seed).unwrap();
+        }
+        per_file = 8;
+        if trail.mark(hunt.cases) {
+            break;
+        }
+    }
+    eprintln!("{}", trail.summary(hunt.cases, "design folders loaded"));
     assert!(
-        found.is_empty(),
+        hunt.panicked.is_empty(),
         "the loader panicked on:\n{}",
-        found.join("\n")
+        hunt.panicked.join("\n")
     );
 }
