@@ -2,7 +2,7 @@
 # The fuzz targets at length, with the code they reach measured: the library's
 # unit tests are built once with LLVM's coverage instrumentation, then each
 # target (the mappers of users' files; the loader of design folders) runs for
-# 4, 8, 16 ... MAX seconds (512 unless given), each run on its own from the
+# 4, 8, 16 ... MAX seconds (1024 unless given), each run on its own from the
 # same deterministic cases, and prints the regions and functions of its own
 # code it reached (test code left out). When two doublings of the time in a
 # row each reach fewer new regions than a quarter of a percent of the
@@ -10,7 +10,7 @@
 # with the logarithm of its time, then flattens); the functions never
 # entered are listed.
 #
-#   bash ci/fuzz.sh            # up to about 35 minutes on 2 cores
+#   bash ci/fuzz.sh            # up to about 40 minutes on 2 cores
 #   MAX=16 bash ci/fuzz.sh     # a quick look
 #
 # Exits 1 when a target panicked on a case (the test prints the case), 3
@@ -18,7 +18,7 @@
 # rustup's llvm-tools (added here) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-max="${MAX:-512}"
+max="${MAX:-1024}"
 out=target/fuzz
 mkdir -p "$out"
 rm -f "$out"/*.profraw
