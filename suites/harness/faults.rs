@@ -480,3 +480,63 @@ async fn a_hosts_commands_see_what_a_fresh_exec_would() {
         (0, "after restart\n".into(), "".into())
     );
 }
+
+/// A figure past its budget is a FAIL the runner gives, with the figure and
+/// the budget, on one run and on a percentile of repeated runs: a failover
+/// outage can never be under 1 ms, so a claim that promises that cannot hold.
+#[test]
+fn a_figure_past_its_budget_fails_the_claim_on_a_run_and_on_a_percentile() {
+    let base = outside_the_repo("budget");
+    let folder = base.join("my_pair");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["new", folder.to_str().unwrap(), "--from", "scale_up"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims = folder.join("claims.toml");
+    let theirs = std::fs::read_to_string(&claims).unwrap();
+    std::fs::write(
+        &claims,
+        theirs
+            + r#"
+[[claim]]
+id = "my_pair.lb.instant_failover"
+says = "the backup takes over without a single lost millisecond"
+kind = "vrrp.failover"
+master = "lb-1"
+backup = "lb-2"
+fault = "stop_host"
+outage_budget_ms = 1
+percentile = 95
+"#,
+    )
+    .unwrap();
+    let claim = ["--claim", "my_pair.lb.instant_failover"];
+    let once = cli_ending_with(
+        &[&["check", folder.to_str().unwrap()][..], &claim].concat(),
+        1,
+    );
+    let twice = cli_ending_with(
+        &[
+            &["check", folder.to_str().unwrap(), "--repeat", "2"][..],
+            &claim,
+        ]
+        .concat(),
+        1,
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(
+        once.contains("FAIL  my_pair.lb.instant_failover")
+            && once.contains("past its budget of 1")
+            && once.contains("failover outage (ms) was"),
+        "{once}"
+    );
+    assert!(
+        twice.contains("the p95 of failover outage (ms) was past its budget"),
+        "{twice}"
+    );
+}

@@ -751,8 +751,8 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
         rejoin_budget.as_millis()
     );
     ensure(
-        ejected.is_some_and(|d| d <= eject_budget),
-        "HAProxy did not take the stopped server out in time",
+        ejected.is_some(),
+        "HAProxy did not take the stopped server out, even well past its budget",
         &evidence,
     )?;
     ensure_eq(
@@ -768,10 +768,17 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
         &evidence,
     )?;
     ensure(
-        rejoined.is_some_and(|d| d <= rejoin_budget),
-        "the server did not rejoin in time",
+        rejoined.is_some(),
+        "the server did not rejoin, even well past its budget",
         &evidence,
     )?;
+    // Judged by the runner: on this run, or on a percentile of a repeated
+    // claim's runs (`percentile` in the claims file).
+    rec.budget("health check: eject (ms)", eject_budget.as_millis() as f64);
+    rec.budget(
+        "health check: rejoin (ms)",
+        rejoin_budget.as_millis() as f64,
+    );
     Ok(evidence)
 }
 

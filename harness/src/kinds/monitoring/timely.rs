@@ -116,7 +116,7 @@ async fn detects_down(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
         "`{query}` to read 0 (window {} ms)",
         window.as_millis()
     ));
-    let seen = wait_for(window, || async {
+    let seen = wait_for(crate::kinds::common::late_wait(window), || async {
         prometheus(stack, query)
             .await
             .is_ok_and(|v| v.iter().any(|r| value(r) == Some(0.0)))
@@ -130,13 +130,19 @@ async fn detects_down(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
         "{before}; {}: monitoring showed it down {}",
         fault.words(&hosts),
         seen.map(|d| format!("after {} ms", d.as_millis()))
-            .unwrap_or_else(|| format!("NEVER within {} ms", window.as_millis())),
+            .unwrap_or_else(|| format!(
+                "NEVER within {} ms",
+                crate::kinds::common::late_wait(window).as_millis()
+            )),
     );
     ensure(
-        seen.is_some_and(|d| d <= window),
-        "monitoring did not show it down in time",
+        seen.is_some(),
+        "monitoring did not show it down, even well past the window",
         &evidence,
     )?;
+    // Judged by the runner: on this run, or on a percentile of a repeated
+    // claim's runs (`percentile` in the claims file).
+    rec.budget("down detected (ms)", window.as_millis() as f64);
     Ok(evidence)
 }
 
