@@ -314,11 +314,12 @@ pub(crate) async fn restore_all(guards: Vec<FaultGuard<'_>>) -> Result<(), Failu
 }
 
 /// How long an event due within `window` is waited for: half as long
-/// again, so the evidence says how late a late one was (the verdict is the
-/// window's). It was three times the window: a mutant whose event never
-/// comes (an alert rule with `for: 1m`) cost that much each run.
+/// again, at most 10 s more, so the evidence says how late a late one was
+/// (the verdict is the window's). Every wait past the window is paid in
+/// full by a mutant whose event never comes (an alert rule with `for: 1m`,
+/// DNS health checks on a dead port): hence the cap.
 pub(crate) fn late_wait(window: std::time::Duration) -> std::time::Duration {
-    window * 3 / 2
+    window + (window / 2).min(std::time::Duration::from_secs(10))
 }
 
 /// How long a log parser (mtail) may take to count a line after it is
