@@ -397,6 +397,31 @@ fn a_misspelt_ufw_default_is_refused_as_ufw_refuses_it() {
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
+/// `ufw default reject incoming`: as ufw builds it, the policy DROP and a
+/// last rule that rejects; the firewall loads it and keeps every port but
+/// the web's closed.
+#[test]
+fn a_ufw_reject_default_is_built_as_ufw_builds_it() {
+    let (out, text, v) = check_files(
+        "secured_monitored",
+        &["lb-1:iptables=iptables/ufw_lb_reject.sh"],
+        &["firewall.lb_exposes_only_web"],
+        &[],
+    );
+    assert!(
+        text.contains(
+            "ufw default reject incoming -> policy INPUT DROP, and a last rule -A INPUT -j REJECT"
+        ),
+        "{text}"
+    );
+    assert!(
+        v.is("PASS", "secured_monitored.firewall.lb_exposes_only_web"),
+        "{text}"
+    );
+    assert!(text.contains("8405 closed"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
 #[test]
 fn an_address_no_file_names_stops_the_run_until_the_user_says_what_it_is() {
     let dir = std::env::temp_dir().join(format!("sp-fw-{}", std::process::id()));

@@ -134,6 +134,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut ufw_used = false;
     // The chains whose policy a `ufw default` line set.
     let mut ufw_defaults_set: Vec<&str> = Vec::new();
+    // The chains whose ufw default is `reject`: a chain's policy cannot be
+    // REJECT, so ufw sets DROP and ends the chain with a REJECT rule.
+    let mut ufw_reject_default: Vec<&str> = Vec::new();
     // The rules ufw commands made (a script may mix them with iptables').
     let mut ufw_made: Vec<String> = Vec::new();
     // Addresses and interfaces of one rule, in the run's terms.
@@ -302,6 +305,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         // Off, every rule and default back to the package's.
                         rules = Rules::default();
                         ufw_defaults_set.clear();
+                        ufw_reject_default.clear();
                         ufw_made.clear();
                         ufw_enabled = false;
                         out.lines.push(format!(
@@ -346,9 +350,20 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                             continue;
                         };
                         ufw_defaults_set.push(chain);
-                        // A chain's policy cannot be REJECT: closed either way
-                        // to a reachability probe, so DROP.
-                        let p = if p == "REJECT" { "DROP" } else { p };
+                        ufw_reject_default.retain(|c| *c != chain);
+                        if p == "REJECT" {
+                            // As ufw does: the policy DROP, and a last rule
+                            // that rejects (added once ufw is on), so a
+                            // closed port answers at once instead of
+                            // leaving the client to time out.
+                            ufw_reject_default.push(chain);
+                            rules.policy("filter", chain, "DROP");
+                            out.lines.push(format!(
+                                "{}: ufw default {policy} {direction} -> policy {chain} DROP, and a last rule -A {chain} -j REJECT (as ufw's reject chain does)",
+                                at(n)
+                            ));
+                            continue;
+                        }
                         rules.policy("filter", chain, p);
                         out.lines.push(format!(
                             "{}: ufw default {policy} {direction} -> policy {chain} {p}",
@@ -552,6 +567,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         out.lines.push(
             "ufw's own rules (before.rules) -> loopback and replies accepted, as ufw does".into(),
         );
+        for chain in &ufw_reject_default {
+            filter.rules.push(format!("-A {chain} -j REJECT"));
+        }
     }
     if rules.tables.is_empty() {
         return Err(Error::InvalidFixture {

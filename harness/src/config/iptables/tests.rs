@@ -164,8 +164,15 @@ fn a_ufw_default_ufw_refuses_sets_no_policy() {
     let warned = m.warnings.join("\n");
     assert!(warned.contains("direction `incomming`"), "{warned}");
     assert!(warned.contains("policy `drop`"), "{warned}");
-    // `ufw default reject` (no direction) is incoming; closed as DROP.
+    // `ufw default reject` (no direction) is incoming: as ufw sets it, the
+    // policy DROP and a last rule that rejects.
     assert!(m.text.contains(":INPUT DROP"), "{}", m.text);
+    let input: Vec<&str> = m
+        .text
+        .lines()
+        .filter(|l| l.starts_with("-A INPUT"))
+        .collect();
+    assert_eq!(input.last(), Some(&"-A INPUT -j REJECT"), "{}", m.text);
     assert!(m.text.contains(":OUTPUT ACCEPT"), "{}", m.text);
     // Enabled through a pipe that answers ufw's prompt.
     assert!(
