@@ -3,7 +3,8 @@
 # the mutation matrix (`stackproof mutants`: each mutant against each claim)
 # and the verdict of each claim of `check --json` (figures left out: they
 # move from run to run). `record` writes them to tests/golden/; `compare`
-# runs them again and prints what moved (exit 1 when anything did).
+# runs them again and prints what moved (exit 1 when anything did; 2 when
+# a check wrote no report, with its output).
 #
 #   bash ci/golden.sh record [design...]     # about 40 minutes for all five
 #   bash ci/golden.sh compare [design...]
@@ -39,6 +40,13 @@ for c in json.load(open(sys.argv[1]))["claims"]:
 moved=0
 for d in "${designs[@]}"; do
   "$bin" check "$d" --json "$tmp/$d.json" >"$tmp/$d.check.txt" 2>&1 || true
+  if [ ! -s "$tmp/$d.json" ]; then
+    # No report: the check itself broke. Its output says why (the folder
+    # it is in goes when this script ends).
+    cat "$tmp/$d.check.txt"
+    echo "golden: check $d wrote no report (its output is above); nothing compared" >&2
+    exit 2
+  fi
   verdicts "$tmp/$d.json" >"$tmp/$d.verdicts.txt"
   # The matrix's rows only: its header names the claims, the score line sums it.
   "$bin" mutants "$d" 2>&1 | grep -vE '^stackproof mutants|^mutation score' >"$tmp/$d.mutants.txt" || true
