@@ -488,15 +488,7 @@ async fn a_hosts_commands_see_what_a_fresh_exec_would() {
 fn a_figure_past_its_budget_fails_the_claim_on_a_run_and_on_a_percentile() {
     let base = outside_the_repo("budget");
     let folder = base.join("my_pair");
-    let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
-        .args(["new", folder.to_str().unwrap(), "--from", "scale_up"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    new_design_with(&folder, &["--from", "scale_up"]);
     let claims = folder.join("claims.toml");
     let theirs = std::fs::read_to_string(&claims).unwrap();
     std::fs::write(

@@ -74,8 +74,14 @@ fn outside_the_repo(what: &str) -> std::path::PathBuf {
 
 /// A new design folder at `folder`, made by `stackproof new` as a user would.
 fn new_design(folder: &std::path::Path) {
+    new_design_with(folder, &[]);
+}
+
+/// As [`new_design`], with `new`'s options (`--from scale_up`).
+fn new_design_with(folder: &std::path::Path, options: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_stackproof"))
         .args(["new", folder.to_str().unwrap()])
+        .args(options)
         .output()
         .unwrap();
     assert!(
