@@ -4,7 +4,8 @@
 //! must answer with a mapping or a clear error, never a panic. Seeded with the
 //! realistic files of `tests/configs/` and mutated deterministically (the
 //! same cases every run), then with random cases up to a time budget
-//! (`STACKPROOF_FUZZ_SECONDS`, 2 by default; a longer run hunts further).
+//! (`STACKPROOF_FUZZ_SECONDS`, 2 by default). `ci/fuzz.sh` runs them at
+//! length and measures the code they reach, to the plateau.
 
 use std::path::{Path, PathBuf};
 
