@@ -12,17 +12,16 @@ use std::path::{Path, PathBuf};
 use super::{AddressArg, ConfigArg, apply};
 use crate::design::Design;
 
-/// (kind, its folder under tests/configs, the designs and hosts it is
-/// mapped onto): each kind onto every design that runs it, since what a
-/// mapper checks depends on the design (one balancer or two, TLS or not).
+/// (kind, the designs and hosts it is mapped onto); its seeds are
+/// tests/configs/<kind>/. Each kind goes onto every design that runs it,
+/// since what a mapper checks depends on the design (one balancer or two,
+/// TLS or not).
 type Target = (
-    &'static str,
     &'static str,
     &'static [(&'static str, Option<&'static str>)],
 );
 const TARGETS: &[Target] = &[
     (
-        "haproxy",
         "haproxy",
         &[
             ("distributed", None),
@@ -32,21 +31,18 @@ const TARGETS: &[Target] = &[
     ),
     (
         "nginx",
-        "nginx",
         &[
             ("simple_web_nginx", None),
             ("distributed", None),
             ("scale_up", None),
         ],
     ),
-    ("apache", "apache", &[("simple_web", None)]),
+    ("apache", &[("simple_web", None)]),
     (
-        "keepalived",
         "keepalived",
         &[("scale_up", Some("lb-1")), ("scale_up", Some("lb-2"))],
     ),
     (
-        "mariadb",
         "mariadb",
         &[
             ("simple_web", None),
@@ -56,7 +52,6 @@ const TARGETS: &[Target] = &[
     ),
     (
         "php-fpm",
-        "php-fpm",
         &[
             ("simple_web", None),
             ("distributed", None),
@@ -65,11 +60,9 @@ const TARGETS: &[Target] = &[
     ),
     (
         "prometheus",
-        "prometheus",
         &[("secured_monitored", None), ("scale_up", None)],
     ),
     (
-        "iptables",
         "iptables",
         &[
             ("secured_monitored", Some("lb-1")),
@@ -251,7 +244,7 @@ impl Mutator {
             text = if self.rng.below(4) == 0 && !self.words.is_empty() {
                 self.put_a_word(&text)
             } else {
-                mutate(&text, &mut self.rng)
+                mutate_once(&text, &mut self.rng)
             };
         }
         text
@@ -282,7 +275,7 @@ impl Mutator {
 }
 
 /// One mutation of `seed`.
-fn mutate(seed: &str, rng: &mut Rng) -> String {
+fn mutate_once(seed: &str, rng: &mut Rng) -> String {
     let lines: Vec<&str> = seed.lines().collect();
     match rng.below(7) {
         // Truncated anywhere (on a character boundary).
@@ -458,7 +451,7 @@ fn no_users_file_makes_a_mapper_panic() {
     let scratch = crate::tempdir::TempDir::new("fuzz");
     std::fs::create_dir_all(scratch.path()).unwrap();
     let mut designs = std::collections::HashMap::new();
-    for (_, _, onto) in TARGETS {
+    for (_, onto) in TARGETS {
         for (design, _) in *onto {
             designs
                 .entry(*design)
@@ -469,7 +462,7 @@ fn no_users_file_makes_a_mapper_panic() {
     let mut hunt = Hunt::default();
     // One file of `kind`, mapped onto every design that runs it.
     let each_design = |hunt: &mut Hunt, kind: &str, text: &[u8], what: &str| {
-        let (_, _, onto) = TARGETS.iter().find(|t| t.0 == kind).unwrap();
+        let (_, onto) = TARGETS.iter().find(|t| t.0 == kind).unwrap();
         for (design, host) in *onto {
             hunt.case(
                 || {
@@ -502,8 +495,8 @@ fn no_users_file_makes_a_mapper_panic() {
     let mut trail = Trail::new();
     let mut round = 0;
     loop {
-        for (kind, folder, _) in TARGETS {
-            for (path, seed) in seeds(folder) {
+        for (kind, _) in TARGETS {
+            for (path, seed) in seeds(kind) {
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
                 if round == 0 {
                     // The fixed cases: empty, binary, huge, the seed itself.
