@@ -1,6 +1,6 @@
 //! A run whose Docker engine is reached over TCP, as a remote engine is
-//! (GitLab's `docker:dind`, `DOCKER_HOST=tcp://…`): socat serves the local
-//! engine's socket on a loopback port, `stackproof check` is pointed at it,
+//! (GitLab's `docker:dind`, `DOCKER_HOST=tcp://…`): a relay thread serves
+//! the local engine's socket on a loopback port, `stackproof check` is pointed at it,
 //! and a capture on the run's own networks shows every claim's traffic
 //! leaving from a container (the probe host), none from this machine (the
 //! networks' gateways). Its own binary, so no other run's traffic shares
@@ -10,11 +10,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::debian_tool;
+use common::{EngineOverTcp, HostCapture};
 
 /// A child process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -24,34 +23,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The engine's socket served on a free loopback port.
-fn engine_over_tcp() -> (Killed, u16) {
-    let socat = debian_tool("socat", &["socat"]);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(socat)
-        .args([
-            // nodelay: dockerd (Go) sets TCP_NODELAY on its connections too.
-            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"),
-            "UNIX-CONNECT:/var/run/docker.sock",
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start socat");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "socat did not listen on 127.0.0.1:{port} within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Killed(child), port)
 }
 
 /// The subnets of the networks labelled with `pid` as their owner, once
@@ -122,8 +93,10 @@ fn check_over_tcp(
     networks: usize,
     traffic: Option<&str>,
 ) -> (bool, BTreeMap<String, usize>, String) {
-    let (_socat, port) = engine_over_tcp();
-    let tcpdump = debian_tool("tcpdump", &["tcpdump"]);
+    // Built (if the engine is empty) before the run whose networks are awaited.
+    common::server_image();
+    let engine = EngineOverTcp::start();
+    let port = engine.port;
     let report = std::env::temp_dir().join(format!("remote-{design}-{}.json", std::process::id()));
     let mut command = Command::new(env!("CARGO_BIN_EXE_stackproof"));
     command
@@ -147,16 +120,13 @@ fn check_over_tcp(
             .collect::<Vec<_>>()
             .join(" or ")
     );
-    let mut dump = Killed(
-        Command::new(tcpdump)
-            .args(["-i", "any", "-nn", "-q", "-l", &filter])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tcpdump"),
+    // Longer than any check here takes; dropped (removed) when it ends.
+    let mut dump = HostCapture::start(
+        &["-i", "any", "-nn", "-q", "-l", &filter],
+        Duration::from_secs(900),
     );
     // tcpdump says "listening on any" once it captures.
-    let mut err = BufReader::new(dump.0.stderr.take().unwrap());
+    let mut err = BufReader::new(dump.child.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("listening") {
         let mut line = String::new();
@@ -164,7 +134,7 @@ fn check_over_tcp(
         said.push_str(&line);
         assert!(n > 0, "tcpdump did not start capturing: {said}");
     }
-    let out = dump.0.stdout.take().unwrap();
+    let out = dump.child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for l in BufReader::new(out).lines().map_while(Result::ok) {
@@ -224,7 +194,7 @@ fn assert_all_from_containers(design: &str, networks: usize) {
 fn over_a_tcp_engine_every_claim_is_sent_from_a_container() {
     // The control first: the capture does see this machine's packets when
     // the client sends them itself (possible here only because the engine
-    // is local behind socat), so the zero below means something.
+    // is local behind the relay), so the zero below means something.
     let (_, by_source, _) = check_over_tcp("simple_web", 1, Some("local"));
     let (gateway, probe) = gateway_and_probe(&by_source);
     assert!(
@@ -283,7 +253,8 @@ fn the_kubernetes_grading_pod_command_grades_its_shard_over_a_tcp_engine() {
         .replace(" /images", &format!(" {}", at("images")))
         .replace(" /results/", &format!(" {}/", at("results")));
 
-    let (_socat, port) = engine_over_tcp();
+    let engine = EngineOverTcp::start();
+    let port = engine.port;
     let (scheme_host, _) = docker_host.rsplit_once(':').unwrap();
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_stackproof"))
         .parent()

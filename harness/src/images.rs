@@ -186,6 +186,13 @@ pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result
     if let Ok(image) = docker.inspect_image(&tag).await {
         return Ok(report(false, image.size.unwrap_or(0) as u64));
     }
+    // Tests and processes that start at once on an empty engine all come
+    // here: one builds (and installs mmdebstrap), the others wait for it and
+    // then find its image.
+    let _lock = BuildLock::acquire(&tag).await?;
+    if let Ok(image) = docker.inspect_image(&tag).await {
+        return Ok(report(false, image.size.unwrap_or(0) as u64));
+    }
     match &base {
         Some(base) => build_on_base(docker, &recipe, base, &tag, &hash).await?,
         None => build_in_one_pass(docker, &recipe, &tag, &hash).await?,
@@ -198,6 +205,105 @@ pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result
             detail: format!("the build ended without an image: {e}"),
         })?;
     Ok(report(true, image.size.unwrap_or(0) as u64))
+}
+
+/// How long a process waits for another one's build: the longest a build
+/// may take, and a minute more.
+const BUILD_LOCK_DEADLINE: Duration = Duration::from_secs(ONE_PASS_DEADLINE.as_secs() + 60);
+
+/// This machine's one image build at a time, across processes: an
+/// exclusive `flock` on a file in the temporary directory, released when
+/// the guard is dropped or the process dies (the kernel drops it then).
+pub struct BuildLock {
+    _file: std::fs::File,
+}
+
+impl BuildLock {
+    /// Waits (with a deadline) until no other process on this machine is
+    /// building an image or installing packages for one, then holds that.
+    pub async fn acquire(what: &str) -> Result<BuildLock> {
+        let waiting = BuildLock::waiting(what)?;
+        let started = Instant::now();
+        loop {
+            if let Some(lock) = waiting.try_take(started)? {
+                return Ok(lock);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// As [`BuildLock::acquire`], for code with no async runtime (a test
+    /// installing a tool with apt-get, which must not race an install here).
+    pub fn acquire_blocking(what: &str) -> Result<BuildLock> {
+        let waiting = BuildLock::waiting(what)?;
+        let started = Instant::now();
+        loop {
+            if let Some(lock) = waiting.try_take(started)? {
+                return Ok(lock);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn waiting(what: &str) -> Result<WaitingForLock> {
+        let path = std::env::temp_dir().join("stackproof-image-build.lock");
+        // Writable when we may create it; read-only is enough for flock when
+        // another user made it.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path))
+            .map_err(Error::io(format!(
+                "open the image build lock `{}`",
+                path.display()
+            )))?;
+        Ok(WaitingForLock {
+            file: std::cell::Cell::new(Some(file)),
+            path,
+            what: what.to_string(),
+            said: std::cell::Cell::new(false),
+        })
+    }
+}
+
+/// A lock file opened, not yet held.
+struct WaitingForLock {
+    file: std::cell::Cell<Option<std::fs::File>>,
+    path: std::path::PathBuf,
+    what: String,
+    said: std::cell::Cell<bool>,
+}
+
+impl WaitingForLock {
+    /// The lock if it is free now; `None` to try again; an error past the deadline.
+    fn try_take(&self, started: Instant) -> Result<Option<BuildLock>> {
+        let file = self.file.take().expect("taken once");
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(BuildLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => self.file.set(Some(file)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("lock `{}`", self.path.display()))(e));
+            }
+        }
+        if !self.said.replace(true) {
+            eprintln!(
+                "stackproof: another process is building an image on this machine; `{}` waits for it",
+                self.what
+            );
+        }
+        if started.elapsed() > BUILD_LOCK_DEADLINE {
+            return Err(Error::ImageBuild {
+                image: self.what.clone(),
+                detail: format!(
+                    "another process held the build lock `{}` for {} s: if no build is running, remove the file",
+                    self.path.display(),
+                    BUILD_LOCK_DEADLINE.as_secs()
+                ),
+            });
+        }
+        Ok(None)
+    }
 }
 
 /// The server image's recipe, `fixtures/images/server/`: the packages, the
@@ -523,7 +629,16 @@ async fn install_mmdebstrap() -> Result<()> {
     ));
     for args in [
         &["apt-get", "update", "-qq"][..],
-        &["apt-get", "install", "-y", "-qq", "mmdebstrap"][..],
+        // Another apt (unattended upgrades) may hold dpkg's lock: wait for it.
+        &[
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=120",
+            "install",
+            "-y",
+            "-qq",
+            "mmdebstrap",
+        ][..],
     ] {
         progress.step(&args.join(" "));
         let mut cmd = tokio::process::Command::new(prefix.first().copied().unwrap_or(args[0]));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../common/mod.rs"]
 mod common;
-use common::debian_tool;
+use common::{debian_tool, in_tools_container};
 use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
 use stackproof::error::Error;
 use stackproof::fixtures::Fixtures;

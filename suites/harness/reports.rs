@@ -54,12 +54,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
     let xml = std::fs::read_to_string(&file).unwrap();
     let schema =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
-    let out = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
-        .args(["--noout", "--schema"])
-        .arg(&schema)
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = xmllint_against(&schema, &file);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.status.success(),
@@ -87,28 +82,44 @@ fn assert_exit_0(out: &std::process::Output) {
     );
 }
 
+/// `xmllint --schema schema file`, in the tools container: its output.
+fn xmllint_against(schema: &std::path::Path, file: &std::path::Path) -> std::process::Output {
+    let (schema, file) = (schema.to_str().unwrap(), file.to_str().unwrap());
+    in_tools_container(
+        &[
+            std::path::Path::new(schema).parent().unwrap(),
+            std::path::Path::new(file).parent().unwrap(),
+        ],
+        "xmllint",
+        &["--noout", "--schema", schema, file],
+    )
+}
+
 /// `page` as headless Chromium builds it (script run), and a screenshot of
 /// it in `dir` at `size` ("width,height"), with the screenshot's output.
+/// Chromium runs in the tools container, with `dir` mounted and no network.
 fn in_chromium(
     page: &std::path::Path,
     dir: &std::path::Path,
     size: &str,
 ) -> (String, std::path::PathBuf, std::process::Output) {
-    let browser = debian_tool("chromium", &["chromium", "fonts-dejavu-core"]);
+    let home = format!("HOME={}", dir.display());
+    let window = format!("--window-size={size}");
+    let url = format!("file://{}", page.display());
     let headless = |extra: &[&str]| {
-        Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-            ])
-            .arg(format!("--window-size={size}"))
-            .args(extra)
-            .arg(format!("file://{}", page.display()))
-            .env("HOME", dir)
-            .output()
-            .unwrap()
+        let mut args = vec![
+            home.as_str(),
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            window.as_str(),
+        ];
+        args.extend(extra);
+        args.push(url.as_str());
+        in_tools_container(&[dir], "env", &args)
     };
     let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
     let png = dir.join("page.png");
@@ -301,12 +312,7 @@ fn a_ci_matrixs_reports_merge_into_one_page_one_junit_file_and_one_summary() {
     let md = std::fs::read_to_string(dir.join("all.md")).unwrap_or_default();
     let schema =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit-10.xsd");
-    let lint = Command::new(debian_tool("xmllint", &["libxml2-utils"]))
-        .args(["--noout", "--schema"])
-        .arg(&schema)
-        .arg(dir.join("all.xml"))
-        .output()
-        .unwrap();
+    let lint = xmllint_against(&schema, &dir.join("all.xml"));
     std::fs::remove_dir_all(&dir).unwrap();
     // The worst shard decides: the mutant broke a claim.
     assert_eq!(out.status.code(), Some(1), "{stdout}");
