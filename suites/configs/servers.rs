@@ -599,3 +599,43 @@ fn an_unrendered_template_is_named_by_its_line() {
     );
     assert!(!text.contains("known: app-1.private"), "{text}");
 }
+
+/// A tutorial's placeholder where the server expects a value (an address,
+/// a host name) is refused with the file, its line and what to write, per
+/// server, before any container; mapped, it would have become an address
+/// the run made up.
+#[test]
+fn a_placeholder_where_a_value_belongs_is_refused_with_its_line() {
+    for (design, config, said) in [
+        (
+            "scale_up",
+            "lb-1:keepalived=keepalived/placeholder-tutorial.conf",
+            "placeholder-tutorial.conf`: line 21: `<PRIVATE IP FROM MASTER INSTANCE>` is a placeholder where keepalived expects an address or host name after `unicast_src_ip`",
+        ),
+        (
+            "distributed",
+            "haproxy=haproxy/placeholder-student-id.cfg",
+            "placeholder-student-id.cfg`: line 22: `[STUDENT_ID]-web-01:80` is a placeholder where HAProxy expects an address or host name after `server`",
+        ),
+        (
+            "distributed",
+            "server-1:mariadb=mariadb/placeholder-bind.cnf",
+            "placeholder-bind.cnf`: line 7: `YOUR_SERVER_IP` is a placeholder where MariaDB expects an address or host name after `bind-address`",
+        ),
+        (
+            "secured_monitored",
+            "server-1:iptables=iptables/placeholder-ufw.sh",
+            "placeholder-ufw.sh`: line 6: `WEB_SERVER_IP` is a placeholder where iptables expects an address or host name after `from`",
+        ),
+    ] {
+        let claim = match design {
+            "scale_up" => "dns.www_to_vip",
+            "secured_monitored" => "lb.round_robin",
+            _ => "dns.www_to_lb",
+        };
+        let (out, text, _) = check_files(design, &[config], &[claim], &[]);
+        assert_eq!(out.status.code(), Some(2), "{config}: {text}");
+        assert!(text.contains(said), "{config}: {text}");
+        assert!(!text.contains("starting the design"), "{config}: {text}");
+    }
+}

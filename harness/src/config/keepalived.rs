@@ -82,9 +82,10 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         "address"
                     }
                 ));
-                if word != "interface" && is_ipv4(value) {
+                let bare = value.split('/').next().unwrap_or(value);
+                if word != "interface" && is_ipv4(bare) {
                     out.learned.push((
-                        value.to_string(),
+                        bare.to_string(),
                         Known {
                             placeholder: own.clone(),
                             what: host.to_string(),
@@ -92,7 +93,11 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     ));
                 }
             }
-            Some(addr) if block == "unicast_peer" && is_ipv4(addr) => {
+            // `192.168.0.92/24`: an address written with its prefix is still the peer's address.
+            Some(written)
+                if block == "unicast_peer" && is_ipv4(written.split('/').next().unwrap_or("")) =>
+            {
+                let addr = written.split('/').next().unwrap_or("");
                 saw_unicast = true;
                 if let Some((_, named)) = instance.as_mut() {
                     *named = true;
@@ -105,10 +110,15 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                 };
                 match to {
                     Some((placeholder, what)) => {
-                        line = line.replacen(addr, &placeholder, 1);
+                        line = line.replacen(written, &placeholder, 1);
                         out.lines.push(format!(
-                            "{}: unicast_peer {addr} -> {placeholder} ({what})",
-                            at(n)
+                            "{}: unicast_peer {written} -> {placeholder} ({what}{})",
+                            at(n),
+                            if written != addr {
+                                "; the prefix is not part of a peer's address"
+                            } else {
+                                ""
+                            }
                         ));
                         out.learned
                             .push((addr.to_string(), Known { placeholder, what }));
@@ -324,6 +334,23 @@ mod tests {
                 .any(|l| l.contains("the run's hosts have no systemd")),
             "{:?}",
             m.lines
+        );
+    }
+
+    #[test]
+    fn a_peer_written_with_its_prefix_is_a_unicast_peer() {
+        let design = Design::load("scale_up").unwrap();
+        let book = AddressBook::new();
+        let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  unicast_src_ip 192.168.0.91/24\n  unicast_peer {\n    192.168.0.92/24\n  }\n  virtual_ipaddress {\n    192.168.0.100/24\n  }\n}\n";
+        let target = crate::config::test_target(&design, &book, Some("lb-1"), vec!["lb-1", "lb-2"]);
+        let m = map(Path::new("keepalived.conf"), text, &target).unwrap();
+        assert!(m.text.contains("    {{ lb-2.public }}\n"), "{}", m.text);
+        assert!(!m.text.contains("/24\n  }\n  virtual"), "{}", m.text);
+        let said = format!("{:?} {:?}", m.lines, m.warnings);
+        assert!(!said.contains("multicast"), "{said}");
+        assert!(
+            said.contains("unicast_peer 192.168.0.92/24 -> {{ lb-2.public }}"),
+            "{said}"
         );
     }
 

@@ -14,6 +14,7 @@ pub mod keepalived;
 pub mod mariadb;
 pub mod nginx;
 pub mod php_fpm;
+mod placeholders;
 pub mod prometheus;
 pub mod script;
 
@@ -425,6 +426,19 @@ fn unfilled_template(text: &str) -> Option<(usize, String)> {
     None
 }
 
+/// How a server calls itself in a message (`keepalived`, `HAProxy`).
+fn server_name(kind: &str) -> &str {
+    match kind {
+        "haproxy" => "HAProxy",
+        "nginx" => "Nginx",
+        "apache" => "Apache",
+        "mariadb" => "MariaDB",
+        "php-fpm" => "PHP-FPM",
+        "prometheus" => "Prometheus",
+        other => other,
+    }
+}
+
 /// The order files are mapped in: those that say what an address is
 /// (backends, peers, VIPs) before those that only use addresses.
 fn mapping_order(kind: &str) -> usize {
@@ -525,6 +539,12 @@ pub fn apply(
                 detail: format!(
                     "line {n}: `{placeholder}` is a template placeholder nobody filled in: give the file as your template tool writes it for the server (or fill it in by hand)"
                 ),
+            });
+        }
+        if let Some(found) = placeholders::find(&c.kind, &text) {
+            return Err(Error::InvalidFixture {
+                path: c.path.clone(),
+                detail: found.explain(server_name(&c.kind)),
             });
         }
         let targets: Vec<(&str, &str)> = running
