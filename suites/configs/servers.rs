@@ -639,3 +639,30 @@ fn a_placeholder_where_a_value_belongs_is_refused_with_its_line() {
         assert!(!text.contains("starting the design"), "{config}: {text}");
     }
 }
+
+/// A pair whose adverts are authenticated with IPsec AH (`auth_type AH`)
+/// sends them as IP protocol 51, not VRRP's 112: the split-brain claim cuts
+/// the pair by its effect (every packet between the two), so the pair
+/// splits as any other, and the evidence counts what the cut dropped.
+/// Expected before the first run: one master at rest, split brain shown.
+#[test]
+fn a_pair_authenticated_with_ah_is_cut_by_effect_not_by_protocol() {
+    let (out, text, v) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/ah-lb-01.conf",
+            "lb-2:keepalived=keepalived/ah-lb-02.conf",
+        ],
+        &["lb.single_master", "issue.split_brain"],
+        &[],
+    );
+    for id in ["lb.single_master", "issue.split_brain"] {
+        assert!(v.is("PASS", &format!("scale_up.{id}")), "{id}: {text}");
+    }
+    assert!(
+        text.contains("every packet dropped between lb-1 and lb-2 (")
+            && !text.contains("(0 packets dropped by the cut)"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

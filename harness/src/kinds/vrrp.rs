@@ -387,7 +387,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
 /// `vrrp.split_brain`: with the adverts cut, both take the VIP.
 pub const SPLIT_BRAIN: Kind = Kind {
     name: "vrrp.split_brain",
-    doc: "With VRRP (IP protocol `protocol`) dropped between `master` and `backup` while clients still reach both, both hold the VIP within `wait_ms`; reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
+    doc: "With every packet between `master` and `backup` dropped (both ways, on every network they share: the adverts whatever carries them, VRRP's protocol 112 or AH's 51 with `auth_type AH`, multicast or unicast) while clients still reach both, both hold the VIP within `wait_ms`; the cut is checked to have taken effect by its own drop counters (nothing dropped: ERROR, the claim proved nothing). Reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "its peer"),
@@ -395,8 +395,8 @@ pub const SPLIT_BRAIN: Kind = Kind {
         Param::optional(
             "protocol",
             Ty::Text,
-            "what the partition drops (VRRP is IP protocol 112)",
-            "\"112\"",
+            "what the partition drops between the pair: `all` (the adverts, whatever protocol carries them), or one IP protocol (`112` for VRRP alone)",
+            "\"all\"",
         ),
         Param::optional(
             "wait_ms",
@@ -443,13 +443,16 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         Duration::from_millis(300),
         3000,
         async {
+            let only = (proto != "all").then_some(proto);
             let cut = stack
-                .apply(Fault::Partition(master, backup, Some(proto)))
+                .apply(Fault::Partition(master, backup, only))
                 .await?;
             rec.waiting_for(&format!("both {master} and {backup} to take the VIP"));
             let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
             tokio::time::sleep(hold).await;
             let still = holders(stack, &lbs, vip).await?;
+            // Read before the rules go: the proof the cut dropped anything.
+            let dropped = stack.packets_dropped_by_faults(&lbs).await?;
             cut.restore().await?;
             // Once the adverts meet, the higher priority wins, `nopreempt`
             // or not; which one that is is the design's, so one holder is
@@ -462,11 +465,11 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
             if healed.is_some() && holder != [named_master.to_string()] {
                 stack.taint();
             }
-            Ok::<_, Failure>((both, still, healed, holder))
+            Ok::<_, Failure>((both, still, healed, holder, dropped))
         },
     )
     .await;
-    let (both, still, healed, holder) = split?;
+    let (both, still, healed, holder, dropped) = split?;
     ensure_measured(report.sent() > 0, "the probe sent no request", "")?;
     if let Some(d) = both {
         rec.record(
@@ -490,8 +493,13 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         d.map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "never".into())
     };
+    let cut = if proto == "all" {
+        "every packet".to_string()
+    } else {
+        format!("IP protocol {proto}")
+    };
     let evidence = format!(
-        "VRRP (IP protocol {proto}) dropped between {master} and {backup}, HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: one master again after {} (held by [{}]){}",
+        "{cut} dropped between {master} and {backup} ({dropped} packets dropped by the cut), HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: one master again after {} (held by [{}]){}",
         ms(both),
         hold.as_millis(),
         still.join(", "),
@@ -505,9 +513,16 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         holder.join(", "),
         swapped.map(|note| format!("; {note}")).unwrap_or_default()
     );
+    // A cut that dropped nothing did not take effect: no advert was kept
+    // from anyone, so the pair's staying whole proves nothing.
+    ensure_measured(
+        both.is_some() || dropped > 0,
+        format!("the cut between {master} and {backup} dropped no packet: it did not take effect"),
+        &evidence,
+    )?;
     ensure(
         both.is_some(),
-        "the load balancers never both held the VIP: no split brain (the pair has a guard against it)",
+        "the load balancers never both held the VIP although no advert crossed between them: no split brain (the pair has a guard against it)",
         &evidence,
     )?;
     ensure(

@@ -195,6 +195,27 @@ impl Stack {
         })
     }
 
+    /// How many packets the cuts now applied (partitions, packet loss) have
+    /// dropped on `hosts`, as their own iptables counters say: the proof on
+    /// the receiving side that a cut took effect, whatever protocol the
+    /// traffic it meant to stop uses.
+    pub async fn packets_dropped_by_faults(&self, hosts: &[&str]) -> Result<u64> {
+        let mut dropped = 0;
+        for h in hosts {
+            let listing = self
+                .host(h)?
+                .run("iptables -w -L -v -x -n 2>/dev/null || true")
+                .await?;
+            // "  12   1008 DROP  all  --  *  *  172.28.1.11  0.0.0.0/0  /* stackproof-fault-1 */"
+            dropped += listing
+                .lines()
+                .filter(|l| l.contains("stackproof-fault-"))
+                .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Ok(dropped)
+    }
+
     /// Sends `signal` (STOP, CONT...) to every process of `service` on `host`.
     async fn signal_service(&self, host: &str, service: &str, signal: &str) -> Result<()> {
         let names = self.service(service)?.processes.join("|");
