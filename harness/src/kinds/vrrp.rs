@@ -387,7 +387,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
 /// `vrrp.split_brain`: with the adverts cut, both take the VIP.
 pub const SPLIT_BRAIN: Kind = Kind {
     name: "vrrp.split_brain",
-    doc: "With every packet between `master` and `backup` dropped (both ways, on every network they share: the adverts whatever carries them, VRRP's protocol 112 or AH's 51 with `auth_type AH`, multicast or unicast) while clients still reach both, both hold the VIP within `wait_ms`; the cut is checked to have taken effect by its own drop counters (nothing dropped: ERROR, the claim proved nothing). Reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
+    doc: "With every packet between `master` and `backup` dropped on the VIP's network (both ways: the adverts whatever carries them, VRRP's protocol 112 or AH's 51 with `auth_type AH`, multicast or unicast) while clients still reach both, both hold the VIP within `wait_ms`; the cut is checked to have taken effect by its own drop counters (nothing dropped: ERROR, the claim proved nothing). Reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "its peer"),
@@ -420,6 +420,9 @@ backup = "lb-2""#,
 
 async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (named_master, vip, proto) = (p.host("master"), p.text("vip"), p.text("protocol"));
+    // `public.vip`: the VIP's network is where keepalived's interface is,
+    // so where the adverts travel; the pair's other networks stay whole.
+    let vip_net = vip.split('.').next().unwrap_or(vip);
     let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
     let (master, backup, swapped) =
         roles(stack, named_master, p.host("backup"), vip, no_preempt).await?;
@@ -443,10 +446,13 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         Duration::from_millis(300),
         3000,
         async {
-            let only = (proto != "all").then_some(proto);
-            let cut = stack
-                .apply(Fault::Partition(master, backup, only))
-                .await?;
+            let cut = if proto == "all" {
+                stack.apply(Fault::CutOn(master, backup, vip_net)).await?
+            } else {
+                stack
+                    .apply(Fault::Partition(master, backup, Some(proto)))
+                    .await?
+            };
             rec.waiting_for(&format!("both {master} and {backup} to take the VIP"));
             let both = wait_holders(stack, &lbs, vip, wait, |h| h.len() == lbs.len()).await?;
             tokio::time::sleep(hold).await;
@@ -494,12 +500,12 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
             .unwrap_or_else(|| "never".into())
     };
     let cut = if proto == "all" {
-        "every packet".to_string()
+        format!("every packet between {master} and {backup} on `{vip_net}` (the VIP's network, where the adverts go)")
     } else {
-        format!("IP protocol {proto}")
+        format!("IP protocol {proto} between {master} and {backup}")
     };
     let evidence = format!(
-        "{cut} dropped between {master} and {backup} ({dropped} packets dropped by the cut), HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: one master again after {} (held by [{}]){}",
+        "{cut} dropped ({dropped} packets dropped by the cut), HTTP still flowing: both held the VIP after {}; {} ms later held by [{}]; clients meanwhile (probe every {} ms): {}{}; adverts restored: one master again after {} (held by [{}]){}",
         ms(both),
         hold.as_millis(),
         still.join(", "),

@@ -103,12 +103,32 @@ impl Stack {
                 self.signal_service(h, s, "STOP").await?;
                 Undo::ContinueService(h.to_string(), s.to_string())
             }
-            Fault::Partition(a, b, proto) => {
+            Fault::Partition(a, b, _) | Fault::CutOn(a, b, _) => {
                 let tag = format!("stackproof-fault-{}", rand::random::<u32>());
+                let (proto, only_on) = match fault {
+                    Fault::Partition(_, _, proto) => (proto, None),
+                    Fault::CutOn(_, _, net) => (None, Some(net)),
+                    _ => unreachable!("matched above"),
+                };
+                if let Some(net) = only_on
+                    && (self.host(a)?.addr(net).is_none() || self.host(b)?.addr(net).is_none())
+                {
+                    return Err(Error::Unknown {
+                        kind: "network shared by both hosts",
+                        name: format!("{net} (between `{a}` and `{b}`)"),
+                        known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
+                    });
+                }
                 let proto = proto.map(|p| format!("-p {p} ")).unwrap_or_default();
                 let mut undo = Vec::new();
                 for (me, peer) in [(a, b), (b, a)] {
-                    for addr in self.host(peer)?.addrs.values() {
+                    let peer = self.host(peer)?;
+                    let addrs = peer
+                        .addrs
+                        .iter()
+                        .filter(|(net, _)| only_on.is_none_or(|on| on == net.as_str()))
+                        .map(|(_, addr)| addr);
+                    for addr in addrs {
                         for rule in [
                             format!("INPUT -s {addr} {proto}-m comment --comment {tag} -j DROP"),
                             format!("OUTPUT -d {addr} {proto}-m comment --comment {tag} -j DROP"),
@@ -376,6 +396,11 @@ pub enum Fault<'a> {
     /// name the host's /etc/protocols knows) drops that protocol only, e.g.
     /// VRRP, so a pair stops hearing itself while clients still reach both.
     Partition(&'a str, &'a str, Option<&'a str>),
+    /// Drop every packet between two hosts on one network, both ways
+    /// (iptables on both), whatever protocol carries it (VRRP's 112, AH's
+    /// 51 when keepalived authenticates with AH, multicast or unicast),
+    /// while the other networks they share carry the rest.
+    CutOn(&'a str, &'a str, &'a str),
     /// Take a host off one network (it keeps its address for the return).
     Disconnect(&'a str, &'a str),
     /// Limit every interface of a host to this rate, in kbit/s (tc TBF:
