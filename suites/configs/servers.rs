@@ -660,7 +660,7 @@ fn a_pair_authenticated_with_ah_is_cut_by_effect_not_by_protocol() {
         assert!(v.is("PASS", &format!("scale_up.{id}")), "{id}: {text}");
     }
     assert!(
-        text.contains("every packet dropped between lb-1 and lb-2 (")
+        text.contains("every packet between lb-1 and lb-2 on `public`")
             && !text.contains("(0 packets dropped by the cut)"),
         "{text}"
     );
