@@ -7,25 +7,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::claim::{self, Outcome, Verdict};
+use crate::config::registry::{self, SERVERS};
 use crate::config::{self, ConfigArg};
 use crate::design::Design;
 use crate::error::{Error, Result};
-
-/// Files a submission is searched for, by name, and the server each
-/// configures. The first is the task's own file (its absence is noted); the
-/// others are used when present and the design runs their server.
-const BY_NAME: &[(&str, &str)] = &[
-    ("haproxy.cfg", "haproxy"),
-    ("keepalived.conf", "keepalived"),
-    ("prometheus.yml", "prometheus"),
-    ("rules.v4", "iptables"),
-    ("www.conf", "php-fpm"),
-    ("50-server.cnf", "mariadb"),
-    ("my.cnf", "mariadb"),
-];
-
-/// What an install script writes, for finding scripts when the file itself is not there.
-const WRITTEN_BY_SCRIPTS: &[(&str, &str)] = &[("/etc/haproxy/haproxy.cfg", "haproxy")];
 
 /// One student's folder and the files found in it.
 #[derive(Debug, Clone)]
@@ -64,7 +49,13 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         let mut configs = Vec::new();
         let mut scripts = Vec::new();
         let mut notes = Vec::new();
-        for (file_name, kind) in BY_NAME {
+        // The first server (HAProxy, which every graded design runs) is the
+        // task's own file: its absence is noted, and a script that writes it
+        // is looked for; the others are used when present.
+        let by_name = SERVERS
+            .iter()
+            .flat_map(|s| s.file_names.iter().map(move |f| (f, &s.name)));
+        for (file_name, kind) in by_name {
             let mut found: Vec<&PathBuf> = files
                 .iter()
                 .filter(|f| f.file_name().is_some_and(|n| n == *file_name))
@@ -76,8 +67,9 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                     .iter()
                     .filter(|f| f.extension().is_none())
                     .filter(|f| {
-                        std::fs::read_to_string(f)
-                            .is_ok_and(|t| !t.starts_with("#!") && sniff(&t) == Some(*kind))
+                        std::fs::read_to_string(f).is_ok_and(|t| {
+                            !t.starts_with("#!") && registry::sniff(&t) == Some(*kind)
+                        })
                     })
                     .collect();
                 if let Some(first) = found.first() {
@@ -90,16 +82,16 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
             match found.as_slice() {
                 // One file per server: `my.cnf` when there is no `50-server.cnf`.
                 _ if configs.iter().any(|c: &ConfigArg| c.kind == *kind) => {}
-                [] if *kind != BY_NAME[0].1 => {}
+                [] if *kind != SERVERS[0].name => {}
                 [] => {
                     // A Bash script that writes the file, as students often hand in.
                     let script = files.iter().find(|f| {
                         std::fs::read_to_string(f).is_ok_and(|t| {
                             t.starts_with("#!")
                                 && t.lines().next().is_some_and(|l| l.contains("sh"))
-                                && WRITTEN_BY_SCRIPTS
-                                    .iter()
-                                    .any(|(path, k)| k == kind && t.contains(path))
+                                && SERVERS[0]
+                                    .script_writes
+                                    .is_some_and(|path| t.contains(path))
                         })
                     });
                     match script {
@@ -140,37 +132,6 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         });
     }
     Ok(out)
-}
-
-/// Which server's configuration `text` is, by what only that server's
-/// files say, or None.
-fn sniff(text: &str) -> Option<&'static str> {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .collect();
-    let starts = |word: &str| lines.iter().any(|l| l.starts_with(word));
-    // Blocks in braces are Nginx's, Apache's or keepalived's, never HAProxy's.
-    let braces = lines.iter().any(|l| l.ends_with('{'));
-    if !braces
-        && (starts("frontend ") || starts("backend ") || starts("listen "))
-        && (starts("bind ") || starts("server "))
-    {
-        Some("haproxy")
-    } else if starts("vrrp_instance") {
-        Some("keepalived")
-    } else if starts("scrape_configs:") {
-        Some("prometheus")
-    } else if starts("*filter") && starts("COMMIT") {
-        Some("iptables")
-    } else if starts("[mysqld]") || starts("[mariadb]") {
-        Some("mariadb")
-    } else if starts("pm =") && starts("listen =") {
-        Some("php-fpm")
-    } else {
-        None
-    }
 }
 
 fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
@@ -692,15 +653,18 @@ mod naming_tests {
 
     #[test]
     fn each_server_is_told_by_what_only_its_files_say() {
-        assert_eq!(super::sniff("vrrp_instance VI_1 {\n}"), Some("keepalived"));
         assert_eq!(
-            super::sniff("global:\n  scrape_interval: 15s\nscrape_configs:\n"),
+            super::registry::sniff("vrrp_instance VI_1 {\n}"),
+            Some("keepalived")
+        );
+        assert_eq!(
+            super::registry::sniff("global:\n  scrape_interval: 15s\nscrape_configs:\n"),
             Some("prometheus")
         );
         assert_eq!(
-            super::sniff("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"),
+            super::registry::sniff("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"),
             Some("iptables")
         );
-        assert_eq!(super::sniff("server {\n  listen 80;\n}\n"), None);
+        assert_eq!(super::registry::sniff("server {\n  listen 80;\n}\n"), None);
     }
 }

@@ -9,67 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::registry::SERVERS;
 use super::{AddressArg, ConfigArg, apply};
 use crate::design::Design;
-
-/// (kind, the designs and hosts it is mapped onto); its seeds are
-/// tests/configs/<kind>/. Each kind goes onto every design that runs it,
-/// since what a mapper checks depends on the design (one balancer or two,
-/// TLS or not).
-type Target = (
-    &'static str,
-    &'static [(&'static str, Option<&'static str>)],
-);
-const TARGETS: &[Target] = &[
-    (
-        "haproxy",
-        &[
-            ("distributed", None),
-            ("secured_monitored", None),
-            ("scale_up", None),
-        ],
-    ),
-    (
-        "nginx",
-        &[
-            ("simple_web_nginx", None),
-            ("distributed", None),
-            ("scale_up", None),
-        ],
-    ),
-    ("apache", &[("simple_web", None)]),
-    (
-        "keepalived",
-        &[("scale_up", Some("lb-1")), ("scale_up", Some("lb-2"))],
-    ),
-    (
-        "mariadb",
-        &[
-            ("simple_web", None),
-            ("distributed", Some("server-1")),
-            ("distributed", Some("server-2")),
-        ],
-    ),
-    (
-        "php-fpm",
-        &[
-            ("simple_web", None),
-            ("distributed", None),
-            ("scale_up", None),
-        ],
-    ),
-    (
-        "prometheus",
-        &[("secured_monitored", None), ("scale_up", None)],
-    ),
-    (
-        "iptables",
-        &[
-            ("secured_monitored", Some("lb-1")),
-            ("secured_monitored", Some("server-1")),
-        ],
-    ),
-];
 
 /// Whole sites: several of a student's files for one design at once, with
 /// the addresses they name given as `--address` does, so that what one file
@@ -451,8 +393,8 @@ fn no_users_file_makes_a_mapper_panic() {
     let scratch = crate::tempdir::TempDir::new("fuzz");
     std::fs::create_dir_all(scratch.path()).unwrap();
     let mut designs = std::collections::HashMap::new();
-    for (_, onto) in TARGETS {
-        for (design, _) in *onto {
+    for server in SERVERS {
+        for (design, _) in server.fuzz_onto {
             designs
                 .entry(*design)
                 .or_insert_with(|| Design::load(design).unwrap());
@@ -462,8 +404,8 @@ fn no_users_file_makes_a_mapper_panic() {
     let mut hunt = Hunt::default();
     // One file of `kind`, mapped onto every design that runs it.
     let each_design = |hunt: &mut Hunt, kind: &str, text: &[u8], what: &str| {
-        let (_, onto) = TARGETS.iter().find(|t| t.0 == kind).unwrap();
-        for (design, host) in *onto {
+        let onto = super::registry::server(kind).unwrap().fuzz_onto;
+        for (design, host) in onto {
             hunt.case(
                 || {
                     format!(
@@ -495,7 +437,7 @@ fn no_users_file_makes_a_mapper_panic() {
     let mut trail = Trail::new();
     let mut round = 0;
     loop {
-        for (kind, _) in TARGETS {
+        for kind in SERVERS.iter().map(|s| s.name) {
             for (path, seed) in seeds(kind) {
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
                 if round == 0 {

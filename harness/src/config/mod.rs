@@ -16,6 +16,7 @@ pub mod nginx;
 pub mod php_fpm;
 mod placeholders;
 pub mod prometheus;
+pub(crate) mod registry;
 pub mod script;
 
 #[cfg(test)]
@@ -58,21 +59,6 @@ pub struct Mapped {
     pub renamed: Vec<(String, String)>,
 }
 
-/// The server software `--config` takes, and the services of the library that run it.
-const KINDS: &[(&str, &[&str])] = &[
-    ("haproxy", &["haproxy", "haproxy-tls"]),
-    ("nginx", &["nginx"]),
-    ("apache", &["apache"]),
-    ("keepalived", &["keepalived"]),
-    (
-        "mariadb",
-        &["mariadb", "mariadb-primary", "mariadb-replica"],
-    ),
-    ("php-fpm", &["php-fpm"]),
-    ("prometheus", &["prometheus"]),
-    ("iptables", &["firewall-lb", "firewall-server"]),
-];
-
 /// One `--config [HOST:]KIND=PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigArg {
@@ -97,10 +83,10 @@ impl std::str::FromStr for ConfigArg {
             Some((h, k)) => (Some(h.to_string()), k.to_string()),
             None => (None, left.to_string()),
         };
-        if !KINDS.iter().any(|(k, _)| *k == kind) {
+        if registry::server(&kind).is_none() {
             return Err(format!(
                 "`{kind}` is not a server stackproof maps; it maps: {}",
-                KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                registry::names().join(", ")
             ));
         }
         Ok(ConfigArg {
@@ -338,11 +324,7 @@ pub fn file_label(file: &Path) -> String {
 
 /// The library's services that run `kind`'s server.
 fn services_of(kind: &str) -> &'static [&'static str] {
-    KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, s)| *s)
-        .unwrap_or(&[])
+    registry::server(kind).map_or(&[], |s| s.services)
 }
 
 /// Each (host, service) of `design` running `kind`'s server, in the design's order.
@@ -426,35 +408,12 @@ fn unfilled_template(text: &str) -> Option<(usize, String)> {
     None
 }
 
-/// How a server calls itself in a message (`keepalived`, `HAProxy`).
-fn server_name(kind: &str) -> &str {
-    match kind {
-        "haproxy" => "HAProxy",
-        "nginx" => "Nginx",
-        "apache" => "Apache",
-        "mariadb" => "MariaDB",
-        "php-fpm" => "PHP-FPM",
-        "prometheus" => "Prometheus",
-        other => other,
-    }
-}
-
-/// The order files are mapped in: those that say what an address is
-/// (backends, peers, VIPs) before those that only use addresses.
+/// The order files are mapped in: the registry's.
 fn mapping_order(kind: &str) -> usize {
-    [
-        "haproxy",
-        "keepalived",
-        "nginx",
-        "apache",
-        "php-fpm",
-        "mariadb",
-        "prometheus",
-        "iptables",
-    ]
-    .iter()
-    .position(|k| *k == kind)
-    .unwrap_or(usize::MAX)
+    registry::SERVERS
+        .iter()
+        .position(|s| s.name == kind)
+        .unwrap_or(usize::MAX)
 }
 
 /// Maps each user file onto `design` and writes the results to a fresh
@@ -541,10 +500,12 @@ pub fn apply(
                 ),
             });
         }
-        if let Some(found) = placeholders::find(&c.kind, &text) {
+        let server = registry::server(&c.kind)
+            .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+        if let Some(found) = placeholders::find(server.name, server.value_sites, &text) {
             return Err(Error::InvalidFixture {
                 path: c.path.clone(),
-                detail: found.explain(server_name(&c.kind)),
+                detail: found.explain(server.display),
             });
         }
         let targets: Vec<(&str, &str)> = running
@@ -553,7 +514,7 @@ pub fn apply(
             .filter(|(h, _)| c.host.as_deref().is_none_or(|want| want == *h))
             .collect();
         // Kinds whose files name the host itself get a copy mapped for each host.
-        let per_host = c.host.is_some() || matches!(c.kind.as_str(), "keepalived" | "iptables");
+        let per_host = c.host.is_some() || server.per_host;
         let groups: Vec<Vec<(&str, &str)>> = if per_host {
             targets.iter().map(|t| vec![*t]).collect()
         } else {
@@ -665,54 +626,14 @@ fn map_one(
     service: &str,
     group: &[(&str, &str)],
 ) -> Result<(Mapped, String)> {
-    let file = c.path.as_path();
-    Ok(match c.kind.as_str() {
-        "haproxy" => (
-            haproxy::map(
-                file,
-                text,
-                &backends(target.design),
-                target.domain,
-                target.run_domain,
-            )?,
-            format!("services/{service}/haproxy.cfg"),
-        ),
-        "nginx" => (
-            nginx::map(file, text, target)?,
-            if nginx::is_whole(text) {
-                format!("services/{service}/nginx.conf")
-            } else {
-                format!("services/{service}/site.conf")
-            },
-        ),
-        "apache" => (
-            apache::map(file, text, target)?,
-            "services/apache/site.conf".into(),
-        ),
-        "keepalived" => (
-            keepalived::map(file, text, target)?,
-            "services/keepalived/keepalived.conf".into(),
-        ),
-        "php-fpm" => (
-            php_fpm::map(file, text, target)?,
-            "services/php-fpm/www.conf".into(),
-        ),
-        "mariadb" => {
-            let roles: Vec<&str> = group.iter().map(|(_, s)| *s).collect();
-            (
-                mariadb::map(file, text, target, &roles)?,
-                "services/mariadb/my.cnf".into(),
-            )
-        }
-        "prometheus" => (
-            prometheus::map(file, text, target)?,
-            "services/prometheus/prometheus.yml".into(),
-        ),
-        "iptables" => (
-            iptables::map(file, text, target)?,
-            format!("services/{service}/rules.v4"),
-        ),
-        other => unreachable!("`{other}` is checked when the argument is parsed"),
+    let server = registry::server(&c.kind)
+        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+    (server.map)(&registry::MapInput {
+        arg: c,
+        text,
+        target,
+        service,
+        group,
     })
 }
 
@@ -760,7 +681,7 @@ mod tests {
         let c: ConfigArg = "lb-2:keepalived=k.conf".parse().unwrap();
         assert_eq!(c.host.as_deref(), Some("lb-2"));
         let e = "haprox=x".parse::<ConfigArg>().unwrap_err();
-        assert!(e.contains("haproxy, nginx"), "{e}");
+        assert!(e.contains("haproxy, keepalived, nginx"), "{e}");
         assert!(
             "haproxy"
                 .parse::<ConfigArg>()

@@ -12,7 +12,7 @@
 
 /// What a server expects at a site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub(crate) enum Expect {
     /// An address, or a host name that resolves to one.
     Address,
     /// A whole number (a priority, an id, a port).
@@ -33,7 +33,7 @@ impl Expect {
 
 /// Where a value stands on a directive's line.
 #[derive(Debug, Clone, Copy)]
-enum At {
+pub(crate) enum At {
     /// The n-th word after the directive (0: the first).
     Arg(usize),
     /// After `key =` (option files) or `key` (keepalived): the rest of the line.
@@ -43,7 +43,7 @@ enum At {
 }
 
 /// One place a server takes a value: the directive, where on its line, what.
-struct Site {
+pub(crate) struct Site {
     directive: &'static str,
     at: At,
     expect: Expect,
@@ -60,7 +60,7 @@ const fn site(directive: &'static str, at: At, expect: Expect) -> Site {
 use At::*;
 use Expect::*;
 
-const KEEPALIVED: &[Site] = &[
+pub(crate) const KEEPALIVED: &[Site] = &[
     site("unicast_src_ip", Rest, Address),
     site("mcast_src_ip", Rest, Address),
     site("unicast_peer", Block, Address),
@@ -72,12 +72,12 @@ const KEEPALIVED: &[Site] = &[
     site("advert_int", Rest, Number),
 ];
 
-const HAPROXY: &[Site] = &[
+pub(crate) const HAPROXY: &[Site] = &[
     site("server", Arg(1), Address),
     site("bind", Arg(0), Address),
 ];
 
-const NGINX: &[Site] = &[
+pub(crate) const NGINX: &[Site] = &[
     site("listen", Arg(0), Address),
     site("server_name", Rest, Address),
     // `server` inside an upstream block; a `server {` block has no argument.
@@ -86,14 +86,14 @@ const NGINX: &[Site] = &[
     site("fastcgi_pass", Arg(0), Address),
 ];
 
-const APACHE: &[Site] = &[
+pub(crate) const APACHE: &[Site] = &[
     site("ServerName", Arg(0), Address),
     site("<VirtualHost", Arg(0), Address),
     site("BalancerMember", Arg(0), Address),
     site("ProxyPass", Arg(1), Address),
 ];
 
-const MARIADB: &[Site] = &[
+pub(crate) const MARIADB: &[Site] = &[
     site("bind-address", Rest, Address),
     site("report-host", Rest, Address),
     site("master-host", Rest, Address),
@@ -101,9 +101,9 @@ const MARIADB: &[Site] = &[
     site("port", Rest, Number),
 ];
 
-const PHP_FPM: &[Site] = &[site("listen", Rest, Address)];
+pub(crate) const PHP_FPM: &[Site] = &[site("listen", Rest, Address)];
 
-const IPTABLES: &[Site] = &[
+pub(crate) const IPTABLES: &[Site] = &[
     site("-s", Arg(0), Address),
     site("--source", Arg(0), Address),
     site("-d", Arg(0), Address),
@@ -113,22 +113,8 @@ const IPTABLES: &[Site] = &[
     site("to", Arg(0), Address),
 ];
 
-const PROMETHEUS: &[Site] = &[site("targets:", Rest, Address), site("-", Arg(0), Address)];
-
-/// The servers' sites, by `--config` server name.
-fn sites(server: &str) -> &'static [Site] {
-    match server {
-        "keepalived" => KEEPALIVED,
-        "haproxy" => HAPROXY,
-        "nginx" => NGINX,
-        "apache" => APACHE,
-        "mariadb" => MARIADB,
-        "php-fpm" => PHP_FPM,
-        "iptables" => IPTABLES,
-        "prometheus" => PROMETHEUS,
-        _ => &[],
-    }
-}
+pub(crate) const PROMETHEUS: &[Site] =
+    &[site("targets:", Rest, Address), site("-", Arg(0), Address)];
 
 /// A placeholder found: its line, the directive, the value, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,9 +138,9 @@ impl Found {
     }
 }
 
-/// The first placeholder in `text`, a file for `server`, outside comments.
-pub fn find(server: &str, text: &str) -> Option<Found> {
-    let sites = sites(server);
+/// The first placeholder in `text`, a file for `server` (the registry's
+/// name) whose values stand at `sites`, outside comments.
+pub fn find(server: &str, sites: &[Site], text: &str) -> Option<Found> {
     if sites.is_empty() {
         return None;
     }
@@ -433,7 +419,13 @@ mod tests {
     use super::*;
 
     fn refused(server: &str, text: &str) -> Option<(usize, String)> {
-        find(server, text).map(|f| (f.line, f.value))
+        in_file(server, text).map(|f| (f.line, f.value))
+    }
+
+    /// `find` with the registry's sites for `server`.
+    pub(super) fn in_file(server: &str, text: &str) -> Option<Found> {
+        let sites = crate::config::registry::server(server).unwrap().value_sites;
+        find(server, sites, text)
     }
 
     #[test]
@@ -504,7 +496,7 @@ mod tests {
                 "-A INPUT -s 10.0.0.0/16 -p tcp --dport 3306 -j ACCEPT\nufw allow from 10.0.0.5 to any port 22\n",
             ),
         ] {
-            assert_eq!(find(server, text), None, "{server}:\n{text}");
+            assert_eq!(in_file(server, text), None, "{server}:\n{text}");
         }
     }
 }
@@ -519,13 +511,17 @@ mod field {
         let mut wrong = Vec::new();
         for server in std::fs::read_dir(&root).unwrap().flatten() {
             let name = server.file_name().to_string_lossy().into_owned();
+            // `scripts/` holds install scripts, not one server's files.
+            if crate::config::registry::server(&name).is_none() {
+                continue;
+            }
             for file in std::fs::read_dir(server.path()).unwrap().flatten() {
                 let path = file.path();
                 let Ok(text) = std::fs::read_to_string(&path) else {
                     continue;
                 };
                 let named = path.to_string_lossy().contains("placeholder");
-                let found = super::find(&name, &text);
+                let found = super::tests::in_file(&name, &text);
                 if found.is_some() != named {
                     wrong.push(format!("{}: {found:?}", path.display()));
                 }

@@ -12,25 +12,6 @@ use crate::docker::{self, RunGuard, RunId};
 use crate::error::{Error, Result};
 use crate::host::Host;
 
-/// Where each server's configuration is read from after the script: a
-/// shell glob of the files the server loads (where Debian's package has
-/// them). A site is read where the server reads it, `sites-enabled/`: a
-/// `sed -i` on `sites-enabled/default` replaces the link to
-/// `sites-available/default` with a file of its own, and that file is the
-/// one served. Of several files, the one the script changed is checked.
-const WRITES: &[(&str, &str)] = &[
-    ("haproxy", "/etc/haproxy/haproxy.cfg"),
-    (
-        "nginx",
-        "/etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf /etc/nginx/nginx.conf",
-    ),
-    ("apache", "/etc/apache2/sites-enabled/*"),
-    ("keepalived", "/etc/keepalived/keepalived.conf"),
-    ("mariadb", "/etc/mysql/mariadb.conf.d/50-server.cnf"),
-    ("php-fpm", "/etc/php/*/fpm/pool.d/www.conf"),
-    ("prometheus", "/etc/prometheus/prometheus.yml"),
-];
-
 /// Commands a script may call that must do nothing here, and what is said of each.
 const SHIMS: &[(&str, &str)] = &[
     ("apt-get", "skipped: the package is in the run's image"),
@@ -65,10 +46,8 @@ pub struct ScriptRun {
 /// Runs `script` for server `kind` in a throwaway host of `image` and
 /// copies the configuration it wrote into `scratch`.
 pub async fn run(script: &Path, kind: &str, image: &str, scratch: &Path) -> Result<ScriptRun> {
-    let target = WRITES
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, t)| *t)
+    let target = super::registry::server(kind)
+        .and_then(|s| s.script_writes)
         .ok_or_else(|| Error::InvalidFixture {
             path: script.to_path_buf(),
             detail: if kind == "iptables" {

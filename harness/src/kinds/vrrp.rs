@@ -500,7 +500,9 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
             .unwrap_or_else(|| "never".into())
     };
     let cut = if proto == "all" {
-        format!("every packet between {master} and {backup} on `{vip_net}` (the VIP's network, where the adverts go)")
+        format!(
+            "every packet between {master} and {backup} on `{vip_net}` (the VIP's network, where the adverts go)"
+        )
     } else {
         format!("IP protocol {proto} between {master} and {backup}")
     };
