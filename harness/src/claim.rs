@@ -43,6 +43,17 @@ pub struct Claim {
     /// Its budgets judged on this percentile of its runs when repeated
     /// (`percentile = 95` in the claims file); none: on every run.
     pub percentile: Option<u8>,
+    /// Its kind's facts (timed, servers read): [`crate::kinds::Facts::PLAIN`]
+    /// for a Rust claim.
+    pub(crate) facts: crate::kinds::Facts,
+}
+
+impl Claim {
+    /// Whether its verdict is a time budget (its kind is timed), so a
+    /// suite runs it while nothing else loads the machine.
+    pub fn is_timed(&self) -> bool {
+        self.facts.is_timed()
+    }
 }
 
 /// A claim's variant: the design with `variants/<name>/` laid over it, on
@@ -76,6 +87,7 @@ impl Claim {
             percentile: None,
             hosts: Vec::new(),
             variant: None,
+            facts: crate::kinds::Facts::PLAIN,
         }
     }
 }

@@ -492,6 +492,7 @@ fn read_claims(
             look_at: entry.look_at,
             percentile: entry.percentile,
             variant: None,
+            facts: kind.facts,
         });
     }
     for (i, name, still_hold, here) in variants {
@@ -542,17 +543,6 @@ fn read_claims(
     Ok(claims)
 }
 
-/// Kinds that read a server's own view (HAProxy's admin socket, keepalived's
-/// VIP), the parameter naming the host, and the process that must run there.
-const NEEDS_SERVER: &[(&str, &str, &str, &str)] = &[
-    ("lb.health_check", "lb", "haproxy", "HAProxy"),
-    ("outage.reads_only", "lb", "haproxy", "HAProxy"),
-    ("vrrp.failover", "master", "keepalived", "keepalived"),
-    ("vrrp.failover", "backup", "keepalived", "keepalived"),
-    ("vrrp.split_brain", "master", "keepalived", "keepalived"),
-    ("vrrp.split_brain", "backup", "keepalived", "keepalived"),
-];
-
 /// What a claim names that the design's topology must bear out, checked
 /// before anything starts: a `*_service` fault's service runs on each host
 /// it is applied to, and a kind that reads a server's own view finds that
@@ -589,8 +579,10 @@ fn check_placement(
             }
         }
     }
-    for (name, param, process, server) in NEEDS_SERVER {
-        if kind.name != *name || params.text(param).is_empty() {
+    for view in kind.facts.server_views() {
+        let (param, process, server) = (view.param(), view.process(), view.server());
+        let name = kind.name;
+        if params.text(param).is_empty() {
             continue;
         }
         let host = params.text(param);

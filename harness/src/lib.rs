@@ -99,7 +99,7 @@ pub use claim::{Claim, Outcome, Verdict};
 pub use design::Design;
 pub use error::Error;
 pub use failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
-pub use kinds::{Kind, Kinds, Param, Params, Ty};
+pub use kinds::{Facts, Kind, Kinds, Param, Params, ServerView, Ty};
 pub use recorder::Recorder;
 pub use run::{Event, Plan, Prepared};
 pub use stack::{Fault, Stack, WWW};

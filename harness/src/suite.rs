@@ -48,19 +48,6 @@ struct Pool {
     quiet: tokio::sync::RwLock<()>,
 }
 
-/// Kinds whose verdict is a time budget of a second or less: measured
-/// while the other test thread started a mutant's stack, a correct
-/// design's failover outage was 1256 ms against its 1000 ms budget (CI,
-/// 2026-11-30; 341-405 ms alone). A mutant's claim needs no quiet: load
-/// only lengthens outages, so it cannot turn a broken design into a PASS.
-const TIMED_KINDS: &[&str] = &[
-    "vrrp.failover",
-    "vrrp.split_brain",
-    "outage.restart_downtime",
-    "lb.health_check",
-    "dns.health_checked_failover",
-];
-
 /// What a test holds of [`Pool::quiet`] while it runs (released on drop),
 /// and under nextest the same turn among the machine's test processes.
 enum Turn<'a> {
@@ -143,7 +130,7 @@ impl Pool {
     /// The test's turn: alone for a claim of a timed kind, else beside
     /// others; under nextest, among every test process of the machine too.
     async fn turn(&self, claim: Option<&Claim>) -> Turn<'_> {
-        if claim.is_some_and(|c| TIMED_KINDS.contains(&c.kind)) {
+        if claim.is_some_and(Claim::is_timed) {
             Turn::Alone {
                 _guard: self.quiet.write().await,
                 _machine: MachineTurn::under_nextest(true).await,

@@ -4,7 +4,8 @@
 //! failing the claim it names. `cargo test` runs it.
 
 use stackproof::{
-    CheckResult, Claim, Failure, Kind, Param, Params, Recorder, Stack, Suite, Ty, WWW, ensure,
+    CheckResult, Claim, Facts, Failure, Kind, Param, Params, Recorder, Stack, Suite, Ty, WWW,
+    ensure,
 };
 
 /// A check kind of this crate's own: a page's body contains a text.
@@ -16,6 +17,8 @@ const PAGE_SAYS: Kind = Kind {
         Param::required("text", Ty::Text, "what it must contain"),
     ],
     example: "kind = \"own.page_says\"\npath = \"/\"\ntext = \"Welcome\"",
+    // Untimed, reads no server's own view: it runs beside other claims.
+    facts: Facts::PLAIN,
     check: stackproof::kind_check!(page_says),
 };
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{counted_by, marker};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, ensure, ensure_eq};
 use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack, WWW};
@@ -58,6 +58,7 @@ kind = "lb.skips_dead_backend"
 backends = ["web-1", "web-2", "web-3"]
 web = "nginx"
 backend = "web-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(skips_dead_backend),
 };
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::req_failed;
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
@@ -33,6 +33,7 @@ pub const QUERY_FLOW: Kind = Kind {
 id = "my_site.db.query_flow"
 says = "the application queries MySQL"
 kind = "db.query_flow""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(query_flow),
 };
 
@@ -105,6 +106,7 @@ says = "the primary replicates to the replica"
 kind = "db.replication"
 primary = "db-1"
 replica = "db-2""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(replication),
 };
 
@@ -206,6 +208,7 @@ id = "my_site.db.replica_read_only"
 says = "the replica only serves reads"
 kind = "db.replica_read_only"
 replica = "db-2""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(replica_read_only),
 };
 
@@ -285,6 +288,7 @@ path = "/write.php"
 counter = "ROWS_INSERTED"
 to = "db-1"
 not_to = ["db-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(routing),
 };
 
@@ -360,6 +364,7 @@ id = "my_site.issue.spof_primary"
 says = "the primary is a single point of failure for writes"
 kind = "db.single_writer"
 primary = "db-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(single_writer),
 };
 
@@ -433,6 +438,7 @@ id = "my_site.issue.db_bottleneck"
 says = "a single database takes all writes and reads"
 kind = "db.single_database"
 db = "db-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(single_database),
 };
 

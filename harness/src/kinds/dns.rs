@@ -2,7 +2,7 @@
 
 use hickory_proto::rr::{RData, RecordType};
 
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::client::{self, DnsTransport};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::recorder::Recorder;
@@ -31,6 +31,7 @@ id = "my_site.dns.www"
 says = "DNS resolves www to the load balancer"
 kind = "dns.a_record"
 points_at = "lb-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(a_record),
 };
 
@@ -120,6 +121,7 @@ id = "my_site.remedy.dns_failover"
 says = "use DNS-based failover"
 kind = "dns.health_checked_failover"
 hosts = ["lb-1", "lb-2"]"#,
+    facts: Facts::PLAIN.timed(),
     check: crate::kind_check!(health_checked_failover),
 };
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, ensure_eq, ensure_measured};
 use crate::reach::{self, Listener, Reach};
 use crate::recorder::Recorder;
@@ -24,6 +24,7 @@ says = "no firewall: the database port is open to anyone"
 kind = "firewall.open_to_client"
 hosts = ["db-1"]
 port = 3306"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(open_to_client),
 };
 
@@ -203,6 +204,7 @@ hosts = ["db-1"]
 ports_of = "mariadbd"
 default_ports = [3306]
 allow = [{ from = ["app-1", "app-2"], process = "mariadbd", ports = [3306] }]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(reachability),
 };
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{counted_by, marker, req_failed};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, ServerView, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::{self, http};
 use crate::probe;
@@ -53,6 +53,7 @@ says = "HAProxy distributes requests round-robin"
 kind = "lb.round_robin"
 backends = ["web-1", "web-2"]
 web = "nginx""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(round_robin),
 };
 
@@ -426,6 +427,7 @@ says = "both servers serve traffic at the same time"
 kind = "lb.active_active"
 backends = ["web-1", "web-2"]
 web = "nginx""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(active_active),
 };
 
@@ -530,6 +532,9 @@ kind = "lb.health_check"
 lb = "lb-1"
 backend = "web-1"
 service = "nginx""#,
+    facts: Facts::PLAIN
+        .timed()
+        .reads(&[ServerView::new("lb", "haproxy", "HAProxy")]),
     check: crate::kind_check!(health_check),
 };
 

@@ -73,8 +73,93 @@ pub struct Kind {
     pub params: &'static [Param],
     /// A claims-file entry using it.
     pub example: &'static str,
+    /// What the runner and the loader must know of it ([`Facts::PLAIN`]
+    /// for most).
+    pub facts: Facts,
     /// The check.
     pub check: KindCheck,
+}
+
+/// What the runner and the loader know of a kind beyond its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    timed: bool,
+    reads: &'static [ServerView],
+}
+
+impl Facts {
+    /// An untimed kind that reads no server's own view.
+    pub const PLAIN: Facts = Facts {
+        timed: false,
+        reads: &[],
+    };
+
+    /// Its verdict is a time budget of a second or less (a failover's
+    /// outage): a suite runs it while nothing else loads the machine.
+    /// Measured while another test thread started a mutant's stack, a
+    /// correct design's failover outage was 1256 ms against its 1000 ms
+    /// budget (341-405 ms alone). A mutant's claim needs no quiet: load only
+    /// lengthens outages, so it cannot turn a broken design into a PASS.
+    pub const fn timed(self) -> Facts {
+        Facts {
+            timed: true,
+            ..self
+        }
+    }
+
+    /// It reads a server's own view (HAProxy's admin socket, keepalived's
+    /// VIP) on the hosts these parameters name: the loader checks that
+    /// each runs that server before anything starts.
+    pub const fn reads(self, views: &'static [ServerView]) -> Facts {
+        Facts {
+            reads: views,
+            ..self
+        }
+    }
+
+    /// Whether it is [`Facts::timed`].
+    pub fn is_timed(&self) -> bool {
+        self.timed
+    }
+
+    /// The server views it reads ([`Facts::reads`]).
+    pub fn server_views(&self) -> &'static [ServerView] {
+        self.reads
+    }
+}
+
+/// A server whose own view a kind reads on the host a parameter names.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerView {
+    param: &'static str,
+    process: &'static str,
+    server: &'static str,
+}
+
+impl ServerView {
+    /// On the host parameter `param` names, `process` runs (the server `server`).
+    pub const fn new(param: &'static str, process: &'static str, server: &'static str) -> Self {
+        ServerView {
+            param,
+            process,
+            server,
+        }
+    }
+
+    /// The parameter naming the host.
+    pub fn param(&self) -> &'static str {
+        self.param
+    }
+
+    /// The process that must run there.
+    pub fn process(&self) -> &'static str {
+        self.process
+    }
+
+    /// The server's name, for messages.
+    pub fn server(&self) -> &'static str {
+        self.server
+    }
 }
 
 impl std::fmt::Debug for Kind {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::common::{FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, restore_all};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, ServerView, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
@@ -42,6 +42,7 @@ fault = "kill_service"
 hosts = ["lb-1"]
 service = "haproxy"
 still_up = ["web-1", "web-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(spof),
 };
 
@@ -148,6 +149,7 @@ says = "maintenance means downtime"
 kind = "outage.restart_downtime"
 host = "server-1"
 service = "nginx""#,
+    facts: Facts::PLAIN.timed(),
     check: crate::kind_check!(restart_downtime),
 };
 
@@ -273,6 +275,7 @@ kind = "outage.reads_only"
 fault = "stop_host"
 hosts = ["server-1"]
 lb = "lb-1""#,
+    facts: Facts::PLAIN.reads(&[ServerView::new("lb", "haproxy", "HAProxy")]),
     check: crate::kind_check!(reads_only),
 };
 

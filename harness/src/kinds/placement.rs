@@ -3,7 +3,7 @@
 use hickory_proto::rr::RecordType;
 
 use super::common::req_failed;
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::client::{self, DnsTransport};
 use crate::failure::{CheckResult, Failure, ensure_eq};
 use crate::measure::http;
@@ -29,6 +29,7 @@ says = "one server hosts all components"
 kind = "placement.single_host"
 host = "server-1"
 services = ["nginx", "php-fpm", "mariadb"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(single_host),
 };
 
@@ -117,6 +118,7 @@ says = "split components, each on its own server"
 kind = "placement.tiers"
 hosts = ["web-1", "app-1", "db-1"]
 roles = ["web", "php", "db"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(tiers),
 };
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::common::wait_for;
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::{self, http};
 use crate::probe;
@@ -91,6 +91,7 @@ app = "app-1"
 new_host = "app-2"
 upstream = "server {{ app-1.private }}:9000; server {{ new }}:9000;"
 unchanged = ["lb-1/haproxy", "web-1/nginx", "db-1/mariadb"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(add_app_server),
 };
 
@@ -217,6 +218,7 @@ kind = "scaling.add_replica"
 primary = "db-1"
 app = "app-1"
 new_host = "db-2""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(add_replica),
 };
 
@@ -328,6 +330,7 @@ id = "my_site.remedy.resource_isolation"
 says = "use containers to enforce boundaries"
 kind = "host.memory_isolation"
 host = "app-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(memory_isolation),
 };
 

@@ -2,7 +2,7 @@
 //! a capture of the wire.
 
 use super::common::{header, req_failed};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::capture::Capture;
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
@@ -28,6 +28,7 @@ says = "no HTTPS: traffic is in clear text"
 kind = "tls.no_https"
 lb = "lb-1"
 from = "web-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(no_https),
 };
 
@@ -131,6 +132,7 @@ says = "the load balancer serves HTTPS"
 kind = "tls.certificate"
 lb = "lb-1"
 from = "client""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(certificate),
 };
 
@@ -294,6 +296,7 @@ pub const REDIRECT_HSTS: Kind = Kind {
 id = "my_site.https.redirect"
 says = "HTTPS protects user data"
 kind = "tls.redirect_hsts""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(redirect_hsts),
 };
 
@@ -445,6 +448,7 @@ says = "SSL terminated at the LB leaves LB→server traffic unencrypted"
 kind = "tls.clear_behind_lb"
 lb = "lb-1"
 backends = ["web-1", "web-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(clear_behind_lb),
 };
 
@@ -497,6 +501,7 @@ variant = "reencrypt"
 lb = "lb-1"
 backends = ["web-1", "web-2"]
 still_hold = ["my_site.https.valid_cert"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(reencrypt_remedy),
 };
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{FAULT, FAULT_ARG, FAULT_SERVICE, FaultSpec, restore_all};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, ServerView, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
@@ -182,6 +182,7 @@ id = "my_site.lb.single_master"
 says = "a primary LB with a backup"
 kind = "vrrp.single_holder"
 lbs = ["lb-1", "lb-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(single_holder),
 };
 
@@ -256,6 +257,10 @@ kind = "vrrp.failover"
 master = "lb-1"
 backup = "lb-2"
 fault = "stop_host""#,
+    facts: Facts::PLAIN.timed().reads(&[
+        ServerView::new("master", "keepalived", "keepalived"),
+        ServerView::new("backup", "keepalived", "keepalived"),
+    ]),
     check: crate::kind_check!(failover),
 };
 
@@ -415,6 +420,10 @@ says = "an LB pair that cannot hear itself splits"
 kind = "vrrp.split_brain"
 master = "lb-1"
 backup = "lb-2""#,
+    facts: Facts::PLAIN.timed().reads(&[
+        ServerView::new("master", "keepalived", "keepalived"),
+        ServerView::new("backup", "keepalived", "keepalived"),
+    ]),
     check: crate::kind_check!(split_brain),
 };
 

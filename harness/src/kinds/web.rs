@@ -1,7 +1,7 @@
 //! Web kinds: who serves what, counted in the servers' own access logs.
 
 use super::common::{counted_by, header, log_sizes, marker, req_failed};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
 use crate::recorder::Recorder;
@@ -54,6 +54,7 @@ says = "Nginx serves static files"
 kind = "web.static_by"
 web = "nginx"
 server_header = "nginx""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(static_by),
 };
 
@@ -156,6 +157,7 @@ id = "my_site.app.dynamic_by_php"
 says = "the web server forwards dynamic requests to PHP"
 kind = "web.dynamic_by"
 web = "nginx""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(dynamic_by),
 };
 
@@ -300,6 +302,7 @@ id = "my_site.tiers.web_to_app"
 says = "the web server sends dynamic work to the app server"
 kind = "web.app_tier_down"
 host = "app-1""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(app_tier_down),
 };
 
@@ -369,6 +372,7 @@ says = "parse access logs for QPS"
 kind = "web.access_log_rate"
 host = "web-1"
 web = "nginx""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(access_log_rate),
 };
 

@@ -1,5 +1,6 @@
 //! `monitoring.logs_centralised`: log lines reach the central log host.
 
+use crate::kinds::Facts;
 use std::time::{Duration, Instant};
 
 use crate::failure::{CheckResult, ensure};
@@ -41,6 +42,7 @@ says = "servers send their logs to a central log host"
 kind = "monitoring.logs_centralised"
 log_host = "mon-1"
 servers = ["web-1", "web-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(logs_centralised),
 };
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::{first_scrapes_done, prometheus, wait_for};
-use super::{Kind, Param, Params, Ty};
+use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::probe;
 use crate::recorder::Recorder;
@@ -59,6 +59,7 @@ id = "my_site.monitoring.clients_up"
 says = "monitoring clients on all servers"
 kind = "monitoring.targets_up"
 hosts = ["lb-1", "web-1", "web-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(targets_up),
 };
 
@@ -112,6 +113,7 @@ id = "my_site.monitoring.resources"
 says = "monitor CPU, memory and disk on every host"
 kind = "monitoring.series_for_hosts"
 queries = ["count by (host) (node_cpu_seconds_total)", "node_memory_MemAvailable_bytes"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(series_for_hosts),
 };
 
@@ -188,6 +190,7 @@ id = "my_site.monitoring.response_times"
 says = "the monitoring collects response times"
 kind = "monitoring.response_times"
 backends = ["web-1", "web-2"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(response_times),
 };
 

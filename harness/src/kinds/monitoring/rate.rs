@@ -1,5 +1,6 @@
 //! `monitoring.counter_rate`: the monitored request rate against the sent one.
 
+use crate::kinds::Facts;
 use std::time::{Duration, Instant};
 
 use super::{AFTER_FIRST_SCRAPE, FIRST_SCRAPE, by_label};
@@ -74,6 +75,7 @@ query = "sum(haproxy_frontend_http_requests_total{proxy=\"www\"})"
 per_status = "sum by (code) (haproxy_frontend_http_responses_total{proxy=\"www\"})"
 status_label = "code"
 scheme = "https""#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(counter_rate),
 };
 

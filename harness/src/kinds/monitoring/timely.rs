@@ -1,5 +1,6 @@
 //! How soon the monitoring sees a fault: a series reading down, an alert firing.
 
+use crate::kinds::Facts;
 use std::time::Duration;
 
 use super::FIRST_SCRAPE;
@@ -44,6 +45,7 @@ fault = "stop_service"
 hosts = ["web-1"]
 service = "nginx"
 window_ms = 30000"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(detects_down),
 };
 
@@ -166,6 +168,7 @@ kind = "monitoring.alert_fires"
 alert = "HostDown"
 fault = "stop_host"
 hosts = ["web-1"]"#,
+    facts: Facts::PLAIN,
     check: crate::kind_check!(alert_fires),
 };
 
