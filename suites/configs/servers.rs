@@ -666,3 +666,48 @@ fn a_pair_authenticated_with_ah_is_cut_by_effect_not_by_protocol() {
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// Ubuntu's MySQL `mysqld.cnf` with `bind-address` commented out, as
+/// students do so the replica can connect: the file is the whole
+/// configuration (as on their server), so Debian's `50-server.cnf` and its
+/// `bind-address = 127.0.0.1` never fill in, MariaDB listens on every
+/// address, and the pair replicates. Expected before the first run: the
+/// four database claims and the no-firewall weakness hold.
+#[test]
+fn a_mysql_file_without_bind_address_listens_everywhere_without_debians_defaults() {
+    let (out, text, v) = check_files(
+        "distributed",
+        &[
+            "server-1:mariadb=mariadb/mysqld-primary-nobind.cnf",
+            "server-2:mariadb=mariadb/mysqld-replica-nobind.cnf",
+        ],
+        &[
+            "db.replication",
+            "db.replica_read_only",
+            "db.writes_to_primary",
+            "db.reads_from_replica",
+            "issue.no_firewall",
+        ],
+        &[],
+    );
+    assert!(
+        text.contains(
+            "mysqld-primary-nobind.cnf: no bind-address: MariaDB listens on every address"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Debian's my.cnf and mariadb.conf.d/50-server.cnf are not used"),
+        "{text}"
+    );
+    for id in [
+        "db.replication",
+        "db.replica_read_only",
+        "db.writes_to_primary",
+        "db.reads_from_replica",
+        "issue.no_firewall",
+    ] {
+        assert!(v.is("PASS", &format!("distributed.{id}")), "{id}: {text}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

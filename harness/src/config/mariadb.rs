@@ -1,7 +1,10 @@
 //! A user's MariaDB server file (`/etc/mysql/mariadb.conf.d/50-server.cnf`,
 //! or the `my.cnf` a tutorial had them write), exactly as it is on their
-//! database server, laid over Debian's own defaults as it is on theirs, in
-//! place of the design's settings and the primary's/replica's role file.
+//! database server, read alone as MariaDB's whole configuration
+//! (`--defaults-file`): Debian's `50-server.cnf` never fills in what the
+//! user left out (its `bind-address = 127.0.0.1` would keep a file without
+//! one local); MariaDB's built-in defaults do, as the mapping says. It takes
+//! the place of the design's settings and the primary's/replica's role file.
 //! The user decides `server-id`, the binary log and `read_only`; the claims
 //! then say what those choices do. `bind-address` and `report-host` become
 //! the host's own, the database names of replication filters the run's
@@ -22,6 +25,11 @@ const RUN_PATHS: &[(&str, &str)] = &[
     ("socket", "/run/mysqld/mysqld.sock"),
     ("pid-file", "/run/mysqld/mysqld.pid"),
 ];
+
+/// The fixture holding the options mariadbd starts with (see its service.toml).
+const START_OPTIONS: &str = "services/mariadb/start-options";
+/// Where the mapped file is installed on the host (services/mariadb*/service.toml).
+const MAPPED_TARGET: &str = "/etc/mysql/mariadb.conf.d/60-stackproof.cnf";
 
 /// Options of MySQL 8 that MariaDB does not have (it would refuse to
 /// start): a file written for MySQL keeps its meaning without them.
@@ -52,6 +60,8 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
     );
     let mut server_id = None;
     let mut has_log_error = false;
+    let mut sets_bind_address = false;
+    let mut includes = Vec::new();
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -68,6 +78,12 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
             out.lines
                 .push(format!("{}: {key} = {value} -> {to} ({why})", at(n)));
         };
+        if matches!(key_norm.as_str(), "bind-address" | "skip-networking") {
+            sets_bind_address = true;
+        }
+        if key.starts_with("!include") {
+            includes.push(format!("{}: {key}", at(n)));
+        }
         match key_norm.as_str() {
             k if MYSQL_ONLY.contains(&k) => {
                 line = format!("# stackproof: MySQL 8 only, left out: {raw}");
@@ -147,6 +163,26 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
             "# stackproof: the user's file decides this server's role; this only counts per user.\n[mariadbd]\nuserstat = 1\n".into(),
         ));
     }
+    // The user's file is the whole configuration, as theirs is on their
+    // server: Debian's files (50-server.cnf's `bind-address = 127.0.0.1`)
+    // never fill in what it leaves out; MariaDB's built-in defaults do.
+    out.files.push((
+        START_OPTIONS.into(),
+        format!("--defaults-file={MAPPED_TARGET}\n"),
+    ));
+    out.lines.push(format!(
+        "{name}: read alone, as MariaDB's whole configuration (mariadbd --defaults-file): Debian's my.cnf and mariadb.conf.d/50-server.cnf are not used, so what your file does not set is MariaDB's built-in default{}",
+        if includes.is_empty() {
+            String::new()
+        } else {
+            format!(" (your file's own {} read as written)", includes.join(", "))
+        }
+    ));
+    if !sets_bind_address {
+        out.lines.push(format!(
+            "{name}: no bind-address: MariaDB listens on every address, its built-in default (Debian's 50-server.cnf, not used, says 127.0.0.1)"
+        ));
+    }
     lines.push("# stackproof: per-user statistics, which the claims count".into());
     lines.push("[mariadbd]".into());
     lines.push("userstat = 1".into());
@@ -189,6 +225,13 @@ mod tests {
             "{all}"
         );
         assert_eq!(m.files[0].0, "services/mariadb-primary/role.cnf");
+        assert!(
+            m.files.iter().any(|(f, text)| f == START_OPTIONS
+                && text.contains("--defaults-file=/etc/mysql/mariadb.conf.d/60-stackproof.cnf")),
+            "{:?}",
+            m.files
+        );
+        assert!(!all.contains("no bind-address"), "{all}");
         let mysql8 = map(
             Path::new("mysqld.cnf"),
             "[mysqld]\nmysqlx-bind-address = 127.0.0.1\nbind-address = 0.0.0.0\n",
