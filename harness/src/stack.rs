@@ -84,6 +84,10 @@ pub struct Stack {
     /// Set when undoing a fault failed: the stack no longer is the design,
     /// and a driver must start a fresh one before the next claim.
     tainted: std::sync::atomic::AtomicBool,
+    /// Rest states a claim waited for and never saw (a VRRP pair that never
+    /// settled on one holder), by what they are of: later claims say so
+    /// without waiting again.
+    never_settled: std::sync::Mutex<BTreeMap<String, String>>,
     /// What the servers said when they started but did not settle (e.g.
     /// HAProxy marking every backend DOWN): shown before the claims, which
     /// then say which sentence that breaks.
@@ -197,6 +201,7 @@ impl Stack {
             extra_hosts: AtomicU8::new(0),
             faults: Default::default(),
             tainted: Default::default(),
+            never_settled: Default::default(),
             notes: Vec::new(),
             guard,
         };
@@ -351,6 +356,24 @@ impl Stack {
     pub fn taint(&self) {
         self.tainted
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Remembers that `what` (`the pair lb-1/lb-2`) never reached its rest
+    /// state on this stack, and why.
+    pub(crate) fn remember_never_settled(&self, what: &str, why: &str) {
+        self.never_settled
+            .lock()
+            .expect("never_settled lock")
+            .insert(what.to_string(), why.to_string());
+    }
+
+    /// Why `what` never reached its rest state on this stack, if it did not.
+    pub(crate) fn never_settled(&self, what: &str) -> Option<String> {
+        self.never_settled
+            .lock()
+            .expect("never_settled lock")
+            .get(what)
+            .cloned()
     }
 
     /// Settles every host after the last applied fault is undone: a

@@ -711,3 +711,35 @@ fn a_mysql_file_without_bind_address_listens_everywhere_without_debians_defaults
     }
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// One keepalived file copied to both load balancers, as tutorials say:
+/// equal priorities, so whichever holds the VIP keeps it. Every VRRP claim
+/// starts from the pair at rest, whichever LB that is, and takes the roles
+/// as it finds them. Expected before the first run: one master at rest;
+/// failover FAILs on its outage (advert_int 1: about 3.6 s against the
+/// design's 1 s), not on a precondition; the database claim after the
+/// faults sees all its requests; split brain shown.
+#[test]
+fn one_file_on_both_load_balancers_is_judged_from_the_pair_at_rest() {
+    let claims = [
+        "lb.single_master",
+        "lb.failover",
+        "issue.db_bottleneck",
+        "issue.split_brain",
+    ];
+    let (out, text, v) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/same-file-both.conf",
+            "lb-2:keepalived=keepalived/same-file-both.conf",
+        ],
+        &claims,
+        &[],
+    );
+    assert!(v.is("PASS", "scale_up.lb.single_master"), "{text}");
+    assert!(v.is("FAIL", "scale_up.lb.failover"), "{text}");
+    assert!(v.is("PASS", "scale_up.issue.db_bottleneck"), "{text}");
+    assert!(v.is("PASS", "scale_up.issue.split_brain"), "{text}");
+    assert!(!text.contains("precondition not met"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}

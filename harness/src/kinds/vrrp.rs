@@ -62,105 +62,133 @@ pub(crate) async fn wait_holders(
     Ok(None)
 }
 
-/// Waits until `master` alone holds the VIP again after a fault (it has
-/// the higher priority and takes it back), so the next claim finds the pair as designed.
-async fn master_back(stack: &Stack, lbs: &[&str], vip: &str, master: &str) -> Result<(), Failure> {
-    wait_holders(stack, lbs, vip, Duration::from_secs(10), |h| {
-        h == [master.to_string()]
-    })
-    .await?
-    .map(drop)
-    .ok_or_else(|| {
-        Failure::new(
-            format!("{master} did not take the VIP back after the fault"),
+/// The longest a pair may take to reach its rest state, whatever its
+/// timers: past this a claim says the pair never settled.
+const REST_CAP: Duration = Duration::from_secs(60);
+
+/// The pair's advert interval as its running keepalived files say
+/// (`advert_int`, 1 s by default), the longest of the two.
+async fn advert_interval(stack: &Stack, lbs: &[&str], config: &str) -> Duration {
+    let mut longest = Duration::ZERO;
+    for lb in lbs {
+        let text = match stack.host(lb) {
+            Ok(h) => h
+                .run(&format!("cat {config} 2>/dev/null || true"))
+                .await
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let secs = text
+            .lines()
+            .map(|l| l.split(['#', '!']).next().unwrap_or(""))
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some("advert_int")).then(|| w.next()?.parse::<f64>().ok())?
+            })
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+            .unwrap_or(1.0);
+        longest = longest.max(Duration::from_secs_f64(secs.clamp(0.01, 255.0)));
+    }
+    longest
+}
+
+/// The pair at rest, as its own settings choose it: exactly one holder,
+/// the same one an advert interval later. Waited for up to three adverts,
+/// the skew and a second (capped at [`REST_CAP`]): the daemons' own
+/// timers, which a claim's budgets never stretch with. Returns the holder;
+/// a pair that never settles is the claim's failed precondition, said as
+/// such, and remembered so later claims on this stack say so at once.
+pub(crate) async fn pair_at_rest(
+    stack: &Stack,
+    lbs: &[&str],
+    vip: &str,
+    config: &str,
+) -> Result<String, Failure> {
+    let what = format!("the keepalived pair {}", lbs.join("/"));
+    if let Some(why) = stack.never_settled(&what) {
+        return Err(Failure::new(
+            format!("precondition not met: {what} never settled on one VIP holder earlier on this stack ({why}), so this claim was not measured on it"),
             "",
-        )
-    })
+        ));
+    }
+    let advert = advert_interval(stack, lbs, config).await;
+    let window = (advert * 4 + Duration::from_secs(1)).min(REST_CAP);
+    let started = Instant::now();
+    let mut last = Vec::new();
+    while started.elapsed() < window {
+        let now = holders(stack, lbs, vip).await?;
+        if now.len() == 1 {
+            // Stable: still the one holder an advert later (no handover under way).
+            tokio::time::sleep(advert.min(Duration::from_secs(2))).await;
+            let again = holders(stack, lbs, vip).await?;
+            if again == now {
+                return Ok(now[0].clone());
+            }
+            last = again;
+        } else {
+            last = now;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let why = format!(
+        "held by [{}] after {} ms (advert_int {} ms: three adverts and the skew)",
+        last.join(", "),
+        window.as_millis(),
+        advert.as_millis()
+    );
+    stack.remember_never_settled(&what, &why);
+    Err(Failure::new(
+        format!("precondition not met: {what} never settled on one VIP holder: {why}"),
+        "",
+    ))
 }
 
-/// Whether `master`'s keepalived file says `nopreempt`: a peer that, back
-/// after a fault, leaves the VIP where it is, so which of the pair holds
-/// it is whichever won last, not the one with the higher priority.
-async fn does_not_preempt(stack: &Stack, master: &str, config: &str) -> Result<bool, Failure> {
-    let text = stack
-        .host(master)?
-        .run(&format!("cat {config} 2>/dev/null || true"))
-        .await?;
-    Ok(text.lines().any(|line| {
-        let code = line.split(['#', '!']).next().unwrap_or("");
-        code.split_whitespace().next() == Some("nopreempt")
-    }))
-}
-
-/// The pair's roles for a claim that faults the holder: `master` and
-/// `backup` as named, swapped (with a note) when the master does not
-/// preempt and its peer won the VIP (at the start, or after an earlier
-/// fault). A pair that preempts gets up to 10 s for `master` to hold it.
+/// The pair's roles for a claim that faults the holder: the pair at rest
+/// first ([`pair_at_rest`]); `master` and `backup` as named when the named
+/// master holds the VIP, swapped (with a note) when its peer does, as a
+/// pair with equal priorities or `nopreempt` leaves it after an earlier
+/// fault: the fault goes to whichever holds the VIP.
 async fn roles<'a>(
     stack: &Stack,
     master: &'a str,
     backup: &'a str,
     vip: &str,
-    no_preempt: bool,
+    config: &str,
 ) -> Result<(&'a str, &'a str, Option<String>), Failure> {
-    let lbs = [master, backup];
-    if !no_preempt {
-        // An earlier fault may have left the backup holding the VIP until
-        // the master, back, takes it again.
-        let _ = master_back(stack, &lbs, vip, master).await;
-        return Ok((master, backup, None));
-    }
-    wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| h.len() == 1).await?;
-    if holders(stack, &lbs, vip).await? == [backup.to_string()] {
+    let holder = pair_at_rest(stack, &[master, backup], vip, config).await?;
+    if holder == backup {
         let note = format!(
-            "{backup} held the VIP from the start (it won it while {master}, which does not preempt, was not master), so here {backup} is the master and {master} the backup"
+            "{backup} held the VIP at rest (the pair's own settings left it there: equal priorities, `nopreempt`, or an earlier fault), so here {backup} is the master and {master} the backup"
         );
         return Ok((backup, master, Some(note)));
     }
     Ok((master, backup, None))
 }
 
-/// After a fault is undone: the pair as designed again. A pair that
-/// preempts gets `master` holding the VIP back (at most 10 s); one whose
-/// master says `nopreempt` leaves it where it is, so one holder is enough,
-/// and if that is not `master` the stack is marked changed (the claims
-/// after this one get a fresh one) and the note says so.
+/// After a fault is undone: the pair at rest again, whichever holds the
+/// VIP (the next claim takes the roles as it finds them). A note when it
+/// is not the named master.
 async fn pair_settled(
     stack: &Stack,
     lbs: &[&str],
     vip: &str,
     master: &str,
-    no_preempt: bool,
+    config: &str,
 ) -> Result<Option<String>, Failure> {
-    if !no_preempt {
-        return master_back(stack, lbs, vip, master).await.map(|()| None);
-    }
-    let one = wait_holders(stack, lbs, vip, Duration::from_secs(10), |h| h.len() == 1).await?;
-    let now = holders(stack, lbs, vip).await?;
-    if one.is_none() || now.len() != 1 {
-        return Err(Failure::new(
-            format!(
-                "after the fault the pair did not settle on one VIP holder: held by [{}]",
-                now.join(", ")
-            ),
-            "",
-        ));
-    }
-    if now[0] == master {
-        return Ok(None);
-    }
-    stack.taint();
-    Ok(Some(format!(
-        "{} kept the VIP after {master} came back (`nopreempt`): the claims after this one get a fresh stack",
-        now[0]
-    )))
+    let holder = pair_at_rest(stack, lbs, vip, config).await.map_err(|mut f| {
+        f.summary = format!("after the fault was undone: {}", f.summary);
+        f
+    })?;
+    Ok((holder != master).then(|| {
+        format!("{holder} kept the VIP after {master} came back (the pair's own settings: `nopreempt` or equal priorities)")
+    }))
 }
 
-/// The keepalived file a claim reads `nopreempt` from.
+/// The keepalived file a claim reads the pair's advert interval from.
 const KEEPALIVED_CONFIG: Param = Param::optional(
     "keepalived_config",
     Ty::Text,
-    "where keepalived's configuration is on `master` (read for `nopreempt`)",
+    "where keepalived's configuration is on each of the pair (read for `advert_int`, the pair's own timer for reaching its rest state)",
     "\"/etc/keepalived/keepalived.conf\"",
 );
 
@@ -169,12 +197,13 @@ const VIP_DOC: &str = "the VIP's run address name";
 /// `vrrp.single_holder`: exactly one load balancer holds the VIP.
 pub const SINGLE_HOLDER: Kind = Kind {
     name: "vrrp.single_holder",
-    doc: "At each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
+    doc: "Once the pair is at rest (one holder, the same an advert later, within three of its adverts and the skew, at most 60 s: a pair that never settles FAILs on that precondition and is never sampled), at each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
     params: &[
         Param::required("lbs", Ty::Hosts, "the load-balancer pair"),
         Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
         Param::optional("samples", Ty::Int, "how many samples", "20"),
         Param::optional("every_ms", Ty::Ms, "their spacing", "100"),
+        KEEPALIVED_CONFIG,
     ],
     example: r#"
 [[claim]]
@@ -188,6 +217,8 @@ lbs = ["lb-1", "lb-2"]"#,
 
 async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let (lbs, vip) = (p.list("lbs"), p.text("vip"));
+    // The pair at rest first: a pair that never settles is said so, never sampled.
+    pair_at_rest(stack, &lbs, vip, p.text("keepalived_config")).await?;
     let (n, every) = (p.int("samples").max(1) as usize, p.ms("every_ms"));
     let mut samples = Vec::new();
     // Samples start `every` apart (the time a sample takes is inside it).
@@ -219,7 +250,7 @@ async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
 /// `vrrp.failover`: the backup takes the VIP when the master fails.
 pub const FAILOVER: Kind = Kind {
     name: "vrrp.failover",
-    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Afterwards the master takes the VIP back before the next claim. A master whose keepalived says `nopreempt` keeps no claim on the VIP: the fault goes to whichever of the pair holds it, and a pair left the other way round gets the next claim a fresh stack.",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Before the fault the pair must be at rest (one holder, the same an advert later, within three of its adverts and the skew, at most 60 s; a pair that never settles FAILs on that precondition, never measured); the fault goes to whichever of the pair holds the VIP at rest (with equal priorities or `nopreempt`, possibly `backup`, said in the evidence), and after it the pair must come to rest again, on either.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),
@@ -266,9 +297,8 @@ fault = "stop_host""#,
 
 async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (named_master, vip) = (p.host("master"), p.text("vip"));
-    let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
-    let (master, backup, swapped) =
-        roles(stack, named_master, p.host("backup"), vip, no_preempt).await?;
+    let config = p.text("keepalived_config");
+    let (master, backup, swapped) = roles(stack, named_master, p.host("backup"), vip, config).await?;
     let fault = FaultSpec::of(p);
     let lbs = [master, backup];
     let (move_budget, outage_budget) = (p.ms("move_budget_ms"), p.ms("outage_budget_ms"));
@@ -306,7 +336,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (guards, moved) = applied?;
     let after = holders(stack, &lbs, vip).await;
     restore_all(guards).await?;
-    let kept = pair_settled(stack, &lbs, vip, named_master, no_preempt)
+    let kept = pair_settled(stack, &lbs, vip, named_master, config)
         .await
         .map_err(|mut f| {
             if f.evidence.is_empty() {
@@ -392,7 +422,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
 /// `vrrp.split_brain`: with the adverts cut, both take the VIP.
 pub const SPLIT_BRAIN: Kind = Kind {
     name: "vrrp.split_brain",
-    doc: "With every packet between `master` and `backup` dropped on the VIP's network (both ways: the adverts whatever carries them, VRRP's protocol 112 or AH's 51 with `auth_type AH`, multicast or unicast) while clients still reach both, both hold the VIP within `wait_ms`; the cut is checked to have taken effect by its own drop counters (nothing dropped: ERROR, the claim proved nothing). Reports what a probe saw meanwhile and, once the adverts flow again, how soon `master` alone holds it (which must happen; with `nopreempt` in the master's keepalived file, one holder, either).",
+    doc: "With every packet between `master` and `backup` dropped on the VIP's network (both ways: the adverts whatever carries them, VRRP's protocol 112 or AH's 51 with `auth_type AH`, multicast or unicast) while clients still reach both, both hold the VIP within `wait_ms`; the cut is checked to have taken effect by its own drop counters (nothing dropped: ERROR, the claim proved nothing). Reports what a probe saw meanwhile and, once the adverts flow again, how soon one of them alone holds it again (which must happen; which one is the pair's own settings' choice). Starts from the pair at rest, as `vrrp.failover` does.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "its peer"),
@@ -432,9 +462,8 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     // `public.vip`: the VIP's network is where keepalived's interface is,
     // so where the adverts travel; the pair's other networks stay whole.
     let vip_net = vip.split('.').next().unwrap_or(vip);
-    let no_preempt = does_not_preempt(stack, named_master, p.text("keepalived_config")).await?;
-    let (master, backup, swapped) =
-        roles(stack, named_master, p.host("backup"), vip, no_preempt).await?;
+    let config = p.text("keepalived_config");
+    let (master, backup, swapped) = roles(stack, named_master, p.host("backup"), vip, config).await?;
     let lbs = [master, backup];
     let (wait, hold, interval) = (
         p.ms("wait_ms"),
@@ -469,17 +498,13 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
             // Read before the rules go: the proof the cut dropped anything.
             let dropped = stack.packets_dropped_by_faults(&lbs).await?;
             cut.restore().await?;
-            // Once the adverts meet, the higher priority wins, `nopreempt`
-            // or not; which one that is is the design's, so one holder is
-            // enough there, and the named master for a pair that preempts.
+            // Once the adverts meet, the pair elects one master again; which
+            // one is its own settings' choice (priorities, `nopreempt`).
             let healed = wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| {
-                h.len() == 1 && (no_preempt || h[0] == named_master)
+                h.len() == 1
             })
             .await?;
             let holder = holders(stack, &lbs, vip).await?;
-            if healed.is_some() && holder != [named_master.to_string()] {
-                stack.taint();
-            }
             Ok::<_, Failure>((both, still, healed, holder, dropped))
         },
     )
