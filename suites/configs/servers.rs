@@ -743,3 +743,34 @@ fn one_file_on_both_load_balancers_is_judged_from_the_pair_at_rest() {
     assert!(!text.contains("precondition not met"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
+
+/// A pair whose files name different `virtual_router_id`s (51 and 52):
+/// each ignores the other's adverts and both hold the VIP. The pair never
+/// reaches its rest state, and that failed precondition is the verdict,
+/// said as such, once: the later VRRP claims say so at once, never sampling
+/// or faulting a pair that was never one. Expected before the first run:
+/// single_master and failover FAIL on the precondition.
+#[test]
+fn a_pair_that_never_settles_fails_on_that_precondition_once() {
+    let (out, text, v) = check_files(
+        "scale_up",
+        &[
+            "lb-1:keepalived=keepalived/lb-01.conf",
+            "lb-2:keepalived=keepalived/vrid-mismatch-lb-02.conf",
+        ],
+        &["lb.single_master", "lb.failover"],
+        &[],
+    );
+    assert!(v.is("FAIL", "scale_up.lb.single_master"), "{text}");
+    assert!(v.is("FAIL", "scale_up.lb.failover"), "{text}");
+    assert!(
+        text.contains("precondition not met: the keepalived pair lb-1/lb-2 never settled on one VIP holder: held by [lb-1, lb-2]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("never settled on one VIP holder earlier on this stack"),
+        "{text}"
+    );
+    assert!(!text.contains("samples 100 ms apart"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
