@@ -191,7 +191,7 @@ pub(crate) async fn replication_between(
 /// `db.replica_read_only`: the app's user cannot write on the replica.
 pub const REPLICA_READ_ONLY: Kind = Kind {
     name: "db.replica_read_only",
-    doc: "An INSERT as the application's user on `replica` is refused by the server itself with error 1290 (read-only).",
+    doc: "An INSERT as the application's user on `replica` (at its address, as the app reaches it) is refused by the server itself with error 1290 (read-only). A write that succeeds FAILs; one refused for another reason (access denied, nothing listening, no such table) is a failed precondition, said with what the error means: read-only was not measured.",
     params: &[
         Param::required("replica", Ty::Host, "the host of the replica"),
         Param::optional(
@@ -215,9 +215,12 @@ replica = "db-2""#,
 async fn replica_read_only(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
     let name = p.host("replica");
     let replica = stack.host(name)?;
+    // To the replica's address, as the app reaches it (not 127.0.0.1, which
+    // a server bound to its own address does not answer).
+    let addr = replica.main_addr();
     let out = replica
         .exec(&format!(
-            "mariadb -h 127.0.0.1 -u {} -p{} -e \"INSERT INTO foobar.greetings VALUES (999999, 'on the replica')\" foobar",
+            "mariadb -h {addr} -u {} -p{} -e \"INSERT INTO foobar.greetings VALUES (999999, 'on the replica')\" foobar",
             p.text("user"),
             p.text("password")
         ))
@@ -230,7 +233,7 @@ async fn replica_read_only(stack: &Stack, p: &Params, _: &Recorder) -> CheckResu
         .trim()
         .to_string();
     let evidence = format!(
-        "INSERT as `{}` on the replica ({name}): exit {}, {}",
+        "INSERT as `{}` on the replica ({name}, {addr}): exit {}, {}",
         p.text("user"),
         out.code,
         if said.is_empty() {
@@ -240,11 +243,41 @@ async fn replica_read_only(stack: &Stack, p: &Params, _: &Recorder) -> CheckResu
         }
     );
     ensure(
-        out.code != 0 && said.contains("1290"),
+        out.code != 0,
         "the replica accepted a write from the application's user",
         &evidence,
     )?;
+    // Refused, but not for being read-only: the claim's sentence is not what
+    // was measured. Its precondition (the app's user can reach the replica
+    // and would write there) failed, and the error says why.
+    if !said.contains("1290") {
+        return Err(Failure::new(
+            format!(
+                "precondition not met: the application's user could not write on the replica for another reason than read-only ({}), so read-only was not measured",
+                refusal_cause(&said)
+            ),
+            evidence,
+        ));
+    }
     Ok(evidence)
+}
+
+/// What a MariaDB client error other than read-only (1290) means for the app.
+fn refusal_cause(error: &str) -> &'static str {
+    let code = |c: &str| error.contains(&format!("ERROR {c}"));
+    if code("1045") {
+        "access denied: the app's user or password is not on the replica (replicated from the primary, or granted there)"
+    } else if code("1130") {
+        "this host is not allowed to connect: the app user's grant names other hosts"
+    } else if code("2002") || code("2003") {
+        "nothing answers on the replica's address: MariaDB is not listening there (bind-address, skip-networking) or is down"
+    } else if code("1146") || code("1049") {
+        "the app's database or table is not on the replica: replication has not brought it"
+    } else if error.is_empty() {
+        "the client failed without a server error"
+    } else {
+        "the server refused it for another reason (its error above)"
+    }
 }
 
 /// What `db.routing` counts.
@@ -466,4 +499,33 @@ async fn single_database(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult
         &evidence,
     )?;
     Ok(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A write the replica refused for another reason than read-only says
+    /// what that reason means for the app, never "accepted a write".
+    #[test]
+    fn a_refusal_that_is_not_read_only_is_named_by_its_cause() {
+        for (error, says) in [
+            (
+                "ERROR 1045 (28000): Access denied for user 'app'@'172.28.0.3' (using password: YES)",
+                "access denied",
+            ),
+            (
+                "ERROR 2002 (HY000): Can't connect to server on '172.28.0.3' (115)",
+                "nothing answers",
+            ),
+            (
+                "ERROR 1130 (HY000): Host '172.28.0.3' is not allowed to connect to this MariaDB server",
+                "not allowed",
+            ),
+            (
+                "ERROR 1146 (42S02): Table 'foobar.greetings' doesn't exist",
+                "replication has not brought it",
+            ),
+        ] {
+            assert!(super::refusal_cause(error).contains(says), "{error}");
+        }
+    }
 }
