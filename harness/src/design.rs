@@ -402,6 +402,16 @@ fn read_claims(
         hosts: spec.hosts.iter().map(|h| h.name.as_str()).collect(),
         services: crate::spec::service_names(fixtures).into_iter().collect(),
         networks: spec.networks.iter().map(|n| n.name.as_str()).collect(),
+        placed: spec
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_str(),
+                    h.services.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect(),
     };
     let mut claims: Vec<crate::claim::Claim> = Vec::new();
     // (claim index, variant, still_hold, where), resolved once every claim is read.

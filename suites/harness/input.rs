@@ -201,6 +201,14 @@ fn a_claims_file_error_names_the_file_the_line_and_what_exists() {
                 "`lb.health_check` reads HAProxy's own view on `lb` = `server-1`, and `server-1` runs no HAProxy",
             ],
         ),
+        // A `host/service` a claim watches must run there (scale_independently's
+        // `unchanged`): a service the design does not run would pass unseen.
+        (
+            format!(
+                "{good}\n[[claim]]\nid = \"site.tiers.scale_independently\"\nsays = \"x\"\nkind = \"scaling.add_app_server\"\nweb = \"server-1\"\napp = \"server-1\"\nnew_host = \"app-2\"\nnetwork = \"public\"\nupstream = \"server {{{{ new }}}}:9000;\"\nunchanged = [\"server-1/haproxy\"]\n"
+            ),
+            vec!["`server-1/haproxy`: the design runs no `haproxy` on `server-1`"],
+        ),
         // A remedy's variant and the claims that must still hold with it.
         (
             format!("{good}\n{remedy}variant = \"nope\"\n"),

@@ -228,6 +228,9 @@ pub enum Ty {
     Text,
     /// A list of texts.
     Texts,
+    /// Services on hosts, `host/service` (`["lb-1/haproxy"]`): each host
+    /// must run that service in the design.
+    HostServices,
     /// A whole number (a count, a port, kbit/s).
     Int,
     /// A list of whole numbers (ports).
@@ -254,6 +257,7 @@ impl Ty {
             Ty::Network => "network",
             Ty::Text => "text",
             Ty::Texts => "list of texts",
+            Ty::HostServices => "list of `host/service`",
             Ty::Int => "integer",
             Ty::Ints => "list of integers",
             Ty::Rules => "list of rules { from, to, ports, process }",
@@ -393,6 +397,8 @@ pub struct Known<'a> {
     pub services: Vec<String>,
     /// The design's networks.
     pub networks: Vec<&'a str>,
+    /// Each host and the services the design puts on it.
+    pub placed: Vec<(&'a str, Vec<&'a str>)>,
 }
 
 /// A claim's parameters, checked against its kind and the design when the
@@ -587,6 +593,26 @@ fn check_value(p: &Param, v: &toml::Value, known: &Known<'_>) -> std::result::Re
         }
         Ty::Text => text().map(drop),
         Ty::Texts => texts().map(drop),
+        Ty::HostServices => texts()?.into_iter().try_for_each(|hs| {
+            let (host, service) = hs
+                .split_once('/')
+                .ok_or_else(|| format!("`{hs}` is not `host/service` (e.g. \"lb-1/haproxy\")"))?;
+            one_of("host", host, &known.hosts)?;
+            let on: &[&str] = known
+                .placed
+                .iter()
+                .find(|(h, _)| *h == host)
+                .map(|(_, s)| s.as_slice())
+                .unwrap_or(&[]);
+            if on.contains(&service) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{hs}`: the design runs no `{service}` on `{host}` (its services: {})",
+                    on.join(", ")
+                ))
+            }
+        }),
         Ty::Ints => match v.as_array() {
             Some(a) if a.iter().all(|x| x.as_integer().is_some_and(|i| i >= 0)) => Ok(()),
             _ => Err(format!(

@@ -75,8 +75,8 @@ pub const ADD_APP_SERVER: Kind = Kind {
         ),
         Param::optional(
             "unchanged",
-            Ty::Texts,
-            "`host/service` that must not restart",
+            Ty::HostServices,
+            "`host/service` that must not restart (each must run there: checked when the design is read, and again before the new host comes, so a service a mutant removed is a FAIL, not a silent pass)",
             "[]",
         ),
         Param::optional("requests", Ty::Int, "dynamic pages sent", "10"),
@@ -101,6 +101,15 @@ async fn add_app_server(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult 
     let unchanged = p.list("unchanged");
     let n = p.int("requests") as usize;
     let before = main_pids(stack, &unchanged).await?;
+    // Nothing running to compare is no evidence that nothing restarted.
+    if let Some((hs, _)) = before.iter().find(|(_, pids)| pids.is_empty()) {
+        return Err(Failure::new(
+            format!(
+                "precondition not met: `{hs}` runs no process before the new host comes, so whether it restarts cannot be seen"
+            ),
+            format!("before: {before:?}"),
+        ));
+    }
     let spec = HostSpec {
         name: new_name.into(),
         networks: vec![p.text("network").into()],

@@ -107,7 +107,9 @@ pub(crate) async fn pair_at_rest(
     let what = format!("the keepalived pair {}", lbs.join("/"));
     if let Some(why) = stack.never_settled(&what) {
         return Err(Failure::new(
-            format!("precondition not met: {what} never settled on one VIP holder earlier on this stack ({why}), so this claim was not measured on it"),
+            format!(
+                "precondition not met: {what} never settled on one VIP holder earlier on this stack ({why}), so this claim was not measured on it"
+            ),
             "",
         ));
     }
@@ -175,10 +177,12 @@ async fn pair_settled(
     master: &str,
     config: &str,
 ) -> Result<Option<String>, Failure> {
-    let holder = pair_at_rest(stack, lbs, vip, config).await.map_err(|mut f| {
-        f.summary = format!("after the fault was undone: {}", f.summary);
-        f
-    })?;
+    let holder = pair_at_rest(stack, lbs, vip, config)
+        .await
+        .map_err(|mut f| {
+            f.summary = format!("after the fault was undone: {}", f.summary);
+            f
+        })?;
     Ok((holder != master).then(|| {
         format!("{holder} kept the VIP after {master} came back (the pair's own settings: `nopreempt` or equal priorities)")
     }))
@@ -298,7 +302,8 @@ fault = "stop_host""#,
 async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (named_master, vip) = (p.host("master"), p.text("vip"));
     let config = p.text("keepalived_config");
-    let (master, backup, swapped) = roles(stack, named_master, p.host("backup"), vip, config).await?;
+    let (master, backup, swapped) =
+        roles(stack, named_master, p.host("backup"), vip, config).await?;
     let fault = FaultSpec::of(p);
     let lbs = [master, backup];
     let (move_budget, outage_budget) = (p.ms("move_budget_ms"), p.ms("outage_budget_ms"));
@@ -463,7 +468,8 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     // so where the adverts travel; the pair's other networks stay whole.
     let vip_net = vip.split('.').next().unwrap_or(vip);
     let config = p.text("keepalived_config");
-    let (master, backup, swapped) = roles(stack, named_master, p.host("backup"), vip, config).await?;
+    let (master, backup, swapped) =
+        roles(stack, named_master, p.host("backup"), vip, config).await?;
     let lbs = [master, backup];
     let (wait, hold, interval) = (
         p.ms("wait_ms"),
@@ -500,10 +506,8 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
             cut.restore().await?;
             // Once the adverts meet, the pair elects one master again; which
             // one is its own settings' choice (priorities, `nopreempt`).
-            let healed = wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| {
-                h.len() == 1
-            })
-            .await?;
+            let healed =
+                wait_holders(stack, &lbs, vip, Duration::from_secs(10), |h| h.len() == 1).await?;
             let holder = holders(stack, &lbs, vip).await?;
             Ok::<_, Failure>((both, still, healed, holder, dropped))
         },
