@@ -465,10 +465,22 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         held.push(Box::pin(run(&beside, c)).await);
     }
     drop(beside);
+    // A claim that fails with the variant counts against the remedy only if
+    // it holds without it: one already broken on the design is that
+    // claim's own breakage (its own line says so), not the remedy's.
+    let mut already_broken = Vec::new();
+    for o in held.iter().filter(|o| !o.verdict.held()) {
+        if let Some(c) = variant.still_hold.iter().find(|c| c.id == o.id) {
+            let without = Box::pin(run(stack, c)).await;
+            if !without.verdict.held() {
+                already_broken.push(o.id.clone());
+            }
+        }
+    }
     let prefix = format!("{}.", stack.design);
     let listed = |f: fn(&Verdict) -> bool| -> Vec<String> {
         held.iter()
-            .filter(|o| f(&o.verdict))
+            .filter(|o| f(&o.verdict) && !already_broken.contains(&o.id))
             .map(|o| {
                 format!(
                     "{} ({})",
@@ -486,7 +498,7 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         listed(|v| matches!(v, Verdict::NotMeasured(_))),
     );
     let evidence = format!(
-        "variant `{}`: {}; claims still holding with it: {} of {}{}",
+        "variant `{}`: {}; claims still holding with it: {} of {}{}{}",
         variant.name,
         if own.evidence.is_empty() {
             "-"
@@ -498,7 +510,19 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         if failing.is_empty() {
             String::new()
         } else {
-            format!("; failing: {}", failing.join("; "))
+            format!("; failing with it (holding without it): {}", failing.join("; "))
+        },
+        if already_broken.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; failing without the variant too, so not the remedy's doing (their own lines say why): {}",
+                already_broken
+                    .iter()
+                    .map(|id| id.trim_start_matches(&prefix))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     );
     let verdict = match &own.verdict {
