@@ -510,7 +510,10 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         if failing.is_empty() {
             String::new()
         } else {
-            format!("; failing with it (holding without it): {}", failing.join("; "))
+            format!(
+                "; failing with it (holding without it): {}",
+                failing.join("; ")
+            )
         },
         if already_broken.is_empty() {
             String::new()

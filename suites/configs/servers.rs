@@ -302,6 +302,7 @@ fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out()
         &["lb-1:iptables=iptables/ufw_lb.sh"],
         &[
             "firewall.lb_exposes_only_web",
+            "firewall.default_deny",
             "https.valid_cert",
             "monitoring.clients_up",
         ],
@@ -309,6 +310,16 @@ fn a_ufw_script_on_the_load_balancer_keeps_the_web_open_and_the_monitoring_out()
     );
     assert!(
         text.contains("ufw_lb.sh:5: ufw default deny incoming -> policy INPUT DROP"),
+        "{text}"
+    );
+    // "Filter incoming traffic" holds: the exporters it drops are the
+    // monitoring claims' breakage, a note here, not this claim's FAIL.
+    assert!(
+        v.is("PASS", "secured_monitored.firewall.default_deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: allowed but closed (the breakage of the claims that use them, not of this one): mon-1 → lb-1:8405 closed (should be open); mon-1 → lb-1:9100 closed"),
         "{text}"
     );
     assert!(

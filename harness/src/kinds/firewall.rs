@@ -194,6 +194,12 @@ pub const REACHABILITY: Kind = Kind {
             "a port no rule names, where a test listener is started (0: none)",
             "0",
         ),
+        Param::optional(
+            "allowed_must_be_open",
+            Ty::Bool,
+            "whether a port `allow` names must be found open (false for a claim whose sentence is only that the rest is closed, `filter incoming traffic`: an allowed port found closed is the breakage of the claims that use it, shown here as a note, never this claim's FAIL)",
+            "true",
+        ),
     ],
     example: r#"
 [[claim]]
@@ -304,13 +310,33 @@ async fn reachability(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         "the test listener did not start",
         &evidence,
     )?;
+    let wrong = reach::unexpected(&rows, |r| {
+        rules.iter().any(|rule| rule.allows(r, &listening))
+    });
+    if p.flag("allowed_must_be_open") {
+        ensure_eq(
+            "ports whose reachability differs from the allowed rules",
+            Vec::<String>::new(),
+            wrong,
+            &evidence,
+        )?;
+        return Ok(evidence);
+    }
+    // This claim's sentence is only that what is not allowed is closed.
+    let (open, closed): (Vec<String>, Vec<String>) = wrong
+        .into_iter()
+        .partition(|w| w.ends_with("(should be closed)"));
     ensure_eq(
-        "ports whose reachability differs from the allowed rules",
+        "ports open although no rule allows them",
         Vec::<String>::new(),
-        reach::unexpected(&rows, |r| {
-            rules.iter().any(|rule| rule.allows(r, &listening))
-        }),
+        open,
         &evidence,
     )?;
-    Ok(evidence)
+    if closed.is_empty() {
+        return Ok(evidence);
+    }
+    Ok(format!(
+        "{evidence}; note: allowed but closed (the breakage of the claims that use them, not of this one): {}",
+        closed.join("; ")
+    ))
 }
