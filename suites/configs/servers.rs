@@ -785,3 +785,31 @@ fn a_pair_that_never_settles_fails_on_that_precondition_once() {
     assert!(!text.contains("samples 100 ms apart"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
+
+/// A MySQL 8 replica file with MySQL 8's new names (`log_replica_updates`,
+/// `super_read_only`) and its default collation, all of which MariaDB
+/// 10.11 refuses ("unknown variable", "Unknown collation"): each is mapped
+/// to MariaDB's equivalent with a line, so the file runs as it means.
+/// Expected before the first run: replication and read-only hold.
+#[test]
+fn a_mysql_8_replica_file_runs_with_mariadbs_names_for_its_options() {
+    let (out, text, v) = check_files(
+        "distributed",
+        &[
+            "server-1:mariadb=mariadb/primary.cnf",
+            "server-2:mariadb=mariadb/mysql8-replica-renamed.cnf",
+        ],
+        &["db.replication", "db.replica_read_only"],
+        &[],
+    );
+    for said in [
+        "mysql8-replica-renamed.cnf:15: log_replica_updates -> log-slave-updates (MySQL 8's name)",
+        "mysql8-replica-renamed.cnf:20: super_read_only = ON -> read-only = ON",
+        "mysql8-replica-renamed.cnf:19: collation-server = utf8mb4_0900_ai_ci -> collation-server = utf8mb4_unicode_ci",
+    ] {
+        assert!(text.contains(said), "`{said}` missing: {text}");
+    }
+    assert!(v.is("PASS", "distributed.db.replication"), "{text}");
+    assert!(v.is("PASS", "distributed.db.replica_read_only"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
