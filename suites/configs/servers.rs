@@ -803,7 +803,7 @@ fn a_mysql_8_replica_file_runs_with_mariadbs_names_for_its_options() {
         &[],
     );
     for said in [
-        "mysql8-replica-renamed.cnf:15: log_replica_updates -> log-slave-updates (MySQL 8's name)",
+        "mysql8-replica-renamed.cnf:14: log_replica_updates -> log-slave-updates (MySQL 8's name)",
         "mysql8-replica-renamed.cnf:20: super_read_only = ON -> read-only = ON",
         "mysql8-replica-renamed.cnf:19: collation-server = utf8mb4_0900_ai_ci -> collation-server = utf8mb4_unicode_ci",
     ] {

@@ -32,7 +32,8 @@ const START_OPTIONS: &str = "services/mariadb/start-options";
 const MAPPED_TARGET: &str = "/etc/mysql/mariadb.conf.d/60-stackproof.cnf";
 
 /// Options of MySQL 8 that MariaDB does not have (it would refuse to
-/// start): a file written for MySQL keeps its meaning without them.
+/// start: "unknown variable", seen on MariaDB 10.11): a file written for
+/// MySQL keeps its meaning without them.
 const MYSQL_ONLY: &[&str] = &[
     "mysqlx-bind-address",
     "mysqlx-port",
@@ -42,8 +43,60 @@ const MYSQL_ONLY: &[&str] = &[
     "enforce-gtid-consistency",
     "innodb-dedicated-server",
     "log-error-verbosity",
+    "log-error-suppression-list",
     "binlog-transaction-dependency-tracking",
     "transaction-write-set-extraction",
+    "authentication-policy",
+    "disabled-storage-engines",
+];
+
+/// MySQL 8 names MariaDB knows by another name (MySQL 8.0.26 renamed
+/// `slave` to `replica`; MariaDB 10.11 refuses the new names), and values
+/// it lacks: (MySQL's option, its value or "" for any, MariaDB's option,
+/// MariaDB's value or "" to keep it, why).
+const MYSQL_TO_MARIADB: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "log-replica-updates",
+        "",
+        "log-slave-updates",
+        "",
+        "MySQL 8's name",
+    ),
+    (
+        "replica-skip-errors",
+        "",
+        "slave-skip-errors",
+        "",
+        "MySQL 8's name",
+    ),
+    (
+        "replica-parallel-workers",
+        "",
+        "slave-parallel-threads",
+        "",
+        "MySQL 8's name",
+    ),
+    (
+        "replica-net-timeout",
+        "",
+        "slave-net-timeout",
+        "",
+        "MySQL 8's name",
+    ),
+    (
+        "super-read-only",
+        "",
+        "read-only",
+        "",
+        "MariaDB has no super_read_only; read_only refuses the app's writes as it does",
+    ),
+    (
+        "collation-server",
+        "utf8mb4_0900_ai_ci",
+        "collation-server",
+        "utf8mb4_unicode_ci",
+        "MySQL 8's default collation, which MariaDB 10.11 does not have",
+    ),
 ];
 
 /// Maps `text` (from `file`) for the hosts whose MariaDB services are `roles`
@@ -84,7 +137,23 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
         if key.starts_with("!include") {
             includes.push(format!("{}: {key}", at(n)));
         }
+        let renamed = MYSQL_TO_MARIADB.iter().find(|(from, v, ..)| {
+            *from == key_norm && (v.is_empty() || v.eq_ignore_ascii_case(value))
+        });
         match key_norm.as_str() {
+            _ if renamed.is_some() => {
+                let (_, _, to, to_value, why) = renamed.expect("matched");
+                let to_value = if to_value.is_empty() { value } else { to_value };
+                // A bare flag (`log_replica_updates`) stays a bare flag.
+                let (from, onto) = if code.contains('=') {
+                    (format!("{key} = {value}"), format!("{to} = {to_value}"))
+                } else {
+                    (key.to_string(), to.to_string())
+                };
+                out.lines
+                    .push(format!("{}: {from} -> {onto} ({why})", at(n)));
+                line = onto;
+            }
             k if MYSQL_ONLY.contains(&k) => {
                 line = format!("# stackproof: MySQL 8 only, left out: {raw}");
                 out.lines.push(format!(
