@@ -441,7 +441,7 @@ pub const SPLIT_BRAIN: Kind = Kind {
         Param::optional(
             "wait_ms",
             Ty::Ms,
-            "how long the backup may take to claim the VIP",
+            "how long the backup may take to claim the VIP, at least (a slower pair gets three of its adverts, the skew and a second, up to 60 s: the weakness shows on its own timers)",
             "5000",
         ),
         Param::optional("hold_ms", Ty::Ms, "how long the split is held", "1000"),
@@ -471,8 +471,14 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (master, backup, swapped) =
         roles(stack, named_master, p.host("backup"), vip, config).await?;
     let lbs = [master, backup];
+    // The weakness shows when the backup's own master-down timer fires
+    // (three adverts and the skew): an observation of the pair, no promise,
+    // so the wait follows its timers, at least `wait_ms`, at most 60 s.
+    let advert = advert_interval(stack, &lbs, config).await;
     let (wait, hold, interval) = (
-        p.ms("wait_ms"),
+        p.ms("wait_ms")
+            .max(advert * 4 + Duration::from_secs(1))
+            .min(REST_CAP.max(p.ms("wait_ms"))),
         p.ms("hold_ms"),
         p.ms("probe_ms").max(Duration::from_millis(1)),
     );
