@@ -106,9 +106,7 @@ fn run(path: &Path) -> Result<(), Failed> {
             serde_json::from_str(&report).map_err(|e| format!("report: {e}"))?;
         for c in report["claims"].as_array().into_iter().flatten() {
             let id = c["id"].as_str().unwrap_or_default();
-            let short = id
-                .strip_prefix(&format!("{}.", want.design))
-                .unwrap_or(id);
+            let short = id.strip_prefix(&format!("{}.", want.design)).unwrap_or(id);
             got.insert(
                 short.to_string(),
                 c["verdict"].as_str().unwrap_or_default().to_string(),

@@ -69,16 +69,22 @@ pub struct Reach {
 }
 
 /// Probes every `(target, port)` from every other host of the design, on
-/// each network the two share, all at once (one shell per vantage host,
-/// each probe waiting at most a second). A stopped host is no vantage point.
-pub async fn matrix(stack: &Stack, targets: &[(&str, Vec<u16>)]) -> Result<Vec<Reach>, Failure> {
+/// each network the two share (only `on` when given: what comes from that
+/// network, not what the same hosts send over another), all at once (one
+/// shell per vantage host, each probe waiting at most a second). A stopped
+/// host is no vantage point.
+pub async fn matrix(
+    stack: &Stack,
+    targets: &[(&str, Vec<u16>)],
+    on: Option<&str>,
+) -> Result<Vec<Reach>, Failure> {
     // vantage host → [(target, port, address)]
     let mut plan: BTreeMap<String, Vec<(String, u16, Ipv4Addr)>> = BTreeMap::new();
     for (target, ports) in targets {
         let to = stack.host(target)?;
         for from in stack.hosts.values().filter(|h| h.name != *target) {
             for (net, addr) in &to.addrs {
-                if from.addr(net).is_none() {
+                if from.addr(net).is_none() || on.is_some_and(|on| on != net.as_str()) {
                     continue;
                 }
                 for port in ports {

@@ -156,6 +156,12 @@ pub struct ServiceSpec {
     /// How long settling may take, in ms.
     #[serde(default = "default_settle_ms")]
     pub settle_timeout_ms: u64,
+    /// A command printing how long, in ms, the server's own timers take to
+    /// settle as its running configuration sets them (HAProxy: a server
+    /// DOWN at its first check needs `rise` checks `inter` apart): the
+    /// settle wait follows it, at least `settle_timeout_ms`, at most 60 s.
+    #[serde(default)]
+    pub settle_timers: Option<String>,
     /// A command printing the server's own view of itself (HAProxy's
     /// `show stat` per server with its check result), quoted whenever the
     /// service does not become ready or does not settle.

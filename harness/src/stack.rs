@@ -436,7 +436,7 @@ impl Stack {
                     continue;
                 };
                 if let Some(cmd) = spec.settled.clone() {
-                    let deadline = Duration::from_millis(spec.settle_timeout_ms);
+                    let deadline = settle_deadline(h, spec).await;
                     let status = spec.status.clone();
                     waits.push(async move {
                         let started = Instant::now();
@@ -545,4 +545,25 @@ fn addresses_and_vars(
         vars.insert(k.clone(), value);
     }
     Ok(vars)
+}
+
+/// The longest a service's settling may follow its own timers.
+const SETTLE_CAP: Duration = Duration::from_secs(60);
+
+/// How long `spec` may take to settle on `host`: its `settle_timers` (the
+/// server's own timers, as its running file sets them) when it has them,
+/// at least its `settle_timeout_ms`, at most [`SETTLE_CAP`].
+async fn settle_deadline(host: &Host, spec: &ServiceSpec) -> Duration {
+    let fixed = Duration::from_millis(spec.settle_timeout_ms);
+    let Some(cmd) = &spec.settle_timers else {
+        return fixed;
+    };
+    let own = host
+        .exec_within(cmd, Duration::from_secs(5))
+        .await
+        .ok()
+        .and_then(|o| o.stdout.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(fixed);
+    own.max(fixed).min(SETTLE_CAP.max(fixed))
 }

@@ -185,7 +185,7 @@ pub const REACHABILITY: Kind = Kind {
         Param::optional(
             "from_network",
             Ty::Text,
-            "probe only from hosts on this network",
+            "probe only over this network (to the targets' addresses on it, from the hosts on it)",
             "\"\"",
         ),
         Param::optional(
@@ -259,13 +259,10 @@ async fn reachability(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
             listening.insert(h.to_string(), ls);
             targets.push((h, ports));
         }
-        let rows: Vec<Reach> = reach::matrix(stack, &targets)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                network.is_empty() || stack.host(&r.from).is_ok_and(|h| h.addr(network).is_some())
-            })
-            .collect();
+        // From `from_network`: probes that travel over it, to the target's
+        // address there, not what the same hosts send over another network.
+        let on = (!network.is_empty()).then_some(network);
+        let rows: Vec<Reach> = reach::matrix(stack, &targets, on).await?;
         Ok::<_, crate::failure::Failure>((listening, local, rows))
     }
     .await;

@@ -221,6 +221,9 @@ struct Mapper<'a> {
     section: String,
     servers_in_section: usize,
     has_admin_socket: bool,
+    /// The global `maxconn` and its line: HAProxy asks the kernel for about
+    /// twice as many open files, and stops when it cannot have them.
+    global_maxconn: Option<(usize, u64)>,
     /// (port, section, line) of every bind, for the "two frontends on one port" trap.
     binds: Vec<(String, String, usize)>,
     /// Sections serving HAProxy's stats page: (section, line), and those with `stats auth`.
@@ -242,6 +245,7 @@ impl<'a> Mapper<'a> {
             section: String::new(),
             servers_in_section: 0,
             has_admin_socket: false,
+            global_maxconn: None,
             binds: Vec::new(),
             stats_pages: Vec::new(),
             stats_auth: Vec::new(),
@@ -300,6 +304,9 @@ impl<'a> Mapper<'a> {
                 ));
             }
             "bind" => line = self.bind_line(n, line, &words)?,
+            "maxconn" if in_global => {
+                self.global_maxconn = words.get(1).and_then(|v| v.parse().ok()).map(|v| (n, v));
+            }
             "ssl-dh-param-file" | "chroot" | "user" | "group" if in_global => {
                 line = self.global_line(n, raw, &words);
             }
@@ -426,18 +433,27 @@ impl<'a> Mapper<'a> {
                 },
             ));
         }
+        // `check` on a server with no port and no `port` for its checks:
+        // HAProxy refuses the file ("has neither service port nor check
+        // port"); the fix is one word.
+        let checked_without_port =
+            port.is_none() && words.contains(&"check") && !words.contains(&"port");
         self.out.lines.push(format!(
             "{at}: server {user_name} {addr} -> {} {target}{}",
             b.host,
             if port.is_none() {
-                " (no port: HAProxy connects on the port the client used, 443 behind TLS)"
+                " (no port: HAProxy connects on the port each client came in on)"
             } else {
                 ""
             }
         ));
-        if port.is_none() {
+        if checked_without_port {
+            self.out.hints.push(format!(
+                "{at}: server {user_name} has `check` but no port, which HAProxy refuses: add :80 to its address ({addr}:80)"
+            ));
+        } else if port.is_none() {
             self.out.warnings.push(format!(
-                "{at}: server {user_name} has no port: HAProxy connects to it on the port each client connected to (443 for HTTPS), where the web server may not listen"
+                "{at}: server {user_name} has no port: HAProxy connects to it on the port each client came in on (443 for HTTPS), where the web server may not listen"
             ));
         }
         replace_words(raw, &[(user_name, &b.host), (addr, &target)])
@@ -597,18 +613,41 @@ impl<'a> Mapper<'a> {
     /// The admin socket stackproof reads HAProxy's own view from, when the
     /// file has none: in a second `global` section at the end (HAProxy
     /// merges them), so every line of the user's file keeps its number.
+    ///
+    /// With a global `maxconn`, also `no strict-limits`: HAProxy asks for
+    /// about twice as many open files, and the run's containers may allow
+    /// fewer than the user's server (here 20000, where a systemd host allows
+    /// 524288), so it starts with what it gets instead of stopping ("Cannot
+    /// raise FD limit"); the claims' load is far below either.
     fn add_admin_socket(&mut self, lines: &mut Vec<String>) {
-        if self.has_admin_socket {
+        let mut adds = Vec::new();
+        if !self.has_admin_socket {
+            adds.push((
+                format!("    stats socket {ADMIN_SOCKET} mode 660 level admin"),
+                "stackproof reads HAProxy's own view of its servers there; it changes nothing HAProxy serves".to_string(),
+            ));
+        }
+        if let Some((n, maxconn)) = self.global_maxconn {
+            adds.push((
+                "    no strict-limits".into(),
+                format!(
+                    "{}: maxconn {maxconn} makes HAProxy ask for about {} open files, which the run's containers may not allow as your server does; it starts with what it gets instead of stopping, far above what the claims send",
+                    self.at(n),
+                    2 * maxconn
+                ),
+            ));
+        }
+        if adds.is_empty() {
             return;
         }
-        let add = format!("    stats socket {ADMIN_SOCKET} mode 660 level admin");
         lines.push("# stackproof: added for its own measuring".into());
         lines.push("global".into());
-        lines.push(add.clone());
-        self.out.additions.push(format!(
-            "global: {} (stackproof reads HAProxy's own view of its servers there; it changes nothing HAProxy serves)",
-            add.trim()
-        ));
+        for (add, why) in adds {
+            lines.push(add.clone());
+            self.out
+                .additions
+                .push(format!("global: {} ({why})", add.trim()));
+        }
     }
 
     /// The mapped text, with the user's domain onto the run's.

@@ -171,13 +171,17 @@ fn traps_are_warned_of_and_removed_directives_get_their_replacement() {
         "{:?}",
         m.hints
     );
-    // No admin socket of its own: stackproof adds one, at the end, and says so.
-    assert_eq!(m.additions.len(), 1);
+    // No admin socket of its own: stackproof adds one, at the end, and says
+    // so; its global maxconn gets `no strict-limits` (said with its line).
+    assert_eq!(m.additions.len(), 2, "{:?}", m.additions);
     assert!(
+        m.text.trim_end().ends_with(
+            "stats socket /run/haproxy/admin.sock mode 660 level admin\n    no strict-limits"
+        ),
+        "{}",
         m.text
-            .trim_end()
-            .ends_with("stats socket /run/haproxy/admin.sock mode 660 level admin")
     );
+    assert!(m.additions[1].contains("maxconn"), "{:?}", m.additions);
     let m = mapped("https_server_no_port.cfg");
     assert!(
         m.warnings.iter().any(|w| w.contains("has no port")),
