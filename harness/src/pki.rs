@@ -96,15 +96,19 @@ impl Pki {
         self.issue_with(names, "ecdsa-p256")
     }
 
-    /// As [`Pki::issue`], with a key of `key`'s kind (`ecdsa-p256`, `ecdsa-p384`).
+    /// As [`Pki::issue`], with a key of `key`'s kind (`ecdsa-p256`,
+    /// `ecdsa-p384`, `rsa-2048`).
     pub fn issue_with(&self, names: &[&str], key: &str) -> Result<Leaf> {
         let first = names.first().copied().unwrap_or("leaf");
-        let algorithm = match key {
-            "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
-            _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+        let key = match key {
+            "rsa-2048" => {
+                rsa_key().map_err(pki_err(format!("generate an RSA key for `{first}`")))?
+            }
+            "ecdsa-p384" => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+                .map_err(pki_err(format!("generate a key for `{first}`")))?,
+            _ => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(pki_err(format!("generate a key for `{first}`")))?,
         };
-        let key = KeyPair::generate_for(algorithm)
-            .map_err(pki_err(format!("generate a key for `{first}`")))?;
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names.clone())
             .map_err(pki_err(format!("make parameters for `{first}`")))?;
@@ -239,4 +243,16 @@ mod tests {
         drop((a, b));
         let _ = fs::remove_dir_all(base);
     }
+}
+
+/// A new RSA-2048 key pair (ring, which rcgen signs with, can use an RSA
+/// key but not make one).
+fn rsa_key() -> std::result::Result<KeyPair, rcgen::Error> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let private = rsa::RsaPrivateKey::new(&mut rand_core_06::OsRng, 2048)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    let pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
 }

@@ -37,6 +37,10 @@ pub struct DesignSpec {
     pub certificate: CertificateSpec,
 }
 
+/// The fixture a user's mapped file writes when the site's certificate
+/// must have another key than the design's (`rsa-2048`).
+pub const CERTIFICATE_KEY_FILE: &str = "certificate-key";
+
 /// The certificate the run's CA issues for the site.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +48,7 @@ pub struct CertificateSpec {
     /// Its names, in the zone: `www` for www.foobar.com, `@` for foobar.com.
     #[serde(default = "CertificateSpec::default_names")]
     pub names: Vec<String>,
-    /// Its key: `ecdsa-p256` or `ecdsa-p384`.
+    /// Its key: `ecdsa-p256`, `ecdsa-p384` or `rsa-2048`.
     #[serde(default = "CertificateSpec::default_key")]
     pub key: String,
 }
@@ -59,8 +63,8 @@ impl Default for CertificateSpec {
 }
 
 impl CertificateSpec {
-    /// The keys the run's CA can make (rcgen on ring).
-    pub const KEYS: &[&str] = &["ecdsa-p256", "ecdsa-p384"];
+    /// The keys the run's CA can make.
+    pub const KEYS: &[&str] = &["ecdsa-p256", "ecdsa-p384", "rsa-2048"];
 
     fn default_names() -> Vec<String> {
         vec!["www".into(), "@".into()]
@@ -335,7 +339,12 @@ pub struct Parts {
 impl Parts {
     /// Reads the design's files from `fixtures`.
     pub fn read(fixtures: &Fixtures) -> Result<Parts> {
-        let spec = DesignSpec::load(fixtures)?;
+        let mut spec = DesignSpec::load(fixtures)?;
+        // A user's file that only one kind of certificate can serve (a TLS
+        // cipher list of RSA suites) says so in the users' layer.
+        if let Ok((_, key)) = fixtures.read(CERTIFICATE_KEY_FILE) {
+            spec.certificate.key = key.trim().to_string();
+        }
         let mut services = BTreeMap::new();
         for host in &spec.hosts {
             for name in &host.services {

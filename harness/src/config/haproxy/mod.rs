@@ -303,7 +303,15 @@ impl<'a> Mapper<'a> {
                     "`server-template` resolves names the run cannot map; list the servers with `server` lines".into(),
                 ));
             }
-            "bind" => line = self.bind_line(n, line, &words)?,
+            "bind" => {
+                let ciphers = words
+                    .iter()
+                    .position(|w| *w == "ciphers")
+                    .and_then(|i| words.get(i + 1));
+                self.cipher_list(n, ciphers);
+                line = self.bind_line(n, line, &words)?;
+            }
+            "ssl-default-bind-ciphers" if in_global => self.cipher_list(n, words.get(1)),
             "maxconn" if in_global => {
                 self.global_maxconn = words.get(1).and_then(|v| v.parse().ok()).map(|v| (n, v));
             }
@@ -610,6 +618,30 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// A TLS 1.2 cipher list that only an RSA certificate can serve
+    /// (`kEECDH+aRSA+AES:kRSA+AES:RC4-SHA`): the user's certificate is RSA,
+    /// or their TLS 1.2 would fail, so the run's CA issues an RSA one too.
+    fn cipher_list(&mut self, n: usize, list: Option<&&str>) {
+        let Some(list) = list else { return };
+        if !rsa_only(list)
+            || self
+                .out
+                .files
+                .iter()
+                .any(|(f, _)| f == crate::spec::CERTIFICATE_KEY_FILE)
+        {
+            return;
+        }
+        self.out.files.push((
+            crate::spec::CERTIFICATE_KEY_FILE.into(),
+            "rsa-2048\n".into(),
+        ));
+        self.out.lines.push(format!(
+            "{}: TLS 1.2 suites authenticated by RSA only -> the run's certificate has an RSA key, as yours must (an ECDSA one would serve TLS 1.3 alone)",
+            self.at(n)
+        ));
+    }
+
     /// The admin socket stackproof reads HAProxy's own view from, when the
     /// file has none: in a second `global` section at the end (HAProxy
     /// merges them), so every line of the user's file keeps its number.
@@ -753,3 +785,31 @@ fn replace_words(line: &str, pairs: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether an OpenSSL cipher list selects TLS 1.2 suites that only an RSA
+/// certificate can serve: some entry names RSA authentication and none
+/// could use ECDSA (an entry naming ECDSA, or a generic one such as `HIGH`
+/// or `ECDH+AESGCM` that leaves the authentication open).
+fn rsa_only(list: &str) -> bool {
+    let mut rsa = false;
+    for entry in list.split([':', ',', ' ']).map(str::trim) {
+        if entry.is_empty() || entry.starts_with(['!', '-', '+']) || entry.starts_with('@') {
+            continue;
+        }
+        let upper = entry.to_ascii_uppercase();
+        if upper.contains("ECDSA") {
+            return false;
+        }
+        let parts: Vec<&str> = upper.split('+').collect();
+        let names_rsa = parts.iter().any(|p| matches!(*p, "ARSA" | "KRSA" | "RSA"))
+            // A named suite (`ECDHE-RSA-AES128-GCM-SHA256`, `RC4-SHA`,
+            // `AES128-SHA`): without ECDSA in its name, RSA authenticates it.
+            || (parts.len() == 1 && upper.contains('-'));
+        if !names_rsa {
+            // Generic (`HIGH`, `AESGCM`, `ECDH+AES`): ECDSA may serve it.
+            return false;
+        }
+        rsa = true;
+    }
+    rsa
+}

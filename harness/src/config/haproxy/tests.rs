@@ -263,3 +263,22 @@ fn an_open_stats_page_and_tls_off_443_are_what_a_reviewer_would_say() {
     );
     assert!(!all.contains("`listen guarded`"), "{all}");
 }
+
+#[test]
+fn a_cipher_list_only_rsa_can_serve_asks_for_an_rsa_certificate() {
+    use super::rsa_only;
+    assert!(rsa_only(
+        "kEECDH+aRSA+AES:kRSA+AES:+AES256:RC4-SHA:!kEDH:!LOW:!EXP:!MD5:!aNULL:!eNULL"
+    ));
+    assert!(rsa_only(
+        "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
+    ));
+    // Mozilla's intermediate list names both, and generic lists leave it open.
+    assert!(!rsa_only(
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+    ));
+    assert!(!rsa_only("HIGH:!aNULL:!MD5"));
+    assert!(!rsa_only(
+        "ECDH+AESGCM:DH+AESGCM:ECDH+AES256:!aNULL:!MD5:!DSS"
+    ));
+}
