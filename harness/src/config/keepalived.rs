@@ -4,7 +4,8 @@
 //! becomes the host's interface on the VIP's network, the VIP the run's,
 //! `unicast_src_ip` the host's address and each `unicast_peer` the other
 //! load balancer's. What keepalived would contact outside the run (an SMTP
-//! server) is left out; scripts the run does not have are warned of.
+//! server) is left out; scripts the run's host does not have are named
+//! by the service's own lint once it runs, wherever their path is.
 
 use std::path::Path;
 
@@ -176,7 +177,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                 word @ ("script" | "notify" | "notify_master" | "notify_backup" | "notify_fault"),
             ) if words.len() >= 2 => {
                 let command = code.trim()[word.len()..].trim().trim_matches('"');
-                let program = command.split_whitespace().next().unwrap_or("");
+                // Whether the host has the program is asked on the host
+                // itself, wherever its path is: the service's lint
+                // (services/keepalived/missing-scripts) names each one missing.
                 // `systemctl is-active haproxy` asks systemd, which the run's
                 // hosts do not run: always "failed" there. The same question
                 // asked of the processes keeps the check's meaning.
@@ -188,20 +191,6 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     out.lines.push(format!(
                         "{}: script `{command}` -> `{instead}` (the run's hosts have no systemd; the same check, asked of the processes)",
                         at(n)
-                    ));
-                }
-                if program.starts_with('/')
-                    && !program.starts_with("/usr/")
-                    && !program.starts_with("/bin/")
-                {
-                    out.warnings.push(format!(
-                        "{}: `{word}` runs {program}, a file of your server the run does not have: keepalived {}",
-                        at(n),
-                        if word == "script" {
-                            "disables a check whose script it cannot find (it logs that it is not found), so this host's priority no longer follows what the check watched"
-                        } else {
-                            "logs that it cannot run it"
-                        }
                     ));
                 }
             }
