@@ -245,7 +245,7 @@ fn servers_without_a_port_behind_tls_are_reached_on_443_and_the_site_breaks() {
         &["lb.round_robin"],
     );
     assert!(
-        stdout.contains("(no port: HAProxy connects on the port the client used"),
+        stdout.contains("(no port: HAProxy connects on the port each client came in on)"),
         "{stdout}"
     );
     assert!(v.is("FAIL", "secured_monitored.lb.round_robin"), "{stdout}");

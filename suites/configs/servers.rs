@@ -621,7 +621,7 @@ fn a_placeholder_where_a_value_belongs_is_refused_with_its_line() {
         (
             "scale_up",
             "lb-1:keepalived=keepalived/placeholder-tutorial.conf",
-            "placeholder-tutorial.conf`: line 21: `<PRIVATE IP FROM MASTER INSTANCE>` is a placeholder where keepalived expects an address or host name after `unicast_src_ip`",
+            "placeholder-tutorial.conf`: line 21: `<PRIVATE IP FROM MASTER INSTANCE>` is a placeholder where keepalived expects an IP address after `unicast_src_ip`",
         ),
         (
             "distributed",
