@@ -768,8 +768,9 @@ pub async fn load(docker: &Docker, dir: &std::path::Path) -> Result<Vec<std::pat
     Ok(loaded)
 }
 
-/// Removes server images of older recipes (each is about 1 GB); keeps the
-/// current one and any image a container still uses. Returns the tags removed.
+/// Removes server images of older recipes (each is about 1 GB) and the
+/// test suites' tools images; keeps the current server image and any image
+/// a container still uses. Returns the tags removed.
 pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> {
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
@@ -782,8 +783,19 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
         ))
         .await
         .map_err(Error::docker("list stackproof images"))?;
+    // The test suites' tools images (`stackproof/tools:*`, about 1.6 GB,
+    // built on a server image) are rebuilt on demand: all go.
+    let tools_filter = HashMap::from([("reference", vec!["stackproof/tools"])]);
+    let tools = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .filters(&tools_filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker("list stackproof tools images"))?;
     let mut removed = Vec::new();
-    for image in images {
+    for image in images.into_iter().chain(tools) {
         if image.repo_tags.contains(&current) {
             continue;
         }

@@ -93,7 +93,7 @@ async fn advert_interval(stack: &Stack, lbs: &[&str], config: &str) -> Duration 
 }
 
 /// The pair at rest, as its own settings choose it: exactly one holder,
-/// the same one an advert interval later. Waited for up to three adverts,
+/// the same one three adverts later (0.3 s to 2 s). Waited for up to three adverts,
 /// the skew and a second (capped at [`REST_CAP`]): the daemons' own
 /// timers, which a claim's budgets never stretch with. Returns the holder;
 /// a pair that never settles is the claim's failed precondition, said as
@@ -120,8 +120,10 @@ pub(crate) async fn pair_at_rest(
     while started.elapsed() < window {
         let now = holders(stack, lbs, vip).await?;
         if now.len() == 1 {
-            // Stable: still the one holder an advert later (no handover under way).
-            tokio::time::sleep(advert.min(Duration::from_secs(2))).await;
+            // Stable: still the one holder three adverts later (no handover
+            // under way: a master back from a fault preempts within them).
+            let pause = (advert * 3).clamp(Duration::from_millis(300), Duration::from_secs(2));
+            tokio::time::sleep(pause).await;
             let again = holders(stack, lbs, vip).await?;
             if again == now {
                 return Ok(now[0].clone());
@@ -201,7 +203,7 @@ const VIP_DOC: &str = "the VIP's run address name";
 /// `vrrp.single_holder`: exactly one load balancer holds the VIP.
 pub const SINGLE_HOLDER: Kind = Kind {
     name: "vrrp.single_holder",
-    doc: "Once the pair is at rest (one holder, the same an advert later, within three of its adverts and the skew, at most 60 s: a pair that never settles FAILs on that precondition and is never sampled), at each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
+    doc: "Once the pair is at rest (one holder, the same three adverts later, within three of its adverts and the skew, at most 60 s: a pair that never settles FAILs on that precondition and is never sampled), at each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
     params: &[
         Param::required("lbs", Ty::Hosts, "the load-balancer pair"),
         Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
@@ -254,7 +256,7 @@ async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
 /// `vrrp.failover`: the backup takes the VIP when the master fails.
 pub const FAILOVER: Kind = Kind {
     name: "vrrp.failover",
-    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Before the fault the pair must be at rest (one holder, the same an advert later, within three of its adverts and the skew, at most 60 s; a pair that never settles FAILs on that precondition, never measured); the fault goes to whichever of the pair holds the VIP at rest (with equal priorities or `nopreempt`, possibly `backup`, said in the evidence), and after it the pair must come to rest again, on either.",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Before the fault the pair must be at rest (one holder, the same three adverts later, within three of its adverts and the skew, at most 60 s; a pair that never settles FAILs on that precondition, never measured); the fault goes to whichever of the pair holds the VIP at rest (with equal priorities or `nopreempt`, possibly `backup`, said in the evidence), and after it the pair must come to rest again, on either.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),

@@ -194,7 +194,8 @@ pub enum Command {
         /// Save the current image (and its base) into this folder, one tar.
         #[arg(long)]
         save: Option<PathBuf>,
-        /// Remove server images of older recipes (about 1 GB each).
+        /// Remove server images of older recipes (about 1 GB each) and the
+        /// test suites' tools images (rebuilt when a test needs one).
         #[arg(long)]
         prune: bool,
     },

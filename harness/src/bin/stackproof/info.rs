@@ -235,7 +235,7 @@ pub async fn images(
     if prune {
         let removed = images::prune(&docker, &fixtures).await?;
         println!(
-            "removed {} image(s) of older recipes{}",
+            "removed {} image(s) of older recipes or test tools{}",
             removed.len(),
             if removed.is_empty() {
                 String::new()
