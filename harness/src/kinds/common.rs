@@ -182,37 +182,7 @@ pub(crate) async fn counted_by(
             }
         }
     }
-    if n > 0 && by_request.iter().all(Vec::is_empty) {
-        unmarked_log(&hosts, service, log, marker).await?;
-    }
     Ok(by_request)
-}
-
-/// When no marked request is in any log: a log that records requests but
-/// never their query string cannot show the claim's marker, so the claim
-/// says what it looks for and what to change, instead of counting zeros.
-async fn unmarked_log(
-    hosts: &[&crate::host::Host],
-    service: &str,
-    log: &str,
-    marker: &str,
-) -> Result<(), Failure> {
-    for host in hosts {
-        let tail = host
-            .run(&format!("tail -n 20 {log} 2>/dev/null || true"))
-            .await?;
-        let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
-        if !lines.is_empty() && !lines.iter().any(|l| l.contains('?')) {
-            return Err(Failure::new(
-                format!(
-                    "no request marked `?{marker}-…` in {service}'s access log ({log}) on {}, which logs requests without their query string: the claims find their requests by a marker in the query string, so the log format must record it (PHP-FPM: `access.format` with %Q%q or %r; Nginx: $request or $request_uri)",
-                    host.name
-                ),
-                format!("its last line: {}", lines[lines.len() - 1]),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Lines of `service`'s access log on every host running it, by host.
