@@ -20,10 +20,26 @@ if [ "${#installed[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${installed[@]}" >/dev/null
 fi
 
-images=$(docker images -q --filter 'reference=stackproof/*' | sort -u)
-if [ -n "$images" ]; then
-  log "removing $(wc -l <<<"$images") stackproof image(s): the tests build their own"
-  # shellcheck disable=SC2086
-  docker rmi -f $images >/dev/null
+# By reference, not by ID: the tools image is built FROM the server image,
+# and an ID with dependent child images cannot be removed, even forced.
+# Removing a reference untags; the last child's removal deletes the untagged
+# parents with it. Children first, then whatever is left, in a few passes.
+refs() { docker images --format '{{.Repository}}:{{.Tag}}' --filter 'reference=stackproof/*' | grep -v ':<none>$' || true; }
+found=$(refs)
+if [ -n "$found" ]; then
+  log "removing $(wc -l <<<"$found") stackproof image(s): the tests build their own"
+  for pass in 1 2 3; do
+    left=$(refs)
+    [ -z "$left" ] && break
+    # tools (the child) before server (its parent)
+    # shellcheck disable=SC2086
+    docker rmi $(sort -r <<<"$left") >/dev/null 2>&1 || true
+  done
+  left=$(refs)
+  if [ -n "$left" ]; then
+    log "could not remove: $left"
+    docker rmi $left
+    exit 1
+  fi
 fi
 log "bare: no mmdebstrap, no test tools on the host, no stackproof image"

@@ -666,6 +666,10 @@ async fn install_mmdebstrap() -> Result<()> {
 }
 
 /// Removes every `stackproof/*` image (`stackproof bench --cold`).
+///
+/// By tag, children first: the tools image is built FROM a server image,
+/// and an image ID with dependent children cannot be removed, not even
+/// forced. Removing the last child's tag deletes its untagged parents too.
 pub async fn remove_images(docker: &Docker) -> Result<()> {
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
@@ -677,12 +681,15 @@ pub async fn remove_images(docker: &Docker) -> Result<()> {
         ))
         .await
         .map_err(Error::docker("list stackproof images"))?;
-    for image in images {
+    let mut tags: Vec<String> = images.into_iter().flat_map(|i| i.repo_tags).collect();
+    // `stackproof/tools:*` sorts after `stackproof/server:*`: reversed, children go first.
+    tags.sort_unstable_by(|a, b| b.cmp(a));
+    for tag in tags {
         let opts = RemoveImageOptionsBuilder::new().force(true).build();
         docker
-            .remove_image(&image.id, Some(opts), None)
+            .remove_image(&tag, Some(opts), None)
             .await
-            .map_err(Error::docker(format!("remove image `{}`", image.id)))?;
+            .map_err(Error::docker(format!("remove image `{tag}`")))?;
     }
     Ok(())
 }
@@ -795,18 +802,18 @@ pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> 
         .await
         .map_err(Error::docker("list stackproof tools images"))?;
     let mut removed = Vec::new();
-    for image in images.into_iter().chain(tools) {
+    // Tools first: they are children of a server image, whose removal
+    // waits for them. By tag, so a parent with children is only untagged.
+    for image in tools.into_iter().chain(images) {
         if image.repo_tags.contains(&current) {
             continue;
         }
-        let opts = RemoveImageOptionsBuilder::new().build();
-        // An image a container still uses stays: removing it is not ours to force.
-        if docker
-            .remove_image(&image.id, Some(opts), None)
-            .await
-            .is_ok()
-        {
-            removed.extend(image.repo_tags.clone());
+        for tag in &image.repo_tags {
+            let opts = RemoveImageOptionsBuilder::new().build();
+            // An image a container still uses stays: removing it is not ours to force.
+            if docker.remove_image(tag, Some(opts), None).await.is_ok() {
+                removed.push(tag.clone());
+            }
         }
     }
     Ok(removed)
