@@ -96,259 +96,323 @@ pub fn sites_line(text: &str) -> Option<usize> {
 }
 
 /// Maps the user's site file, or whole nginx.conf, `text` (from `file`).
-// An arm's inner `if` is not its guard: a directive the arm takes and
-// leaves alone must not fall through to the arms after it.
-#[allow(clippy::collapsible_match)]
 pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
-    let (domain, run_domain) = (target.domain, target.run_domain);
-    let name = file_label(file);
-    let at = |n: usize| format!("{name}:{n}");
-    let php_upstreams = fastcgi_upstreams(text);
-    let web = backends(target.design);
-    // (upstream name, servers mapped in it so far) while inside one.
-    let mut upstream: Option<(String, usize)> = None;
-    let mut upstream_names: Vec<String> = Vec::new();
-    let mut out = Mapped::default();
-    let whole = is_whole(text);
-    // A whole nginx.conf: Nginx's exporter reads the design's local status page.
-    let exporter = target.design.spec.hosts.iter().any(|h| {
-        h.services.iter().any(|s| s == "nginx") && h.services.iter().any(|s| s == "nginx-exporter")
-    });
+    let mut site = Site::new(file, text, target);
     let mut depth = 0;
-    let mut domain = domain.map(str::to_string);
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let code = raw.split('#').next().unwrap_or("");
-        let mut line = raw.to_string();
+        let mut line = Line { n, raw, code, text: raw.to_string() };
         // Each statement of the line (`location / { proxy_pass ...; }` holds two).
         for (statement, at_depth) in statements(code, &mut depth) {
-            let words: Vec<&str> = statement.split_whitespace().collect();
-            let Some(&first) = words.first() else {
-                continue;
-            };
-            match first {
-                // What the claims need of the http block, on its own line
-                // so every line keeps its number.
-                "http" if whole && at_depth == 0 => {
-                    let mut added = format!(" {RUN_LOG_FORMAT}");
-                    out.additions.push(format!(
-                        "{}: `{RUN_LOG_FORMAT}` (the format the claims read {RUN_ACCESS_LOG} in; it changes nothing Nginx serves)",
-                        at(n)
-                    ));
-                    if exporter {
-                        added.push_str(" server { listen 127.0.0.1:8080; location = /stub_status { stub_status; } }");
-                        out.additions.push(format!(
-                            "{}: a status page on 127.0.0.1:8080 for Nginx's Prometheus exporter (local only)",
-                            at(n)
-                        ));
-                    }
-                    line = line.replacen('{', &format!("{{{added}"), 1);
-                }
-                "user" if whole && at_depth == 0 => {
-                    let who = words.get(1).copied().unwrap_or("");
-                    if who != "www-data" {
-                        line = line.replacen(who, "www-data", 1);
-                        out.lines.push(format!(
-                            "{}: user {who} -> www-data (no such user on the run's host)",
-                            at(n)
-                        ));
-                    }
-                }
-                "upstream" => {
-                    let u = words.get(1).copied().unwrap_or("").to_string();
-                    upstream_names.push(u.clone());
-                    upstream = Some((u, 0));
-                }
-                "server" if upstream.is_some() => {
-                    let (u, count) = upstream.as_mut().expect("inside an upstream");
-                    let addr = words.get(1).copied().unwrap_or("");
-                    let php = php_upstreams.contains(u)
-                        || addr.starts_with("unix:")
-                        || addr.ends_with(":9000");
-                    let to = if php {
-                        Some((RUN_PHP_FPM.to_string(), "the design's PHP-FPM".to_string()))
-                    } else {
-                        web.get(*count).map(|b| {
-                            let port = addr
-                                .rsplit_once(':')
-                                .map(|(_, p)| p)
-                                .filter(|p| p.parse::<u16>().is_ok())
-                                .unwrap_or("80");
-                            (format!("{}:{port}", b.address), b.host.clone())
-                        })
-                    };
-                    match to {
-                        Some((to, what)) => {
-                            line = line.replacen(addr, &to, 1);
-                            out.lines.push(format!(
-                                "{}: upstream {u}: server {addr} -> {to} ({what})",
-                                at(n)
-                            ));
-                        }
-                        None => {
-                            let stmt = statement.trim();
-                            line = if code.trim().trim_end_matches(';') == stmt {
-                                format!(
-                                    "# stackproof: not mapped, the design has {} web backend(s): {raw}",
-                                    web.len()
-                                )
-                            } else {
-                                // One of several statements on the line: only it goes.
-                                line.replacen(&format!("{stmt};"), "", 1)
-                            };
-                            out.lines.push(format!(
-                                "{}: upstream {u}: server {addr} -> not mapped (the design has {} web backend(s)); left out",
-                                at(n),
-                                web.len()
-                            ));
-                        }
-                    }
-                    *count += 1;
-                }
-                "listen" => {
-                    let addr = words.get(1).copied().unwrap_or("");
-                    if addr.starts_with('[') {
-                        line = format!(
-                            "# stackproof: IPv6 left out (the run's networks are IPv4): {raw}"
-                        );
-                        out.lines.push(format!(
-                            "{}: listen {addr} -> left out (the run's networks are IPv4 only)",
-                            at(n)
-                        ));
-                    } else if let Some((host, port)) = addr.rsplit_once(':')
-                        && host != "*"
-                        && host != "0.0.0.0"
-                    {
-                        line = line.replacen(addr, port, 1);
-                        out.lines.push(format!(
-                            "{}: listen {addr} -> {port} (the container's own addresses)",
-                            at(n)
-                        ));
-                    }
-                    if words.contains(&"ssl") {
-                        return Err(super::tls_on_web_server(file, n));
-                    }
-                }
-                "root" => {
-                    let dir = words.get(1).copied().unwrap_or("");
-                    if dir != RUN_ROOT {
-                        line = line.replacen(dir, RUN_ROOT, 1);
-                        out.lines.push(format!(
-                        "{}: root {dir} -> {RUN_ROOT} (where the run's app and static files are)",
-                        at(n)
-                    ));
-                    }
-                }
-                "fastcgi_pass"
-                    if !upstream_names
-                        .iter()
-                        .any(|u| Some(&u.as_str()) == words.get(1)) =>
-                {
-                    let target = words.get(1).copied().unwrap_or("");
-                    let to = RUN_PHP_FPM;
-                    line = line.replacen(target, to, 1);
-                    out.lines.push(format!(
-                        "{}: fastcgi_pass {target} -> {to} (the design's PHP-FPM)",
-                        at(n)
-                    ));
-                }
-                "server_name" => {
-                    if domain.is_none() {
-                        domain = words[1..]
-                            .iter()
-                            .find(|w| w.contains('.') && !w.starts_with('~'))
-                            .map(|w| {
-                                w.trim_start_matches("www.")
-                                    .trim_start_matches('.')
-                                    .to_string()
-                            });
-                    }
-                }
-                "proxy_pass" | "uwsgi_pass" | "grpc_pass" => {
-                    let target = words.get(1).copied().unwrap_or("");
-                    let upstream_used = upstream_names.iter().any(|u| {
-                        target
-                            .split("://")
-                            .nth(1)
-                            .unwrap_or(target)
-                            .split(['/', ':'])
-                            .next()
-                            == Some(u.as_str())
-                    });
-                    if upstream_used {
-                        continue;
-                    }
-                    let local = target.contains("127.0.0.1")
-                        || target.contains("localhost")
-                        || target.contains("unix:");
-                    if !local {
-                        return Err(Error::InvalidFixture {
-                            path: file.to_path_buf(),
-                            detail: format!(
-                                "line {n}: `{}` names a server the run cannot map to any of its hosts, and stackproof never contacts an address of yours",
-                                mask_secrets(code.trim())
-                            ),
-                        });
-                    }
-                    out.warnings.push(format!(
-                    "{}: `{first} {target}`: nothing of the design listens there, so those requests fail",
-                    at(n)
-                ));
-                }
-                "access_log" if words.get(1) == Some(&RUN_ACCESS_LOG) => {
-                    // The same requests, in the format the claims read.
-                    let rest = statement.trim();
-                    let to = format!("access_log {RUN_ACCESS_LOG} stackproof");
-                    if rest != to {
-                        line = line.replacen(rest, &to, 1);
-                        out.lines.push(format!(
-                            "{}: {rest} -> {to} (the format the claims read; the same requests are logged)",
-                            at(n)
-                        ));
-                    }
-                }
-                "access_log" if words.get(1) != Some(&"off") => {
-                    out.warnings.push(format!(
-                    "{}: `access_log {}`: the claims count requests in /var/log/nginx/access.log; requests logged only here are not counted",
-                    at(n),
-                    words.get(1).copied().unwrap_or("")
-                ));
-                }
-                "access_log" => {
-                    out.warnings.push(format!(
-                    "{}: `access_log off`: the web server keeps no count of the requests it serves",
-                    at(n)
-                ));
-                }
-                _ => {}
-            }
+            site.statement(&mut line, &statement, at_depth)?;
         }
         // Upstream blocks hold no blocks: the first `}` closes one.
         if code.contains('}') {
-            upstream = None;
+            site.upstream = None;
         }
-        lines.push(line);
+        lines.push(line.text);
     }
-    if whole && let Some(i) = sites_line(text) {
-        out.lines.push(format!(
-            "{}: no server block of its own; its sites come from sites-enabled/, which holds the design's site (give your site file to check your site)",
-            at(i)
+    site.finish(text);
+    let Site { mut out, domain, .. } = site;
+    out.text =
+        super::replace_domain(lines.join("\n") + "\n", domain, target.run_domain, &mut out);
+    Ok(out)
+}
+
+/// One line of the user's file and what the run's file holds for it.
+struct Line<'t> {
+    n: usize,
+    raw: &'t str,
+    /// The line without its comment.
+    code: &'t str,
+    /// The line as the run writes it.
+    text: String,
+}
+
+/// What the mapping knows while it reads the file.
+struct Site<'a> {
+    file: &'a Path,
+    name: String,
+    /// The upstreams a `fastcgi_pass` uses.
+    php_upstreams: Vec<String>,
+    /// The design's web backends, in order.
+    web: Vec<super::Backend>,
+    /// (upstream name, servers mapped in it so far) while inside one.
+    upstream: Option<(String, usize)>,
+    upstream_names: Vec<String>,
+    /// A whole nginx.conf, not a site file.
+    whole: bool,
+    /// The design runs Nginx's exporter beside Nginx.
+    exporter: bool,
+    /// The user's domain: given, or read from `server_name`.
+    domain: Option<String>,
+    out: Mapped,
+}
+
+impl<'a> Site<'a> {
+    fn new(file: &'a Path, text: &str, target: &Target) -> Self {
+        // A whole nginx.conf: Nginx's exporter reads the design's local status page.
+        let exporter = target.design.spec.hosts.iter().any(|h| {
+            h.services.iter().any(|s| s == "nginx")
+                && h.services.iter().any(|s| s == "nginx-exporter")
+        });
+        Site {
+            file,
+            name: file_label(file),
+            php_upstreams: fastcgi_upstreams(text),
+            web: backends(target.design),
+            upstream: None,
+            upstream_names: Vec::new(),
+            whole: is_whole(text),
+            exporter,
+            domain: target.domain.map(str::to_string),
+            out: Mapped::default(),
+        }
+    }
+
+    fn at(&self, n: usize) -> String {
+        format!("{}:{n}", self.name)
+    }
+
+    /// One statement, at block depth `at_depth`, of `line`.
+    fn statement(&mut self, line: &mut Line, statement: &str, at_depth: usize) -> Result<()> {
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        let Some(&first) = words.first() else {
+            return Ok(());
+        };
+        let second = words.get(1).copied().unwrap_or("");
+        match first {
+            "http" if self.whole && at_depth == 0 => self.http_block(line),
+            "user" if self.whole && at_depth == 0 && second != "www-data" => {
+                line.text = line.text.replacen(second, "www-data", 1);
+                let mapped = format!(
+                    "{}: user {second} -> www-data (no such user on the run's host)",
+                    self.at(line.n)
+                );
+                self.out.lines.push(mapped);
+            }
+            "upstream" => {
+                self.upstream_names.push(second.to_string());
+                self.upstream = Some((second.to_string(), 0));
+            }
+            "server" if self.upstream.is_some() => {
+                self.upstream_server(line, statement, second)
+            }
+            "listen" => self.listen(line, &words)?,
+            "root" if second != RUN_ROOT => {
+                line.text = line.text.replacen(second, RUN_ROOT, 1);
+                let mapped = format!(
+                    "{}: root {second} -> {RUN_ROOT} (where the run's app and static files are)",
+                    self.at(line.n)
+                );
+                self.out.lines.push(mapped);
+            }
+            "fastcgi_pass" if !self.upstream_names.iter().any(|u| u == second) => {
+                line.text = line.text.replacen(second, RUN_PHP_FPM, 1);
+                let mapped = format!(
+                    "{}: fastcgi_pass {second} -> {RUN_PHP_FPM} (the design's PHP-FPM)",
+                    self.at(line.n)
+                );
+                self.out.lines.push(mapped);
+            }
+            "server_name" if self.domain.is_none() => {
+                self.domain = words[1..]
+                    .iter()
+                    .find(|w| w.contains('.') && !w.starts_with('~'))
+                    .map(|w| {
+                        w.trim_start_matches("www.")
+                            .trim_start_matches('.')
+                            .to_string()
+                    });
+            }
+            "proxy_pass" | "uwsgi_pass" | "grpc_pass" => self.proxy_pass(line, first, second)?,
+            "access_log" => self.access_log(line, statement, second),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What the claims need of the http block, on its own line so every
+    /// line keeps its number.
+    fn http_block(&mut self, line: &mut Line) {
+        let at = self.at(line.n);
+        let mut added = format!(" {RUN_LOG_FORMAT}");
+        self.out.additions.push(format!(
+            "{at}: `{RUN_LOG_FORMAT}` (the format the claims read {RUN_ACCESS_LOG} in; it changes nothing Nginx serves)"
         ));
-    } else if whole {
+        if self.exporter {
+            added.push_str(
+                " server { listen 127.0.0.1:8080; location = /stub_status { stub_status; } }",
+            );
+            self.out.additions.push(format!(
+                "{at}: a status page on 127.0.0.1:8080 for Nginx's Prometheus exporter (local only)"
+            ));
+        }
+        line.text = line.text.replacen('{', &format!("{{{added}"), 1);
+    }
+
+    /// `server ADDR` inside an upstream: the design's PHP-FPM (an upstream
+    /// `fastcgi_pass` uses), else its web backends in order.
+    fn upstream_server(&mut self, line: &mut Line, statement: &str, addr: &str) {
+        let at = self.at(line.n);
+        let (u, count) = self.upstream.as_mut().expect("inside an upstream");
+        let php = self.php_upstreams.contains(u)
+            || addr.starts_with("unix:")
+            || addr.ends_with(":9000");
+        let to = if php {
+            Some((RUN_PHP_FPM.to_string(), "the design's PHP-FPM".to_string()))
+        } else {
+            self.web.get(*count).map(|b| {
+                let port = addr
+                    .rsplit_once(':')
+                    .map(|(_, p)| p)
+                    .filter(|p| p.parse::<u16>().is_ok())
+                    .unwrap_or("80");
+                (format!("{}:{port}", b.address), b.host.clone())
+            })
+        };
+        *count += 1;
+        match to {
+            Some((to, what)) => {
+                line.text = line.text.replacen(addr, &to, 1);
+                self.out
+                    .lines
+                    .push(format!("{at}: upstream {u}: server {addr} -> {to} ({what})"));
+            }
+            None => {
+                let stmt = statement.trim();
+                let backends = self.web.len();
+                line.text = if line.code.trim().trim_end_matches(';') == stmt {
+                    format!(
+                        "# stackproof: not mapped, the design has {backends} web backend(s): {}",
+                        line.raw
+                    )
+                } else {
+                    // One of several statements on the line: only it goes.
+                    line.text.replacen(&format!("{stmt};"), "", 1)
+                };
+                self.out.lines.push(format!(
+                    "{at}: upstream {u}: server {addr} -> not mapped (the design has {backends} web backend(s)); left out"
+                ));
+            }
+        }
+    }
+
+    /// `listen`: IPv6 left out, a specific address onto the container's own;
+    /// TLS on a web server is refused (the design ends TLS at the balancer).
+    fn listen(&mut self, line: &mut Line, words: &[&str]) -> Result<()> {
+        let at = self.at(line.n);
+        let addr = words.get(1).copied().unwrap_or("");
+        if addr.starts_with('[') {
+            line.text = format!(
+                "# stackproof: IPv6 left out (the run's networks are IPv4): {}",
+                line.raw
+            );
+            self.out.lines.push(format!(
+                "{at}: listen {addr} -> left out (the run's networks are IPv4 only)"
+            ));
+        } else if let Some((host, port)) = addr.rsplit_once(':')
+            && host != "*"
+            && host != "0.0.0.0"
+        {
+            line.text = line.text.replacen(addr, port, 1);
+            self.out.lines.push(format!(
+                "{at}: listen {addr} -> {port} (the container's own addresses)"
+            ));
+        }
+        if words.contains(&"ssl") {
+            return Err(super::tls_on_web_server(self.file, line.n));
+        }
+        Ok(())
+    }
+
+    /// `proxy_pass` to a server that is no upstream of the file: local ones
+    /// fail as on the user's server; any other address stops the run.
+    fn proxy_pass(&mut self, line: &Line, directive: &str, to: &str) -> Result<()> {
+        let upstream_used = self.upstream_names.iter().any(|u| {
+            to.split("://")
+                .nth(1)
+                .unwrap_or(to)
+                .split(['/', ':'])
+                .next()
+                == Some(u.as_str())
+        });
+        if upstream_used {
+            return Ok(());
+        }
+        let local = to.contains("127.0.0.1") || to.contains("localhost") || to.contains("unix:");
+        if !local {
+            return Err(Error::InvalidFixture {
+                path: self.file.to_path_buf(),
+                detail: format!(
+                    "line {}: `{}` names a server the run cannot map to any of its hosts, and stackproof never contacts an address of yours",
+                    line.n,
+                    mask_secrets(line.code.trim())
+                ),
+            });
+        }
+        let warning = format!(
+            "{}: `{directive} {to}`: nothing of the design listens there, so those requests fail",
+            self.at(line.n)
+        );
+        self.out.warnings.push(warning);
+        Ok(())
+    }
+
+    /// `access_log`: the claims' log in the claims' format; any other log
+    /// or none is a warning (its requests are not counted).
+    fn access_log(&mut self, line: &mut Line, statement: &str, path: &str) {
+        let at = self.at(line.n);
+        if path == RUN_ACCESS_LOG {
+            // The same requests, in the format the claims read.
+            let rest = statement.trim();
+            let to = format!("access_log {RUN_ACCESS_LOG} stackproof");
+            if rest != to {
+                line.text = line.text.replacen(rest, &to, 1);
+                self.out.lines.push(format!(
+                    "{at}: {rest} -> {to} (the format the claims read; the same requests are logged)"
+                ));
+            }
+        } else if path != "off" {
+            self.out.warnings.push(format!(
+                "{at}: `access_log {path}`: the claims count requests in {RUN_ACCESS_LOG}; requests logged only here are not counted"
+            ));
+        } else {
+            self.out.warnings.push(format!(
+                "{at}: `access_log off`: the web server keeps no count of the requests it serves"
+            ));
+        }
+    }
+
+    /// A whole nginx.conf: where its sites come from, and the design's site
+    /// file emptied when the user's file holds its own servers.
+    fn finish(&mut self, text: &str) {
+        if !self.whole {
+            return;
+        }
+        if let Some(i) = sites_line(text) {
+            let line = format!(
+                "{}: no server block of its own; its sites come from sites-enabled/, which holds the design's site (give your site file to check your site)",
+                self.at(i)
+            );
+            self.out.lines.push(line);
+            return;
+        }
         // The design's site file would be served beside the user's servers.
-        out.files.push((
+        self.out.files.push((
             "services/nginx/site.conf".into(),
             "# stackproof: the user's nginx.conf holds the whole configuration.\n".into(),
         ));
         if !text.contains("access_log") {
-            out.warnings.push(format!(
-                "{name}: no `access_log`: Nginx logs to {RUN_ACCESS_LOG} in its own format; the run reads it in the design's"
-            ));
+            let warning = format!(
+                "{}: no `access_log`: Nginx logs to {RUN_ACCESS_LOG} in its own format; the run reads it in the design's",
+                self.name
+            );
+            self.out.warnings.push(warning);
         }
     }
-    out.text = super::replace_domain(lines.join("\n") + "\n", domain, run_domain, &mut out);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -50,15 +50,46 @@ struct Job {
 
 /// Maps `text` (from `file`).
 pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
-    let name = file_label(file);
-    let at = |n: usize| format!("{name}:{n}");
-    let mut out = Mapped::default();
-    // Hosts not yet given a target, per port, in the design's order.
-    let mut free: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (port, service) in PORTS {
-        free.insert(
-            port,
-            target
+    let mut reading = Reading::new(file, target);
+    for (i, raw) in text.lines().enumerate() {
+        reading.line(i + 1, raw)?;
+    }
+    let Reading {
+        mut out,
+        mut lines,
+        jobs,
+        ..
+    } = reading;
+    add_host_labels(&mut lines, jobs, &mut out);
+    out.text = lines.join("\n") + "\n";
+    Ok(out)
+}
+
+/// The file being read line by line, and the file being written.
+struct Reading<'a> {
+    file: &'a Path,
+    name: String,
+    target: &'a Target<'a>,
+    /// The host running Prometheus (the user's `localhost`).
+    monitor: &'a str,
+    /// Hosts not yet given a target, per port, in the design's order.
+    free: BTreeMap<&'static str, Vec<&'a str>>,
+    /// The top-level key the line is under (`scrape_configs`, `alerting`).
+    section: String,
+    /// Where a block list of targets is (its column), while in one.
+    targets_indent: Option<usize>,
+    rules_used: bool,
+    /// Each job: the index of its first written line, and the job.
+    jobs: Vec<(usize, Job)>,
+    out: Mapped,
+    lines: Vec<String>,
+}
+
+impl<'a> Reading<'a> {
+    fn new(file: &'a Path, target: &'a Target<'a>) -> Self {
+        let mut free = BTreeMap::new();
+        for (port, service) in PORTS {
+            let hosts = target
                 .design
                 .spec
                 .hosts
@@ -69,107 +100,74 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                         .any(|s| s == service || (*service == "haproxy" && s == "haproxy-tls"))
                 })
                 .map(|h| h.name.as_str())
-                .collect(),
-        );
-    }
-    let monitor = target.running.first().copied().unwrap_or("");
-    let mut section = String::new();
-    let mut lines: Vec<String> = Vec::new();
-    let mut jobs: Vec<(usize, Job)> = Vec::new();
-    let mut targets_indent: Option<usize> = None;
-    let mut rules_used = false;
-    // Maps one `host:port` target, or says why it is left out.
-    let mut map_target = |item: &str,
-                          n: usize,
-                          out: &mut Mapped,
-                          job: Option<&mut Job>|
-     -> Option<String> {
-        let item = item.trim().trim_matches(['\'', '"']);
-        let (host, port) = item.rsplit_once(':').unwrap_or((item, "80"));
-        let chosen = if is_local(host) {
-            // The monitoring server itself, as on the user's.
-            Some((
-                monitor.to_string(),
-                format!("{{{{ {monitor}.{} }}}}", target.inner_network(monitor)),
-            ))
-        } else if let Some(k) = target.lookup(host).filter(|k| k.what != "the VIP") {
-            if let Some(list) = free.get_mut(port) {
-                list.retain(|h| *h != k.what);
-            }
-            Some((k.what.clone(), k.placeholder.clone()))
-        } else {
-            free.get_mut(port)
-                .filter(|l| !l.is_empty())
-                .map(|l| l.remove(0))
-                .map(|h| (h.to_string(), target.address_of(h)))
-        };
-        match chosen {
-            Some((h, placeholder)) => {
-                let to = format!("{placeholder}:{port}");
-                out.lines
-                    .push(format!("{}: target {item} -> {to} ({h})", at(n)));
-                if let Some(job) = job {
-                    job.hosts.push((to.clone(), h));
-                }
-                Some(to)
-            }
-            None => {
-                out.lines.push(format!(
-                    "{}: target {item} -> left out (no host of the design is left with something on port {port}; never contacted)",
-                    at(n)
-                ));
-                None
-            }
+                .collect();
+            free.insert(*port, hosts);
         }
-    };
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
+        Reading {
+            file,
+            name: file_label(file),
+            target,
+            monitor: target.running.first().copied().unwrap_or(""),
+            free,
+            section: String::new(),
+            targets_indent: None,
+            rules_used: false,
+            jobs: Vec::new(),
+            out: Mapped::default(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn at(&self, n: usize) -> String {
+        format!("{}:{n}", self.name)
+    }
+
+    /// Reads line `n` and writes what the run's file holds for it.
+    fn line(&mut self, n: usize, raw: &str) -> Result<()> {
         let indent = raw.len() - raw.trim_start().len();
-        let trimmed = raw.trim();
-        let code = trimmed.split(" #").next().unwrap_or("").trim();
+        let code = raw.trim().split(" #").next().unwrap_or("").trim();
         if code.starts_with('#') || code.is_empty() {
-            lines.push(raw.to_string());
-            continue;
+            self.lines.push(raw.to_string());
+            return Ok(());
         }
         if indent == 0 {
-            section = code.split(':').next().unwrap_or("").to_string();
-            targets_indent = None;
+            self.section = code.split(':').next().unwrap_or("").to_string();
+            self.targets_indent = None;
         }
         if code.starts_with("- job_name:") {
-            jobs.push((
-                lines.len(),
-                Job {
-                    key_indent: indent + 2,
-                    hosts: Vec::new(),
-                    relabel_at: None,
-                },
-            ));
+            let job = Job {
+                key_indent: indent + 2,
+                hosts: Vec::new(),
+                relabel_at: None,
+            };
+            self.jobs.push((self.lines.len(), job));
         }
         if let Some(key) = DISCOVERY.iter().find(|k| code.starts_with(*k)) {
             return Err(Error::InvalidFixture {
-                path: file.to_path_buf(),
+                path: self.file.to_path_buf(),
                 detail: format!(
                     "line {n}: `{key}` finds targets in your infrastructure, which the run never contacts; list them under static_configs (targets: ['host:port'])"
                 ),
             });
         }
-        if section == "remote_write" || section == "remote_read" {
+        if self.section == "remote_write" || self.section == "remote_read" {
             if indent == 0 {
-                out.lines.push(format!(
-                    "{}: {section} -> left out (remote storage outside the run is not contacted)",
-                    at(n)
-                ));
+                let line = format!(
+                    "{}: {} -> left out (remote storage outside the run is not contacted)",
+                    self.at(n),
+                    self.section
+                );
+                self.out.lines.push(line);
             }
-            lines.push(format!("# stackproof: left out: {raw}"));
-            continue;
+            self.left_out(raw);
+            return Ok(());
         }
         // The end of a block list of targets.
-        if let Some(ti) = targets_indent
+        if let Some(ti) = self.targets_indent
             && !(code.starts_with("- ") && indent >= ti)
         {
-            targets_indent = None;
+            self.targets_indent = None;
         }
-        let alerting = section == "alerting";
         // `targets:` as a key of its own or of a list item (`- targets: [...]`).
         let (dash, kv, key_col) = match code.strip_prefix("- ") {
             Some(r) => ("- ", r.trim_start(), indent + 2),
@@ -178,93 +176,160 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         if let Some(rest) = kv.strip_prefix("targets:") {
             let rest = rest.trim();
             if rest.starts_with('[') {
-                let items: Vec<&str> = rest
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                let mut mapped = Vec::new();
-                for item in items {
-                    if alerting {
-                        out.lines.push(format!(
-                            "{}: alertmanager {item} -> left out (no alertmanager in the run; never contacted)",
-                            at(n)
-                        ));
-                        continue;
-                    }
-                    let job = jobs.last_mut().map(|(_, j)| j);
-                    if let Some(to) = map_target(item, n, &mut out, job) {
-                        mapped.push(format!("'{to}'"));
-                    }
-                }
-                lines.push(format!(
-                    "{}{dash}targets: [{}]",
-                    &raw[..indent],
-                    mapped.join(", ")
-                ));
-                continue;
+                self.inline_targets(n, raw, indent, dash, rest);
+            } else {
+                self.targets_indent = Some(key_col);
+                self.lines.push(raw.to_string());
             }
-            targets_indent = Some(key_col);
-            lines.push(raw.to_string());
-            continue;
+            return Ok(());
         }
-        if targets_indent.is_some() {
-            let item = code.trim_start_matches("- ");
-            if alerting {
-                out.lines.push(format!(
-                    "{}: alertmanager {item} -> left out (no alertmanager in the run; never contacted)",
-                    at(n)
-                ));
-                lines.push(format!("# stackproof: left out: {raw}"));
-                continue;
-            }
-            let job = jobs.last_mut().map(|(_, j)| j);
-            match map_target(item, n, &mut out, job) {
-                Some(to) => lines.push(format!("{}- '{to}'", &raw[..indent])),
-                None => lines.push(format!("# stackproof: left out: {raw}")),
-            }
-            continue;
+        if self.targets_indent.is_some() {
+            self.listed_target(n, raw, indent, code.trim_start_matches("- "));
+            return Ok(());
         }
         if code.starts_with("relabel_configs:")
-            && let Some((_, job)) = jobs.last_mut()
+            && let Some((_, job)) = self.jobs.last_mut()
         {
-            job.relabel_at = Some((lines.len(), indent));
+            job.relabel_at = Some((self.lines.len(), indent));
         }
-        if section == "rule_files" && code.starts_with("- ") {
-            let rule = code.trim_start_matches("- ").trim_matches(['\'', '"']);
-            let beside = file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(Path::new(rule).file_name().unwrap_or_default());
-            if !rules_used && let Ok(body) = std::fs::read_to_string(&beside) {
-                rules_used = true;
-                out.files
-                    .push(("services/prometheus/rules.yml".into(), body));
-                out.lines.push(format!(
-                    "{}: rule file {rule} -> {RUN_RULES} (your {}, found beside {name})",
-                    at(n),
-                    beside.display()
-                ));
-                lines.push(format!("{}- {RUN_RULES}", &raw[..indent]));
-            } else {
-                out.lines.push(format!(
-                    "{}: rule file {rule} -> left out ({}: no alert of yours is evaluated)",
-                    at(n),
-                    if rules_used {
-                        "the run takes one rules file"
-                    } else {
-                        "not found beside your file"
-                    }
-                ));
-                lines.push(format!("# stackproof: left out: {raw}"));
-            }
-            continue;
+        if self.section == "rule_files" && code.starts_with("- ") {
+            self.rule_file(n, raw, indent, code);
+            return Ok(());
         }
-        lines.push(raw.to_string());
+        self.lines.push(raw.to_string());
+        Ok(())
     }
-    // Each job's `host` label, from last to first so the indices hold.
+
+    /// Keeps `raw` in the run's file as a comment.
+    fn left_out(&mut self, raw: &str) {
+        self.lines.push(format!("# stackproof: left out: {raw}"));
+    }
+
+    /// `targets: ['a:9100', 'b:9100']`.
+    fn inline_targets(&mut self, n: usize, raw: &str, indent: usize, dash: &str, list: &str) {
+        let items = list
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let mut mapped = Vec::new();
+        for item in items {
+            if self.section == "alerting" {
+                self.no_alertmanager(n, item);
+            } else if let Some(to) = self.map_target(item, n) {
+                mapped.push(format!("'{to}'"));
+            }
+        }
+        self.lines.push(format!(
+            "{}{dash}targets: [{}]",
+            &raw[..indent],
+            mapped.join(", ")
+        ));
+    }
+
+    /// `- 'a:9100'` under a `targets:` key.
+    fn listed_target(&mut self, n: usize, raw: &str, indent: usize, item: &str) {
+        if self.section == "alerting" {
+            self.no_alertmanager(n, item);
+            self.left_out(raw);
+            return;
+        }
+        match self.map_target(item, n) {
+            Some(to) => self.lines.push(format!("{}- '{to}'", &raw[..indent])),
+            None => self.left_out(raw),
+        }
+    }
+
+    fn no_alertmanager(&mut self, n: usize, item: &str) {
+        let line = format!(
+            "{}: alertmanager {item} -> left out (no alertmanager in the run; never contacted)",
+            self.at(n)
+        );
+        self.out.lines.push(line);
+    }
+
+    /// Maps one `host:port` target, or says why it is left out.
+    fn map_target(&mut self, item: &str, n: usize) -> Option<String> {
+        let item = item.trim().trim_matches(['\'', '"']);
+        let (host, port) = item.rsplit_once(':').unwrap_or((item, "80"));
+        let target = self.target;
+        let chosen = if is_local(host) {
+            // The monitoring server itself, as on the user's.
+            let monitor = self.monitor;
+            Some((
+                monitor.to_string(),
+                format!("{{{{ {monitor}.{} }}}}", target.inner_network(monitor)),
+            ))
+        } else if let Some(k) = target.lookup(host).filter(|k| k.what != "the VIP") {
+            if let Some(list) = self.free.get_mut(port) {
+                list.retain(|h| *h != k.what);
+            }
+            Some((k.what.clone(), k.placeholder.clone()))
+        } else {
+            self.free
+                .get_mut(port)
+                .filter(|l| !l.is_empty())
+                .map(|l| l.remove(0))
+                .map(|h| (h.to_string(), target.address_of(h)))
+        };
+        let at = self.at(n);
+        let Some((h, placeholder)) = chosen else {
+            self.out.lines.push(format!(
+                "{at}: target {item} -> left out (no host of the design is left with something on port {port}; never contacted)"
+            ));
+            return None;
+        };
+        let to = format!("{placeholder}:{port}");
+        self.out
+            .lines
+            .push(format!("{at}: target {item} -> {to} ({h})"));
+        if let Some((_, job)) = self.jobs.last_mut() {
+            job.hosts.push((to.clone(), h));
+        }
+        Some(to)
+    }
+
+    /// `- rules.yml` under `rule_files`: the first one found beside the
+    /// user's file becomes the run's rules file.
+    fn rule_file(&mut self, n: usize, raw: &str, indent: usize, code: &str) {
+        let rule = code.trim_start_matches("- ").trim_matches(['\'', '"']);
+        let beside = self
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(Path::new(rule).file_name().unwrap_or_default());
+        let at = self.at(n);
+        if !self.rules_used
+            && let Ok(body) = std::fs::read_to_string(&beside)
+        {
+            self.rules_used = true;
+            self.out
+                .files
+                .push(("services/prometheus/rules.yml".into(), body));
+            self.out.lines.push(format!(
+                "{at}: rule file {rule} -> {RUN_RULES} (your {}, found beside {})",
+                beside.display(),
+                self.name
+            ));
+            self.lines.push(format!("{}- {RUN_RULES}", &raw[..indent]));
+            return;
+        }
+        let why = if self.rules_used {
+            "the run takes one rules file"
+        } else {
+            "not found beside your file"
+        };
+        self.out.lines.push(format!(
+            "{at}: rule file {rule} -> left out ({why}: no alert of yours is evaluated)"
+        ));
+        self.left_out(raw);
+    }
+}
+
+/// Each job's `host` label (a relabelling per target), added to its
+/// `relabel_configs` or as one; from last job to first so indices hold.
+fn add_host_labels(lines: &mut Vec<String>, jobs: Vec<(usize, Job)>, out: &mut Mapped) {
     let mut job_ends: Vec<usize> = jobs.iter().skip(1).map(|(start, _)| *start).collect();
     job_ends.push(lines.len());
     for ((_, job), end) in jobs.into_iter().zip(job_ends).rev() {
@@ -304,8 +369,6 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         }
         lines.splice(at_line..at_line, block);
     }
-    out.text = lines.join("\n") + "\n";
-    Ok(out)
 }
 
 #[cfg(test)]
