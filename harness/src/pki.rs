@@ -167,6 +167,18 @@ pub fn default_base() -> PathBuf {
         })
 }
 
+/// A new RSA-2048 key pair (ring, which rcgen signs with, can use an RSA
+/// key but not make one).
+fn rsa_key() -> std::result::Result<KeyPair, rcgen::Error> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let private = rsa::RsaPrivateKey::new(&mut rand_core_06::OsRng, 2048)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    let pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,16 +255,4 @@ mod tests {
         drop((a, b));
         let _ = fs::remove_dir_all(base);
     }
-}
-
-/// A new RSA-2048 key pair (ring, which rcgen signs with, can use an RSA
-/// key but not make one).
-fn rsa_key() -> std::result::Result<KeyPair, rcgen::Error> {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    let private = rsa::RsaPrivateKey::new(&mut rand_core_06::OsRng, 2048)
-        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
-    let pem = private
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
-    KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
 }
