@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::common::{counted_by, marker};
 use super::{Facts, Kind, Param, Params, Ty};
-use crate::failure::{CheckResult, ensure, ensure_eq};
+use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::recorder::Recorder;
 use crate::stack::{Fault, Stack, WWW};
 
@@ -63,115 +63,31 @@ backend = "web-1""#,
 };
 
 async fn skips_dead_backend(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
-    let (backends, web, dead) = (p.list("backends"), p.text("web"), p.host("backend"));
+    let (web, dead) = (p.text("web"), p.host("backend"));
     let service = match p.text("service") {
         "" => web,
         s => s,
     };
-    let n = p.int("requests").max(1) as usize;
     let (within, rejoin_within) = (p.ms("within_ms"), p.ms("rejoin_within_ms"));
-    let url =
-        |mark: &str, i: usize| format!("{}://{WWW}{}?{mark}-{i}", p.text("scheme"), p.text("path"));
-    let get = |u: String| async move {
-        stack
-            .client
-            .fresh
-            .get(u)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
+    let site = DeadBackend {
+        stack,
+        backends: p.list("backends"),
+        web,
+        dead,
+        n: p.int("requests").max(1) as usize,
+        scheme: p.text("scheme"),
+        path: p.text("path"),
     };
-    let listed = |counted: &[Vec<String>]| {
-        backends
-            .iter()
-            .map(|b| {
-                format!(
-                    "{b} {}",
-                    counted
-                        .iter()
-                        .filter(|c| c.len() == 1 && c[0] == *b)
-                        .count()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // Before: the site works and the backend to stop takes its share.
-    let before_mark = marker("dead0");
-    let mut ok_before = 0;
-    for i in 0..n {
-        ok_before += usize::from(get(url(&before_mark, i)).await);
-    }
-    let before = counted_by(stack, web, &backends, &before_mark, n).await?;
-    let before_words = format!(
-        "{ok_before} of {n} answered with every backend up ({})",
-        listed(&before)
-    );
-    ensure_eq(
-        "requests answered with every backend up",
-        n,
-        ok_before,
-        &before_words,
-    )?;
-    ensure(
-        before.iter().any(|c| c.iter().any(|h| h == dead)),
-        format!(
-            "{dead} served none of {n} requests with every backend up, so taking it out proves nothing"
-        ),
-        &before_words,
-    )?;
-    // Down: requests until `n` in a row succeed, at most `within`.
+    let n = site.n;
+    let before_words = site.with_every_backend_up().await?;
     let fault = stack.apply(Fault::StopService(dead, service)).await?;
     rec.waiting_for(&format!("{n} requests in a row to succeed without {dead}"));
-    let down_mark = marker("dead1");
-    let stopped = Instant::now();
-    let (mut sent, mut failed, mut in_a_row, mut run_start) = (0usize, 0usize, 0usize, None);
-    let mut run = Vec::new();
-    while in_a_row < n && stopped.elapsed() < within {
-        let at = stopped.elapsed();
-        let ok = get(url(&down_mark, sent)).await;
-        if ok {
-            if in_a_row == 0 {
-                run_start = Some(at);
-                run.clear();
-            }
-            in_a_row += 1;
-            run.push(sent);
-        } else {
-            failed += 1;
-            in_a_row = 0;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        sent += 1;
-    }
-    let out_after = (in_a_row >= n).then_some(run_start).flatten();
-    let counted = counted_by(stack, web, &backends, &down_mark, sent).await?;
-    let run_counted: Vec<Vec<String>> = run.iter().map(|i| counted[*i].clone()).collect();
-    let via_others = run_counted
-        .iter()
-        .filter(|c| c.len() == 1 && c[0] != dead)
-        .count();
-    // Up again: until the backend's own log shows a request, at most `rejoin_within`.
+    let down = site.until_in_a_row(within).await?;
     let restarted = fault.restore().await;
     rec.waiting_for(&format!("{dead} to take requests again"));
-    let up_mark = marker("dead2");
-    let started = Instant::now();
-    let mut back_after = None;
-    let mut i = 0;
-    'rejoin: while started.elapsed() < rejoin_within {
-        for _ in 0..backends.len() {
-            get(url(&up_mark, i)).await;
-            i += 1;
-        }
-        let seen = counted_by(stack, web, &[dead], &up_mark, i).await?;
-        if seen.iter().any(|c| !c.is_empty()) {
-            back_after = Some(started.elapsed());
-            break 'rejoin;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let back_after = site.until_back(rejoin_within).await?;
     restarted?;
-    if let Some(d) = out_after {
+    if let Some(d) = down.out_after {
         rec.record("dead backend out (ms)", d.as_millis() as f64);
     }
     if let Some(d) = back_after {
@@ -182,16 +98,23 @@ async fn skips_dead_backend(stack: &Stack, p: &Params, rec: &Recorder) -> CheckR
             format!("after {} ms", d.as_millis())
         })
     };
+    let via_others = down
+        .run_counted
+        .iter()
+        .filter(|c| c.len() == 1 && c[0] != dead)
+        .count();
     let evidence = format!(
-        "{before_words}; {service} stopped on {dead}: {failed} of {sent} requests failed, {n} in a row succeeded {} (promised within {} ms), served by: {}; started again: {dead} served a request {} (promised within {} ms)",
-        ms(out_after),
+        "{before_words}; {service} stopped on {dead}: {} of {} requests failed, {n} in a row succeeded {} (promised within {} ms), served by: {}; started again: {dead} served a request {} (promised within {} ms)",
+        down.failed,
+        down.sent,
+        ms(down.out_after),
         within.as_millis(),
-        listed(&run_counted),
+        site.listed(&down.run_counted),
         ms(back_after),
         rejoin_within.as_millis()
     );
     ensure(
-        out_after.is_some(),
+        down.out_after.is_some(),
         format!(
             "with {dead} down, the site did not answer {n} requests in a row within {} ms: the load balancer keeps sending requests to the dead backend",
             within.as_millis()
@@ -213,4 +136,131 @@ async fn skips_dead_backend(stack: &Stack, p: &Params, rec: &Recorder) -> CheckR
         &evidence,
     )?;
     Ok(evidence)
+}
+
+/// The site, its backends, and the one the claim stops.
+struct DeadBackend<'a> {
+    stack: &'a Stack,
+    backends: Vec<&'a str>,
+    web: &'a str,
+    dead: &'a str,
+    /// Requests in a row that must succeed.
+    n: usize,
+    scheme: &'a str,
+    path: &'a str,
+}
+
+/// What the requests sent while the backend was down found.
+struct WhileDown {
+    sent: usize,
+    failed: usize,
+    /// When the run of `n` successes began, if one came.
+    out_after: Option<Duration>,
+    /// The backends that logged each request of that run.
+    run_counted: Vec<Vec<String>>,
+}
+
+impl DeadBackend<'_> {
+    fn url(&self, mark: &str, i: usize) -> String {
+        format!("{}://{WWW}{}?{mark}-{i}", self.scheme, self.path)
+    }
+
+    async fn get(&self, url: String) -> bool {
+        self.stack
+            .client
+            .fresh
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Each backend and how many of `counted` it alone logged.
+    fn listed(&self, counted: &[Vec<String>]) -> String {
+        self.backends
+            .iter()
+            .map(|b| {
+                let served = counted
+                    .iter()
+                    .filter(|c| c.len() == 1 && c[0] == *b)
+                    .count();
+                format!("{b} {served}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Before: the site works and the backend to stop takes its share.
+    async fn with_every_backend_up(&self) -> Result<String, Failure> {
+        let (n, dead) = (self.n, self.dead);
+        let mark = marker("dead0");
+        let mut ok = 0;
+        for i in 0..n {
+            ok += usize::from(self.get(self.url(&mark, i)).await);
+        }
+        let before = counted_by(self.stack, self.web, &self.backends, &mark, n).await?;
+        let words = format!(
+            "{ok} of {n} answered with every backend up ({})",
+            self.listed(&before)
+        );
+        ensure_eq("requests answered with every backend up", n, ok, &words)?;
+        ensure(
+            before.iter().any(|c| c.iter().any(|h| h == dead)),
+            format!(
+                "{dead} served none of {n} requests with every backend up, so taking it out proves nothing"
+            ),
+            &words,
+        )?;
+        Ok(words)
+    }
+
+    /// Down: requests until `n` in a row succeed, at most `within`.
+    async fn until_in_a_row(&self, within: Duration) -> Result<WhileDown, Failure> {
+        let mark = marker("dead1");
+        let stopped = Instant::now();
+        let (mut sent, mut failed, mut in_a_row, mut run_start) = (0usize, 0usize, 0usize, None);
+        let mut run = Vec::new();
+        while in_a_row < self.n && stopped.elapsed() < within {
+            let at = stopped.elapsed();
+            if self.get(self.url(&mark, sent)).await {
+                if in_a_row == 0 {
+                    run_start = Some(at);
+                    run.clear();
+                }
+                in_a_row += 1;
+                run.push(sent);
+            } else {
+                failed += 1;
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            sent += 1;
+        }
+        let counted = counted_by(self.stack, self.web, &self.backends, &mark, sent).await?;
+        Ok(WhileDown {
+            sent,
+            failed,
+            out_after: (in_a_row >= self.n).then_some(run_start).flatten(),
+            run_counted: run.iter().map(|i| counted[*i].clone()).collect(),
+        })
+    }
+
+    /// Up again: until the backend's own log shows a request, at most `rejoin_within`.
+    async fn until_back(&self, rejoin_within: Duration) -> Result<Option<Duration>, Failure> {
+        let mark = marker("dead2");
+        let started = Instant::now();
+        let mut i = 0;
+        while started.elapsed() < rejoin_within {
+            for _ in 0..self.backends.len() {
+                self.get(self.url(&mark, i)).await;
+                i += 1;
+            }
+            let seen = counted_by(self.stack, self.web, &[self.dead], &mark, i).await?;
+            if seen.iter().any(|c| !c.is_empty()) {
+                return Ok(Some(started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(None)
+    }
 }

@@ -92,61 +92,32 @@ fn label_means(value: &str, status: u16) -> bool {
     value == code || value.eq_ignore_ascii_case(&format!("{}xx", &code[..1]))
 }
 
-async fn counter_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
-    let (query, up_query) = (p.text("query"), p.text("up_query"));
-    let (per_status, status_label) = (p.text("per_status"), p.text("status_label"));
-    let n = p.int("requests").max(2) as usize;
-    let interval = p.ms("interval_ms");
-    let tolerance = p.number("tolerance_pct");
-    let asks = match p.text("method") {
-        "" => crate::kinds::traffic::mix_without(&p.list("leave_out")),
-        method => vec![crate::kinds::traffic::Ask {
-            method: if method == "HEAD" { "HEAD" } else { "GET" },
-            path: crate::kinds::traffic::MIX[0].path,
-            status: 200,
-            what: "page",
-        }],
+/// Waits (up to a scrape after the first) for a target of `up_query` to be
+/// up: a counter whose target is down is not monitored, a FAIL.
+async fn target_is_up(stack: &Stack, up_query: &str) -> Result<(), Failure> {
+    let up = || async {
+        prometheus(stack, up_query)
+            .await
+            .is_ok_and(|r| r.iter().any(|s| s["value"][1].as_str() == Some("1")))
     };
-    let one_path = (!p.text("method").is_empty()).then(|| p.text("path"));
-    // Run alone on a new stack, "before" read an absent counter from a
-    // Prometheus that had scraped nothing yet.
-    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
-    if !up_query.is_empty() {
-        let up = || async {
-            prometheus(stack, up_query)
-                .await
-                .is_ok_and(|r| r.iter().any(|s| s["value"][1].as_str() == Some("1")))
-        };
-        if wait_for(AFTER_FIRST_SCRAPE, up).await.is_none() {
-            return Err(Failure::new(
-                format!("no scrape target of `{up_query}` is up: the counter is not monitored"),
-                format!("{up_query}: {:?}", prometheus(stack, up_query).await?),
-            ));
-        }
+    if wait_for(AFTER_FIRST_SCRAPE, up).await.is_none() {
+        return Err(Failure::new(
+            format!("no scrape target of `{up_query}` is up: the counter is not monitored"),
+            format!("{up_query}: {:?}", prometheus(stack, up_query).await?),
+        ));
     }
-    // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
-    let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
-    // "Before" is settled once every target has been scraped after the
-    // earlier traffic (and after a parser such as mtail read its log).
-    scraped_since(
-        stack,
-        rec,
-        std::time::SystemTime::now() + PARSE_LAG,
-        FIRST_SCRAPE,
-    )
-    .await;
-    let before = settled(counter_value(stack, query).await?);
-    let status_before = match per_status {
-        "" => Vec::new(),
-        q => by_label(stack, q, status_label).await?,
-    };
-    let mark = crate::kinds::common::marker("rate");
-    let sent =
-        crate::kinds::traffic::send(stack, p.text("scheme"), asks, one_path, &mark, n, interval)
-            .await?;
-    let span = sent.span.as_secs_f64().max(interval.as_secs_f64());
-    // Until a scrape shows every request, or the counter stops growing
-    // for longer than a scrape interval (a user's may be 15 s).
+    Ok(())
+}
+
+/// The counter once a scrape shows every one of `n` requests, or once it
+/// stops growing for longer than a scrape interval (a user's may be 15 s).
+async fn counted_in_the_end(
+    stack: &Stack,
+    query: &str,
+    before: Option<f64>,
+    n: usize,
+    settled: impl Fn(Option<f64>) -> Option<f64>,
+) -> Result<Option<f64>, Failure> {
     let every = crate::kinds::common::longest_scrape_interval(stack)
         .await
         .unwrap_or(Duration::from_secs(1));
@@ -170,28 +141,83 @@ async fn counter_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
             break;
         }
     }
+    Ok(after)
+}
+
+/// Per status the site answered: how many were sent, and how much the
+/// series whose label stands for it grew.
+fn per_status_growth(
+    sent: &crate::kinds::traffic::Sent,
+    before: &[(String, f64)],
+    after: &[(String, f64)],
+) -> Vec<(u16, usize, f64)> {
+    sent.by_status()
+        .into_iter()
+        .map(|(status, count)| {
+            let sum = |series: &[(String, f64)]| -> f64 {
+                series
+                    .iter()
+                    .filter(|(l, _)| label_means(l, status))
+                    .map(|(_, v)| v)
+                    .sum()
+            };
+            (status, count, sum(after) - sum(before))
+        })
+        .collect()
+}
+
+async fn counter_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
+    let (query, up_query) = (p.text("query"), p.text("up_query"));
+    let (per_status, status_label) = (p.text("per_status"), p.text("status_label"));
+    let n = p.int("requests").max(2) as usize;
+    let interval = p.ms("interval_ms");
+    let tolerance = p.number("tolerance_pct");
+    let asks = match p.text("method") {
+        "" => crate::kinds::traffic::mix_without(&p.list("leave_out")),
+        method => vec![crate::kinds::traffic::Ask {
+            method: if method == "HEAD" { "HEAD" } else { "GET" },
+            path: crate::kinds::traffic::MIX[0].path,
+            status: 200,
+            what: "page",
+        }],
+    };
+    let one_path = (!p.text("method").is_empty()).then(|| p.text("path"));
+    // Run alone on a new stack, "before" read an absent counter from a
+    // Prometheus that had scraped nothing yet.
+    first_scrapes_done(stack, rec, FIRST_SCRAPE).await;
+    if !up_query.is_empty() {
+        target_is_up(stack, up_query).await?;
+    }
+    // A counter with no series yet (nothing counted so far) is a true 0 once its target is up.
+    let settled = |v: Option<f64>| v.or(if up_query.is_empty() { None } else { Some(0.0) });
+    // "Before" is settled once every target has been scraped after the
+    // earlier traffic (and after a parser such as mtail read its log).
+    scraped_since(
+        stack,
+        rec,
+        std::time::SystemTime::now() + PARSE_LAG,
+        FIRST_SCRAPE,
+    )
+    .await;
+    let before = settled(counter_value(stack, query).await?);
+    let status_before = match per_status {
+        "" => Vec::new(),
+        q => by_label(stack, q, status_label).await?,
+    };
+    let mark = crate::kinds::common::marker("rate");
+    let sent =
+        crate::kinds::traffic::send(stack, p.text("scheme"), asks, one_path, &mark, n, interval)
+            .await?;
+    let span = sent.span.as_secs_f64().max(interval.as_secs_f64());
+    let after = counted_in_the_end(stack, query, before, n, settled).await?;
     let status_after = match per_status {
         "" => Vec::new(),
         q => by_label(stack, q, status_label).await?,
     };
-    // Per status the site answered: sent, and counted by the series
-    // whose label stands for it.
-    let per: Vec<(u16, usize, f64)> = if per_status.is_empty() {
+    let per = if per_status.is_empty() {
         Vec::new()
     } else {
-        sent.by_status()
-            .into_iter()
-            .map(|(status, count)| {
-                let grew = |series: &[(String, f64)]| -> f64 {
-                    series
-                        .iter()
-                        .filter(|(l, _)| label_means(l, status))
-                        .map(|(_, v)| v)
-                        .sum()
-                };
-                (status, count, grew(&status_after) - grew(&status_before))
-            })
-            .collect()
+        per_status_growth(&sent, &status_before, &status_after)
     };
     let sent_qps = n as f64 / span;
     let counted = match (before, after) {
@@ -212,16 +238,13 @@ async fn counter_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
                 .join("; ")
         )
     };
+    let value = |v: Option<f64>| v.map_or_else(|| "absent".into(), |v| v.to_string());
     let evidence = format!(
         "sent {n} requests over {span:.2} s ({}; {} answered) = {sent_qps:.1} qps; `{query}` in Prometheus {} → {} = {monitored_qps:.1} qps; error {error:.1} % (allowed {tolerance} %){per_words}",
         sent.words(),
         sent.answered(),
-        before
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "absent".into()),
-        after
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "absent".into()),
+        value(before),
+        value(after),
     );
     ensure(
         sent.answered() > 0,
