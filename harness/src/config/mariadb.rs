@@ -102,22 +102,49 @@ const MYSQL_TO_MARIADB: &[(&str, &str, &str, &str, &str)] = &[
 /// Maps `text` (from `file`) for the hosts whose MariaDB services are `roles`
 /// (`mariadb`, `mariadb-primary`, `mariadb-replica`).
 pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<Mapped> {
-    let name = file_label(file);
-    let at = |n: usize| format!("{name}:{n}");
-    let mut out = Mapped::default();
-    let net = target.inner_network(
-        target
-            .host
-            .or(target.running.first().copied())
-            .unwrap_or(""),
-    );
-    let mut server_id = None;
-    let mut has_log_error = false;
-    let mut sets_bind_address = false;
-    let mut includes = Vec::new();
-    let mut lines = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
+    let host = target
+        .host
+        .or(target.running.first().copied())
+        .unwrap_or("");
+    let mut options = OptionFile {
+        name: file_label(file),
+        net: target.inner_network(host),
+        target,
+        out: Mapped::default(),
+        server_id: None,
+        has_log_error: false,
+        sets_bind_address: false,
+        includes: Vec::new(),
+    };
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, raw)| options.line(i + 1, raw))
+        .collect();
+    Ok(options.finish(lines, roles))
+}
+
+/// A user's option file being read, and what it set so far.
+struct OptionFile<'a> {
+    name: String,
+    /// The network the hosts' peers reach them on.
+    net: String,
+    target: &'a Target<'a>,
+    out: Mapped,
+    server_id: Option<String>,
+    has_log_error: bool,
+    sets_bind_address: bool,
+    /// `!include` lines, as `file:line: !include ...`.
+    includes: Vec<String>,
+}
+
+impl OptionFile<'_> {
+    fn at(&self, n: usize) -> String {
+        format!("{}:{n}", self.name)
+    }
+
+    /// Line `n` as the run writes it.
+    fn line(&mut self, n: usize, raw: &str) -> String {
         let code = raw.split('#').next().unwrap_or("").trim();
         let (key, value) = match code.split_once('=') {
             Some((k, v)) => (k.trim(), v.trim()),
@@ -125,21 +152,23 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
         };
         // Options are written with `-` or `_` alike.
         let key_norm = key.replace('_', "-");
+        let at = self.at(n);
         let mut line = raw.to_string();
-        let set = |to: &str, why: &str, line: &mut String, out: &mut Mapped| {
-            *line = format!("{key} = {to}");
+        let mut set = |to: &str, why: &str, out: &mut Mapped| {
+            line = format!("{key} = {to}");
             out.lines
-                .push(format!("{}: {key} = {value} -> {to} ({why})", at(n)));
+                .push(format!("{at}: {key} = {value} -> {to} ({why})"));
         };
         if matches!(key_norm.as_str(), "bind-address" | "skip-networking") {
-            sets_bind_address = true;
+            self.sets_bind_address = true;
         }
         if key.starts_with("!include") {
-            includes.push(format!("{}: {key}", at(n)));
+            self.includes.push(format!("{at}: {key}"));
         }
         let renamed = MYSQL_TO_MARIADB.iter().find(|(from, v, ..)| {
             *from == key_norm && (v.is_empty() || v.eq_ignore_ascii_case(value))
         });
+        let out = &mut self.out;
         match key_norm.as_str() {
             _ if renamed.is_some() => {
                 let (_, _, to, to_value, why) = renamed.expect("matched");
@@ -150,114 +179,110 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
                 } else {
                     (key.to_string(), to.to_string())
                 };
-                out.lines
-                    .push(format!("{}: {from} -> {onto} ({why})", at(n)));
-                line = onto;
+                out.lines.push(format!("{at}: {from} -> {onto} ({why})"));
+                return onto;
             }
             k if MYSQL_ONLY.contains(&k) => {
-                line = format!("# stackproof: MySQL 8 only, left out: {raw}");
                 out.lines.push(format!(
-                    "{}: {key} -> left out (a MySQL 8 option MariaDB does not have; it would refuse to start)",
-                    at(n)
+                    "{at}: {key} -> left out (a MySQL 8 option MariaDB does not have; it would refuse to start)"
                 ));
+                return format!("# stackproof: MySQL 8 only, left out: {raw}");
             }
-            "bind-address" if !is_local(value) => match target.lookup(value) {
-                Some(k) => set(&k.placeholder, &k.what, &mut line, &mut out),
+            "bind-address" if !is_local(value) => match self.target.lookup(value) {
+                Some(k) => set(&k.placeholder, &k.what, out),
                 None if is_ipv4(value) => set(
-                    &format!("{{{{ self.{net} }}}}"),
+                    &format!("{{{{ self.{} }}}}", self.net),
                     "the host's own address",
-                    &mut line,
-                    &mut out,
+                    out,
                 ),
                 None => {}
             },
-            "bind-address" if value == "127.0.0.1" && target.running.len() > 1 => {
+            "bind-address" if value == "127.0.0.1" && self.target.running.len() > 1 => {
                 out.warnings.push(format!(
-                    "{}: `bind-address = 127.0.0.1`: only this host reaches its database, so the other hosts' app and the replica cannot",
-                    at(n)
+                    "{at}: `bind-address = 127.0.0.1`: only this host reaches its database, so the other hosts' app and the replica cannot"
                 ));
             }
-            "report-host" => set("{{ self.name }}", "the host's name", &mut line, &mut out),
-            "server-id" => server_id = Some(value.to_string()),
-            "log-error" => has_log_error = true,
-            "user" if value != "mysql" => set("mysql", "the package's user", &mut line, &mut out),
-            "port" if value != "3306" => set(
-                "3306",
-                "the port the design's clients connect to",
-                &mut line,
-                &mut out,
-            ),
+            "report-host" => set("{{ self.name }}", "the host's name", out),
+            "server-id" => self.server_id = Some(value.to_string()),
+            "log-error" => self.has_log_error = true,
+            "user" if value != "mysql" => set("mysql", "the package's user", out),
+            "port" if value != "3306" => {
+                set("3306", "the port the design's clients connect to", out)
+            }
             "binlog-do-db" | "replicate-do-db" | "binlog-ignore-db" | "replicate-ignore-db"
                 if value != RUN_DATABASE && !value.is_empty() =>
             {
-                set(
-                    RUN_DATABASE,
-                    "the run's application database",
-                    &mut line,
-                    &mut out,
-                )
+                set(RUN_DATABASE, "the run's application database", out)
             }
             "skip-networking" => out.warnings.push(format!(
-                "{}: `skip-networking`: no other host reaches this database over the network",
-                at(n)
+                "{at}: `skip-networking`: no other host reaches this database over the network"
             )),
             k => {
                 if let Some((_, to)) = RUN_PATHS.iter().find(|(p, to)| *p == k && value != *to) {
-                    set(to, "where the run's package has it", &mut line, &mut out);
+                    set(to, "where the run's package has it", out);
                 }
             }
         }
-        lines.push(line);
+        line
     }
-    if roles.contains(&"mariadb-primary") && roles.contains(&"mariadb-replica") {
-        out.warnings.push(format!(
-            "{name} goes to the primary and the replica alike: both get server-id {}, and a replica refuses a primary with its own id; give each its own file (HOST:mariadb=PATH)",
-            server_id.as_deref().unwrap_or("1 (the default)")
-        ));
-    }
-    if !has_log_error {
-        lines.push("# stackproof: the server's own log, where the checklist quotes it from".into());
-        lines.push("[mariadbd]".into());
-        lines.push("log-error = /var/log/mysql/error.log".into());
-        out.additions.push(
-            "log-error = /var/log/mysql/error.log at the end (the checklist quotes the server's log; nothing claims measure)"
-                .into(),
-        );
-    }
-    // The design's role files would override the user's choices: each is
-    // replaced by what stackproof needs to count, and nothing else.
-    for role in roles.iter().filter(|r| **r != "mariadb") {
-        out.files.push((
-            format!("services/{role}/role.cnf"),
-            "# stackproof: the user's file decides this server's role; this only counts per user.\n[mariadbd]\nuserstat = 1\n".into(),
-        ));
-    }
-    // The user's file is the whole configuration, as theirs is on their
-    // server: Debian's files (50-server.cnf's `bind-address = 127.0.0.1`)
-    // never fill in what it leaves out; MariaDB's built-in defaults do.
-    out.files.push((
-        START_OPTIONS.into(),
-        format!("--defaults-file={MAPPED_TARGET}\n"),
-    ));
-    out.lines.push(format!(
-        "{name}: read alone, as MariaDB's whole configuration (mariadbd --defaults-file): Debian's my.cnf and mariadb.conf.d/50-server.cnf are not used, so what your file does not set is MariaDB's built-in default{}",
-        if includes.is_empty() {
-            String::new()
-        } else {
-            format!(" (your file's own {} read as written)", includes.join(", "))
+
+    /// The file as MariaDB's whole configuration, with what the claims
+    /// count added at its end, and the design's role files emptied.
+    fn finish(mut self, mut lines: Vec<String>, roles: &[&str]) -> Mapped {
+        let name = &self.name;
+        let out = &mut self.out;
+        if roles.contains(&"mariadb-primary") && roles.contains(&"mariadb-replica") {
+            out.warnings.push(format!(
+                "{name} goes to the primary and the replica alike: both get server-id {}, and a replica refuses a primary with its own id; give each its own file (HOST:mariadb=PATH)",
+                self.server_id.as_deref().unwrap_or("1 (the default)")
+            ));
         }
-    ));
-    if !sets_bind_address {
-        out.lines.push(format!(
-            "{name}: no bind-address: MariaDB listens on every address, its built-in default (Debian's 50-server.cnf, not used, says 127.0.0.1)"
+        if !self.has_log_error {
+            lines.push(
+                "# stackproof: the server's own log, where the checklist quotes it from".into(),
+            );
+            lines.push("[mariadbd]".into());
+            lines.push("log-error = /var/log/mysql/error.log".into());
+            out.additions.push(
+                "log-error = /var/log/mysql/error.log at the end (the checklist quotes the server's log; nothing claims measure)"
+                    .into(),
+            );
+        }
+        // The design's role files would override the user's choices: each is
+        // replaced by what stackproof needs to count, and nothing else.
+        for role in roles.iter().filter(|r| **r != "mariadb") {
+            out.files.push((
+                format!("services/{role}/role.cnf"),
+                "# stackproof: the user's file decides this server's role; this only counts per user.\n[mariadbd]\nuserstat = 1\n".into(),
+            ));
+        }
+        // The user's file is the whole configuration, as theirs is on their
+        // server: Debian's files (50-server.cnf's `bind-address = 127.0.0.1`)
+        // never fill in what it leaves out; MariaDB's built-in defaults do.
+        out.files.push((
+            START_OPTIONS.into(),
+            format!("--defaults-file={MAPPED_TARGET}\n"),
         ));
+        out.lines.push(format!(
+            "{name}: read alone, as MariaDB's whole configuration (mariadbd --defaults-file): Debian's my.cnf and mariadb.conf.d/50-server.cnf are not used, so what your file does not set is MariaDB's built-in default{}",
+            if self.includes.is_empty() {
+                String::new()
+            } else {
+                format!(" (your file's own {} read as written)", self.includes.join(", "))
+            }
+        ));
+        if !self.sets_bind_address {
+            out.lines.push(format!(
+                "{name}: no bind-address: MariaDB listens on every address, its built-in default (Debian's 50-server.cnf, not used, says 127.0.0.1)"
+            ));
+        }
+        lines.push("# stackproof: per-user statistics, which the claims count".into());
+        lines.push("[mariadbd]".into());
+        lines.push("userstat = 1".into());
+        out.additions.push("userstat = 1 at the end (per-user statistics: the claims tell the app's queries from replication's; it changes no query)".into());
+        out.text = lines.join("\n") + "\n";
+        self.out
     }
-    lines.push("# stackproof: per-user statistics, which the claims count".into());
-    lines.push("[mariadbd]".into());
-    lines.push("userstat = 1".into());
-    out.additions.push("userstat = 1 at the end (per-user statistics: the claims tell the app's queries from replication's; it changes no query)".into());
-    out.text = lines.join("\n") + "\n";
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -437,77 +437,12 @@ pub fn apply(
     let mut ordered: Vec<&ConfigArg> = configs.iter().collect();
     // A file for one host after the file for all of them: it wins there.
     ordered.sort_by_key(|c| (mapping_order(&c.kind), c.host.is_some()));
-    let mut book = AddressBook::new();
-    // What the user said their addresses are (`--address 10.0.0.5=lb-1`).
-    for a in addresses {
-        let Some(h) = design.spec.host(&a.host) else {
-            return Err(Error::Unknown {
-                kind: "host (in --address)",
-                name: a.host.clone(),
-                known: design
-                    .spec
-                    .hosts
-                    .iter()
-                    .map(|h| h.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        book.insert(
-            a.address.clone(),
-            Known {
-                placeholder: format!("{{{{ {}.{} }}}}", a.host, inner_network(h)),
-                what: a.host.clone(),
-            },
-        );
-    }
+    let mut book = users_addresses(design, addresses)?;
     for c in ordered {
-        let services = services_of(&c.kind);
         let running = running(design, &c.kind);
-        if running.is_empty() {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: format!(
-                    "no host of {} runs {} ({}), so there is nowhere to put this file",
-                    design.name,
-                    c.kind,
-                    services.join(" or ")
-                ),
-            });
-        }
-        if let Some(h) = &c.host
-            && !running.iter().any(|(name, _)| name == h)
-        {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: format!(
-                    "host `{h}` does not run {}; these do: {}",
-                    c.kind,
-                    running
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
-        let text = read_users_file(&c.path, &c.kind)?;
-        if let Some((n, placeholder)) = unfilled_template(&text) {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: format!(
-                    "line {n}: `{placeholder}` is a template placeholder nobody filled in: give the file as your template tool writes it for the server (or fill it in by hand)"
-                ),
-            });
-        }
+        let text = checked_users_file(design, c, &running)?;
         let server = registry::server(&c.kind)
             .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
-        if let Some(found) = placeholders::find(server.name, server.value_sites, &text) {
-            return Err(Error::InvalidFixture {
-                path: c.path.clone(),
-                detail: found.explain(server.display),
-            });
-        }
         let targets: Vec<(&str, &str)> = running
             .iter()
             .copied()
@@ -530,68 +465,162 @@ pub fn apply(
                 run_domain: crate::stack::ZONE,
                 book: &book,
             };
-            let (mapped, rels) = map_one(c, &text, &target, service, &group)?;
+            let (mapped, rel) = map_one(c, &text, &target, service, &group)?;
             let prefix = if per_host {
                 format!("hosts/{first_host}/")
             } else {
                 String::new()
             };
-            let mut main_target = None;
-            for (i, (rel, body)) in std::iter::once((rels.clone(), mapped.text.clone()))
-                .chain(mapped.files.iter().cloned())
-                .enumerate()
-            {
-                let path = scratch.join(format!("{prefix}{rel}"));
-                // A side file never replaces a user's own file mapped before it
-                // (a site file given beside a whole nginx.conf).
-                if i > 0 && path.exists() {
-                    continue;
-                }
-                std::fs::create_dir_all(path.parent().expect("a file in a folder"))
-                    .map_err(Error::io(format!("create `{}`", path.display())))?;
-                std::fs::write(&path, body)
-                    .map_err(Error::io(format!("write `{}`", path.display())))?;
-                main_target.get_or_insert(path);
-            }
-            let hosts: Vec<&str> = group.iter().map(|(h, _)| *h).collect();
-            let mut services: Vec<&str> = group.iter().map(|(_, s)| *s).collect();
-            services.dedup();
-            let mut section = vec![format!(
-                "{} ({}) -> {} on {}",
-                c.origin
-                    .clone()
-                    .unwrap_or_else(|| c.path.display().to_string()),
-                c.kind,
-                services.join(", "),
-                hosts.join(", ")
-            )];
-            section.extend(
-                mapped
-                    .lines
-                    .iter()
-                    .map(|l| format!("  {}", mask_secrets(l))),
-            );
-            section.extend(mapped.additions.iter().map(|l| format!("  added: {l}")));
-            section.extend(
-                mapped
-                    .warnings
-                    .iter()
-                    .map(|l| format!("  warning: {}", mask_secrets(l))),
-            );
-            applied.report.push(section.join("\n"));
+            let written = write_mapped(scratch, &prefix, &rel, &mapped)?;
+            applied.report.push(mapping_section(c, &group, &mapped));
             applied.hints.extend(mapped.hints.iter().cloned());
             applied.renamed.extend(mapped.renamed.iter().cloned());
-            applied
-                .sources
-                .push((main_target.expect("one file written"), c.path.clone()));
+            applied.sources.push((written, c.path.clone()));
             for (addr, known) in mapped.learned {
                 book.entry(addr).or_insert(known);
             }
             applied.overlay = Some(scratch.to_path_buf());
         }
     }
-    // A VRRP pair is one configuration in two files: half of it the user's
-    // and half the design's rarely agree (version, password, advert interval).
+    if let Some(warning) = half_a_pair(design, configs) {
+        applied.report.push(warning);
+    }
+    Ok(applied)
+}
+
+/// What the user said their addresses are (`--address 10.0.0.5=lb-1`).
+fn users_addresses(design: &Design, addresses: &[AddressArg]) -> Result<AddressBook> {
+    let mut book = AddressBook::new();
+    for a in addresses {
+        let Some(h) = design.spec.host(&a.host) else {
+            return Err(Error::Unknown {
+                kind: "host (in --address)",
+                name: a.host.clone(),
+                known: design
+                    .spec
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        book.insert(
+            a.address.clone(),
+            Known {
+                placeholder: format!("{{{{ {}.{} }}}}", a.host, inner_network(h)),
+                what: a.host.clone(),
+            },
+        );
+    }
+    Ok(book)
+}
+
+/// The user's file `c`, read, once it is known to have somewhere to go
+/// (`running`: the hosts that run its server) and no unfilled placeholder.
+fn checked_users_file(design: &Design, c: &ConfigArg, running: &[(&str, &str)]) -> Result<String> {
+    if running.is_empty() {
+        return Err(Error::InvalidFixture {
+            path: c.path.clone(),
+            detail: format!(
+                "no host of {} runs {} ({}), so there is nowhere to put this file",
+                design.name,
+                c.kind,
+                services_of(&c.kind).join(" or ")
+            ),
+        });
+    }
+    if let Some(h) = &c.host
+        && !running.iter().any(|(name, _)| name == h)
+    {
+        return Err(Error::InvalidFixture {
+            path: c.path.clone(),
+            detail: format!(
+                "host `{h}` does not run {}; these do: {}",
+                c.kind,
+                running
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let text = read_users_file(&c.path, &c.kind)?;
+    if let Some((n, placeholder)) = unfilled_template(&text) {
+        return Err(Error::InvalidFixture {
+            path: c.path.clone(),
+            detail: format!(
+                "line {n}: `{placeholder}` is a template placeholder nobody filled in: give the file as your template tool writes it for the server (or fill it in by hand)"
+            ),
+        });
+    }
+    let server = registry::server(&c.kind)
+        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+    if let Some(found) = placeholders::find(server.name, server.value_sites, &text) {
+        return Err(Error::InvalidFixture {
+            path: c.path.clone(),
+            detail: found.explain(server.display),
+        });
+    }
+    Ok(text)
+}
+
+/// Writes the mapped file (at `rel`) and its side files under
+/// `scratch/prefix`; returns where the mapped file went.
+fn write_mapped(scratch: &Path, prefix: &str, rel: &str, mapped: &Mapped) -> Result<PathBuf> {
+    let mut main_target = None;
+    for (i, (rel, body)) in std::iter::once((rel, &mapped.text))
+        .chain(mapped.files.iter().map(|(r, b)| (r.as_str(), b)))
+        .enumerate()
+    {
+        let path = scratch.join(format!("{prefix}{rel}"));
+        // A side file never replaces a user's own file mapped before it
+        // (a site file given beside a whole nginx.conf).
+        if i > 0 && path.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().expect("a file in a folder"))
+            .map_err(Error::io(format!("create `{}`", path.display())))?;
+        std::fs::write(&path, body).map_err(Error::io(format!("write `{}`", path.display())))?;
+        main_target.get_or_insert(path);
+    }
+    Ok(main_target.expect("one file written"))
+}
+
+/// The mapping report's section for one file mapped for `group`.
+fn mapping_section(c: &ConfigArg, group: &[(&str, &str)], mapped: &Mapped) -> String {
+    let hosts: Vec<&str> = group.iter().map(|(h, _)| *h).collect();
+    let mut services: Vec<&str> = group.iter().map(|(_, s)| *s).collect();
+    services.dedup();
+    let mut section = vec![format!(
+        "{} ({}) -> {} on {}",
+        c.origin
+            .clone()
+            .unwrap_or_else(|| c.path.display().to_string()),
+        c.kind,
+        services.join(", "),
+        hosts.join(", ")
+    )];
+    section.extend(
+        mapped
+            .lines
+            .iter()
+            .map(|l| format!("  {}", mask_secrets(l))),
+    );
+    section.extend(mapped.additions.iter().map(|l| format!("  added: {l}")));
+    section.extend(
+        mapped
+            .warnings
+            .iter()
+            .map(|l| format!("  warning: {}", mask_secrets(l))),
+    );
+    section.join("\n")
+}
+
+/// A VRRP pair is one configuration in two files: half of it the user's
+/// and half the design's rarely agree (version, password, advert interval).
+fn half_a_pair(design: &Design, configs: &[ConfigArg]) -> Option<String> {
     let pair = hosts_running(design, "keepalived");
     let given: Vec<&str> = pair
         .iter()
@@ -602,19 +631,19 @@ pub fn apply(
                 .any(|c| c.kind == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h))
         })
         .collect();
-    if !given.is_empty() && given.len() < pair.len() {
-        let rest: Vec<&str> = pair
-            .iter()
-            .copied()
-            .filter(|h| !given.contains(h))
-            .collect();
-        applied.report.push(format!(
-            "keepalived: warning: your file is on {} only; {} keeps the design's (VRRPv3, adverts every 0.1 s), so the pair may not agree on a master: give each peer its file (HOST:keepalived=PATH)",
-            given.join(", "),
-            rest.join(", ")
-        ));
+    if given.is_empty() || given.len() >= pair.len() {
+        return None;
     }
-    Ok(applied)
+    let rest: Vec<&str> = pair
+        .iter()
+        .copied()
+        .filter(|h| !given.contains(h))
+        .collect();
+    Some(format!(
+        "keepalived: warning: your file is on {} only; {} keeps the design's (VRRPv3, adverts every 0.1 s), so the pair may not agree on a master: give each peer its file (HOST:keepalived=PATH)",
+        given.join(", "),
+        rest.join(", ")
+    ))
 }
 
 /// Maps one user file for `group` (the hosts that get this copy), returning

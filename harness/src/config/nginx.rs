@@ -103,7 +103,12 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let code = raw.split('#').next().unwrap_or("");
-        let mut line = Line { n, raw, code, text: raw.to_string() };
+        let mut line = Line {
+            n,
+            raw,
+            code,
+            text: raw.to_string(),
+        };
         // Each statement of the line (`location / { proxy_pass ...; }` holds two).
         for (statement, at_depth) in statements(code, &mut depth) {
             site.statement(&mut line, &statement, at_depth)?;
@@ -115,9 +120,10 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
         lines.push(line.text);
     }
     site.finish(text);
-    let Site { mut out, domain, .. } = site;
-    out.text =
-        super::replace_domain(lines.join("\n") + "\n", domain, target.run_domain, &mut out);
+    let Site {
+        mut out, domain, ..
+    } = site;
+    out.text = super::replace_domain(lines.join("\n") + "\n", domain, target.run_domain, &mut out);
     Ok(out)
 }
 
@@ -197,9 +203,7 @@ impl<'a> Site<'a> {
                 self.upstream_names.push(second.to_string());
                 self.upstream = Some((second.to_string(), 0));
             }
-            "server" if self.upstream.is_some() => {
-                self.upstream_server(line, statement, second)
-            }
+            "server" if self.upstream.is_some() => self.upstream_server(line, statement, second),
             "listen" => self.listen(line, &words)?,
             "root" if second != RUN_ROOT => {
                 line.text = line.text.replacen(second, RUN_ROOT, 1);
@@ -258,9 +262,8 @@ impl<'a> Site<'a> {
     fn upstream_server(&mut self, line: &mut Line, statement: &str, addr: &str) {
         let at = self.at(line.n);
         let (u, count) = self.upstream.as_mut().expect("inside an upstream");
-        let php = self.php_upstreams.contains(u)
-            || addr.starts_with("unix:")
-            || addr.ends_with(":9000");
+        let php =
+            self.php_upstreams.contains(u) || addr.starts_with("unix:") || addr.ends_with(":9000");
         let to = if php {
             Some((RUN_PHP_FPM.to_string(), "the design's PHP-FPM".to_string()))
         } else {
@@ -277,9 +280,9 @@ impl<'a> Site<'a> {
         match to {
             Some((to, what)) => {
                 line.text = line.text.replacen(addr, &to, 1);
-                self.out
-                    .lines
-                    .push(format!("{at}: upstream {u}: server {addr} -> {to} ({what})"));
+                self.out.lines.push(format!(
+                    "{at}: upstream {u}: server {addr} -> {to} ({what})"
+                ));
             }
             None => {
                 let stmt = statement.trim();

@@ -331,8 +331,7 @@ impl Turns<'_> {
         )?;
         // The busy backend first: its count is what tells the two policies apart.
         let busy_counts = self.tally(self.busy());
-        let mut busy_first: Vec<(&&str, &usize)> =
-            self.backends.iter().zip(&busy_counts).collect();
+        let mut busy_first: Vec<(&&str, &usize)> = self.backends.iter().zip(&busy_counts).collect();
         busy_first.sort_by_key(|(b, _)| **b != held_on);
         for (b, c) in busy_first {
             ensure(
@@ -774,7 +773,10 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
     // Judged by the runner: on this run, or on a percentile of a repeated
     // claim's runs (`percentile` in the claims file).
     rec.budget("health check: eject (ms)", budgets.eject.as_millis() as f64);
-    rec.budget("health check: rejoin (ms)", budgets.rejoin.as_millis() as f64);
+    rec.budget(
+        "health check: rejoin (ms)",
+        budgets.rejoin.as_millis() as f64,
+    );
     Ok(evidence)
 }
 
@@ -910,7 +912,10 @@ impl HealthFault<'_> {
     }
 
     /// `n` marked requests: how many succeeded, and which backends logged each.
-    async fn requests_while_out(&self, stack: &Stack) -> Result<(usize, Vec<Vec<String>>), Failure> {
+    async fn requests_while_out(
+        &self,
+        stack: &Stack,
+    ) -> Result<(usize, Vec<Vec<String>>), Failure> {
         let mark = marker("hc");
         let urls = (0..self.n).map(|i| http(&format!("/static/hello.txt?{mark}-{i}")));
         let ok = probe::successes(&stack.client.fresh, urls).await;

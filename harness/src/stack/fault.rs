@@ -76,21 +76,7 @@ impl Stack {
                 let host = self.add_host(spec, overrides).await?;
                 Undo::RemoveHost(host)
             }
-            Fault::DnsRecords(name, addrs, ttl) => {
-                let old: Vec<Ipv4Addr> = self
-                    .dns
-                    .a_records(name)
-                    .await?
-                    .into_iter()
-                    .filter_map(|a| match a {
-                        std::net::IpAddr::V4(v4) => Some(v4),
-                        std::net::IpAddr::V6(_) => None,
-                    })
-                    .collect();
-                let old_ttl = self.dns.a_ttl(name).await?.unwrap_or(ttl);
-                self.dns.set_a(name, addrs, ttl).await?;
-                Undo::DnsRecords(name.to_string(), old, old_ttl)
-            }
+            Fault::DnsRecords(name, addrs, ttl) => self.replace_a_records(name, addrs, ttl).await?,
             Fault::PauseHost(h) => {
                 let host = self.host(h)?;
                 self.docker
@@ -103,85 +89,10 @@ impl Stack {
                 self.signal_service(h, s, "STOP").await?;
                 Undo::ContinueService(h.to_string(), s.to_string())
             }
-            Fault::Partition(a, b, _) | Fault::CutOn(a, b, _) => {
-                let tag = format!("stackproof-fault-{}", rand::random::<u32>());
-                let (proto, only_on) = match fault {
-                    Fault::Partition(_, _, proto) => (proto, None),
-                    Fault::CutOn(_, _, net) => (None, Some(net)),
-                    _ => unreachable!("matched above"),
-                };
-                if let Some(net) = only_on
-                    && (self.host(a)?.addr(net).is_none() || self.host(b)?.addr(net).is_none())
-                {
-                    return Err(Error::Unknown {
-                        kind: "network shared by both hosts",
-                        name: format!("{net} (between `{a}` and `{b}`)"),
-                        known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
-                    });
-                }
-                let proto = proto.map(|p| format!("-p {p} ")).unwrap_or_default();
-                let mut undo = Vec::new();
-                for (me, peer) in [(a, b), (b, a)] {
-                    let peer = self.host(peer)?;
-                    let addrs = peer
-                        .addrs
-                        .iter()
-                        .filter(|(net, _)| only_on.is_none_or(|on| on == net.as_str()))
-                        .map(|(_, addr)| addr);
-                    for addr in addrs {
-                        for rule in [
-                            format!("INPUT -s {addr} {proto}-m comment --comment {tag} -j DROP"),
-                            format!("OUTPUT -d {addr} {proto}-m comment --comment {tag} -j DROP"),
-                        ] {
-                            // What was added before a failure is undone too.
-                            if let Err(e) =
-                                self.host(me)?.run(&format!("iptables -w -I {rule}")).await
-                            {
-                                self.register(Undo::Commands(undo));
-                                return Err(e);
-                            }
-                            undo.push((me.to_string(), format!("iptables -w -D {rule}")));
-                        }
-                    }
-                }
-                Undo::Commands(undo)
-            }
-            Fault::Disconnect(h, net) => {
-                use testcontainers::bollard::models::NetworkDisconnectRequest;
-                let host = self.host(h)?;
-                let network = self.networks.get(net).ok_or_else(|| Error::Unknown {
-                    kind: "network",
-                    name: net.to_string(),
-                    known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
-                })?;
-                self.docker
-                    .disconnect_network(
-                        &network.docker_name,
-                        NetworkDisconnectRequest {
-                            container: host.container.clone(),
-                            force: Some(true),
-                        },
-                    )
-                    .await
-                    .map_err(Error::docker(format!("disconnect host `{h}` from `{net}`")))?;
-                Undo::Reconnect(h.to_string(), net.to_string())
-            }
-            Fault::SlowLink(h, kbit) => {
-                let host = self.host(h)?;
-                let mut undo = Vec::new();
-                for dev in interfaces(host).await? {
-                    undo.push((h.to_string(), format!("tc qdisc del dev {dev} root")));
-                    let add = format!(
-                        "tc qdisc add dev {dev} root tbf rate {kbit}kbit burst 16kbit latency 2s"
-                    );
-                    if let Err(e) = host.run(&add).await {
-                        undo.pop();
-                        self.register(Undo::Commands(undo));
-                        return Err(e);
-                    }
-                }
-                Undo::Commands(undo)
-            }
+            Fault::Partition(a, b, proto) => self.cut_between(a, b, proto, None).await?,
+            Fault::CutOn(a, b, net) => self.cut_between(a, b, None, Some(net)).await?,
+            Fault::Disconnect(h, net) => self.disconnect(h, net).await?,
+            Fault::SlowLink(h, kbit) => self.slow_link(h, kbit).await?,
             Fault::LosePackets(h, share) => {
                 let tag = format!("stackproof-fault-{}", rand::random::<u32>());
                 let rule = format!(
@@ -191,28 +102,133 @@ impl Stack {
                 self.host(h)?.run(&format!("iptables -w -I {rule}")).await?;
                 Undo::Commands(vec![(h.to_string(), format!("iptables -w -D {rule}"))])
             }
-            Fault::CpuQuota(h, cpus) => {
-                use testcontainers::bollard::models::ContainerUpdateBody;
-                let host = self.host(h)?;
-                let period = 100_000;
-                self.docker
-                    .update_container(
-                        &host.container,
-                        ContainerUpdateBody {
-                            cpu_period: Some(period),
-                            cpu_quota: Some(((cpus * period as f64) as i64).max(1000)),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(Error::docker(format!("limit the CPU of host `{h}`")))?;
-                Undo::CpuUnlimited(h.to_string())
-            }
+            Fault::CpuQuota(h, cpus) => self.cpu_quota(h, cpus).await?,
         };
         Ok(FaultGuard {
             stack: self,
             id: self.register(undo),
         })
+    }
+
+    /// Replaces `name`'s A records; the undo puts the old ones back.
+    async fn replace_a_records(&self, name: &str, addrs: &[Ipv4Addr], ttl: u32) -> Result<Undo> {
+        let old: Vec<Ipv4Addr> = self
+            .dns
+            .a_records(name)
+            .await?
+            .into_iter()
+            .filter_map(|a| match a {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        let old_ttl = self.dns.a_ttl(name).await?.unwrap_or(ttl);
+        self.dns.set_a(name, addrs, ttl).await?;
+        Ok(Undo::DnsRecords(name.to_string(), old, old_ttl))
+    }
+
+    /// Drops every packet between `a` and `b` (of protocol `proto`, or all;
+    /// on network `only_on`, or every one they share), both ways, with
+    /// rules tagged so their counters prove the cut took effect.
+    async fn cut_between(
+        &self,
+        a: &str,
+        b: &str,
+        proto: Option<&str>,
+        only_on: Option<&str>,
+    ) -> Result<Undo> {
+        let tag = format!("stackproof-fault-{}", rand::random::<u32>());
+        if let Some(net) = only_on
+            && (self.host(a)?.addr(net).is_none() || self.host(b)?.addr(net).is_none())
+        {
+            return Err(Error::Unknown {
+                kind: "network shared by both hosts",
+                name: format!("{net} (between `{a}` and `{b}`)"),
+                known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        let proto = proto.map(|p| format!("-p {p} ")).unwrap_or_default();
+        let mut undo = Vec::new();
+        for (me, peer) in [(a, b), (b, a)] {
+            let peer = self.host(peer)?;
+            let addrs = peer
+                .addrs
+                .iter()
+                .filter(|(net, _)| only_on.is_none_or(|on| on == net.as_str()))
+                .map(|(_, addr)| addr);
+            for addr in addrs {
+                for rule in [
+                    format!("INPUT -s {addr} {proto}-m comment --comment {tag} -j DROP"),
+                    format!("OUTPUT -d {addr} {proto}-m comment --comment {tag} -j DROP"),
+                ] {
+                    // What was added before a failure is undone too.
+                    if let Err(e) = self.host(me)?.run(&format!("iptables -w -I {rule}")).await {
+                        self.register(Undo::Commands(undo));
+                        return Err(e);
+                    }
+                    undo.push((me.to_string(), format!("iptables -w -D {rule}")));
+                }
+            }
+        }
+        Ok(Undo::Commands(undo))
+    }
+
+    /// Takes host `h` off network `net`.
+    async fn disconnect(&self, h: &str, net: &str) -> Result<Undo> {
+        use testcontainers::bollard::models::NetworkDisconnectRequest;
+        let host = self.host(h)?;
+        let network = self.networks.get(net).ok_or_else(|| Error::Unknown {
+            kind: "network",
+            name: net.to_string(),
+            known: self.networks.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        self.docker
+            .disconnect_network(
+                &network.docker_name,
+                NetworkDisconnectRequest {
+                    container: host.container.clone(),
+                    force: Some(true),
+                },
+            )
+            .await
+            .map_err(Error::docker(format!("disconnect host `{h}` from `{net}`")))?;
+        Ok(Undo::Reconnect(h.to_string(), net.to_string()))
+    }
+
+    /// Limits every interface of `h` to `kbit` kbit/s.
+    async fn slow_link(&self, h: &str, kbit: u32) -> Result<Undo> {
+        let host = self.host(h)?;
+        let mut undo = Vec::new();
+        for dev in interfaces(host).await? {
+            undo.push((h.to_string(), format!("tc qdisc del dev {dev} root")));
+            let add =
+                format!("tc qdisc add dev {dev} root tbf rate {kbit}kbit burst 16kbit latency 2s");
+            if let Err(e) = host.run(&add).await {
+                undo.pop();
+                self.register(Undo::Commands(undo));
+                return Err(e);
+            }
+        }
+        Ok(Undo::Commands(undo))
+    }
+
+    /// Limits `h` to `cpus` CPUs.
+    async fn cpu_quota(&self, h: &str, cpus: f64) -> Result<Undo> {
+        use testcontainers::bollard::models::ContainerUpdateBody;
+        let host = self.host(h)?;
+        let period = 100_000;
+        self.docker
+            .update_container(
+                &host.container,
+                ContainerUpdateBody {
+                    cpu_period: Some(period),
+                    cpu_quota: Some(((cpus * period as f64) as i64).max(1000)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(Error::docker(format!("limit the CPU of host `{h}`")))?;
+        Ok(Undo::CpuUnlimited(h.to_string()))
     }
 
     /// How many packets the cuts now applied (partitions, packet loss) have

@@ -223,7 +223,8 @@ impl<'a> Mapping<'a> {
                 );
             }
             Some("-N" | "--new-chain") => {
-                self.rules.policy(&t, args.get(1).copied().unwrap_or(""), "-");
+                self.rules
+                    .policy(&t, args.get(1).copied().unwrap_or(""), "-");
             }
             Some("-A" | "--append" | "-I" | "--insert") => {
                 let mapped = self.map_words(&args, n)?;
@@ -276,7 +277,15 @@ impl<'a> Mapping<'a> {
     fn address(&mut self, value: &str, n: usize) -> Result<String> {
         let name = self.name.clone();
         let at = move |n: usize| format!("{name}:{n}");
-        map_address(value, n, self.target, &self.net, &at, self.file, &mut self.out)
+        map_address(
+            value,
+            n,
+            self.target,
+            &self.net,
+            &at,
+            self.file,
+            &mut self.out,
+        )
     }
 
     /// The host's own interface for a user's interface name, with its mapping line.
