@@ -442,32 +442,7 @@ fn read_claims(
                 detail: format!("claim `{}`: {detail}", entry.id),
             });
         }
-        let mut hosts: Vec<String> = Vec::new();
-        for p in kind.params {
-            match p.ty {
-                crate::kinds::Ty::Host => hosts.push(params.host(p.name).to_string()),
-                crate::kinds::Ty::Hosts => {
-                    hosts.extend(params.list(p.name).iter().map(|h| h.to_string()))
-                }
-                _ => {}
-            }
-        }
-        // The server a kind's area judges concerns it too, though no
-        // parameter names its host: a broken `balance` is the load
-        // balancer's, a missing series the monitoring server's.
-        let judged: &[&str] = match kind.name.split('.').next() {
-            Some("lb") => &["haproxy", "haproxy-tls"],
-            Some("monitoring") => &["prometheus"],
-            _ => &[],
-        };
-        for h in &spec.hosts {
-            if h.services.iter().any(|s| judged.contains(&s.as_str())) {
-                hosts.push(h.name.clone());
-            }
-        }
-        hosts.retain(|h| !h.is_empty());
-        hosts.sort();
-        hosts.dedup();
+        let hosts = concerned_hosts(kind, &params, spec);
         match (entry.variant, entry.still_hold.is_empty()) {
             (Some(v), _) => variants.push((claims.len(), v, entry.still_hold, here.clone())),
             (None, false) => {
@@ -506,40 +481,8 @@ fn read_claims(
         });
     }
     for (i, name, still_hold, here) in variants {
-        if fixtures.clone().with_variant(&name).is_err() {
-            return Err(Error::InvalidFixture {
-                path: here,
-                detail: format!(
-                    "claim `{}`: no variant `{name}`: a variant is a folder `variants/{name}/` of the design",
-                    claims[i].id
-                ),
-            });
-        }
-        let mut held = Vec::new();
-        for id in &still_hold {
-            match claims.iter().find(|c| &c.id == id) {
-                Some(c) if c.variant.is_none() => held.push(c.clone()),
-                _ => {
-                    return Err(Error::InvalidFixture {
-                        path: here,
-                        detail: format!(
-                            "claim `{}`: `still_hold` names `{id}`, which is not a claim of this design without a variant of its own; they are: {}",
-                            claims[i].id,
-                            claims
-                                .iter()
-                                .filter(|c| c.variant.is_none())
-                                .map(|c| c.id.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-        claims[i].variant = Some(crate::claim::Variant {
-            name,
-            still_hold: held,
-        });
+        let variant = variant_of(&claims, i, name, &still_hold, fixtures, here)?;
+        claims[i].variant = Some(variant);
     }
     if claims.is_empty() {
         return Err(Error::InvalidFixture {
@@ -551,6 +494,87 @@ fn read_claims(
         });
     }
     Ok(claims)
+}
+
+/// The hosts a claim concerns: those its parameters name, and the servers
+/// its kind's area judges though no parameter names their host (a broken
+/// `balance` is the load balancer's, a missing series the monitoring
+/// server's).
+fn concerned_hosts(
+    kind: &crate::kinds::Kind,
+    params: &crate::kinds::Params,
+    spec: &crate::spec::DesignSpec,
+) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for p in kind.params {
+        match p.ty {
+            crate::kinds::Ty::Host => hosts.push(params.host(p.name).to_string()),
+            crate::kinds::Ty::Hosts => {
+                hosts.extend(params.list(p.name).iter().map(|h| h.to_string()))
+            }
+            _ => {}
+        }
+    }
+    let judged: &[&str] = match kind.name.split('.').next() {
+        Some("lb") => &["haproxy", "haproxy-tls"],
+        Some("monitoring") => &["prometheus"],
+        _ => &[],
+    };
+    for h in &spec.hosts {
+        if h.services.iter().any(|s| judged.contains(&s.as_str())) {
+            hosts.push(h.name.clone());
+        }
+    }
+    hosts.retain(|h| !h.is_empty());
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Claim `i`'s `variant` (a folder `variants/<name>/` of the design) and the
+/// claims that must still hold with it, each a claim without a variant.
+fn variant_of(
+    claims: &[crate::claim::Claim],
+    i: usize,
+    name: String,
+    still_hold: &[String],
+    fixtures: &Fixtures,
+    here: PathBuf,
+) -> Result<crate::claim::Variant> {
+    if fixtures.clone().with_variant(&name).is_err() {
+        return Err(Error::InvalidFixture {
+            path: here,
+            detail: format!(
+                "claim `{}`: no variant `{name}`: a variant is a folder `variants/{name}/` of the design",
+                claims[i].id
+            ),
+        });
+    }
+    let mut held = Vec::new();
+    for id in still_hold {
+        match claims.iter().find(|c| &c.id == id) {
+            Some(c) if c.variant.is_none() => held.push(c.clone()),
+            _ => {
+                return Err(Error::InvalidFixture {
+                    path: here,
+                    detail: format!(
+                        "claim `{}`: `still_hold` names `{id}`, which is not a claim of this design without a variant of its own; they are: {}",
+                        claims[i].id,
+                        claims
+                            .iter()
+                            .filter(|c| c.variant.is_none())
+                            .map(|c| c.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(crate::claim::Variant {
+        name,
+        still_hold: held,
+    })
 }
 
 /// What a claim names that the design's topology must bear out, checked

@@ -25,11 +25,10 @@ pub async fn bench(
     let claims = &run::select(&loaded.claims, only)?;
     let design = loaded.name.as_str();
     let docker = docker::connect().await?;
-    let fixtures = loaded.fixtures.clone();
     if cold {
         images::remove_images(&docker).await?;
     }
-    let image = images::ensure_server_image(&docker, &fixtures).await?;
+    let image = images::ensure_server_image(&docker, &loaded.fixtures).await?;
     println!(
         "image {} from {}: {} in {:.1} s, {:.0} MiB",
         image.tag,
@@ -42,76 +41,15 @@ pub async fn bench(
         image.elapsed.as_secs_f64(),
         image.size as f64 / 1048576.0
     );
-    let mut figures: Vec<(String, Vec<f64>)> = Vec::new();
-    let mut record = |name: &str, value: f64| match figures.iter_mut().find(|(n, _)| n == name) {
-        Some((_, v)) => v.push(value),
-        None => figures.push((name.to_string(), vec![value])),
-    };
-    let mut failures = 0;
-    // Each claim's (id, runs it held in, runs it ran in): the soak's verdict.
-    let mut held: Vec<(String, usize, usize)> = Vec::new();
+    let mut figures = Figures::default();
     // A later run's stack starts on hosts made while the previous one ran,
     // as in a suite: "topology up, a later stack" is that figure.
     let prewarm = (runs > 1).then(stackproof::skeleton::Prewarm::start);
     for i in 0..runs {
-        let stack = loaded.start().await?;
-        if i == 0 {
-            // Figures through the probe host and from this machine differ
-            // a little: say which these are (STACKPROOF_TRAFFIC).
-            println!("claims' traffic from {}", stack.client.net.origin());
-        }
-        record(
-            "topology up, all services ready (ms)",
-            stack.up_time.as_millis() as f64,
-        );
-        if i > 0 {
-            // The same figure for a stack that is not the process's first.
-            record(
-                "topology up, a later stack of the process (ms)",
-                stack.up_time.as_millis() as f64,
-            );
-        }
-        record(
-            "hosts created and started, no service yet (ms)",
-            stack.hosts_up.as_millis() as f64,
-        );
-        let ran = run::in_turn(&loaded, stack, claims, false, claim::run, |_| {}).await;
-        let stack = ran.stack;
-        drop(ran.removals);
-        let mut claims_ms = 0.0;
-        for o in &ran.outcomes {
-            match held.iter_mut().find(|(id, ..)| *id == o.id) {
-                Some((_, h, n)) => {
-                    *h += o.verdict.held() as usize;
-                    *n += !o.verdict.skipped() as usize;
-                }
-                None => held.push((
-                    o.id.clone(),
-                    o.verdict.held() as usize,
-                    !o.verdict.skipped() as usize,
-                )),
-            }
-            if !o.verdict.held() && !o.verdict.skipped() {
-                failures += 1;
-                println!("run {}: {}", i + 1, report::checklist_line(o));
-            }
-            claims_ms += o.millis as f64;
-            record(&format!("{} (ms)", o.id), o.millis as f64);
-            for (name, value) in &o.figures {
-                record(&format!("  {name}"), *value);
-            }
-        }
-        record(WHOLE_CHECK, stack.up_time.as_millis() as f64 + claims_ms);
-        record(
-            "memory of the running topology (MiB)",
-            stack.memory_bytes().await? as f64 / 1048576.0,
-        );
-        let t = std::time::Instant::now();
-        drop(stack);
-        record("teardown (ms)", t.elapsed().as_millis() as f64);
+        figures.one_run(&loaded, claims, i).await?;
         // docker-compose starting the same hosts, on an idle engine as ours did.
         match stackproof::compose::hosts_up(&loaded.spec, &image.tag).await {
-            Ok(up) => record(COMPOSE_HOSTS, up.took.as_millis() as f64),
+            Ok(up) => figures.record(COMPOSE_HOSTS, up.took.as_millis() as f64),
             Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
             Err(_) => {}
         }
@@ -120,57 +58,142 @@ pub async fn bench(
         p.finish().await;
     }
     println!("{design}, {runs} run(s):");
-    println!(
-        "  {:<52} {:>9} {:>9} {:>9} {:>9}",
-        "figure", "min", "p50", "p95", "max"
-    );
-    let mut figures_sorted = Vec::new();
-    for (name, mut v) in figures {
-        v.sort_by(|a, b| a.total_cmp(b));
-        figures_sorted.push((name.clone(), v.clone()));
-        println!(
-            "  {name:<52} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            v[0],
-            percentile(&v, 50.0),
-            percentile(&v, 95.0),
-            v[v.len() - 1]
-        );
-    }
-    println!("claims held, of the runs they ran in:");
-    for (id, h, n) in &held {
-        println!(
-            "  {id:<52} {h:>3}/{n}{}",
-            if h < n { "  did not always hold" } else { "" }
-        );
-    }
-    // The budgets beside the figures they concern: figures, not a verdict.
-    let budgets: Vec<&(&str, &str, f64, &str)> = BUDGETS
-        .iter()
-        .filter(|(d, ..)| d.is_empty() || *d == design)
-        .collect();
-    let mut header = false;
-    for (_, prefix, budget, note) in budgets {
-        for (name, v) in figures_sorted
-            .iter()
-            .filter(|(n, _)| n.trim_start().starts_with(prefix))
-        {
-            if !header {
-                println!("budgets (the p50 beside each):");
-                header = true;
-            }
-            let median = percentile(v, 50.0);
-            println!(
-                "  {:<52} {median:>9.1} {:>9} {budget:>9.0}  {note}",
-                name.trim_start(),
-                if median <= *budget { "within" } else { "over" }
-            );
-        }
-    }
+    let failures = figures.failures;
+    figures.print(design);
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The figures of every run, by name, in the order first seen.
+#[derive(Default)]
+struct Figures {
+    values: Vec<(String, Vec<f64>)>,
+    /// Claims that did not hold, over all runs.
+    failures: usize,
+    /// Each claim's (id, runs it held in, runs it ran in): the soak's verdict.
+    held: Vec<(String, usize, usize)>,
+}
+
+impl Figures {
+    fn record(&mut self, name: &str, value: f64) {
+        match self.values.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(value),
+            None => self.values.push((name.to_string(), vec![value])),
+        }
+    }
+
+    /// Run `i`: a stack started, the claims run on it, and removed.
+    async fn one_run(
+        &mut self,
+        loaded: &Design,
+        claims: &[claim::Claim],
+        i: usize,
+    ) -> Result<(), Error> {
+        let stack = loaded.start().await?;
+        if i == 0 {
+            // Figures through the probe host and from this machine differ
+            // a little: say which these are (STACKPROOF_TRAFFIC).
+            println!("claims' traffic from {}", stack.client.net.origin());
+        }
+        let up_ms = stack.up_time.as_millis() as f64;
+        self.record("topology up, all services ready (ms)", up_ms);
+        if i > 0 {
+            // The same figure for a stack that is not the process's first.
+            self.record("topology up, a later stack of the process (ms)", up_ms);
+        }
+        self.record(
+            "hosts created and started, no service yet (ms)",
+            stack.hosts_up.as_millis() as f64,
+        );
+        let ran = run::in_turn(loaded, stack, claims, false, claim::run, |_| {}).await;
+        let stack = ran.stack;
+        drop(ran.removals);
+        let mut claims_ms = 0.0;
+        for o in &ran.outcomes {
+            self.count(o, i);
+            claims_ms += o.millis as f64;
+            self.record(&format!("{} (ms)", o.id), o.millis as f64);
+            for (name, value) in &o.figures {
+                self.record(&format!("  {name}"), *value);
+            }
+        }
+        self.record(WHOLE_CHECK, up_ms + claims_ms);
+        self.record(
+            "memory of the running topology (MiB)",
+            stack.memory_bytes().await? as f64 / 1048576.0,
+        );
+        let t = std::time::Instant::now();
+        drop(stack);
+        self.record("teardown (ms)", t.elapsed().as_millis() as f64);
+        Ok(())
+    }
+
+    /// Counts one outcome of run `i` in the soak; prints it when it did not hold.
+    fn count(&mut self, o: &claim::Outcome, i: usize) {
+        let (held, ran) = (o.verdict.held() as usize, !o.verdict.skipped() as usize);
+        match self.held.iter_mut().find(|(id, ..)| *id == o.id) {
+            Some((_, h, n)) => {
+                *h += held;
+                *n += ran;
+            }
+            None => self.held.push((o.id.clone(), held, ran)),
+        }
+        if !o.verdict.held() && !o.verdict.skipped() {
+            self.failures += 1;
+            println!("run {}: {}", i + 1, report::checklist_line(o));
+        }
+    }
+
+    /// The table, the soak, and the budgets beside the figures they concern.
+    fn print(mut self, design: &str) {
+        println!(
+            "  {:<52} {:>9} {:>9} {:>9} {:>9}",
+            "figure", "min", "p50", "p95", "max"
+        );
+        for (name, v) in &mut self.values {
+            v.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "  {name:<52} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                v[0],
+                percentile(v, 50.0),
+                percentile(v, 95.0),
+                v[v.len() - 1]
+            );
+        }
+        println!("claims held, of the runs they ran in:");
+        for (id, h, n) in &self.held {
+            println!(
+                "  {id:<52} {h:>3}/{n}{}",
+                if h < n { "  did not always hold" } else { "" }
+            );
+        }
+        // Figures, not a verdict.
+        let mut header = false;
+        for (_, prefix, budget, note) in BUDGETS
+            .iter()
+            .filter(|(d, ..)| d.is_empty() || *d == design)
+        {
+            for (name, v) in self
+                .values
+                .iter()
+                .filter(|(n, _)| n.trim_start().starts_with(prefix))
+            {
+                if !header {
+                    println!("budgets (the p50 beside each):");
+                    header = true;
+                }
+                let median = percentile(v, 50.0);
+                println!(
+                    "  {:<52} {median:>9.1} {:>9} {budget:>9.0}  {note}",
+                    name.trim_start(),
+                    if median <= *budget { "within" } else { "over" }
+                );
+            }
+        }
+    }
 }
 
 /// The `pct` percentile of sorted `v` (nearest rank).

@@ -93,20 +93,7 @@ pub async fn check(
     if keep {
         stack.keep();
     }
-    println!(
-        "  up in {} ms (run {}, image {}{})",
-        stack.up_time.as_millis(),
-        stack.run.id,
-        stack.image.tag,
-        if stack.image.built {
-            format!(", built in {:.1} s", stack.image.elapsed.as_secs_f64())
-        } else {
-            String::new()
-        }
-    );
-    for note in &stack.notes {
-        println!("  note: {}", note.replace('\n', "\n        "));
-    }
+    print_up(&stack);
     // Grouped by the part of the design they speak for, in catalogue order within a part.
     let mut claims = prepared.claims.clone();
     claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(&c.id)));
@@ -128,36 +115,105 @@ pub async fn check(
         }
         run::Event::Note(note) => println!("  note: {note}"),
     };
-    let (outcomes, _removals) = if stacks > 1 {
-        let (outcomes, more) = run::on_stacks(&stack, others, &claims, keep, show).await;
-        // The other stacks go now, in the background, while the reports are written.
-        let removals: Vec<_> = more.into_iter().map(|s| s.remove_in_background()).collect();
-        (outcomes, removals)
-    } else if repeat.times > 1 {
-        // Every claim again and again on the stack; one line per claim at the end.
-        let (mut runs, mut removals) = (Vec::new(), Vec::new());
-        for r in 1..=repeat.times {
-            let ran = run::in_turn(loaded, stack, &claims, keep, run_showing_waits, |_| {}).await;
-            stack = ran.stack;
-            removals.extend(ran.removals);
-            let held = ran.outcomes.iter().filter(|o| o.verdict.held()).count();
-            println!(
-                "  run {r} of {}: {held} of {} held",
-                repeat.times,
-                claims.len()
-            );
-            runs.push(ran.outcomes);
-        }
-        let outcomes = run::fold_repeats(runs);
-        for o in &outcomes {
-            show(run::Event::Ended(o));
-        }
-        (outcomes, removals)
-    } else {
-        let ran = run::in_turn(loaded, stack, &claims, keep, run_showing_waits, show).await;
-        stack = ran.stack;
-        (ran.outcomes, ran.removals)
+    let (outcomes, stack, _removals) = run_claims(
+        loaded,
+        stack,
+        others,
+        &claims,
+        keep,
+        (stacks, repeat.times),
+        show,
+    )
+    .await;
+    print_totals(&outcomes, started);
+    let versions = stack.versions().await;
+    let r = RunReport {
+        versions: &versions,
+        design,
+        run: &stack.run.id,
+        up_ms: stack.up_time.as_millis(),
+        image_built: stack.image.built,
+        image: &stack.image.tag,
+        claims: &outcomes,
     };
+    write_reports(outputs, loaded, &r, started)?;
+    drop(stack);
+    if repeat.allow_flaky {
+        // FLAKY claims are reported as such and let the run pass.
+        let mut judged = outcomes.clone();
+        for o in judged.iter_mut().filter(|o| o.verdict.flaky()) {
+            o.verdict = claim::Verdict::Held;
+        }
+        return Ok(ExitCode::from(claim::exit_code(&judged)));
+    }
+    Ok(ExitCode::from(claim::exit_code(&outcomes)))
+}
+
+/// The stack's start figures and notes.
+fn print_up(stack: &stackproof::stack::Stack) {
+    println!(
+        "  up in {} ms (run {}, image {}{})",
+        stack.up_time.as_millis(),
+        stack.run.id,
+        stack.image.tag,
+        if stack.image.built {
+            format!(", built in {:.1} s", stack.image.elapsed.as_secs_f64())
+        } else {
+            String::new()
+        }
+    );
+    for note in &stack.notes {
+        println!("  note: {}", note.replace('\n', "\n        "));
+    }
+}
+
+type Started = stackproof::error::Result<stackproof::stack::Stack>;
+
+/// Runs `claims` as the flags say: over `stacks` stacks, `repeat` times on
+/// one (one line per claim at the end), or once in turn. Returns the
+/// outcomes, the stack to report on, and the removals still under way.
+async fn run_claims(
+    loaded: &stackproof::Design,
+    mut stack: stackproof::stack::Stack,
+    others: Vec<Started>,
+    claims: &[claim::Claim],
+    keep: bool,
+    (stacks, repeat): (u8, u16),
+    show: impl Fn(run::Event<'_>),
+) -> (
+    Vec<claim::Outcome>,
+    stackproof::stack::Stack,
+    Vec<stackproof::docker::Removal>,
+) {
+    if stacks > 1 {
+        let (outcomes, more) = run::on_stacks(&stack, others, claims, keep, show).await;
+        // The other stacks go now, in the background, while the reports are written.
+        let removals = more.into_iter().map(|s| s.remove_in_background()).collect();
+        return (outcomes, stack, removals);
+    }
+    if repeat <= 1 {
+        let ran = run::in_turn(loaded, stack, claims, keep, run_showing_waits, show).await;
+        return (ran.outcomes, ran.stack, ran.removals);
+    }
+    // Every claim again and again on the stack; one line per claim at the end.
+    let (mut runs, mut removals) = (Vec::new(), Vec::new());
+    for r in 1..=repeat {
+        let ran = run::in_turn(loaded, stack, claims, keep, run_showing_waits, |_| {}).await;
+        stack = ran.stack;
+        removals.extend(ran.removals);
+        let held = ran.outcomes.iter().filter(|o| o.verdict.held()).count();
+        println!("  run {r} of {repeat}: {held} of {} held", claims.len());
+        runs.push(ran.outcomes);
+    }
+    let outcomes = run::fold_repeats(runs);
+    for o in &outcomes {
+        show(run::Event::Ended(o));
+    }
+    (outcomes, stack, removals)
+}
+
+/// The totals, for a reader and (last line) for CI systems.
+fn print_totals(outcomes: &[claim::Outcome], started: std::time::Instant) {
     println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
     let (held, broken, unmeasured, skipped, flaky) = (
@@ -183,39 +239,29 @@ pub async fn check(
     );
     // The plain closing line CI systems read.
     println!("{held} passed, {} failed", broken + unmeasured);
-    let versions = stack.versions().await;
-    let r = RunReport {
-        versions: &versions,
-        design,
-        run: &stack.run.id,
-        up_ms: stack.up_time.as_millis(),
-        image_built: stack.image.built,
-        image: &stack.image.tag,
-        claims: &outcomes,
-    };
+}
+
+/// Writes the reports the flags asked for.
+fn write_reports(
+    outputs: Outputs,
+    loaded: &stackproof::Design,
+    r: &RunReport<'_>,
+    started: std::time::Instant,
+) -> Result<(), Error> {
     if let Some(p) = outputs.json {
-        report::write_json(&p, &r)?;
+        report::write_json(&p, r)?;
     }
     if let Some(p) = outputs.junit {
-        report::write_junit(&p, &r)?;
+        report::write_junit(&p, r)?;
     }
     if let Some(p) = outputs.markdown {
-        report::write_markdown(&p, loaded, &r)?;
+        report::write_markdown(&p, loaded, r)?;
     }
     if let Some(p) = outputs.html {
-        let page = stackproof::html::page(loaded, &r, started.elapsed().as_secs_f64());
+        let page = stackproof::html::page(loaded, r, started.elapsed().as_secs_f64());
         std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
     }
-    drop(stack);
-    if repeat.allow_flaky {
-        // FLAKY claims are reported as such and let the run pass.
-        let mut judged = outcomes.clone();
-        for o in judged.iter_mut().filter(|o| o.verdict.flaky()) {
-            o.verdict = claim::Verdict::Held;
-        }
-        return Ok(ExitCode::from(claim::exit_code(&judged)));
-    }
-    Ok(ExitCode::from(claim::exit_code(&outcomes)))
+    Ok(())
 }
 
 /// Runs one claim; at a terminal, a spinner shows it with what it waits

@@ -32,21 +32,7 @@ pub async fn grade(
     loaded.claims = stackproof::run::select(&loaded.claims, only)?;
     let mut subs = grade::find(dirs)?;
     if let Some((i, n)) = shard {
-        // A stable slice: by name, every Nth from the Ith.
-        subs.sort_by(|a, b| a.name.cmp(&b.name));
-        subs = subs
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| k % n == i - 1)
-            .map(|(_, s)| s)
-            .collect();
-        println!(
-            "shard {i}/{n}: {}",
-            subs.iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        subs = shard_of(subs, i, n);
     }
     let (auto, why) = grade::parallelism(&loaded);
     let n = jobs.unwrap_or(auto).max(1);
@@ -80,26 +66,7 @@ pub async fn grade(
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);
     while let Some((i, g)) = stream.next().await {
-        let mut text = format!("\n== {} ==\n", g.name);
-        for m in &g.mapping {
-            let _ = writeln_str(&mut text, m);
-        }
-        match &g.error {
-            Some(e) => {
-                let _ = writeln_str(
-                    &mut text,
-                    &format!(
-                        "ERROR: could not run: {}",
-                        stackproof::config::mask_secrets(e)
-                    ),
-                );
-            }
-            None => {
-                for o in &g.outcomes {
-                    let _ = writeln_str(&mut text, &report::checklist_line_short(o));
-                }
-            }
-        }
+        let text = submission_text(&g);
         print!("{text}");
         let file = out.join(format!("{}.txt", g.name));
         std::fs::write(&file, &text).map_err(Error::io(format!("write `{}`", file.display())))?;
@@ -127,26 +94,7 @@ pub async fn grade(
         ),
     ];
     if html {
-        pages.push((
-            "class.html".to_string(),
-            grade::class_html(&loaded, &graded),
-        ));
-        for g in graded.iter().filter(|g| g.error.is_none()) {
-            let report = report::RunReport {
-                design: &loaded.name,
-                run: &g.run,
-                up_ms: g.up_ms,
-                image_built: false,
-                image: &g.image,
-                claims: &g.outcomes,
-                versions: &[],
-            };
-            let checked_s = g.outcomes.iter().map(|o| o.millis as f64 / 1000.0).sum();
-            pages.push((
-                format!("{}.html", g.name),
-                stackproof::html::page(&loaded, &report, checked_s),
-            ));
-        }
+        pages.extend(html_pages(&loaded, &graded));
     }
     for (name, text) in &pages {
         let file = out.join(name);
@@ -169,6 +117,79 @@ pub async fn grade(
         println!("{ungraded} submission(s) could not be graded (their rows say why)");
     }
     Ok(ExitCode::from(grade::exit_status(&graded)))
+}
+
+/// Shard `i` of `n`: a stable slice, by name, every Nth from the Ith.
+fn shard_of(
+    mut subs: Vec<stackproof::grade::Submission>,
+    i: usize,
+    n: usize,
+) -> Vec<stackproof::grade::Submission> {
+    subs.sort_by(|a, b| a.name.cmp(&b.name));
+    let subs: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| k % n == i - 1)
+        .map(|(_, s)| s)
+        .collect();
+    println!(
+        "shard {i}/{n}: {}",
+        subs.iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    subs
+}
+
+/// One submission's section: its mapping, then its checklist or why it did not run.
+fn submission_text(g: &stackproof::grade::Graded) -> String {
+    let mut text = format!("\n== {} ==\n", g.name);
+    for m in &g.mapping {
+        let _ = writeln_str(&mut text, m);
+    }
+    match &g.error {
+        Some(e) => {
+            let _ = writeln_str(
+                &mut text,
+                &format!(
+                    "ERROR: could not run: {}",
+                    stackproof::config::mask_secrets(e)
+                ),
+            );
+        }
+        None => {
+            for o in &g.outcomes {
+                let _ = writeln_str(&mut text, &report::checklist_line_short(o));
+            }
+        }
+    }
+    text
+}
+
+/// The class page and one page per submission that ran.
+fn html_pages(loaded: &Design, graded: &[stackproof::grade::Graded]) -> Vec<(String, String)> {
+    let mut pages = vec![(
+        "class.html".to_string(),
+        stackproof::grade::class_html(loaded, graded),
+    )];
+    for g in graded.iter().filter(|g| g.error.is_none()) {
+        let report = report::RunReport {
+            design: &loaded.name,
+            run: &g.run,
+            up_ms: g.up_ms,
+            image_built: false,
+            image: &g.image,
+            claims: &g.outcomes,
+            versions: &[],
+        };
+        let checked_s = g.outcomes.iter().map(|o| o.millis as f64 / 1000.0).sum();
+        pages.push((
+            format!("{}.html", g.name),
+            stackproof::html::page(loaded, &report, checked_s),
+        ));
+    }
+    pages
 }
 
 fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
