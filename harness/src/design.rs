@@ -371,16 +371,6 @@ impl Design {
         let fixtures = m.apply(self.fixtures.clone())?;
         self.with_fixtures(fixtures)
     }
-
-    /// Starts the design's servers and waits until they are ready.
-    pub async fn start(&self) -> Result<crate::stack::Stack> {
-        crate::stack::Stack::start_from(&self.name, self.fixtures.clone(), self.parts.clone()).await
-    }
-
-    /// Starts the design with mutant `m` laid over it.
-    pub async fn start_mutant(&self, m: &crate::mutant::Mutant) -> Result<crate::stack::Stack> {
-        crate::stack::Stack::start(&self.name, m.apply(self.fixtures.clone())?).await
-    }
 }
 
 /// Reads `claims.toml`: each claim's kind found, its parameters checked

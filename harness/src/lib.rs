@@ -108,7 +108,8 @@ pub use suite::Suite;
 /// The modules form layers: loading (fixtures, spec, design, mutants)
 /// knows nothing of what runs containers above it; kinds depend on the
 /// stack, never on the loader; reports read outcomes. An import cycle
-/// between two modules breaks that, and this test names it.
+/// between two modules breaks that, and so does loading importing what
+/// runs; these tests name either.
 #[cfg(test)]
 mod layers {
     use std::collections::{BTreeMap, BTreeSet};
@@ -131,6 +132,8 @@ mod layers {
             }
         }
         let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // A module's test file (`mod tests;` beside it) is its tests.
+        files.retain(|f| !f.ends_with("tests.rs"));
         for f in files {
             let rel = f.strip_prefix(&root).unwrap();
             let first = rel
@@ -144,7 +147,7 @@ mod layers {
                 continue;
             }
             let text = std::fs::read_to_string(&f).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let code = without_test_modules(&text);
             let deps = graph.entry(module.clone()).or_default();
             for line in code.lines().map(str::trim) {
                 if line.starts_with("//") {
@@ -162,6 +165,133 @@ mod layers {
             }
         }
         graph
+    }
+
+    /// `text` without its `#[cfg(test)]` items (a `mod tests { ... }`
+    /// block, to its matching brace, or a `mod tests;` line): the whole
+    /// file else, so an import after a test module still counts.
+    fn without_test_modules(text: &str) -> String {
+        let mut code = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("#[cfg(test)]") {
+            code.push_str(&rest[..at]);
+            let after = &rest[at..];
+            let (semi, open) = (after.find(';'), after.find('{'));
+            let end = match (semi, open) {
+                (Some(s), Some(o)) if s < o => s + 1,
+                (_, Some(o)) => o + block_len(&after[o..]),
+                (Some(s), None) => s + 1,
+                (None, None) => after.len(),
+            };
+            rest = &after[end..];
+        }
+        code.push_str(rest);
+        code
+    }
+
+    /// The length of the block `code` starts with (at its `{`), to its
+    /// matching `}`: braces inside strings, chars and comments do not count
+    /// (a test of templates is full of `"{{"`).
+    fn block_len(code: &str) -> usize {
+        let b = code.as_bytes();
+        let (mut i, mut depth) = (0, 0i32);
+        while i < b.len() {
+            match b[i] {
+                b'/' if b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'r' if matches!(b.get(i + 1), Some(b'#' | b'"'))
+                    && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_') =>
+                {
+                    // A raw string: r"..." or r#"..."#, as many #s as it opens with.
+                    let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
+                    let open = i + 1 + hashes;
+                    if b.get(open) == Some(&b'"') {
+                        let close = format!("\"{}", "#".repeat(hashes));
+                        i = open
+                            + 1
+                            + code[open + 1..].find(&close).unwrap_or(code.len())
+                            + close.len()
+                            - 1;
+                    }
+                }
+                b'"' => {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                // A char literal ('{', '\''), not a lifetime ('a).
+                b'\'' if b.get(i + 2) == Some(&b'\'') => i += 2,
+                b'\'' if b.get(i + 1) == Some(&b'\\') => {
+                    i += 2;
+                    while i < b.len() && b[i] != b'\'' {
+                        i += 1;
+                    }
+                }
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        code.len()
+    }
+
+    /// What loads a design: reading it needs no engine, no stack and no claim run.
+    const LOADING: &[&str] = &["fixtures", "spec", "design", "mutant"];
+    /// What starts, runs and measures.
+    const RUNNING: &[&str] = &[
+        "stack", "run", "claim", "kinds", "suite", "relay", "probe", "measure", "client", "dns",
+        "network", "docker", "reaper", "capture", "skeleton", "host",
+    ];
+    /// The one crossing left, and why: a design holds its claims bound to
+    /// their kinds (`Design::claims`, read by `read_claims`). It goes when
+    /// binding moves into the runner's plan.
+    const KNOWN_CROSSINGS: &[(&str, &str)] = &[("design", "claim"), ("design", "kinds")];
+
+    #[test]
+    fn loading_never_imports_what_runs() {
+        let graph = imports();
+        let mut crossings = Vec::new();
+        for from in LOADING {
+            for to in graph.get(*from).into_iter().flatten() {
+                if RUNNING.contains(&to.as_str()) && !KNOWN_CROSSINGS.contains(&(from, to.as_str()))
+                {
+                    crossings.push(format!("{from} -> {to}"));
+                }
+            }
+        }
+        assert!(
+            crossings.is_empty(),
+            "loading imports what runs: {}; move the code that needs it above loading (an `impl` in the running module, as run.rs does for Design::start)",
+            crossings.join(", ")
+        );
+        // A crossing removed is taken off the list, so it cannot come back.
+        for (from, to) in KNOWN_CROSSINGS {
+            assert!(
+                graph.get(*from).is_some_and(|d| d.contains(*to)),
+                "{from} no longer imports {to}: take it off KNOWN_CROSSINGS"
+            );
+        }
+    }
+
+    #[test]
+    fn a_test_module_is_cut_to_its_matching_brace_and_the_rest_is_read() {
+        let text = "use crate::a;\n#[cfg(test)]\nmod tests { fn f() { crate::b; let _ = (\"{{\", '{', r#\"}\"#); } // }\n}\nuse crate::c;\n#[cfg(test)]\nmod more;\nuse crate::d;\n";
+        let code = without_test_modules(text);
+        assert!(
+            code.contains("crate::a") && code.contains("crate::c") && code.contains("crate::d"),
+            "{code}"
+        );
+        assert!(!code.contains("crate::b"), "{code}");
     }
 
     #[test]

@@ -566,6 +566,20 @@ fn placeholders_in_words(text: &str) -> String {
     out
 }
 
+// Starting a design is the runner's, not loading's: reading a design never
+// needs the engine (the layers test in lib.rs holds that direction).
+impl crate::design::Design {
+    /// Starts the design's servers and waits until they are ready.
+    pub async fn start(&self) -> Result<crate::stack::Stack> {
+        crate::stack::Stack::start_from(&self.name, self.fixtures.clone(), self.parts.clone()).await
+    }
+
+    /// Starts the design with mutant `m` laid over it.
+    pub async fn start_mutant(&self, m: &crate::mutant::Mutant) -> Result<crate::stack::Stack> {
+        crate::stack::Stack::start(&self.name, m.apply(self.fixtures.clone())?).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,11 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fixtures::Fixtures;
 
+/// The probe host every run adds, from which the claims' traffic leaves
+/// (its container is `sp-<run>-stackproof-probe`): a name no design's host
+/// may take.
+pub const PROBE_HOST: &str = "stackproof-probe";
+
 /// The topology file of a design folder.
 pub const DESIGN_FILE: &str = "design.toml";
 
@@ -268,7 +273,7 @@ impl DesignSpec {
             )));
         }
         for (i, host) in spec.hosts.iter().enumerate() {
-            if host.name == crate::relay::PROBE_HOST {
+            if host.name == PROBE_HOST {
                 return Err(invalid(format!(
                     "host `{}` has the name of the probe host every run adds (the claims' \
                      traffic leaves from it): rename the design's host",
@@ -441,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_host_named_like_the_probe_host_or_twice_is_refused() {
-        let probe = load_with_hosts(["web-1", crate::relay::PROBE_HOST])
+        let probe = load_with_hosts(["web-1", PROBE_HOST])
             .expect_err("the probe host's name is taken")
             .to_string();
         assert!(probe.contains("the probe host every run adds"), "{probe}");

@@ -45,8 +45,8 @@ pub mod dns_runtime;
 /// The agent, run with `perl -e` on the probe host.
 pub const AGENT: &str = include_str!("agent.pl");
 
-/// The probe host's name inside the run (its container is `sp-<run>-stackproof-probe`: a name no design host is likely to take).
-pub const PROBE_HOST: &str = "stackproof-probe";
+/// The probe host's name inside the run: a name the design loader reserves.
+pub use crate::spec::PROBE_HOST;
 /// The probe host's last octet on every network: clear of hosts (from .10),
 /// hosts added at run time, and VIPs (from .200).
 pub const PROBE_OCTET: u8 = 254;
