@@ -332,7 +332,18 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
         .collect();
     // A check that held is judged on its budgets here, so a repeated claim
     // can tell a run over budget from one that broke (Cause::OverBudget).
+    let unmeasured = budgets
+        .iter()
+        .find(|b| !figures.iter().any(|(f, _)| *f == b.figure));
     let result = match result {
+        // A budget whose figure was never recorded was not judged: say so.
+        Ok(evidence) if let Some(b) = unmeasured => Err(Failure::not_measured(
+            format!(
+                "the check declared a budget on `{}` and recorded no such figure, so the budget was not measured",
+                b.figure
+            ),
+            evidence,
+        )),
         Ok(evidence) => match Budget::first_exceeded(&budgets, &figures) {
             Some((b, value)) => Err(Failure {
                 cause: Cause::OverBudget,

@@ -100,7 +100,7 @@ pub use design::Design;
 pub use error::Error;
 pub use failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 pub use kinds::{Facts, Kind, Kinds, Param, Params, ServerView, Ty};
-pub use recorder::Recorder;
+pub use recorder::{Figure, Recorder};
 pub use run::{Event, Plan, Prepared};
 pub use stack::{Fault, Stack, WWW};
 pub use suite::Suite;

@@ -8,6 +8,25 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A figure a kind judges on a budget, named once as a constant
+/// (`const OUTAGE: Figure = Figure::new("failover outage (ms)")`): the kind
+/// records it ([`Recorder::measured`]) and declares its budget
+/// ([`Recorder::budget`]) through the same handle, so a budget can never
+/// name a figure the kind spelt another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figure(&'static str);
+
+impl Figure {
+    pub const fn new(name: &'static str) -> Figure {
+        Figure(name)
+    }
+
+    /// Its name, as reports and `bench` print it.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+}
+
 /// The running claim's figures, timelines and current wait.
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -27,15 +46,22 @@ impl Recorder {
             .push((name.to_string(), value));
     }
 
-    /// Declares that the figure `name` (recorded with [`Recorder::record`])
-    /// must stay at most `at_most`. The runner judges it, not the kind: on
-    /// the run, or, for a claim whose claims file says `percentile = P` and
-    /// that is repeated (`check --repeat`), on the P-th percentile of its runs.
-    pub fn budget(&self, name: &str, at_most: f64) {
+    /// Records a figure that has a budget (see [`Figure`]).
+    pub fn measured(&self, figure: Figure, value: f64) {
+        self.record(figure.name(), value);
+    }
+
+    /// Declares that `figure` (recorded with [`Recorder::measured`]) must
+    /// stay at most `at_most`. The runner judges it, not the kind: on the
+    /// run, or, for a claim whose claims file says `percentile = P` and that
+    /// is repeated (`check --repeat`), on the P-th percentile of its runs. A
+    /// check that held with a budget and no such figure recorded is an
+    /// ERROR: its budget was not measured.
+    pub fn budget(&self, figure: Figure, at_most: f64) {
         self.budgets
             .lock()
             .expect("budgets lock")
-            .push((name.to_string(), at_most));
+            .push((figure.name().to_string(), at_most));
     }
 
     /// Takes the budgets declared since the last call.

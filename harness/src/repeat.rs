@@ -94,10 +94,7 @@ fn judge_on_percentiles(
             })
             .collect();
         v.sort_by(|a, b| a.total_cmp(b));
-        let Some(at) = v
-            .get(((v.len().max(1) - 1) as f64 * p as f64 / 100.0).round() as usize)
-            .copied()
-        else {
+        let Some(at) = crate::report::percentile(&v, p as f64) else {
             continue;
         };
         let line = format!(
@@ -147,11 +144,11 @@ fn figure_spread(outcomes: &[&Outcome]) -> Vec<(String, f64)> {
             .flat_map(|o| o.figures.iter().filter(|(n, _)| n == name).map(|(_, x)| *x))
             .collect();
         v.sort_by(|a, b| a.total_cmp(b));
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        out.push((name.to_string(), at(0.5)));
+        let at = |pct: f64| crate::report::percentile(&v, pct).unwrap_or(f64::NAN);
+        out.push((name.to_string(), at(50.0)));
         if v.len() > 1 {
             out.push((format!("{name} min"), v[0]));
-            out.push((format!("{name} p95"), at(0.95)));
+            out.push((format!("{name} p95"), at(95.0)));
             out.push((format!("{name} max"), v[v.len() - 1]));
         }
     }

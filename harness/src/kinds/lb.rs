@@ -8,7 +8,7 @@ use super::{Facts, Kind, Param, Params, ServerView, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::{self, http};
 use crate::probe;
-use crate::recorder::Recorder;
+use crate::recorder::{Figure, Recorder};
 use crate::stack::{Fault, Stack, WWW};
 
 /// The backends a balancing claim names, and their web server: the
@@ -700,6 +700,10 @@ pub(crate) async fn wait_status(
     Ok(None)
 }
 
+/// How long HAProxy took to take the dead server out, and to bring it back.
+const EJECT: Figure = Figure::new("health check: eject (ms)");
+const REJOIN: Figure = Figure::new("health check: rejoin (ms)");
+
 async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     let (lb, backend, service) = (p.host("lb"), p.host("backend"), p.text("service"));
     let server = match p.text("server_name") {
@@ -742,10 +746,10 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
         &marks,
     );
     if let Some(e) = w.ejected {
-        rec.record("health check: eject (ms)", e.as_millis() as f64);
+        rec.measured(EJECT, e.as_millis() as f64);
     }
     if let Some(r) = w.rejoined {
-        rec.record("health check: rejoin (ms)", r.as_millis() as f64);
+        rec.measured(REJOIN, r.as_millis() as f64);
     }
     let evidence = at.evidence(&w, &budgets);
     ensure(
@@ -772,11 +776,8 @@ async fn health_check(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
     )?;
     // Judged by the runner: on this run, or on a percentile of a repeated
     // claim's runs (`percentile` in the claims file).
-    rec.budget("health check: eject (ms)", budgets.eject.as_millis() as f64);
-    rec.budget(
-        "health check: rejoin (ms)",
-        budgets.rejoin.as_millis() as f64,
-    );
+    rec.budget(EJECT, budgets.eject.as_millis() as f64);
+    rec.budget(REJOIN, budgets.rejoin.as_millis() as f64);
     Ok(evidence)
 }
 

@@ -8,8 +8,11 @@ use super::{Facts, Kind, Param, Params, ServerView, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 use crate::measure::http;
 use crate::probe;
-use crate::recorder::Recorder;
+use crate::recorder::{Figure, Recorder};
 use crate::stack::{Fault, Stack};
+
+/// The longest run of failed requests through a failover.
+const OUTAGE: Figure = Figure::new("failover outage (ms)");
 
 /// The VIP's address: a run address name such as `public.vip`.
 fn vip_addr(stack: &Stack, vip: &str) -> Result<String, Failure> {
@@ -378,7 +381,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         Some(outage_budget),
         &moved_mark,
     );
-    rec.record("failover outage (ms)", report.outage_ms() as f64);
+    rec.measured(OUTAGE, report.outage_ms() as f64);
     rec.record("failover failed requests", report.failed() as f64);
     if let Some(d) = moved {
         rec.record("failover VIP moved (ms)", d.as_millis() as f64);
@@ -422,7 +425,7 @@ async fn failover(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     )?;
     // Judged by the runner: on this run, or on a percentile of a repeated
     // claim's runs (`percentile` in the claims file).
-    rec.budget("failover outage (ms)", outage_budget.as_millis() as f64);
+    rec.budget(OUTAGE, outage_budget.as_millis() as f64);
     Ok(evidence)
 }
 

@@ -196,10 +196,9 @@ impl Figures {
     }
 }
 
-/// The `pct` percentile of sorted `v` (nearest rank).
+/// The `pct` percentile of sorted, non-empty `v` (the library's one rule).
 fn percentile(v: &[f64], pct: f64) -> f64 {
-    let rank = ((pct / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
+    report::percentile(v, pct).unwrap_or(f64::NAN)
 }
 
 /// The bench's figure for a whole warm `check`: topology up, then every claim.

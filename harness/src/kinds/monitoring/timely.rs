@@ -11,8 +11,11 @@ use crate::kinds::common::{
 };
 use crate::kinds::{Kind, Param, Params, Ty};
 use crate::probe;
-use crate::recorder::Recorder;
+use crate::recorder::{Figure, Recorder};
 use crate::stack::{Stack, WWW};
+
+/// How long monitoring took to show a stopped target down.
+const DOWN_DETECTED: Figure = Figure::new("down detected (ms)");
 
 /// `monitoring.detects_down`: a stopped service shows as 0 in time.
 pub const DETECTS_DOWN: Kind = Kind {
@@ -126,7 +129,7 @@ async fn detects_down(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
     .await;
     restore_all(guards).await?;
     if let Some(d) = seen {
-        rec.record("down detected (ms)", d.as_millis() as f64);
+        rec.measured(DOWN_DETECTED, d.as_millis() as f64);
     }
     let evidence = format!(
         "{before}; {}: monitoring showed it down {}",
@@ -144,7 +147,7 @@ async fn detects_down(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult 
     )?;
     // Judged by the runner: on this run, or on a percentile of a repeated
     // claim's runs (`percentile` in the claims file).
-    rec.budget("down detected (ms)", window.as_millis() as f64);
+    rec.budget(DOWN_DETECTED, window.as_millis() as f64);
     Ok(evidence)
 }
 
