@@ -106,16 +106,16 @@ impl std::fmt::Debug for Claim {
 pub enum Verdict {
     /// The sentence held: PASS.
     #[serde(rename = "PASS")]
-    Held,
+    Pass,
     /// The design does not do what the sentence says: FAIL.
     #[serde(rename = "FAIL")]
-    Broken(Failure),
+    Fail(Failure),
     /// Our tooling could not measure: ERROR.
     #[serde(rename = "ERROR")]
-    NotMeasured(Failure),
+    Error(Failure),
     /// The design's owner skips it, for the reason given: SKIP. Never run.
     #[serde(rename = "SKIP")]
-    Skipped(String),
+    Skip(String),
     /// Measured several times (`check --repeat`), it both held and did not: FLAKY.
     #[serde(rename = "FLAKY")]
     Flaky(Flaky),
@@ -136,10 +136,10 @@ impl Verdict {
     /// `PASS`, `FAIL` or `ERROR`.
     pub fn label(&self) -> &'static str {
         match self {
-            Verdict::Held => "PASS",
-            Verdict::Broken(_) => "FAIL",
-            Verdict::NotMeasured(_) => "ERROR",
-            Verdict::Skipped(_) => "SKIP",
+            Verdict::Pass => "PASS",
+            Verdict::Fail(_) => "FAIL",
+            Verdict::Error(_) => "ERROR",
+            Verdict::Skip(_) => "SKIP",
             Verdict::Flaky(_) => "FLAKY",
         }
     }
@@ -147,25 +147,25 @@ impl Verdict {
     /// Why it did not hold, unless it held.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Verdict::Held | Verdict::Skipped(_) => None,
-            Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f),
+            Verdict::Pass | Verdict::Skip(_) => None,
+            Verdict::Fail(f) | Verdict::Error(f) => Some(f),
             Verdict::Flaky(flaky) => Some(&flaky.first),
         }
     }
 
-    /// Whether the claim held.
-    pub fn held(&self) -> bool {
-        matches!(self, Verdict::Held)
+    /// Whether the claim held (PASS).
+    pub fn passed(&self) -> bool {
+        matches!(self, Verdict::Pass)
     }
 
     /// Whether the claim was skipped on purpose.
     pub fn skipped(&self) -> bool {
-        matches!(self, Verdict::Skipped(_))
+        matches!(self, Verdict::Skip(_))
     }
 
     /// Whether the design broke the claim (always, or in some runs: FLAKY).
-    pub fn broken(&self) -> bool {
-        matches!(self, Verdict::Broken(_) | Verdict::Flaky(_))
+    pub fn failed(&self) -> bool {
+        matches!(self, Verdict::Fail(_) | Verdict::Flaky(_))
     }
 
     /// Whether it both held and broke over repeated runs.
@@ -175,13 +175,13 @@ impl Verdict {
 
     fn from_check(result: CheckResult) -> (String, Verdict) {
         match result {
-            Ok(evidence) => (evidence, Verdict::Held),
+            Ok(evidence) => (evidence, Verdict::Pass),
             Err(f) => (
                 f.evidence.clone(),
                 match f.cause {
-                    Cause::Design | Cause::OverBudget => Verdict::Broken(f),
-                    Cause::Tooling => Verdict::NotMeasured(f),
-                    Cause::NotApplicable => Verdict::Skipped(f.summary),
+                    Cause::Design | Cause::OverBudget => Verdict::Fail(f),
+                    Cause::Tooling => Verdict::Error(f),
+                    Cause::NotApplicable => Verdict::Skip(f.summary),
                 },
             ),
         }
@@ -248,7 +248,7 @@ impl Outcome {
         Outcome {
             id: claim.id.clone(),
             says: claim.says.clone(),
-            verdict: Verdict::NotMeasured(Failure::not_measured(why, "")),
+            verdict: Verdict::Error(Failure::not_measured(why, "")),
             evidence: String::new(),
             millis: 0,
             figures: Vec::new(),
@@ -263,9 +263,9 @@ impl Outcome {
 /// measured (or nothing ran). Skipped claims count for nothing.
 pub fn exit_code(outcomes: &[Outcome]) -> u8 {
     let ran: Vec<&Outcome> = outcomes.iter().filter(|o| !o.verdict.skipped()).collect();
-    if ran.iter().any(|o| o.verdict.broken()) {
+    if ran.iter().any(|o| o.verdict.failed()) {
         1
-    } else if !ran.is_empty() && ran.iter().all(|o| o.verdict.held()) {
+    } else if !ran.is_empty() && ran.iter().all(|o| o.verdict.passed()) {
         0
     } else {
         2
@@ -288,7 +288,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
         return Outcome {
             id: claim.id.clone(),
             says: claim.says.clone(),
-            verdict: Verdict::Skipped(reason.clone()),
+            verdict: Verdict::Skip(reason.clone()),
             evidence: String::new(),
             millis: 0,
             figures: Vec::new(),
@@ -377,22 +377,22 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     if let Some(note) = left_changed {
         // The claim's own verdict stands; the note says why the next claim gets a fresh stack.
         match &mut verdict {
-            Verdict::Broken(f) | Verdict::NotMeasured(f) => {
+            Verdict::Fail(f) | Verdict::Error(f) => {
                 f.summary.push('\n');
                 f.summary.push_str(&note);
             }
-            Verdict::Held | Verdict::Skipped(_) | Verdict::Flaky(_) => {
-                verdict = Verdict::NotMeasured(Failure::not_measured(note, evidence.clone()))
+            Verdict::Pass | Verdict::Skip(_) | Verdict::Flaky(_) => {
+                verdict = Verdict::Error(Failure::not_measured(note, evidence.clone()))
             }
         }
     }
-    if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut verdict {
+    if let Verdict::Fail(f) | Verdict::Error(f) = &mut verdict {
         f.logs = claims_logs(stack, claim).await;
     }
     // A server that never settled at start (HAProxy with every backend
     // DOWN) is most often the cause of what broke: said with the FAIL, in
     // the server's own words, not only once above the claims.
-    if let Verdict::Broken(f) = &mut verdict
+    if let Verdict::Fail(f) = &mut verdict
         && let Some(cause) = unsettled_servers(&stack.notes)
     {
         f.summary.push_str(
@@ -403,7 +403,7 @@ while ",
     }
     // The claims file's pointer for a reader of a FAIL (a student): what
     // to look at, after the failure's own words.
-    if let (Verdict::Broken(f), Some(look_at)) = (&mut verdict, &claim.look_at) {
+    if let (Verdict::Fail(f), Some(look_at)) = (&mut verdict, &claim.look_at) {
         f.summary.push_str("\nlook at: ");
         f.summary.push_str(look_at);
     }
@@ -453,7 +453,7 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return ended(Verdict::Skipped(why), String::new(), None);
+        return ended(Verdict::Skip(why), String::new(), None);
     }
     rec.waiting_for(&format!(
         "the `{}` variant to start beside the design",
@@ -468,8 +468,8 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         Err(e) => {
             let f = Failure::from(e);
             let verdict = match f.cause {
-                Cause::Design => Verdict::Broken(f),
-                _ => Verdict::NotMeasured(f),
+                Cause::Design => Verdict::Fail(f),
+                _ => Verdict::Error(f),
             };
             return ended(
                 verdict,
@@ -492,10 +492,10 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
     // it holds without it: one already broken on the design is that
     // claim's own breakage (its own line says so), not the remedy's.
     let mut already_broken = Vec::new();
-    for o in held.iter().filter(|o| !o.verdict.held()) {
+    for o in held.iter().filter(|o| !o.verdict.passed()) {
         if let Some(c) = variant.still_hold.iter().find(|c| c.id == o.id) {
             let without = Box::pin(run(stack, c)).await;
-            if !without.verdict.held() {
+            if !without.verdict.passed() {
                 already_broken.push(o.id.clone());
             }
         }
@@ -517,8 +517,8 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
             .collect()
     };
     let (failing, unmeasured) = (
-        listed(Verdict::broken),
-        listed(|v| matches!(v, Verdict::NotMeasured(_))),
+        listed(Verdict::failed),
+        listed(|v| matches!(v, Verdict::Error(_))),
     );
     let evidence = format!(
         "variant `{}`: {}; claims still holding with it: {} of {}{}{}",
@@ -528,7 +528,7 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         } else {
             own.evidence.as_str()
         },
-        held.iter().filter(|o| o.verdict.held()).count(),
+        held.iter().filter(|o| o.verdict.passed()).count(),
         held.len(),
         if failing.is_empty() {
             String::new()
@@ -552,16 +552,16 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         }
     );
     let verdict = match &own.verdict {
-        Verdict::Broken(f) => Verdict::Broken(Failure {
+        Verdict::Fail(f) => Verdict::Fail(Failure {
             evidence: evidence.clone(),
             ..f.clone()
         }),
-        _ if !failing.is_empty() => Verdict::Broken(Failure::new(
+        _ if !failing.is_empty() => Verdict::Fail(Failure::new(
             "claims that held without the variant fail with it",
             evidence.clone(),
         )),
-        Verdict::NotMeasured(f) => Verdict::NotMeasured(f.clone()),
-        _ if !unmeasured.is_empty() => Verdict::NotMeasured(Failure::not_measured(
+        Verdict::Error(f) => Verdict::Error(f.clone()),
+        _ if !unmeasured.is_empty() => Verdict::Error(Failure::not_measured(
             format!(
                 "with the variant, claims could not be measured: {}",
                 unmeasured.join("; ")

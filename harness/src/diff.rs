@@ -264,34 +264,34 @@ mod tests {
         let base = report(vec![
             outcome(
                 "scale_up.lb.failover",
-                Verdict::Held,
+                Verdict::Pass,
                 &[("outage (ms)", 300.0)],
             ),
-            outcome("scale_up.lb.single_master", Verdict::Held, &[]),
+            outcome("scale_up.lb.single_master", Verdict::Pass, &[]),
             outcome(
                 "scale_up.dns.www_to_vip",
-                Verdict::Held,
+                Verdict::Pass,
                 &[("tiny (ms)", 3.0)],
             ),
-            outcome("scale_up.gone", Verdict::Held, &[]),
+            outcome("scale_up.gone", Verdict::Pass, &[]),
         ]);
         let head = report(vec![
             outcome(
                 "scale_up.lb.failover",
-                Verdict::Held,
+                Verdict::Pass,
                 &[("outage (ms)", 900.0)],
             ),
             outcome(
                 "scale_up.lb.single_master",
-                Verdict::Broken(Failure::new("two holders", "")),
+                Verdict::Fail(Failure::new("two holders", "")),
                 &[],
             ),
             outcome(
                 "scale_up.dns.www_to_vip",
-                Verdict::Held,
+                Verdict::Pass,
                 &[("tiny (ms)", 9.0)],
             ),
-            outcome("scale_up.new", Verdict::Skipped("later".into()), &[]),
+            outcome("scale_up.new", Verdict::Skip("later".into()), &[]),
         ]);
         let d = diff(&base, &head, DEFAULT_THRESHOLD).unwrap();
         assert!(d.regressed());

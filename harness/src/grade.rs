@@ -327,10 +327,10 @@ pub fn parallelism(design: &Design) -> (usize, String) {
 
 fn cell(o: Option<&Outcome>) -> &'static str {
     match o.map(|o| &o.verdict) {
-        Some(Verdict::Held) => "PASS",
-        Some(Verdict::Broken(_)) => "FAIL",
-        Some(Verdict::NotMeasured(_)) => "ERROR",
-        Some(Verdict::Skipped(_)) => "SKIP",
+        Some(Verdict::Pass) => "PASS",
+        Some(Verdict::Fail(_)) => "FAIL",
+        Some(Verdict::Error(_)) => "ERROR",
+        Some(Verdict::Skip(_)) => "SKIP",
         Some(Verdict::Flaky(_)) => "FLAKY",
         None => "-",
     }
@@ -445,7 +445,11 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
         .map(|c| {
             let held = ran
                 .iter()
-                .filter(|g| g.outcomes.iter().any(|o| o.id == c.id && o.verdict.held()))
+                .filter(|g| {
+                    g.outcomes
+                        .iter()
+                        .any(|o| o.id == c.id && o.verdict.passed())
+                })
                 .count();
             (c.id.clone(), held)
         })
@@ -486,7 +490,7 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
     }
     h.push_str("<th>why not graded</th></tr>");
     for g in graded {
-        let held = g.outcomes.iter().filter(|o| o.verdict.held()).count();
+        let held = g.outcomes.iter().filter(|o| o.verdict.passed()).count();
         let name = if g.error.is_none() {
             format!("<a href=\"{0}.html\">{0}</a>", esc(&g.name))
         } else {
@@ -498,7 +502,7 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
             let v = cell(o);
             let why = o
                 .and_then(|o| match &o.verdict {
-                    Verdict::Broken(f) | Verdict::NotMeasured(f) => Some(f.summary.clone()),
+                    Verdict::Fail(f) | Verdict::Error(f) => Some(f.summary.clone()),
                     _ => None,
                 })
                 .unwrap_or_default();
@@ -550,7 +554,7 @@ pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {
         "---|".repeat(design.claims.len())
     );
     for g in graded {
-        let held = g.outcomes.iter().filter(|o| o.verdict.held()).count();
+        let held = g.outcomes.iter().filter(|o| o.verdict.passed()).count();
         let cells: Vec<&str> = design
             .claims
             .iter()

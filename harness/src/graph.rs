@@ -37,10 +37,10 @@ pub fn health(design: &Design, outcomes: &[Outcome]) -> BTreeMap<String, Health>
     let mut out: BTreeMap<String, Health> = BTreeMap::new();
     for o in outcomes {
         let h = match o.verdict {
-            Verdict::Held => Health::Held,
-            Verdict::Broken(_) | Verdict::Flaky(_) => Health::Broken,
-            Verdict::NotMeasured(_) => Health::NotMeasured,
-            Verdict::Skipped(_) => continue,
+            Verdict::Pass => Health::Held,
+            Verdict::Fail(_) | Verdict::Flaky(_) => Health::Broken,
+            Verdict::Error(_) => Health::NotMeasured,
+            Verdict::Skip(_) => continue,
         };
         let Some(c) = design.claims.iter().find(|c| c.id == o.id) else {
             continue;

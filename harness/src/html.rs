@@ -398,9 +398,9 @@ pub fn section(design: &Design, report: &RunReport<'_>, total_s: f64, heading: &
     let _ = write!(
         h,
         "<div class=\"sum\"><span class=\"PASS\">{} held</span><span class=\"FAIL\">{} broken</span><span class=\"ERROR\">{} not measured</span><span class=\"SKIP\">{} skipped</span></div>",
-        count(Verdict::held),
-        count(Verdict::broken),
-        count(|v| matches!(v, Verdict::NotMeasured(_))),
+        count(Verdict::passed),
+        count(Verdict::failed),
+        count(|v| matches!(v, Verdict::Error(_))),
         count(Verdict::skipped)
     );
     h.push_str(&topology(design, &hl));
@@ -425,7 +425,7 @@ pub fn section(design: &Design, report: &RunReport<'_>, total_s: f64, heading: &
         for t in &o.timelines {
             h.push_str(&timeline(t));
         }
-        if let Verdict::Skipped(why) = &o.verdict {
+        if let Verdict::Skip(why) = &o.verdict {
             let _ = write!(h, "<div class=\"measured\">skipped: {}</div>", esc(why));
         }
         if let Some(f) = o.verdict.failure() {

@@ -23,7 +23,7 @@
 //!     }
 //! };
 //! let ran = run::in_turn(&prepared.design, stack, &prepared.claims, false, claim::run, show).await;
-//! let held = ran.outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Held)).count();
+//! let held = ran.outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Pass)).count();
 //! println!("{held} of {} claims held", ran.outcomes.len());
 //! # Ok(()) }
 //! ```

@@ -110,9 +110,9 @@ pub fn exit_code(reports: &[SavedReport]) -> u8 {
 pub fn counts(claims: &[Outcome]) -> (usize, usize, usize, usize) {
     let count = |f: fn(&Verdict) -> bool| claims.iter().filter(|o| f(&o.verdict)).count();
     (
-        count(Verdict::held),
-        count(Verdict::broken),
-        count(|v| matches!(v, Verdict::NotMeasured(_))),
+        count(Verdict::passed),
+        count(Verdict::failed),
+        count(|v| matches!(v, Verdict::Error(_))),
         count(Verdict::skipped),
     )
 }

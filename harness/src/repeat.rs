@@ -31,12 +31,12 @@ pub fn fold_repeats(runs: Vec<Vec<Outcome>>) -> Vec<Outcome> {
                 .collect();
             let over_budget_only = |o: &Outcome| {
                 !on_percentile.is_empty()
-                    && matches!(&o.verdict, Verdict::Broken(f) if f.cause == Cause::OverBudget)
+                    && matches!(&o.verdict, Verdict::Fail(f) if f.cause == Cause::OverBudget)
             };
             let over = all.iter().filter(|o| over_budget_only(o)).count();
             let held = all
                 .iter()
-                .filter(|o| o.verdict.held() || over_budget_only(o))
+                .filter(|o| o.verdict.passed() || over_budget_only(o))
                 .count();
             let millis = all.iter().map(|o| o.millis).max().unwrap_or(0);
             let mut folded = Outcome {
@@ -49,13 +49,13 @@ pub fn fold_repeats(runs: Vec<Vec<Outcome>>) -> Vec<Outcome> {
             }
             let failed = all
                 .iter()
-                .find(|o| !o.verdict.held() && !over_budget_only(o));
+                .find(|o| !o.verdict.passed() && !over_budget_only(o));
             folded.evidence = format!("held {held} of {n} runs; last: {}", last.evidence);
             if failed.is_none() && !on_percentile.is_empty() {
                 return judge_on_percentiles(folded, &all, &on_percentile, over);
             }
             folded.verdict = match failed {
-                None => Verdict::Held,
+                None => Verdict::Pass,
                 Some(f) if held == 0 => f.verdict.clone(),
                 Some(f) => Verdict::Flaky(Flaky {
                     held,
@@ -104,7 +104,7 @@ fn judge_on_percentiles(
             v.iter().filter(|x| **x > b.at_most).count()
         );
         if at > b.at_most {
-            folded.verdict = Verdict::Broken(crate::failure::Failure::new(
+            folded.verdict = Verdict::Fail(crate::failure::Failure::new(
                 format!("the p{p} of {} was past its budget", b.figure),
                 format!("{line}; {}", folded.evidence),
             ));
@@ -112,7 +112,7 @@ fn judge_on_percentiles(
         }
         judged.push(line);
     }
-    folded.verdict = Verdict::Held;
+    folded.verdict = Verdict::Pass;
     folded.evidence = format!(
         "{}; {}{}",
         judged.join("; "),
@@ -171,12 +171,12 @@ mod tests {
                 id: "failover".into(),
                 says: String::new(),
                 verdict: match (broke, over) {
-                    (true, _) => Verdict::Broken(Failure::new("requests kept failing", "")),
-                    (false, true) => Verdict::Broken(Failure {
+                    (true, _) => Verdict::Fail(Failure::new("requests kept failing", "")),
+                    (false, true) => Verdict::Fail(Failure {
                         cause: Cause::OverBudget,
                         ..Failure::new("failover outage (ms) was past its budget", "")
                     }),
-                    (false, false) => Verdict::Held,
+                    (false, false) => Verdict::Pass,
                 },
                 evidence: format!("outage {outage}"),
                 millis: 10,
@@ -198,7 +198,7 @@ mod tests {
                 .collect()
         };
         let one_past = fold_repeats(twenty(1, false));
-        assert!(one_past[0].verdict.held(), "{:?}", one_past[0].verdict);
+        assert!(one_past[0].verdict.passed(), "{:?}", one_past[0].verdict);
         assert!(
             one_past[0].evidence.starts_with(
                 "p95 of failover outage (ms) over 20 runs: 319 (budget 1000; 1 run(s) past it)"
@@ -208,7 +208,7 @@ mod tests {
         );
         let three_past = fold_repeats(twenty(3, false));
         match &three_past[0].verdict {
-            Verdict::Broken(f) => {
+            Verdict::Fail(f) => {
                 assert_eq!(
                     f.summary,
                     "the p95 of failover outage (ms) was past its budget"
@@ -247,9 +247,9 @@ mod tests {
             id: id.into(),
             says: String::new(),
             verdict: if held {
-                Verdict::Held
+                Verdict::Pass
             } else {
-                Verdict::Broken(Failure::new("too slow", format!("outage {outage}")))
+                Verdict::Fail(Failure::new("too slow", format!("outage {outage}")))
             },
             evidence: format!("outage {outage}"),
             millis: 10,
@@ -284,7 +284,7 @@ mod tests {
             v => panic!("{v:?}"),
         }
         assert_eq!(folded[0].verdict.label(), "FLAKY");
-        assert!(folded[1].verdict.held());
+        assert!(folded[1].verdict.passed());
         assert_eq!(
             folded[1].figures,
             [
@@ -295,7 +295,7 @@ mod tests {
             ]
         );
         assert!(folded[1].evidence.starts_with("held 3 of 3 runs"));
-        assert!(folded[2].verdict.broken() && !folded[2].verdict.flaky());
+        assert!(folded[2].verdict.failed() && !folded[2].verdict.flaky());
         assert_eq!(crate::claim::exit_code(&folded), 1);
     }
 }

@@ -25,7 +25,7 @@ pub fn checklist_line(o: &Outcome) -> String {
             &o.evidence
         }
     );
-    if let Verdict::Skipped(reason) = &o.verdict {
+    if let Verdict::Skip(reason) = &o.verdict {
         let _ = write!(s, "\n      skipped: {reason}");
     }
     if let Some(f) = o.verdict.failure() {
@@ -57,7 +57,7 @@ pub fn checklist_line(o: &Outcome) -> String {
 /// (a mutant doing its job), where the logs are noise.
 pub fn checklist_line_short(o: &Outcome) -> String {
     let mut o = o.clone();
-    if let Verdict::Broken(f) | Verdict::NotMeasured(f) = &mut o.verdict {
+    if let Verdict::Fail(f) | Verdict::Error(f) = &mut o.verdict {
         f.logs.clear();
     }
     checklist_line(&o)
@@ -144,8 +144,8 @@ pub fn write_junit(path: &Path, report: &RunReport<'_>) -> Result<()> {
 /// One run as a JUnit `<testsuite>`.
 pub fn junit_suite(report: &RunReport<'_>) -> String {
     let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
-    let failures = count(|v| matches!(v, Verdict::Broken(_)));
-    let errors = count(|v| matches!(v, Verdict::NotMeasured(_)));
+    let failures = count(|v| matches!(v, Verdict::Fail(_)));
+    let errors = count(|v| matches!(v, Verdict::Error(_)));
     let skipped = count(Verdict::skipped);
     let total_s: f64 = report.claims.iter().map(|o| o.millis as f64 / 1000.0).sum();
     let mut x = String::new();
@@ -165,13 +165,13 @@ pub fn junit_suite(report: &RunReport<'_>) -> String {
         );
         // JUnit wants the failure or error before system-out.
         let (tag, f) = match &o.verdict {
-            Verdict::Held => ("", None),
-            Verdict::Skipped(why) => {
+            Verdict::Pass => ("", None),
+            Verdict::Skip(why) => {
                 let _ = write!(x, "<skipped message=\"{}\"/>", xml(why));
                 ("", None)
             }
-            Verdict::Broken(f) => ("failure", Some(f)),
-            Verdict::NotMeasured(f) => ("error", Some(f)),
+            Verdict::Fail(f) => ("failure", Some(f)),
+            Verdict::Error(f) => ("error", Some(f)),
             // As Maven Surefire writes a test that failed and passed on rerun.
             Verdict::Flaky(flaky) => ("flakyFailure", Some(&flaky.first)),
         };
@@ -232,9 +232,9 @@ pub fn strip_ansi(s: &str) -> String {
 pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> String {
     let count = |f: fn(&Verdict) -> bool| report.claims.iter().filter(|o| f(&o.verdict)).count();
     let (held, broken, errors, skipped) = (
-        count(Verdict::held),
-        count(Verdict::broken),
-        count(|v| matches!(v, Verdict::NotMeasured(_))),
+        count(Verdict::passed),
+        count(Verdict::failed),
+        count(|v| matches!(v, Verdict::Error(_))),
         count(Verdict::skipped),
     );
     let mut md = format!(
@@ -256,10 +256,10 @@ pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> Strin
     md.push_str("| verdict | claim | the design says | measured |\n|---|---|---|---|\n");
     for o in report.claims {
         let mark = match o.verdict {
-            Verdict::Held => "✅ PASS",
-            Verdict::Broken(_) => "❌ FAIL",
-            Verdict::NotMeasured(_) => "⚠️ ERROR",
-            Verdict::Skipped(_) => "⏭️ SKIP",
+            Verdict::Pass => "✅ PASS",
+            Verdict::Fail(_) => "❌ FAIL",
+            Verdict::Error(_) => "⚠️ ERROR",
+            Verdict::Skip(_) => "⏭️ SKIP",
             Verdict::Flaky(_) => "🔀 FLAKY",
         };
         let figure = o
@@ -277,7 +277,7 @@ pub fn markdown(design: &crate::design::Design, report: &RunReport<'_>) -> Strin
     }
     for o in report.claims {
         let Some(f) = o.verdict.failure() else {
-            if let Verdict::Skipped(why) = &o.verdict {
+            if let Verdict::Skip(why) = &o.verdict {
                 let _ = write!(md, "\n**SKIP `{}`**: {why}\n", o.id);
             }
             continue;
@@ -342,7 +342,7 @@ mod tests {
             Outcome {
                 id: "a.b".into(),
                 says: "".into(),
-                verdict: Verdict::Held,
+                verdict: Verdict::Pass,
                 evidence: "1 < 2".into(),
                 millis: 5,
                 figures: vec![],
@@ -352,7 +352,7 @@ mod tests {
             Outcome {
                 id: "a.c".into(),
                 says: "".into(),
-                verdict: Verdict::Broken(Failure::new("saw \"x\" & y", "")),
+                verdict: Verdict::Fail(Failure::new("saw \"x\" & y", "")),
                 evidence: "".into(),
                 millis: 7,
                 figures: vec![],
@@ -362,7 +362,7 @@ mod tests {
             Outcome {
                 id: "a.d".into(),
                 says: "".into(),
-                verdict: Verdict::NotMeasured(Failure::not_measured("no samples", "")),
+                verdict: Verdict::Error(Failure::not_measured("no samples", "")),
                 evidence: "".into(),
                 millis: 7,
                 figures: vec![],
@@ -396,7 +396,7 @@ mod tests {
         let json = serde_json::to_string(&claims[1]).unwrap();
         assert!(json.contains("\"verdict\":\"FAIL\""), "{json}");
         let back: Outcome = serde_json::from_str(&json).unwrap();
-        assert!(back.verdict.broken());
+        assert!(back.verdict.failed());
         assert!(
             x.contains("1 &lt; 2") && x.contains("saw &quot;x&quot; &amp; y"),
             "{x}"
@@ -411,7 +411,7 @@ mod tests {
         let o = Outcome {
             id: "x.y".into(),
             says: "".into(),
-            verdict: Verdict::Broken(f),
+            verdict: Verdict::Fail(f),
             evidence: "e".into(),
             millis: 3,
             figures: vec![],

@@ -409,7 +409,7 @@ fn claim_trial(claim: Claim, rt: Arc<tokio::runtime::Runtime>, shared: Shared) -
             let outcome = claim::run(&stack, &claim).await;
             shared.give_back(stack);
             println!("{}", checklist_line(&outcome));
-            if outcome.verdict.held() {
+            if outcome.verdict.passed() {
                 Ok(())
             } else {
                 Err(Failed::from(checklist_line(&outcome)))
@@ -438,7 +438,7 @@ fn all_claims_trial(
                 let outcome = claim::run(&stack, claim).await;
                 shared.give_back(stack);
                 println!("{}", checklist_line(&outcome));
-                if !outcome.verdict.held() && !outcome.verdict.skipped() {
+                if !outcome.verdict.passed() && !outcome.verdict.skipped() {
                     not_held.push(format!("{} {}", outcome.verdict.label(), claim.id));
                 }
             }
@@ -552,16 +552,16 @@ fn mutant_trial(
 /// A mutant's test passes when its claim FAILs; an ERROR, a hold or a skip proves nothing.
 fn mutant_verdict(mutant: &Mutant, claim: &Claim, outcome: &claim::Outcome) -> Result<(), Failed> {
     match &outcome.verdict {
-        Verdict::Broken(_) => Ok(()),
-        Verdict::NotMeasured(f) => Err(Failed::from(format!(
+        Verdict::Fail(_) => Ok(()),
+        Verdict::Error(f) => Err(Failed::from(format!(
             "with mutant `{}` the claim `{}` could not be measured (ERROR, not FAIL), so the mutant proves nothing:\n{}",
             mutant.name, claim.id, f.summary
         ))),
-        Verdict::Held => Err(Failed::from(format!(
+        Verdict::Pass => Err(Failed::from(format!(
             "mutant `{}` ({}) should make `{}` fail, but it held: {}",
             mutant.name, mutant.why, claim.id, outcome.evidence
         ))),
-        Verdict::Skipped(why) => Err(Failed::from(format!(
+        Verdict::Skip(why) => Err(Failed::from(format!(
             "mutant `{}` names claim `{}`, which the design skips ({why}), so the mutant proves nothing",
             mutant.name, claim.id
         ))),

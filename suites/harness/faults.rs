@@ -81,7 +81,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
         );
         let o = claim::run(&stack, &broken).await;
         assert!(
-            matches!(o.verdict, Verdict::NotMeasured(_)),
+            matches!(o.verdict, Verdict::Error(_)),
             "{id} should be ERROR: {o:?}"
         );
         assert!(
@@ -90,7 +90,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
         );
         let next = claim::run(&stack, &static_claim).await;
         assert!(
-            next.verdict.held(),
+            next.verdict.passed(),
             "after {id}, the next claim should find the design whole: {}",
             stackproof::report::checklist_line(&next)
         );
@@ -107,7 +107,7 @@ async fn a_fault_is_undone_however_its_claim_ends() {
     )
     .await;
     assert!(stack.tainted(), "a failed undo must taint the stack");
-    assert!(!o.verdict.held(), "{o:?}");
+    assert!(!o.verdict.passed(), "{o:?}");
 }
 
 /// A check that points www elsewhere in the run's DNS and leaves it so.
@@ -147,7 +147,7 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     for round in 1..=3 {
         let o = claim::run(&stack, &failover).await;
         assert!(
-            o.verdict.held(),
+            o.verdict.passed(),
             "round {round}: {}",
             stackproof::report::checklist_line(&o)
         );
@@ -171,7 +171,7 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     )
     .await;
     match &o.verdict {
-        Verdict::NotMeasured(f) => assert!(
+        Verdict::Error(f) => assert!(
             f.summary.contains("DNS zone was not the design") && f.summary.contains("172.28.0.99"),
             "{}",
             f.summary
@@ -216,7 +216,7 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
         .unwrap();
     let o = claim::run(&stack, &rr).await;
     assert!(
-        matches!(o.verdict, Verdict::Broken(_)),
+        matches!(o.verdict, Verdict::Fail(_)),
         "round-robin over no live backend is a FAIL: {}",
         stackproof::report::checklist_line(&o)
     );

@@ -18,21 +18,21 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
         budgets: Vec::new(),
     };
     let claims = vec![
-        outcome("d.lb.round_robin", Verdict::Held),
+        outcome("d.lb.round_robin", Verdict::Pass),
         outcome(
             "d.lb.health_check",
-            Verdict::Broken(Failure::new(
+            Verdict::Fail(Failure::new(
                 "HAProxy did not eject it",
                 "evidence \u{1b}[31mred\u{1b}[0m",
             )),
         ),
         outcome(
             "d.db.replication",
-            Verdict::NotMeasured(Failure::not_measured("Prometheus did not answer", "")),
+            Verdict::Error(Failure::not_measured("Prometheus did not answer", "")),
         ),
         outcome(
             "d.issue.restart_downtime",
-            Verdict::Skipped("we deploy with reloads only".into()),
+            Verdict::Skip("we deploy with reloads only".into()),
         ),
     ];
     let dir = std::env::temp_dir().join(format!("sp-junit-{}", std::process::id()));
@@ -442,7 +442,7 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
         runs.push(ran.outcomes);
     }
     let folded = run::fold_repeats(runs);
-    assert!(folded[0].verdict.held(), "{:?}", folded[0].verdict);
+    assert!(folded[0].verdict.passed(), "{:?}", folded[0].verdict);
     match &folded[1].verdict {
         Verdict::Flaky(f) => {
             assert_eq!((f.held, f.runs), (2, 4));

@@ -133,7 +133,7 @@ impl Figures {
 
     /// Counts one outcome of run `i` in the soak; prints it when it did not hold.
     fn count(&mut self, o: &claim::Outcome, i: usize) {
-        let (held, ran) = (o.verdict.held() as usize, !o.verdict.skipped() as usize);
+        let (held, ran) = (o.verdict.passed() as usize, !o.verdict.skipped() as usize);
         match self.held.iter_mut().find(|(id, ..)| *id == o.id) {
             Some((_, h, n)) => {
                 *h += held;
@@ -141,7 +141,7 @@ impl Figures {
             }
             None => self.held.push((o.id.clone(), held, ran)),
         }
-        if !o.verdict.held() && !o.verdict.skipped() {
+        if !o.verdict.passed() && !o.verdict.skipped() {
             self.failures += 1;
             println!("run {}: {}", i + 1, report::checklist_line(o));
         }

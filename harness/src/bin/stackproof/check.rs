@@ -142,7 +142,7 @@ pub async fn check(
         // FLAKY claims are reported as such and let the run pass.
         let mut judged = outcomes.clone();
         for o in judged.iter_mut().filter(|o| o.verdict.flaky()) {
-            o.verdict = claim::Verdict::Held;
+            o.verdict = claim::Verdict::Pass;
         }
         return Ok(ExitCode::from(claim::exit_code(&judged)));
     }
@@ -201,7 +201,7 @@ async fn run_claims(
         let ran = run::in_turn(loaded, stack, claims, keep, run_showing_waits, |_| {}).await;
         stack = ran.stack;
         removals.extend(ran.removals);
-        let held = ran.outcomes.iter().filter(|o| o.verdict.held()).count();
+        let held = ran.outcomes.iter().filter(|o| o.verdict.passed()).count();
         println!("  run {r} of {repeat}: {held} of {} held", claims.len());
         runs.push(ran.outcomes);
     }
@@ -217,9 +217,9 @@ fn print_totals(outcomes: &[claim::Outcome], started: std::time::Instant) {
     println!();
     let count = |f: fn(&claim::Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
     let (held, broken, unmeasured, skipped, flaky) = (
-        count(claim::Verdict::held),
-        count(claim::Verdict::broken),
-        count(|v| matches!(v, claim::Verdict::NotMeasured(_))),
+        count(claim::Verdict::passed),
+        count(claim::Verdict::failed),
+        count(|v| matches!(v, claim::Verdict::Error(_))),
         count(claim::Verdict::skipped),
         count(claim::Verdict::flaky),
     );

@@ -41,11 +41,11 @@ pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
                 ran.outcomes
                     .iter()
                     .map(|o| match o.verdict {
-                        claim::Verdict::Held => '.',
-                        claim::Verdict::Skipped(_) => '-',
-                        claim::Verdict::Broken(_) => 'F',
+                        claim::Verdict::Pass => '.',
+                        claim::Verdict::Skip(_) => '-',
+                        claim::Verdict::Fail(_) => 'F',
                         claim::Verdict::Flaky(_) => '~',
-                        claim::Verdict::NotMeasured(_) => 'E',
+                        claim::Verdict::Error(_) => 'E',
                     })
                     .collect()
             }
