@@ -81,7 +81,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
             }
             match found.as_slice() {
                 // One file per server: `my.cnf` when there is no `50-server.cnf`.
-                _ if configs.iter().any(|c: &ConfigArg| c.kind == *kind) => {}
+                _ if configs.iter().any(|c: &ConfigArg| c.server == *kind) => {}
                 [] if *kind != SERVERS[0].name => {}
                 [] => {
                     // A Bash script that writes the file, as students often hand in.
@@ -97,7 +97,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                     match script {
                         Some(f) => scripts.push(ConfigArg {
                             host: None,
-                            kind: kind.to_string(),
+                            server: kind.to_string(),
                             path: f.clone(),
                             origin: None,
                         }),
@@ -116,7 +116,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
                     }
                     configs.push(ConfigArg {
                         host: None,
-                        kind: kind.to_string(),
+                        server: kind.to_string(),
                         path: (*first).clone(),
                         origin: None,
                     });
@@ -210,13 +210,13 @@ pub async fn grade_one(
     // Files of servers this design does not run are said, not graded.
     let mut configs = sub.configs.clone();
     configs.retain(|c| {
-        let runs = !config::hosts_running(design, &c.kind).is_empty();
+        let runs = !config::hosts_running(design, &c.server).is_empty();
         if !runs {
             graded.mapping.push(format!(
                 "{}: not graded, no host of {} runs {}",
                 c.path.display(),
                 design.name,
-                c.kind
+                c.server
             ));
         }
         runs
@@ -644,7 +644,7 @@ mod naming_tests {
         let _ = std::fs::remove_dir_all(&dir);
         let s = &found[0];
         assert_eq!(s.configs.len(), 1, "{s:?}");
-        assert_eq!(s.configs[0].kind, "haproxy");
+        assert_eq!(s.configs[0].server, "haproxy");
         assert!(s.configs[0].path.ends_with("1-haproxy_ssl_termination"));
         assert!(
             s.notes

@@ -125,12 +125,12 @@ impl Plan {
             let docker = crate::docker::connect().await?;
             let image = crate::images::ensure_server_image(&docker, &design.fixtures).await?;
             for s in &self.scripts {
-                let ran = crate::config::script::run(&s.path, &s.kind, &image.tag, scratch.path())
+                let ran = crate::config::script::run(&s.path, &s.server, &image.tag, scratch.path())
                     .await?;
                 script_report.extend(ran.report);
                 configs.push(ConfigArg {
                     host: s.host.clone(),
-                    kind: s.kind.clone(),
+                    server: s.server.clone(),
                     origin: Some(format!("{} as {} wrote it", ran.target, s.path.display())),
                     path: ran.config,
                 });

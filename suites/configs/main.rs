@@ -1,7 +1,7 @@
 //! Users' own configuration files, written the way people write them
 //! (tests/configs/<kind>/: HAProxy, Nginx, Apache, keepalived, MariaDB,
 //! PHP-FPM, Prometheus, iptables/ufw, an install script), checked as they
-//! are with `stackproof check <design> --config [HOST:]KIND=<file>`: each
+//! are with `stackproof check <design> --config [HOST:]SERVER=<file>`: each
 //! test states what the checklist must say about its file. Every run maps
 //! the file onto the run's hosts; none contacts an address of the file.
 
@@ -116,7 +116,7 @@ pub(crate) fn check_nginx(file: &str, claims: &[&str]) -> (Output, String, Verdi
 }
 
 /// `stackproof check <design> --config <arg>... --claim ...`, each arg
-/// `[HOST:]KIND=<file under tests/configs>`; stdout and stderr together.
+/// `[HOST:]SERVER=<file under tests/configs>`; stdout and stderr together.
 pub(crate) fn check_files(
     design: &str,
     files: &[&str],

@@ -1,5 +1,5 @@
 //! The other servers' files (tests/configs/<kind>/), given as `--config
-//! [HOST:]KIND=PATH`, one file per host where the hosts differ: Nginx,
+//! [HOST:]SERVER=PATH`, one file per host where the hosts differ: Nginx,
 //! Apache, keepalived, MariaDB, PHP-FPM, Prometheus, iptables and ufw.
 
 use std::process::Command;

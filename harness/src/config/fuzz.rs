@@ -277,7 +277,7 @@ fn map_one(design: &Design, kind: &str, host: Option<&str>, text: &[u8], scratch
     std::fs::write(&file, text).unwrap();
     let arg = ConfigArg {
         host: host.map(str::to_string),
-        kind: kind.to_string(),
+        server: kind.to_string(),
         path: file,
         origin: None,
     };
@@ -296,7 +296,7 @@ fn map_site(design: &Design, site: &Site, texts: &[String], scratch: &Path) -> b
         std::fs::write(&path, text).unwrap();
         args.push(ConfigArg {
             host: host.map(str::to_string),
-            kind: kind.to_string(),
+            server: kind.to_string(),
             path,
             origin: None,
         });

@@ -1,5 +1,5 @@
 //! Users' own configuration files, as they are on their servers, checked
-//! by a design: `--config [HOST:]KIND=PATH`. Each file is mapped onto the
+//! by a design: `--config [HOST:]SERVER=PATH`. Each file is mapped onto the
 //! run (addresses, certificate paths, domain, what cannot work in a
 //! container), every mapping printed, and laid over the design's files for
 //! the hosts that run that software. No address of the user's file is ever
@@ -59,13 +59,13 @@ pub struct Mapped {
     pub renamed: Vec<(String, String)>,
 }
 
-/// One `--config [HOST:]KIND=PATH`.
+/// One `--config [HOST:]SERVER=PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigArg {
     /// One host of the design, when the hosts need different files.
     pub host: Option<String>,
-    /// The server software (`haproxy`).
-    pub kind: String,
+    /// The server software (`haproxy`), as the registry names it.
+    pub server: String,
     /// The user's file.
     pub path: PathBuf,
     /// How to name it when it is not the user's own file (one an install script wrote).
@@ -77,21 +77,21 @@ impl std::str::FromStr for ConfigArg {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let (left, path) = s.split_once('=').ok_or_else(|| {
-            format!("`{s}`: write KIND=PATH or HOST:KIND=PATH, e.g. haproxy=./haproxy.cfg")
+            format!("`{s}`: write SERVER=PATH or HOST:SERVER=PATH, e.g. haproxy=./haproxy.cfg")
         })?;
-        let (host, kind) = match left.split_once(':') {
+        let (host, server) = match left.split_once(':') {
             Some((h, k)) => (Some(h.to_string()), k.to_string()),
             None => (None, left.to_string()),
         };
-        if registry::server(&kind).is_none() {
+        if registry::server(&server).is_none() {
             return Err(format!(
-                "`{kind}` is not a server stackproof maps; it maps: {}",
+                "`{server}` is not a server stackproof maps; it maps: {}",
                 registry::names().join(", ")
             ));
         }
         Ok(ConfigArg {
             host,
-            kind,
+            server,
             path: PathBuf::from(path),
             origin: None,
         })
@@ -419,7 +419,7 @@ fn mapping_order(kind: &str) -> usize {
 /// Maps each user file onto `design` and writes the results to a fresh
 /// folder under `scratch`, laid out like the fixtures: the service's own
 /// config file, for every host that runs that service, or under
-/// `hosts/<host>/` for one host (`HOST:KIND=PATH`, and kinds whose files
+/// `hosts/<host>/` for one host (`HOST:SERVER=PATH`, and servers whose files
 /// name the host itself, such as keepalived's peers).
 pub fn apply(
     design: &Design,
@@ -436,13 +436,13 @@ pub fn apply(
         .map_err(Error::io(format!("create `{}`", scratch.display())))?;
     let mut ordered: Vec<&ConfigArg> = configs.iter().collect();
     // A file for one host after the file for all of them: it wins there.
-    ordered.sort_by_key(|c| (mapping_order(&c.kind), c.host.is_some()));
+    ordered.sort_by_key(|c| (mapping_order(&c.server), c.host.is_some()));
     let mut book = users_addresses(design, addresses)?;
     for c in ordered {
-        let running = running(design, &c.kind);
+        let running = running(design, &c.server);
         let text = checked_users_file(design, c, &running)?;
-        let server = registry::server(&c.kind)
-            .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+        let server = registry::server(&c.server)
+            .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.server));
         let targets: Vec<(&str, &str)> = running
             .iter()
             .copied()
@@ -525,8 +525,8 @@ fn checked_users_file(design: &Design, c: &ConfigArg, running: &[(&str, &str)]) 
             detail: format!(
                 "no host of {} runs {} ({}), so there is nowhere to put this file",
                 design.name,
-                c.kind,
-                services_of(&c.kind).join(" or ")
+                c.server,
+                services_of(&c.server).join(" or ")
             ),
         });
     }
@@ -537,7 +537,7 @@ fn checked_users_file(design: &Design, c: &ConfigArg, running: &[(&str, &str)]) 
             path: c.path.clone(),
             detail: format!(
                 "host `{h}` does not run {}; these do: {}",
-                c.kind,
+                c.server,
                 running
                     .iter()
                     .map(|(n, _)| *n)
@@ -546,7 +546,7 @@ fn checked_users_file(design: &Design, c: &ConfigArg, running: &[(&str, &str)]) 
             ),
         });
     }
-    let text = read_users_file(&c.path, &c.kind)?;
+    let text = read_users_file(&c.path, &c.server)?;
     if let Some((n, placeholder)) = unfilled_template(&text) {
         return Err(Error::InvalidFixture {
             path: c.path.clone(),
@@ -555,8 +555,8 @@ fn checked_users_file(design: &Design, c: &ConfigArg, running: &[(&str, &str)]) 
             ),
         });
     }
-    let server = registry::server(&c.kind)
-        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+    let server = registry::server(&c.server)
+        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.server));
     if let Some(found) = placeholders::find(server.name, server.value_sites, &text) {
         return Err(Error::InvalidFixture {
             path: c.path.clone(),
@@ -598,7 +598,7 @@ fn mapping_section(c: &ConfigArg, group: &[(&str, &str)], mapped: &Mapped) -> St
         c.origin
             .clone()
             .unwrap_or_else(|| c.path.display().to_string()),
-        c.kind,
+        c.server,
         services.join(", "),
         hosts.join(", ")
     )];
@@ -628,7 +628,7 @@ fn half_a_pair(design: &Design, configs: &[ConfigArg]) -> Option<String> {
         .filter(|h| {
             configs
                 .iter()
-                .any(|c| c.kind == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h))
+                .any(|c| c.server == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h))
         })
         .collect();
     if given.is_empty() || given.len() >= pair.len() {
@@ -655,8 +655,8 @@ fn map_one(
     service: &str,
     group: &[(&str, &str)],
 ) -> Result<(Mapped, String)> {
-    let server = registry::server(&c.kind)
-        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.kind));
+    let server = registry::server(&c.server)
+        .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.server));
     (server.map)(&registry::MapInput {
         arg: c,
         text,
@@ -706,7 +706,7 @@ mod tests {
     #[test]
     fn config_args_parse_and_name_what_exists() {
         let c: ConfigArg = "haproxy=./lb/haproxy.cfg".parse().unwrap();
-        assert_eq!((c.host, c.kind.as_str()), (None, "haproxy"));
+        assert_eq!((c.host, c.server.as_str()), (None, "haproxy"));
         let c: ConfigArg = "lb-2:keepalived=k.conf".parse().unwrap();
         assert_eq!(c.host.as_deref(), Some("lb-2"));
         let e = "haprox=x".parse::<ConfigArg>().unwrap_err();
@@ -715,7 +715,7 @@ mod tests {
             "haproxy"
                 .parse::<ConfigArg>()
                 .unwrap_err()
-                .contains("KIND=PATH")
+                .contains("SERVER=PATH")
         );
     }
 

@@ -62,15 +62,15 @@ pub enum Command {
         #[arg(long)]
         allow_flaky: bool,
         /// Your own configuration file, as it is on your server, mapped onto the
-        /// run (repeatable): KIND=PATH or HOST:KIND=PATH, KIND one of haproxy,
+        /// run (repeatable): SERVER=PATH or HOST:SERVER=PATH, SERVER one of haproxy,
         /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.
-        #[arg(long = "config", value_name = "[HOST:]KIND=PATH")]
+        #[arg(long = "config", value_name = "[HOST:]SERVER=PATH")]
         configs: Vec<stackproof::config::ConfigArg>,
         /// An install script of yours that writes a server's configuration
-        /// (KIND=PATH, e.g. haproxy=./install_lb.sh): run in a throwaway host
+        /// (SERVER=PATH, e.g. haproxy=./install_lb.sh): run in a throwaway host
         /// with the package installed and no network, package and service
         /// commands made harmless; the file it wrote is checked as --config.
-        #[arg(long = "script", value_name = "KIND=PATH")]
+        #[arg(long = "script", value_name = "SERVER=PATH")]
         scripts: Vec<stackproof::config::ConfigArg>,
         /// Your domain, when your files do not name it in a certificate path,
         /// redirect or Host rule (it becomes the run's foobar.com).
