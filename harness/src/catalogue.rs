@@ -1,8 +1,11 @@
 //! The built-in designs' catalogue: every design folder of
 //! `fixtures/designs/`, its claims and the mutants that must break them, as
-//! the Markdown of `docs/claims.md`.
+//! the Markdown of `docs/claims.md` and `docs/kinds.md` (written by its
+//! tests, which keep those pages equal to the code).
 
+#[cfg(test)]
 use crate::claim::Claim;
+#[cfg(test)]
 use crate::error::Result;
 
 /// The built-in designs, in teaching order.
@@ -11,6 +14,7 @@ pub fn designs() -> Vec<String> {
 }
 
 /// The claims of `design` (a built-in name or a folder), in its claims file's order.
+#[cfg(test)]
 pub fn claims(design: &str) -> Result<Vec<Claim>> {
     Ok(crate::design::Design::load(design)?.claims)
 }
@@ -18,6 +22,7 @@ pub fn claims(design: &str) -> Result<Vec<Claim>> {
 /// The claim catalogue as Markdown (`docs/claims.md`): every design, every
 /// claim with the design's sentence, the assertion, and the mutants that
 /// must make it fail. A test keeps the file equal to this.
+#[cfg(test)]
 pub fn catalogue_markdown() -> Result<String> {
     use std::fmt::Write as _;
     let mut md = String::from(
@@ -57,6 +62,7 @@ pub fn catalogue_markdown() -> Result<String> {
 }
 
 /// What every kind holds to, whatever it checks.
+#[cfg(test)]
 const RULES: &str = "## Rules every kind holds to\n\n\
 1. **A budget is the design's promise, never the configuration's.** A timing claim's \
    budget is written in `claims.toml` beside its sentence (`window_ms`, `budget_ms`, \
@@ -78,6 +84,7 @@ const RULES: &str = "## Rules every kind holds to\n\n\
 
 /// Kinds no built-in design uses, and the design a suite runs each on
 /// against real servers (a balancer other than HAProxy, say).
+#[cfg(test)]
 const RUN_ELSEWHERE: &[(&str, &str)] = &[(
     "lb.skips_dead_backend",
     "an Nginx balancer over three servers (suites/configs/own_designs.rs)",
@@ -85,6 +92,7 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[(
 
 /// The library of check kinds as Markdown (`docs/kinds.md`): each kind,
 /// its parameters, an example, and the built-in claims that use it.
+#[cfg(test)]
 pub fn kinds_markdown() -> Result<String> {
     use std::fmt::Write as _;
     let kinds = crate::kinds::Kinds::builtin();

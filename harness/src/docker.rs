@@ -252,7 +252,7 @@ pub async fn sweep_dead_runs(docker: &Docker) -> Result<Vec<String>> {
 }
 
 /// Whether the engine answered 404 (already gone: fine when removing).
-pub fn is_not_found(e: &testcontainers::bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &testcontainers::bollard::errors::Error) -> bool {
     matches!(
         e,
         testcontainers::bollard::errors::Error::DockerResponseServerError {
@@ -320,7 +320,7 @@ impl RunGuard {
     }
 
     /// A guard that guards nothing (what is left in a stack whose guard was taken).
-    pub(crate) fn handed_off(run: &str) -> Self {
+    pub fn handed_off(run: &str) -> Self {
         RunGuard {
             run: run.to_string(),
             disarmed: false,
@@ -373,13 +373,13 @@ impl Drop for RunGuard {
 }
 
 /// Removes every stackproof run, whoever owns it (`stackproof sweep --all`).
-pub async fn remove_all(docker: &Docker) -> Result<Vec<String>> {
+pub(crate) async fn remove_all(docker: &Docker) -> Result<Vec<String>> {
     remove_runs_where(docker, LABEL_RUN.to_string(), |_| true).await
 }
 
 /// Removes every run this process owns. For Ctrl-C: the guards' `Drop`
 /// does not run when the process is interrupted, so the handler calls this.
-pub async fn remove_own_runs(docker: &Docker) -> Result<Vec<String>> {
+pub(crate) async fn remove_own_runs(docker: &Docker) -> Result<Vec<String>> {
     remove_runs_where(
         docker,
         format!("{LABEL_PID}={}", std::process::id()),
@@ -392,13 +392,13 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 /// Whether Ctrl-C was pressed: errors that follow are the clean-up's doing,
 /// and the handler will exit with 130 once it is done.
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// On Ctrl-C (or SIGTERM), removes this process's runs and exits 130.
 /// Call once, inside the runtime.
-pub fn clean_up_on_interrupt() {
+pub(crate) fn clean_up_on_interrupt() {
     tokio::spawn(async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -17,8 +17,6 @@ use crate::error::{Error, Result};
 pub struct Submission {
     /// The folder's name, the table's row.
     pub name: String,
-    /// The folder.
-    pub dir: PathBuf,
     /// The files found, as `--config` takes them.
     pub configs: Vec<ConfigArg>,
     /// Install scripts found (when a server's file itself is not there), as `--script` takes them.
@@ -125,7 +123,6 @@ pub fn find(dirs: &[PathBuf]) -> Result<Vec<Submission>> {
         }
         out.push(Submission {
             name,
-            dir: dir.clone(),
             configs,
             scripts,
             notes,
@@ -670,5 +667,69 @@ mod naming_tests {
             Some("iptables")
         );
         assert_eq!(super::registry::sniff("server {\n  listen 80;\n}\n"), None);
+    }
+
+    /// A cluster (ci/kubernetes/) reads these exit statuses: its Job
+    /// retries what a retry may fix and never what it repeats.
+    #[test]
+    fn the_grading_job_retries_stackproofs_failures_and_never_a_submissions() {
+        use super::{Graded, exit_status};
+        use yaml_rust2::{Yaml, YamlLoader};
+        let manifest = |name: &str| -> Yaml {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("ci/kubernetes")
+                .join(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            YamlLoader::load_from_str(&text).unwrap().remove(0)
+        };
+        let job = manifest("grade-class.yaml");
+        let spec = &job["spec"];
+        assert!(spec["backoffLimitPerIndex"].as_i64().unwrap() >= 1);
+        let rules = spec["podFailurePolicy"]["rules"].as_vec().unwrap();
+        let never_retried: Vec<i64> = rules
+            .iter()
+            .filter(|r| r["action"].as_str() == Some("FailIndex"))
+            .flat_map(|r| {
+                assert_eq!(r["onExitCodes"]["containerName"].as_str(), Some("grade"));
+                assert_eq!(r["onExitCodes"]["operator"].as_str(), Some("In"));
+                r["onExitCodes"]["values"].as_vec().unwrap().clone()
+            })
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let submission = |error: Option<&str>, tool_failed: bool| Graded {
+            name: "amy".into(),
+            mapping: vec![],
+            outcomes: vec![],
+            error: error.map(String::from),
+            tool_failed,
+            run: String::new(),
+            up_ms: 0,
+            image: String::new(),
+        };
+        let refused = exit_status(&[submission(Some("haproxy.cfg refused: ..."), false)]);
+        let engine_lost = exit_status(&[submission(Some("the engine went away"), true)]);
+        let graded = exit_status(&[submission(None, false)]);
+        assert_eq!(graded, 0);
+        assert!(
+            never_retried.contains(&(refused as i64)),
+            "{never_retried:?}"
+        );
+        assert!(
+            !never_retried.contains(&(engine_lost as i64)),
+            "{never_retried:?}"
+        );
+        // The image cache is loaded before grading.
+        let pod = &job["spec"]["template"]["spec"];
+        let grade = pod["containers"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some("grade"))
+            .unwrap();
+        let command = grade["args"][0].as_str().unwrap();
+        assert!(
+            command.starts_with("stackproof images --load /images && "),
+            "{command}"
+        );
     }
 }

@@ -25,9 +25,9 @@ use crate::error::{Error, Result};
 use crate::fixtures::Fixtures;
 
 /// The Debian image we prefer as a base.
-pub const DEBIAN_SLIM: &str = "debian:bookworm-slim";
+pub(crate) const DEBIAN_SLIM: &str = "debian:bookworm-slim";
 /// The fixture folder holding the server image's recipe.
-pub const SERVER_RECIPE: &str = "images/server";
+pub(crate) const SERVER_RECIPE: &str = "images/server";
 /// How long a pull may try before we conclude no registry is reachable.
 /// A reachable registry answers within seconds; an unreachable one fails
 /// at DNS or connect, so this only bounds a hanging proxy.
@@ -141,7 +141,7 @@ impl Progress {
 pub struct ImageReport {
     /// The server image tag.
     pub tag: String,
-    /// What it was built from: a base image, or [`ONE_PASS`].
+    /// What it was built from: a base image, or `ONE_PASS` (one mmdebstrap pass).
     pub base: String,
     /// Whether anything was built (false on a warm run).
     pub built: bool,
@@ -153,7 +153,7 @@ pub struct ImageReport {
 
 /// How the server image is made when the engine has no Debian image: one
 /// mmdebstrap pass over Debian's packages, imported as the image itself.
-pub const ONE_PASS: &str = "mmdebstrap bookworm (one pass)";
+pub(crate) const ONE_PASS: &str = "mmdebstrap bookworm (one pass)";
 /// How long the one pass may take: about a minute here, ten on a slow mirror.
 const ONE_PASS_DEADLINE: Duration = Duration::from_secs(20 * 60);
 
@@ -670,7 +670,7 @@ async fn install_mmdebstrap() -> Result<()> {
 /// By tag, children first: the tools image is built FROM a server image,
 /// and an image ID with dependent children cannot be removed, not even
 /// forced. Removing the last child's tag deletes its untagged parents too.
-pub async fn remove_images(docker: &Docker) -> Result<()> {
+pub(crate) async fn remove_images(docker: &Docker) -> Result<()> {
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
     };
@@ -701,7 +701,7 @@ fn saved_file(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
 
 /// Saves the current server image (and its base, if it has one) into `dir` (one tar, as
 /// `docker save` writes it), for a CI cache; returns the file and its size.
-pub async fn save(
+pub(crate) async fn save(
     docker: &Docker,
     fixtures: &Fixtures,
     dir: &std::path::Path,
@@ -744,7 +744,10 @@ pub async fn save(
 
 /// Loads every `*.tar` that `save` wrote into `dir` (a CI cache), so the
 /// next check finds its image and builds nothing. Returns the files loaded.
-pub async fn load(docker: &Docker, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+pub(crate) async fn load(
+    docker: &Docker,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
     use testcontainers::bollard::query_parameters::ImportImageOptionsBuilder;
     let entries = std::fs::read_dir(dir).map_err(Error::io(format!("read `{}`", dir.display())))?;
     let mut loaded = Vec::new();
@@ -778,7 +781,7 @@ pub async fn load(docker: &Docker, dir: &std::path::Path) -> Result<Vec<std::pat
 /// Removes server images of older recipes (each is about 1 GB) and the
 /// test suites' tools images; keeps the current server image and any image
 /// a container still uses. Returns the tags removed.
-pub async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> {
+pub(crate) async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<String>> {
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
     };

@@ -43,39 +43,28 @@
 // so its size costs nothing worth a box at every construction site.
 #![allow(clippy::result_large_err)]
 
-// `#[doc(hidden)] pub`: the `stackproof` binary's own modules (it is a
-// crate of its own and can use only what is public); not the API.
 pub(crate) mod capture;
-#[doc(hidden)]
-pub mod catalogue;
+pub(crate) mod catalogue;
 pub mod claim;
+pub mod cli;
 pub(crate) mod client;
-#[doc(hidden)]
 pub mod compose;
-#[doc(hidden)]
-pub mod config;
+pub(crate) mod config;
 pub mod design;
-#[doc(hidden)]
-pub mod diff;
+pub(crate) mod diff;
 pub(crate) mod dns;
-#[doc(hidden)]
 pub mod docker;
 pub mod error;
 pub(crate) mod failure;
 pub mod fixtures;
-#[doc(hidden)]
-pub mod grade;
-#[doc(hidden)]
-pub mod graph;
+pub(crate) mod grade;
+pub(crate) mod graph;
 pub mod host;
-#[doc(hidden)]
-pub mod html;
-#[doc(hidden)]
+pub(crate) mod html;
 pub mod images;
 pub mod kinds;
 pub(crate) mod measure;
-#[doc(hidden)]
-pub mod merge;
+pub(crate) mod merge;
 pub(crate) mod mutant;
 pub(crate) mod network;
 pub(crate) mod pki;
@@ -87,8 +76,7 @@ pub(crate) mod relay;
 pub(crate) mod repeat;
 pub mod report;
 pub mod run;
-#[doc(hidden)]
-pub mod skeleton;
+pub(crate) mod skeleton;
 pub(crate) mod spec;
 pub mod stack;
 pub mod suite;

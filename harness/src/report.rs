@@ -106,8 +106,7 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-/// The machine-readable report of one design's run (read back by `merge`
-/// as [`crate::merge::SavedReport`]).
+/// The machine-readable report of one design's run (`merge` reads it back).
 #[derive(Debug, Serialize)]
 pub struct RunReport<'a> {
     /// The design.

@@ -125,8 +125,9 @@ impl Plan {
             let docker = crate::docker::connect().await?;
             let image = crate::images::ensure_server_image(&docker, &design.fixtures).await?;
             for s in &self.scripts {
-                let ran = crate::config::script::run(&s.path, &s.server, &image.tag, scratch.path())
-                    .await?;
+                let ran =
+                    crate::config::script::run(&s.path, &s.server, &image.tag, scratch.path())
+                        .await?;
                 script_report.extend(ran.report);
                 configs.push(ConfigArg {
                     host: s.host.clone(),

@@ -101,55 +101,6 @@ fn the_grading_job_gives_each_pod_its_own_shard_and_engine() {
     }
 }
 
-/// The Job retries what a retry may fix and never what it repeats, by
-/// `grade`'s own exit statuses.
-#[test]
-fn the_grading_job_retries_stackproofs_failures_and_never_a_submissions() {
-    use stackproof::grade::{Graded, exit_status};
-    let job = manifest("grade-class.yaml");
-    let spec = &job["spec"];
-    assert!(spec["backoffLimitPerIndex"].as_i64().unwrap() >= 1);
-    let rules = spec["podFailurePolicy"]["rules"].as_vec().unwrap();
-    let never_retried: Vec<i64> = rules
-        .iter()
-        .filter(|r| r["action"].as_str() == Some("FailIndex"))
-        .flat_map(|r| {
-            assert_eq!(r["onExitCodes"]["containerName"].as_str(), Some("grade"));
-            assert_eq!(r["onExitCodes"]["operator"].as_str(), Some("In"));
-            r["onExitCodes"]["values"].as_vec().unwrap().clone()
-        })
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    let submission = |error: Option<&str>, tool_failed: bool| Graded {
-        name: "amy".into(),
-        mapping: vec![],
-        outcomes: vec![],
-        error: error.map(String::from),
-        tool_failed,
-        run: String::new(),
-        up_ms: 0,
-        image: String::new(),
-    };
-    let refused = exit_status(&[submission(Some("haproxy.cfg refused: ..."), false)]);
-    let engine_lost = exit_status(&[submission(Some("the engine went away"), true)]);
-    let graded = exit_status(&[submission(None, false)]);
-    assert_eq!(graded, 0);
-    assert!(
-        never_retried.contains(&(refused as i64)),
-        "{never_retried:?}"
-    );
-    assert!(
-        !never_retried.contains(&(engine_lost as i64)),
-        "{never_retried:?}"
-    );
-    // The image cache is loaded before grading.
-    let command = container(&job, "grade")["args"][0].as_str().unwrap();
-    assert!(
-        command.starts_with("stackproof images --load /images && "),
-        "{command}"
-    );
-}
-
 #[test]
 fn the_merging_job_reads_every_shards_class_json() {
     let job = manifest("merge-class.yaml");

@@ -61,7 +61,8 @@ async fn a_fault_is_undone_however_its_claim_ends() {
     )
     .await
     .unwrap();
-    let static_claim = stackproof::catalogue::claims("simple_web")
+    let static_claim = stackproof::Design::load("simple_web")
+        .map(|d| d.claims)
         .unwrap()
         .into_iter()
         .find(|c| c.id == "simple_web.web.static_by_apache")
@@ -139,7 +140,8 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
     .await
     .unwrap();
     let vip = stack.dns.a_records("www").await.unwrap();
-    let failover = stackproof::catalogue::claims("scale_up")
+    let failover = stackproof::Design::load("scale_up")
+        .map(|d| d.claims)
         .unwrap()
         .into_iter()
         .find(|c| c.id == "scale_up.remedy.dns_failover")
@@ -209,7 +211,8 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
         notes.contains("haproxy") && notes.contains("DOWN") && notes.contains("L7STS"),
         "the note should quote HAProxy's own view of its servers:\n{notes}"
     );
-    let rr = stackproof::catalogue::claims("distributed")
+    let rr = stackproof::Design::load("distributed")
+        .map(|d| d.claims)
         .unwrap()
         .into_iter()
         .find(|c| c.id == "distributed.lb.round_robin")

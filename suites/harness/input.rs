@@ -42,7 +42,8 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
 
 #[test]
 fn unknown_names_say_what_exists() {
-    let e = stackproof::catalogue::claims("lamp")
+    let e = stackproof::Design::load("lamp")
+        .map(|d| d.claims)
         .unwrap_err()
         .to_string();
     assert!(
@@ -50,9 +51,9 @@ fn unknown_names_say_what_exists() {
         "{e}"
     );
     // Every design of the catalogue has claims, each named under its design.
-    for design in stackproof::catalogue::designs() {
+    for design in stackproof::design::builtin_names() {
         let design = design.as_str();
-        let claims = stackproof::catalogue::claims(design).unwrap();
+        let claims = stackproof::Design::load(design).map(|d| d.claims).unwrap();
         assert!(!claims.is_empty(), "{design} has no claims");
         assert!(
             claims
@@ -78,7 +79,7 @@ fn unknown_names_say_what_exists() {
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listed}");
-    for design in stackproof::catalogue::designs() {
+    for design in stackproof::design::builtin_names() {
         assert!(listed.contains(&design), "{listed}");
     }
     assert!(!listed.contains("not implemented"), "{listed}");

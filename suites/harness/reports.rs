@@ -148,7 +148,8 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         dom.contains("class=\"topology\""),
         "the diagram is not in the rendered page: {dom}"
     );
-    for id in stackproof::catalogue::claims("simple_web")
+    for id in stackproof::Design::load("simple_web")
+        .map(|d| d.claims)
         .unwrap()
         .iter()
         .map(|c| c.id.clone())

@@ -22,7 +22,7 @@ pub mod script;
 #[cfg(test)]
 mod fuzz;
 mod users_file;
-pub use users_file::{USERS_FILE_LIMIT, read_users_file};
+pub use users_file::read_users_file;
 
 use std::path::{Path, PathBuf};
 
@@ -441,8 +441,9 @@ pub fn apply(
     for c in ordered {
         let running = running(design, &c.server);
         let text = checked_users_file(design, c, &running)?;
-        let server = registry::server(&c.server)
-            .unwrap_or_else(|| unreachable!("`{}` is checked when the argument is parsed", c.server));
+        let server = registry::server(&c.server).unwrap_or_else(|| {
+            unreachable!("`{}` is checked when the argument is parsed", c.server)
+        });
         let targets: Vec<(&str, &str)> = running
             .iter()
             .copied()
@@ -626,9 +627,9 @@ fn half_a_pair(design: &Design, configs: &[ConfigArg]) -> Option<String> {
         .iter()
         .copied()
         .filter(|h| {
-            configs
-                .iter()
-                .any(|c| c.server == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h))
+            configs.iter().any(|c| {
+                c.server == "keepalived" && c.host.as_deref().is_none_or(|want| want == *h)
+            })
         })
         .collect();
     if given.is_empty() || given.len() >= pair.len() {

@@ -1,17 +1,16 @@
-//! `stackproof`: the checklist, the CI gate and the teacher's grader.
-//! Arguments are parsed here and each command prints; the work is the
-//! library's (`stackproof::run` takes every run from inputs to verdicts).
-
-// Errors carry their evidence by value, as in the library (see its lib.rs).
-#![allow(clippy::result_large_err)]
+//! The `stackproof` command: the checklist, the CI gate and the teacher's
+//! grader. Arguments are parsed here and each command prints; the work is
+//! the library's (`crate::run` takes every run from inputs to verdicts).
+//! The binary is one call, [`main`]; living in the library, the command
+//! uses the library's crate-private modules without making them public.
 
 use std::process::ExitCode;
 
+use crate::docker;
+use crate::error::Error;
 use clap::Parser;
-use stackproof::docker;
-use stackproof::error::Error;
 
-mod cli;
+mod args;
 
 /// Prints a line for a listing command; when the reader has gone (`| head`),
 /// stops quietly instead of panicking on the broken pipe.
@@ -44,9 +43,10 @@ mod grade;
 mod info;
 mod mutants;
 
-use cli::{Cli, Command};
+use args::{Cli, Command};
 
-fn main() -> ExitCode {
+/// Parses the command line, runs the command, and says how it ended.
+pub fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stackproof::claim;
-use stackproof::error::Error;
-use stackproof::report::{self, RunReport};
-use stackproof::run::{self, Plan};
+use crate::claim;
+use crate::error::Error;
+use crate::report::{self, RunReport};
+use crate::run::{self, Plan};
 
 /// Where `check` writes its reports.
 pub struct Outputs {
@@ -25,10 +25,10 @@ pub struct Repeat {
 }
 
 pub struct UserFiles {
-    pub configs: Vec<stackproof::config::ConfigArg>,
-    pub scripts: Vec<stackproof::config::ConfigArg>,
+    pub configs: Vec<crate::config::ConfigArg>,
+    pub scripts: Vec<crate::config::ConfigArg>,
     pub domain: Option<String>,
-    pub addresses: Vec<stackproof::config::AddressArg>,
+    pub addresses: Vec<crate::config::AddressArg>,
     pub mutant: Option<String>,
 }
 
@@ -150,7 +150,7 @@ pub async fn check(
 }
 
 /// The stack's start figures and notes.
-fn print_up(stack: &stackproof::stack::Stack) {
+fn print_up(stack: &crate::stack::Stack) {
     println!(
         "  up in {} ms (run {}, image {}{})",
         stack.up_time.as_millis(),
@@ -167,14 +167,14 @@ fn print_up(stack: &stackproof::stack::Stack) {
     }
 }
 
-type Started = stackproof::error::Result<stackproof::stack::Stack>;
+type Started = crate::error::Result<crate::stack::Stack>;
 
 /// Runs `claims` as the flags say: over `stacks` stacks, `repeat` times on
 /// one (one line per claim at the end), or once in turn. Returns the
 /// outcomes, the stack to report on, and the removals still under way.
 async fn run_claims(
-    loaded: &stackproof::Design,
-    mut stack: stackproof::stack::Stack,
+    loaded: &crate::Design,
+    mut stack: crate::stack::Stack,
     others: Vec<Started>,
     claims: &[claim::Claim],
     keep: bool,
@@ -182,8 +182,8 @@ async fn run_claims(
     show: impl Fn(run::Event<'_>),
 ) -> (
     Vec<claim::Outcome>,
-    stackproof::stack::Stack,
-    Vec<stackproof::docker::Removal>,
+    crate::stack::Stack,
+    Vec<crate::docker::Removal>,
 ) {
     if stacks > 1 {
         let (outcomes, more) = run::on_stacks(&stack, others, claims, keep, show).await;
@@ -244,7 +244,7 @@ fn print_totals(outcomes: &[claim::Outcome], started: std::time::Instant) {
 /// Writes the reports the flags asked for.
 fn write_reports(
     outputs: Outputs,
-    loaded: &stackproof::Design,
+    loaded: &crate::Design,
     r: &RunReport<'_>,
     started: std::time::Instant,
 ) -> Result<(), Error> {
@@ -258,7 +258,7 @@ fn write_reports(
         report::write_markdown(&p, loaded, r)?;
     }
     if let Some(p) = outputs.html {
-        let page = stackproof::html::page(loaded, r, started.elapsed().as_secs_f64());
+        let page = crate::html::page(loaded, r, started.elapsed().as_secs_f64());
         std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
     }
     Ok(())
@@ -266,7 +266,7 @@ fn write_reports(
 
 /// Runs one claim; at a terminal, a spinner shows it with what it waits
 /// for meanwhile ("scale_up.lb.failover: the VIP to move from lb-1 to lb-2").
-async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -> claim::Outcome {
+async fn run_showing_waits(stack: &crate::stack::Stack, c: &claim::Claim) -> claim::Outcome {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         return claim::run(stack, c).await;
@@ -277,7 +277,7 @@ async fn run_showing_waits(stack: &stackproof::stack::Stack, c: &claim::Claim) -
             .expect("static template"),
     );
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let recorder = stackproof::Recorder::default();
+    let recorder = crate::Recorder::default();
     let run = claim::run_recorded(stack, c, &recorder);
     tokio::pin!(run);
     let outcome = loop {

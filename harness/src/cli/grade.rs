@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stackproof::design::Design;
-use stackproof::docker;
-use stackproof::error::Error;
-use stackproof::images;
-use stackproof::report;
+use crate::design::Design;
+use crate::docker;
+use crate::error::Error;
+use crate::images;
+use crate::report;
 
 /// `stackproof grade`: every submission (of the shard), as many at once as
 /// the machine allows. Exits 0 when every submission was graded (whatever
@@ -25,11 +25,11 @@ pub async fn grade(
     shard: Option<(usize, usize)>,
     html: bool,
 ) -> Result<ExitCode, Error> {
+    use crate::grade;
     use futures::StreamExt as _;
-    use stackproof::grade;
     let mut loaded = Design::load(design)?;
     // The table's columns are the claims graded.
-    loaded.claims = stackproof::run::select(&loaded.claims, only)?;
+    loaded.claims = crate::run::select(&loaded.claims, only)?;
     let mut subs = grade::find(dirs)?;
     if let Some((i, n)) = shard {
         subs = shard_of(subs, i, n);
@@ -51,7 +51,7 @@ pub async fn grade(
     let docker = docker::connect().await?;
     images::ensure_server_image(&docker, &loaded.fixtures).await?;
     let started = std::time::Instant::now();
-    let prewarm = stackproof::skeleton::Prewarm::start();
+    let prewarm = crate::skeleton::Prewarm::start();
     // Stacks still being removed while the next submissions run; waited for below.
     let removals = std::sync::Mutex::new(Vec::new());
     let runs = subs.iter().enumerate().map(|(i, sub)| {
@@ -121,10 +121,10 @@ pub async fn grade(
 
 /// Shard `i` of `n`: a stable slice, by name, every Nth from the Ith.
 fn shard_of(
-    mut subs: Vec<stackproof::grade::Submission>,
+    mut subs: Vec<crate::grade::Submission>,
     i: usize,
     n: usize,
-) -> Vec<stackproof::grade::Submission> {
+) -> Vec<crate::grade::Submission> {
     subs.sort_by(|a, b| a.name.cmp(&b.name));
     let subs: Vec<_> = subs
         .into_iter()
@@ -143,7 +143,7 @@ fn shard_of(
 }
 
 /// One submission's section: its mapping, then its checklist or why it did not run.
-fn submission_text(g: &stackproof::grade::Graded) -> String {
+fn submission_text(g: &crate::grade::Graded) -> String {
     let mut text = format!("\n== {} ==\n", g.name);
     for m in &g.mapping {
         let _ = writeln_str(&mut text, m);
@@ -152,10 +152,7 @@ fn submission_text(g: &stackproof::grade::Graded) -> String {
         Some(e) => {
             let _ = writeln_str(
                 &mut text,
-                &format!(
-                    "ERROR: could not run: {}",
-                    stackproof::config::mask_secrets(e)
-                ),
+                &format!("ERROR: could not run: {}", crate::config::mask_secrets(e)),
             );
         }
         None => {
@@ -168,10 +165,10 @@ fn submission_text(g: &stackproof::grade::Graded) -> String {
 }
 
 /// The class page and one page per submission that ran.
-fn html_pages(loaded: &Design, graded: &[stackproof::grade::Graded]) -> Vec<(String, String)> {
+fn html_pages(loaded: &Design, graded: &[crate::grade::Graded]) -> Vec<(String, String)> {
     let mut pages = vec![(
         "class.html".to_string(),
-        stackproof::grade::class_html(loaded, graded),
+        crate::grade::class_html(loaded, graded),
     )];
     for g in graded.iter().filter(|g| g.error.is_none()) {
         let report = report::RunReport {
@@ -186,7 +183,7 @@ fn html_pages(loaded: &Design, graded: &[stackproof::grade::Graded]) -> Vec<(Str
         let checked_s = g.outcomes.iter().map(|o| o.millis as f64 / 1000.0).sum();
         pages.push((
             format!("{}.html", g.name),
-            stackproof::html::page(loaded, &report, checked_s),
+            crate::html::page(loaded, &report, checked_s),
         ));
     }
     pages

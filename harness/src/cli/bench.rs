@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use stackproof::claim;
-use stackproof::design::Design;
-use stackproof::docker;
-use stackproof::error::Error;
-use stackproof::images;
-use stackproof::report;
-use stackproof::run;
+use crate::claim;
+use crate::design::Design;
+use crate::docker;
+use crate::error::Error;
+use crate::images;
+use crate::report;
+use crate::run;
 
 /// Prints min/p50/p95/max of each figure over `runs` runs (of the claims
 /// `only` names, or all). Figures, not verdicts: the budgets are compared
@@ -44,11 +44,11 @@ pub async fn bench(
     let mut figures = Figures::default();
     // A later run's stack starts on hosts made while the previous one ran,
     // as in a suite: "topology up, a later stack" is that figure.
-    let prewarm = (runs > 1).then(stackproof::skeleton::Prewarm::start);
+    let prewarm = (runs > 1).then(crate::skeleton::Prewarm::start);
     for i in 0..runs {
         figures.one_run(&loaded, claims, i).await?;
         // docker-compose starting the same hosts, on an idle engine as ours did.
-        match stackproof::compose::hosts_up(&loaded.spec, &image.tag).await {
+        match crate::compose::hosts_up(&loaded.spec, &image.tag).await {
             Ok(up) => figures.record(COMPOSE_HOSTS, up.took.as_millis() as f64),
             Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
             Err(_) => {}
@@ -203,7 +203,7 @@ fn percentile(v: &[f64], pct: f64) -> f64 {
 
 /// The bench's figure for a whole warm `check`: topology up, then every claim.
 const WHOLE_CHECK: &str = "whole check: up, then every claim (ms)";
-/// docker-compose's side of the comparison (see `stackproof::compose`).
+/// docker-compose's side of the comparison (see `crate::compose`).
 const COMPOSE_HOSTS: &str = "docker-compose up -d, the same hosts, no service (ms)";
 
 /// The performance budgets (design, figure name prefix, budget, what it

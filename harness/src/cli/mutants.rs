@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use stackproof::claim;
-use stackproof::design::Design;
-use stackproof::error::Error;
-use stackproof::run;
+use crate::claim;
+use crate::design::Design;
+use crate::error::Error;
+use crate::run;
 
 /// Every mutant against every claim, the way mutation-testing tools report:
 /// which claims discriminate, which mutants break more than they should.
@@ -29,7 +29,7 @@ pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
     println!("{:<32}{header}  own claim", "mutant");
     let (mut killed, mut over) = (0, 0);
     let mut removals = Vec::new();
-    let prewarm = stackproof::skeleton::Prewarm::start();
+    let prewarm = crate::skeleton::Prewarm::start();
     for m in mutants {
         let mutated = loaded.clone().with_mutant(&m.name)?;
         let row: Vec<char> = match mutated.start().await {

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use stackproof::catalogue;
-use stackproof::design::Design;
-use stackproof::docker;
-use stackproof::error::Error;
-use stackproof::fixtures::Fixtures;
-use stackproof::images;
+use crate::catalogue;
+use crate::design::Design;
+use crate::docker;
+use crate::error::Error;
+use crate::fixtures::Fixtures;
+use crate::images;
 
 /// `stackproof merge`: a CI matrix's reports as one.
 pub fn merge(
@@ -19,7 +19,7 @@ pub fn merge(
     markdown: Option<PathBuf>,
     csv: Option<PathBuf>,
 ) -> Result<ExitCode, Error> {
-    use stackproof::merge;
+    use crate::merge;
     let is_class = reports
         .first()
         .is_some_and(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"submissions\"")));
@@ -60,10 +60,10 @@ fn merge_class(
     markdown: Option<PathBuf>,
     csv: Option<PathBuf>,
 ) -> Result<ExitCode, Error> {
-    use stackproof::{grade, merge};
+    use crate::{grade, merge};
     let class = grade::ClassReport::merged(shards)?;
-    let mut design = stackproof::design::Design::load(&class.design)?;
-    design.claims = stackproof::run::select(&design.claims, &class.claims)?;
+    let mut design = crate::design::Design::load(&class.design)?;
+    design.claims = crate::run::select(&design.claims, &class.claims)?;
     let graded = &class.submissions;
     if let Some(p) = &html {
         merge::write(p, &grade::class_html(&design, graded))?;
@@ -95,9 +95,9 @@ pub fn diff(
     json: Option<PathBuf>,
     threshold: f64,
 ) -> Result<ExitCode, Error> {
-    use stackproof::merge;
+    use crate::merge;
     let saved = merge::read(&[base.to_path_buf(), head.to_path_buf()])?;
-    let d = stackproof::diff::diff(&saved[0], &saved[1], threshold)?;
+    let d = crate::diff::diff(&saved[0], &saved[1], threshold)?;
     out_raw!("{}", d.text());
     if let Some(p) = &markdown {
         merge::write(p, &d.markdown())?;
@@ -118,12 +118,9 @@ pub fn graph(design: &str, format: &str) -> Result<ExitCode, Error> {
     out_raw!(
         "{}",
         match format {
-            "dot" => stackproof::graph::dot(&loaded, &none),
-            "svg" => format!(
-                "{}\n",
-                stackproof::html::topology_standalone(&loaded, &none)
-            ),
-            _ => stackproof::graph::mermaid(&loaded, &none),
+            "dot" => crate::graph::dot(&loaded, &none),
+            "svg" => format!("{}\n", crate::html::topology_standalone(&loaded, &none)),
+            _ => crate::graph::mermaid(&loaded, &none),
         }
     );
     Ok(ExitCode::SUCCESS)
@@ -131,7 +128,7 @@ pub fn graph(design: &str, format: &str) -> Result<ExitCode, Error> {
 
 /// `stackproof kinds`: the check kinds, or one explained.
 pub fn kinds(name: Option<String>) -> Result<ExitCode, Error> {
-    let kinds = stackproof::kinds::Kinds::builtin();
+    let kinds = crate::kinds::Kinds::builtin();
     match name {
         None => {
             out!(
@@ -157,7 +154,7 @@ pub fn kinds(name: Option<String>) -> Result<ExitCode, Error> {
 
 /// `stackproof new`: a small working design to start from.
 pub fn new_design(folder: &Path, from: &str) -> Result<ExitCode, Error> {
-    let written = stackproof::design::new_design(folder, from)?;
+    let written = crate::design::new_design(folder, from)?;
     out!(
         "wrote {} ({} files, from {from}); run it with:\n  stackproof check {}",
         folder.display(),

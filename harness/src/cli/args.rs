@@ -65,13 +65,13 @@ pub enum Command {
         /// run (repeatable): SERVER=PATH or HOST:SERVER=PATH, SERVER one of haproxy,
         /// nginx, apache, keepalived, mariadb, php-fpm, prometheus, iptables.
         #[arg(long = "config", value_name = "[HOST:]SERVER=PATH")]
-        configs: Vec<stackproof::config::ConfigArg>,
+        configs: Vec<crate::config::ConfigArg>,
         /// An install script of yours that writes a server's configuration
         /// (SERVER=PATH, e.g. haproxy=./install_lb.sh): run in a throwaway host
         /// with the package installed and no network, package and service
         /// commands made harmless; the file it wrote is checked as --config.
         #[arg(long = "script", value_name = "SERVER=PATH")]
-        scripts: Vec<stackproof::config::ConfigArg>,
+        scripts: Vec<crate::config::ConfigArg>,
         /// Your domain, when your files do not name it in a certificate path,
         /// redirect or Host rule (it becomes the run's foobar.com).
         #[arg(long)]
@@ -81,7 +81,7 @@ pub enum Command {
         /// ADDRESS=HOST, e.g. 10.0.0.5=lb-1. Addresses in HAProxy `server`
         /// lines and keepalived peers are learned without it.
         #[arg(long = "address", value_name = "ADDRESS=HOST")]
-        addresses: Vec<stackproof::config::AddressArg>,
+        addresses: Vec<crate::config::AddressArg>,
     },
     /// Grade a class: one run of a design per submission folder, with the files
     /// found in it by name (haproxy.cfg), mapped as --config does; a checklist
@@ -149,7 +149,7 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// A figure moved when it changed by more than this share of the base's value.
-        #[arg(long, default_value_t = stackproof::diff::DEFAULT_THRESHOLD)]
+        #[arg(long, default_value_t = crate::diff::DEFAULT_THRESHOLD)]
         threshold: f64,
     },
     /// Draw a design's topology without running anything.
