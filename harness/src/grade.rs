@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::claim::{self, Outcome, Verdict};
+use crate::claim::{Outcome, Verdict};
 use crate::config::registry::{self, SERVERS};
 use crate::config::{self, ConfigArg};
 use crate::design::Design;
@@ -237,58 +237,67 @@ pub async fn grade_one(
         .mapping
         .extend(prepared.script_report().iter().cloned());
     graded.mapping.extend(prepared.mapping().iter().cloned());
-    let stack = match prepared.start().await {
-        Ok(s) => s,
+    let runner = crate::run::Runner::new(prepared);
+    let up = std::sync::Mutex::new(None);
+    let ran = runner
+        .run(crate::run::Schedule::InTurn, |e| {
+            if let crate::run::Event::Up(stack) = e {
+                *up.lock().expect("up lock") = Some((
+                    stack.run.id.clone(),
+                    stack.up_time.as_millis(),
+                    stack.image.tag.clone(),
+                ));
+            }
+        })
+        .await;
+    let prepared = runner.prepared();
+    let ran = match ran {
+        Ok(ran) => ran,
         Err(e) if e.is_stackproofs_own() => {
             graded.tool_failed = true;
             graded.error = Some(format!("stackproof could not run it: {}", e.chain()));
             return graded;
         }
         Err(e) => {
-            let full = prepared.explain(&e);
-            // The table's note: the server's first complaint, then the whole of it.
-            let first = full
-                .lines()
-                .find(|l| {
-                    l.contains("[ALERT]")
-                        && !l.contains("Fatal errors")
-                        && !l.contains("Error(s) found")
-                })
-                .map(|l| l.split("] : ").skip(1).collect::<Vec<_>>().join("] : "))
-                .unwrap_or_else(|| full.lines().next().unwrap_or("").to_string());
-            let file = sub
-                .configs
-                .first()
-                .or(sub.scripts.first())
-                .and_then(|c| c.path.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut why = format!("{file} refused: {first}");
-            for h in prepared.hints() {
-                let _ = write!(why, "; instead: {h}");
-            }
-            let _ = write!(why, "\n{full}");
-            graded.error = Some(why);
+            graded.error = Some(refusal(prepared, sub, &e));
             return graded;
         }
     };
-    graded.run = stack.run.id.clone();
-    graded.up_ms = stack.up_time.as_millis();
-    graded.image = stack.image.tag.clone();
-    let ran = crate::run::in_turn(
-        &prepared.design,
-        stack,
-        &prepared.claims,
-        false,
-        claim::run,
-        |_| {},
-    )
-    .await;
+    if let Some((run, up_ms, image)) = up.into_inner().expect("up lock") {
+        (graded.run, graded.up_ms, graded.image) = (run, up_ms, image);
+    }
     graded.outcomes = ran.outcomes;
     let mut kept = removals.lock().expect("removals lock");
     kept.extend(ran.removals);
     kept.push(ran.stack.remove_in_background());
     graded
+}
+
+/// Why a submission's servers refused to start: the server's first
+/// complaint, the known fix, then the whole of it (the table's note).
+fn refusal(prepared: &crate::run::Prepared, sub: &Submission, e: &crate::error::Error) -> String {
+    let full = prepared.explain(e);
+    // The table's note: the server's first complaint, then the whole of it.
+    let first = full
+        .lines()
+        .find(|l| {
+            l.contains("[ALERT]") && !l.contains("Fatal errors") && !l.contains("Error(s) found")
+        })
+        .map(|l| l.split("] : ").skip(1).collect::<Vec<_>>().join("] : "))
+        .unwrap_or_else(|| full.lines().next().unwrap_or("").to_string());
+    let file = sub
+        .configs
+        .first()
+        .or(sub.scripts.first())
+        .and_then(|c| c.path.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut why = format!("{file} refused: {first}");
+    for h in prepared.hints() {
+        let _ = write!(why, "; instead: {h}");
+    }
+    let _ = write!(why, "\n{full}");
+    why
 }
 
 /// How many submissions to run at once, and why: the memory a stack of

@@ -5,25 +5,24 @@
 //! services on each host, `claims.toml` its sentences, each a check kind of
 //! the library with its parameters. A [`Plan`] names a design (and what is
 //! laid over it: a user's config files, a mutant) and [`Plan::prepare`]
-//! reads and checks it all before anything starts. [`Prepared::start`]
-//! builds it as containers from an image made locally from Debian 12
-//! packages, with the run's own DNS server, CA and client, and
-//! [`run::in_turn`] measures its claims one after another on the running
-//! servers, each [`Outcome`] with its evidence and its [`Verdict`]:
+//! reads and checks it all before anything starts. A [`Runner`] runs the
+//! prepared design on a [`Schedule`]: it builds it as containers from an
+//! image made locally from Debian packages, with the run's own DNS server,
+//! CA and client, and measures its claims on the running servers, each
+//! [`Outcome`] with its evidence and its [`Verdict`]:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), stackproof::Error> {
-//! use stackproof::{Event, Plan, Verdict, claim, report, run};
+//! use stackproof::{Event, Plan, Runner, Schedule, report};
 //!
 //! let prepared = Plan::new("simple_web").prepare().await?; // or a folder: "./my_design"
-//! let stack = prepared.start().await?;
 //! let show = |e: Event<'_>| {
 //!     if let Event::Ended(outcome) = e {
 //!         println!("{}", report::checklist_line(outcome));
 //!     }
 //! };
-//! let ran = run::in_turn(&prepared.design, stack, &prepared.claims, false, claim::run, show).await;
-//! let held = ran.outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Pass)).count();
+//! let ran = Runner::new(prepared).run(Schedule::InTurn, show).await?;
+//! let held = ran.outcomes.iter().filter(|o| o.verdict.passed()).count();
 //! println!("{held} of {} claims held", ran.outcomes.len());
 //! # Ok(()) }
 //! ```
@@ -89,7 +88,7 @@ pub use error::Error;
 pub use failure::{CheckResult, Failure, ensure, ensure_eq, ensure_measured};
 pub use kinds::{Facts, Kind, Kinds, Param, Params, ServerView, Ty};
 pub use recorder::{Figure, Recorder};
-pub use run::{Event, Plan, Prepared};
+pub use run::{Event, Plan, Prepared, Runner, Schedule};
 pub use stack::{Fault, Stack, WWW};
 pub use suite::Suite;
 

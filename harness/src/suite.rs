@@ -28,18 +28,13 @@ use crate::claim::{self, Claim, Mutant, Verdict};
 use crate::design::Design;
 use crate::kinds::{Kind, Kinds};
 use crate::report::{checklist_line, checklist_line_short};
-use crate::stack::Fault;
-use crate::stack::Stack;
+use crate::run::MutantPath;
 
-/// The design's own stacks, for the claims and for the mutants a running
-/// stack can take: each used by one test at a time, so there are never
-/// more than test threads. A stack left changed by a fault is discarded;
-/// a start that failed is remembered, and every test that needs a stack
-/// reports it.
+/// The runner, whose pool of the design's stacks the tests take from one
+/// at a time (so there are never more stacks than test threads), and the
+/// turn every test takes.
 struct Pool {
-    design: Arc<Design>,
-    idle: std::sync::Mutex<Vec<Stack>>,
-    failed: std::sync::Mutex<Option<String>>,
+    runner: crate::run::Runner,
     /// Every test holds it to read; a claim of the design whose verdict is
     /// a sub-second time budget holds it to write, so it runs while no
     /// other test of the process starts a stack or restarts services (the
@@ -118,15 +113,6 @@ impl MachineTurn {
 type Shared = Arc<Pool>;
 
 impl Pool {
-    fn new(design: Arc<Design>) -> Shared {
-        Arc::new(Pool {
-            design,
-            idle: Default::default(),
-            failed: Default::default(),
-            quiet: Default::default(),
-        })
-    }
-
     /// The test's turn: alone for a claim of a timed kind, else beside
     /// others; under nextest, among every test process of the machine too.
     async fn turn(&self, claim: Option<&Claim>) -> Turn<'_> {
@@ -141,42 +127,6 @@ impl Pool {
                 _machine: MachineTurn::under_nextest(false).await,
             }
         }
-    }
-
-    /// An idle stack of the design, or a new one.
-    async fn take(&self) -> Result<Stack, Failed> {
-        let not_started = |e: &str| {
-            Failed::from(format!(
-                "the {} stack did not start:\n{e}",
-                self.design.name
-            ))
-        };
-        if let Some(e) = self.failed.lock().expect("pool lock").clone() {
-            return Err(not_started(&e));
-        }
-        if let Some(s) = self.idle.lock().expect("pool lock").pop() {
-            return Ok(s);
-        }
-        start(&self.design, None).await.map_err(|e| {
-            *self.failed.lock().expect("pool lock") = Some(e.clone());
-            not_started(&e)
-        })
-    }
-
-    /// Back in the pool, unless a fault left it changed.
-    fn give_back(&self, stack: Stack) {
-        if stack.tainted() {
-            eprintln!(
-                "stackproof: the {} stack was left changed by a fault; the next test gets a fresh one",
-                self.design.name
-            );
-            return;
-        }
-        self.idle.lock().expect("pool lock").push(stack);
-    }
-
-    fn drain(&self) -> Vec<Stack> {
-        std::mem::take(&mut *self.idle.lock().expect("pool lock"))
     }
 }
 
@@ -292,7 +242,11 @@ fn run(suite: Suite) -> ExitCode {
     let design = Arc::new(design);
     let claims = design.claims.clone();
     let mutants = design.mutants.clone();
-    let shared: Shared = Pool::new(design.clone());
+    let shared: Shared = Arc::new(Pool {
+        runner: crate::run::Runner::new(prepared)
+            .with_notes(|note| eprintln!("stackproof: {note}")),
+        quiet: Default::default(),
+    });
     // nextest runs every test in a process of its own (and says so while
     // listing too): one trial per claim would start a stack per claim, so
     // there the claims are one trial on one stack, each reported in its output.
@@ -309,21 +263,19 @@ fn run(suite: Suite) -> ExitCode {
             .map(|c| claim_trial(c.clone(), runtime.clone(), shared.clone()))
             .collect()
     };
-    let removals: Removals = Default::default();
     // Mutants a running stack of the design may take (same topology; see
     // `Stack::in_place`) queue with the claims on the design's stacks; the
     // others start stacks of their own beside them.
     let reuse = reuse_running_stack();
     let (on_shared, own): (Vec<Mutant>, Vec<Mutant>) = mutants
         .into_iter()
-        .partition(|m| reuse && may_run_in_place(&design, m));
+        .partition(|m| reuse && shared.runner.may_run_in_place(m));
     let trial = |m: Mutant, on_pool: bool| {
         mutant_trial(
             m,
             design.clone(),
             &claims,
             runtime.clone(),
-            removals.clone(),
             shared.clone(),
             on_pool,
         )
@@ -346,12 +298,9 @@ fn run(suite: Suite) -> ExitCode {
     if let Some(p) = prewarm {
         runtime.block_on(p.finish());
     }
-    // Remove the design's stacks inside the runtime, before it shuts down.
-    runtime.block_on(async { drop(shared.drain()) });
-    // Wait for the mutants' stacks still being removed.
-    drop(std::mem::take(
-        &mut *removals.lock().expect("removals lock"),
-    ));
+    // Remove the design's stacks inside the runtime, before it shuts down,
+    // and wait for the mutants' stacks still being removed.
+    runtime.block_on(async { shared.runner.finish() });
     conclusion.exit_code()
 }
 
@@ -405,9 +354,7 @@ fn claim_trial(claim: Claim, rt: Arc<tokio::runtime::Runtime>, shared: Shared) -
     Trial::test(claim.id.clone(), move || {
         rt.block_on(async {
             let _turn = shared.turn(Some(&claim)).await;
-            let stack = shared.take().await?;
-            let outcome = claim::run(&stack, &claim).await;
-            shared.give_back(stack);
+            let outcome = shared.runner.claim(&claim).await?;
             println!("{}", checklist_line(&outcome));
             if outcome.verdict.passed() {
                 Ok(())
@@ -434,9 +381,7 @@ fn all_claims_trial(
             let mut not_held = Vec::new();
             for claim in &claims {
                 let _turn = shared.turn(Some(claim)).await;
-                let stack = shared.take().await?;
-                let outcome = claim::run(&stack, claim).await;
-                shared.give_back(stack);
+                let outcome = shared.runner.claim(claim).await?;
                 println!("{}", checklist_line(&outcome));
                 if !outcome.verdict.passed() && !outcome.verdict.skipped() {
                     not_held.push(format!("{} {}", outcome.verdict.label(), claim.id));
@@ -456,10 +401,6 @@ fn all_claims_trial(
     })
 }
 
-/// Mutants' stacks still being removed while the next mutants run; the
-/// suite waits for them before it exits.
-type Removals = Arc<std::sync::Mutex<Vec<crate::docker::Removal>>>;
-
 /// Whether mutants that change only service files run on the claims'
 /// running stack: yes, unless `STACKPROOF_MUTANTS_FRESH=1` asks for a
 /// fresh stack each (to compare the two ways).
@@ -467,15 +408,14 @@ fn reuse_running_stack() -> bool {
     std::env::var("STACKPROOF_MUTANTS_FRESH").map_or(true, |v| v.is_empty() || v == "0")
 }
 
-/// A mutant's test. With `shared`, it runs on the claims' running stack
+/// A mutant's test. With `on_pool`, it runs on the claims' running stack
 /// when that gives what a fresh start would (see [`Stack::in_place`]),
-/// otherwise on a fresh stack of its own.
+/// otherwise on a fresh stack of its own: the runner decides.
 fn mutant_trial(
     mutant: Mutant,
     design: Arc<Design>,
     claims: &[Claim],
     rt: Arc<tokio::runtime::Runtime>,
-    removals: Removals,
     pool: Shared,
     on_pool: bool,
 ) -> Trial {
@@ -493,57 +433,19 @@ fn mutant_trial(
         };
         rt.block_on(async {
             let _turn = pool.turn(None).await;
-            if on_pool {
-                let shared = &pool;
-                // The mutant's files first: a patch that does not apply must not cost a stack.
-                let fixtures = mutant.apply(design.fixtures.clone()).map_err(|e| Failed::from(e.chain()))?;
-                let stack = shared.take().await?;
-                match stack.in_place(&mutant, fixtures).await {
-                    Ok(Some(in_place)) => {
-                        let applied = stack.apply(Fault::Mutant(&in_place)).await.map(drop);
-                        if let Err(e) = applied {
-                            let undone = stack.restore_faults().await;
-                            shared.give_back(stack);
-                            return Err(Failed::from(format!(
-                                "mutant `{}` ({}) could not be laid on the running stack, so it proves nothing:\n{}{}",
-                                mutant.name,
-                                mutant.why,
-                                e.chain(),
-                                undone.err().map(|u| format!("\nputting the design's files back failed too: {}", u.chain())).unwrap_or_default()
-                            )));
-                        }
-                        // The claim runner undoes the mutant with the claim's own faults.
-                        let outcome = claim::run(&stack, &claim).await;
-                        shared.give_back(stack);
-                        println!(
-                            "mutant {} ({}), on the running stack ({} changed):\n{}",
-                            mutant.name,
-                            mutant.why,
-                            in_place.words(),
-                            checklist_line_short(&outcome)
-                        );
-                        return mutant_verdict(&mutant, &claim, &outcome);
-                    }
-                    // Only a fresh start gives what this mutant is.
-                    Ok(None) => shared.give_back(stack),
-                    Err(e) => {
-                        shared.give_back(stack);
-                        return Err(Failed::from(format!(
-                            "mutant `{}` ({}): its files could not be compared with the running design's, so it proves nothing:\n{}",
-                            mutant.name,
-                            mutant.why,
-                            e.chain()
-                        )));
-                    }
+            let (outcome, path) = pool.runner.mutant(&mutant, &claim, on_pool).await?;
+            let on = match path {
+                MutantPath::InPlace(changed) => {
+                    format!(", on the running stack ({changed} changed)")
                 }
-            }
-            let stack = start(&design, Some(&mutant)).await.map_err(|e| {
-                Failed::from(format!("mutant `{}` ({}) did not start, so it proves nothing:\n{e}", mutant.name, mutant.why))
-            })?;
-            let outcome = claim::run(&stack, &claim).await;
-            let removal = stack.remove_in_background();
-            removals.lock().expect("removals lock").push(removal);
-            println!("mutant {} ({}):\n{}", mutant.name, mutant.why, checklist_line_short(&outcome));
+                MutantPath::Fresh => String::new(),
+            };
+            println!(
+                "mutant {} ({}){on}:\n{}",
+                mutant.name,
+                mutant.why,
+                checklist_line_short(&outcome)
+            );
             mutant_verdict(&mutant, &claim, &outcome)
         })
     })
@@ -571,43 +473,6 @@ fn mutant_verdict(mutant: &Mutant, claim: &Claim, outcome: &claim::Outcome) -> R
             mutant.name, claim.id, f.held, f.runs
         ))),
     }
-}
-
-/// Whether `mutant` keeps `design`'s topology, so a running stack of the
-/// design may take it (the stack decides: [`Stack::in_place`]).
-fn may_run_in_place(design: &Design, mutant: &Mutant) -> bool {
-    mutant.patched_files().is_some()
-        && mutant
-            .apply(design.fixtures.clone())
-            .and_then(|f| crate::spec::Parts::read(&f))
-            .is_ok_and(|theirs| {
-                crate::stack::in_place::same_topology(
-                    &design.parts.spec,
-                    &design.parts.services,
-                    &theirs,
-                )
-            })
-}
-
-async fn start(design: &Design, mutant: Option<&Mutant>) -> Result<Stack, String> {
-    let stack = match mutant {
-        Some(m) => design.start_mutant(m).await,
-        None => design.start().await,
-    }
-    .map_err(|e| e.chain())?;
-    eprintln!(
-        "stackproof: {}{} up in {} ms (run {})",
-        design.name,
-        mutant
-            .map(|m| format!(" [mutant {}]", m.name))
-            .unwrap_or_default(),
-        stack.up_time.as_millis(),
-        stack.run.id
-    );
-    for note in &stack.notes {
-        eprintln!("stackproof: note: {note}");
-    }
-    Ok(stack)
 }
 
 #[cfg(test)]

@@ -427,22 +427,11 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
         .prepare()
         .await
         .unwrap();
-    let mut stack = prepared.start().await.unwrap();
-    let mut runs = Vec::new();
-    for _ in 0..4 {
-        let ran = run::in_turn(
-            &prepared.design,
-            stack,
-            &prepared.claims,
-            false,
-            claim::run,
-            |_: Event<'_>| {},
-        )
-        .await;
-        stack = ran.stack;
-        runs.push(ran.outcomes);
-    }
-    let folded = run::fold_repeats(runs);
+    let ran = run::Runner::new(prepared)
+        .run(run::Schedule::Repeated(4), |_: Event<'_>| {})
+        .await
+        .unwrap();
+    let (folded, stack) = (ran.outcomes, ran.stack);
     assert!(folded[0].verdict.passed(), "{:?}", folded[0].verdict);
     match &folded[1].verdict {
         Verdict::Flaky(f) => {

@@ -4,12 +4,11 @@
 use std::process::ExitCode;
 
 use crate::claim;
-use crate::design::Design;
 use crate::docker;
 use crate::error::Error;
 use crate::images;
 use crate::report;
-use crate::run;
+use crate::run::{self, Plan, Runner, Schedule};
 
 /// Prints min/p50/p95/max of each figure over `runs` runs (of the claims
 /// `only` names, or all). Figures, not verdicts: the budgets are compared
@@ -21,8 +20,8 @@ pub async fn bench(
     cold: bool,
     only: &[String],
 ) -> Result<ExitCode, Error> {
-    let loaded = Design::load(design)?;
-    let claims = &run::select(&loaded.claims, only)?;
+    let plan = Plan::new(design).with_only(only.to_vec());
+    let loaded = plan.clone().prepare().await?.design;
     let design = loaded.name.as_str();
     let docker = docker::connect().await?;
     if cold {
@@ -46,7 +45,7 @@ pub async fn bench(
     // as in a suite: "topology up, a later stack" is that figure.
     let prewarm = (runs > 1).then(crate::skeleton::Prewarm::start);
     for i in 0..runs {
-        figures.one_run(&loaded, claims, i).await?;
+        figures.one_run(plan.clone().prepare().await?, i).await?;
         // docker-compose starting the same hosts, on an idle engine as ours did.
         match crate::compose::hosts_up(&loaded.spec, &image.tag).await {
             Ok(up) => figures.record(COMPOSE_HOSTS, up.took.as_millis() as f64),
@@ -86,29 +85,31 @@ impl Figures {
     }
 
     /// Run `i`: a stack started, the claims run on it, and removed.
-    async fn one_run(
-        &mut self,
-        loaded: &Design,
-        claims: &[claim::Claim],
-        i: usize,
-    ) -> Result<(), Error> {
-        let stack = loaded.start().await?;
-        if i == 0 {
-            // Figures through the probe host and from this machine differ
-            // a little: say which these are (STACKPROOF_TRAFFIC).
-            println!("claims' traffic from {}", stack.client.net.origin());
-        }
-        let up_ms = stack.up_time.as_millis() as f64;
+    async fn one_run(&mut self, prepared: run::Prepared, i: usize) -> Result<(), Error> {
+        let runner = Runner::new(prepared);
+        let up = std::cell::Cell::new((0.0, 0.0));
+        let ran = runner
+            .run(Schedule::InTurn, |e| {
+                if let run::Event::Up(stack) = e {
+                    if i == 0 {
+                        // Figures through the probe host and from this machine
+                        // differ a little: say which these are (STACKPROOF_TRAFFIC).
+                        println!("claims' traffic from {}", stack.client.net.origin());
+                    }
+                    up.set((
+                        stack.up_time.as_millis() as f64,
+                        stack.hosts_up.as_millis() as f64,
+                    ));
+                }
+            })
+            .await?;
+        let (up_ms, hosts_ms) = up.get();
         self.record("topology up, all services ready (ms)", up_ms);
         if i > 0 {
             // The same figure for a stack that is not the process's first.
             self.record("topology up, a later stack of the process (ms)", up_ms);
         }
-        self.record(
-            "hosts created and started, no service yet (ms)",
-            stack.hosts_up.as_millis() as f64,
-        );
-        let ran = run::in_turn(loaded, stack, claims, false, claim::run, |_| {}).await;
+        self.record("hosts created and started, no service yet (ms)", hosts_ms);
         let stack = ran.stack;
         drop(ran.removals);
         let mut claims_ms = 0.0;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::claim;
 use crate::error::Error;
 use crate::report::{self, RunReport};
-use crate::run::{self, Plan};
+use crate::run::{self, Plan, Runner, Schedule};
 
 /// Where `check` writes its reports.
 pub struct Outputs {
@@ -50,7 +50,7 @@ pub async fn check(
     if let Some(m) = &users.mutant {
         println!("stackproof check {design}: with mutant `{m}`");
     }
-    let prepared = Plan::new(design)
+    let mut prepared = Plan::new(design)
         .with_fixtures(fixtures)
         .with_mutant(users.mutant)
         .with_only(only.to_vec())
@@ -64,48 +64,29 @@ pub async fn check(
     {
         println!("  {line}");
     }
-    let loaded = &prepared.design;
-    let design = loaded.name.as_str();
+    // Grouped by the part of the design they speak for, in catalogue order within a part.
+    prepared
+        .claims
+        .sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(&c.id)));
+    let design = prepared.design.name.clone();
     println!("stackproof check {design}: starting the design");
     let started = std::time::Instant::now();
-    // With --stacks N, the others start at the same time as the first: every
-    // stack is up before any claim runs (see run::on_stacks).
-    let others = (1..stacks).map(|_| prepared.start());
-    let (first, others) = futures::join!(prepared.start(), futures::future::join_all(others));
-    let mut stack = match first {
-        Ok(s) => s,
-        Err(e) if prepared.has_users_files() => {
-            println!("your files, mapped onto the run (line numbers are your file's):");
-            for r in prepared.mapping() {
-                println!("{r}");
-            }
-            eprintln!("stackproof: {}", prepared.explain(&e));
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e),
-    };
-    if prepared.has_users_files() {
-        println!("  your files, mapped onto the run (line numbers are your file's):");
-        for r in prepared.mapping_on(&stack) {
-            println!("  {}", r.replace('\n', "\n  "));
-        }
-    }
-    if keep {
-        stack.keep();
-    }
-    print_up(&stack);
-    // Grouped by the part of the design they speak for, in catalogue order within a part.
-    let mut claims = prepared.claims.clone();
-    claims.sort_by_key(|c| report::PARTS.iter().position(|p| *p == report::part(&c.id)));
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if usize::from(stacks) > cores {
         println!(
             "  note: {stacks} stacks on {cores} cores: a timing claim (a failover's outage) may then measure the machine's load, not the design"
         );
     }
+    let runner = Runner::new(prepared).keeping(keep).showing_waits(true);
+    let schedule = match (stacks, repeat.times) {
+        (s, _) if s > 1 => Schedule::OnStacks(s),
+        (_, r) if r > 1 => Schedule::Repeated(r),
+        _ => Schedule::InTurn,
+    };
     // Each outcome as it ends, under its part's heading.
     let part = std::cell::Cell::new("");
     let show = |event: run::Event<'_>| match event {
+        run::Event::Up(stack) => print_up(runner.prepared(), stack),
         run::Event::Ended(o) => {
             if report::part(&o.id) != part.get() {
                 part.set(report::part(&o.id));
@@ -115,16 +96,22 @@ pub async fn check(
         }
         run::Event::Note(note) => println!("  note: {note}"),
     };
-    let (outcomes, stack, _removals) = run_claims(
-        loaded,
-        stack,
-        others,
-        &claims,
-        keep,
-        (stacks, repeat.times),
-        show,
-    )
-    .await;
+    let ran = match runner.run(schedule, show).await {
+        Ok(ran) => ran,
+        Err(e) if runner.prepared().has_users_files() => {
+            let prepared = runner.prepared();
+            println!("your files, mapped onto the run (line numbers are your file's):");
+            for r in prepared.mapping() {
+                println!("{r}");
+            }
+            eprintln!("stackproof: {}", prepared.explain(&e));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
+    let (outcomes, stack, _removals) = (ran.outcomes, ran.stack, ran.removals);
+    let loaded = &runner.prepared().design;
+    let design = loaded.name.as_str();
     print_totals(&outcomes, started);
     let versions = stack.versions().await;
     let r = RunReport {
@@ -149,8 +136,14 @@ pub async fn check(
     Ok(ExitCode::from(claim::exit_code(&outcomes)))
 }
 
-/// The stack's start figures and notes.
-fn print_up(stack: &crate::stack::Stack) {
+/// The user's files as mapped onto the started stack, its start figures and notes.
+fn print_up(prepared: &run::Prepared, stack: &crate::stack::Stack) {
+    if prepared.has_users_files() {
+        println!("  your files, mapped onto the run (line numbers are your file's):");
+        for r in prepared.mapping_on(stack) {
+            println!("  {}", r.replace('\n', "\n  "));
+        }
+    }
     println!(
         "  up in {} ms (run {}, image {}{})",
         stack.up_time.as_millis(),
@@ -165,51 +158,6 @@ fn print_up(stack: &crate::stack::Stack) {
     for note in &stack.notes {
         println!("  note: {}", note.replace('\n', "\n        "));
     }
-}
-
-type Started = crate::error::Result<crate::stack::Stack>;
-
-/// Runs `claims` as the flags say: over `stacks` stacks, `repeat` times on
-/// one (one line per claim at the end), or once in turn. Returns the
-/// outcomes, the stack to report on, and the removals still under way.
-async fn run_claims(
-    loaded: &crate::Design,
-    mut stack: crate::stack::Stack,
-    others: Vec<Started>,
-    claims: &[claim::Claim],
-    keep: bool,
-    (stacks, repeat): (u8, u16),
-    show: impl Fn(run::Event<'_>),
-) -> (
-    Vec<claim::Outcome>,
-    crate::stack::Stack,
-    Vec<crate::docker::Removal>,
-) {
-    if stacks > 1 {
-        let (outcomes, more) = run::on_stacks(&stack, others, claims, keep, show).await;
-        // The other stacks go now, in the background, while the reports are written.
-        let removals = more.into_iter().map(|s| s.remove_in_background()).collect();
-        return (outcomes, stack, removals);
-    }
-    if repeat <= 1 {
-        let ran = run::in_turn(loaded, stack, claims, keep, run_showing_waits, show).await;
-        return (ran.outcomes, ran.stack, ran.removals);
-    }
-    // Every claim again and again on the stack; one line per claim at the end.
-    let (mut runs, mut removals) = (Vec::new(), Vec::new());
-    for r in 1..=repeat {
-        let ran = run::in_turn(loaded, stack, claims, keep, run_showing_waits, |_| {}).await;
-        stack = ran.stack;
-        removals.extend(ran.removals);
-        let held = ran.outcomes.iter().filter(|o| o.verdict.passed()).count();
-        println!("  run {r} of {repeat}: {held} of {} held", claims.len());
-        runs.push(ran.outcomes);
-    }
-    let outcomes = run::fold_repeats(runs);
-    for o in &outcomes {
-        show(run::Event::Ended(o));
-    }
-    (outcomes, stack, removals)
 }
 
 /// The totals, for a reader and (last line) for CI systems.
@@ -262,37 +210,4 @@ fn write_reports(
         std::fs::write(&p, page).map_err(Error::io(format!("write `{}`", p.display())))?;
     }
     Ok(())
-}
-
-/// Runs one claim; at a terminal, a spinner shows it with what it waits
-/// for meanwhile ("scale_up.lb.failover: the VIP to move from lb-1 to lb-2").
-async fn run_showing_waits(stack: &crate::stack::Stack, c: &claim::Claim) -> claim::Outcome {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return claim::run(stack, c).await;
-    }
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
-            .expect("static template"),
-    );
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let recorder = crate::Recorder::default();
-    let run = claim::run_recorded(stack, c, &recorder);
-    tokio::pin!(run);
-    let outcome = loop {
-        tokio::select! {
-            o = &mut run => break o,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                let waiting = recorder.waiting();
-                spinner.set_message(if waiting.is_empty() {
-                    c.id.clone()
-                } else {
-                    format!("{}: waiting for {waiting}", c.id)
-                });
-            }
-        }
-    };
-    spinner.finish_and_clear();
-    outcome
 }

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use crate::claim;
 use crate::design::Design;
 use crate::error::Error;
-use crate::run;
+use crate::run::{Plan, Runner, Schedule};
 
 /// Every mutant against every claim, the way mutation-testing tools report:
 /// which claims discriminate, which mutants break more than they should.
-pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
-    let loaded = Design::load(design)?;
+pub async fn mutants_matrix(located_as: &str) -> Result<ExitCode, Error> {
+    let loaded = Design::load(located_as)?;
     let (claims, mutants) = (&loaded.claims, &loaded.mutants);
     let design = loaded.name.as_str();
     let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
@@ -31,10 +31,12 @@ pub async fn mutants_matrix(design: &str) -> Result<ExitCode, Error> {
     let mut removals = Vec::new();
     let prewarm = crate::skeleton::Prewarm::start();
     for m in mutants {
-        let mutated = loaded.clone().with_mutant(&m.name)?;
-        let row: Vec<char> = match mutated.start().await {
-            Ok(stack) => {
-                let ran = run::in_turn(&mutated, stack, claims, false, claim::run, |_| {}).await;
+        let mutated = Plan::new(located_as)
+            .with_mutant(Some(m.name.clone()))
+            .prepare()
+            .await?;
+        let row: Vec<char> = match Runner::new(mutated).run(Schedule::InTurn, |_| {}).await {
+            Ok(ran) => {
                 // The next mutant starts while this one's stacks go.
                 removals.extend(ran.removals);
                 removals.push(ran.stack.remove_in_background());

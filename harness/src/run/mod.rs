@@ -4,22 +4,24 @@
 //! A [`Plan`] names what to run: a design and everything laid over it (a
 //! folder of the user's files, a mutant, the user's own config files and
 //! install scripts) and which claims. [`Plan::prepare`] reads and checks it
-//! all before any container starts, into a [`Prepared`] run. Then
-//! [`in_turn`] runs claims one after another on a stack, replacing a stack
-//! that a claim left changed, and [`on_stacks`] shares them among several
-//! stacks. Both report as they go through [`Event`]s, so a front end only
-//! prints.
+//! all before any container starts, into a [`Prepared`] run. A [`Runner`]
+//! runs it on a [`Schedule`] (in turn, on several stacks, repeated, or
+//! claim by claim from a pool for libtest) and reports as it goes through
+//! [`Event`]s, so a front end only prints.
 
 use std::path::PathBuf;
 
-use crate::claim::{self, Claim, Outcome};
+use crate::claim::{Claim, Outcome};
 use crate::config::{AddressArg, Applied, ConfigArg};
 use crate::design::Design;
-use crate::docker::Removal;
 use crate::error::{Error, Result};
 use crate::kinds::Kinds;
 use crate::stack::Stack;
 use crate::tempdir::TempDir;
+
+mod runner;
+mod stacks;
+pub use runner::{MutantPath, Ran, Runner, Schedule};
 
 /// What to run, before anything is read: built with the `with_*` methods.
 #[derive(Clone)]
@@ -290,11 +292,6 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Starts the design.
-    pub async fn start(&self) -> Result<Stack> {
-        self.design.start().await
-    }
-
     /// What a folder of the user's fixtures (`--fixtures`) laid over the
     /// design, and a warning for each of its files nothing of the design reads.
     pub fn overlay_report(&self) -> &[String] {
@@ -358,188 +355,13 @@ impl Prepared {
 /// What a run of claims says as it goes.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// The run's first stack is up, before any claim runs.
+    Up(&'a Stack),
     /// A claim ended (in the claims' order, also on several stacks).
     Ended(&'a Outcome),
     /// Something about the stacks the reader should know ("a claim left
     /// the stack changed; the claims after it run on a fresh one").
     Note(String),
-}
-
-/// The end of [`in_turn`]: the outcomes, the stack the last claim ran on,
-/// and the removals of the stacks it replaced (dropping them waits).
-pub struct InTurn {
-    /// One per claim, in order.
-    pub outcomes: Vec<Outcome>,
-    /// The stack the last claim ran on.
-    pub stack: Stack,
-    /// Stacks being removed in the background.
-    pub removals: Vec<Removal>,
-}
-
-/// Runs `claims` one after another on `stack` with `run_one` (normally
-/// [`claim::run`]). A claim that leaves the stack changed (a fault it could
-/// not undo) hands the claims after it a fresh stack of `design`, since
-/// they must measure the design; when none starts, they are not run, each
-/// an ERROR saying why. `keep` keeps the fresh stacks too.
-pub async fn in_turn(
-    design: &Design,
-    mut stack: Stack,
-    claims: &[Claim],
-    keep: bool,
-    run_one: impl AsyncFn(&Stack, &Claim) -> Outcome,
-    on: impl Fn(Event<'_>),
-) -> InTurn {
-    let mut outcomes = Vec::with_capacity(claims.len());
-    let mut removals = Vec::new();
-    for (i, c) in claims.iter().enumerate() {
-        let o = run_one(&stack, c).await;
-        on(Event::Ended(&o));
-        outcomes.push(o);
-        if !stack.tainted() || i + 1 == claims.len() {
-            continue;
-        }
-        match design.start().await {
-            Ok(mut fresh) => {
-                if keep {
-                    fresh.keep();
-                }
-                on(Event::Note(format!(
-                    "{} left the stack changed; the claims after it run on a fresh one (run {}, up in {} ms)",
-                    c.id,
-                    fresh.run.id,
-                    fresh.up_time.as_millis()
-                )));
-                removals.push(std::mem::replace(&mut stack, fresh).remove_in_background());
-            }
-            Err(e) => {
-                let why = format!(
-                    "{} left the stack changed, and a fresh one did not start: {}",
-                    c.id,
-                    e.chain().lines().next().unwrap_or("")
-                );
-                for rest in &claims[i + 1..] {
-                    let o = Outcome::not_run(rest, why.clone());
-                    on(Event::Ended(&o));
-                    outcomes.push(o);
-                }
-                break;
-            }
-        }
-    }
-    InTurn {
-        outcomes,
-        stack,
-        removals,
-    }
-}
-
-pub use crate::repeat::fold_repeats;
-
-/// Shares `claims` among `first` and the `more` stacks that started with
-/// it: each stack takes the next claim when it is free, and every outcome
-/// is reported in the claims' order as soon as the claims before it have
-/// ended. A stack a claim left changed takes no more claims, unless every
-/// other has stopped too. The stacks of `more` that started are returned,
-/// for the caller to remove.
-pub async fn on_stacks(
-    first: &Stack,
-    more: Vec<Result<Stack>>,
-    claims: &[Claim],
-    keep: bool,
-    on: impl Fn(Event<'_>),
-) -> (Vec<Outcome>, Vec<Stack>) {
-    use std::sync::Mutex;
-    let mut started = Vec::new();
-    // Every stack up before any claim: bringing a stack up takes both
-    // cores, and a failover measured meanwhile saw outages of 1.7-2.3 s
-    // instead of 0.3 s.
-    for s in more {
-        match s {
-            Ok(mut s) => {
-                if keep {
-                    s.keep();
-                }
-                on(Event::Note(format!(
-                    "stack {} up in {} ms",
-                    s.run.id,
-                    s.up_time.as_millis()
-                )));
-                started.push(s);
-            }
-            Err(e) => on(Event::Note(format!(
-                "another stack did not start ({}); its share goes to the others",
-                e.chain().lines().next().unwrap_or("")
-            ))),
-        }
-    }
-    let shared = Shared {
-        claims,
-        next: Mutex::new(0),
-        done: Mutex::new(vec![None; claims.len()]),
-        reported: Mutex::new(0),
-        healthy: std::sync::atomic::AtomicUsize::new(1 + started.len()),
-        on: &on,
-    };
-    let workers = std::iter::once(first)
-        .chain(started.iter())
-        .map(|s| shared.worker(s));
-    futures::future::join_all(workers).await;
-    let outcomes = shared
-        .done
-        .into_inner()
-        .expect("outcomes lock")
-        .into_iter()
-        .map(|o| o.expect("every claim ran"))
-        .collect();
-    (outcomes, started)
-}
-
-/// What the stacks of [`on_stacks`] share.
-struct Shared<'a, F: Fn(Event<'_>)> {
-    claims: &'a [Claim],
-    next: std::sync::Mutex<usize>,
-    done: std::sync::Mutex<Vec<Option<Outcome>>>,
-    /// How many outcomes, in order, have been reported.
-    reported: std::sync::Mutex<usize>,
-    /// Stacks still taking claims.
-    healthy: std::sync::atomic::AtomicUsize,
-    on: &'a F,
-}
-
-impl<F: Fn(Event<'_>)> Shared<'_, F> {
-    /// One stack's share: takes the next claim until none is left.
-    async fn worker(&self, stack: &Stack) {
-        use std::sync::atomic::Ordering;
-        let mut counted_out = false;
-        loop {
-            let i = {
-                let mut n = self.next.lock().expect("queue lock");
-                *n += 1;
-                *n - 1
-            };
-            let Some(c) = self.claims.get(i) else { return };
-            let o = claim::run(stack, c).await;
-            let mut done = self.done.lock().expect("outcomes lock");
-            done[i] = Some(o);
-            let mut reported = self.reported.lock().expect("report lock");
-            while let Some(Some(o)) = done.get(*reported) {
-                (self.on)(Event::Ended(o));
-                *reported += 1;
-            }
-            drop((reported, done));
-            if stack.tainted() && !counted_out {
-                counted_out = true;
-                if self.healthy.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    continue;
-                }
-                (self.on)(Event::Note(format!(
-                    "a claim left stack {} changed; the other stacks take the claims left",
-                    stack.run.id
-                )));
-                return;
-            }
-        }
-    }
 }
 
 /// `{{ server-1.public }}` as "server-1's public address", and the other
@@ -570,13 +392,16 @@ fn placeholders_in_words(text: &str) -> String {
 // Starting a design is the runner's, not loading's: reading a design never
 // needs the engine (the layers test in lib.rs holds that direction).
 impl crate::design::Design {
-    /// Starts the design's servers and waits until they are ready.
-    pub async fn start(&self) -> Result<crate::stack::Stack> {
+    /// Starts the design's servers and waits until they are ready (the runner's).
+    pub(super) async fn start(&self) -> Result<crate::stack::Stack> {
         crate::stack::Stack::start_from(&self.name, self.fixtures.clone(), self.parts.clone()).await
     }
 
-    /// Starts the design with mutant `m` laid over it.
-    pub async fn start_mutant(&self, m: &crate::mutant::Mutant) -> Result<crate::stack::Stack> {
+    /// Starts the design with mutant `m` laid over it (the runner's).
+    pub(super) async fn start_mutant(
+        &self,
+        m: &crate::mutant::Mutant,
+    ) -> Result<crate::stack::Stack> {
         crate::stack::Stack::start(&self.name, m.apply(self.fixtures.clone())?).await
     }
 }
