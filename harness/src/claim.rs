@@ -389,17 +389,15 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     if let Verdict::Fail(f) | Verdict::Error(f) = &mut verdict {
         f.logs = claims_logs(stack, claim).await;
     }
-    // A server that never settled at start (HAProxy with every backend
-    // DOWN) is most often the cause of what broke: said with the FAIL, in
-    // the server's own words, not only once above the claims.
-    if let Verdict::Fail(f) = &mut verdict
-        && let Some(cause) = unsettled_servers(&stack.notes)
-    {
-        f.summary.push_str(
-            "
-while ",
-        );
-        f.summary.push_str(&cause);
+    // What the servers show as the cause (a server that never settled, a
+    // scrape a firewall drops, PHP source sent as text...): said with the
+    // FAIL, in the servers' own words, and kept as keys the checklist groups.
+    if let Verdict::Fail(f) = &mut verdict {
+        f.found = crate::diagnose::causes(stack, claim).await;
+        for c in &f.found {
+            f.summary.push_str("\ncause: ");
+            f.summary.push_str(&c.words);
+        }
     }
     // The claims file's pointer for a reader of a FAIL (a student): what
     // to look at, after the failure's own words.
@@ -571,36 +569,6 @@ async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recor
         other => other.clone(),
     };
     ended(verdict, evidence, Some(own))
-}
-
-/// The stack's notes of servers that started but never settled, in one
-/// line: "`haproxy` on lb-1 never settled: web/server-1: DOWN, last check
-/// L7STS 405 Not Allowed; ...".
-fn unsettled_servers(notes: &[String]) -> Option<String> {
-    let said: Vec<String> = notes
-        .iter()
-        .filter(|n| n.contains("did not settle"))
-        .map(|n| {
-            let (head, status) = n.split_once("; it says:\n").unwrap_or((n.as_str(), ""));
-            let who = head
-                .split(" started but did not settle")
-                .next()
-                .unwrap_or(head)
-                .replace(" on host ", " on ");
-            let status: Vec<&str> = status
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .take(4)
-                .collect();
-            if status.is_empty() {
-                format!("{who} never settled")
-            } else {
-                format!("{who} never settled: {}", status.join("; "))
-            }
-        })
-        .collect();
-    (!said.is_empty()).then(|| said.join("; "))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

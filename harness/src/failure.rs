@@ -44,6 +44,26 @@ pub struct Failure {
     /// Whose doing it is; the runner turns it into the [`crate::Verdict`].
     #[serde(skip)]
     pub cause: Cause,
+    /// What the servers showed as the reason, for a FAIL: the same key on
+    /// several FAILs is one cause (the checklist names it once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<Found>,
+}
+
+/// A cause of a FAIL, measured on the running servers after it (see the
+/// diagnosis in the claim runner): a key, the words, and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The same thing found for several claims has the same key.
+    pub key: String,
+    /// What was found, in the servers' own words.
+    pub words: String,
+    /// The host it is on, when one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The server whose file decides it there (`iptables`, `mariadb`, `nginx`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 impl Failure {
@@ -56,6 +76,7 @@ impl Failure {
             evidence: evidence.into(),
             logs: String::new(),
             cause: Cause::Design,
+            found: Vec::new(),
         }
     }
 

@@ -310,6 +310,26 @@ pub fn write_markdown(
         .map_err(Error::io(format!("write `{}`", path.display())))
 }
 
+/// The causes found behind two FAILs or more, each once with the claims
+/// it explains, in the order first met: one thing the user wrote that
+/// broke several claims.
+pub fn shared_causes(outcomes: &[Outcome]) -> Vec<(crate::failure::Found, Vec<String>)> {
+    let mut causes: Vec<(crate::failure::Found, Vec<String>)> = Vec::new();
+    for o in outcomes {
+        let Verdict::Fail(f) = &o.verdict else {
+            continue;
+        };
+        for found in &f.found {
+            match causes.iter_mut().find(|(c, _)| c.key == found.key) {
+                Some((_, ids)) => ids.push(o.id.clone()),
+                None => causes.push((found.clone(), vec![o.id.clone()])),
+            }
+        }
+    }
+    causes.retain(|(_, ids)| ids.len() > 1);
+    causes
+}
+
 /// The `pct` percentile (1 to 100) of `sorted` (ascending), by nearest
 /// rank: the smallest value with at least `pct` % of the values at or
 /// below it. The one rule for every percentile stackproof prints or judges
@@ -321,6 +341,52 @@ pub fn percentile(sorted: &[f64], pct: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cause_behind_several_fails_is_named_once_with_each_claim() {
+        use crate::claim::{Outcome, Verdict};
+        use crate::failure::{Failure, Found};
+        let found = |key: &str| Found {
+            key: key.into(),
+            words: format!("{key}, in words"),
+            host: Some("lb-1".into()),
+            service: Some("iptables".into()),
+        };
+        let outcome = |id: &str, verdict: Verdict| Outcome {
+            id: id.into(),
+            says: String::new(),
+            verdict,
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+            timelines: Vec::new(),
+            budgets: Vec::new(),
+        };
+        let fail = |keys: &[&str]| {
+            Verdict::Fail(Failure {
+                found: keys.iter().map(|k| found(k)).collect(),
+                ..Failure::new("broke", "")
+            })
+        };
+        let outcomes = [
+            outcome("a", fail(&["dropped lb-1"])),
+            outcome("b", Verdict::Pass),
+            outcome("c", fail(&["dropped lb-1", "php source"])),
+            outcome("d", fail(&["php source-alone"])),
+            // An ERROR's causes are not the design's: never grouped.
+            outcome(
+                "e",
+                Verdict::Error(Failure {
+                    found: vec![found("dropped lb-1")],
+                    ..Failure::not_measured("could not", "")
+                }),
+            ),
+        ];
+        let causes = super::shared_causes(&outcomes);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].0.key, "dropped lb-1");
+        assert_eq!(causes[0].1, ["a", "c"]);
+    }
+
     #[test]
     fn a_percentile_is_the_nearest_rank() {
         let v: Vec<f64> = (1..=20).map(f64::from).collect();

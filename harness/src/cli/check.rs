@@ -92,7 +92,7 @@ pub async fn check(
                 part.set(report::part(&o.id));
                 println!("\n{}", part.get());
             }
-            println!("{}", report::checklist_line(o));
+            println!("{}", with_users_files(runner.prepared(), o));
         }
         run::Event::Note(note) => println!("  note: {note}"),
     };
@@ -112,6 +112,7 @@ pub async fn check(
     let (outcomes, stack, _removals) = (ran.outcomes, ran.stack, ran.removals);
     let loaded = &runner.prepared().design;
     let design = loaded.name.as_str();
+    print_causes(runner.prepared(), &outcomes);
     print_totals(&outcomes, started);
     let versions = stack.versions().await;
     let r = RunReport {
@@ -157,6 +158,38 @@ fn print_up(prepared: &run::Prepared, stack: &crate::stack::Stack) {
     );
     for note in &stack.notes {
         println!("  note: {}", note.replace('\n', "\n        "));
+    }
+}
+
+/// The outcome's checklist line, each cause found followed by where it
+/// is in the user's own files.
+fn with_users_files(prepared: &run::Prepared, o: &crate::claim::Outcome) -> String {
+    let mut line = report::checklist_line(o);
+    if let Some(f) = o.verdict.failure() {
+        for found in &f.found {
+            if let Some(at) = prepared.in_users_files(found) {
+                let said = format!("cause: {}", found.words);
+                line = line.replacen(&said, &format!("{said} (your {at})"), 1);
+            }
+        }
+    }
+    line
+}
+
+/// Each cause behind several FAILs once, with where it is in the user's
+/// files: a student fixes a cause, not each claim it broke.
+fn print_causes(prepared: &run::Prepared, outcomes: &[crate::claim::Outcome]) {
+    for (found, ids) in report::shared_causes(outcomes) {
+        let at = prepared
+            .in_users_files(&found)
+            .map(|w| format!(" (your {w})"))
+            .unwrap_or_default();
+        println!(
+            "\none cause behind {} FAILs{at}: {}\n  {}",
+            ids.len(),
+            found.words,
+            ids.join(", ")
+        );
     }
 }
 

@@ -341,6 +341,50 @@ impl Prepared {
         text
     }
 
+    /// Where in the user's own files a cause found on the servers lives:
+    /// the file mapped onto its host for its server, and the line that
+    /// decides it when one does (the incoming policy of a firewall, a
+    /// database's bind-address), as `file:line`.
+    pub fn in_users_files(&self, found: &crate::failure::Found) -> Option<String> {
+        let server = crate::config::registry::server(found.service.as_deref()?)?;
+        let (_, user) = self.applied.sources.iter().find(|(mapped, _)| {
+            let mapped = mapped.to_string_lossy();
+            let on_host = match mapped.split_once("/hosts/") {
+                Some((_, rest)) => found
+                    .host
+                    .as_deref()
+                    .is_none_or(|h| rest.starts_with(&format!("{h}/"))),
+                None => true,
+            };
+            on_host
+                && server
+                    .services
+                    .iter()
+                    .any(|s| mapped.contains(&format!("services/{s}/")))
+        })?;
+        let name = crate::config::file_label(user);
+        let deciding: &[&str] = match server.name {
+            "iptables" => &[
+                "default deny",
+                "default reject",
+                "-P INPUT DROP",
+                ":INPUT DROP",
+            ],
+            "mariadb" => &["bind-address", "bind_address", "skip-networking"],
+            _ => &[],
+        };
+        let line = std::fs::read_to_string(user).ok().and_then(|text| {
+            text.lines().position(|l| {
+                let code = l.split('#').next().unwrap_or("");
+                deciding.iter().any(|d| code.contains(d))
+            })
+        });
+        Some(match line {
+            Some(i) => format!("{name}:{}", i + 1),
+            None => name,
+        })
+    }
+
     /// What the server refused to write instead, one line each.
     pub fn hints(&self) -> &[String] {
         &self.applied.hints
