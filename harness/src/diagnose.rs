@@ -8,13 +8,13 @@
 //! names each key once with every FAIL it explains, so a student fixes a
 //! cause, not seven symptoms.
 
-use crate::claim::Claim;
 use crate::failure::Found;
 use crate::stack::{Stack, WWW};
 
-/// The causes found on `stack` that concern `claim`, each once.
-pub(crate) async fn causes(stack: &Stack, claim: &Claim) -> Vec<Found> {
-    let area = claim.kind.split('.').next().unwrap_or("");
+/// The causes found on `stack` that concern a claim of `kind` (its area,
+/// before the dot, decides which causes can break it), each once.
+pub(crate) async fn causes(stack: &Stack, kind: &str) -> Vec<Found> {
+    let area = kind.split('.').next().unwrap_or("");
     let mut found = unsettled(stack);
     if area == "monitoring" {
         found.extend(failing_scrapes(stack).await);
