@@ -42,6 +42,12 @@ fn unsettled(stack: &Stack) -> Vec<Found> {
                 .next()
                 .unwrap_or(head)
                 .replace(" on host ", " on ");
+            // The stack writes "`haproxy` on host `lb-1`"; a cause names the
+            // host bare, as every other cause does ("Prometheus on mon-1").
+            let who = match who.rsplit_once(" on ") {
+                Some((service, host)) => format!("{service} on {}", host.trim_matches('`')),
+                None => who,
+            };
             let status: Vec<&str> = status
                 .lines()
                 .map(str::trim)
