@@ -393,7 +393,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     // scrape a firewall drops, PHP source sent as text...): said with the
     // FAIL, in the servers' own words, and kept as keys the checklist groups.
     if let Verdict::Fail(f) = &mut verdict {
-        f.found = crate::diagnose::causes(stack, &claim.kind).await;
+        f.found = crate::diagnose::causes(stack, claim.kind).await;
         for c in &f.found {
             f.summary.push_str("\ncause: ");
             f.summary.push_str(&c.words);
