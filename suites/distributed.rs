@@ -3,5 +3,5 @@
 //! and every mutant of `fixtures/designs/distributed/mutants/` failing the claim it names.
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::main("distributed")
+    stackproof::Suite::new("distributed").run()
 }

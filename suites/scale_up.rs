@@ -4,5 +4,5 @@
 //! claim it names.
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::main("scale_up")
+    stackproof::Suite::new("scale_up").run()
 }

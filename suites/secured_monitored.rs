@@ -4,5 +4,5 @@
 //! failing the claim it names.
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::main("secured_monitored")
+    stackproof::Suite::new("secured_monitored").run()
 }

@@ -3,5 +3,5 @@
 //! `fixtures/designs/simple_web/mutants/` failing the claim it names.
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::main("simple_web")
+    stackproof::Suite::new("simple_web").run()
 }

@@ -4,5 +4,5 @@
 //! containers, and every mutant failing the claim it names.
 
 fn main() -> std::process::ExitCode {
-    stackproof::suite::main("simple_web_nginx")
+    stackproof::Suite::new("simple_web_nginx").run()
 }

@@ -20,35 +20,60 @@ pub const CLAIM_DEADLINE: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct Claim {
     /// Its stable ID, e.g. `simple_web.dns.www_a_record`.
-    pub id: String,
+    pub(crate) id: String,
     /// What the design text says.
-    pub says: String,
+    pub(crate) says: String,
     /// The assertion, in one sentence: how the check proves it.
-    pub proves: String,
+    pub(crate) proves: String,
     /// Its check kind's name (`dns.a_record`).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Its parameters, checked against the kind and the design.
-    pub params: std::sync::Arc<crate::kinds::Params>,
+    pub(crate) params: std::sync::Arc<crate::kinds::Params>,
     /// The kind's check.
-    pub check: crate::kinds::KindCheck,
+    pub(crate) check: crate::kinds::KindCheck,
     /// Why the design's owner skips it: reported as SKIP with this reason, never run.
-    pub skip: Option<String>,
+    pub(crate) skip: Option<String>,
     /// The hosts it concerns (its host parameters), for reports that draw the topology.
-    pub hosts: Vec<String>,
+    pub(crate) hosts: Vec<String>,
     /// A documented remedy it is measured on, started beside the design.
-    pub variant: Option<Variant>,
+    pub(crate) variant: Option<Variant>,
     /// What to look at when it fails, from the claims file (`look_at`):
     /// said after the failure's own words, never instead of them.
-    pub look_at: Option<String>,
+    pub(crate) look_at: Option<String>,
     /// Its budgets judged on this percentile of its runs when repeated
     /// (`percentile = 95` in the claims file); none: on every run.
-    pub percentile: Option<u8>,
+    pub(crate) percentile: Option<u8>,
     /// Its kind's facts (timed, servers read): [`crate::kinds::Facts::PLAIN`]
     /// for a Rust claim.
     pub(crate) facts: crate::kinds::Facts,
 }
 
 impl Claim {
+    /// Its stable ID, e.g. `simple_web.dns.www_a_record`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// What the design text says.
+    pub fn says(&self) -> &str {
+        &self.says
+    }
+
+    /// The assertion, in one sentence: how the check proves it.
+    pub fn proves(&self) -> &str {
+        &self.proves
+    }
+
+    /// Its check kind's name (`dns.a_record`; `rust` for a Rust claim).
+    pub fn kind(&self) -> &str {
+        self.kind
+    }
+
+    /// Why the design's owner skips it, when it is skipped.
+    pub fn skip(&self) -> Option<&str> {
+        self.skip.as_deref()
+    }
+
     /// Whether its verdict is a time budget (its kind is timed), so a
     /// suite runs it while nothing else loads the machine.
     pub fn is_timed(&self) -> bool {
@@ -68,7 +93,7 @@ pub struct Variant {
 
 impl Claim {
     /// A claim checked by Rust code of your own, with no parameters: for a
-    /// suite's own checks on a running stack (`claim::run` runs it like any other).
+    /// suite's own checks on a running stack (the runner runs it like any other).
     pub fn rust(
         id: impl Into<String>,
         says: impl Into<String>,
@@ -597,6 +622,6 @@ async fn claims_logs(stack: &Stack, claim: &Claim) -> String {
     out
 }
 
-pub use crate::failure::{Cause, CheckResult, Failure, ensure, ensure_eq, ensure_measured};
+pub use crate::failure::{Cause, CheckResult, Failure};
 pub use crate::mutant::Mutant;
 pub use crate::recorder::Timeline;

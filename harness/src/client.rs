@@ -252,8 +252,6 @@ pub struct Client {
     /// that gives up after [`PROBE_CONNECT_TIMEOUT`] so one lost SYN does not
     /// hide the moment service comes back.
     pub probe: reqwest::Client,
-    /// The resolver all three use (UDP, falling back to nothing).
-    pub dns: DnsClient,
     /// The run's DNS server, as the client reaches it.
     pub dns_server: SocketAddr,
     /// Where the traffic leaves from.
@@ -368,7 +366,6 @@ impl Client {
                 .map(|(_, at)| *at)
                 .collect(),
             recipe: recipe(&normal),
-            dns,
             dns_server,
             net,
         })

@@ -6,13 +6,14 @@
 //! Services are not started on either side of this figure: compose would
 //! need a start script and a healthcheck per host to do what our readiness
 //! does, which would compare a different program. So it is compared with
-//! the part of our start that does the same work ([`crate::stack::Stack::hosts_up`]).
+//! the part of our start that does the same work (the stack's `hosts_up` time).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::docker::{RunGuard, RunId};
 use crate::network::FIRST_HOST;
+use crate::design::Design;
 use crate::spec::DesignSpec;
 
 /// How long compose may take to answer or to start the hosts (it takes
@@ -35,7 +36,8 @@ pub struct ComposeUp {
 /// or why it could not be measured (compose not installed, it failed, it
 /// left a host not running). Everything it created carries the run's
 /// labels and is removed on return.
-pub async fn hosts_up(spec: &DesignSpec, image: &str) -> std::result::Result<ComposeUp, String> {
+pub async fn hosts_up(design: &Design, image: &str) -> std::result::Result<ComposeUp, String> {
+    let spec = &design.spec;
     let found = tokio::time::timeout(
         DEADLINE,
         tokio::process::Command::new("docker-compose")

@@ -210,23 +210,21 @@ mod tests {
 }
 
 /// A design read and checked: topology, claims (each bound to its kind),
-/// mutants. Reading is separate from running: [`Design::start`] runs it.
+/// mutants. Reading is separate from running: [`crate::Runner`] runs it.
 #[derive(Debug, Clone)]
 pub struct Design {
     /// The folder's name (`scale_up`).
-    pub name: String,
-    /// The design's folder.
-    pub dir: PathBuf,
+    pub(crate) name: String,
     /// Its fixture layers (the shared library, the folder, any overlay).
-    pub fixtures: Fixtures,
+    pub(crate) fixtures: Fixtures,
     /// Its topology.
-    pub spec: crate::spec::DesignSpec,
+    pub(crate) spec: crate::spec::DesignSpec,
     /// Its files as the servers start from them (topology, services, zone).
-    pub parts: crate::spec::Parts,
+    pub(crate) parts: crate::spec::Parts,
     /// Its claims, in the claims file's order.
-    pub claims: Vec<crate::claim::Claim>,
+    pub(crate) claims: Vec<crate::claim::Claim>,
     /// Its mutants, by name.
-    pub mutants: Vec<crate::mutant::Mutant>,
+    pub(crate) mutants: Vec<crate::mutant::Mutant>,
 }
 
 /// The fixture layers of design `name_or_path` (a built-in name or a
@@ -235,8 +233,9 @@ pub fn fixtures(name_or_path: &str) -> Result<Fixtures> {
     DesignDir::locate(name_or_path)?.fixtures()
 }
 
-/// The mutants of `design` (a name or a folder): `<design>/mutants/<name>/mutant.toml`.
-pub fn mutants(design: &str) -> Result<Vec<crate::mutant::Mutant>> {
+/// The mutants of `design` (a name or a folder).
+#[cfg(test)]
+pub(crate) fn mutants(design: &str) -> Result<Vec<crate::mutant::Mutant>> {
     DesignDir::locate(design)?.mutants()
 }
 
@@ -276,6 +275,43 @@ struct ClaimEntry {
 }
 
 impl Design {
+    /// The built-in designs' names, simplest first.
+    pub fn builtin_names() -> Vec<String> {
+        builtin_names()
+    }
+
+    /// The fixture layers of design `name_or_path` (a built-in name or a
+    /// folder) without reading its claims: the library, the design's
+    /// folder, STACKPROOF_FIXTURES.
+    pub fn fixtures_of(name_or_path: &str) -> Result<Fixtures> {
+        fixtures(name_or_path)
+    }
+
+    /// The folder's name (`scale_up`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its claims, in the claims file's order.
+    pub fn claims(&self) -> &[crate::claim::Claim] {
+        &self.claims
+    }
+
+    /// Its fixture layers (the shared library, the folder, any overlay).
+    pub fn fixtures(&self) -> &Fixtures {
+        &self.fixtures
+    }
+
+    /// Its hosts' names, as the design file gives them.
+    pub fn host_names(&self) -> Vec<String> {
+        self.spec.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// Its mutants, by name.
+    pub fn mutants(&self) -> &[crate::mutant::Mutant] {
+        &self.mutants
+    }
+
     /// Reads design `name_or_path` (a built-in name or a folder) with the
     /// library's check kinds.
     pub fn load(name_or_path: &str) -> Result<Design> {
@@ -303,6 +339,19 @@ impl Design {
     }
 
     /// The same design over `fixtures`, its topology, services and zone read again.
+    /// The same design on platform `name` (`debian-12`), whatever its
+    /// design.toml says, read again for that release.
+    pub fn on_platform(self, name: &str) -> Result<Design> {
+        let fixtures = self.fixtures.clone().on_platform(name);
+        fixtures.platform()?;
+        self.with_fixtures(fixtures)
+    }
+
+    /// The platform its servers run on.
+    pub fn platform(&self) -> Result<crate::Platform> {
+        self.fixtures.platform()
+    }
+
     fn with_fixtures(self, fixtures: Fixtures) -> Result<Design> {
         let parts = crate::spec::Parts::read(&fixtures)?;
         Ok(Design {
@@ -341,7 +390,6 @@ impl Design {
         }
         Ok(Design {
             name: located.name,
-            dir: located.dir,
             fixtures,
             spec,
             parts,

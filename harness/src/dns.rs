@@ -353,3 +353,37 @@ impl Drop for DnsServer {
         self.shutdown.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The zone a claim changed is put back between claims, and the
+    /// change is named (the claim runner then discards the stack).
+    #[tokio::test]
+    async fn a_changed_zone_is_put_back_and_named() {
+        let zone = "$TTL 60\n@ IN SOA ns.foobar.com. admin.foobar.com. 1 7200 3600 1209600 60\n\
+                    @ IN NS ns.foobar.com.\nns IN A 10.0.0.53\nwww IN A 10.0.0.80\n";
+        let dns = DnsServer::start(
+            Ipv4Addr::LOCALHOST,
+            &Net::Direct,
+            "127.0.0.1:0".parse().unwrap(),
+            "foobar.com.",
+            zone,
+            Path::new("dns.zone"),
+        )
+        .await
+        .unwrap();
+        let design = dns.snapshot().await;
+        assert_eq!(dns.put_back(&design).await, None, "nothing changed yet");
+        dns.set_a("www", &[Ipv4Addr::new(172, 28, 0, 99)], 5)
+            .await
+            .unwrap();
+        let changed = dns.put_back(&design).await.expect("the change is named");
+        assert!(changed.contains("172.28.0.99"), "{changed}");
+        assert_eq!(
+            dns.a_records("www").await.unwrap(),
+            vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 80))]
+        );
+    }
+}

@@ -57,10 +57,11 @@ pub enum Error {
 
     /// The server image had to be built with mmdebstrap but it is not installed.
     #[error(
-        "the engine has no `debian:bookworm-slim` and cannot pull it, and `mmdebstrap` is not \
-         installed to build the server image from Debian's packages (stackproof installs it \
-         itself only as root or with passwordless sudo): run `sudo apt-get install mmdebstrap` \
-         and try again, or set STACKPROOF_BASE_IMAGE to a Debian 12 image the engine has"
+        "the engine has no Debian image of the run's platform (`debian:trixie-slim` for \
+         debian-13) and cannot pull it, and `mmdebstrap` is not installed to build the server \
+         image from Debian's packages (stackproof installs it itself only as root or with \
+         passwordless sudo): run `sudo apt-get install mmdebstrap` and try again, or set \
+         STACKPROOF_BASE_IMAGE_DEBIAN_13 (or _DEBIAN_12) to that release's image the engine has"
     )]
     NoBootstrapTool,
 

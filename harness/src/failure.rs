@@ -55,15 +55,27 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
     /// The same thing found for several claims has the same key.
-    pub key: String,
+    pub(crate) key: String,
     /// What was found, in the servers' own words.
-    pub words: String,
+    pub(crate) words: String,
     /// The host it is on, when one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// The server whose file decides it there (`iptables`, `mariadb`, `nginx`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
+}
+
+impl Found {
+    /// The same cause found for several claims has the same key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What was found, in the servers' own words.
+    pub fn words(&self) -> &str {
+        &self.words
+    }
 }
 
 impl Failure {

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// A design's topology file, in a design's folder.
+pub(crate) const DESIGN_FILE: &str = "design.toml";
+
 /// The layered fixture folders of a run, bottom first.
 #[derive(Debug, Clone)]
 pub struct Fixtures {
@@ -23,6 +26,9 @@ pub struct Fixtures {
     owned: Vec<std::sync::Arc<crate::tempdir::TempDir>>,
     /// The layer of the user's own files (`--config`, mapped), when there is one.
     users: Option<PathBuf>,
+    /// The platform asked for (`--platform`, STACKPROOF_PLATFORM), over
+    /// the design's own setting.
+    platform: Option<String>,
 }
 
 impl Fixtures {
@@ -55,6 +61,9 @@ impl Fixtures {
             layers: vec![Self::builtin_dir()],
             owned: Vec::new(),
             users: None,
+            platform: std::env::var(crate::platform::PLATFORM_ENV)
+                .ok()
+                .filter(|p| !p.is_empty()),
         };
         if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
             f = f.with_overlay(PathBuf::from(dir))?;
@@ -69,11 +78,42 @@ impl Fixtures {
             layers: vec![Self::builtin_dir(), dir],
             owned: Vec::new(),
             users: None,
+            platform: std::env::var(crate::platform::PLATFORM_ENV)
+                .ok()
+                .filter(|p| !p.is_empty()),
         };
         if let Some(dir) = std::env::var_os("STACKPROOF_FIXTURES") {
             f = f.with_overlay(PathBuf::from(dir))?;
         }
         Ok(f)
+    }
+
+    /// Runs on platform `name` (`debian-12`), whatever the design says.
+    pub fn on_platform(mut self, name: &str) -> Self {
+        self.platform = Some(name.to_string());
+        self
+    }
+
+    /// The platform these fixtures run on: the one asked for, else the
+    /// design's `platform` in design.toml, else the platforms file's default.
+    pub fn platform(&self) -> Result<crate::platform::Platform> {
+        let designs = match &self.platform {
+            Some(_) => None,
+            None => self.read(DESIGN_FILE).ok(),
+        };
+        let from_design = match &designs {
+            Some((path, text)) => {
+                let table: toml::Table = toml::from_str(text).map_err(|e| Error::InvalidFixture {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                table.get("platform").and_then(|v| v.as_str()).map(String::from)
+            }
+            None => None,
+        };
+        let asked = self.platform.clone().or(from_design);
+        let (path, text) = self.read(crate::platform::PLATFORMS_FILE)?;
+        crate::platform::Platform::from_file(&text, &path, asked.as_deref())
     }
 
     /// Adds a folder on top: its files replace those of the layers below.
@@ -390,6 +430,7 @@ mod tests {
             layers: vec![a.clone()],
             owned: Vec::new(),
             users: None,
+            platform: None,
         }
         .with_overlay(b.clone())
         .unwrap();
@@ -415,6 +456,7 @@ mod tests {
                 layers: vec![a.clone()],
                 owned: Vec::new(),
                 users: None,
+                platform: None,
             }
             .with_overlay(base.join("missing"))
             .is_err()

@@ -210,7 +210,7 @@ impl Host {
         self.addrs[&self.main_network]
     }
 
-    /// Runs `sh -c cmd` and returns how it ended, within [`EXEC_DEADLINE`].
+    /// Runs `sh -c cmd` and returns how it ended, within a deadline (`EXEC_DEADLINE`, a minute).
     pub async fn exec(&self, cmd: &str) -> Result<ExecOutput> {
         self.exec_within(cmd, EXEC_DEADLINE).await
     }

@@ -1,13 +1,15 @@
-//! Images, built here from Debian 12 packages: no registry is needed.
+//! Images, built here from Debian's packages: no registry is needed.
 //!
-//! One server image, from the recipe in `fixtures/images/server/` (the
-//! packages of every service, the files dpkg leaves out, the steps before
-//! and after the install). When the engine has `debian:bookworm-slim` or can
-//! pull it, the recipe's Dockerfile builds on it; otherwise (no registry, as
-//! on our machines) one `mmdebstrap` pass installs every package and the
-//! result is imported as the image: one download and one install. The tag
-//! is a hash of the recipe (and the base), reused whenever it exists: a warm
-//! run builds nothing.
+//! One server image per platform (a Debian release, see [`crate::Platform`]),
+//! from the one recipe in `fixtures/images/server/` (the packages of every
+//! service, the files dpkg leaves out, the steps before and after the
+//! install), with the platform's names filled in (`php{{ platform.php }}-fpm`).
+//! When the engine has the platform's Debian image (`debian:trixie-slim`) or
+//! can pull it, the recipe's Dockerfile builds on it; otherwise (no
+//! registry, as on our machines) one `mmdebstrap` pass of the platform's
+//! suite installs every package and the result is imported as the image:
+//! one download and one install. The tag is a hash of the recipe, the
+//! platform and the base, reused whenever it exists: a warm run builds nothing.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -23,9 +25,6 @@ use testcontainers::bollard::query_parameters::{
 
 use crate::error::{Error, Result};
 use crate::fixtures::Fixtures;
-
-/// The Debian image we prefer as a base.
-pub(crate) const DEBIAN_SLIM: &str = "debian:bookworm-slim";
 /// The fixture folder holding the server image's recipe.
 pub(crate) const SERVER_RECIPE: &str = "images/server";
 /// How long a pull may try before we conclude no registry is reachable.
@@ -153,7 +152,7 @@ pub struct ImageReport {
 
 /// How the server image is made when the engine has no Debian image: one
 /// mmdebstrap pass over Debian's packages, imported as the image itself.
-pub(crate) const ONE_PASS: &str = "mmdebstrap bookworm (one pass)";
+pub(crate) const ONE_PASS: &str = "mmdebstrap (one pass)";
 /// How long the one pass may take: about a minute here, ten on a slow mirror.
 const ONE_PASS_DEADLINE: Duration = Duration::from_secs(20 * 60);
 
@@ -163,7 +162,7 @@ const ONE_PASS_DEADLINE: Duration = Duration::from_secs(20 * 60);
 pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result<ImageReport> {
     let started = Instant::now();
     let recipe = Recipe::read(fixtures)?;
-    let base = choose_base(docker).await?;
+    let base = choose_base(docker, &recipe.platform).await?;
     let base_id = match &base {
         Some(base) => {
             docker
@@ -310,13 +309,18 @@ impl WaitingForLock {
 /// files dpkg leaves out, the steps before and after the install, and the
 /// Dockerfile that applies them on a base image.
 struct Recipe {
-    /// Relative path and the file on disk, in a stable order.
+    /// Relative path and the file on disk, in a stable order (the
+    /// platforms file left out: only the run's platform goes in).
     files: std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>,
+    /// The platform it is built for: its suite, base image and names.
+    platform: crate::platform::Platform,
 }
 
 impl Recipe {
     fn read(fixtures: &Fixtures) -> Result<Recipe> {
-        let files = fixtures.walk(SERVER_RECIPE)?;
+        let platform = fixtures.platform()?;
+        let mut files = fixtures.walk(SERVER_RECIPE)?;
+        files.remove(std::path::Path::new("platforms.toml"));
         for needed in [
             "packages",
             "dpkg-excludes",
@@ -333,21 +337,27 @@ impl Recipe {
                 });
             }
         }
-        Ok(Recipe { files })
+        Ok(Recipe { files, platform })
     }
 
     fn file(&self, name: &str) -> &std::path::Path {
         &self.files[std::path::Path::new(name)]
     }
 
-    /// The lines of one of its files, without comments and blank lines.
-    fn lines(&self, name: &str) -> Result<Vec<String>> {
+    /// One of its files as the platform has it (`{{ platform.php }}` filled).
+    fn text(&self, name: &str) -> Result<String> {
         let path = self.file(name);
         let text = std::fs::read_to_string(path).map_err(|source| Error::Fixture {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(text
+        Ok(self.platform.fill(&text))
+    }
+
+    /// The lines of one of its files, without comments and blank lines.
+    fn lines(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .text(name)?
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -359,9 +369,14 @@ impl Recipe {
     fn hash(&self, built_on: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(built_on.as_bytes());
+        hasher.update(self.platform.suite().as_bytes());
         for (rel, path) in &self.files {
             hasher.update(rel.to_string_lossy().as_bytes());
-            hasher.update(std::fs::read(path).unwrap_or_default());
+            let text = std::fs::read(path).unwrap_or_default();
+            match std::str::from_utf8(&text) {
+                Ok(text) => hasher.update(self.platform.fill(text).as_bytes()),
+                Err(_) => hasher.update(&text),
+            }
         }
         hasher
             .finalize()
@@ -379,6 +394,11 @@ impl Recipe {
                 path: path.clone(),
                 source,
             })?;
+            // The platform's names filled in, as the one-pass build has them.
+            let bytes = match String::from_utf8(bytes) {
+                Ok(text) => self.platform.fill(&text).into_bytes(),
+                Err(e) => e.into_bytes(),
+            };
             let mut header = tar::Header::new_gnu();
             header.set_size(bytes.len() as u64);
             header.set_mode(0o644);
@@ -438,20 +458,29 @@ async fn build_on_base(
     Ok(())
 }
 
-/// Picks the base image: STACKPROOF_BASE_IMAGE, then `debian:bookworm-slim`
-/// (present or pullable). `None`: there is none, build in one pass.
-async fn choose_base(docker: &Docker) -> Result<Option<String>> {
-    if let Ok(base) = std::env::var("STACKPROOF_BASE_IMAGE") {
-        docker
-            .inspect_image(&base)
-            .await
-            .map_err(Error::docker(format!(
-                "find STACKPROOF_BASE_IMAGE `{base}` in the engine (load or build it first)"
-            )))?;
-        return Ok(Some(base));
+/// Picks the base image for `platform`: STACKPROOF_BASE_IMAGE_<PLATFORM>
+/// (`STACKPROOF_BASE_IMAGE_DEBIAN_13`), then STACKPROOF_BASE_IMAGE, then
+/// the platform's Debian image (`debian:trixie-slim`) when present or
+/// pullable. `None`: there is none, build in one pass.
+async fn choose_base(docker: &Docker, platform: &crate::platform::Platform) -> Result<Option<String>> {
+    let own = format!(
+        "STACKPROOF_BASE_IMAGE_{}",
+        platform.name().to_uppercase().replace('-', "_")
+    );
+    for var in [own.as_str(), "STACKPROOF_BASE_IMAGE"] {
+        if let Ok(base) = std::env::var(var) {
+            docker
+                .inspect_image(&base)
+                .await
+                .map_err(Error::docker(format!(
+                    "find {var} `{base}` in the engine (load or build it first)"
+                )))?;
+            return Ok(Some(base));
+        }
     }
-    if docker.inspect_image(DEBIAN_SLIM).await.is_ok() || try_pull(docker, DEBIAN_SLIM).await {
-        return Ok(Some(DEBIAN_SLIM.to_string()));
+    let slim = platform.base_image();
+    if docker.inspect_image(slim).await.is_ok() || try_pull(docker, slim).await {
+        return Ok(Some(slim.to_string()));
     }
     Ok(None)
 }
@@ -483,7 +512,8 @@ async fn build_in_one_pass(docker: &Docker, recipe: &Recipe, tag: &str, hash: &s
         install_mmdebstrap().await?;
     }
     let progress = Progress::new(&format!(
-        "no registry: building `{tag}` from Debian 12 packages with mmdebstrap (about a minute, once)"
+        "no registry: building `{tag}` from {} packages with mmdebstrap (about a minute, once)",
+        recipe.platform.release()
     ));
     let scratch = crate::tempdir::TempDir::new("image");
     std::fs::create_dir_all(scratch.path())
@@ -511,7 +541,7 @@ async fn build_in_one_pass(docker: &Docker, recipe: &Recipe, tag: &str, hash: &s
         file("after-install.sh")
     ))
     .arg("--customize-hook=chroot \"$1\" sh /tmp/recipe/after-install.sh")
-    .args(["bookworm".as_ref(), tarball.as_os_str()])
+    .args([recipe.platform.suite().as_ref(), tarball.as_os_str()])
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped())
@@ -624,7 +654,7 @@ async fn install_mmdebstrap() -> Result<()> {
     };
     let progress = Progress::new(&format!(
         "no registry and no Debian image: installing `mmdebstrap` with apt-get{} to build \
-         the server image from Debian 12 packages (once)",
+         the server image from Debian's packages (once)",
         if prefix.is_empty() { "" } else { " (sudo)" }
     ));
     for args in [

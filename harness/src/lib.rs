@@ -44,22 +44,22 @@
 
 pub(crate) mod capture;
 pub(crate) mod catalogue;
-pub mod claim;
+pub(crate) mod claim;
 pub mod cli;
 pub(crate) mod client;
 pub mod compose;
 pub(crate) mod config;
-pub mod design;
+pub(crate) mod design;
 pub(crate) mod diagnose;
 pub(crate) mod diff;
 pub(crate) mod dns;
 pub mod docker;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod failure;
 pub mod fixtures;
 pub(crate) mod grade;
 pub(crate) mod graph;
-pub mod host;
+pub(crate) mod host;
 pub(crate) mod html;
 pub mod images;
 pub mod kinds;
@@ -68,6 +68,7 @@ pub(crate) mod merge;
 pub(crate) mod mutant;
 pub(crate) mod network;
 pub(crate) mod pki;
+pub(crate) mod platform;
 pub(crate) mod probe;
 pub(crate) mod reach;
 pub(crate) mod reaper;
@@ -78,13 +79,15 @@ pub mod report;
 pub mod run;
 pub(crate) mod skeleton;
 pub(crate) mod spec;
-pub mod stack;
-pub mod suite;
+pub(crate) mod stack;
+pub(crate) mod suite;
 pub(crate) mod tempdir;
 
 // The types a user's crate needs, at the crate's root.
 pub use claim::{Claim, Outcome, Verdict};
 pub use design::Design;
+pub use host::{ExecOutput, Host};
+pub use platform::Platform;
 pub use error::Error;
 pub use failure::{CheckResult, Failure, Found, ensure, ensure_eq, ensure_measured};
 pub use kinds::{Facts, Kind, Kinds, Param, Params, ServerView, Ty};
@@ -103,9 +106,9 @@ mod layers {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
-    /// Every top-level module and the modules its code (not its tests or
-    /// comments) names as `crate::<module>`.
-    fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    /// Every source file's path under `harness/src` (the binary's left
+    /// out) and its code without test modules; `tests.rs` files are tests.
+    fn code_files() -> Vec<(std::path::PathBuf, String)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/src");
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
@@ -114,16 +117,24 @@ mod layers {
                 let p = e.path();
                 if p.is_dir() && !p.ends_with("bin") {
                     dirs.push(p);
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    files.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    files.push((
+                        p.strip_prefix(&root).unwrap().to_path_buf(),
+                        without_test_modules(&text),
+                    ));
                 }
             }
         }
+        files.sort();
+        files
+    }
+
+    /// Every top-level module and the modules its code (not its tests or
+    /// comments) names as `crate::<module>`.
+    fn imports() -> BTreeMap<String, BTreeSet<String>> {
         let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        // A module's test file (`mod tests;` beside it) is its tests.
-        files.retain(|f| !f.ends_with("tests.rs"));
-        for f in files {
-            let rel = f.strip_prefix(&root).unwrap();
+        for (rel, code) in code_files() {
             let first = rel
                 .components()
                 .next()
@@ -134,8 +145,6 @@ mod layers {
             if module == "lib" {
                 continue;
             }
-            let text = std::fs::read_to_string(&f).unwrap();
-            let code = without_test_modules(&text);
             let deps = graph.entry(module.clone()).or_default();
             for line in code.lines().map(str::trim) {
                 if line.starts_with("//") {
@@ -153,6 +162,28 @@ mod layers {
             }
         }
         graph
+    }
+
+    /// One road: only the runner (`run/`) runs a claim or starts a
+    /// design's stack; every front end chooses a schedule and a sink.
+    #[test]
+    fn only_the_runner_runs_claims_and_starts_designs() {
+        let mut elsewhere = Vec::new();
+        for (rel, code) in code_files() {
+            if rel.starts_with("run") || rel == Path::new("claim.rs") {
+                continue;
+            }
+            for call in ["claim::run(", "claim::run_recorded(", ".start_mutant(", "design.start("] {
+                if code.contains(call) {
+                    elsewhere.push(format!("{} calls {call}", rel.display()));
+                }
+            }
+        }
+        assert!(
+            elsewhere.is_empty(),
+            "claims run and designs start through run::Runner only: {}",
+            elsewhere.join(", ")
+        );
     }
 
     /// `text` without its `#[cfg(test)]` items (a `mod tests { ... }`
@@ -234,7 +265,7 @@ mod layers {
     }
 
     /// What loads a design: reading it needs no engine, no stack and no claim run.
-    const LOADING: &[&str] = &["fixtures", "spec", "design", "mutant"];
+    const LOADING: &[&str] = &["fixtures", "platform", "spec", "design", "mutant"];
     /// What starts, runs and measures.
     const RUNNING: &[&str] = &[
         "stack", "run", "claim", "kinds", "suite", "relay", "probe", "measure", "client", "dns",

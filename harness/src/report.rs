@@ -7,6 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::claim::{Outcome, Verdict};
+
+/// The exit status a run of these outcomes ends with (1 when any claim broke).
+pub use crate::claim::exit_code;
 use crate::error::{Error, Result};
 
 /// One checklist entry: `PASS  id  (ms)  the design's sentence`, the

@@ -19,7 +19,7 @@ use crate::fixtures::Fixtures;
 pub const PROBE_HOST: &str = "stackproof-probe";
 
 /// The topology file of a design folder.
-pub const DESIGN_FILE: &str = "design.toml";
+pub const DESIGN_FILE: &str = crate::fixtures::DESIGN_FILE;
 
 /// A design: its networks, hosts and DNS zone.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -40,6 +40,10 @@ pub struct DesignSpec {
     /// The site's certificate, as the run's CA issues it (`[certificate]`).
     #[serde(default)]
     pub certificate: CertificateSpec,
+    /// The platform its servers run on (`debian-13`), unless a run asks
+    /// for another; none: the platforms file's default.
+    #[serde(default)]
+    pub platform: Option<String>,
 }
 
 /// The fixture a user's mapped file writes when the site's certificate
@@ -315,11 +319,24 @@ impl ServiceSpec {
         })
     }
 
-    /// Reads `services/<name>/service.toml`.
+    /// Reads `services/<name>/service.toml` for the fixtures' platform:
+    /// its `{{ platform.<name> }}` filled, and a line that names another
+    /// release's files (`/etc/php/8.2/` on a platform with PHP 8.4) refused.
     pub fn load(fixtures: &Fixtures, name: &str) -> Result<Self> {
         let rel = format!("services/{name}/service.toml");
         let (path, text) = fixtures.read(&rel)?;
-        toml::from_str(&text).map_err(|e| Error::InvalidFixture {
+        let platform = fixtures.platform()?;
+        if let Some((line, named)) = platform.other_release_named(&text) {
+            return Err(Error::InvalidFixture {
+                path,
+                detail: format!(
+                    "line {line} names `{named}`, another release's; this run's platform is {} ({}): write `{{{{ platform.php }}}}` where the version goes, or run with --platform",
+                    platform.name(),
+                    platform.release()
+                ),
+            });
+        }
+        toml::from_str(&platform.fill(&text)).map_err(|e| Error::InvalidFixture {
             path,
             detail: e.to_string(),
         })

@@ -41,42 +41,42 @@ const READY_POLL: Duration = Duration::from_millis(50);
 /// A running design. Dropping it removes the run's containers and networks.
 pub struct Stack {
     /// The design's name (`simple_web`).
-    pub design: String,
+    pub(crate) design: String,
     /// The design file as read.
-    pub spec: DesignSpec,
+    pub(crate) spec: DesignSpec,
     /// The run's identity.
-    pub run: RunId,
+    pub(crate) run: RunId,
     /// The engine.
-    pub docker: Docker,
+    pub(crate) docker: Docker,
     /// Networks by design name.
-    pub networks: BTreeMap<String, Network>,
+    pub(crate) networks: BTreeMap<String, Network>,
     /// Hosts by design name.
-    pub hosts: BTreeMap<String, Host>,
+    pub(crate) hosts: BTreeMap<String, Host>,
     /// Service definitions by name.
-    pub services: BTreeMap<String, ServiceSpec>,
+    pub(crate) services: BTreeMap<String, ServiceSpec>,
     /// The run's DNS server.
-    pub dns: DnsServer,
+    pub(crate) dns: DnsServer,
     /// The zone's records as the design has them, as they must be between claims.
-    pub design_zone: crate::dns::ZoneSnapshot,
+    pub(crate) design_zone: crate::dns::ZoneSnapshot,
     /// A mutant laid on the stack: its fixtures and design variables.
     laid: std::sync::Mutex<Option<(Fixtures, BTreeMap<String, String>)>>,
     /// The run's PKI.
-    pub pki: Pki,
+    pub(crate) pki: Pki,
     /// The certificate for www.foobar.com, signed by the run's CA.
-    pub www_cert: Leaf,
+    pub(crate) www_cert: Leaf,
     /// The run's client.
-    pub client: Client,
+    pub(crate) client: Client,
     /// The fixture layers this run was built from.
-    pub fixtures: Fixtures,
+    pub(crate) fixtures: Fixtures,
     /// Every `{{ }}` value (addresses and design variables).
-    pub vars: BTreeMap<String, String>,
+    pub(crate) vars: BTreeMap<String, String>,
     /// What the image step did.
-    pub image: ImageReport,
+    pub(crate) image: ImageReport,
     /// From nothing to every service ready (image step excluded).
-    pub up_time: Duration,
+    pub(crate) up_time: Duration,
     /// From nothing to every host created and started, services not yet
     /// (the part of [`Stack::up_time`] docker-compose does the same work for).
-    pub hosts_up: Duration,
+    pub(crate) hosts_up: Duration,
     /// Hosts added at run time so far (for their addresses).
     extra_hosts: AtomicU8,
     /// Faults applied and not yet undone, newest last (see [`Stack::apply`]).
@@ -91,7 +91,7 @@ pub struct Stack {
     /// What the servers said when they started but did not settle (e.g.
     /// HAProxy marking every backend DOWN): shown before the claims, which
     /// then say which sentence that breaks.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     // Last, so the containers go after everything that uses them.
     guard: RunGuard,
 }
@@ -107,7 +107,7 @@ impl std::fmt::Debug for Stack {
 
 impl Stack {
     /// Starts design `design` from `fixtures` and waits until it is ready
-    /// (reads its files first; [`crate::design::Design::start`] reuses
+    /// (reads its files first; the runner reuses
     /// what [`crate::design::Design::load`] read).
     pub async fn start(design: &str, fixtures: Fixtures) -> Result<Stack> {
         let parts = Parts::read(&fixtures)?;
@@ -149,6 +149,8 @@ impl Stack {
         let hosts_up = started.elapsed();
         tracing::debug!(ms = hosts_up.as_millis(), "hosts created and started");
         let mut vars = addresses_and_vars(&spec, &networks)?;
+        // The platform's names (`{{ platform.php }}`) for every fixture.
+        vars.extend(fixtures.platform()?.template_vars());
         // Where clients reach the run's DNS server (the zone's `ns1`): the
         // probe host's port 53, or this machine's gateway when the traffic
         // is local.
@@ -346,6 +348,44 @@ impl Stack {
         Ok(total)
     }
 
+    /// The design's name (`simple_web`).
+    pub fn design(&self) -> &str {
+        &self.design
+    }
+
+    /// The run's id, as the containers' label and names carry it.
+    pub fn run_id(&self) -> &str {
+        &self.run.id
+    }
+
+    /// From nothing to every service ready (the image step excluded).
+    pub fn up_time(&self) -> Duration {
+        self.up_time
+    }
+
+    /// What the servers said when they started but did not settle (HAProxy
+    /// with every backend DOWN), in their own words.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// An HTTP(S) client that reaches the run's hosts by the run's DNS and
+    /// trusts the run's CA, opening a new connection for every request.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client.fresh
+    }
+
+    /// The run's traffic endpoints on loopback (SOCKS5, through the probe
+    /// host into the run's networks), each open only to the run's client.
+    pub fn traffic_endpoints(&self) -> &[std::net::SocketAddr] {
+        &self.client.endpoints
+    }
+
+    /// The A records of `name` in the run's DNS zone now.
+    pub async fn a_records(&self, name: &str) -> Result<Vec<std::net::IpAddr>> {
+        self.dns.a_records(name).await
+    }
+
     /// Whether a fault could not be undone: the stack is no longer the
     /// design, and the next claim needs a fresh one.
     pub fn tainted(&self) -> bool {
@@ -511,7 +551,6 @@ impl Stack {
     }
 }
 
-/// The services the fixture layers define (folders holding a service.toml).
 /// Every host's address on each of its networks (`server-1.public`), each
 /// network's gateway (`public.gateway`), then the design's own variables,
 /// rendered against those.

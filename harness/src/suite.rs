@@ -5,7 +5,7 @@
 //! ```no_run
 //! // tests/my_infra.rs, with `harness = false` for it in Cargo.toml
 //! fn main() -> std::process::ExitCode {
-//!     stackproof::suite::Suite::new(concat!(env!("CARGO_MANIFEST_DIR"), "/infra"))
+//!     stackproof::Suite::new(concat!(env!("CARGO_MANIFEST_DIR"), "/infra"))
 //!         // .kind(my_kind)          a check kind of your own, usable in claims.toml
 //!         // .claim(my_rust_claim)   a Rust check of your own on the same stack
 //!         .run()
@@ -128,11 +128,6 @@ impl Pool {
             }
         }
     }
-}
-
-/// Runs built-in design `design`'s suite; call it from the suite's `main`.
-pub fn main(design: &str) -> ExitCode {
-    Suite::new(design).run()
 }
 
 /// A suite over one design folder: its claims (from `claims.toml`), any

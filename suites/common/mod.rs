@@ -106,8 +106,8 @@ pub fn server_image() -> String {
         let docker = stackproof::docker::connect()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let design = stackproof::design::Design::load("simple_web").unwrap();
-        stackproof::images::ensure_server_image(&docker, &design.fixtures)
+        let design = stackproof::Design::load("simple_web").unwrap();
+        stackproof::images::ensure_server_image(&docker, design.fixtures())
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .tag

@@ -11,11 +11,11 @@ fn a_panicking_test_leaves_nothing_behind() {
         rt.block_on(async {
             let stack = Stack::start(
                 "simple_web",
-                stackproof::design::fixtures("simple_web").unwrap(),
+                stackproof::Design::fixtures_of("simple_web").unwrap(),
             )
             .await
             .unwrap();
-            tx.send(stack.run.id.clone()).unwrap();
+            tx.send(stack.run_id().to_string()).unwrap();
             panic!("a claim blew up mid-run");
         })
     })
@@ -85,48 +85,35 @@ async fn two_runs_at_once_do_not_collide() {
     let (a, b) = tokio::try_join!(
         Stack::start(
             "simple_web",
-            stackproof::design::fixtures("simple_web").unwrap()
+            stackproof::Design::fixtures_of("simple_web").unwrap()
         ),
         Stack::start(
             "simple_web",
-            stackproof::design::fixtures("simple_web").unwrap()
+            stackproof::Design::fixtures_of("simple_web").unwrap()
         )
     )
     .unwrap();
-    assert_ne!(a.run.id, b.run.id);
-    assert_ne!(
-        a.networks["public"].prefix, b.networks["public"].prefix,
-        "two runs share a subnet"
-    );
+    assert_ne!(a.run_id(), b.run_id());
+    let addr = |s: &Stack| s.host("server-1").unwrap().main_addr();
+    assert_ne!(addr(&a), addr(&b), "two runs share a subnet");
+    // Each run's client reaches its own server: the request marked with its
+    // run's id is in its own server's access log and not in the other's.
     for s in [&a, &b] {
-        let body = s
-            .client
-            .fresh
-            .get("http://www.foobar.com/static/hello.txt")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let url = format!("http://www.foobar.com/static/hello.txt?run={}", s.run_id());
+        let body = s.http().get(&url).send().await.unwrap().text().await.unwrap();
         assert!(body.starts_with("Hello from a static file"), "{body}");
-        // Each run's client reaches its own server (the TCP peer as the
-        // client's socket saw it: on the probe host, the agent's).
-        let mark = s.client.mark();
-        let resp = s
-            .client
-            .fresh
-            .get("http://www.foobar.com/")
-            .send()
+    }
+    for (s, other) in [(&a, &b), (&b, &a)] {
+        let log = s
+            .host("server-1")
+            .unwrap()
+            .run("cat /var/log/apache2/access.log")
             .await
             .unwrap();
-        let peer = s.client.peer_of(&resp, mark).unwrap();
-        assert_eq!(
-            peer.ip(),
-            std::net::IpAddr::V4(s.host("server-1").unwrap().main_addr())
-        );
+        assert!(log.contains(&format!("run={}", s.run_id())), "{log}");
+        assert!(!log.contains(&format!("run={}", other.run_id())), "{log}");
     }
-    let runs = [a.run.id.clone(), b.run.id.clone()];
+    let runs = [a.run_id().to_string(), b.run_id().to_string()];
     drop((a, b));
     let docker = docker::connect().await.unwrap();
     for run in runs {
@@ -222,11 +209,11 @@ fn a_run_killed_with_sigkill_leaves_nothing_with_no_later_run() {
 async fn a_stack_removed_in_the_background_is_gone_once_its_removal_is_dropped() {
     let stack = Stack::start(
         "simple_web",
-        stackproof::design::fixtures("simple_web").unwrap(),
+        stackproof::Design::fixtures_of("simple_web").unwrap(),
     )
     .await
     .unwrap();
-    let run = stack.run.id.clone();
+    let run = stack.run_id().to_string();
     let removal = stack.remove_in_background();
     drop(removal);
     let docker = docker::connect().await.unwrap();
@@ -238,15 +225,15 @@ async fn a_stack_removed_in_the_background_is_gone_once_its_removal_is_dropped()
 #[tokio::test(flavor = "multi_thread")]
 async fn the_compose_comparison_starts_the_same_hosts_and_leaves_nothing() {
     debian_tool("docker-compose", &["docker-compose"]);
-    let design = stackproof::design::Design::load("scale_up").unwrap();
+    let design = stackproof::Design::load("scale_up").unwrap();
     let docker = docker::connect().await.unwrap();
-    let image = stackproof::images::ensure_server_image(&docker, &design.fixtures)
+    let image = stackproof::images::ensure_server_image(&docker, design.fixtures())
         .await
         .unwrap();
-    let up = stackproof::compose::hosts_up(&design.spec, &image.tag)
+    let up = stackproof::compose::hosts_up(&design, &image.tag)
         .await
         .unwrap_or_else(|why| panic!("compose did not start the hosts: {why}"));
-    assert_eq!(up.running, design.spec.hosts.len(), "{up:?}");
+    assert_eq!(up.running, design.host_names().len(), "{up:?}");
     assert!(up.took > Duration::ZERO);
     assert_eq!(
         resources_with(&docker, LABEL_RUN, &up.run).await,

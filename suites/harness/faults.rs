@@ -8,12 +8,12 @@ fn errors_mid_fault<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
     _: &'a stackproof::Recorder,
-) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
     Box::pin(async move {
         let _fault = stack
-            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .apply(stackproof::Fault::StopService("server-1", "apache"))
             .await?;
-        Err(stackproof::claim::Failure::not_measured(
+        Err(stackproof::Failure::not_measured(
             "gave up in the middle of a fault",
             "",
         ))
@@ -25,10 +25,10 @@ fn panics_mid_fault<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
     _: &'a stackproof::Recorder,
-) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
     Box::pin(async move {
         let _fault = stack
-            .apply(stackproof::stack::Fault::StopHost("server-1"))
+            .apply(stackproof::Fault::StopHost("server-1"))
             .await?;
         panic!("a claim blew up mid-fault");
     })
@@ -39,10 +39,10 @@ fn breaks_its_own_undo<'a>(
     stack: &'a Stack,
     _: &'a stackproof::kinds::Params,
     _: &'a stackproof::Recorder,
-) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
     Box::pin(async move {
         let _fault = stack
-            .apply(stackproof::stack::Fault::StopService("server-1", "apache"))
+            .apply(stackproof::Fault::StopService("server-1", "apache"))
             .await?;
         stack
             .host("server-1")?
@@ -52,141 +52,194 @@ fn breaks_its_own_undo<'a>(
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_fault_is_undone_however_its_claim_ends() {
-    use stackproof::claim::{self, Claim, Verdict};
-    let stack = Stack::start(
-        "simple_web",
-        stackproof::design::fixtures("simple_web").unwrap(),
-    )
-    .await
-    .unwrap();
-    let static_claim = stackproof::Design::load("simple_web")
-        .map(|d| d.claims)
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id == "simple_web.web.static_by_apache")
-        .unwrap();
-    for (id, check) in [
-        (
-            "test.errors_mid_fault",
-            errors_mid_fault as stackproof::kinds::KindCheck,
-        ),
-        ("test.panics_mid_fault", panics_mid_fault),
-    ] {
-        let broken = Claim::rust(
-            id,
-            "a claim that ends in the middle of its fault",
-            "nothing: it errors or panics mid-fault",
-            check,
-        );
-        let o = claim::run(&stack, &broken).await;
-        assert!(
-            matches!(o.verdict, Verdict::Error(_)),
-            "{id} should be ERROR: {o:?}"
-        );
-        assert!(
-            !stack.tainted(),
-            "{id}: the fault was undone, so the stack is whole"
-        );
-        let next = claim::run(&stack, &static_claim).await;
-        assert!(
-            next.verdict.passed(),
-            "after {id}, the next claim should find the design whole: {}",
-            stackproof::report::checklist_line(&next)
-        );
-    }
-    // A fault that cannot be undone taints the stack, and the claim is not a PASS.
-    let o = claim::run(
-        &stack,
-        &Claim::rust(
-            "test.breaks_its_own_undo",
-            "a claim whose fault cannot be undone",
-            "nothing: its fault cannot be undone",
-            breaks_its_own_undo,
-        ),
-    )
-    .await;
-    assert!(stack.tainted(), "a failed undo must taint the stack");
-    assert!(!o.verdict.passed(), "{o:?}");
+/// A check that the design's static page is served: the stack is whole.
+fn static_page_served<'a>(
+    stack: &'a Stack,
+    _: &'a stackproof::Params,
+    _: &'a stackproof::Recorder,
+) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
+    Box::pin(async move {
+        let url = format!("http://{}/static/hello.txt", stackproof::WWW);
+        let status = stack
+            .http()
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| stackproof::Failure::new(format!("GET {url}: {e}"), ""))?
+            .status();
+        let evidence = format!("GET {url} → {status}");
+        stackproof::ensure(status == 200, format!("answered {status}"), &evidence)?;
+        Ok(evidence)
+    })
 }
 
-/// A check that points www elsewhere in the run's DNS and leaves it so.
-fn leaves_www_changed<'a>(
+/// Runs the claims `only` names of `plan` in turn through the one runner:
+/// their outcomes, what it said between them (a stack replaced) and the
+/// notes of the first stack.
+async fn in_turn(
+    plan: stackproof::Plan,
+    only: &[&str],
+) -> (Vec<stackproof::Outcome>, Vec<String>, Vec<String>) {
+    use stackproof::{Event, Runner, Schedule};
+    use std::sync::Mutex;
+    let prepared = plan
+        .with_only(only.iter().map(|id| id.to_string()).collect())
+        .prepare()
+        .await
+        .unwrap();
+    let (said, notes) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let ran = Runner::new(prepared)
+        .run(Schedule::InTurn, |e| match e {
+            Event::Note(n) => said.lock().unwrap().push(n),
+            Event::Up(stack) => notes
+                .lock()
+                .unwrap()
+                .extend(stack.notes().iter().cloned()),
+            Event::Ended(_) => {}
+        })
+        .await
+        .unwrap();
+    (
+        ran.outcomes,
+        said.into_inner().unwrap(),
+        notes.into_inner().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_is_undone_however_its_claim_ends() {
+    use stackproof::{Claim, Verdict};
+    let whole = |id: &str| {
+        Claim::rust(
+            id,
+            "the design is whole",
+            "its static page is served",
+            static_page_served,
+        )
+    };
+    let ending = |id: &str, check: stackproof::kinds::KindCheck| {
+        Claim::rust(
+            id,
+            "a claim that ends in the middle of its fault",
+            "nothing: it errors, panics or cannot undo its fault",
+            check,
+        )
+    };
+    let ids = [
+        "simple_web.test.errors_mid_fault",
+        "simple_web.test.whole_after_error",
+        "simple_web.test.panics_mid_fault",
+        "simple_web.test.whole_after_panic",
+        "simple_web.test.breaks_its_own_undo",
+        "simple_web.test.whole_after_taint",
+    ];
+    let plan = stackproof::Plan::new("simple_web").with_claims(vec![
+        ending(ids[0], errors_mid_fault),
+        whole(ids[1]),
+        ending(ids[2], panics_mid_fault),
+        whole(ids[3]),
+        ending(ids[4], breaks_its_own_undo),
+        whole(ids[5]),
+    ]);
+    let (outcomes, said, _) = in_turn(plan, &ids).await;
+    let by_id = |id: &str| outcomes.iter().find(|o| o.id == id).unwrap();
+    for (ended, next) in [(ids[0], ids[1]), (ids[2], ids[3])] {
+        assert!(
+            matches!(by_id(ended).verdict, Verdict::Error(_)),
+            "{ended} should be ERROR: {:?}",
+            by_id(ended).verdict
+        );
+        assert!(
+            by_id(next).verdict.passed(),
+            "after {ended}, the next claim should find the design whole: {}",
+            stackproof::report::checklist_line(by_id(next))
+        );
+    }
+    // A fault that cannot be undone taints the stack: the claim is not a
+    // PASS, and the claim after it runs on a fresh stack, which is whole.
+    assert!(!by_id(ids[4]).verdict.passed(), "{:?}", by_id(ids[4]));
+    assert!(
+        by_id(ids[5]).verdict.passed(),
+        "{}",
+        stackproof::report::checklist_line(by_id(ids[5]))
+    );
+    let replaced: Vec<&String> = said
+        .iter()
+        .filter(|n| n.contains("left the stack changed"))
+        .collect();
+    assert_eq!(replaced.len(), 1, "{said:?}");
+    assert!(replaced[0].starts_with(ids[4]), "{said:?}");
+}
+
+/// A check that www resolves, in the run's DNS, to one address that is no
+/// LB's own (the design's VIP), not to an LB a failover pointed it at.
+fn www_on_the_vip<'a>(
     stack: &'a Stack,
-    _: &'a stackproof::kinds::Params,
+    _: &'a stackproof::Params,
     _: &'a stackproof::Recorder,
-) -> futures::future::BoxFuture<'a, stackproof::claim::CheckResult> {
+) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
     Box::pin(async move {
-        stack
-            .dns
-            .set_a("www", &[std::net::Ipv4Addr::new(172, 28, 0, 99)], 5)
-            .await?;
-        Ok("pointed www elsewhere".into())
+        let records = stack.a_records("www").await?;
+        let evidence = format!("www → {records:?}");
+        let mut own = Vec::new();
+        for lb in ["lb-1", "lb-2"] {
+            own.push(std::net::IpAddr::V4(stack.host(lb)?.main_addr()));
+        }
+        stackproof::ensure(records.len() == 1, "www has not one record", &evidence)?;
+        stackproof::ensure(
+            !own.contains(&records[0]),
+            "www is left on an LB's own address",
+            &evidence,
+        )?;
+        Ok(evidence)
     })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
-    use stackproof::claim::{self, Claim, Verdict};
+    use stackproof::{Claim, Event, Runner, Schedule};
     // The health-checked failover changes www's records and runs a check
     // task: when it stopped that task without waiting for it, a check still
     // connecting to the stopped LB wrote www's answer after the records were
-    // put back (www stayed on lb-2's own address). Three times on one stack.
-    let stack = Stack::start(
-        "scale_up",
-        stackproof::design::fixtures("scale_up").unwrap(),
-    )
-    .await
-    .unwrap();
-    let vip = stack.dns.a_records("www").await.unwrap();
-    let failover = stackproof::Design::load("scale_up")
-        .map(|d| d.claims)
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id == "scale_up.remedy.dns_failover")
+    // put back (www stayed on lb-2's own address). Three rounds on one
+    // stack, www checked after each.
+    let prepared = stackproof::Plan::new("scale_up")
+        .with_claims(vec![Claim::rust(
+            "scale_up.test.www_on_the_vip",
+            "www is the VIP between claims",
+            "www's one record is no LB's own address",
+            www_on_the_vip,
+        )])
+        .with_only(vec![
+            "scale_up.remedy.dns_failover".into(),
+            "scale_up.test.www_on_the_vip".into(),
+        ])
+        .prepare()
+        .await
         .unwrap();
-    for round in 1..=3 {
-        let o = claim::run(&stack, &failover).await;
-        assert!(
-            o.verdict.passed(),
-            "round {round}: {}",
-            stackproof::report::checklist_line(&o)
-        );
-        assert_eq!(
-            vip,
-            stack.dns.a_records("www").await.unwrap(),
-            "round {round}: www's records after the claim"
-        );
-        assert!(!stack.tainted(), "round {round}");
+    let said = std::sync::Mutex::new(Vec::new());
+    let ran = Runner::new(prepared)
+        .run(Schedule::Repeated(3), |e| {
+            if let Event::Note(n) = e {
+                said.lock().unwrap().push(n)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(ran.outcomes.len(), 2);
+    for o in &ran.outcomes {
+        assert!(o.verdict.passed(), "{}", stackproof::report::checklist_line(o));
     }
-    // A claim that leaves the zone changed is no PASS: the zone is put
-    // back and the stack marked, so no later claim measures another design.
-    let o = claim::run(
-        &stack,
-        &Claim::rust(
-            "test.leaves_www_changed",
-            "a claim that leaves the DNS zone changed",
-            "nothing: it changes www and leaves it",
-            leaves_www_changed,
-        ),
-    )
-    .await;
-    match &o.verdict {
-        Verdict::Error(f) => assert!(
-            f.summary.contains("DNS zone was not the design") && f.summary.contains("172.28.0.99"),
-            "{}",
-            f.summary
-        ),
-        v => panic!("a claim that changed the zone should be ERROR, not {v:?}"),
-    }
-    assert!(stack.tainted());
-    assert_eq!(vip, stack.dns.a_records("www").await.unwrap(), "put back");
+    let said = said.into_inner().unwrap();
+    assert!(
+        !said.iter().any(|n| n.contains("left the stack changed")),
+        "every round on one stack: {said:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
-    use stackproof::claim::{self, Verdict};
+    use stackproof::Verdict;
     // HAProxy checks a page the web servers do not have: every backend DOWN.
     let dir = std::env::temp_dir().join(format!("sp-broken-{}", std::process::id()));
     let cfg = dir.join("services/haproxy/haproxy.cfg");
@@ -199,38 +252,27 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
                 "option httpchk GET /no-such-page",
             );
     std::fs::write(&cfg, base).unwrap();
-    let fixtures = stackproof::design::fixtures("distributed")
-        .unwrap()
-        .with_overlay(dir.clone())
-        .unwrap();
-    let started = Stack::start("distributed", fixtures).await;
+    let plan = stackproof::Plan::new("distributed").with_fixtures(Some(dir.clone()));
+    let (outcomes, _, notes) = in_turn(plan, &["distributed.lb.round_robin"]).await;
     std::fs::remove_dir_all(&dir).unwrap();
-    let stack = started.expect("the servers start: a broken design is not a start failure");
-    let notes = stack.notes.join("\n");
+    let notes = notes.join("\n");
     assert!(
         notes.contains("haproxy") && notes.contains("DOWN") && notes.contains("L7STS"),
         "the note should quote HAProxy's own view of its servers:\n{notes}"
     );
-    let rr = stackproof::Design::load("distributed")
-        .map(|d| d.claims)
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id == "distributed.lb.round_robin")
-        .unwrap();
-    let o = claim::run(&stack, &rr).await;
     assert!(
-        matches!(o.verdict, Verdict::Fail(_)),
+        matches!(outcomes[0].verdict, Verdict::Fail(_)),
         "round-robin over no live backend is a FAIL: {}",
-        stackproof::report::checklist_line(&o)
+        stackproof::report::checklist_line(&outcomes[0])
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_fault_takes_effect_and_its_guard_undoes_it() {
-    use stackproof::stack::Fault;
+    use stackproof::Fault;
     let stack = Stack::start(
         "distributed",
-        stackproof::design::fixtures("distributed").unwrap(),
+        stackproof::Design::fixtures_of("distributed").unwrap(),
     )
     .await
     .unwrap();
@@ -413,11 +455,11 @@ hosts = ["server-1"]
 /// and a shell that died with its host is replaced without the caller noticing.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hosts_commands_see_what_a_fresh_exec_would() {
-    use stackproof::host::Host;
+    use stackproof::Host;
     let docker = docker::connect().await.unwrap();
     let image = stackproof::images::ensure_server_image(
         &docker,
-        &stackproof::design::fixtures("simple_web").unwrap(),
+        &stackproof::Design::fixtures_of("simple_web").unwrap(),
     )
     .await
     .unwrap();

@@ -11,7 +11,7 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
         "<VirtualHost *:80>\n    NoSuchDirective on\n</VirtualHost>\n",
     )
     .unwrap();
-    let fixtures = stackproof::design::fixtures("simple_web")
+    let fixtures = stackproof::Design::fixtures_of("simple_web")
         .unwrap()
         .with_overlay(dir.clone())
         .unwrap();
@@ -43,7 +43,7 @@ async fn a_config_the_server_rejects_stops_the_run_with_the_servers_own_words() 
 #[test]
 fn unknown_names_say_what_exists() {
     let e = stackproof::Design::load("lamp")
-        .map(|d| d.claims)
+        .map(|d| d.claims().to_vec())
         .unwrap_err()
         .to_string();
     assert!(
@@ -51,14 +51,14 @@ fn unknown_names_say_what_exists() {
         "{e}"
     );
     // Every design of the catalogue has claims, each named under its design.
-    for design in stackproof::design::builtin_names() {
+    for design in stackproof::Design::builtin_names() {
         let design = design.as_str();
-        let claims = stackproof::Design::load(design).map(|d| d.claims).unwrap();
+        let claims = stackproof::Design::load(design).map(|d| d.claims().to_vec()).unwrap();
         assert!(!claims.is_empty(), "{design} has no claims");
         assert!(
             claims
                 .iter()
-                .all(|c| c.id.starts_with(&format!("{design}."))),
+                .all(|c| c.id().starts_with(&format!("{design}."))),
             "{design}: {claims:?}"
         );
     }
@@ -79,7 +79,7 @@ fn unknown_names_say_what_exists() {
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listed}");
-    for design in stackproof::design::builtin_names() {
+    for design in stackproof::Design::builtin_names() {
         assert!(listed.contains(&design), "{listed}");
     }
     assert!(!listed.contains("not implemented"), "{listed}");
@@ -277,15 +277,15 @@ async fn the_runs_traffic_endpoint_refuses_whoever_lacks_its_secret() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = Stack::start(
         "simple_web",
-        stackproof::design::fixtures("simple_web").unwrap(),
+        stackproof::Design::fixtures_of("simple_web").unwrap(),
     )
     .await
     .unwrap();
     assert!(
-        !stack.client.endpoints.is_empty(),
+        !stack.traffic_endpoints().is_empty(),
         "traffic leaves through the probe host"
     );
-    for at in &stack.client.endpoints {
+    for at in stack.traffic_endpoints() {
         // No authentication offered: "no acceptable methods", then closed.
         let mut conn = tokio::net::TcpStream::connect(at).await.unwrap();
         conn.write_all(&[5, 1, 0]).await.unwrap();
@@ -302,8 +302,7 @@ async fn the_runs_traffic_endpoint_refuses_whoever_lacks_its_secret() {
     }
     // The run's own client still gets through.
     let page = stack
-        .client
-        .fresh
+        .http()
         .get(format!("http://{}/static/hello.txt", stackproof::WWW))
         .send()
         .await

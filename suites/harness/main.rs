@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{debian_tool, in_tools_container};
 use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
-use stackproof::error::Error;
+use stackproof::Error;
 use stackproof::fixtures::Fixtures;
-use stackproof::stack::Stack;
+use stackproof::Stack;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::NetworkCreateRequest;
 use testcontainers::bollard::query_parameters::{

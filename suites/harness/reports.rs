@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
-    use stackproof::claim::{Failure, Outcome, Verdict};
+    use stackproof::{Failure, Outcome, Verdict};
     use stackproof::report::{RunReport, write_junit};
     let outcome = |id: &str, verdict: Verdict| Outcome {
         id: id.into(),
@@ -149,10 +149,10 @@ fn the_html_report_renders_in_chromium_with_the_diagram_and_every_claim() {
         "the diagram is not in the rendered page: {dom}"
     );
     for id in stackproof::Design::load("simple_web")
-        .map(|d| d.claims)
+        .map(|d| d.claims().to_vec())
         .unwrap()
         .iter()
-        .map(|c| c.id.clone())
+        .map(|c| c.id().to_string())
     {
         assert!(dom.contains(&id), "claim {id} is not in the rendered page");
     }
@@ -399,7 +399,7 @@ fn diff_names_what_a_mutant_broke_and_nothing_between_two_runs_of_the_design() {
 /// beside it stays PASS.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
-    use stackproof::{Claim, Event, Verdict, claim, run};
+    use stackproof::{Claim, Event, Verdict, run};
     use std::sync::atomic::{AtomicUsize, Ordering};
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     fn every_other_time<'a>(
@@ -440,14 +440,14 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
         }
         v => panic!("{v:?}"),
     }
-    assert_eq!(claim::exit_code(&folded), 1);
+    assert_eq!(stackproof::report::exit_code(&folded), 1);
     let junit = outside_the_repo("flaky").join("junit.xml");
     let versions = Vec::new();
     stackproof::report::write_junit(
         &junit,
         &stackproof::report::RunReport {
             design: "simple_web",
-            run: &stack.run.id,
+            run: stack.run_id(),
             up_ms: 0,
             image_built: false,
             image: "",

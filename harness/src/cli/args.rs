@@ -28,6 +28,10 @@ pub enum Command {
         /// Run the design with one of its mutants laid over it, to see what it breaks.
         #[arg(long)]
         mutant: Option<String>,
+        /// The platform its servers run on (debian-13, debian-12), over the
+        /// design's own `platform` setting.
+        #[arg(long, env = "STACKPROOF_PLATFORM")]
+        platform: Option<String>,
         /// Check only these claims (repeatable); default: all.
         #[arg(long = "claim")]
         claims: Vec<String>,

@@ -47,7 +47,7 @@ pub async fn bench(
     for i in 0..runs {
         figures.one_run(plan.clone().prepare().await?, i).await?;
         // docker-compose starting the same hosts, on an idle engine as ours did.
-        match crate::compose::hosts_up(&loaded.spec, &image.tag).await {
+        match crate::compose::hosts_up(&loaded, &image.tag).await {
             Ok(up) => figures.record(COMPOSE_HOSTS, up.took.as_millis() as f64),
             Err(why) if i == 0 => println!("docker-compose comparison not measured: {why}"),
             Err(_) => {}

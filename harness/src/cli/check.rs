@@ -30,6 +30,8 @@ pub struct UserFiles {
     pub domain: Option<String>,
     pub addresses: Vec<crate::config::AddressArg>,
     pub mutant: Option<String>,
+    /// `--platform`: none is the design's own or the default.
+    pub platform: Option<String>,
 }
 
 pub async fn check(
@@ -53,6 +55,7 @@ pub async fn check(
     let mut prepared = Plan::new(design)
         .with_fixtures(fixtures)
         .with_mutant(users.mutant)
+        .on_platform(users.platform)
         .with_only(only.to_vec())
         .with_users_files(users.configs, users.scripts, users.domain, users.addresses)
         .prepare()
@@ -145,8 +148,13 @@ fn print_up(prepared: &run::Prepared, stack: &crate::stack::Stack) {
             println!("  {}", r.replace('\n', "\n  "));
         }
     }
+    let platform = prepared
+        .design
+        .platform()
+        .map(|p| format!(", {}", p.release()))
+        .unwrap_or_default();
     println!(
-        "  up in {} ms (run {}, image {}{})",
+        "  up in {} ms (run {}, image {}{platform}{})",
         stack.up_time.as_millis(),
         stack.run.id,
         stack.image.tag,

@@ -79,6 +79,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             design,
             fixtures,
             mutant,
+            platform,
             claims,
             json,
             junit,
@@ -99,6 +100,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 domain,
                 addresses,
                 mutant,
+                platform,
             };
             let out = check::Outputs {
                 json,

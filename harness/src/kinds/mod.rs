@@ -28,20 +28,20 @@ use crate::failure::CheckResult;
 use crate::recorder::Recorder;
 use crate::stack::Stack;
 
-pub mod backends;
-pub mod common;
-pub mod db;
-pub mod dns;
-pub mod firewall;
-pub mod lb;
-pub mod monitoring;
-pub mod outage;
-pub mod placement;
-pub mod scaling;
-pub mod tls;
+pub(crate) mod backends;
+pub(crate) mod common;
+pub(crate) mod db;
+pub(crate) mod dns;
+pub(crate) mod firewall;
+pub(crate) mod lb;
+pub(crate) mod monitoring;
+pub(crate) mod outage;
+pub(crate) mod placement;
+pub(crate) mod scaling;
+pub(crate) mod tls;
 pub(crate) mod traffic;
-pub mod vrrp;
-pub mod web;
+pub(crate) mod vrrp;
+pub(crate) mod web;
 
 /// A kind's check: measures one claim on a running stack, given its
 /// parameters, and records its figures, timelines and waits on the recorder.
@@ -390,7 +390,7 @@ impl Kinds {
 }
 
 /// What a parameter is checked against when the claims file is read.
-pub struct Known<'a> {
+pub(crate) struct Known<'a> {
     /// The design's hosts.
     pub hosts: Vec<&'a str>,
     /// The services of the library and the design.
@@ -414,7 +414,7 @@ pub struct Params {
 impl Params {
     /// Checks `given` against `kind` and `known`; `file` and `claim` name
     /// where the claim is in errors.
-    pub fn check(
+    pub(crate) fn check(
         kind: &Kind,
         given: toml::Table,
         known: &Known<'_>,
@@ -513,7 +513,7 @@ impl Params {
     }
 
     /// A rules parameter (checked when the claims file was read).
-    pub fn rules(&self, name: &str) -> Vec<firewall::Rule> {
+    pub(crate) fn rules(&self, name: &str) -> Vec<firewall::Rule> {
         firewall::Rule::parse_all(self.get(name), &[]).unwrap_or_default()
     }
 

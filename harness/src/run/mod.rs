@@ -36,6 +36,7 @@ pub struct Plan {
     domain: Option<String>,
     addresses: Vec<AddressArg>,
     only: Vec<String>,
+    platform: Option<String>,
 }
 
 impl Plan {
@@ -52,6 +53,7 @@ impl Plan {
             domain: None,
             addresses: Vec::new(),
             only: Vec::new(),
+            platform: None,
         }
     }
 
@@ -95,6 +97,13 @@ impl Plan {
         self
     }
 
+    /// On this platform (`--platform debian-12`); none: STACKPROOF_PLATFORM,
+    /// else the design's own setting, else the default.
+    pub fn on_platform(mut self, platform: Option<String>) -> Plan {
+        self.platform = platform;
+        self
+    }
+
     /// Only these claims (`--claim`); none means all.
     pub fn with_only(mut self, ids: Vec<String>) -> Plan {
         self.only = ids;
@@ -106,6 +115,9 @@ impl Plan {
     /// files: every mistake is found here, before the design starts.
     pub async fn prepare(self) -> Result<Prepared> {
         let mut design = Design::load_with(&self.design, &self.kinds)?;
+        if let Some(p) = &self.platform {
+            design = design.on_platform(p)?;
+        }
         design.claims.extend(self.extra_claims);
         if let Some(m) = &self.mutant {
             design = design.with_mutant(m)?;

@@ -13,7 +13,7 @@ use crate::spec::HostSpec;
 
 impl Stack {
     /// Applies a fault and returns the guard that undoes it. Undo it with
-    /// [`FaultGuard::restore`] where the claim wants the design whole again;
+    /// the guard's `restore` where the claim wants the design whole again;
     /// whatever way a claim ends instead (an error, `?`, its deadline, a
     /// panic), the claim runner undoes what is left ([`Stack::restore_faults`]).
     pub async fn apply(&self, fault: Fault<'_>) -> Result<FaultGuard<'_>> {
