@@ -46,6 +46,12 @@ struct Expectation {
     /// Texts the output must not contain.
     #[serde(default)]
     says_not: Vec<String>,
+    /// Per platform (`[on.debian-12]`), the verdicts on it, for a file
+    /// whose verdicts differ between releases: the run is one `check
+    /// --platform` over all of them, a report per platform. An empty
+    /// table: the platform refuses the file (no claim runs there).
+    #[serde(default)]
+    on: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Every `*.expect.toml` under `tests/corpus/`, sorted.
@@ -87,8 +93,18 @@ fn run(path: &Path) -> Result<(), Failed> {
     }
     cmd.args(&want.args);
     // Only the claims concerned; none for a refusal, which stops before any.
-    for c in want.verdicts.keys() {
+    let mut claims: Vec<&String> = want.verdicts.keys().collect();
+    for verdicts in want.on.values() {
+        claims.extend(verdicts.keys());
+    }
+    claims.sort();
+    claims.dedup();
+    for c in claims {
         cmd.args(["--claim", &format!("{}.{c}", want.design)]);
+    }
+    if !want.on.is_empty() {
+        let platforms: Vec<&str> = want.on.keys().map(String::as_str).collect();
+        cmd.args(["--platform", &platforms.join(",")]);
     }
     let out = cmd
         .arg("--json")
@@ -100,27 +116,20 @@ fn run(path: &Path) -> Result<(), Failed> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut got = BTreeMap::new();
-    if let Ok(report) = std::fs::read_to_string(&json) {
-        let report: serde_json::Value =
-            serde_json::from_str(&report).map_err(|e| format!("report: {e}"))?;
-        for c in report["claims"].as_array().into_iter().flatten() {
-            let id = c["id"].as_str().unwrap_or_default();
-            let short = id.strip_prefix(&format!("{}.", want.design)).unwrap_or(id);
-            got.insert(
-                short.to_string(),
-                c["verdict"].as_str().unwrap_or_default().to_string(),
-            );
-        }
-        let _ = std::fs::remove_file(&json);
-    }
     let mut wrong = Vec::new();
-    for (claim, verdict) in &want.verdicts {
-        match got.get(claim) {
-            Some(v) if v == verdict => {}
-            Some(v) => wrong.push(format!("{claim}: expected {verdict}, got {v}")),
-            None => wrong.push(format!("{claim}: expected {verdict}, not run")),
+    if want.on.is_empty() {
+        let got = verdicts_in(&json, &want.design)?;
+        compare(&want.verdicts, &got, "", &mut wrong);
+    }
+    for (platform, verdicts) in &want.on {
+        // check --platform a,b writes report.<platform>.json beside --json.
+        let stem = json.file_stem().unwrap_or_default().to_string_lossy();
+        let own = json.with_file_name(format!("{stem}.{platform}.json"));
+        let got = verdicts_in(&own, &want.design)?;
+        if verdicts.is_empty() && !got.is_empty() {
+            wrong.push(format!("on {platform}: expected a refusal, but claims ran"));
         }
+        compare(verdicts, &got, &format!("on {platform}: "), &mut wrong);
     }
     if out.status.code() != Some(want.exit) {
         wrong.push(format!(
@@ -149,6 +158,43 @@ fn run(path: &Path) -> Result<(), Failed> {
         wrong.join("\n  ")
     )
     .into())
+}
+
+/// The verdicts of a JSON report, by claim ID without the design's
+/// prefix; none when there is no report (the file was refused). The
+/// report is removed once read.
+fn verdicts_in(json: &Path, design: &str) -> Result<BTreeMap<String, String>, Failed> {
+    let mut got = BTreeMap::new();
+    if let Ok(report) = std::fs::read_to_string(json) {
+        let report: serde_json::Value =
+            serde_json::from_str(&report).map_err(|e| format!("report: {e}"))?;
+        for c in report["claims"].as_array().into_iter().flatten() {
+            let id = c["id"].as_str().unwrap_or_default();
+            let short = id.strip_prefix(&format!("{design}.")).unwrap_or(id);
+            got.insert(
+                short.to_string(),
+                c["verdict"].as_str().unwrap_or_default().to_string(),
+            );
+        }
+        let _ = std::fs::remove_file(json);
+    }
+    Ok(got)
+}
+
+/// Each expected verdict against the one reported, a line per disagreement.
+fn compare(
+    want: &BTreeMap<String, String>,
+    got: &BTreeMap<String, String>,
+    on: &str,
+    wrong: &mut Vec<String>,
+) {
+    for (claim, verdict) in want {
+        match got.get(claim) {
+            Some(v) if v == verdict => {}
+            Some(v) => wrong.push(format!("{on}{claim}: expected {verdict}, got {v}")),
+            None => wrong.push(format!("{on}{claim}: expected {verdict}, not run")),
+        }
+    }
 }
 
 fn main() {

@@ -133,6 +133,12 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
             let bytes =
                 std::fs::read(&path).map_err(Error::io(format!("read `{}`", path.display())))?;
             let bytes = match String::from_utf8(bytes) {
+                // The new design says which release its servers run on, so a
+                // later change of the default does not move it.
+                Ok(text) if rel == Path::new(crate::spec::DESIGN_FILE) && !text.contains("\nplatform") => {
+                    let platform = source.fixtures()?.platform()?;
+                    insert_platform(&text, platform.name()).into_bytes()
+                }
                 Ok(text) if path.extension().is_some_and(|e| e == "toml") => {
                     text.replace(&old_prefix, &new_prefix).into_bytes()
                 }
@@ -145,6 +151,20 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
         }
     }
     Ok(written)
+}
+
+/// `design_toml` with `platform = "<name>"` before its first table (a
+/// top-level key must come before any `[table]` in TOML).
+fn insert_platform(design_toml: &str, name: &str) -> String {
+    let line = format!(
+        "# The Debian release its servers run on (debian-13, debian-12); --platform overrides it.\nplatform = \"{name}\"\n"
+    );
+    let at = design_toml
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| design_toml[i..].starts_with('['))
+        .unwrap_or(design_toml.len());
+    format!("{}{line}\n{}", &design_toml[..at], &design_toml[at..])
 }
 
 /// The folder of the built-in designs.

@@ -108,11 +108,13 @@ pub enum Error {
 
     /// A server rejected its configuration.
     #[error(
-        "`{service}` on host `{host}` rejects its configuration (from `{file}`):\n$ {command}\n{output}"
+        "`{service}` on host `{host}` ({version}) rejects its configuration (from `{file}`):\n$ {command}\n{output}"
     )]
     ConfigRejected {
         /// The service.
         service: String,
+        /// The running server's version, in its own words (`HAProxy version 3.0.11-1+deb13u5 ...`).
+        version: String,
         /// The host.
         host: String,
         /// The fixture file(s) the configuration came from.

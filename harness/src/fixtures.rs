@@ -116,6 +116,17 @@ impl Fixtures {
         crate::platform::Platform::from_file(&text, &path, asked.as_deref())
     }
 
+    /// The platform asked for (`--platform`, STACKPROOF_PLATFORM), if any.
+    pub(crate) fn asked_platform(&self) -> Option<&str> {
+        self.platform.as_deref()
+    }
+
+    /// Every platform's name, as the platforms file lists them.
+    pub fn platform_names(&self) -> Result<Vec<String>> {
+        let (path, text) = self.read(crate::platform::PLATFORMS_FILE)?;
+        crate::platform::Platform::names(&text, &path)
+    }
+
     /// Adds a folder on top: its files replace those of the layers below.
     pub fn with_overlay(mut self, dir: PathBuf) -> Result<Self> {
         if !dir.is_dir() {

@@ -223,6 +223,7 @@ pub async fn grade_one(
         return graded;
     }
     let plan = crate::run::Plan::new(located_as)
+        .on_platform(design.fixtures.asked_platform().map(String::from))
         .with_only(only.to_vec())
         .with_users_files(configs, sub.scripts.clone(), None, Vec::new());
     let prepared = match plan.prepare().await {
@@ -413,6 +414,7 @@ impl ClassReport {
             }
             x.push_str(&crate::report::junit_suite(&crate::report::RunReport {
                 design: &g.name,
+                platform: "",
                 run: &g.run,
                 up_ms: g.up_ms,
                 image_built: false,

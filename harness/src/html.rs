@@ -371,11 +371,16 @@ pub fn section(design: &Design, report: &RunReport<'_>, total_s: f64, heading: &
     let mut h = format!("<section id=\"{}\">", esc(report.design));
     let _ = write!(
         h,
-        "<{heading}>stackproof check {}</{heading}><div class=\"facts\">{}<br>run <code>{}</code>, image <code>{}</code>{}, up in {} ms, checked in {total_s:.1} s</div>",
+        "<{heading}>stackproof check {}</{heading}><div class=\"facts\">{}<br>run <code>{}</code>, image <code>{}</code>{}{}, up in {} ms, checked in {total_s:.1} s</div>",
         esc(report.design),
         esc(&design.spec.summary),
         esc(report.run),
         esc(report.image),
+        if report.platform.is_empty() {
+            String::new()
+        } else {
+            format!(" on <code>{}</code>", esc(report.platform))
+        },
         if report.image_built {
             " (built for this run)"
         } else {

@@ -161,19 +161,7 @@ const ONE_PASS_DEADLINE: Duration = Duration::from_secs(20 * 60);
 /// pull it), otherwise in one mmdebstrap pass.
 pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result<ImageReport> {
     let started = Instant::now();
-    let recipe = Recipe::read(fixtures)?;
-    let base = choose_base(docker, &recipe.platform).await?;
-    let base_id = match &base {
-        Some(base) => {
-            docker
-                .inspect_image(base)
-                .await
-                .map_err(Error::docker(format!("inspect base image `{base}`")))?
-                .id
-        }
-        None => None,
-    };
-    let hash = recipe.hash(base_id.as_deref().unwrap_or(ONE_PASS));
+    let (recipe, base, hash) = planned(docker, fixtures).await?;
     let tag = format!("stackproof/server:{hash}");
     let report = |built: bool, size: u64| ImageReport {
         tag: tag.clone(),
@@ -204,6 +192,25 @@ pub async fn ensure_server_image(docker: &Docker, fixtures: &Fixtures) -> Result
             detail: format!("the build ended without an image: {e}"),
         })?;
     Ok(report(true, image.size.unwrap_or(0) as u64))
+}
+
+/// The recipe for the fixtures' platform, the base it would be built on
+/// (none: one mmdebstrap pass) and its hash, the image's tag.
+async fn planned(docker: &Docker, fixtures: &Fixtures) -> Result<(Recipe, Option<String>, String)> {
+    let recipe = Recipe::read(fixtures)?;
+    let base = choose_base(docker, &recipe.platform).await?;
+    let base_id = match &base {
+        Some(base) => {
+            docker
+                .inspect_image(base)
+                .await
+                .map_err(Error::docker(format!("inspect base image `{base}`")))?
+                .id
+        }
+        None => None,
+    };
+    let hash = recipe.hash(base_id.as_deref().unwrap_or(ONE_PASS));
+    Ok((recipe, base, hash))
 }
 
 /// How long a process waits for another one's build: the longest a build
@@ -808,6 +815,33 @@ pub(crate) async fn load(
     Ok(loaded)
 }
 
+/// The version of every server the image installed, in each server's own
+/// words (its service file's `version` command, run in a throwaway
+/// container of `tag` on no network), one line per server, by service.
+pub(crate) async fn server_versions(
+    docker: &Docker,
+    fixtures: &Fixtures,
+    tag: &str,
+) -> Result<Vec<(String, String)>> {
+    crate::reaper::ensure(docker, tag).await;
+    let run = crate::docker::RunId::new();
+    let _guard = crate::docker::RunGuard::new(&run);
+    let host = crate::host::Host::create_isolated(docker, &run, tag, "versions").await?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for name in crate::spec::service_names(fixtures) {
+        let Some(cmd) = crate::spec::ServiceSpec::load(fixtures, &name)?.version else {
+            continue;
+        };
+        let said = host.exec(&cmd).await?.combined();
+        let said = said.lines().next().unwrap_or("").trim().to_string();
+        // Two services of one server (mariadb, mariadb-primary) say it once.
+        if !said.is_empty() && !out.iter().any(|(_, v)| *v == said) {
+            out.push((name, said));
+        }
+    }
+    Ok(out)
+}
+
 /// Removes server images of older recipes (each is about 1 GB) and the
 /// test suites' tools images; keeps the current server image and any image
 /// a container still uses. Returns the tags removed.
@@ -815,7 +849,12 @@ pub(crate) async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<St
     use testcontainers::bollard::query_parameters::{
         ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
     };
-    let current = ensure_server_image(docker, fixtures).await?.tag;
+    // Every platform's current image stays, built or not.
+    let mut current = Vec::new();
+    for name in fixtures.platform_names()? {
+        let (_, _, hash) = planned(docker, &fixtures.clone().on_platform(&name)).await?;
+        current.push(format!("stackproof/server:{hash}"));
+    }
     let filter = HashMap::from([("reference", vec!["stackproof/server"])]);
     let images = docker
         .list_images(Some(
@@ -838,7 +877,7 @@ pub(crate) async fn prune(docker: &Docker, fixtures: &Fixtures) -> Result<Vec<St
     // Tools first: they are children of a server image, whose removal
     // waits for them. By tag, so a parent with children is only untagged.
     for image in tools.into_iter().chain(images) {
-        if image.repo_tags.contains(&current) {
+        if image.repo_tags.iter().any(|t| current.contains(t)) {
             continue;
         }
         for tag in &image.repo_tags {

@@ -18,6 +18,9 @@ use crate::report::RunReport;
 pub struct SavedReport {
     /// The design, as the run named it (a built-in name or a folder).
     pub design: String,
+    /// The platform its servers ran on (none in reports of older versions).
+    #[serde(default)]
+    pub platform: String,
     /// The run id.
     pub run: String,
     /// ms from nothing to all services ready.
@@ -41,6 +44,7 @@ impl SavedReport {
     pub fn view(&self) -> RunReport<'_> {
         RunReport {
             design: &self.design,
+            platform: &self.platform,
             run: &self.run,
             up_ms: self.up_ms,
             image_built: self.image_built,

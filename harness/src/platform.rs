@@ -82,6 +82,19 @@ impl Platform {
         })
     }
 
+    /// The names of every platform in the platforms file's text.
+    pub(crate) fn names(text: &str, path: &Path) -> Result<Vec<String>> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::InvalidFixture {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(table
+            .get("platform")
+            .and_then(toml::Value::as_table)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// Its name (`debian-13`).
     pub fn name(&self) -> &str {
         &self.name

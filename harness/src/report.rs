@@ -114,6 +114,8 @@ fn indent(text: &str, n: usize) -> String {
 pub struct RunReport<'a> {
     /// The design.
     pub design: &'a str,
+    /// The platform its servers ran on (`debian-13`).
+    pub platform: &'a str,
     /// The run id (labels of its containers).
     pub run: &'a str,
     /// ms from nothing to all services ready.
@@ -157,6 +159,13 @@ pub fn junit_suite(report: &RunReport<'_>) -> String {
         xml(report.design),
         report.claims.len()
     );
+    if !report.platform.is_empty() {
+        let _ = writeln!(
+            x,
+            "  <properties><property name=\"platform\" value=\"{}\"/></properties>",
+            xml(report.platform)
+        );
+    }
     for o in report.claims {
         let _ = write!(
             x,
@@ -441,6 +450,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("sp-junit-{}.xml", std::process::id()));
         let report = RunReport {
             design: "d",
+            platform: "debian-13",
             run: "r",
             up_ms: 1,
             image_built: false,

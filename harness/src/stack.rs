@@ -92,6 +92,9 @@ pub struct Stack {
     /// HAProxy marking every backend DOWN): shown before the claims, which
     /// then say which sentence that breaks.
     pub(crate) notes: Vec<String>,
+    /// What the servers warned of while checking their files at start (a
+    /// deprecated directive, with its line), said with the notes: never a verdict.
+    check_warnings: std::sync::Mutex<Vec<String>>,
     // Last, so the containers go after everything that uses them.
     guard: RunGuard,
 }
@@ -205,6 +208,7 @@ impl Stack {
             tainted: Default::default(),
             never_settled: Default::default(),
             notes: Vec::new(),
+            check_warnings: Default::default(),
             guard,
         };
         let bringing_up = stack
@@ -219,6 +223,7 @@ impl Stack {
         let mut notes = stack.settle(&all).await;
         tracing::debug!(ms = started.elapsed().as_millis(), "settled");
         notes.extend(stack.lint().await);
+        notes.extend(std::mem::take(&mut *stack.check_warnings.lock().expect("not poisoned")));
         // Up: the next stack's hosts can be made now without slowing this one.
         crate::skeleton::make_spare(&stack.docker, &shape);
         Ok(Stack {

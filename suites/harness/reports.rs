@@ -42,6 +42,7 @@ fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
         &file,
         &RunReport {
             design: "d",
+            platform: "debian-13",
             run: "r-1",
             up_ms: 1,
             image_built: false,
@@ -447,6 +448,7 @@ async fn a_claim_that_flakes_on_purpose_is_flaky_over_repeats() {
         &junit,
         &stackproof::report::RunReport {
             design: "simple_web",
+            platform: "",
             run: stack.run_id(),
             up_ms: 0,
             image_built: false,

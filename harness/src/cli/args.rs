@@ -29,9 +29,10 @@ pub enum Command {
         #[arg(long)]
         mutant: Option<String>,
         /// The platform its servers run on (debian-13, debian-12), over the
-        /// design's own `platform` setting.
-        #[arg(long, env = "STACKPROOF_PLATFORM")]
-        platform: Option<String>,
+        /// design's own `platform` setting; several (`debian-12,debian-13`)
+        /// check on each in turn and print a column per platform.
+        #[arg(long = "platform", env = "STACKPROOF_PLATFORM", value_delimiter = ',')]
+        platforms: Vec<String>,
         /// Check only these claims (repeatable); default: all.
         #[arg(long = "claim")]
         claims: Vec<String>,
@@ -113,6 +114,9 @@ pub enum Command {
         /// submission's verdicts, sortable) and each submission's own report.
         #[arg(long)]
         html: bool,
+        /// The platform the servers run on (debian-13, debian-12), over the design's own.
+        #[arg(long, env = "STACKPROOF_PLATFORM")]
+        platform: Option<String>,
     },
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the
@@ -188,6 +192,9 @@ pub enum Command {
     Mutants {
         /// The design.
         design: String,
+        /// The platform the servers run on (debian-13, debian-12), over the design's own.
+        #[arg(long, env = "STACKPROOF_PLATFORM")]
+        platform: Option<String>,
     },
     /// Build the images now (a check builds them when missing); save or load
     /// them for a CI cache; remove images of older recipes.
@@ -199,9 +206,14 @@ pub enum Command {
         #[arg(long)]
         save: Option<PathBuf>,
         /// Remove server images of older recipes (about 1 GB each) and the
-        /// test suites' tools images (rebuilt when a test needs one).
+        /// test suites' tools images (rebuilt when a test needs one); every
+        /// platform's current image stays.
         #[arg(long)]
         prune: bool,
+        /// The platforms to build (or find) an image for and print the
+        /// servers' versions of (`debian-12,debian-13`); default: the default one.
+        #[arg(long = "platform", env = "STACKPROOF_PLATFORM", value_delimiter = ',')]
+        platforms: Vec<String>,
     },
     /// Measure a design: image step, time to ready, each claim, memory, teardown (min/median/max).
     Bench {
@@ -216,6 +228,9 @@ pub enum Command {
         /// Measure only these claims (repeatable), e.g. `--claim scale_up.lb.failover --runs 20`
         #[arg(long = "claim")]
         claims: Vec<String>,
+        /// The platform the servers run on (debian-13, debian-12), over the design's own.
+        #[arg(long, env = "STACKPROOF_PLATFORM")]
+        platform: Option<String>,
     },
     /// Remove what killed runs left behind (`--all`: every stackproof container and network).
     Sweep {

@@ -19,8 +19,11 @@ pub async fn bench(
     runs: usize,
     cold: bool,
     only: &[String],
+    platform: Option<String>,
 ) -> Result<ExitCode, Error> {
-    let plan = Plan::new(design).with_only(only.to_vec());
+    let plan = Plan::new(design)
+        .with_only(only.to_vec())
+        .on_platform(platform);
     let loaded = plan.clone().prepare().await?.design;
     let design = loaded.name.as_str();
     let docker = docker::connect().await?;

@@ -10,6 +10,7 @@ use crate::report::{self, RunReport};
 use crate::run::{self, Plan, Runner, Schedule};
 
 /// Where `check` writes its reports.
+#[derive(Clone)]
 pub struct Outputs {
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
@@ -17,23 +18,33 @@ pub struct Outputs {
     pub markdown: Option<PathBuf>,
 }
 
-/// A user's own files for `check`, and the domain they serve.
 /// `--repeat N` and `--allow-flaky`.
+#[derive(Clone, Copy)]
 pub struct Repeat {
     pub times: u16,
     pub allow_flaky: bool,
 }
 
+/// A user's own files for `check`, the domain they serve, the mutant and
+/// the platforms.
+#[derive(Clone)]
 pub struct UserFiles {
     pub configs: Vec<crate::config::ConfigArg>,
     pub scripts: Vec<crate::config::ConfigArg>,
     pub domain: Option<String>,
     pub addresses: Vec<crate::config::AddressArg>,
     pub mutant: Option<String>,
-    /// `--platform`: none is the design's own or the default.
-    pub platform: Option<String>,
+    /// `--platform`: none is the design's own or the default; two or
+    /// more compare the platforms claim by claim.
+    pub platforms: Vec<String>,
 }
 
+/// `stackproof check`: on one platform, or on each of several one after
+/// another (never side by side: timed claims need the machine), then a
+/// table with a column per platform, the claims whose verdicts differ
+/// marked. A report per platform (`report.json` becomes
+/// `report.debian-12.json`); the exit status is 1 when any claim broke on
+/// any platform, 2 when one could not be checked.
 pub async fn check(
     design: &str,
     fixtures: Option<PathBuf>,
@@ -43,11 +54,110 @@ pub async fn check(
     (stacks, repeat): (u8, Repeat),
     users: UserFiles,
 ) -> Result<ExitCode, Error> {
+    if users.platforms.len() <= 1 {
+        let platform = users.platforms.first().cloned();
+        return check_on(design, fixtures, only, outputs, keep, (stacks, repeat), users, platform)
+            .await
+            .map(|(code, _)| code);
+    }
+    let mut columns = Vec::new();
+    let mut worst = 0u8;
+    for platform in &users.platforms {
+        println!("\n=== on {platform} ===");
+        let outputs = Outputs {
+            json: outputs.json.as_deref().map(|p| per_platform(p, platform)),
+            junit: outputs.junit.as_deref().map(|p| per_platform(p, platform)),
+            html: outputs.html.as_deref().map(|p| per_platform(p, platform)),
+            markdown: outputs.markdown.as_deref().map(|p| per_platform(p, platform)),
+        };
+        let (code, outcomes) = check_on(
+            design,
+            fixtures.clone(),
+            only,
+            outputs,
+            keep,
+            (stacks, repeat),
+            users.clone(),
+            Some(platform.clone()),
+        )
+        .await?;
+        worst = worst.max(if code == ExitCode::SUCCESS { 0 } else if outcomes.is_empty() { 2 } else { 1 });
+        columns.push((platform.clone(), outcomes));
+    }
+    println!("\n{}", platform_table(&columns));
+    Ok(ExitCode::from(worst))
+}
+
+/// `dir/report.json` as `dir/report.<platform>.json`.
+fn per_platform(path: &std::path::Path, platform: &str) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{platform}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{platform}"),
+    };
+    path.with_file_name(name)
+}
+
+/// One row per claim, a column per platform, `≠` before a claim whose
+/// verdicts differ; the count of those last.
+fn platform_table(columns: &[(String, Vec<claim::Outcome>)]) -> String {
+    let mut ids: Vec<&str> = Vec::new();
+    for (_, outcomes) in columns {
+        for o in outcomes {
+            if !ids.contains(&o.id.as_str()) {
+                ids.push(&o.id);
+            }
+        }
+    }
+    let width = ids.iter().map(|i| i.len()).max().unwrap_or(5).max(5);
+    let mut t = format!("  {:<width$}", "claim");
+    for (platform, _) in columns {
+        t.push_str(&format!("  {platform:<10}"));
+    }
+    let mut differ = 0;
+    for id in &ids {
+        let verdicts: Vec<&str> = columns
+            .iter()
+            .map(|(_, outcomes)| {
+                outcomes
+                    .iter()
+                    .find(|o| o.id == *id)
+                    .map_or("-", |o| o.verdict.label())
+            })
+            .collect();
+        let differs = verdicts.iter().any(|v| *v != verdicts[0]);
+        differ += usize::from(differs);
+        t.push_str(&format!("\n{} {id:<width$}", if differs { "≠" } else { " " }));
+        for v in verdicts {
+            t.push_str(&format!("  {v:<10}"));
+        }
+    }
+    t.push_str(&format!(
+        "\n{differ} of {} claims differ between {}",
+        ids.len(),
+        columns.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(" and ")
+    ));
+    t
+}
+
+/// `check` on one platform (none: the design's own or the default): its
+/// exit status and outcomes (none when it could not start).
+#[allow(clippy::too_many_arguments)]
+async fn check_on(
+    design: &str,
+    fixtures: Option<PathBuf>,
+    only: &[String],
+    outputs: Outputs,
+    keep: bool,
+    (stacks, repeat): (u8, Repeat),
+    users: UserFiles,
+    platform: Option<String>,
+) -> Result<(ExitCode, Vec<claim::Outcome>), Error> {
     if repeat.times > 1 && stacks > 1 {
         eprintln!(
             "stackproof: --repeat runs every claim again on one stack; drop --stacks (or --repeat)"
         );
-        return Ok(ExitCode::from(2));
+        return Ok((ExitCode::from(2), Vec::new()));
     }
     if let Some(m) = &users.mutant {
         println!("stackproof check {design}: with mutant `{m}`");
@@ -55,7 +165,7 @@ pub async fn check(
     let mut prepared = Plan::new(design)
         .with_fixtures(fixtures)
         .with_mutant(users.mutant)
-        .on_platform(users.platform)
+        .on_platform(platform)
         .with_only(only.to_vec())
         .with_users_files(users.configs, users.scripts, users.domain, users.addresses)
         .prepare()
@@ -108,7 +218,7 @@ pub async fn check(
                 println!("{r}");
             }
             eprintln!("stackproof: {}", prepared.explain(&e));
-            return Ok(ExitCode::from(2));
+            return Ok((ExitCode::from(2), Vec::new()));
         }
         Err(e) => return Err(e),
     };
@@ -118,9 +228,11 @@ pub async fn check(
     print_causes(runner.prepared(), &outcomes);
     print_totals(&outcomes, started);
     let versions = stack.versions().await;
+    let platform = loaded.platform().map(|p| p.name().to_string()).unwrap_or_default();
     let r = RunReport {
         versions: &versions,
         design,
+        platform: &platform,
         run: &stack.run.id,
         up_ms: stack.up_time.as_millis(),
         image_built: stack.image.built,
@@ -135,9 +247,9 @@ pub async fn check(
         for o in judged.iter_mut().filter(|o| o.verdict.flaky()) {
             o.verdict = claim::Verdict::Pass;
         }
-        return Ok(ExitCode::from(claim::exit_code(&judged)));
+        return Ok((ExitCode::from(claim::exit_code(&judged)), outcomes));
     }
-    Ok(ExitCode::from(claim::exit_code(&outcomes)))
+    Ok((ExitCode::from(claim::exit_code(&outcomes)), outcomes))
 }
 
 /// The user's files as mapped onto the started stack, its start figures and notes.

@@ -21,13 +21,17 @@ pub async fn grade(
     dirs: &[PathBuf],
     out: &std::path::Path,
     jobs: Option<usize>,
-    only: &[String],
-    shard: Option<(usize, usize)>,
+    (only, shard): (Vec<String>, Option<(usize, usize)>),
     html: bool,
+    platform: Option<String>,
 ) -> Result<ExitCode, Error> {
     use crate::grade;
     use futures::StreamExt as _;
+    let only = only.as_slice();
     let mut loaded = Design::load(design)?;
+    if let Some(p) = &platform {
+        loaded = loaded.on_platform(p)?;
+    }
     // The table's columns are the claims graded.
     loaded.claims = crate::run::select(&loaded.claims, only)?;
     let mut subs = grade::find(dirs)?;
@@ -170,9 +174,11 @@ fn html_pages(loaded: &Design, graded: &[crate::grade::Graded]) -> Vec<(String, 
         "class.html".to_string(),
         crate::grade::class_html(loaded, graded),
     )];
+    let platform = loaded.platform().map(|p| p.name().to_string()).unwrap_or_default();
     for g in graded.iter().filter(|g| g.error.is_none()) {
         let report = report::RunReport {
             design: &loaded.name,
+            platform: &platform,
             run: &g.run,
             up_ms: g.up_ms,
             image_built: false,

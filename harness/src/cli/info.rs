@@ -200,11 +200,13 @@ pub fn list_design(d: &str) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `stackproof images`: build, load, save or prune the images.
+/// `stackproof images`: build, load, save or prune the images; each
+/// platform's image with the version of every server it installed.
 pub async fn images(
     load: Option<PathBuf>,
     save: Option<PathBuf>,
     prune: bool,
+    platforms: &[String],
 ) -> Result<ExitCode, Error> {
     let docker = docker::connect().await?;
     let fixtures = Fixtures::from_env()?;
@@ -212,15 +214,27 @@ pub async fn images(
         let files = images::load(&docker, &dir).await?;
         println!("loaded {} file(s) from {}", files.len(), dir.display());
     }
-    let r = images::ensure_server_image(&docker, &fixtures).await?;
-    println!(
-        "{} from {}: {} in {:.1} s, {:.0} MiB",
-        r.tag,
-        r.base,
-        if r.built { "built" } else { "present" },
-        r.elapsed.as_secs_f64(),
-        r.size as f64 / 1048576.0
-    );
+    let each: Vec<Fixtures> = if platforms.is_empty() {
+        vec![fixtures.clone()]
+    } else {
+        platforms.iter().map(|p| fixtures.clone().on_platform(p)).collect()
+    };
+    for fixtures in &each {
+        let platform = fixtures.platform()?;
+        let r = images::ensure_server_image(&docker, fixtures).await?;
+        println!(
+            "{} ({}) from {}: {} in {:.1} s, {:.0} MiB",
+            r.tag,
+            platform.release(),
+            r.base,
+            if r.built { "built" } else { "present" },
+            r.elapsed.as_secs_f64(),
+            r.size as f64 / 1048576.0
+        );
+        for (service, version) in images::server_versions(&docker, fixtures, &r.tag).await? {
+            println!("  {service:<18} {version}");
+        }
+    }
     if let Some(dir) = save {
         let (path, size) = images::save(&docker, &fixtures, &dir).await?;
         println!(

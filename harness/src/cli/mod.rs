@@ -79,7 +79,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             design,
             fixtures,
             mutant,
-            platform,
+            platforms,
             claims,
             json,
             junit,
@@ -100,7 +100,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 domain,
                 addresses,
                 mutant,
-                platform,
+                platforms,
             };
             let out = check::Outputs {
                 json,
@@ -131,7 +131,11 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             claims,
             shard,
             html,
-        } => grade::grade(&design, &submissions, &out, jobs, &claims, shard, html).await,
+            platform,
+        } => {
+            let only = (claims, shard);
+            grade::grade(&design, &submissions, &out, jobs, only, html, platform).await
+        }
         Command::Merge {
             reports,
             html,
@@ -151,14 +155,20 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::New { folder, from } => info::new_design(&folder, &from),
         Command::List { design: None } => info::list_designs(),
         Command::List { design: Some(d) } => info::list_design(&d),
-        Command::Mutants { design } => mutants::mutants_matrix(&design).await,
-        Command::Images { load, save, prune } => info::images(load, save, prune).await,
+        Command::Mutants { design, platform } => mutants::mutants_matrix(&design, platform).await,
+        Command::Images {
+            load,
+            save,
+            prune,
+            platforms,
+        } => info::images(load, save, prune, &platforms).await,
         Command::Bench {
             design,
             runs,
             cold,
             claims,
-        } => bench::bench(&design, runs.max(1), cold, &claims).await,
+            platform,
+        } => bench::bench(&design, runs.max(1), cold, &claims, platform).await,
         Command::Sweep { all } => info::sweep(all).await,
     }
 }

@@ -9,8 +9,11 @@ use crate::run::{Plan, Runner, Schedule};
 
 /// Every mutant against every claim, the way mutation-testing tools report:
 /// which claims discriminate, which mutants break more than they should.
-pub async fn mutants_matrix(located_as: &str) -> Result<ExitCode, Error> {
-    let loaded = Design::load(located_as)?;
+pub async fn mutants_matrix(located_as: &str, platform: Option<String>) -> Result<ExitCode, Error> {
+    let mut loaded = Design::load(located_as)?;
+    if let Some(p) = &platform {
+        loaded = loaded.on_platform(p)?;
+    }
     let (claims, mutants) = (&loaded.claims, &loaded.mutants);
     let design = loaded.name.as_str();
     let short = |id: &str| id.trim_start_matches(&format!("{design}.")).to_string();
@@ -32,6 +35,7 @@ pub async fn mutants_matrix(located_as: &str) -> Result<ExitCode, Error> {
     let prewarm = crate::skeleton::Prewarm::start();
     for m in mutants {
         let mutated = Plan::new(located_as)
+            .on_platform(platform.clone())
             .with_mutant(Some(m.name.clone()))
             .prepare()
             .await?;

@@ -261,8 +261,22 @@ impl Stack {
         host.put_files(&files).await?;
         if let Some(check) = &spec.check {
             let out = host.exec(check).await?;
+            if out.code == 0 {
+                self.note_warnings(host, service, &out.combined()).await;
+            }
             if out.code != 0 {
+                // Which release refuses it: the same file may run on another.
+                let version = match &spec.version {
+                    Some(cmd) => host.exec(cmd).await.map(|v| v.combined()).unwrap_or_default(),
+                    None => String::new(),
+                };
+                let version = version.lines().next().unwrap_or("").trim();
                 return Err(Error::ConfigRejected {
+                    version: if version.is_empty() {
+                        "version unknown".into()
+                    } else {
+                        version.to_string()
+                    },
                     service: service.into(),
                     host: host_name.into(),
                     file: rejected_files(fixtures, host_name, &spec.files),
@@ -272,6 +286,35 @@ impl Stack {
             }
         }
         Ok(())
+    }
+
+    /// The warnings a server's check printed about its files (Nginx's
+    /// `[warn]`, HAProxy's `[WARNING]`, anything `deprecated`), kept for the
+    /// stack's notes with the server's version: which release warns.
+    async fn note_warnings(&self, host: &Host, service: &str, said: &str) {
+        let warnings: Vec<&str> = said
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("[warn") || l.contains("deprecated")
+            })
+            .collect();
+        if warnings.is_empty() {
+            return;
+        }
+        let version = match self.service(service).ok().and_then(|s| s.version.clone()) {
+            Some(cmd) => host.exec(&cmd).await.map(|v| v.combined()).unwrap_or_default(),
+            None => String::new(),
+        };
+        let version = version.lines().next().unwrap_or("").trim().to_string();
+        let mut kept = self.check_warnings.lock().expect("not poisoned");
+        for w in warnings {
+            let line = format!("warning ({service} on {}, {version}): {w}", host.name);
+            if !kept.contains(&line) {
+                kept.push(line);
+            }
+        }
     }
 
     /// Files a service can install from the run itself (`source = "run:<name>"`):

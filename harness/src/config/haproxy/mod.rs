@@ -386,7 +386,7 @@ impl<'a> Mapper<'a> {
         // own line, which 2.x refuses: said beside the server's own refusal.
         if let Some(addr) = words.get(2).filter(|a| a.contains(':')) {
             self.out.hints.push(format!(
-                "{}: an address on the `{first}` line is HAProxy 1.x syntax this 2.6 server refuses; write `{first} {}` and, on the next line, `bind {addr}`",
+                "{}: an address on the `{first}` line is HAProxy 1.x syntax that HAProxy 2.0 and later refuse; write `{first} {}` and, on the next line, `bind {addr}`",
                 self.at(n),
                 words.get(1).copied().unwrap_or("")
             ));
