@@ -364,3 +364,44 @@ fn write_reports(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(id: &str, verdict: claim::Verdict) -> claim::Outcome {
+        claim::Outcome {
+            id: id.into(),
+            says: String::new(),
+            verdict,
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+            timelines: Vec::new(),
+            budgets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn platforms_side_by_side_mark_the_claims_that_differ() {
+        let failed = || claim::Verdict::Fail(crate::Failure::new("broke", ""));
+        let columns = vec![
+            (
+                "debian-12".to_string(),
+                vec![outcome("d.a", claim::Verdict::Pass), outcome("d.b", failed())],
+            ),
+            (
+                "debian-13".to_string(),
+                vec![outcome("d.a", claim::Verdict::Pass), outcome("d.b", claim::Verdict::Pass)],
+            ),
+        ];
+        let table = platform_table(&columns);
+        assert!(table.contains("  d.a    PASS        PASS"), "{table}");
+        assert!(table.contains("≠ d.b    FAIL        PASS"), "{table}");
+        assert!(table.ends_with("1 of 2 claims differ between debian-12 and debian-13"), "{table}");
+        assert_eq!(
+            per_platform(std::path::Path::new("out/report.json"), "debian-12"),
+            PathBuf::from("out/report.debian-12.json")
+        );
+    }
+}

@@ -129,6 +129,26 @@ pub(crate) fn marker(prefix: &str) -> String {
     format!("{prefix}{:08x}", rand::random::<u32>())
 }
 
+/// What a counting claim looks for, said when it found none of its
+/// requests although they were answered: each carries `?<mark>-<i>` in its
+/// query string, so a log format without the query string hides them all.
+pub(crate) fn none_marked(service: &str, mark: &str, among: &[&str]) -> String {
+    let hosts = if among.is_empty() {
+        "any host".to_string()
+    } else {
+        among.join(", ")
+    };
+    let how = match service {
+        "php-fpm" => "PHP-FPM: an `access.log` whose `access.format` has `%r%Q%q`",
+        "nginx" => "Nginx: no `access_log off`, and a `log_format` with `$request` or `$request_uri`",
+        "apache" => "Apache: a `CustomLog` whose format has `%r` or `%q`",
+        _ => "a format with the request's query string",
+    };
+    format!(
+        "no request marked `?{mark}-<i>` is in {service}'s access log on {hosts}: the claim finds each of its requests by that mark in the query string, so {service} must log every request with its query string ({how})"
+    )
+}
+
 /// The access log a service writes one line per request to (its
 /// `service.toml` says where); a service with none cannot count requests.
 pub(crate) fn access_log<'s>(stack: &'s Stack, service: &str) -> Result<&'s str, Failure> {

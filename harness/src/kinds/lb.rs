@@ -97,6 +97,8 @@ pub(crate) async fn round_robin_over(
     }
     let seen = Turns {
         backends,
+        web,
+        mark: &mark,
         n,
         order: one_backend_each(counted),
         session: one_backend_each(counted_by(stack, web, backends, &browser_mark, n).await?),
@@ -207,6 +209,9 @@ fn one_backend_each(counted: Vec<Vec<String>>) -> Vec<String> {
 /// What the backends' logs say of the three phases.
 struct Turns<'a> {
     backends: &'a [&'a str],
+    /// The service whose access logs count, and the fresh requests' mark.
+    web: &'a str,
+    mark: &'a str,
     n: usize,
     /// The 2n+1 marked requests' backends: in turn, while busy, the held one.
     order: Vec<String>,
@@ -286,6 +291,12 @@ impl Turns<'_> {
         let uncounted: Vec<usize> = (0..2 * n)
             .filter(|i| !backends.contains(&self.order[*i].as_str()))
             .collect();
+        // None found at all: say what the claim looks for, not a list of numbers.
+        ensure(
+            self.order[..2 * n].iter().any(|o| o != "none"),
+            super::common::none_marked(self.web, self.mark, self.backends),
+            evidence,
+        )?;
         ensure(
             uncounted.is_empty(),
             format!(
@@ -564,6 +575,11 @@ async fn active_active(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
             .join(", ")
     );
     ensure_eq("answered", n, ok, &evidence)?;
+    ensure(
+        counted.iter().any(|c| !c.is_empty()),
+        super::common::none_marked(web, &mark, &backends),
+        &evidence,
+    )?;
     ensure_eq(
         "times each request is in a backend's log",
         vec![1; n],
