@@ -21,6 +21,17 @@ use crate::tempdir::TempDir;
 
 mod runner;
 mod stacks;
+mod variant;
+
+/// One claim on `stack`, recording on `rec`: a claim measured on a
+/// variant gets the variant's stack started beside `stack` (see
+/// variant.rs); any other runs on `stack` itself.
+async fn one_claim(stack: &Stack, c: &Claim, rec: &crate::recorder::Recorder) -> Outcome {
+    match &c.variant {
+        Some(v) if c.skip.is_none() => variant::on_variant(stack, c, v, rec).await,
+        _ => crate::claim::run_recorded(stack, c, rec).await,
+    }
+}
 pub use runner::{MutantPath, Ran, Runner, Schedule};
 
 /// What to run, before anything is read: built with the `with_*` methods.

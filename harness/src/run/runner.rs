@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 
 use super::{Event, Prepared};
-use crate::claim::{self, Claim, Outcome};
+use crate::claim::{Claim, Outcome};
 use crate::docker::Removal;
 use crate::error::Result;
 use crate::mutant::Mutant;
@@ -217,7 +217,7 @@ impl Runner {
         if self.show_waits && std::io::stdout().is_terminal() {
             showing_waits(stack, c).await
         } else {
-            claim::run(stack, c).await
+            super::one_claim(stack, c, &Default::default()).await
         }
     }
 
@@ -225,7 +225,7 @@ impl Runner {
     /// gives the stack back; the error is why no stack could be had.
     pub async fn claim(&self, claim: &Claim) -> std::result::Result<Outcome, String> {
         let stack = self.take().await?;
-        let outcome = claim::run(&stack, claim).await;
+        let outcome = super::one_claim(&stack, claim, &Default::default()).await;
         self.give_back(stack);
         Ok(outcome)
     }
@@ -267,7 +267,7 @@ impl Runner {
                         ));
                     }
                     // The claim runner undoes the mutant with the claim's own faults.
-                    let outcome = claim::run(&stack, claim).await;
+                    let outcome = super::one_claim(&stack, claim, &Default::default()).await;
                     self.give_back(stack);
                     return Ok((outcome, MutantPath::InPlace(laid.words())));
                 }
@@ -293,7 +293,7 @@ impl Runner {
             )
         })?;
         self.started(&stack, Some(mutant));
-        let outcome = claim::run(&stack, claim).await;
+        let outcome = super::one_claim(&stack, claim, &Default::default()).await;
         self.removals
             .lock()
             .expect("removals lock")
@@ -392,7 +392,7 @@ async fn showing_waits(stack: &Stack, c: &Claim) -> Outcome {
     );
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let recorder = crate::recorder::Recorder::default();
-    let run = claim::run_recorded(stack, c, &recorder);
+    let run = super::one_claim(stack, c, &recorder);
     tokio::pin!(run);
     let outcome = loop {
         tokio::select! {

@@ -1,7 +1,7 @@
 //! `Schedule::OnStacks`: claims shared among stacks started together.
 
 use super::Event;
-use crate::claim::{self, Claim, Outcome};
+use crate::claim::{Claim, Outcome};
 use crate::error::Result;
 use crate::stack::Stack;
 
@@ -84,7 +84,7 @@ impl<F: Fn(Event<'_>)> Shared<'_, F> {
                 *n - 1
             };
             let Some(c) = self.claims.get(i) else { return };
-            let o = claim::run(stack, c).await;
+            let o = super::one_claim(stack, c, &Default::default()).await;
             let mut done = self.done.lock().expect("outcomes lock");
             done[i] = Some(o);
             let mut reported = self.reported.lock().expect("report lock");
