@@ -362,6 +362,7 @@ impl Parts {
     /// Reads the design's files from `fixtures`.
     pub fn read(fixtures: &Fixtures) -> Result<Parts> {
         let mut spec = DesignSpec::load(fixtures)?;
+        refuse_hosts_own_service_files(fixtures)?;
         // A user's file that only one kind of certificate can serve (a TLS
         // cipher list of RSA suites) says so in the users' layer.
         if let Ok((_, key)) = fixtures.read(CERTIFICATE_KEY_FILE) {
@@ -420,6 +421,37 @@ pub fn service_names(fixtures: &Fixtures) -> std::collections::BTreeSet<String> 
         .collect()
 }
 
+/// A service is defined once (`services/<name>/service.toml`); a host's
+/// own folder replaces the files a service installs, not its definition.
+/// A `hosts/<host>/services/<name>/service.toml` would be ignored without a
+/// word, so it is refused, saying what to do instead.
+fn refuse_hosts_own_service_files(fixtures: &Fixtures) -> Result<()> {
+    for layer in fixtures.layers() {
+        let Ok(hosts) = std::fs::read_dir(layer.join("hosts")) else {
+            continue;
+        };
+        for host in hosts.flatten() {
+            let Ok(services) = std::fs::read_dir(host.path().join("services")) else {
+                continue;
+            };
+            for service in services.flatten() {
+                let path = service.path().join("service.toml");
+                if path.is_file() {
+                    let name = service.file_name().to_string_lossy().into_owned();
+                    return Err(Error::InvalidFixture {
+                        path,
+                        detail: format!(
+                            "a host's own service.toml is not read: a service is defined once, in services/{name}/service.toml. A host's folder replaces the files the service installs (hosts/{}/services/{name}/<file>); for another definition on this host, define a service of another name and list it in the host's `services`",
+                            host.file_name().to_string_lossy()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
     ServiceSpec::load(fixtures, name).map_err(|e| match e {
         Error::Fixture { .. } => Error::Unknown {
@@ -437,6 +469,29 @@ fn load_service(fixtures: &Fixtures, name: &str) -> Result<ServiceSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hosts_own_service_toml_is_refused_with_what_to_do() {
+        let dir = std::env::temp_dir().join(format!(
+            "stackproof-host-service-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let own = dir.join("hosts/server-1/services/apache");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("service.toml"), "name = \"apache\"\n").unwrap();
+        let fixtures = crate::design::fixtures("simple_web")
+            .unwrap()
+            .with_overlay(dir.clone())
+            .unwrap();
+        let e = Parts::read(&fixtures).map(drop).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            e.contains("hosts/server-1/services/apache/service.toml")
+                && e.contains("a host's own service.toml is not read"),
+            "{e}"
+        );
+    }
 
     /// simple_web's design file with its host renamed `name`, and a second host.
     fn load_with_hosts(names: [&str; 2]) -> Result<DesignSpec> {
