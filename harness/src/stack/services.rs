@@ -289,15 +289,18 @@ impl Stack {
     }
 
     /// The warnings a server's check printed about its files (Nginx's
-    /// `[warn]`, HAProxy's `[WARNING]`, anything `deprecated`), kept for the
-    /// stack's notes with the server's version: which release warns.
+    /// `[warn] ... in /etc/nginx/...:4`, HAProxy's `[WARNING] ... config :`,
+    /// anything `deprecated`), kept for the stack's notes with the server's
+    /// version: which release warns. A warning about the machine, not the
+    /// files (MariaDB's open-files limit), is not the user's to fix.
     async fn note_warnings(&self, host: &Host, service: &str, said: &str) {
         let warnings: Vec<&str> = said
             .lines()
             .map(str::trim)
             .filter(|l| {
                 let l = l.to_ascii_lowercase();
-                l.contains("[warn") || l.contains("deprecated")
+                let about_a_file = l.contains(" config ") || l.contains("parsing [") || l.contains(" in /");
+                l.contains("deprecated") || (l.contains("[warn") && about_a_file)
             })
             .collect();
         if warnings.is_empty() {
