@@ -52,21 +52,31 @@ fn check(root: &Path, design: &str, platform: &str) -> Result<(), Failed> {
         .env_remove("STACKPROOF_PLATFORM")
         .output()
         .map_err(|e| format!("run stackproof: {e}"))?;
-    let said = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let report = std::fs::read_to_string(&json)
         .map_err(|_| format!("check {design} --platform {platform} wrote no report:\n{said}"))?;
     let _ = std::fs::remove_file(&json);
     let report: serde_json::Value =
         serde_json::from_str(&report).map_err(|e| format!("report: {e}"))?;
     if report["platform"] != platform {
-        return Err(format!("the report says platform {}, not {platform}", report["platform"]).into());
+        return Err(format!(
+            "the report says platform {}, not {platform}",
+            report["platform"]
+        )
+        .into());
     }
     let mut got: Vec<String> = report["claims"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| format!("{} {}", c["id"].as_str().unwrap_or(""), c["verdict"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["id"].as_str().unwrap_or(""),
+                c["verdict"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     got.sort();
     let want: Vec<&str> = want.lines().filter(|l| !l.trim().is_empty()).collect();

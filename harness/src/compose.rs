@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::design::Design;
 use crate::docker::{RunGuard, RunId};
 use crate::network::FIRST_HOST;
-use crate::design::Design;
 use crate::spec::DesignSpec;
 
 /// How long compose may take to answer or to start the hosts (it takes

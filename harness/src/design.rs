@@ -135,7 +135,10 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
             let bytes = match String::from_utf8(bytes) {
                 // The new design says which release its servers run on, so a
                 // later change of the default does not move it.
-                Ok(text) if rel == Path::new(crate::spec::DESIGN_FILE) && !text.contains("\nplatform") => {
+                Ok(text)
+                    if rel == Path::new(crate::spec::DESIGN_FILE)
+                        && !text.contains("\nplatform") =>
+                {
                     let platform = source.fixtures()?.platform()?;
                     insert_platform(&text, platform.name()).into_bytes()
                 }

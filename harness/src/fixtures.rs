@@ -103,11 +103,15 @@ impl Fixtures {
         };
         let from_design = match &designs {
             Some((path, text)) => {
-                let table: toml::Table = toml::from_str(text).map_err(|e| Error::InvalidFixture {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
-                table.get("platform").and_then(|v| v.as_str()).map(String::from)
+                let table: toml::Table =
+                    toml::from_str(text).map_err(|e| Error::InvalidFixture {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                table
+                    .get("platform")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
             }
             None => None,
         };

@@ -469,7 +469,10 @@ async fn build_on_base(
 /// (`STACKPROOF_BASE_IMAGE_DEBIAN_13`), then STACKPROOF_BASE_IMAGE, then
 /// the platform's Debian image (`debian:trixie-slim`) when present or
 /// pullable. `None`: there is none, build in one pass.
-async fn choose_base(docker: &Docker, platform: &crate::platform::Platform) -> Result<Option<String>> {
+async fn choose_base(
+    docker: &Docker,
+    platform: &crate::platform::Platform,
+) -> Result<Option<String>> {
     let own = format!(
         "STACKPROOF_BASE_IMAGE_{}",
         platform.name().to_uppercase().replace('-', "_")

@@ -86,11 +86,11 @@ pub(crate) mod tempdir;
 // The types a user's crate needs, at the crate's root.
 pub use claim::{Claim, Outcome, Verdict};
 pub use design::Design;
-pub use host::{ExecOutput, Host};
-pub use platform::Platform;
 pub use error::Error;
 pub use failure::{CheckResult, Failure, Found, ensure, ensure_eq, ensure_measured};
+pub use host::{ExecOutput, Host};
 pub use kinds::{Facts, Kind, Kinds, Param, Params, ServerView, Ty};
+pub use platform::Platform;
 pub use recorder::{Figure, Recorder};
 pub use run::{Event, Plan, Prepared, Runner, Schedule};
 pub use stack::{Fault, Stack, WWW};
@@ -174,7 +174,13 @@ mod layers {
             if rel.starts_with("run") {
                 continue;
             }
-            let calls = ["claim::run(", "claim::run_recorded(", ".start_mutant(", "design.start(", "Stack::start("];
+            let calls = [
+                "claim::run(",
+                "claim::run_recorded(",
+                ".start_mutant(",
+                "design.start(",
+                "Stack::start(",
+            ];
             for call in calls {
                 // stack.rs defines the start; it does not call it.
                 if call == "Stack::start(" && rel == Path::new("stack.rs") {

@@ -223,7 +223,9 @@ impl Stack {
         let mut notes = stack.settle(&all).await;
         tracing::debug!(ms = started.elapsed().as_millis(), "settled");
         notes.extend(stack.lint().await);
-        notes.extend(std::mem::take(&mut *stack.check_warnings.lock().expect("not poisoned")));
+        notes.extend(std::mem::take(
+            &mut *stack.check_warnings.lock().expect("not poisoned"),
+        ));
         // Up: the next stack's hosts can be made now without slowing this one.
         crate::skeleton::make_spare(&stack.docker, &shape);
         Ok(Stack {

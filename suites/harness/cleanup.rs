@@ -100,7 +100,15 @@ async fn two_runs_at_once_do_not_collide() {
     // run's id is in its own server's access log and not in the other's.
     for s in [&a, &b] {
         let url = format!("http://www.foobar.com/static/hello.txt?run={}", s.run_id());
-        let body = s.http().get(&url).send().await.unwrap().text().await.unwrap();
+        let body = s
+            .http()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(body.starts_with("Hello from a static file"), "{body}");
     }
     for (s, other) in [(&a, &b), (&b, &a)] {

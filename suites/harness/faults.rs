@@ -27,9 +27,7 @@ fn panics_mid_fault<'a>(
     _: &'a stackproof::Recorder,
 ) -> futures::future::BoxFuture<'a, stackproof::CheckResult> {
     Box::pin(async move {
-        let _fault = stack
-            .apply(stackproof::Fault::StopHost("server-1"))
-            .await?;
+        let _fault = stack.apply(stackproof::Fault::StopHost("server-1")).await?;
         panic!("a claim blew up mid-fault");
     })
 }
@@ -91,10 +89,7 @@ async fn in_turn(
     let ran = Runner::new(prepared)
         .run(Schedule::InTurn, |e| match e {
             Event::Note(n) => said.lock().unwrap().push(n),
-            Event::Up(stack) => notes
-                .lock()
-                .unwrap()
-                .extend(stack.notes().iter().cloned()),
+            Event::Up(stack) => notes.lock().unwrap().extend(stack.notes().iter().cloned()),
             Event::Ended(_) => {}
         })
         .await
@@ -228,7 +223,11 @@ async fn a_claim_leaves_the_dns_zone_as_it_found_it() {
         .unwrap();
     assert_eq!(ran.outcomes.len(), 2);
     for o in &ran.outcomes {
-        assert!(o.verdict.passed(), "{}", stackproof::report::checklist_line(o));
+        assert!(
+            o.verdict.passed(),
+            "{}",
+            stackproof::report::checklist_line(o)
+        );
     }
     let said = said.into_inner().unwrap();
     assert!(

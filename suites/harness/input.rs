@@ -53,7 +53,9 @@ fn unknown_names_say_what_exists() {
     // Every design of the catalogue has claims, each named under its design.
     for design in stackproof::Design::builtin_names() {
         let design = design.as_str();
-        let claims = stackproof::Design::load(design).map(|d| d.claims().to_vec()).unwrap();
+        let claims = stackproof::Design::load(design)
+            .map(|d| d.claims().to_vec())
+            .unwrap();
         assert!(!claims.is_empty(), "{design} has no claims");
         assert!(
             claims

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 #[path = "../common/mod.rs"]
 mod common;
 use common::{debian_tool, in_tools_container};
-use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
 use stackproof::Error;
-use stackproof::fixtures::Fixtures;
 use stackproof::Stack;
+use stackproof::docker::{self, LABEL_PID, LABEL_RUN, LABEL_STARTED};
+use stackproof::fixtures::Fixtures;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::NetworkCreateRequest;
 use testcontainers::bollard::query_parameters::{

@@ -5,8 +5,8 @@ use super::*;
 
 #[test]
 fn junit_reports_validate_against_the_schema_jenkins_and_gitlab_read() {
-    use stackproof::{Failure, Outcome, Verdict};
     use stackproof::report::{RunReport, write_junit};
+    use stackproof::{Failure, Outcome, Verdict};
     let outcome = |id: &str, verdict: Verdict| Outcome {
         id: id.into(),
         says: "a sentence with <markup> & \"quotes\"".into(),

@@ -56,9 +56,18 @@ pub async fn check(
 ) -> Result<ExitCode, Error> {
     if users.platforms.len() <= 1 {
         let platform = users.platforms.first().cloned();
-        return check_on(design, fixtures, only, outputs, keep, (stacks, repeat), users, platform)
-            .await
-            .map(|(code, _)| code);
+        return check_on(
+            design,
+            fixtures,
+            only,
+            outputs,
+            keep,
+            (stacks, repeat),
+            users,
+            platform,
+        )
+        .await
+        .map(|(code, _)| code);
     }
     let mut columns = Vec::new();
     let mut worst = 0u8;
@@ -68,7 +77,10 @@ pub async fn check(
             json: outputs.json.as_deref().map(|p| per_platform(p, platform)),
             junit: outputs.junit.as_deref().map(|p| per_platform(p, platform)),
             html: outputs.html.as_deref().map(|p| per_platform(p, platform)),
-            markdown: outputs.markdown.as_deref().map(|p| per_platform(p, platform)),
+            markdown: outputs
+                .markdown
+                .as_deref()
+                .map(|p| per_platform(p, platform)),
         };
         let (code, outcomes) = check_on(
             design,
@@ -81,7 +93,13 @@ pub async fn check(
             Some(platform.clone()),
         )
         .await?;
-        worst = worst.max(if code == ExitCode::SUCCESS { 0 } else if outcomes.is_empty() { 2 } else { 1 });
+        worst = worst.max(if code == ExitCode::SUCCESS {
+            0
+        } else if outcomes.is_empty() {
+            2
+        } else {
+            1
+        });
         columns.push((platform.clone(), outcomes));
     }
     println!("\n{}", platform_table(&columns));
@@ -90,7 +108,10 @@ pub async fn check(
 
 /// `dir/report.json` as `dir/report.<platform>.json`.
 fn per_platform(path: &std::path::Path, platform: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}.{platform}.{}", ext.to_string_lossy()),
         None => format!("{stem}.{platform}"),
@@ -127,7 +148,10 @@ fn platform_table(columns: &[(String, Vec<claim::Outcome>)]) -> String {
             .collect();
         let differs = verdicts.iter().any(|v| *v != verdicts[0]);
         differ += usize::from(differs);
-        t.push_str(&format!("\n{} {id:<width$}", if differs { "≠" } else { " " }));
+        t.push_str(&format!(
+            "\n{} {id:<width$}",
+            if differs { "≠" } else { " " }
+        ));
         for v in verdicts {
             t.push_str(&format!("  {v:<10}"));
         }
@@ -135,7 +159,11 @@ fn platform_table(columns: &[(String, Vec<claim::Outcome>)]) -> String {
     t.push_str(&format!(
         "\n{differ} of {} claims differ between {}",
         ids.len(),
-        columns.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(" and ")
+        columns
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
     ));
     t
 }
@@ -228,7 +256,10 @@ async fn check_on(
     print_causes(runner.prepared(), &outcomes);
     print_totals(&outcomes, started);
     let versions = stack.versions().await;
-    let platform = loaded.platform().map(|p| p.name().to_string()).unwrap_or_default();
+    let platform = loaded
+        .platform()
+        .map(|p| p.name().to_string())
+        .unwrap_or_default();
     let r = RunReport {
         versions: &versions,
         design,
@@ -388,17 +419,26 @@ mod tests {
         let columns = vec![
             (
                 "debian-12".to_string(),
-                vec![outcome("d.a", claim::Verdict::Pass), outcome("d.b", failed())],
+                vec![
+                    outcome("d.a", claim::Verdict::Pass),
+                    outcome("d.b", failed()),
+                ],
             ),
             (
                 "debian-13".to_string(),
-                vec![outcome("d.a", claim::Verdict::Pass), outcome("d.b", claim::Verdict::Pass)],
+                vec![
+                    outcome("d.a", claim::Verdict::Pass),
+                    outcome("d.b", claim::Verdict::Pass),
+                ],
             ),
         ];
         let table = platform_table(&columns);
         assert!(table.contains("  d.a    PASS        PASS"), "{table}");
         assert!(table.contains("≠ d.b    FAIL        PASS"), "{table}");
-        assert!(table.ends_with("1 of 2 claims differ between debian-12 and debian-13"), "{table}");
+        assert!(
+            table.ends_with("1 of 2 claims differ between debian-12 and debian-13"),
+            "{table}"
+        );
         assert_eq!(
             per_platform(std::path::Path::new("out/report.json"), "debian-12"),
             PathBuf::from("out/report.debian-12.json")

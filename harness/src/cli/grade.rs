@@ -174,7 +174,10 @@ fn html_pages(loaded: &Design, graded: &[crate::grade::Graded]) -> Vec<(String, 
         "class.html".to_string(),
         crate::grade::class_html(loaded, graded),
     )];
-    let platform = loaded.platform().map(|p| p.name().to_string()).unwrap_or_default();
+    let platform = loaded
+        .platform()
+        .map(|p| p.name().to_string())
+        .unwrap_or_default();
     for g in graded.iter().filter(|g| g.error.is_none()) {
         let report = report::RunReport {
             design: &loaded.name,

@@ -217,7 +217,10 @@ pub async fn images(
     let each: Vec<Fixtures> = if platforms.is_empty() {
         vec![fixtures.clone()]
     } else {
-        platforms.iter().map(|p| fixtures.clone().on_platform(p)).collect()
+        platforms
+            .iter()
+            .map(|p| fixtures.clone().on_platform(p))
+            .collect()
     };
     for fixtures in &each {
         let platform = fixtures.platform()?;

@@ -140,7 +140,9 @@ pub(crate) fn none_marked(service: &str, mark: &str, among: &[&str]) -> String {
     };
     let how = match service {
         "php-fpm" => "PHP-FPM: an `access.log` whose `access.format` has `%r%Q%q`",
-        "nginx" => "Nginx: no `access_log off`, and a `log_format` with `$request` or `$request_uri`",
+        "nginx" => {
+            "Nginx: no `access_log off`, and a `log_format` with `$request` or `$request_uri`"
+        }
         "apache" => "Apache: a `CustomLog` whose format has `%r` or `%q`",
         _ => "a format with the request's query string",
     };

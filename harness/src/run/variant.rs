@@ -15,7 +15,12 @@ use crate::stack::Stack;
 /// runs there, then every claim of `still_hold`; it holds when they all do.
 /// Over a user's own file that the variant would replace, it says nothing
 /// of theirs: a SKIP with the reason.
-pub(super) async fn on_variant(stack: &Stack, claim: &Claim, variant: &Variant, rec: &Recorder) -> Outcome {
+pub(super) async fn on_variant(
+    stack: &Stack,
+    claim: &Claim,
+    variant: &Variant,
+    rec: &Recorder,
+) -> Outcome {
     let started = Instant::now();
     let ended = |verdict: Verdict, evidence: String, own: Option<Outcome>| {
         let (figures, timelines, budgets) = own

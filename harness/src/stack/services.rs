@@ -267,7 +267,11 @@ impl Stack {
             if out.code != 0 {
                 // Which release refuses it: the same file may run on another.
                 let version = match &spec.version {
-                    Some(cmd) => host.exec(cmd).await.map(|v| v.combined()).unwrap_or_default(),
+                    Some(cmd) => host
+                        .exec(cmd)
+                        .await
+                        .map(|v| v.combined())
+                        .unwrap_or_default(),
                     None => String::new(),
                 };
                 let version = version.lines().next().unwrap_or("").trim();
@@ -299,7 +303,8 @@ impl Stack {
             .map(str::trim)
             .filter(|l| {
                 let l = l.to_ascii_lowercase();
-                let about_a_file = l.contains(" config ") || l.contains("parsing [") || l.contains(" in /");
+                let about_a_file =
+                    l.contains(" config ") || l.contains("parsing [") || l.contains(" in /");
                 l.contains("deprecated") || (l.contains("[warn") && about_a_file)
             })
             .collect();
@@ -307,7 +312,11 @@ impl Stack {
             return;
         }
         let version = match self.service(service).ok().and_then(|s| s.version.clone()) {
-            Some(cmd) => host.exec(&cmd).await.map(|v| v.combined()).unwrap_or_default(),
+            Some(cmd) => host
+                .exec(&cmd)
+                .await
+                .map(|v| v.combined())
+                .unwrap_or_default(),
             None => String::new(),
         };
         let version = version.lines().next().unwrap_or("").trim().to_string();
