@@ -268,6 +268,22 @@ impl Budget {
 }
 
 impl Outcome {
+    /// An outcome of claim `id` with `verdict` and nothing measured: for
+    /// tests of what reads outcomes (tables, reports).
+    #[cfg(test)]
+    pub(crate) fn bare(id: &str, verdict: Verdict) -> Outcome {
+        Outcome {
+            id: id.into(),
+            says: String::new(),
+            verdict,
+            evidence: String::new(),
+            millis: 0,
+            figures: Vec::new(),
+            timelines: Vec::new(),
+            budgets: Vec::new(),
+        }
+    }
+
     /// ERROR for `claim`, which could not be run: `why`.
     pub fn not_run(claim: &Claim, why: impl Into<String>) -> Outcome {
         Outcome {

@@ -363,16 +363,7 @@ mod tests {
             host: Some("lb-1".into()),
             service: Some("iptables".into()),
         };
-        let outcome = |id: &str, verdict: Verdict| Outcome {
-            id: id.into(),
-            says: String::new(),
-            verdict,
-            evidence: String::new(),
-            millis: 0,
-            figures: Vec::new(),
-            timelines: Vec::new(),
-            budgets: Vec::new(),
-        };
+        let outcome = Outcome::bare;
         let fail = |keys: &[&str]| {
             Verdict::Fail(Failure {
                 found: keys.iter().map(|k| found(k)).collect(),

@@ -400,18 +400,7 @@ fn write_reports(
 mod tests {
     use super::*;
 
-    fn outcome(id: &str, verdict: claim::Verdict) -> claim::Outcome {
-        claim::Outcome {
-            id: id.into(),
-            says: String::new(),
-            verdict,
-            evidence: String::new(),
-            millis: 0,
-            figures: Vec::new(),
-            timelines: Vec::new(),
-            budgets: Vec::new(),
-        }
-    }
+    use claim::Outcome;
 
     #[test]
     fn platforms_side_by_side_mark_the_claims_that_differ() {
@@ -420,15 +409,15 @@ mod tests {
             (
                 "debian-12".to_string(),
                 vec![
-                    outcome("d.a", claim::Verdict::Pass),
-                    outcome("d.b", failed()),
+                    Outcome::bare("d.a", claim::Verdict::Pass),
+                    Outcome::bare("d.b", failed()),
                 ],
             ),
             (
                 "debian-13".to_string(),
                 vec![
-                    outcome("d.a", claim::Verdict::Pass),
-                    outcome("d.b", claim::Verdict::Pass),
+                    Outcome::bare("d.a", claim::Verdict::Pass),
+                    Outcome::bare("d.b", claim::Verdict::Pass),
                 ],
             ),
         ];
