@@ -267,6 +267,40 @@ async fn a_design_whose_backends_never_come_up_starts_and_its_claims_fail() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_replica_is_settled_only_once_it_has_the_primarys_data() {
+    let stack = Stack::start(
+        "distributed",
+        stackproof::Design::fixtures_of("distributed").unwrap(),
+    )
+    .await
+    .unwrap();
+    let unsettled: Vec<&String> = stack
+        .notes()
+        .iter()
+        .filter(|n| n.contains("did not settle"))
+        .collect();
+    assert!(unsettled.is_empty(), "every service settles: {unsettled:?}");
+    // The app's user, made on the primary as it starts, is on the replica
+    // before the first claim: the first page read through it can succeed.
+    let replica = stack.host("server-2").unwrap();
+    let users = replica
+        .exec("mariadb -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User = 'app'\"")
+        .await
+        .unwrap();
+    assert_eq!(users.stdout.trim(), "1", "the app's user on the replica");
+    // Replication stopped: the replica does not settle, in its own words.
+    replica.exec("mariadb -e 'STOP SLAVE'").await.unwrap();
+    let notes = stack.settle(&["server-2".to_string()]).await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("`mariadb-replica` on host `server-2`")
+                && n.contains("Slave_IO_Running: No")),
+        "a stopped replica never settles, quoting SHOW SLAVE STATUS: {notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_fault_takes_effect_and_its_guard_undoes_it() {
     use stackproof::Fault;
     let stack = Stack::start(
