@@ -90,8 +90,12 @@ impl DesignDir {
 }
 
 /// Writes a new design folder `folder` as a copy of built-in design `from`,
-/// its claim IDs (and the mutants' `fails`) renamed to the folder's name;
-/// returns how many files it wrote. An existing folder is never touched.
+/// its claim IDs renamed to the folder's name and its design.toml and
+/// claims.toml headed as the user's own design (the built-in's wording
+/// kept only as where it started); returns how many files it wrote. The
+/// built-in's mutants are left out: each breaks the built-in's files, and
+/// a new design's files will differ, so they would prove nothing about it.
+/// An existing folder is never touched.
 pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
     let source = DesignDir::locate(from)?;
     let name = folder
@@ -120,13 +124,16 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
             let path = entry
                 .map_err(Error::io(format!("read `{}`", dir.display())))?
                 .path();
+            let rel = path
+                .strip_prefix(&source.dir)
+                .expect("walked below the design");
+            if rel == Path::new("mutants") {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
                 continue;
             }
-            let rel = path
-                .strip_prefix(&source.dir)
-                .expect("walked below the design");
             let target = folder.join(rel);
             std::fs::create_dir_all(target.parent().expect("a file in a folder"))
                 .map_err(Error::io(format!("create `{}`", target.display())))?;
@@ -135,12 +142,18 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
             let bytes = match String::from_utf8(bytes) {
                 // The new design says which release its servers run on, so a
                 // later change of the default does not move it.
-                Ok(text)
-                    if rel == Path::new(crate::spec::DESIGN_FILE)
-                        && !text.contains("\nplatform") =>
-                {
-                    let platform = source.fixtures()?.platform()?;
-                    insert_platform(&text, platform.name()).into_bytes()
+                Ok(text) if rel == Path::new(crate::spec::DESIGN_FILE) => {
+                    let mut text = headed_as_new(&text, &name, &source.name);
+                    if !text.contains("\nplatform") {
+                        let platform = source.fixtures()?.platform()?;
+                        text = insert_platform(&text, platform.name());
+                    }
+                    text.into_bytes()
+                }
+                Ok(text) if rel == Path::new(CLAIMS_FILE) => {
+                    headed_as_new(&text, &name, &source.name)
+                        .replace(&old_prefix, &new_prefix)
+                        .into_bytes()
                 }
                 Ok(text) if path.extension().is_some_and(|e| e == "toml") => {
                     text.replace(&old_prefix, &new_prefix).into_bytes()
@@ -154,6 +167,38 @@ pub fn new_design(folder: &Path, from: &str) -> Result<usize> {
         }
     }
     Ok(written)
+}
+
+/// A built-in's design.toml or claims.toml as the first version of design
+/// `name`'s: its opening comment (the built-in's own description) replaced
+/// by one saying where it started and what to change, and the design's
+/// `summary` marked as the built-in's until the user writes their own.
+fn headed_as_new(text: &str, name: &str, from: &str) -> String {
+    let mut lines = text.lines().peekable();
+    // The built-in's opening comment describes the built-in: left out.
+    while lines.next_if(|l| l.starts_with('#')).is_some() {}
+    let mut out = format!(
+        "# {name}: a design of your own, started from the built-in `{from}` by\n\
+         # `stackproof new`. Its hosts, services and claims are still {from}'s:\n\
+         # change them to say what your design is and promises, and add a\n\
+         # mutant (mutants/<name>/mutant.toml) for each claim, to prove it can\n\
+         # fail (docs/designs.md).\n"
+    );
+    for line in lines {
+        match line
+            .strip_prefix("summary = \"")
+            .and_then(|v| v.strip_suffix('"'))
+        {
+            Some(theirs) => out.push_str(&format!(
+                "summary = \"{name} (so far {from}'s: {theirs})\"\n"
+            )),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// `design_toml` with `platform = "<name>"` before its first table (a

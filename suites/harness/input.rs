@@ -110,6 +110,19 @@ fn a_design_written_outside_the_repo_runs_from_its_folder_with_a_skipped_claim()
     let folder = base.join("my_site");
     let bin = env!("CARGO_BIN_EXE_stackproof");
     new_design(&folder);
+    // The new design is the user's: no built-in mutant (each patches the
+    // built-in's files), and its summary says where it started.
+    assert!(
+        !folder.join("mutants").exists(),
+        "no built-in mutant copied"
+    );
+    let design = std::fs::read_to_string(folder.join("design.toml")).unwrap();
+    assert!(
+        design.starts_with(
+            "# my_site: a design of your own, started from the built-in `simple_web_nginx`"
+        ) && design.contains("summary = \"my_site (so far simple_web_nginx's: one server:"),
+        "{design}"
+    );
     // A user skips one sentence, with the reason they give.
     let claims = folder.join("claims.toml");
     let text = std::fs::read_to_string(&claims).unwrap().replace(

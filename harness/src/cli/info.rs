@@ -156,7 +156,8 @@ pub fn kinds(name: Option<String>) -> Result<ExitCode, Error> {
 pub fn new_design(folder: &Path, from: &str) -> Result<ExitCode, Error> {
     let written = crate::design::new_design(folder, from)?;
     out!(
-        "wrote {} ({} files, from {from}); run it with:\n  stackproof check {}",
+        "wrote {} ({} files, from {from}; its mutants left out, as they break {from}'s files: \
+         add your own under mutants/); run it with:\n  stackproof check {}",
         folder.display(),
         written,
         folder.display()
