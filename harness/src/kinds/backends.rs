@@ -205,6 +205,11 @@ impl DeadBackend<'_> {
         );
         ensure_eq("requests answered with every backend up", n, ok, &words)?;
         ensure(
+            before.iter().any(|c| !c.is_empty()),
+            super::common::none_marked(self.web, &mark, &self.backends),
+            &words,
+        )?;
+        ensure(
             before.iter().any(|c| c.iter().any(|h| h == dead)),
             format!(
                 "{dead} served none of {n} requests with every backend up, so taking it out proves nothing"

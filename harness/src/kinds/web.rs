@@ -1,6 +1,6 @@
 //! Web kinds: who serves what, counted in the servers' own access logs.
 
-use super::common::{counted_by, header, log_sizes, marker, req_failed};
+use super::common::{counted_by, header, log_sizes, marker, none_marked, req_failed};
 use super::{Facts, Kind, Param, Params, Ty};
 use crate::failure::{CheckResult, Failure, ensure, ensure_eq};
 use crate::measure::http;
@@ -117,6 +117,12 @@ async fn static_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         format!("not every answer says `Server: {header_want}...`"),
         &evidence,
     )?;
+    // None found at all: say what the claim looks for, not a list of zeros.
+    ensure(
+        counted.iter().any(|c| !c.is_empty()),
+        none_marked(web, &mark, &[]),
+        &evidence,
+    )?;
     ensure_eq(
         &format!("times each request is in {web}'s own access logs"),
         vec![1; n],
@@ -222,6 +228,12 @@ async fn dynamic_by(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
         &evidence,
     )?;
     ensure(pages.iter().all(|p| p.1), "a page is not HTML", &evidence)?;
+    // None found at all: say what the claim looks for, not a list of zeros.
+    ensure(
+        counted.iter().any(|c| !c.is_empty()),
+        none_marked(web, &mark, &[]),
+        &evidence,
+    )?;
     ensure_eq(
         &format!("times each request is in {web}'s own access logs"),
         vec![1; n],
@@ -449,6 +461,11 @@ async fn access_log_rate(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResu
             )
         }
     );
+    ensure(
+        found.iter().any(|f| *f) || !sent.statuses.iter().any(|s| s.is_some()),
+        none_marked(web, &mark, &[host]),
+        &evidence,
+    )?;
     ensure(
         missing.is_empty(),
         "the access log does not hold every kind of request sent",
