@@ -505,13 +505,19 @@ fn no_design_folder_makes_the_loader_panic() {
         let library =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/services/nginx/service.toml");
         std::fs::copy(library, &service).unwrap();
-        let mutant = std::fs::read_dir(dir.join("mutants"))
+        // `new` copies no mutant: the user writes one, here the built-in's first.
+        let builtin = std::fs::read_dir(crate::design::builtin_root().join(base).join("mutants"))
             .unwrap()
             .flatten()
-            .next()
-            .unwrap()
-            .path()
+            .map(|e| e.path())
+            .min()
+            .unwrap();
+        let mutant = dir
+            .join("mutants")
+            .join(builtin.file_name().unwrap())
             .join("mutant.toml");
+        std::fs::create_dir_all(mutant.parent().unwrap()).unwrap();
+        std::fs::copy(builtin.join("mutant.toml"), &mutant).unwrap();
         for file in [
             dir.join("design.toml"),
             dir.join("claims.toml"),
