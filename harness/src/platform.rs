@@ -105,6 +105,11 @@ impl Platform {
         &self.release
     }
 
+    /// One of its facts from platforms.toml (`php`), as written there.
+    pub(crate) fn fact(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
     /// The Debian suite mmdebstrap installs (`trixie`).
     pub(crate) fn suite(&self) -> &str {
         &self.suite

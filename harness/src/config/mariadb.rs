@@ -95,9 +95,19 @@ const MYSQL_TO_MARIADB: &[(&str, &str, &str, &str, &str)] = &[
         "utf8mb4_0900_ai_ci",
         "collation-server",
         "utf8mb4_unicode_ci",
-        "MySQL 8's default collation, which MariaDB 10.11 does not have",
+        "MySQL 8's default collation, which this platform's MariaDB does not have (MariaDB has it from 11.4)",
     ),
 ];
+
+/// Whether the run's MariaDB has MySQL 8's `utf8mb4_0900_*` collations
+/// (platforms.toml's `mariadb_mysql8_collations`): then a file's
+/// `collation-server = utf8mb4_0900_ai_ci` is kept as the user wrote it.
+fn has_mysql8_collations(target: &Target) -> bool {
+    target
+        .design
+        .platform()
+        .is_ok_and(|p| p.fact("mariadb_mysql8_collations") == Some("yes"))
+}
 
 /// Maps `text` (from `file`) for the hosts whose MariaDB services are `roles`
 /// (`mariadb`, `mariadb-primary`, `mariadb-replica`).
@@ -115,6 +125,7 @@ pub fn map(file: &Path, text: &str, target: &Target, roles: &[&str]) -> Result<M
         has_log_error: false,
         sets_bind_address: false,
         includes: Vec::new(),
+        mysql8_collations: has_mysql8_collations(target),
     };
     let lines = text
         .lines()
@@ -136,6 +147,8 @@ struct OptionFile<'a> {
     sets_bind_address: bool,
     /// `!include` lines, as `file:line: !include ...`.
     includes: Vec<String>,
+    /// The run's MariaDB has MySQL 8's collations (see [`has_mysql8_collations`]).
+    mysql8_collations: bool,
 }
 
 impl OptionFile<'_> {
@@ -166,7 +179,9 @@ impl OptionFile<'_> {
             self.includes.push(format!("{at}: {key}"));
         }
         let renamed = MYSQL_TO_MARIADB.iter().find(|(from, v, ..)| {
-            *from == key_norm && (v.is_empty() || v.eq_ignore_ascii_case(value))
+            *from == key_norm
+                && (v.is_empty() || v.eq_ignore_ascii_case(value))
+                && !(self.mysql8_collations && v.starts_with("utf8mb4_0900"))
         });
         let out = &mut self.out;
         match key_norm.as_str() {

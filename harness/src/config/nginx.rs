@@ -5,7 +5,8 @@
 //! PHP-FPM socket onto the design's app server, the document root onto the
 //! run's app, the user's domain onto the run's, `upstream` servers onto
 //! the design's PHP-FPM (an upstream `fastcgi_pass` uses) or its web
-//! backends (one `proxy_pass` uses). Every change is one line; an address
+//! backends (one `proxy_pass` uses), its TLS files (letsencrypt's or any
+//! other path) onto the run's certificate, key and CA. Every change is one line; an address
 //! the run cannot map (a `proxy_pass` to a server of yours) stops the run
 //! before anything starts.
 
@@ -19,6 +20,36 @@ const RUN_ROOT: &str = "/var/www/html";
 
 /// Where the design's PHP-FPM listens, as a mapped line points at it.
 const RUN_PHP_FPM: &str = "{{ php_fpm }}:9000";
+
+/// Where the run's TLS files are on a web host (services/nginx/service.toml).
+const RUN_TLS_DIR: &str = "/etc/nginx/stackproof-tls";
+
+/// A TLS file a directive names, and what the run gives instead: (the
+/// directive, the run's file in [`RUN_TLS_DIR`], what that file is).
+const TLS_FILES: &[(&str, &str, &str)] = &[
+    (
+        "ssl_certificate",
+        "www.crt",
+        "the run's certificate for its domain",
+    ),
+    (
+        "ssl_certificate_key",
+        "www.key",
+        "the run's certificate's key",
+    ),
+    ("ssl_trusted_certificate", "ca.pem", "the run's CA"),
+    ("ssl_client_certificate", "ca.pem", "the run's CA"),
+    (
+        "ssl_dhparam",
+        "ffdhe2048.pem",
+        "RFC 7919's ffdhe2048 group, as Mozilla's TLS guide has it",
+    ),
+    (
+        "include",
+        "options-ssl-nginx.conf",
+        "certbot's own options file, as `certbot --nginx` installs it",
+    ),
+];
 
 /// The `upstream` blocks a `fastcgi_pass` uses (the others are web servers
 /// a `proxy_pass` uses).
@@ -233,6 +264,13 @@ impl<'a> Site<'a> {
             }
             "proxy_pass" | "uwsgi_pass" | "grpc_pass" => self.proxy_pass(line, first, second)?,
             "access_log" => self.access_log(line, statement, second),
+            "include" if second.ends_with("/options-ssl-nginx.conf") => {
+                self.tls_file(line, first, second)
+            }
+            "include" => {}
+            _ if TLS_FILES.iter().any(|(d, ..)| *d == first) && !second.contains('$') => {
+                self.tls_file(line, first, second)
+            }
             _ => {}
         }
         Ok(())
@@ -325,9 +363,8 @@ impl<'a> Site<'a> {
                 "{at}: listen {addr} -> {port} (the container's own addresses)"
             ));
         }
-        if words.contains(&"ssl") {
-            return Err(super::tls_on_web_server(self.file, line.n));
-        }
+        // `listen 443 ssl` stays: its certificate and key are mapped onto
+        // the run's (see `tls_file`), so the site serves HTTPS as the user's does.
         Ok(())
     }
 
@@ -366,6 +403,23 @@ impl<'a> Site<'a> {
 
     /// `access_log`: the claims' log in the claims' format; any other log
     /// or none is a warning (its requests are not counted).
+    /// A TLS file of the user's server (a letsencrypt path, their own
+    /// certificate): the run's, which its clients trust.
+    fn tls_file(&mut self, line: &mut Line, directive: &str, path: &str) {
+        let Some((_, file, what)) = TLS_FILES.iter().find(|(d, ..)| *d == directive) else {
+            return;
+        };
+        let to = format!("{RUN_TLS_DIR}/{file}");
+        if path == to {
+            return;
+        }
+        line.text = line.text.replacen(path, &to, 1);
+        self.out.lines.push(format!(
+            "{}: {directive} {path} -> {to} ({what})",
+            self.at(line.n)
+        ));
+    }
+
     fn access_log(&mut self, line: &mut Line, statement: &str, path: &str) {
         let at = self.at(line.n);
         if path == RUN_ACCESS_LOG {

@@ -294,7 +294,7 @@ impl Stack {
 
     /// The warnings a server's check printed about its files (Nginx's
     /// `[warn] ... in /etc/nginx/...:4`, HAProxy's `[WARNING] ... config :`,
-    /// anything `deprecated`), kept for the stack's notes with the server's
+    /// anything `deprecated` or `was removed`), kept for the stack's notes with the server's
     /// version: which release warns. A warning about the machine, not the
     /// files (MariaDB's open-files limit), is not the user's to fix.
     async fn note_warnings(&self, host: &Host, service: &str, said: &str) {
@@ -305,7 +305,12 @@ impl Stack {
                 let l = l.to_ascii_lowercase();
                 let about_a_file =
                     l.contains(" config ") || l.contains("parsing [") || l.contains(" in /");
-                l.contains("deprecated") || (l.contains("[warn") && about_a_file)
+                // MariaDB 11 on a removed option: "'innodb-defragment' was
+                // removed. It does nothing now and exists only for
+                // compatibility with old my.cnf files."
+                l.contains("deprecated")
+                    || l.contains("was removed")
+                    || (l.contains("[warn") && about_a_file)
             })
             .collect();
         if warnings.is_empty() {

@@ -279,7 +279,7 @@ impl<'a> Mapper<'a> {
         }
         if let Some((_, instead)) = REMOVED.iter().find(|(d, _)| *d == first) {
             self.out.hints.push(format!(
-                "{}: `{first}` was removed in HAProxy 2.1 (this server is 2.6); write `{instead}` instead",
+                "{}: `{first}` was removed in HAProxy 2.1 (every later release refuses it); write `{instead}` instead",
                 self.at(n)
             ));
         }
