@@ -57,6 +57,9 @@ pub struct Figure {
 pub struct Diff {
     /// The design.
     pub design: String,
+    /// The platforms of the base and head runs, when they differ (the
+    /// upgrade question: `debian-12` then `debian-13`).
+    pub platforms: Option<(String, String)>,
     /// The threshold figures were held to (a share of the base's value).
     pub threshold: f64,
     /// Claims whose verdict moved, appeared or went, in the head's order.
@@ -124,8 +127,11 @@ pub fn diff(base: &SavedReport, head: &SavedReport, threshold: f64) -> Result<Di
             });
         }
     }
+    let platforms =
+        (base.platform != head.platform).then(|| (base.platform.clone(), head.platform.clone()));
     Ok(Diff {
         design: head.design.clone(),
+        platforms,
         threshold,
         moved,
         figures,
@@ -148,11 +154,24 @@ impl Diff {
         v.as_deref().unwrap_or("(none)")
     }
 
+    /// The design, and the platforms when the two runs' differ.
+    fn title(&self) -> String {
+        match &self.platforms {
+            Some((base, head)) => format!(
+                "{} ({} -> {})",
+                self.design,
+                if base.is_empty() { "?" } else { base },
+                if head.is_empty() { "?" } else { head }
+            ),
+            None => self.design.clone(),
+        }
+    }
+
     /// In words, one line each, for a terminal.
     pub fn text(&self) -> String {
         let mut s = format!(
             "{}: {} claim(s) moved, {} figure(s) moved by more than {:.0} %, {} claim(s) the same\n",
-            self.design,
+            self.title(),
             self.moved.len(),
             self.figures.len(),
             self.threshold * 100.0,
@@ -186,7 +205,7 @@ impl Diff {
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "### stackproof: what changed in `{}`\n\n{}\n\n",
-            self.design,
+            self.title(),
             if self.regressed() {
                 "**A claim that held no longer does.**"
             } else {
