@@ -12,6 +12,10 @@ use crate::config::{self, ConfigArg};
 use crate::design::Design;
 use crate::error::{Error, Result};
 
+pub mod classroom;
+pub mod points;
+use points::Points;
+
 /// One student's folder and the files found in it.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -351,6 +355,9 @@ pub struct ClassReport {
     pub design: String,
     /// The claims graded, in order.
     pub claims: Vec<String>,
+    /// The points per claim it was scored with (`--points`; empty: not scored).
+    #[serde(default)]
+    pub points: Points,
     /// Every submission of this shard.
     pub submissions: Vec<Graded>,
 }
@@ -373,6 +380,16 @@ impl ClassReport {
             match &mut all {
                 None => all = Some(shard),
                 Some(a) if a.design == shard.design && a.claims == shard.claims => {
+                    if a.points != shard.points {
+                        return Err(Error::InvalidFixture {
+                            path: p.clone(),
+                            detail: format!(
+                                "scored with other points than the first shard ({} against {}): merge shards graded with one points file",
+                                points_words(&shard.points),
+                                points_words(&a.points)
+                            ),
+                        });
+                    }
                     a.submissions.extend(shard.submissions)
                 }
                 Some(a) => {
@@ -428,12 +445,33 @@ impl ClassReport {
     }
 }
 
+/// Points in a message: `a.b = 2, a.c = 5`, or "none".
+fn points_words(points: &Points) -> String {
+    if points.is_empty() {
+        return "none".into();
+    }
+    points
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Each submission's score under `points`, or none when it is empty.
+fn scores(design: &Design, points: &Points, graded: &[Graded]) -> Vec<Option<points::Score>> {
+    let claims: Vec<String> = design.claims.iter().map(|c| c.id.clone()).collect();
+    graded
+        .iter()
+        .map(|g| (!points.is_empty()).then(|| points::score(points, &claims, g)))
+        .collect()
+}
+
 /// The class as one self-contained HTML page: the class's pass rate per
 /// claim on top (which sentence the class got wrong most), then one row per
 /// submission, one cell per claim coloured by verdict, each submission
 /// linking to its own report (`<name>.html`, beside it); a click on a
 /// column's head sorts by it.
-pub fn class_html(design: &Design, graded: &[Graded]) -> String {
+pub fn class_html(design: &Design, points: &Points, graded: &[Graded]) -> String {
     use crate::html::esc;
     let prefix = format!("{}.", design.name);
     let short = |id: &str| id.trim_start_matches(&prefix).to_string();
@@ -485,9 +523,13 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
             ran.len()
         );
     }
+    let scores = scores(design, points, graded);
     h.push_str(
         "</table><h2>Submissions</h2><table id=\"class\"><tr><th>submission</th><th>held</th>",
     );
+    if !points.is_empty() {
+        h.push_str("<th title=\"points earned of the points it could earn\">score</th>");
+    }
     for c in &design.claims {
         let _ = write!(
             h,
@@ -497,7 +539,7 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
         );
     }
     h.push_str("<th>why not graded</th></tr>");
-    for g in graded {
+    for (g, score) in graded.iter().zip(&scores) {
         let held = g.outcomes.iter().filter(|o| o.verdict.passed()).count();
         let name = if g.error.is_none() {
             format!("<a href=\"{0}.html\">{0}</a>", esc(&g.name))
@@ -505,6 +547,9 @@ pub fn class_html(design: &Design, graded: &[Graded]) -> String {
             esc(&g.name)
         };
         let _ = write!(h, "<tr><td>{name}</td><td>{held}</td>");
+        if let Some(score) = score {
+            let _ = write!(h, "<td>{score}</td>");
+        }
         for c in &design.claims {
             let o = g.outcomes.iter().find(|o| o.id == c.id);
             let v = cell(o);
@@ -546,22 +591,26 @@ document.querySelectorAll('#class th').forEach(function(th,col){
 </script>"#;
 
 /// The class's table as Markdown: one row per submission, one column per claim.
-pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {
+pub fn summary_markdown(design: &Design, points: &Points, graded: &[Graded]) -> String {
     let prefix = format!("{}.", design.name);
     let short = |id: &str| id.trim_start_matches(&prefix).to_string();
+    let scored = !points.is_empty();
     let mut md = format!(
-        "# {}: {} submission(s)\n\n| submission | held | {} | notes |\n|---|---|{}---|\n",
+        "# {}: {} submission(s)\n\n| submission | held | {}{} | notes |\n|---|---|{}{}---|\n",
         design.name,
         graded.len(),
+        if scored { "score | " } else { "" },
         design
             .claims
             .iter()
             .map(|c| format!("`{}`", short(&c.id)))
             .collect::<Vec<_>>()
             .join(" | "),
+        if scored { "---|" } else { "" },
         "---|".repeat(design.claims.len())
     );
-    for g in graded {
+    let scores = scores(design, points, graded);
+    for (g, score) in graded.iter().zip(&scores) {
         let held = g.outcomes.iter().filter(|o| o.verdict.passed()).count();
         let cells: Vec<&str> = design
             .claims
@@ -586,9 +635,10 @@ pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {
             .collect();
         let _ = writeln!(
             md,
-            "| {} | {held}/{} | {} | {} |",
+            "| {} | {held}/{} | {}{} | {} |",
             g.name,
             design.claims.len(),
+            score.map(|s| format!("{s} | ")).unwrap_or_default(),
             cells.join(" | "),
             notes.join("<br>").replace('|', "\\|")
         );
@@ -597,10 +647,11 @@ pub fn summary_markdown(design: &Design, graded: &[Graded]) -> String {
 }
 
 /// The class's table as CSV (submission, then one column per claim ID, then the error).
-pub fn summary_csv(design: &Design, graded: &[Graded]) -> String {
+pub fn summary_csv(design: &Design, points: &Points, graded: &[Graded]) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut csv = format!(
-        "submission,{},error\n",
+        "submission,{}{},error\n",
+        if points.is_empty() { "" } else { "score,max," },
         design
             .claims
             .iter()
@@ -608,7 +659,8 @@ pub fn summary_csv(design: &Design, graded: &[Graded]) -> String {
             .collect::<Vec<_>>()
             .join(",")
     );
-    for g in graded {
+    let scores = scores(design, points, graded);
+    for (g, score) in graded.iter().zip(&scores) {
         let cells: Vec<&str> = design
             .claims
             .iter()
@@ -616,8 +668,11 @@ pub fn summary_csv(design: &Design, graded: &[Graded]) -> String {
             .collect();
         let _ = writeln!(
             csv,
-            "{},{},{}",
+            "{},{}{},{}",
             quote(&g.name),
+            score
+                .map(|s| format!("{},{},", s.earned, s.max))
+                .unwrap_or_default(),
             cells.join(","),
             quote(
                 g.error

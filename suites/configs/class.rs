@@ -341,3 +341,205 @@ fn a_class_graded_in_shards_merges_into_one() {
     assert!(page.contains(">3/3 (100 %)<"), "{page}");
     assert_eq!(junit.matches("<testsuite ").count(), 3, "{junit}");
 }
+
+/// `--points`: each submission's score beside its verdicts (a PASS earns
+/// the claim's points, anything else none; a claim the file does not name
+/// is not scored, with a warning), in the CSV, the table, the class page
+/// and class.json; `merge` refuses shards scored with other points, and a
+/// points file naming a claim the design lacks is refused before any run.
+#[test]
+fn a_class_is_scored_with_points_and_shards_scored_otherwise_do_not_merge() {
+    let class = std::env::temp_dir().join(format!("sp-class-points-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    for (student, file) in [
+        ("ann", "lb_debian_default.cfg"),
+        ("ben", "lb_balance_source.cfg"),
+    ] {
+        std::fs::create_dir_all(class.join(student)).unwrap();
+        std::fs::copy(configs.join(file), class.join(student).join("haproxy.cfg")).unwrap();
+    }
+    std::fs::write(
+        class.join("points.toml"),
+        "\"lb.round_robin\" = 5\n\"distributed.dns.www_to_lb\" = 1\n",
+    )
+    .unwrap();
+    std::fs::write(class.join("other.toml"), "\"lb.round_robin\" = 3\n").unwrap();
+    std::fs::write(class.join("wrong.toml"), "\"lb.roundrobin\" = 3\n").unwrap();
+    let grade = |points: &str, out: &str, shard: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stackproof"))
+            .args(["grade", "distributed", "ann", "ben", "--html"])
+            .args(["--out", out, "--points", points, "--shard", shard])
+            .args(["--claim", "distributed.lb.round_robin"])
+            .args(["--claim", "distributed.dns.www_to_lb"])
+            .args(["--claim", "distributed.lb.active_active"])
+            .current_dir(&class)
+            .output()
+            .unwrap()
+    };
+    let refused = grade("wrong.toml", "grades-wrong", "1/1");
+    let whole = grade("points.toml", "grades", "1/1");
+    let other = grade("other.toml", "grades-other", "2/2");
+    let merged = Command::new(env!("CARGO_BIN_EXE_stackproof"))
+        .args(["merge", "grades/class.json", "grades-other/class.json"])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(class.join(f)).unwrap_or_default();
+    let (csv, md, page, json) = (
+        read("grades/summary.csv"),
+        read("grades/summary.md"),
+        read("grades/class.html"),
+        read("grades/class.json"),
+    );
+    std::fs::remove_dir_all(&class).unwrap();
+    let said = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("no claim `lb.roundrobin` in design distributed"),
+        "{}",
+        said(&refused)
+    );
+    let text = said(&whole);
+    assert_eq!(whole.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("warning: not scored, as the points file names no points for them: distributed.lb.active_active"),
+        "{text}"
+    );
+    // ann's file balances round-robin: 5 + 1; ben's by source: 1 of 6.
+    assert!(
+        text.contains("score: 6/6") && text.contains("score: 1/6"),
+        "{text}"
+    );
+    assert!(text.contains("submissions an hour"), "{text}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "submission,score,max,distributed.dns.www_to_lb,distributed.lb.round_robin,distributed.lb.active_active,error",
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("\"ann\",6,6,PASS,PASS,"), "{csv}");
+    assert!(lines[2].starts_with("\"ben\",1,6,PASS,FAIL,"), "{csv}");
+    assert!(
+        md.contains("| score |") && md.contains("| 6/6 | PASS | PASS |"),
+        "{md}"
+    );
+    assert!(
+        page.contains("<th title=\"points earned of the points it could earn\">score</th>")
+            && page.contains("<td>1/6</td>"),
+        "{page}"
+    );
+    assert!(json.contains("\"distributed.lb.round_robin\": 5"), "{json}");
+    assert_eq!(other.status.code(), Some(0), "{}", said(&other));
+    assert_eq!(merged.status.code(), Some(2), "{}", said(&merged));
+    assert!(
+        said(&merged).contains("scored with other points than the first shard"),
+        "{}",
+        said(&merged)
+    );
+}
+
+/// `classroom`: GitHub Classroom's workflow, written from the points file
+/// `grade --points` scores with, so the two cannot disagree. The test reads
+/// the workflow as the grader would (each step's `command` and
+/// `max-score`), runs every command in a student's repository, and finds
+/// the score `grade` gives the same files: balancing by source earns the
+/// DNS claim's 1 point of 6.
+#[test]
+fn the_classroom_workflow_is_written_from_the_points_and_its_commands_score_as_grade_does() {
+    let repo = std::env::temp_dir().join(format!("sp-classroom-{}", std::process::id()));
+    std::fs::create_dir_all(&repo).unwrap();
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/haproxy");
+    std::fs::copy(
+        configs.join("lb_balance_source.cfg"),
+        repo.join("haproxy.cfg"),
+    )
+    .unwrap();
+    let points = repo.join("points.toml");
+    std::fs::write(
+        &points,
+        "\"lb.round_robin\" = 5\n\"distributed.dns.www_to_lb\" = 1\n",
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stackproof"));
+    let wrote = Command::new(bin)
+        .args(["classroom", "distributed", "--points"])
+        .arg(&points)
+        .args(["--config", "haproxy=haproxy.cfg", "--out", "classroom.yml"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        wrote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    let yaml = std::fs::read_to_string(repo.join("classroom.yml")).unwrap();
+    // Each grader step: its command (a YAML double-quoted string) and points.
+    let unquote = |v: &str| {
+        v.trim()
+            .trim_matches('"')
+            .replace("\\\"", "\"")
+            .replace("\\\\", "\\")
+    };
+    let commands: Vec<String> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("command: "))
+        .map(unquote)
+        .collect();
+    let scores: Vec<u32> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("max-score: "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(commands.len(), 2, "{yaml}");
+    assert_eq!(scores.iter().sum::<u32>(), 6, "{yaml}");
+    assert!(
+        yaml.contains("runners: distributed-dns-www-to-lb,distributed-lb-round-robin"),
+        "{yaml}"
+    );
+    // Run each as the command grader does: exit 0 earns the step's points.
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut earned = 0;
+    let mut ran = Vec::new();
+    for (command, points) in commands.iter().zip(&scores) {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .env("PATH", &path)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        ran.push(format!("{command}: {:?}", out.status.code()));
+        if out.status.success() {
+            earned += points;
+        }
+    }
+    // The same files graded with the same points.
+    let class = repo.join("class");
+    std::fs::create_dir_all(class.join("ben")).unwrap();
+    std::fs::copy(repo.join("haproxy.cfg"), class.join("ben/haproxy.cfg")).unwrap();
+    let graded = Command::new(bin)
+        .args(["grade", "distributed", "ben", "--points"])
+        .arg(&points)
+        .args([
+            "--claim",
+            "distributed.dns.www_to_lb",
+            "--claim",
+            "distributed.lb.round_robin",
+        ])
+        .current_dir(&class)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&graded.stdout).into_owned();
+    std::fs::remove_dir_all(&repo).unwrap();
+    assert_eq!(earned, 1, "only the DNS claim holds: {ran:?}");
+    assert!(
+        said.contains(&format!("score: {earned}/6")),
+        "grade scores alike: {said}"
+    );
+}

@@ -117,6 +117,34 @@ pub enum Command {
         /// The platform the servers run on (debian-13, debian-12), over the design's own.
         #[arg(long, env = "STACKPROOF_PLATFORM")]
         platform: Option<String>,
+        /// Score each submission with these points (a TOML file, one
+        /// `"claim.id" = points` per line): a PASS earns the claim's points,
+        /// a SKIP leaves it out of the maximum, anything else earns none.
+        #[arg(long)]
+        points: Option<PathBuf>,
+    },
+    /// Write GitHub Classroom's autograding workflow from a points file: one
+    /// test per claim with points, each `stackproof check <design> --claim
+    /// <ID>` on the student's files, worth the claim's points.
+    Classroom {
+        /// The design the students implement.
+        design: String,
+        /// The points per claim (as `grade --points`).
+        #[arg(long)]
+        points: PathBuf,
+        /// A student's file, as their repository holds it (repeatable):
+        /// SERVER=PATH or HOST:SERVER=PATH, as `check --config` takes it.
+        #[arg(long = "config", value_name = "[HOST:]SERVER=PATH")]
+        configs: Vec<String>,
+        /// A student's install script (repeatable), as `check --script` takes it.
+        #[arg(long = "script", value_name = "SERVER=PATH")]
+        scripts: Vec<String>,
+        /// The platform the checks run on.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Write the workflow here (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Merge the JSON reports of many runs (a CI matrix's shards) into one
     /// HTML page, one JUnit file and one Markdown summary; exits as the

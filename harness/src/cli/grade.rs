@@ -20,13 +20,18 @@ pub async fn grade(
     design: &str,
     dirs: &[PathBuf],
     out: &std::path::Path,
-    jobs: Option<usize>,
-    (only, shard): (Vec<String>, Option<(usize, usize)>),
-    html: bool,
-    platform: Option<String>,
+    options: Options,
 ) -> Result<ExitCode, Error> {
     use crate::grade;
     use futures::StreamExt as _;
+    let Options {
+        jobs,
+        only,
+        shard,
+        html,
+        platform,
+        points,
+    } = options;
     let only = only.as_slice();
     let mut loaded = Design::load(design)?;
     if let Some(p) = &platform {
@@ -34,6 +39,20 @@ pub async fn grade(
     }
     // The table's columns are the claims graded.
     loaded.claims = crate::run::select(&loaded.claims, only)?;
+    let points = match &points {
+        Some(file) => grade::points::read(file, &loaded)?,
+        None => Default::default(),
+    };
+    let graded_ids: Vec<String> = loaded.claims.iter().map(|c| c.id.clone()).collect();
+    if !points.is_empty() {
+        let unscored = grade::points::unscored(&points, &graded_ids);
+        if !unscored.is_empty() {
+            println!(
+                "warning: not scored, as the points file names no points for them: {}",
+                unscored.join(", ")
+            );
+        }
+    }
     let mut subs = grade::find(dirs)?;
     if let Some((i, n)) = shard {
         subs = shard_of(subs, i, n);
@@ -70,7 +89,11 @@ pub async fn grade(
     let mut graded: Vec<(usize, grade::Graded)> = Vec::new();
     let mut stream = futures::stream::iter(runs).buffer_unordered(n);
     while let Some((i, g)) = stream.next().await {
-        let text = submission_text(&g);
+        let mut text = submission_text(&g);
+        if !points.is_empty() {
+            let score = grade::points::score(&points, &graded_ids, &g);
+            text.push_str(&format!("score: {score}\n"));
+        }
         print!("{text}");
         let file = out.join(format!("{}.txt", g.name));
         std::fs::write(&file, &text).map_err(Error::io(format!("write `{}`", file.display())))?;
@@ -81,12 +104,13 @@ pub async fn grade(
     drop(removals.into_inner().expect("removals lock"));
     graded.sort_by_key(|(i, _)| *i);
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
-    let md = grade::summary_markdown(&loaded, &graded);
-    let csv = grade::summary_csv(&loaded, &graded);
+    let md = grade::summary_markdown(&loaded, &points, &graded);
+    let csv = grade::summary_csv(&loaded, &points, &graded);
     // Read back by `merge`, to join the shards of a class.
     let class = grade::ClassReport {
         design: design.to_string(),
-        claims: loaded.claims.iter().map(|c| c.id.clone()).collect(),
+        claims: graded_ids.clone(),
+        points: points.clone(),
         submissions: graded.clone(),
     };
     let mut pages = vec![
@@ -98,16 +122,17 @@ pub async fn grade(
         ),
     ];
     if html {
-        pages.extend(html_pages(&loaded, &graded));
+        pages.extend(html_pages(&loaded, &points, &graded));
     }
     for (name, text) in &pages {
         let file = out.join(name);
         std::fs::write(&file, text).map_err(Error::io(format!("write `{}`", file.display())))?;
     }
+    let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "\n{md}\ngraded {} submission(s) in {:.1} s; wrote {}",
+        "\n{md}\ngraded {} submission(s) in {elapsed:.1} s ({:.0} submissions an hour at this pace); wrote {}",
         graded.len(),
-        started.elapsed().as_secs_f64(),
+        graded.len() as f64 * 3600.0 / elapsed.max(0.001),
         out.join("summary.md").display()
     );
     let ungraded = graded.iter().filter(|g| g.error.is_some()).count();
@@ -121,6 +146,65 @@ pub async fn grade(
         println!("{ungraded} submission(s) could not be graded (their rows say why)");
     }
     Ok(ExitCode::from(grade::exit_status(&graded)))
+}
+
+/// `stackproof classroom`: GitHub Classroom's workflow from a points file.
+pub fn classroom(
+    design: &str,
+    points: &std::path::Path,
+    (configs, scripts): (&[String], &[String]),
+    platform: Option<String>,
+    out: Option<PathBuf>,
+) -> Result<ExitCode, Error> {
+    let mut loaded = Design::load(design)?;
+    if let Some(p) = &platform {
+        loaded = loaded.on_platform(p)?;
+    }
+    let points = crate::grade::points::read(points, &loaded)?;
+    // Refused here as `check` would refuse it in every test of the workflow.
+    for arg in configs.iter().chain(scripts) {
+        arg.parse::<crate::config::ConfigArg>()
+            .map_err(|detail| Error::InvalidFixture {
+                path: PathBuf::from(arg),
+                detail,
+            })?;
+    }
+    let mut args = Vec::new();
+    for c in configs {
+        args.extend(["--config".to_string(), c.clone()]);
+    }
+    for s in scripts {
+        args.extend(["--script".to_string(), s.clone()]);
+    }
+    if let Some(p) = platform {
+        args.extend(["--platform".to_string(), p]);
+    }
+    let yaml = crate::grade::classroom::workflow(&loaded, &points, &args);
+    match out {
+        Some(file) => {
+            crate::merge::write(&file, &yaml)?;
+            println!(
+                "wrote {} ({} tests, {} points)",
+                file.display(),
+                points.len(),
+                points.values().sum::<u32>()
+            );
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How `grade` runs: `jobs` submissions at once (none: what the machine
+/// allows), the claims `only` names (none: all), slice `shard` of the
+/// class, with class pages (`html`), on `platform`, scored with `points`.
+pub struct Options {
+    pub jobs: Option<usize>,
+    pub only: Vec<String>,
+    pub shard: Option<(usize, usize)>,
+    pub html: bool,
+    pub platform: Option<String>,
+    pub points: Option<PathBuf>,
 }
 
 /// Shard `i` of `n`: a stable slice, by name, every Nth from the Ith.
@@ -169,10 +253,14 @@ fn submission_text(g: &crate::grade::Graded) -> String {
 }
 
 /// The class page and one page per submission that ran.
-fn html_pages(loaded: &Design, graded: &[crate::grade::Graded]) -> Vec<(String, String)> {
+fn html_pages(
+    loaded: &Design,
+    points: &crate::grade::points::Points,
+    graded: &[crate::grade::Graded],
+) -> Vec<(String, String)> {
     let mut pages = vec![(
         "class.html".to_string(),
-        crate::grade::class_html(loaded, graded),
+        crate::grade::class_html(loaded, points, graded),
     )];
     let platform = loaded
         .platform()

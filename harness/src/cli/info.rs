@@ -66,16 +66,16 @@ fn merge_class(
     design.claims = crate::run::select(&design.claims, &class.claims)?;
     let graded = &class.submissions;
     if let Some(p) = &html {
-        merge::write(p, &grade::class_html(&design, graded))?;
+        merge::write(p, &grade::class_html(&design, &class.points, graded))?;
     }
     if let Some(p) = &junit {
         merge::write(p, &class.junit())?;
     }
     if let Some(p) = &markdown {
-        merge::write(p, &grade::summary_markdown(&design, graded))?;
+        merge::write(p, &grade::summary_markdown(&design, &class.points, graded))?;
     }
     if let Some(p) = &csv {
-        merge::write(p, &grade::summary_csv(&design, graded))?;
+        merge::write(p, &grade::summary_csv(&design, &class.points, graded))?;
     }
     let ungraded = graded.iter().filter(|g| g.error.is_some()).count();
     out!(

@@ -132,10 +132,26 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             shard,
             html,
             platform,
+            points,
         } => {
-            let only = (claims, shard);
-            grade::grade(&design, &submissions, &out, jobs, only, html, platform).await
+            let options = grade::Options {
+                jobs,
+                only: claims,
+                shard,
+                html,
+                platform,
+                points,
+            };
+            grade::grade(&design, &submissions, &out, options).await
         }
+        Command::Classroom {
+            design,
+            points,
+            configs,
+            scripts,
+            platform,
+            out,
+        } => grade::classroom(&design, &points, (&configs, &scripts), platform, out),
         Command::Merge {
             reports,
             html,
