@@ -28,6 +28,9 @@ pub const LABEL_MACHINE: &str = "stackproof.machine";
 /// Label with the owner's start time (clock ticks since boot), so a reused pid
 /// is not mistaken for the owner.
 pub const LABEL_STARTED: &str = "stackproof.started";
+/// Label of a class graded on a Docker swarm (ci/swarm/grade-class.sh): its
+/// service and its tasks' containers.
+pub const LABEL_SWARM: &str = "stackproof.swarm";
 
 /// Connects to the engine (DOCKER_HOST or the local socket) and agrees on an API version.
 pub async fn connect() -> Result<Docker> {
@@ -374,7 +377,60 @@ impl Drop for RunGuard {
 
 /// Removes every stackproof run, whoever owns it (`stackproof sweep --all`).
 pub(crate) async fn remove_all(docker: &Docker) -> Result<Vec<String>> {
-    remove_runs_where(docker, LABEL_RUN.to_string(), |_| true).await
+    let mut removed = remove_swarm_jobs(docker).await?;
+    removed.extend(remove_runs_where(docker, LABEL_RUN.to_string(), |_| true).await?);
+    Ok(removed)
+}
+
+/// Removes every swarm grading job (ci/swarm/grade-class.sh) and its tasks'
+/// containers: a job whose script was killed. An engine in no swarm has none.
+async fn remove_swarm_jobs(docker: &Docker) -> Result<Vec<String>> {
+    use testcontainers::bollard::query_parameters::ListServicesOptionsBuilder;
+    let filter = HashMap::from([("label".to_string(), vec![LABEL_SWARM.to_string()])]);
+    let mut removed = Vec::new();
+    // Not a swarm manager (the usual case): no services to list.
+    let services = docker
+        .list_services(Some(
+            ListServicesOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .unwrap_or_default();
+    for s in services {
+        let name = s
+            .spec
+            .and_then(|spec| spec.name)
+            .or(s.id)
+            .unwrap_or_default();
+        match docker.delete_service(&name).await {
+            Ok(()) => removed.push(format!("swarm job {name}")),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::docker(format!("remove swarm job `{name}`"))(e)),
+        }
+    }
+    let tasks = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(Error::docker("list swarm task containers"))?;
+    for c in tasks {
+        let Some(id) = c.id else { continue };
+        match docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await
+        {
+            Ok(()) => removed.push(format!("swarm task {}", &id[..12.min(id.len())])),
+            Err(e) if is_not_found(&e) || is_being_removed(&e) => {}
+            Err(e) => return Err(Error::docker("remove a swarm task container")(e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes every run this process owns. For Ctrl-C: the guards' `Drop`
