@@ -476,29 +476,50 @@ fn the_classroom_workflow_is_written_from_the_points_and_its_commands_score_as_g
         String::from_utf8_lossy(&wrote.stderr)
     );
     let yaml = std::fs::read_to_string(repo.join("classroom.yml")).unwrap();
-    // Each grader step: its command (a YAML double-quoted string) and points.
-    let unquote = |v: &str| {
-        v.trim()
-            .trim_matches('"')
-            .replace("\\\"", "\"")
-            .replace("\\\\", "\\")
-    };
-    let commands: Vec<String> = yaml
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("command: "))
-        .map(unquote)
+    // Read as GitHub reads it: each command-grader step's command and points.
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&yaml).expect("the workflow is YAML")[0];
+    let steps = doc["jobs"]["run-autograding-tests"]["steps"]
+        .as_vec()
+        .expect("steps");
+    let graders: Vec<&yaml_rust2::Yaml> = steps
+        .iter()
+        .filter(|s| s["uses"].as_str() == Some("classroom-resources/autograding-command-grader@v1"))
         .collect();
-    let scores: Vec<u32> = yaml
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("max-score: "))
-        .map(|v| v.parse().unwrap())
+    let commands: Vec<String> = graders
+        .iter()
+        .map(|s| {
+            s["with"]["command"]
+                .as_str()
+                .expect("a command")
+                .to_string()
+        })
+        .collect();
+    let scores: Vec<u32> = graders
+        .iter()
+        .map(|s| s["with"]["max-score"].as_i64().expect("points") as u32)
         .collect();
     assert_eq!(commands.len(), 2, "{yaml}");
     assert_eq!(scores.iter().sum::<u32>(), 6, "{yaml}");
-    assert!(
-        yaml.contains("runners: distributed-dns-www-to-lb,distributed-lb-round-robin"),
+    // The reporter sums every grader step, by id.
+    let reporter = steps
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("classroom-resources/autograding-grading-reporter@v1"))
+        .expect("the reporter step");
+    let ids: Vec<&str> = graders.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        reporter["with"]["runners"].as_str(),
+        Some(ids.join(",").as_str()),
         "{yaml}"
     );
+    for id in &ids {
+        let env = format!("{}_RESULTS", id.to_uppercase());
+        let want = format!("${{{{steps.{id}.outputs.result}}}}");
+        assert_eq!(
+            reporter["env"][env.as_str()].as_str(),
+            Some(want.as_str()),
+            "{yaml}"
+        );
+    }
     // Run each as the command grader does: exit 0 earns the step's points.
     let path = format!(
         "{}:{}",
