@@ -2,7 +2,9 @@
 //! exactly as it is on their server, mapped onto the design's Apache hosts:
 //! a specific `<VirtualHost ADDR:PORT>` onto every address of the container,
 //! `DocumentRoot` onto the run's app, PHP handed to PHP-FPM (a socket, or
-//! an address) onto the design's PHP-FPM, the user's domain onto the run's.
+//! an address) onto the design's PHP-FPM, the user's domain onto the run's,
+//! a TLS site's files (letsencrypt's or any other) onto the run's
+//! certificate, key and CA, with mod_ssl loaded as `a2enmod ssl` would.
 //! A proxy to a server of the user's stops the run (never contacted).
 
 use std::path::Path;
@@ -16,6 +18,41 @@ const RUN_ROOT: &str = "/var/www/html";
 /// The design's PHP-FPM, as Apache's proxy handler names it.
 const RUN_FCGI: &str = "fcgi://{{ php_fpm }}:9000";
 
+/// Where the run's TLS files are on an Apache host (services/apache/service.toml).
+const RUN_TLS_DIR: &str = "/etc/apache2/stackproof-tls";
+
+/// A TLS file a directive names (lowercase), the run's file in
+/// [`RUN_TLS_DIR`] instead, and what that file is.
+const TLS_FILES: &[(&str, &str, &str)] = &[
+    (
+        "sslcertificatefile",
+        "www.crt",
+        "the run's certificate for its domain",
+    ),
+    (
+        "sslcertificatekeyfile",
+        "www.key",
+        "the run's certificate's key",
+    ),
+    ("sslcertificatechainfile", "ca.pem", "the run's CA"),
+    ("sslcacertificatefile", "ca.pem", "the run's CA"),
+];
+
+/// The library's file a TLS site replaces: mod_ssl loaded (as `a2enmod
+/// ssl` does) and port 443 listened on (as Debian's ports.conf does once
+/// it is), since conf-enabled/ comes after ports.conf.
+const TLS_CONF: &str = "services/apache/tls.conf";
+const TLS_CONF_ON: &str =
+    "# stackproof: the user's site terminates TLS: mod_ssl, as `a2enmod ssl` loads it.
+<IfModule !socache_shmcb_module>
+    LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+</IfModule>
+<IfModule !ssl_module>
+    LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+</IfModule>
+Listen 443
+";
+
 /// Maps `text` (from `file`).
 pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let name = file_label(file);
@@ -23,6 +60,9 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
     let mut out = Mapped::default();
     let mut domain = target.domain.map(str::to_string);
     let mut lines = Vec::new();
+    // The first line that needs mod_ssl, and whether the file listens itself.
+    let mut tls_at: Option<usize> = None;
+    let mut listens_443 = false;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let code = raw.split('#').next().unwrap_or("").trim();
@@ -43,7 +83,7 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     ));
                 }
                 if addr.ends_with(":443") {
-                    return Err(super::tls_on_web_server(file, n));
+                    tls_at.get_or_insert(n);
                 }
             }
             "documentroot" => {
@@ -124,7 +164,37 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
                     .filter(|w| w.contains('.'))
                     .map(|w| w.trim_start_matches("www.").to_string());
             }
-            "sslengine" | "sslcertificatefile" => return Err(super::tls_on_web_server(file, n)),
+            "sslengine" => {
+                tls_at.get_or_insert(n);
+            }
+            "listen" if words.get(1).is_some_and(|w| w.ends_with("443")) => listens_443 = true,
+            "include" | "includeoptional"
+                if words
+                    .get(1)
+                    .is_some_and(|w| w.ends_with("/options-ssl-apache.conf")) =>
+            {
+                let path = words[1];
+                let to = format!("{RUN_TLS_DIR}/options-ssl-apache.conf");
+                line = line.replacen(path, &to, 1);
+                out.lines.push(format!(
+                    "{}: {} {path} -> {to} (certbot's own options file, as `certbot --apache` installs it)",
+                    at(n),
+                    words[0]
+                ));
+                tls_at.get_or_insert(n);
+            }
+            d if TLS_FILES.iter().any(|(t, ..)| *t == d) => {
+                let (_, run_file, what) =
+                    TLS_FILES.iter().find(|(t, ..)| *t == d).expect("matched");
+                let path = words.get(1).copied().unwrap_or("").trim_matches('"');
+                let to = format!("{RUN_TLS_DIR}/{run_file}");
+                if !path.is_empty() && path != to {
+                    line = line.replacen(path, &to, 1);
+                    out.lines
+                        .push(format!("{}: {} {path} -> {to} ({what})", at(n), words[0]));
+                }
+                tls_at.get_or_insert(n);
+            }
             "customlog" => {
                 let path = words.get(1).copied().unwrap_or("");
                 if !path.contains("access.log") {
@@ -137,6 +207,18 @@ pub fn map(file: &Path, text: &str, target: &Target) -> Result<Mapped> {
             _ => {}
         }
         lines.push(line);
+    }
+    if let Some(n) = tls_at {
+        let mut conf = TLS_CONF_ON.to_string();
+        if listens_443 {
+            conf = conf.replace("Listen 443\n", "");
+        }
+        out.files.push((TLS_CONF.into(), conf));
+        out.additions.push(format!(
+            "{}: mod_ssl loaded{} (your site terminates TLS from here; `a2enmod ssl` on your server)",
+            at(n),
+            if listens_443 { "" } else { " and port 443 listened on, as Debian's ports.conf does with it" }
+        ));
     }
     out.text = super::replace_domain(lines.join("\n") + "\n", domain, target.run_domain, &mut out);
     Ok(out)

@@ -305,16 +305,6 @@ pub fn replace_domain(
     }
 }
 
-/// A web server's site that terminates TLS itself: no design does that.
-pub fn tls_on_web_server(file: &Path, line: usize) -> Error {
-    Error::InvalidFixture {
-        path: file.to_path_buf(),
-        detail: format!(
-            "line {line}: TLS on the web server is not mapped (the designs terminate TLS at the load balancer); give the port-80 site"
-        ),
-    }
-}
-
 /// The file name to quote in mapping lines (`haproxy.cfg:12`).
 pub fn file_label(file: &Path) -> String {
     file.file_name()
