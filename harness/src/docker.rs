@@ -161,9 +161,10 @@ fn owner_alive(labels: &HashMap<String, String>) -> bool {
     }
 }
 
-/// Removes every container and network of one run.
-pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
-    let filter = HashMap::from([("label", vec![format!("{LABEL_RUN}={run}")])]);
+/// Removes every container carrying `label` (`key` or `key=value`), with
+/// its volumes; the ids it removed (one already gone is no error).
+async fn remove_containers_labelled(docker: &Docker, label: String) -> Result<Vec<String>> {
+    let filter = HashMap::from([("label", vec![label.clone()])]);
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -172,8 +173,8 @@ pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
                 .build(),
         ))
         .await
-        .map_err(Error::docker(format!("list containers of run `{run}`")))?;
-    let mut removed = 0;
+        .map_err(Error::docker(format!("list containers labelled `{label}`")))?;
+    let mut removed = Vec::new();
     for c in containers {
         let Some(id) = c.id else { continue };
         let opts = RemoveContainerOptionsBuilder::new()
@@ -181,11 +182,20 @@ pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
             .v(true)
             .build();
         match docker.remove_container(&id, Some(opts)).await {
-            Ok(()) => removed += 1,
+            Ok(()) => removed.push(id),
             Err(e) if is_not_found(&e) || is_being_removed(&e) => {}
             Err(e) => return Err(Error::docker(format!("remove container `{id}`"))(e)),
         }
     }
+    Ok(removed)
+}
+
+/// Removes every container and network of one run.
+pub async fn remove_run(docker: &Docker, run: &str) -> Result<usize> {
+    let filter = HashMap::from([("label", vec![format!("{LABEL_RUN}={run}")])]);
+    let mut removed = remove_containers_labelled(docker, format!("{LABEL_RUN}={run}"))
+        .await?
+        .len();
     let networks = docker
         .list_networks(Some(
             ListNetworksOptionsBuilder::new().filters(&filter).build(),
@@ -407,28 +417,8 @@ async fn remove_swarm_jobs(docker: &Docker) -> Result<Vec<String>> {
             Err(e) => return Err(Error::docker(format!("remove swarm job `{name}`"))(e)),
         }
     }
-    let tasks = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .map_err(Error::docker("list swarm task containers"))?;
-    for c in tasks {
-        let Some(id) = c.id else { continue };
-        match docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
-            .await
-        {
-            Ok(()) => removed.push(format!("swarm task {}", &id[..12.min(id.len())])),
-            Err(e) if is_not_found(&e) || is_being_removed(&e) => {}
-            Err(e) => return Err(Error::docker("remove a swarm task container")(e)),
-        }
+    for id in remove_containers_labelled(docker, LABEL_SWARM.to_string()).await? {
+        removed.push(format!("swarm task {}", &id[..12.min(id.len())]));
     }
     Ok(removed)
 }
