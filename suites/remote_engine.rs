@@ -159,6 +159,21 @@ fn check_over_tcp(
     (status.success(), by_source, json)
 }
 
+/// The report's claims that did not hold, one line each with their
+/// evidence (the whole report is too long for a CI log's excerpt).
+fn not_held(json: &str) -> String {
+    let Ok(report) = serde_json::from_str::<serde_json::Value>(json) else {
+        return format!("no readable report: {json:?}");
+    };
+    let claims = report["claims"].as_array().cloned().unwrap_or_default();
+    claims
+        .iter()
+        .filter(|c| c["verdict"] != "PASS")
+        .map(|c| format!("{} {}: {}", c["verdict"], c["id"], c["evidence"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Packets from a network's gateway (this machine) and from the probe host.
 fn gateway_and_probe(by_source: &BTreeMap<String, usize>) -> (usize, usize) {
     let from = |suffix: &str| {
@@ -175,7 +190,8 @@ fn assert_all_from_containers(design: &str, networks: usize) {
     let (held, by_source, json) = check_over_tcp(design, networks, None);
     assert!(
         held,
-        "every claim of {design} should hold over a TCP engine; report: {json}"
+        "every claim of {design} should hold over a TCP engine; did not:\n{}",
+        not_held(&json)
     );
     let (gateway, probe) = gateway_and_probe(&by_source);
     assert!(

@@ -406,7 +406,7 @@ pub async fn run_recorded(stack: &Stack, claim: &Claim, rec: &Recorder) -> Outco
     });
     // Our own promise, checked after every claim: the run's DNS zone is the
     // design's, or the claims after it would measure another design.
-    if let Some(changed) = stack.dns.put_back(&stack.design_zone).await {
+    if let Some(changed) = stack.dns.put_back(&stack.zone_at_rest()).await {
         stack.taint();
         left_changed.get_or_insert(format!(
             "after the claim, the run's DNS zone was not the design's ({changed}): put back, and the stack is discarded"

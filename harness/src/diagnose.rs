@@ -32,7 +32,7 @@ pub(crate) async fn causes(stack: &Stack, kind: &str) -> Vec<Found> {
 /// DOWN), from the stack's own notes, in the server's words.
 fn unsettled(stack: &Stack) -> Vec<Found> {
     stack
-        .notes
+        .notes_now()
         .iter()
         .filter(|n| n.contains("did not settle"))
         .map(|n| {

@@ -153,6 +153,21 @@ impl Fixtures {
         self.with_overlay(dir)
     }
 
+    /// The user's own files, as fixture paths (`services/haproxy/haproxy.cfg`,
+    /// `hosts/lb-1/services/keepalived/keepalived.conf`): what a running
+    /// stack of the design must take to become theirs (see `Stack::in_place`).
+    pub fn users_files(&self) -> Result<Vec<String>> {
+        let Some(users) = &self.users else {
+            return Ok(Vec::new());
+        };
+        let mut theirs = BTreeMap::new();
+        collect(users, users, &mut theirs)?;
+        Ok(theirs
+            .keys()
+            .map(|rel| rel.to_string_lossy().into_owned())
+            .collect())
+    }
+
     /// The user's own files (fixture paths, a host's own file as the shared
     /// path it stands for) that variant `name` replaces:
     /// a claim measuring the variant then measures the design's files, not

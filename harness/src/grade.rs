@@ -170,6 +170,9 @@ pub struct Graded {
     pub up_ms: u128,
     /// The image its hosts ran.
     pub image: String,
+    /// Where it ran: in place on a running stack of the design, or fresh (and why).
+    #[serde(default)]
+    pub on: Option<crate::run::GradedOn>,
 }
 
 /// A class's exit status, for `grade` and `merge` alike: 0 every submission
@@ -188,15 +191,18 @@ pub fn exit_status(graded: &[Graded]) -> u8 {
 
 /// Runs `design` (a loaded design, and the name or folder it was loaded
 /// from) with one submission's files (its install scripts run first) and
-/// the claims of `only` (all when empty), the way `check --config` does. Its stacks'
-/// removals go to `removals`, so the next submission starts meanwhile; the
-/// caller keeps them until its end.
+/// the claims of `only` (all when empty), the way `check --config` does:
+/// on a running stack of `pool` (the design's) when `in_place` allows it
+/// and the stack can take the files, otherwise on a fresh stack of its own
+/// (see [`crate::run::Runner::users_files`]). Stacks it is done with go to
+/// the pool's removals, so the next submission starts meanwhile.
 pub async fn grade_one(
     design: &Design,
     located_as: &str,
     only: &[String],
     sub: &Submission,
-    removals: &std::sync::Mutex<Vec<crate::docker::Removal>>,
+    pool: &crate::run::Runner,
+    in_place: bool,
 ) -> Graded {
     let mut graded = Graded {
         name: sub.name.clone(),
@@ -207,6 +213,7 @@ pub async fn grade_one(
         run: String::new(),
         up_ms: 0,
         image: String::new(),
+        on: None,
     };
     // Files of servers this design does not run are said, not graded.
     let mut configs = sub.configs.clone();
@@ -242,39 +249,18 @@ pub async fn grade_one(
         .mapping
         .extend(prepared.script_report().iter().cloned());
     graded.mapping.extend(prepared.mapping().iter().cloned());
-    let runner = crate::run::Runner::new(prepared);
-    let up = std::sync::Mutex::new(None);
-    let ran = runner
-        .run(crate::run::Schedule::InTurn, |e| {
-            if let crate::run::Event::Up(stack) = e {
-                *up.lock().expect("up lock") = Some((
-                    stack.run.id.clone(),
-                    stack.up_time.as_millis(),
-                    stack.image.tag.clone(),
-                ));
-            }
-        })
-        .await;
-    let prepared = runner.prepared();
-    let ran = match ran {
-        Ok(ran) => ran,
+    match pool.users_files(&prepared, in_place, |_| {}).await {
+        Ok(ran) => {
+            (graded.run, graded.up_ms, graded.image) = (ran.run, ran.up_ms, ran.image);
+            graded.outcomes = ran.outcomes;
+            graded.on = Some(ran.on);
+        }
         Err(e) if e.is_stackproofs_own() => {
             graded.tool_failed = true;
             graded.error = Some(format!("stackproof could not run it: {}", e.chain()));
-            return graded;
         }
-        Err(e) => {
-            graded.error = Some(refusal(prepared, sub, &e));
-            return graded;
-        }
-    };
-    if let Some((run, up_ms, image)) = up.into_inner().expect("up lock") {
-        (graded.run, graded.up_ms, graded.image) = (run, up_ms, image);
+        Err(e) => graded.error = Some(refusal(&prepared, sub, &e)),
     }
-    graded.outcomes = ran.outcomes;
-    let mut kept = removals.lock().expect("removals lock");
-    kept.extend(ran.removals);
-    kept.push(ran.stack.remove_in_background());
     graded
 }
 
@@ -771,6 +757,7 @@ mod naming_tests {
             run: String::new(),
             up_ms: 0,
             image: String::new(),
+            on: None,
         };
         let refused = exit_status(&[submission(Some("haproxy.cfg refused: ..."), false)]);
         let engine_lost = exit_status(&[submission(Some("the engine went away"), true)]);

@@ -58,8 +58,10 @@ pub struct Stack {
     pub(crate) dns: DnsServer,
     /// The zone's records as the design has them, as they must be between claims.
     pub(crate) design_zone: crate::dns::ZoneSnapshot,
-    /// A mutant laid on the stack: its fixtures and design variables.
+    /// A mutant or a user's files laid on the stack: their fixtures and design variables.
     laid: std::sync::Mutex<Option<(Fixtures, BTreeMap<String, String>)>>,
+    /// A user's files laid as the base claims start from (see [`Stack::lay_base`]).
+    base: std::sync::Mutex<Option<in_place::Base>>,
     /// The run's PKI.
     pub(crate) pki: Pki,
     /// The certificate for www.foobar.com, signed by the run's CA.
@@ -195,6 +197,7 @@ impl Stack {
             dns,
             design_zone,
             laid: Default::default(),
+            base: Default::default(),
             pki,
             www_cert,
             client,
@@ -440,7 +443,7 @@ impl Stack {
 
     /// Each service's own `lint` on each host that runs it: one note per
     /// trap in a configuration the server accepted.
-    async fn lint(&self) -> Vec<String> {
+    pub(super) async fn lint(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for h in &self.spec.hosts {
             let Ok(host) = self.host(&h.name) else {

@@ -564,3 +564,161 @@ fn the_classroom_workflow_is_written_from_the_points_and_its_commands_score_as_g
         "grade scores alike: {said}"
     );
 }
+
+/// A class built to catch a submission graded on a running stack coming
+/// out otherwise than on a fresh one: a firewall that locks the site out
+/// and a database file (forced fresh: MariaDB's one-time init) before a
+/// clean submission, a file HAProxy refuses, files that FAIL; graded one
+/// at a time in that order, in place and with `--fresh`, the tables are
+/// equal claim by claim, and each submission took the path it should.
+#[test]
+fn a_class_graded_on_running_stacks_comes_out_as_graded_fresh() {
+    let class = std::env::temp_dir().join(format!("sp-inplace-{}", std::process::id()));
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+    let put = |student: &str, name: &str, from: Option<&str>, text: &str| {
+        let dir = class.join(student);
+        std::fs::create_dir_all(&dir).unwrap();
+        match from {
+            Some(f) => std::fs::copy(configs.join(f), dir.join(name)).map(drop),
+            None => std::fs::write(dir.join(name), text),
+        }
+        .unwrap();
+    };
+    let https = Some("haproxy/https_complete.cfg");
+    put("a-locked-out", "haproxy.cfg", https, "");
+    // SSH only, everything else dropped, on every host with a firewall.
+    put(
+        "a-locked-out",
+        "rules.v4",
+        None,
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+    );
+    put("b-database", "haproxy.cfg", https, "");
+    put("b-database", "my.cnf", Some("mariadb/primary.cnf"), "");
+    put(
+        "c-refused",
+        "haproxy.cfg",
+        Some("haproxy/lb_no_port_with_check.cfg"),
+        "",
+    );
+    put("d-clean", "haproxy.cfg", https, "");
+    put(
+        "e-redirect-302",
+        "haproxy.cfg",
+        Some("haproxy/https_hsts_no_code.cfg"),
+        "",
+    );
+    let students = [
+        "a-locked-out",
+        "b-database",
+        "c-refused",
+        "d-clean",
+        "e-redirect-302",
+    ];
+    let claims = [
+        "https.valid_cert",
+        "https.redirect",
+        "lb.round_robin",
+        "firewall.lb_exposes_only_web",
+        "firewall.web_only_from_lb",
+    ];
+    let grade = |out: &str, fresh: bool| -> serde_json::Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackproof"));
+        cmd.args(["grade", "secured_monitored", "--jobs", "1", "--out", out])
+            .args(students)
+            .current_dir(&class);
+        for c in claims {
+            cmd.args(["--claim", &format!("secured_monitored.{c}")]);
+        }
+        if fresh {
+            cmd.arg("--fresh");
+        }
+        let done = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+        // c-refused is not graded: exit 1.
+        assert_eq!(
+            done.status.code(),
+            Some(1),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let json = std::fs::read_to_string(class.join(out).join("class.json")).unwrap();
+        eprintln!(
+            "{}",
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("graded") || l.starts_with("== "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        serde_json::from_str(&json).unwrap()
+    };
+    let in_place = grade("in-place", false);
+    let fresh = grade("fresh", true);
+    std::fs::remove_dir_all(&class).unwrap();
+    let rows = |class: &serde_json::Value| -> Vec<(String, Vec<String>, bool, String)> {
+        class["submissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let verdicts = s["outcomes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| format!("{} {}", o["id"], o["verdict"].as_str().unwrap_or("?")))
+                    .collect();
+                let on = match &s["on"] {
+                    serde_json::Value::Null => "not run".to_string(),
+                    on => on.as_object().unwrap().keys().next().unwrap().clone(),
+                };
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    verdicts,
+                    s["error"].is_string(),
+                    on,
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (rows(&in_place), rows(&fresh));
+    let table = |r: &[(String, Vec<String>, bool, String)]| -> Vec<(String, Vec<String>, bool)> {
+        r.iter()
+            .map(|(n, v, e, _)| (n.clone(), v.clone(), *e))
+            .collect()
+    };
+    pretty_assertions::assert_eq!(table(&a), table(&b), "in place (left) and fresh (right)");
+    let paths: Vec<(&str, &str)> = a
+        .iter()
+        .map(|(n, _, _, on)| (n.as_str(), on.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("a-locked-out", "InPlace"),
+            ("b-database", "Fresh"),
+            ("c-refused", "not run"),
+            ("d-clean", "InPlace"),
+            ("e-redirect-302", "InPlace"),
+        ]
+    );
+    assert!(b.iter().all(|(_, _, _, on)| on != "InPlace"), "{b:?}");
+    // The class has what it was built to have: a clean submission that
+    // holds everything, and FAILs.
+    let verdicts = |name: &str| a.iter().find(|r| r.0 == name).unwrap().1.join("\n");
+    assert!(
+        !verdicts("d-clean").contains("FAIL"),
+        "{}",
+        verdicts("d-clean")
+    );
+    assert!(
+        verdicts("a-locked-out").contains("FAIL"),
+        "{}",
+        verdicts("a-locked-out")
+    );
+    assert!(
+        verdicts("e-redirect-302").contains("\"secured_monitored.https.redirect\" FAIL"),
+        "{}",
+        verdicts("e-redirect-302")
+    );
+}

@@ -122,6 +122,10 @@ pub enum Command {
         /// a SKIP leaves it out of the maximum, anything else earns none.
         #[arg(long)]
         points: Option<PathBuf>,
+        /// Start a fresh stack for every submission, never grading one on a
+        /// running stack of the design (the default where its files allow).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Write GitHub Classroom's autograding workflow from a points file: one
     /// test per claim with points, each `stackproof check <design> --claim

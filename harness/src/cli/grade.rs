@@ -31,6 +31,7 @@ pub async fn grade(
         html,
         platform,
         points,
+        fresh,
     } = options;
     let only = only.as_slice();
     let mut loaded = Design::load(design)?;
@@ -75,14 +76,22 @@ pub async fn grade(
     images::ensure_server_image(&docker, &loaded.fixtures).await?;
     let started = std::time::Instant::now();
     let prewarm = crate::skeleton::Prewarm::start();
-    // Stacks still being removed while the next submissions run; waited for below.
-    let removals = std::sync::Mutex::new(Vec::new());
+    // The design's own stacks, one per submission running at once, which
+    // take a submission's files in place where they can (and the stacks
+    // being removed while the next submissions run; removed at the end).
+    let pool = crate::run::Runner::new(
+        crate::run::Plan::new(design)
+            .on_platform(loaded.fixtures.asked_platform().map(String::from))
+            .with_only(only.to_vec())
+            .prepare()
+            .await?,
+    );
     let runs = subs.iter().enumerate().map(|(i, sub)| {
-        let (loaded, removals) = (&loaded, &removals);
+        let (loaded, pool) = (&loaded, &pool);
         async move {
             (
                 i,
-                grade::grade_one(loaded, design, only, sub, removals).await,
+                grade::grade_one(loaded, design, only, sub, pool, !fresh).await,
             )
         }
     });
@@ -101,7 +110,7 @@ pub async fn grade(
     }
     drop(stream);
     prewarm.finish().await;
-    drop(removals.into_inner().expect("removals lock"));
+    pool.finish();
     graded.sort_by_key(|(i, _)| *i);
     let graded: Vec<grade::Graded> = graded.into_iter().map(|(_, g)| g).collect();
     let md = grade::summary_markdown(&loaded, &points, &graded);
@@ -205,6 +214,8 @@ pub struct Options {
     pub html: bool,
     pub platform: Option<String>,
     pub points: Option<PathBuf>,
+    /// Every submission on a fresh stack (`--fresh`), none in place.
+    pub fresh: bool,
 }
 
 /// Shard `i` of `n`: a stable slice, by name, every Nth from the Ith.
@@ -235,6 +246,9 @@ fn submission_text(g: &crate::grade::Graded) -> String {
     let mut text = format!("\n== {} ==\n", g.name);
     for m in &g.mapping {
         let _ = writeln_str(&mut text, m);
+    }
+    if let Some(on) = &g.on {
+        let _ = writeln_str(&mut text, &format!("graded {on}, ready in {} ms", g.up_ms));
     }
     match &g.error {
         Some(e) => {

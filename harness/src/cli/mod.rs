@@ -133,6 +133,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             html,
             platform,
             points,
+            fresh,
         } => {
             let options = grade::Options {
                 jobs,
@@ -141,6 +142,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 html,
                 platform,
                 points,
+                fresh,
             };
             grade::grade(&design, &submissions, &out, options).await
         }

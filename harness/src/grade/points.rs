@@ -130,6 +130,7 @@ mod tests {
             run: String::new(),
             up_ms: 0,
             image: String::new(),
+            on: None,
         }
     }
 

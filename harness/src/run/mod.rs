@@ -32,7 +32,7 @@ async fn one_claim(stack: &Stack, c: &Claim, rec: &crate::recorder::Recorder) ->
         _ => crate::claim::run_recorded(stack, c, rec).await,
     }
 }
-pub use runner::{MutantPath, Ran, Runner, Schedule};
+pub use runner::{GradedOn, MutantPath, Ran, Runner, Schedule, UsersRun};
 
 /// What to run, before anything is read: built with the `with_*` methods.
 #[derive(Clone)]

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use super::{Event, Prepared};
 use crate::claim::{Claim, Outcome};
+use crate::design::Design;
 use crate::docker::Removal;
 use crate::error::Result;
 use crate::mutant::Mutant;
@@ -37,6 +38,34 @@ pub struct Ran {
     pub outcomes: Vec<Outcome>,
     pub stack: Stack,
     pub removals: Vec<Removal>,
+}
+
+/// How a user's files (a submission) were run: on a running stack of the
+/// design (what changed), or on a fresh stack of their own (why).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GradedOn {
+    InPlace(String),
+    Fresh(String),
+}
+
+impl std::fmt::Display for GradedOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GradedOn::InPlace(what) => write!(f, "in place on a running stack ({what})"),
+            GradedOn::Fresh(why) => write!(f, "on a fresh stack ({why})"),
+        }
+    }
+}
+
+/// What [`Runner::users_files`] ended with: one outcome per claim, where
+/// it ran, the run's id, ms until the claims could start (laying the
+/// files, or a fresh start) and the image.
+pub struct UsersRun {
+    pub outcomes: Vec<Outcome>,
+    pub on: GradedOn,
+    pub run: String,
+    pub up_ms: u128,
+    pub image: String,
 }
 
 /// How a mutant was run: on a running stack of the design (what changed),
@@ -109,14 +138,18 @@ impl Runner {
             Schedule::InTurn => {
                 let stack = self.start().await?;
                 sink(Event::Up(&stack));
-                Ok(self.in_turn(stack, claims, &sink).await)
+                Ok(self
+                    .in_turn(&self.prepared.design, stack, claims, &sink)
+                    .await)
             }
             Schedule::Repeated(times) => {
                 let mut stack = self.start().await?;
                 sink(Event::Up(&stack));
                 let (mut runs, mut removals) = (Vec::new(), Vec::new());
                 for r in 1..=times {
-                    let ran = self.in_turn(stack, claims, &|_| {}).await;
+                    let ran = self
+                        .in_turn(&self.prepared.design, stack, claims, &|_| {})
+                        .await;
                     stack = ran.stack;
                     removals.extend(ran.removals);
                     let held = ran.outcomes.iter().filter(|o| o.verdict.passed()).count();
@@ -158,7 +191,12 @@ impl Runner {
 
     /// Starts a stack of the prepared design (kept when asked).
     async fn start(&self) -> Result<Stack> {
-        let mut stack = self.prepared.design.start().await?;
+        self.start_of(&self.prepared.design).await
+    }
+
+    /// Starts a stack of `design` (kept when asked).
+    async fn start_of(&self, design: &Design) -> Result<Stack> {
+        let mut stack = design.start().await?;
         if self.keep {
             stack.keep();
         }
@@ -167,9 +205,15 @@ impl Runner {
 
     /// Runs `claims` one after another on `stack`. A claim that leaves the
     /// stack changed (a fault it could not undo) hands the claims after it
-    /// a fresh stack, since they must measure the design; when none
+    /// a fresh stack of `design`, since they must measure it; when none
     /// starts, they are not run, each an ERROR saying why.
-    async fn in_turn(&self, mut stack: Stack, claims: &[Claim], sink: &impl Fn(Event<'_>)) -> Ran {
+    async fn in_turn(
+        &self,
+        design: &Design,
+        mut stack: Stack,
+        claims: &[Claim],
+        sink: &impl Fn(Event<'_>),
+    ) -> Ran {
         let mut outcomes = Vec::with_capacity(claims.len());
         let mut removals = Vec::new();
         for (i, c) in claims.iter().enumerate() {
@@ -179,7 +223,7 @@ impl Runner {
             if !stack.tainted() || i + 1 == claims.len() {
                 continue;
             }
-            match self.start().await {
+            match self.start_of(design).await {
                 Ok(fresh) => {
                     sink(Event::Note(format!(
                         "{} left the stack changed; the claims after it run on a fresh one (run {}, up in {} ms)",
@@ -299,6 +343,126 @@ impl Runner {
             .expect("removals lock")
             .push(stack.remove_in_background());
         Ok((outcome, MutantPath::Fresh))
+    }
+
+    /// Runs `theirs` (this runner's design with a user's files laid over
+    /// it: a submission) on a stack of the pool when `in_place` allows it
+    /// and the stack can take their files ([`Stack::taking`]): laid as the
+    /// stack's base, every claim run in turn, the design's files put back.
+    /// Otherwise, or when their servers refuse them in place (a fresh start
+    /// says so in its own words), on a fresh stack of theirs. Either way the
+    /// claims after one that left the stack changed run on a fresh stack of
+    /// theirs, as [`Schedule::InTurn`] does. The error is a fresh start's.
+    pub async fn users_files(
+        &self,
+        theirs: &Prepared,
+        in_place: bool,
+        sink: impl Fn(Event<'_>),
+    ) -> Result<UsersRun> {
+        let why_fresh = if in_place {
+            match self.lay_users_files(theirs).await {
+                Ok((stack, what, laid_ms)) => {
+                    sink(Event::Up(&stack));
+                    let (run, image) = (stack.run.id.clone(), stack.image.tag.clone());
+                    let ran = self
+                        .in_turn(&theirs.design, stack, &theirs.claims, &sink)
+                        .await;
+                    self.put_back(ran.stack, ran.removals).await;
+                    return Ok(UsersRun {
+                        outcomes: ran.outcomes,
+                        on: GradedOn::InPlace(what),
+                        run,
+                        up_ms: laid_ms,
+                        image,
+                    });
+                }
+                Err(why) => why,
+            }
+        } else {
+            "--fresh".to_string()
+        };
+        let stack = self.start_of(&theirs.design).await?;
+        sink(Event::Up(&stack));
+        let (run, image, up_ms) = (
+            stack.run.id.clone(),
+            stack.image.tag.clone(),
+            stack.up_time.as_millis(),
+        );
+        let ran = self
+            .in_turn(&theirs.design, stack, &theirs.claims, &sink)
+            .await;
+        let mut removals = self.removals.lock().expect("removals lock");
+        removals.extend(ran.removals);
+        removals.push(ran.stack.remove_in_background());
+        Ok(UsersRun {
+            outcomes: ran.outcomes,
+            on: GradedOn::Fresh(why_fresh),
+            run,
+            up_ms,
+            image,
+        })
+    }
+
+    /// A stack of the pool with `theirs`'s files laid as its base, what
+    /// changed in words and the ms laying took; or why only a fresh start
+    /// gives what they are.
+    async fn lay_users_files(
+        &self,
+        theirs: &Prepared,
+    ) -> std::result::Result<(Stack, String, u128), String> {
+        let fixtures = theirs.design.fixtures.clone();
+        let changed = fixtures.users_files().map_err(|e| e.chain())?;
+        let stack = self.take().await?;
+        let started = std::time::Instant::now();
+        let files = match stack.taking(&changed, fixtures).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(why)) => {
+                self.give_back(stack);
+                return Err(why);
+            }
+            Err(e) => {
+                self.give_back(stack);
+                return Err(format!(
+                    "their files could not be compared with the running design's: {}",
+                    e.chain().lines().next().unwrap_or("")
+                ));
+            }
+        };
+        if let Err(e) = stack.lay_base(&files).await {
+            let _ = stack.unlay_base().await;
+            self.give_back(stack);
+            return Err(format!(
+                "a server refused them on the running stack ({}); a fresh start says why in its own words",
+                e.chain().lines().next().unwrap_or("")
+            ));
+        }
+        let what = if files.words().is_empty() {
+            "nothing the design serves differs".to_string()
+        } else {
+            files.words()
+        };
+        Ok((stack, what, started.elapsed().as_millis()))
+    }
+
+    /// After a run on a laid base: the pool's stack, its design's files put
+    /// back, returns to the pool (unless it cannot be put back); a fresh
+    /// stack a claim's leftovers made necessary goes, as do the replaced.
+    async fn put_back(&self, stack: Stack, replaced: Vec<Removal>) {
+        self.removals
+            .lock()
+            .expect("removals lock")
+            .extend(replaced);
+        if !stack.has_base() {
+            self.removals
+                .lock()
+                .expect("removals lock")
+                .push(stack.remove_in_background());
+            return;
+        }
+        if let Err(e) = stack.unlay_base().await {
+            tracing::warn!("could not put the design's files back: {}", e.chain());
+        }
+        self.give_back(stack);
     }
 
     /// Whether `mutant` keeps the design's topology, so a running stack of

@@ -311,6 +311,7 @@ impl Stack {
                 }
                 self.restart_with(&self.fixtures, &users, &BTreeMap::new())
                     .await
+                    .map(drop)
             }
             Undo::RemoveHost(host) => self.remove_host(host).await,
             Undo::DnsRecords(name, addrs, ttl) => self.dns.set_a(&name, &addrs, ttl).await,

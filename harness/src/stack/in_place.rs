@@ -76,9 +76,30 @@ impl Stack {
         let Some(patched) = mutant.patched_files() else {
             return Ok(None);
         };
+        let laid = match self.taking(&patched, fixtures).await? {
+            Ok(laid) => laid,
+            Err(_) => return Ok(None),
+        };
+        // A mutant that changes nothing here proves nothing here: fresh.
+        if laid.users.is_empty() && laid.zone.is_none() && laid.variants.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(laid))
+    }
+
+    /// How this running stack can take `fixtures` (the design's with the
+    /// files `changed` replaced: a mutant's patches, a user's mapped files),
+    /// or, as `Err`, why only a fresh start gives what they are.
+    pub async fn taking(
+        &self,
+        changed: &[String],
+        fixtures: Fixtures,
+    ) -> Result<std::result::Result<InPlace, String>> {
         let parts = Parts::read(&fixtures)?;
         if !same_topology(&self.spec, &self.services, &parts) {
-            return Ok(None);
+            return Ok(Err(
+                "its files change the design's hosts, networks or service definitions".into(),
+            ));
         }
         let overrides: BTreeMap<String, String> = parts
             .spec
@@ -87,22 +108,28 @@ impl Stack {
             .filter(|(k, v)| self.spec.vars.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        // A patched file must be one a service installs, the zone, or a
-        // variant's (a claim starts the variant from the laid fixtures):
-        // any other (a health-check file a claim reads) only a fresh start has.
-        let mut variants = false;
-        for file in &patched {
-            let installed = self.services.values().any(|s| s.installs(file));
-            let variant = file.starts_with("variants/");
-            variants |= variant;
-            if !installed && !variant && *file != self.spec.zone {
-                return Ok(None);
+        // A changed file must be one a service installs (a host's own copy
+        // counts as the file it stands for), the zone, or a variant's (a
+        // claim starts the variant from the laid fixtures): any other (a
+        // health-check file a claim reads) only a fresh start has.
+        for file in changed {
+            let shared = match file.strip_prefix("hosts/") {
+                Some(rest) => rest.split_once('/').map_or(rest, |(_, r)| r),
+                None => file.as_str(),
+            };
+            let installed = self.services.values().any(|s| s.installs(shared));
+            if !installed && !shared.starts_with("variants/") && shared != self.spec.zone {
+                return Ok(Err(format!(
+                    "{file} is read by the run itself, not installed by a service"
+                )));
             }
         }
         // A changed variable must reach only services' files and the zone:
         // claims and their files read the run's variables as they are.
         if !overrides.is_empty() && self.other_design_files_use(&fixtures, &overrides)? {
-            return Ok(None);
+            return Ok(Err(
+                "it changes a design variable that files other than the services' read".into(),
+            ));
         }
         let mut users = Vec::new();
         for h in &self.spec.hosts {
@@ -112,12 +139,20 @@ impl Stack {
             for service in &h.services {
                 let before = self.service_files(&self.fixtures, &h.name, service, &ours)?;
                 let after = self.service_files(&fixtures, &h.name, service, &theirs)?;
-                if before != after {
-                    if self.service(service)?.init.is_some() {
-                        return Ok(None);
-                    }
-                    users.push((h.name.clone(), service.clone()));
+                if before == after {
+                    continue;
                 }
+                let spec = self.service(service)?;
+                if spec.init.is_some() {
+                    return Ok(Err(format!(
+                        "{service} on {} has a one-time init, which a restart would not redo",
+                        h.name
+                    )));
+                }
+                if let Some(why) = kernel_state_left(service, &spec.processes, &before, &after) {
+                    return Ok(Err(format!("{why} on {}", h.name)));
+                }
+                users.push((h.name.clone(), service.clone()));
             }
         }
         let zone_file = fixtures.path(&self.spec.zone)?;
@@ -134,18 +169,15 @@ impl Stack {
             crate::fixtures::render(&text, &self.vars, &file)?
         };
         let zone = (their_zone != our_zone).then_some(their_zone);
-        // A mutant that changes nothing here proves nothing here: fresh.
-        if users.is_empty() && zone.is_none() && !variants {
-            return Ok(None);
-        }
-        Ok(Some(InPlace {
+        Ok(Ok(InPlace {
             fixtures,
             overrides,
             users,
             zone,
-            variants: patched
-                .into_iter()
+            variants: changed
+                .iter()
                 .filter(|f| f.starts_with("variants/"))
+                .cloned()
                 .collect(),
         }))
     }
@@ -194,5 +226,170 @@ impl Stack {
         self.restart_with(&mutant.fixtures, &mutant.users, &mutant.overrides)
             .await?;
         Ok(id)
+    }
+
+    /// Lays `files` (a user's, see [`Stack::taking`]) on the stack as the
+    /// base every claim starts from until [`Stack::unlay_base`]: unlike a
+    /// mutant's, never undone with a claim's faults. What a fresh start of
+    /// them would have said is the stack's notes meanwhile (servers that
+    /// did not settle, lint, the servers' warnings), and their zone is the
+    /// one claims must leave as they found it. An error (a file the server
+    /// refuses) leaves them laid: unlay them.
+    pub async fn lay_base(&self, files: &InPlace) -> Result<()> {
+        let design_zone = match &files.zone {
+            Some(_) => Some(self.dns.snapshot().await),
+            None => None,
+        };
+        *self.base.lock().expect("base lock") = Some(Base {
+            users: files.users.clone(),
+            design_zone,
+            zone: None,
+            notes: Vec::new(),
+        });
+        self.never_settled
+            .lock()
+            .expect("never_settled lock")
+            .clear();
+        self.check_warnings.lock().expect("not poisoned").clear();
+        if let Some(text) = &files.zone {
+            let file = files.fixtures.path(&self.spec.zone)?;
+            self.dns.load_zone(text, &file).await?;
+            let laid_zone = self.dns.snapshot().await;
+            if let Some(base) = &mut *self.base.lock().expect("base lock") {
+                base.zone = Some(laid_zone);
+            }
+        }
+        *self.laid.lock().expect("laid lock") =
+            Some((files.fixtures.clone(), files.overrides.clone()));
+        let mut notes = self
+            .restart_with(&files.fixtures, &files.users, &files.overrides)
+            .await?;
+        notes.extend(self.lint().await);
+        notes.extend(std::mem::take(
+            &mut *self.check_warnings.lock().expect("not poisoned"),
+        ));
+        if let Some(base) = &mut *self.base.lock().expect("base lock") {
+            base.notes = notes;
+        }
+        Ok(())
+    }
+
+    /// Puts the design's files back where [`Stack::lay_base`] laid a
+    /// user's (and the design's zone); a stack that cannot be put back is
+    /// tainted, for its owner to discard.
+    pub async fn unlay_base(&self) -> Result<()> {
+        let Some(base) = self.base.lock().expect("base lock").take() else {
+            return Ok(());
+        };
+        *self.laid.lock().expect("laid lock") = None;
+        self.never_settled
+            .lock()
+            .expect("never_settled lock")
+            .clear();
+        if let Some(zone) = &base.design_zone {
+            self.dns.put_back(zone).await;
+        }
+        let restarted = self
+            .restart_with(&self.fixtures, &base.users, &BTreeMap::new())
+            .await;
+        self.check_warnings.lock().expect("not poisoned").clear();
+        if restarted.is_err() {
+            self.taint();
+        }
+        restarted.map(drop)
+    }
+
+    /// Whether a user's files are laid as the stack's base.
+    pub fn has_base(&self) -> bool {
+        self.base.lock().expect("base lock").is_some()
+    }
+
+    /// The zone claims must leave as they found it: a laid base's, or the design's.
+    pub(crate) fn zone_at_rest(&self) -> crate::dns::ZoneSnapshot {
+        self.base
+            .lock()
+            .expect("base lock")
+            .as_ref()
+            .and_then(|b| b.zone.clone())
+            .unwrap_or_else(|| self.design_zone.clone())
+    }
+
+    /// What the servers said as they started: a laid base's (what a fresh
+    /// start of its files would have said), or the stack's own.
+    pub fn notes_now(&self) -> Vec<String> {
+        match &*self.base.lock().expect("base lock") {
+            Some(base) => base.notes.clone(),
+            None => self.notes.clone(),
+        }
+    }
+}
+
+/// A user's files laid as a stack's base (see [`Stack::lay_base`]).
+#[derive(Debug)]
+pub(crate) struct Base {
+    /// The (host, service) pairs restarted with them.
+    users: Vec<(String, String)>,
+    /// The design's zone, when theirs differs.
+    design_zone: Option<crate::dns::ZoneSnapshot>,
+    /// Their zone, once loaded.
+    zone: Option<crate::dns::ZoneSnapshot>,
+    /// What a fresh start of their files would have said.
+    notes: Vec<String>,
+}
+
+/// Why a service whose state lives in the kernel (no process: firewall
+/// rules) cannot take `after` in place, if it cannot. It is put back by
+/// its stop and the design's start, and `iptables-restore` replaces only
+/// the tables its input names (`*filter`): rules in a table only `after`
+/// names (`*nat`) would outlive the design's restart.
+fn kernel_state_left(
+    service: &str,
+    processes: &[String],
+    before: &[(String, Vec<u8>, u32)],
+    after: &[(String, Vec<u8>, u32)],
+) -> Option<String> {
+    if !processes.is_empty() {
+        return None;
+    }
+    let tables = |files: &[(String, Vec<u8>, u32)]| -> std::collections::BTreeSet<String> {
+        files
+            .iter()
+            .flat_map(|(_, bytes, _)| {
+                String::from_utf8_lossy(bytes)
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix('*').map(|t| t.trim().to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let extra: Vec<String> = tables(after)
+        .difference(&tables(before))
+        .map(|t| format!("*{t}"))
+        .collect();
+    (!extra.is_empty()).then(|| {
+        format!(
+            "{service}'s rules fill {}, which the design's rules do not name, so restarting with the design's would leave them behind",
+            extra.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn firewall_rules_in_a_table_the_design_leaves_alone_keep_a_submission_off_a_running_stack() {
+        let file = |text: &str| vec![("/etc/x".to_string(), text.as_bytes().to_vec(), 0o644)];
+        let design = file("*filter\n:INPUT DROP [0:0]\nCOMMIT\n");
+        let theirs = file("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
+        let nat = file("*filter\nCOMMIT\n*nat\n-A PREROUTING -j DNAT\nCOMMIT\n");
+        let fw = "firewall-server";
+        assert_eq!(super::kernel_state_left(fw, &[], &design, &theirs), None);
+        let why = super::kernel_state_left(fw, &[], &design, &nat).unwrap();
+        assert!(why.contains("*nat"), "{why}");
+        // A service with processes is put back by its restart, whatever its files say.
+        assert_eq!(
+            super::kernel_state_left("haproxy", &["haproxy".into()], &design, &nat),
+            None
+        );
     }
 }

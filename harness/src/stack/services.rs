@@ -51,7 +51,7 @@ impl Stack {
 
     /// Installs each service's files from `fixtures` and restarts it (its
     /// stop, then its start, as a fresh start would run it), then lets the
-    /// hosts settle. Its logs and `state` go between stop and start, as on
+    /// hosts settle, returning what did not (see [`Stack::settle`]). Its logs and `state` go between stop and start, as on
     /// a fresh host: a log the old files wrote would otherwise still be
     /// there for files that write none (distributed's no_php_access_log
     /// held on a running stack and failed on a fresh one until they did).
@@ -60,7 +60,7 @@ impl Stack {
         fixtures: &Fixtures,
         users: &[(String, String)],
         overrides: &BTreeMap<String, String>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         for (host, service) in users {
             let h = self.host(host)?;
             let spec = self.service(service)?;
@@ -80,11 +80,7 @@ impl Stack {
             self.start_service_on(h, service).await?;
         }
         let hosts: Vec<String> = users.iter().map(|(h, _)| h.clone()).collect();
-        let notes = self.settle(&hosts).await;
-        if !notes.is_empty() {
-            tracing::debug!(?notes, "not settled after restarting with other files");
-        }
-        Ok(())
+        Ok(self.settle(&hosts).await)
     }
 
     /// Re-renders a running service's files with `overrides` on top of the
