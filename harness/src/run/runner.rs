@@ -89,6 +89,11 @@ pub struct Runner {
     failed: Mutex<Option<String>>,
     /// Stacks being removed while the run goes on.
     removals: Mutex<Vec<Removal>>,
+    /// What laying a user's files and putting the design's back took, by
+    /// what they changed (ms), and the pool's last fresh start: files that
+    /// took longer in place than a fresh start go fresh (same verdicts).
+    lay_costs: Mutex<std::collections::BTreeMap<String, u128>>,
+    fresh_ms: Mutex<Option<u128>>,
 }
 
 impl Runner {
@@ -101,6 +106,8 @@ impl Runner {
             idle: Mutex::default(),
             failed: Mutex::default(),
             removals: Mutex::default(),
+            lay_costs: Mutex::default(),
+            fresh_ms: Mutex::default(),
         }
     }
 
@@ -349,8 +356,9 @@ impl Runner {
     /// it: a submission) on a stack of the pool when `in_place` allows it
     /// and the stack can take their files ([`Stack::taking`]): laid as the
     /// stack's base, every claim run in turn, the design's files put back.
-    /// Otherwise, or when their servers refuse them in place (a fresh start
-    /// says so in its own words), on a fresh stack of theirs. Either way the
+    /// Otherwise, when their servers refuse them in place (a fresh start
+    /// says so in its own words), or when the same changes took longer in
+    /// place than a fresh start last time, on a fresh stack of theirs. Either way the
     /// claims after one that left the stack changed run on a fresh stack of
     /// theirs, as [`Schedule::InTurn`] does. The error is a fresh start's.
     pub async fn users_files(
@@ -367,7 +375,12 @@ impl Runner {
                     let ran = self
                         .in_turn(&theirs.design, stack, &theirs.claims, &sink)
                         .await;
-                    self.put_back(ran.stack, ran.removals).await;
+                    if let Some(put_back_ms) = self.put_back(ran.stack, ran.removals).await {
+                        self.lay_costs
+                            .lock()
+                            .expect("costs lock")
+                            .insert(what.clone(), laid_ms + put_back_ms);
+                    }
                     return Ok(UsersRun {
                         outcomes: ran.outcomes,
                         on: GradedOn::InPlace(what),
@@ -382,6 +395,7 @@ impl Runner {
             "--fresh".to_string()
         };
         let stack = self.start_of(&theirs.design).await?;
+        *self.fresh_ms.lock().expect("costs lock") = Some(stack.up_time.as_millis());
         sink(Event::Up(&stack));
         let (run, image, up_ms) = (
             stack.run.id.clone(),
@@ -428,6 +442,23 @@ impl Runner {
                 ));
             }
         };
+        // Verdicts are the same either way: the quicker way is taken.
+        let fresh_ms = *self.fresh_ms.lock().expect("costs lock");
+        let cost = self
+            .lay_costs
+            .lock()
+            .expect("costs lock")
+            .get(&files.words())
+            .copied();
+        if let (Some(fresh_ms), Some(cost)) = (fresh_ms, cost)
+            && cost > fresh_ms
+        {
+            self.give_back(stack);
+            return Err(format!(
+                "laying {} and putting the design's back took {cost} ms last time, a fresh start {fresh_ms} ms",
+                files.words()
+            ));
+        }
         if let Err(e) = stack.lay_base(&files).await {
             let _ = stack.unlay_base().await;
             self.give_back(stack);
@@ -447,7 +478,8 @@ impl Runner {
     /// After a run on a laid base: the pool's stack, its design's files put
     /// back, returns to the pool (unless it cannot be put back); a fresh
     /// stack a claim's leftovers made necessary goes, as do the replaced.
-    async fn put_back(&self, stack: Stack, replaced: Vec<Removal>) {
+    /// Returns the ms putting the design's files back took, when it did.
+    async fn put_back(&self, stack: Stack, replaced: Vec<Removal>) -> Option<u128> {
         self.removals
             .lock()
             .expect("removals lock")
@@ -457,12 +489,16 @@ impl Runner {
                 .lock()
                 .expect("removals lock")
                 .push(stack.remove_in_background());
-            return;
+            return None;
         }
-        if let Err(e) = stack.unlay_base().await {
+        let started = std::time::Instant::now();
+        let put_back = stack.unlay_base().await;
+        let ms = started.elapsed().as_millis();
+        if let Err(e) = &put_back {
             tracing::warn!("could not put the design's files back: {}", e.chain());
         }
         self.give_back(stack);
+        put_back.ok().map(|()| ms)
     }
 
     /// Whether `mutant` keeps the design's topology, so a running stack of
@@ -496,6 +532,7 @@ impl Runner {
         match self.start().await {
             Ok(stack) => {
                 self.started(&stack, None);
+                *self.fresh_ms.lock().expect("costs lock") = Some(stack.up_time.as_millis());
                 Ok(stack)
             }
             Err(e) => {
