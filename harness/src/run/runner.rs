@@ -3,9 +3,9 @@
 //! [`Prepared`] run and chooses a [`Schedule`] and a sink for [`Event`]s;
 //! it does everything around the claims: starting stacks (one, several at
 //! once, or a pool libtest's threads take from), replacing a stack a claim
-//! left changed, laying a mutant on a running stack or starting one for
-//! it, folding repeated runs into one verdict each, and removing what it
-//! started. Nothing else starts a stack or runs a claim (a test in lib.rs
+//! left changed, laying a mutant or a graded submission on a running
+//! stack or starting one for it, folding repeated runs into one verdict
+//! each, and removing what it started. Nothing else starts a stack or runs a claim (a test in lib.rs
 //! says so).
 
 use std::sync::Mutex;

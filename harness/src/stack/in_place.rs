@@ -1,7 +1,9 @@
-//! A mutant laid on a running stack of its design instead of a fresh start.
+//! A mutant, or a user's files (a graded submission), laid on a running
+//! stack of its design instead of a fresh start: a mutant as a fault each
+//! claim undoes, a submission as the base every claim starts from.
 //!
-//! It is only done when it gives what a fresh start of the mutant would:
-//! the mutant changes nothing but what services install (their files, the
+//! It is only done when it gives what a fresh start would:
+//! the files change nothing but what services install (their files, the
 //! app, as rendered with the design's variables), the DNS zone's records
 //! and a variant's files (a claim that starts the variant takes it from
 //! the laid fixtures), and no service it touches has a one-time `init` (a
