@@ -21,12 +21,36 @@ pub struct Sample {
 /// Sends `n` requests at once, each on a fresh connection; returns
 /// (successes, the first error seen).
 pub async fn burst(client: &reqwest::Client, url: &str, n: usize) -> (usize, Option<String>) {
+    burst_within(client, url, n, None).await
+}
+
+/// As [`burst`], each request given `timeout` instead of the client's own
+/// (a request queued on a slowed link must be answered, not abandoned).
+pub async fn burst_within(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    timeout: Option<Duration>,
+) -> (usize, Option<String>) {
     let sends = (0..n).map(|_| async {
-        client
-            .get(url)
+        let request = client.get(url);
+        let Some(t) = timeout else {
+            return request
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map(drop);
+        };
+        // The whole body too, so the server's session ends as the client's does.
+        match request
+            .timeout(t)
             .send()
             .await
             .and_then(|r| r.error_for_status())
+        {
+            Ok(r) => r.bytes().await.map(drop),
+            Err(e) => Err(e),
+        }
     });
     let results = futures::future::join_all(sends).await;
     let ok = results.iter().filter(|r| r.is_ok()).count();
