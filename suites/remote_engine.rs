@@ -168,7 +168,7 @@ fn not_held(json: &str) -> String {
     let claims = report["claims"].as_array().cloned().unwrap_or_default();
     claims
         .iter()
-        .filter(|c| c["verdict"] != "PASS")
+        .filter(|c| c["verdict"] != "PASS" && c["verdict"] != "SKIP")
         .map(|c| format!("{} {}: {}", c["verdict"], c["id"], c["evidence"]))
         .collect::<Vec<_>>()
         .join("\n")

@@ -51,6 +51,12 @@ pub enum GradedOn {
 impl std::fmt::Display for GradedOn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            GradedOn::InPlace(what) if what.is_empty() => {
+                write!(
+                    f,
+                    "in place on a running stack (nothing it serves differs from the design's)"
+                )
+            }
             GradedOn::InPlace(what) => write!(f, "in place on a running stack ({what})"),
             GradedOn::Fresh(why) => write!(f, "on a fresh stack ({why})"),
         }
@@ -418,7 +424,7 @@ impl Runner {
     }
 
     /// A stack of the pool with `theirs`'s files laid as its base, what
-    /// changed in words and the ms laying took; or why only a fresh start
+    /// changed in words (also the key of its cost) and the ms laying took; or why only a fresh start
     /// gives what they are.
     async fn lay_users_files(
         &self,
@@ -467,12 +473,7 @@ impl Runner {
                 e.chain().lines().next().unwrap_or("")
             ));
         }
-        let what = if files.words().is_empty() {
-            "nothing the design serves differs".to_string()
-        } else {
-            files.words()
-        };
-        Ok((stack, what, started.elapsed().as_millis()))
+        Ok((stack, files.words(), started.elapsed().as_millis()))
     }
 
     /// After a run on a laid base: the pool's stack, its design's files put
