@@ -143,6 +143,14 @@ pub struct ServiceSpec {
     pub stop: String,
     /// Reloads its configuration without dropping requests.
     pub reload: String,
+    /// The processes that serve requests, as `pgrep -f` matches their
+    /// title (`^nginx: worker process$`). A reload command returns once it
+    /// has signalled the server, before the server has read its files, so
+    /// requests sent right after went to the old workers with the old
+    /// files; with this set, a reload is done only once a worker serves
+    /// and none from before the reload still does.
+    #[serde(default)]
+    pub workers: Option<String>,
     /// Kills its processes outright (a crash).
     pub kill: String,
     /// Prints the server's version as the server reports it (for reports).

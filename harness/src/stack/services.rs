@@ -429,12 +429,52 @@ impl Stack {
             .collect())
     }
 
-    /// Reloads one service's configuration (its own graceful reload).
+    /// Reloads one service's configuration (its own graceful reload) and,
+    /// where the service names its `workers`, waits until the reload has
+    /// taken: no worker from before the reload still takes requests
+    /// (`nginx -s reload` returns before the master has read its files; ten
+    /// pages sent right after one were all served with the old upstream).
+    /// A server keeps its old workers when it cannot apply the new files,
+    /// so that is a timeout too. (A new worker is not waited for: a
+    /// PHP-FPM pool `ondemand` has none until a request comes.)
     pub async fn reload_service(&self, host: &str, service: &str) -> Result<()> {
-        self.host(host)?
-            .run(&self.service(service)?.reload)
-            .await
-            .map(drop)
+        let (h, spec) = (self.host(host)?, self.service(service)?);
+        let Some(workers) = &spec.workers else {
+            return h.run(&spec.reload).await.map(drop);
+        };
+        let serving = || async {
+            Ok::<_, Error>(
+                h.run(&format!("pgrep -f '{workers}' || true"))
+                    .await?
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let before = serving().await?;
+        h.run(&spec.reload).await?;
+        let deadline = Duration::from_millis(spec.ready_timeout_ms);
+        let started = Instant::now();
+        loop {
+            let now = serving().await?;
+            let old: Vec<u32> = now.iter().filter(|p| before.contains(p)).copied().collect();
+            if old.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                return Err(Error::Timeout {
+                    host: host.into(),
+                    service: service.into(),
+                    what: format!(
+                        "serve from new workers after `{}` (workers before it: {before:?}; still serving: {old:?}; serving now: {now:?})",
+                        spec.reload
+                    ),
+                    waited: deadline,
+                    logs: h.tail(&spec.logs, 15).await,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
     }
 
     /// Kills one service's processes outright, as a crash would.
