@@ -110,7 +110,10 @@ pub fn kinds_markdown() -> Result<String> {
          the design's own names, checked when the file is read. Faults a claim can name \
          (`fault = ...`): {}. They are built from what the kernel here has: no `netem`, so \
          a slow link is `tc` TBF, a lossy one iptables `statistic`, a slow host the \
-         container's CPU quota; every fault is undone when its claim ends, however it ends.\n\n",
+         container's CPU quota; a stopped host's interfaces go down before its container \
+         stops, so it falls silent as a server that loses power does (a stopping \
+         container's network outlives its processes, answering with resets); every fault \
+         is undone when its claim ends, however it ends.\n\n",
         kinds.iter().count(),
         crate::kinds::common::FAULTS.join(", ")
     );

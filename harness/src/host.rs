@@ -319,8 +319,26 @@ impl Host {
         out
     }
 
-    /// Stops the whole host (SIGTERM, then SIGKILL after 2 s): the server is off.
+    /// Takes every network interface but loopback down (hosts run with
+    /// NET_ADMIN). Best effort: a host whose exec fails is stopped all the same.
+    async fn go_silent(&self) {
+        let down =
+            "for i in $(ls /sys/class/net); do [ \"$i\" = lo ] || ip link set \"$i\" down; done";
+        if let Err(e) = self.exec_within(down, Duration::from_secs(5)).await {
+            tracing::debug!(host = %self.name, "interfaces not taken down before the stop: {e}");
+        }
+    }
+
+    /// Stops the whole host (SIGTERM, then SIGKILL after 2 s): the server is
+    /// off. Its network interfaces go down first, as a server that loses
+    /// power goes silent at once: a stopped container's network namespace
+    /// outlives its processes (150 ms measured here, more under load) with
+    /// its addresses, a VIP among them, still answering connections with
+    /// resets and ARP requests for them, which no failed server does (a
+    /// failover over a TCP engine counted 1.8 s of resets and timeouts as
+    /// its outage while the backup held the VIP).
     pub async fn stop(&self) -> Result<()> {
+        self.go_silent().await;
         self.shells.close_all();
         let opts = StopContainerOptionsBuilder::new().t(2).build();
         self.docker
@@ -329,8 +347,9 @@ impl Host {
             .map_err(Error::docker(format!("stop host `{}`", self.name)))
     }
 
-    /// Kills the whole host at once (power cut).
+    /// Kills the whole host at once (power cut): silent first, as [`Host::stop`].
     pub async fn kill(&self) -> Result<()> {
+        self.go_silent().await;
         self.shells.close_all();
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
         self.docker
