@@ -69,10 +69,11 @@ pub(crate) async fn wait_holders(
 /// timers: past this a claim says the pair never settled.
 const REST_CAP: Duration = Duration::from_secs(60);
 
-/// The pair's advert interval as its running keepalived files say
-/// (`advert_int`, 1 s by default), the longest of the two.
-async fn advert_interval(stack: &Stack, lbs: &[&str], config: &str) -> Duration {
-    let mut longest = Duration::ZERO;
+/// The pair's timers as its running keepalived files say: the advert
+/// interval (`advert_int`, 1 s by default) and the longest track script
+/// `interval` (none: zero), each the longest of the two files.
+async fn pair_timers(stack: &Stack, lbs: &[&str], config: &str) -> (Duration, Duration) {
+    let (mut advert, mut script) = (Duration::ZERO, Duration::ZERO);
     for lb in lbs {
         let text = match stack.host(lb) {
             Ok(h) => h
@@ -81,18 +82,141 @@ async fn advert_interval(stack: &Stack, lbs: &[&str], config: &str) -> Duration 
                 .unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let secs = text
-            .lines()
-            .map(|l| l.split(['#', '!']).next().unwrap_or(""))
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some("advert_int")).then(|| w.next()?.parse::<f64>().ok())?
-            })
-            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
-            .unwrap_or(1.0);
-        longest = longest.max(Duration::from_secs_f64(secs.clamp(0.01, 255.0)));
+        let longest = |key: &str| {
+            text.lines()
+                .map(|l| l.split(['#', '!']).next().unwrap_or(""))
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some(key)).then(|| w.next()?.parse::<f64>().ok())?
+                })
+                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+        };
+        let secs = longest("advert_int").unwrap_or(1.0);
+        advert = advert.max(Duration::from_secs_f64(secs.clamp(0.01, 255.0)));
+        // `interval` is a vrrp_script's own word (the garp ones are `vrrp_garp_interval`...).
+        let every = longest("interval").unwrap_or(0.0);
+        script = script.max(Duration::from_secs_f64(every.clamp(0.0, 60.0)));
     }
-    longest
+    (advert, script)
+}
+
+/// What the pair's daemons themselves say is still under way, from
+/// keepalived's own state dump (SIGUSR1 writes `/tmp/keepalived.data`): a
+/// track script that has not run yet (its LB sits at its base priority
+/// until it has, and may take the VIP back then: a pair whose scripts weigh
+/// 2 every 2 s looked at rest on its backup for 2 s, then the master
+/// preempted), or an instance that wants another state than it is in.
+/// None when nothing is pending or the dump cannot be had (an older
+/// keepalived without these lines).
+async fn pending_in_daemons(stack: &Stack, lbs: &[&str]) -> Option<String> {
+    let mut pending = Vec::new();
+    let mut standing = Vec::new();
+    for lb in lbs {
+        let Some(dump) = state_dump(stack, lb).await else {
+            continue;
+        };
+        pending.extend(
+            instance_pending(&dump)
+                .into_iter()
+                .map(|why| format!("{lb}: {why}")),
+        );
+        standing.push((lb.to_string(), Standing::read(&dump)));
+    }
+    pending.extend(preempting(&standing));
+    (!pending.is_empty()).then(|| pending.join("; "))
+}
+
+/// A VRRP instance's state, effective priority and preemption, as its
+/// keepalived's state dump says (the first instance of the dump).
+#[derive(Debug, Default)]
+struct Standing {
+    state: String,
+    priority: Option<u32>,
+    preempt: bool,
+}
+
+impl Standing {
+    fn read(dump: &str) -> Standing {
+        let value = |key: &str| {
+            dump.lines()
+                .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(" = "))
+                .map(str::trim)
+        };
+        Standing {
+            state: value("State").unwrap_or("").to_string(),
+            priority: value("Effective priority").and_then(|p| p.parse().ok()),
+            preempt: value("Preempt") == Some("enabled"),
+        }
+    }
+}
+
+/// A backup that outranks the master and preempts takes the VIP when its
+/// own master-down timer runs out (it discards the lower adverts): not at
+/// rest yet, whoever holds the VIP now.
+fn preempting(pair: &[(String, Standing)]) -> Vec<String> {
+    let Some((master, m)) = pair.iter().find(|(_, s)| s.state == "MASTER") else {
+        return Vec::new();
+    };
+    pair.iter()
+        .filter(|(_, s)| s.state == "BACKUP" && s.preempt)
+        .filter_map(|(lb, s)| {
+            let (mine, theirs) = (s.priority?, m.priority?);
+            (mine > theirs).then(|| {
+                format!(
+                    "{lb} (priority {mine}, preempt enabled) outranks {master} ({theirs}) and takes the VIP when its master-down timer runs out"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The lines of keepalived's state dump on `lb` the rest checks read.
+async fn state_dump(stack: &Stack, lb: &str) -> Option<String> {
+    const DUMP: &str = "rm -f /tmp/keepalived.data; kill -USR1 $(pgrep -o -x keepalived) 2>/dev/null || exit 0; \
+        for i in $(seq 40); do [ -s /tmp/keepalived.data ] && break; sleep 0.025; done; \
+        grep -E '^ *(VRRP Instance|State|Wantstate|Number of track scripts init|Effective priority|Preempt) = ' /tmp/keepalived.data 2>/dev/null || true";
+    Some(stack.host(lb).ok()?.exec(DUMP).await.ok()?.stdout)
+}
+
+/// From the lines of keepalived's state dump: the first instance's
+/// effective priority and whether it preempts ("priority 101, preempt
+/// enabled"), for saying why a pair rests where it does.
+fn instance_standing(dump: &str) -> Option<String> {
+    let value = |key: &str| {
+        dump.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(" = "))
+            .map(str::trim)
+    };
+    Some(format!(
+        "priority {}, preempt {}",
+        value("Effective priority")?,
+        value("Preempt").unwrap_or("?")
+    ))
+}
+
+/// From the lines of keepalived's state dump: what each VRRP instance has
+/// still to do (see [`pending_in_daemons`]).
+fn instance_pending(dump: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut name, mut state) = (String::new(), String::new());
+    for line in dump.lines() {
+        let Some((key, value)) = line.trim().split_once(" = ") else {
+            continue;
+        };
+        match key {
+            "VRRP Instance" => (name, state) = (value.to_string(), String::new()),
+            "State" => state = value.to_string(),
+            "Wantstate" if !state.is_empty() && value != state => {
+                out.push(format!("({name}) is {state} and wants {value}"))
+            }
+            "Number of track scripts init" if value.trim() != "0" => out.push(format!(
+                "({name}) {} track script(s) not run yet",
+                value.trim()
+            )),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The pair at rest, as its own settings choose it: exactly one holder,
@@ -116,10 +240,12 @@ pub(crate) async fn pair_at_rest(
             "",
         ));
     }
-    let advert = advert_interval(stack, lbs, config).await;
-    let window = (advert * 4 + Duration::from_secs(1)).min(REST_CAP);
+    let (advert, script) = pair_timers(stack, lbs, config).await;
+    // A track script runs first after its own interval: a LB it lifts may
+    // take the VIP only then.
+    let window = (advert * 4 + script + Duration::from_secs(1)).min(REST_CAP);
     let started = Instant::now();
-    let mut last = Vec::new();
+    let (mut last, mut pending) = (Vec::new(), None);
     while started.elapsed() < window {
         let now = holders(stack, lbs, vip).await?;
         if now.len() == 1 {
@@ -129,7 +255,13 @@ pub(crate) async fn pair_at_rest(
             tokio::time::sleep(pause).await;
             let again = holders(stack, lbs, vip).await?;
             if again == now {
-                return Ok(now[0].clone());
+                match pending_in_daemons(stack, lbs).await {
+                    None => return Ok(now[0].clone()),
+                    Some(why) => {
+                        pending = Some(why);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
             last = again;
         } else {
@@ -138,10 +270,18 @@ pub(crate) async fn pair_at_rest(
         }
     }
     let why = format!(
-        "held by [{}] after {} ms (advert_int {} ms: three adverts and the skew)",
+        "held by [{}] after {} ms (advert_int {} ms: three adverts and the skew{}){}",
         last.join(", "),
         window.as_millis(),
-        advert.as_millis()
+        advert.as_millis(),
+        if script.is_zero() {
+            String::new()
+        } else {
+            format!(", and a track script's interval, {} ms", script.as_millis())
+        },
+        pending
+            .map(|p| format!("; keepalived says: {p}"))
+            .unwrap_or_default()
     );
     stack.remember_never_settled(&what, &why);
     Err(Failure::new(
@@ -188,9 +328,24 @@ async fn pair_settled(
             f.summary = format!("after the fault was undone: {}", f.summary);
             f
         })?;
-    Ok((holder != master).then(|| {
-        format!("{holder} kept the VIP after {master} came back (the pair's own settings: `nopreempt` or equal priorities)")
-    }))
+    if holder == master {
+        return Ok(None);
+    }
+    // Why, in keepalived's own numbers where it gives them.
+    let (of_master, of_holder) = (
+        state_dump(stack, master).await,
+        state_dump(stack, &holder).await,
+    );
+    let standing = match (
+        of_master.as_deref().and_then(instance_standing),
+        of_holder.as_deref().and_then(instance_standing),
+    ) {
+        (Some(m), Some(h)) => format!("keepalived: {master} {m}; {holder} {h}"),
+        _ => "the pair's own settings: `nopreempt`, equal priorities or track scripts".into(),
+    };
+    Ok(Some(format!(
+        "{holder} kept the VIP after {master} came back ({standing})"
+    )))
 }
 
 /// The keepalived file a claim reads the pair's advert interval from.
@@ -479,7 +634,7 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
     // The weakness shows when the backup's own master-down timer fires
     // (three adverts and the skew): an observation of the pair, no promise,
     // so the wait follows its timers, at least `wait_ms`, at most 60 s.
-    let advert = advert_interval(stack, &lbs, config).await;
+    let (advert, _) = pair_timers(stack, &lbs, config).await;
     let (wait, hold, interval) = (
         p.ms("wait_ms")
             .max(advert * 4 + Duration::from_secs(1))
@@ -588,4 +743,71 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
         &evidence,
     )?;
     Ok(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Standing, instance_pending, instance_standing, preempting};
+
+    /// Lines of keepalived 2.3's state dump (SIGUSR1), as `state_dump` greps them.
+    const DUMP: &str = "\
+ VRRP Instance = VI_01
+   State = BACKUP
+   Wantstate = BACKUP
+   Number of track scripts init = 1
+   Effective priority = 100
+   Preempt = enabled
+";
+
+    #[test]
+    fn a_script_not_run_yet_is_pending_and_an_instance_at_its_state_is_not() {
+        assert_eq!(
+            instance_pending(DUMP),
+            vec!["(VI_01) 1 track script(s) not run yet".to_string()]
+        );
+        let ran = DUMP.replace("init = 1", "init = 0");
+        assert!(instance_pending(&ran).is_empty());
+        let moving = ran.replace("Wantstate = BACKUP", "Wantstate = MASTER");
+        assert_eq!(
+            instance_pending(&moving),
+            vec!["(VI_01) is BACKUP and wants MASTER".to_string()]
+        );
+        assert!(instance_pending("").is_empty());
+    }
+
+    #[test]
+    fn a_backup_that_outranks_the_master_and_preempts_is_pending() {
+        let master = DUMP
+            .replace("State = BACKUP", "State = MASTER")
+            .replace("Wantstate = BACKUP", "Wantstate = MASTER")
+            .replace("priority = 100", "priority = 102");
+        let backup = DUMP.replace("priority = 100", "priority = 103");
+        let pair = [
+            ("lb-2".to_string(), Standing::read(&master)),
+            ("lb-1".to_string(), Standing::read(&backup)),
+        ];
+        assert_eq!(preempting(&pair).len(), 1, "{pair:?}");
+        assert!(preempting(&pair)[0].starts_with("lb-1 (priority 103"));
+        // Lower, or not preempting: at rest on lb-2.
+        let lower = [
+            ("lb-2".to_string(), Standing::read(&master)),
+            ("lb-1".to_string(), Standing::read(DUMP)),
+        ];
+        assert!(preempting(&lower).is_empty());
+        let nopreempt = backup.replace("Preempt = enabled", "Preempt = disabled");
+        let kept = [
+            ("lb-2".to_string(), Standing::read(&master)),
+            ("lb-1".to_string(), Standing::read(&nopreempt)),
+        ];
+        assert!(preempting(&kept).is_empty());
+    }
+
+    #[test]
+    fn standing_is_the_effective_priority_and_preempt() {
+        assert_eq!(
+            instance_standing(DUMP).as_deref(),
+            Some("priority 100, preempt enabled")
+        );
+        assert_eq!(instance_standing("State = MASTER"), None);
+    }
 }
