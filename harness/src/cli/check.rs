@@ -308,6 +308,7 @@ fn print_up(prepared: &run::Prepared, stack: &crate::stack::Stack) {
         }
     );
     for note in &stack.notes {
+        let note = prepared.note_in_users_terms(note);
         println!("  note: {}", note.replace('\n', "\n        "));
     }
 }

@@ -364,19 +364,18 @@ impl Prepared {
         text
     }
 
-    /// Where in the user's own files a cause found on the servers lives:
-    /// the file mapped onto its host for its server, and the line that
-    /// decides it when one does (the incoming policy of a firewall, a
-    /// database's bind-address), as `file:line`.
-    pub fn in_users_files(&self, found: &crate::failure::Found) -> Option<String> {
-        let server = crate::config::registry::server(found.service.as_deref()?)?;
+    /// The user's file mapped onto `host` (any, when none is named) for
+    /// `service`'s server, with that server.
+    fn users_file_for(
+        &self,
+        host: Option<&str>,
+        service: &str,
+    ) -> Option<(&'static crate::config::registry::Server, &PathBuf)> {
+        let server = crate::config::registry::server(service)?;
         let (_, user) = self.applied.sources.iter().find(|(mapped, _)| {
             let mapped = mapped.to_string_lossy();
             let on_host = match mapped.split_once("/hosts/") {
-                Some((_, rest)) => found
-                    .host
-                    .as_deref()
-                    .is_none_or(|h| rest.starts_with(&format!("{h}/"))),
+                Some((_, rest)) => host.is_none_or(|h| rest.starts_with(&format!("{h}/"))),
                 None => true,
             };
             on_host
@@ -385,6 +384,16 @@ impl Prepared {
                     .iter()
                     .any(|s| mapped.contains(&format!("services/{s}/")))
         })?;
+        Some((server, user))
+    }
+
+    /// Where in the user's own files a cause found on the servers lives:
+    /// the file mapped onto its host for its server, and the line that
+    /// decides it when one does (the incoming policy of a firewall, a
+    /// database's bind-address), as `file:line`.
+    pub fn in_users_files(&self, found: &crate::failure::Found) -> Option<String> {
+        let (server, user) =
+            self.users_file_for(found.host.as_deref(), found.service.as_deref()?)?;
         let name = crate::config::file_label(user);
         let deciding: &[&str] = match server.name {
             "iptables" => &[
@@ -406,6 +415,29 @@ impl Prepared {
             Some(i) => format!("{name}:{}", i + 1),
             None => name,
         })
+    }
+
+    /// A stack's note in the user's terms: a server's warning about a file
+    /// the user gave ("warning (keepalived on lb-2): (keepalived.conf: Line
+    /// 12) unknown state 'SLAVE'", "(Line 2) Unknown keyword") names the
+    /// user's file and line instead (mapped files keep the user's line
+    /// numbers), so it reads as `lvs-id-slave-lb-02.conf:12`.
+    pub fn note_in_users_terms(&self, note: &str) -> String {
+        let Some(rest) = note.strip_prefix("warning (") else {
+            return note.to_string();
+        };
+        let Some((service, rest)) = rest.split_once(" on ") else {
+            return note.to_string();
+        };
+        let host = rest
+            .split([')', ',', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let Some((_, user)) = self.users_file_for(Some(&host), service) else {
+            return note.to_string();
+        };
+        users_line_refs(note, &crate::config::file_label(user))
     }
 
     /// What the server refused to write instead, one line each.
@@ -539,6 +571,58 @@ mod tests {
                 "server web-01 1.2.3.4:80 -> server-1 {{ server-1.public }}:80; -i {{ self.private.iface }} -s {{ private.subnet }}"
             ),
             "server web-01 1.2.3.4:80 -> server-1 (server-1's address on public):80; -i (this host's interface on private) -s (the private subnet)"
+        );
+    }
+}
+
+/// keepalived's line references in a warning, `(Line N)` and `(<file>:
+/// Line N)`, as `(<file of the user's>:N)`.
+fn users_line_refs(note: &str, file: &str) -> String {
+    let mut out = String::new();
+    let mut rest = note;
+    while let Some(open) = rest.find('(') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let Some(close) = from.find(')') else {
+            rest = from;
+            break;
+        };
+        let inner = &from[1..close];
+        let number = inner
+            .strip_prefix("Line ")
+            .or_else(|| inner.split_once(": Line ").map(|(_, n)| n))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match number {
+            Some(n) => out.push_str(&format!("({file}:{n})")),
+            None => out.push_str(&from[..=close]),
+        }
+        rest = &from[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod line_ref_tests {
+    use super::users_line_refs;
+
+    #[test]
+    fn keepalived_line_references_name_the_users_file() {
+        assert_eq!(
+            users_line_refs(
+                "warning (keepalived on lb-2): (keepalived.conf: Line 12) (VI_01) unknown state 'SLAVE', defaulting to BACKUP",
+                "lb-02.conf"
+            ),
+            "warning (keepalived on lb-2): (lb-02.conf:12) (VI_01) unknown state 'SLAVE', defaulting to BACKUP"
+        );
+        assert_eq!(
+            users_line_refs("(Line 2) Unknown keyword 'lvs_id'", "a.conf"),
+            "(a.conf:2) Unknown keyword 'lvs_id'"
+        );
+        // Anything else in brackets stays.
+        assert_eq!(
+            users_line_refs("(VI_01) no (Line x", "a"),
+            "(VI_01) no (Line x"
         );
     }
 }

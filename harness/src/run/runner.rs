@@ -571,6 +571,7 @@ impl Runner {
             stack.run.id
         ));
         for note in &stack.notes {
+            let note = self.prepared.note_in_users_terms(note);
             (self.notes)(format!("note: {note}"));
         }
     }
