@@ -106,24 +106,50 @@ async fn pair_timers(stack: &Stack, lbs: &[&str], config: &str) -> (Duration, Du
 /// until it has, and may take the VIP back then: a pair whose scripts weigh
 /// 2 every 2 s looked at rest on its backup for 2 s, then the master
 /// preempted), or an instance that wants another state than it is in.
-/// None when nothing is pending or the dump cannot be had (an older
-/// keepalived without these lines).
-async fn pending_in_daemons(stack: &Stack, lbs: &[&str]) -> Option<String> {
-    let mut pending = Vec::new();
+/// Nothing when the dump cannot be had (an older keepalived without
+/// these lines).
+async fn pending_in_daemons(stack: &Stack, lbs: &[&str]) -> Pending {
+    let mut pending = Pending::default();
     let mut standing = Vec::new();
     for lb in lbs {
         let Some(dump) = state_dump(stack, lb).await else {
             continue;
         };
-        pending.extend(
+        pending.under_way.extend(
             instance_pending(&dump)
                 .into_iter()
                 .map(|why| format!("{lb}: {why}")),
         );
-        standing.push((lb.to_string(), Standing::read(&dump)));
+        let s = Standing::read(&dump);
+        if s.state == "FAULT" {
+            pending.in_fault.push(format!(
+                "{lb} is in FAULT (a tracked script or interface failing)"
+            ));
+        }
+        standing.push((lb.to_string(), s));
     }
-    pending.extend(preempting(&standing));
-    (!pending.is_empty()).then(|| pending.join("; "))
+    pending.under_way.extend(preempting(&standing));
+    pending
+}
+
+/// What a pair's daemons say is still to happen ([`pending_in_daemons`]).
+#[derive(Debug, Default)]
+struct Pending {
+    /// Changes keepalived itself has under way.
+    under_way: Vec<String>,
+    /// Instances in FAULT: transient or for good, it cannot say which.
+    in_fault: Vec<String>,
+}
+
+impl Pending {
+    fn words(&self) -> String {
+        self.under_way
+            .iter()
+            .chain(&self.in_fault)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// A VRRP instance's state, effective priority and preemption, as its
@@ -220,8 +246,10 @@ fn instance_pending(dump: &str) -> Vec<String> {
 }
 
 /// The pair at rest, as its own settings choose it: exactly one holder,
-/// the same one three adverts later (0.3 s to 2 s). Waited for up to three adverts,
-/// the skew and a second (capped at [`REST_CAP`]): the daemons' own
+/// the same one three adverts later (0.3 s to 2 s), and nothing pending in
+/// keepalived's own state ([`pending_in_daemons`]; a LB in FAULT all along
+/// is taken as the design's rest). Waited for up to three adverts, the
+/// skew, the longest track script interval and a second (capped at [`REST_CAP`]): the daemons' own
 /// timers, which a claim's budgets never stretch with. Returns the holder;
 /// a pair that never settles is the claim's failed precondition, said as
 /// such, and remembered so later claims on this stack say so at once.
@@ -245,7 +273,7 @@ pub(crate) async fn pair_at_rest(
     // take the VIP only then.
     let window = (advert * 4 + script + Duration::from_secs(1)).min(REST_CAP);
     let started = Instant::now();
-    let (mut last, mut pending) = (Vec::new(), None);
+    let (mut last, mut pending, mut resting_with_fault) = (Vec::new(), None, None);
     while started.elapsed() < window {
         let now = holders(stack, lbs, vip).await?;
         if now.len() == 1 {
@@ -255,19 +283,28 @@ pub(crate) async fn pair_at_rest(
             tokio::time::sleep(pause).await;
             let again = holders(stack, lbs, vip).await?;
             if again == now {
-                match pending_in_daemons(stack, lbs).await {
-                    None => return Ok(now[0].clone()),
-                    Some(why) => {
-                        pending = Some(why);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                let daemons = pending_in_daemons(stack, lbs).await;
+                if daemons.under_way.is_empty() && daemons.in_fault.is_empty() {
+                    return Ok(now[0].clone());
                 }
+                // A LB in FAULT may be one whose restored server its
+                // script has not seen yet (it then preempts), or one the
+                // design leaves down for good: waited for, then taken as rest.
+                resting_with_fault = daemons.under_way.is_empty().then(|| now[0].clone());
+                pending = Some(daemons.words());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                resting_with_fault = None;
             }
             last = again;
         } else {
             last = now;
+            resting_with_fault = None;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+    if let Some(holder) = resting_with_fault {
+        return Ok(holder);
     }
     let why = format!(
         "held by [{}] after {} ms (advert_int {} ms: three adverts and the skew{}){}",
@@ -361,7 +398,7 @@ const VIP_DOC: &str = "the VIP's run address name";
 /// `vrrp.single_holder`: exactly one load balancer holds the VIP.
 pub const SINGLE_HOLDER: Kind = Kind {
     name: "vrrp.single_holder",
-    doc: "Once the pair is at rest (one holder, the same three adverts later, within three of its adverts and the skew, at most 60 s: a pair that never settles FAILs on that precondition and is never sampled), at each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
+    doc: "Once the pair is at rest (one holder, the same three adverts later, and nothing pending in keepalived's own state: no track script still to run, no backup that outranks the master and preempts, no LB in FAULT unless it stays so; within three of its adverts, the skew and the longest track script interval, at most 60 s: a pair that never settles FAILs on that precondition and is never sampled), at each of `samples` samples `every_ms` apart, exactly one of `lbs` has the VIP on an interface.",
     params: &[
         Param::required("lbs", Ty::Hosts, "the load-balancer pair"),
         Param::optional("vip", Ty::Text, VIP_DOC, "\"public.vip\""),
@@ -414,7 +451,7 @@ async fn single_holder(stack: &Stack, p: &Params, _: &Recorder) -> CheckResult {
 /// `vrrp.failover`: the backup takes the VIP when the master fails.
 pub const FAILOVER: Kind = Kind {
     name: "vrrp.failover",
-    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Before the fault the pair must be at rest (one holder, the same three adverts later, within three of its adverts and the skew, at most 60 s; a pair that never settles FAILs on that precondition, never measured); the fault goes to whichever of the pair holds the VIP at rest (with equal priorities or `nopreempt`, possibly `backup`, said in the evidence), and after it the pair must come to rest again, on either.",
+    doc: "While a probe requests the site every `probe_ms` (100 ms connect timeout): `master` holds the VIP; `fault` is applied to it; the VIP moves to `backup` within `move_budget_ms`, every request after the outage succeeds, and the measured outage (`failover outage (ms)`) stays within `outage_budget_ms`: on each run, or, when the claims file says `percentile = P` and the claim is repeated (`check --repeat N`), on the P-th percentile of its runs. Before the fault the pair must be at rest (one holder, the same three adverts later, and nothing pending in keepalived's own state: no track script still to run, no backup that outranks the master and preempts, no LB in FAULT unless it stays so; within three of its adverts, the skew and the longest track script interval, at most 60 s; a pair that never settles FAILs on that precondition, never measured); the fault goes to whichever of the pair holds the VIP at rest (with equal priorities or `nopreempt`, possibly `backup`, said in the evidence), and after it the pair must come to rest again, on either.",
     params: &[
         Param::required("master", Ty::Host, "the load balancer that holds the VIP"),
         Param::required("backup", Ty::Host, "the one that must take over"),
