@@ -174,6 +174,15 @@ impl Standing {
             preempt: value("Preempt") == Some("enabled"),
         }
     }
+
+    /// "priority 101, preempt enabled": why a pair rests where it does.
+    fn words(&self) -> Option<String> {
+        Some(format!(
+            "priority {}, preempt {}",
+            self.priority?,
+            if self.preempt { "enabled" } else { "disabled" }
+        ))
+    }
 }
 
 /// A backup that outranks the master and preempts takes the VIP when its
@@ -202,22 +211,6 @@ async fn state_dump(stack: &Stack, lb: &str) -> Option<String> {
         for i in $(seq 40); do [ -s /tmp/keepalived.data ] && break; sleep 0.025; done; \
         grep -E '^ *(VRRP Instance|State|Wantstate|Number of track scripts init|Effective priority|Preempt) = ' /tmp/keepalived.data 2>/dev/null || true";
     Some(stack.host(lb).ok()?.exec(DUMP).await.ok()?.stdout)
-}
-
-/// From the lines of keepalived's state dump: the first instance's
-/// effective priority and whether it preempts ("priority 101, preempt
-/// enabled"), for saying why a pair rests where it does.
-fn instance_standing(dump: &str) -> Option<String> {
-    let value = |key: &str| {
-        dump.lines()
-            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(" = "))
-            .map(str::trim)
-    };
-    Some(format!(
-        "priority {}, preempt {}",
-        value("Effective priority")?,
-        value("Preempt").unwrap_or("?")
-    ))
 }
 
 /// From the lines of keepalived's state dump: what each VRRP instance has
@@ -373,10 +366,8 @@ async fn pair_settled(
         state_dump(stack, master).await,
         state_dump(stack, &holder).await,
     );
-    let standing = match (
-        of_master.as_deref().and_then(instance_standing),
-        of_holder.as_deref().and_then(instance_standing),
-    ) {
+    let words = |dump: Option<String>| Standing::read(&dump?).words();
+    let standing = match (words(of_master), words(of_holder)) {
         (Some(m), Some(h)) => format!("keepalived: {master} {m}; {holder} {h}"),
         _ => "the pair's own settings: `nopreempt`, equal priorities or track scripts".into(),
     };
@@ -784,7 +775,7 @@ async fn split_brain(stack: &Stack, p: &Params, rec: &Recorder) -> CheckResult {
 
 #[cfg(test)]
 mod tests {
-    use super::{Standing, instance_pending, instance_standing, preempting};
+    use super::{Standing, instance_pending, preempting};
 
     /// Lines of keepalived 2.3's state dump (SIGUSR1), as `state_dump` greps them.
     const DUMP: &str = "\
@@ -842,9 +833,9 @@ mod tests {
     #[test]
     fn standing_is_the_effective_priority_and_preempt() {
         assert_eq!(
-            instance_standing(DUMP).as_deref(),
+            Standing::read(DUMP).words().as_deref(),
             Some("priority 100, preempt enabled")
         );
-        assert_eq!(instance_standing("State = MASTER"), None);
+        assert_eq!(Standing::read("State = MASTER").words(), None);
     }
 }

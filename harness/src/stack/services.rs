@@ -388,24 +388,46 @@ impl Stack {
         if spec.processes.is_empty() {
             return Ok(());
         }
-        let deadline = Duration::from_secs(10);
-        let started = Instant::now();
         let names = spec.processes.join("|");
-        loop {
+        self.poll_until(h, service, Duration::from_secs(10), || async {
             let out = h.exec(&format!("pgrep -x '{names}'")).await?;
-            if out.code != 0 {
+            Ok((out.code == 0).then(|| {
+                format!(
+                    "stop (processes still running: {})",
+                    out.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
+            }))
+        })
+        .await
+    }
+
+    /// Runs `step` every [`READY_POLL`] until it says nothing is left to
+    /// wait for (`None`), or `deadline` passes: then a timeout for
+    /// `service` on `h` saying what was still awaited (its last words),
+    /// with the service's last log lines.
+    async fn poll_until<F, Fut>(
+        &self,
+        h: &Host,
+        service: &str,
+        deadline: Duration,
+        mut step: F,
+    ) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>>>,
+    {
+        let started = Instant::now();
+        loop {
+            let Some(what) = step().await? else {
                 return Ok(());
-            }
+            };
             if started.elapsed() > deadline {
                 return Err(Error::Timeout {
-                    host: host.into(),
+                    host: h.name.clone(),
                     service: service.into(),
-                    what: format!(
-                        "stop (processes still running: {})",
-                        out.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
-                    ),
+                    what,
                     waited: deadline,
-                    logs: h.tail(&spec.logs, 15).await,
+                    logs: h.tail(&self.service(service)?.logs, 15).await,
                 });
             }
             tokio::time::sleep(READY_POLL).await;
@@ -454,27 +476,17 @@ impl Stack {
         let before = serving().await?;
         h.run(&spec.reload).await?;
         let deadline = Duration::from_millis(spec.ready_timeout_ms);
-        let started = Instant::now();
-        loop {
+        self.poll_until(h, service, deadline, || async {
             let now = serving().await?;
             let old: Vec<u32> = now.iter().filter(|p| before.contains(p)).copied().collect();
-            if old.is_empty() {
-                return Ok(());
-            }
-            if started.elapsed() > deadline {
-                return Err(Error::Timeout {
-                    host: host.into(),
-                    service: service.into(),
-                    what: format!(
-                        "serve from new workers after `{}` (workers before it: {before:?}; still serving: {old:?}; serving now: {now:?})",
-                        spec.reload
-                    ),
-                    waited: deadline,
-                    logs: h.tail(&spec.logs, 15).await,
-                });
-            }
-            tokio::time::sleep(READY_POLL).await;
-        }
+            Ok((!old.is_empty()).then(|| {
+                format!(
+                    "serve from new workers after `{}` (workers before it: {before:?}; still serving: {old:?}; serving now: {now:?})",
+                    spec.reload
+                )
+            }))
+        })
+        .await
     }
 
     /// Kills one service's processes outright, as a crash would.
