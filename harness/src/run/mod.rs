@@ -505,6 +505,33 @@ impl crate::design::Design {
     }
 }
 
+/// keepalived's line references in a warning, `(Line N)` and `(<file>:
+/// Line N)`, as `(<file of the user's>:N)`.
+fn users_line_refs(note: &str, file: &str) -> String {
+    let mut out = String::new();
+    let mut rest = note;
+    while let Some(open) = rest.find('(') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let Some(close) = from.find(')') else {
+            rest = from;
+            break;
+        };
+        let inner = &from[1..close];
+        let number = inner
+            .strip_prefix("Line ")
+            .or_else(|| inner.split_once(": Line ").map(|(_, n)| n))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match number {
+            Some(n) => out.push_str(&format!("({file}:{n})")),
+            None => out.push_str(&from[..=close]),
+        }
+        rest = &from[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,55 +600,23 @@ mod tests {
             "server web-01 1.2.3.4:80 -> server-1 (server-1's address on public):80; -i (this host's interface on private) -s (the private subnet)"
         );
     }
-}
-
-/// keepalived's line references in a warning, `(Line N)` and `(<file>:
-/// Line N)`, as `(<file of the user's>:N)`.
-fn users_line_refs(note: &str, file: &str) -> String {
-    let mut out = String::new();
-    let mut rest = note;
-    while let Some(open) = rest.find('(') {
-        let (before, from) = rest.split_at(open);
-        out.push_str(before);
-        let Some(close) = from.find(')') else {
-            rest = from;
-            break;
-        };
-        let inner = &from[1..close];
-        let number = inner
-            .strip_prefix("Line ")
-            .or_else(|| inner.split_once(": Line ").map(|(_, n)| n))
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        match number {
-            Some(n) => out.push_str(&format!("({file}:{n})")),
-            None => out.push_str(&from[..=close]),
-        }
-        rest = &from[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod line_ref_tests {
-    use super::users_line_refs;
 
     #[test]
     fn keepalived_line_references_name_the_users_file() {
         assert_eq!(
-            users_line_refs(
+            super::users_line_refs(
                 "warning (keepalived on lb-2): (keepalived.conf: Line 12) (VI_01) unknown state 'SLAVE', defaulting to BACKUP",
                 "lb-02.conf"
             ),
             "warning (keepalived on lb-2): (lb-02.conf:12) (VI_01) unknown state 'SLAVE', defaulting to BACKUP"
         );
         assert_eq!(
-            users_line_refs("(Line 2) Unknown keyword 'lvs_id'", "a.conf"),
+            super::users_line_refs("(Line 2) Unknown keyword 'lvs_id'", "a.conf"),
             "(a.conf:2) Unknown keyword 'lvs_id'"
         );
         // Anything else in brackets stays.
         assert_eq!(
-            users_line_refs("(VI_01) no (Line x", "a"),
+            super::users_line_refs("(VI_01) no (Line x", "a"),
             "(VI_01) no (Line x"
         );
     }
